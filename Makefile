@@ -1,0 +1,39 @@
+# webhook: PGXS build.  Tests: see README.md ("make installcheck" and "make prove").
+EXTENSION = webhook
+MODULE_big = webhook
+OBJS = src/webhook.o src/launcher.o src/worker.o src/queue.o src/http.o \
+       src/signing.o src/validate.o src/netguard.o src/wake.o
+DATA = $(wildcard sql/webhook--*.sql)
+PGFILEDESC = "webhook - transactional outgoing webhooks"
+
+SHLIB_LINK = -lcurl -lcrypto
+PG_CPPFLAGS = -I$(srcdir)/src
+
+# pg_regress: inputs in test/sql, expected output in expected/, own server
+# with the library preloaded (initdb refuses root: run as an ordinary user).
+REGRESS = $(patsubst test/sql/%.sql,%,$(sort $(wildcard test/sql/*.sql)))
+REGRESS_OPTS = --inputdir=test --temp-instance=./tmp_check --temp-config=test/regress.conf --load-extension=webhook
+
+# TAP tests in test/t, run by "make prove" after "make install".
+TAP_TESTS = 1
+PROVE_TESTS = $(sort $(wildcard test/t/*.pl))
+
+EXTRA_CLEAN = tmp_check tmp_check_iso results regression.diffs regression.out log test/unit/netguard_test
+
+PG_CONFIG ?= pg_config
+PGXS := $(shell $(PG_CONFIG) --pgxs)
+include $(PGXS)
+
+.PHONY: prove unit demo bench
+# "prove_installcheck" from PGXS, with our test directory; fails loudly.
+prove:
+	$(MAKE) prove_installcheck PROVE_TESTS='$(PROVE_TESTS)' PROVE_FLAGS='-I $(srcdir)/test/t --timer'
+
+unit:
+	$(MAKE) -C test/unit check
+
+demo:
+	bash demo/run.sh
+
+bench:
+	bash bench/run.sh

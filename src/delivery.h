@@ -1,0 +1,89 @@
+/*
+ * delivery.h
+ *		One delivery attempt as the worker holds it in memory, from claim to
+ *		recorded outcome, and the interfaces of the worker's parts.
+ */
+#ifndef WEBHOOK_DELIVERY_H
+#define WEBHOOK_DELIVERY_H
+
+#include "postgres.h"
+
+#include <curl/curl.h>
+
+#include "lib/ilist.h"
+#include "portability/instr_time.h"
+#include "utils/timestamp.h"
+
+#include "signing.h"
+
+/* Where a delivery stands after an attempt. */
+typedef enum DeliveryStatus
+{
+	DELIVERY_PENDING,
+	DELIVERY_SUCCEEDED,
+	DELIVERY_FAILED
+} DeliveryStatus;
+
+typedef struct Delivery
+{
+	dlist_node	node;
+	MemoryContext cxt;			/* holds this struct and its strings */
+
+	/* from the claim */
+	int64		id;
+	int32		attempt;		/* 1 for the first attempt */
+	char	   *event_id;
+	char	   *event_type;
+	char	   *body;
+	int			body_len;
+	int64		endpoint_id;
+	char	   *url;
+	WebhookKey	key;
+	const char *key_problem;	/* secret unusable: fail without sending */
+	char	   *signature_header;
+	int			n_headers;
+	char	  **headers;		/* "Name: value" lines from endpoints.headers */
+	int			timeout_ms;
+	int			n_retry;
+	int		   *retry_schedule_s;
+	int			max_in_flight;
+
+	/* the request */
+	CURL	   *easy;
+	struct curl_slist *request_headers;
+	TimestampTz attempted_at;
+	instr_time	started;
+	char	   *response;		/* first webhook.response_body_limit_kb */
+	size_t		response_len;
+	size_t		response_cap;
+	size_t		response_seen;
+	bool		response_cut;	/* we stopped reading a huge body */
+	int			retry_after_s;	/* from a Retry-After header, or -1 */
+	const char *blocked_class;	/* address class the network guard refused */
+	char		curl_error[CURL_ERROR_SIZE];
+
+	/* the outcome */
+	long		status_code;
+	double		duration_ms;
+	DeliveryStatus status;
+	TimestampTz next_attempt_at;
+	const char *error_class;
+	char	   *error;
+	bool		deactivate_endpoint;
+} Delivery;
+
+/* http.c: requests driven by one curl multi handle inside a WaitEventSet */
+extern void http_init(void);
+extern void http_start(Delivery *d);
+extern bool http_wait(long timeout_ms);
+extern Delivery *http_next_done(void);
+extern int	http_in_flight(void);
+
+/* queue.c: the SQL side, each call one short transaction */
+extern bool queue_extension_present(void);
+extern void queue_release_claims(void);
+extern int	queue_claim(int limit, dlist_head *out, int n_busy, int64 *busy_ids, int32 *busy_counts);
+extern void queue_record(Delivery **done, int n);
+extern TimestampTz queue_next_due(int n_busy, int64 *busy_ids);
+
+#endif							/* WEBHOOK_DELIVERY_H */

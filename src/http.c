@@ -1,0 +1,494 @@
+/*
+ * http.c
+ *		All requests of a delivery worker go through one libcurl multi handle.
+ *		Its sockets, the worker's latch and postmaster death share one
+ *		WaitEventSet, so the worker sleeps until one of them needs it and
+ *		never waits where it cannot see an interrupt.
+ *
+ * libcurl callbacks never ereport or palloc: an error there would longjmp
+ * through libcurl.  They only copy bytes and set fields, which the worker
+ * reads after curl returns.
+ */
+#include "postgres.h"
+
+#include <curl/curl.h>
+
+#include "miscadmin.h"
+#include "storage/latch.h"
+#include "utils/memutils.h"
+#include "utils/wait_event.h"
+
+#include "delivery.h"
+#include "netguard.h"
+#include "validate.h"
+#include "webhook.h"
+
+#define MAX_OCCURRED_EVENTS 64
+#define RESPONSE_READ_LIMIT (1024 * 1024)	/* stop reading bodies beyond this */
+
+/* A socket curl asked us to watch, and for what. */
+typedef struct WatchedSocket
+{
+	curl_socket_t fd;
+	int			what;			/* CURL_POLL_IN / OUT / INOUT */
+} WatchedSocket;
+
+static CURLM *multi = NULL;
+static int	n_in_flight = 0;
+
+static WatchedSocket *sockets = NULL;
+static int	n_sockets = 0;
+static int	sockets_cap = 0;
+static bool wait_set_stale = true;
+static WaitEventSet *wait_set = NULL;
+
+static long curl_timeout_ms = -1;	/* what curl's timer callback asked for */
+static instr_time curl_timer_set_at;
+
+static NetGuardPolicy policy;
+static bool policy_valid = false;
+
+/* Keep our list of curl's sockets current; the wait set is rebuilt lazily. */
+static int
+socket_callback(CURL *easy, curl_socket_t fd, int what, void *userp, void *socketp)
+{
+	int			i;
+
+	for (i = 0; i < n_sockets; i++)
+		if (sockets[i].fd == fd)
+			break;
+
+	if (what == CURL_POLL_REMOVE)
+	{
+		if (i < n_sockets)
+		{
+			sockets[i] = sockets[n_sockets - 1];
+			n_sockets--;
+			wait_set_stale = true;
+		}
+		return 0;
+	}
+	if (i == n_sockets)
+	{
+		if (n_sockets == sockets_cap)
+			return -1;			/* cannot happen: sized to the in-flight cap */
+		sockets[n_sockets].fd = fd;
+		n_sockets++;
+	}
+	else if (sockets[i].what == what)
+		return 0;
+	sockets[i].what = what;
+	wait_set_stale = true;
+	return 0;
+}
+
+/* Remember when curl next wants to be called without socket activity. */
+static int
+timer_callback(CURLM *m, long timeout_ms, void *userp)
+{
+	curl_timeout_ms = timeout_ms;
+	INSTR_TIME_SET_CURRENT(curl_timer_set_at);
+	return 0;
+}
+
+/*
+ * Refuse to connect to addresses the network policy forbids.  This runs for
+ * the address curl resolved and is about to connect to, so a DNS name that
+ * points somewhere private (or is rebound to) is caught.
+ */
+static curl_socket_t
+open_socket_callback(void *clientp, curlsocktype purpose, struct curl_sockaddr *address)
+{
+	Delivery   *d = (Delivery *) clientp;
+	const char *klass;
+
+	if (!policy_valid)
+	{
+		d->blocked_class = "invalid webhook.allowed_networks";
+		return CURL_SOCKET_BAD;
+	}
+	klass = netguard_check(&policy, &address->addr);
+	if (klass != NULL)
+	{
+		d->blocked_class = klass;
+		return CURL_SOCKET_BAD;
+	}
+	return socket(address->family, address->socktype, address->protocol);
+}
+
+/* Keep the first bytes of the response for the log; drop the rest. */
+static size_t
+write_callback(char *ptr, size_t size, size_t nmemb, void *userdata)
+{
+	Delivery   *d = (Delivery *) userdata;
+	size_t		n = size * nmemb;
+
+	if (d->response_len < d->response_cap)
+	{
+		size_t		keep = Min(n, d->response_cap - d->response_len);
+
+		memcpy(d->response + d->response_len, ptr, keep);
+		d->response_len += keep;
+	}
+	d->response_seen += n;
+	if (d->response_seen > RESPONSE_READ_LIMIT)
+	{
+		/* The status is known; a huge body is not worth the bandwidth. */
+		d->response_cut = true;
+		return CURL_WRITEFUNC_ERROR;
+	}
+	return n;
+}
+
+/* Pick Retry-After out of the response headers. */
+static size_t
+header_callback(char *buffer, size_t size, size_t nitems, void *userdata)
+{
+	Delivery   *d = (Delivery *) userdata;
+	size_t		n = size * nitems;
+
+	if (n > 12 && pg_strncasecmp(buffer, "retry-after:", 12) == 0)
+	{
+		char		value[64];
+		size_t		len = Min(n - 12, sizeof(value) - 1);
+		char	   *p = value;
+		char	   *end;
+		long		seconds;
+
+		memcpy(value, buffer + 12, len);
+		value[len] = '\0';
+		while (*p == ' ' || *p == '\t')
+			p++;
+		while (len > 0 && (value[len - 1] == '\r' || value[len - 1] == '\n' || value[len - 1] == ' '))
+			value[--len] = '\0';
+		seconds = strtol(p, &end, 10);
+		if (end != p && *end == '\0' && seconds >= 0)
+			d->retry_after_s = (int) Min(seconds, INT_MAX);
+		else
+		{
+			time_t		when = curl_getdate(p, NULL);
+
+			if (when > 0)
+				d->retry_after_s = (int) Max(when - time(NULL), 0);
+		}
+	}
+	return n;
+}
+
+/* One multi handle for the life of the worker: it owns the connection pool. */
+void
+http_init(void)
+{
+	if (curl_global_init(CURL_GLOBAL_ALL) != CURLE_OK)
+		ereport(ERROR,
+				(errcode(ERRCODE_INTERNAL_ERROR),
+				 errmsg("could not initialize libcurl")));
+	multi = curl_multi_init();
+	if (multi == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_OUT_OF_MEMORY),
+				 errmsg("could not create a libcurl multi handle")));
+	curl_multi_setopt(multi, CURLMOPT_SOCKETFUNCTION, socket_callback);
+	curl_multi_setopt(multi, CURLMOPT_TIMERFUNCTION, timer_callback);
+	curl_multi_setopt(multi, CURLMOPT_PIPELINING, CURLPIPE_MULTIPLEX);
+	curl_multi_setopt(multi, CURLMOPT_MAXCONNECTS, (long) webhook_max_in_flight);
+
+	/* Two sockets per request covers happy-eyeballs connects. */
+	sockets_cap = 2 * 10000 + 16;
+	sockets = MemoryContextAllocZero(TopMemoryContext, sizeof(WatchedSocket) * sockets_cap);
+}
+
+/* Build a delivery's request and hand it to curl. */
+void
+http_start(Delivery *d)
+{
+	char		line[256];
+	char		signature[WEBHOOK_SIGNATURE_MAX];
+	long long	timestamp;
+	struct curl_slist *h = NULL;
+	MemoryContext old = MemoryContextSwitchTo(d->cxt);
+
+	if (n_in_flight == 0)
+	{
+		char		errbuf[128];
+
+		/* Settings may have been reloaded; take the policy afresh when idle. */
+		policy_valid = webhook_current_policy(&policy, errbuf, sizeof(errbuf));
+		if (!policy_valid)
+			ereport(WARNING,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("invalid webhook.allowed_networks: %s", errbuf),
+					 errhint("Requests to non-public addresses are refused until it is fixed.")));
+	}
+
+	d->attempted_at = GetCurrentTimestamp();
+	INSTR_TIME_SET_CURRENT(d->started);
+	d->retry_after_s = -1;
+	d->response_cap = (size_t) webhook_response_body_limit_kb * 1024;
+	d->response = d->response_cap > 0 ? palloc(d->response_cap) : NULL;
+	timestamp = (long long) (time(NULL));
+
+	if (!webhook_compute_signature(&d->key, d->event_id, timestamp, d->body, d->body_len, signature))
+		signature[0] = '\0';
+
+	h = curl_slist_append(h, "Content-Type: application/json");
+	snprintf(line, sizeof(line), "webhook-id: %s", d->event_id);
+	h = curl_slist_append(h, line);
+	snprintf(line, sizeof(line), "webhook-timestamp: %lld", timestamp);
+	h = curl_slist_append(h, line);
+	if (d->key.signing == SIGNING_STANDARD || d->key.signing == SIGNING_ED25519)
+	{
+		snprintf(line, sizeof(line), "webhook-signature: %s", signature);
+		h = curl_slist_append(h, line);
+	}
+	else if (d->key.signing == SIGNING_HMAC_SHA256)
+	{
+		snprintf(line, sizeof(line), "%s: %s", d->signature_header, signature);
+		h = curl_slist_append(h, line);
+	}
+	snprintf(line, sizeof(line), "webhook-event-type: %s", d->event_type);
+	h = curl_slist_append(h, line);
+	for (int i = 0; i < d->n_headers; i++)
+		h = curl_slist_append(h, d->headers[i]);
+	h = curl_slist_append(h, "Expect:");
+	d->request_headers = h;
+
+	d->easy = curl_easy_init();
+	if (d->easy == NULL || h == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_OUT_OF_MEMORY),
+				 errmsg("could not create a libcurl request")));
+	curl_easy_setopt(d->easy, CURLOPT_URL, d->url);
+	curl_easy_setopt(d->easy, CURLOPT_PROTOCOLS_STR, "http,https");
+	curl_easy_setopt(d->easy, CURLOPT_FOLLOWLOCATION, 0L);
+	curl_easy_setopt(d->easy, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(d->easy, CURLOPT_POST, 1L);
+	curl_easy_setopt(d->easy, CURLOPT_POSTFIELDS, d->body);
+	curl_easy_setopt(d->easy, CURLOPT_POSTFIELDSIZE, (long) d->body_len);
+	curl_easy_setopt(d->easy, CURLOPT_HTTPHEADER, h);
+	curl_easy_setopt(d->easy, CURLOPT_USERAGENT, "webhook-pg/0.1");
+	curl_easy_setopt(d->easy, CURLOPT_TIMEOUT_MS, (long) d->timeout_ms);
+	curl_easy_setopt(d->easy, CURLOPT_CONNECTTIMEOUT_MS, (long) Min(webhook_connect_timeout_ms, d->timeout_ms));
+	curl_easy_setopt(d->easy, CURLOPT_HTTP_VERSION, (long) CURL_HTTP_VERSION_2TLS);
+	curl_easy_setopt(d->easy, CURLOPT_PIPEWAIT, 1L);
+	curl_easy_setopt(d->easy, CURLOPT_TCP_NODELAY, 1L);
+	curl_easy_setopt(d->easy, CURLOPT_WRITEFUNCTION, write_callback);
+	curl_easy_setopt(d->easy, CURLOPT_WRITEDATA, d);
+	curl_easy_setopt(d->easy, CURLOPT_HEADERFUNCTION, header_callback);
+	curl_easy_setopt(d->easy, CURLOPT_HEADERDATA, d);
+	curl_easy_setopt(d->easy, CURLOPT_OPENSOCKETFUNCTION, open_socket_callback);
+	curl_easy_setopt(d->easy, CURLOPT_OPENSOCKETDATA, d);
+	curl_easy_setopt(d->easy, CURLOPT_ERRORBUFFER, d->curl_error);
+	curl_easy_setopt(d->easy, CURLOPT_PRIVATE, d);
+	d->curl_error[0] = '\0';
+
+	if (curl_multi_add_handle(multi, d->easy) != CURLM_OK)
+		ereport(ERROR,
+				(errcode(ERRCODE_INTERNAL_ERROR),
+				 errmsg("could not add a request to libcurl")));
+	n_in_flight++;
+	MemoryContextSwitchTo(old);
+}
+
+/* The wait set mirrors curl's sockets; rebuild it when they changed. */
+static void
+rebuild_wait_set(void)
+{
+	if (wait_set)
+		FreeWaitEventSet(wait_set);
+	wait_set = CreateWaitEventSet(TopMemoryContext, n_sockets + 2);
+	AddWaitEventToSet(wait_set, WL_LATCH_SET, PGINVALID_SOCKET, MyLatch, NULL);
+	AddWaitEventToSet(wait_set, WL_EXIT_ON_PM_DEATH, PGINVALID_SOCKET, NULL, NULL);
+	for (int i = 0; i < n_sockets; i++)
+	{
+		uint32		events = 0;
+
+		if (sockets[i].what & CURL_POLL_IN)
+			events |= WL_SOCKET_READABLE;
+		if (sockets[i].what & CURL_POLL_OUT)
+			events |= WL_SOCKET_WRITEABLE;
+		AddWaitEventToSet(wait_set, events, sockets[i].fd, NULL, NULL);
+	}
+	wait_set_stale = false;
+}
+
+/* Milliseconds until curl's timer fires, -1 for none. */
+static long
+curl_timer_remaining(void)
+{
+	instr_time	now;
+	long		elapsed;
+
+	if (curl_timeout_ms < 0)
+		return -1;
+	INSTR_TIME_SET_CURRENT(now);
+	INSTR_TIME_SUBTRACT(now, curl_timer_set_at);
+	elapsed = (long) INSTR_TIME_GET_MILLISEC(now);
+	return Max(curl_timeout_ms - elapsed, 0);
+}
+
+/*
+ * Sleep until the latch is set, a socket is ready, curl's timer fires or
+ * timeout_ms passes (-1: no limit), and let curl act on what happened.
+ * Returns true when the latch was set.
+ */
+bool
+http_wait(long timeout_ms)
+{
+	WaitEvent	occurred[MAX_OCCURRED_EVENTS];
+	long		curl_ms = curl_timer_remaining();
+	long		wait_ms = timeout_ms;
+	int			n;
+	int			running;
+	bool		latch_set = false;
+
+	if (curl_ms >= 0 && (wait_ms < 0 || curl_ms < wait_ms))
+		wait_ms = curl_ms;
+
+	if (wait_set_stale || wait_set == NULL)
+		rebuild_wait_set();
+
+	n = WaitEventSetWait(wait_set, wait_ms, occurred, MAX_OCCURRED_EVENTS, PG_WAIT_EXTENSION);
+
+	for (int i = 0; i < n; i++)
+	{
+		WaitEvent  *ev = &occurred[i];
+
+		if (ev->events & WL_LATCH_SET)
+		{
+			ResetLatch(MyLatch);
+			latch_set = true;
+		}
+		else if (ev->events & (WL_SOCKET_READABLE | WL_SOCKET_WRITEABLE))
+		{
+			int			flags = 0;
+
+			if (ev->events & WL_SOCKET_READABLE)
+				flags |= CURL_CSELECT_IN;
+			if (ev->events & WL_SOCKET_WRITEABLE)
+				flags |= CURL_CSELECT_OUT;
+			curl_multi_socket_action(multi, ev->fd, flags, &running);
+		}
+	}
+
+	if (curl_timeout_ms >= 0 && curl_timer_remaining() == 0)
+	{
+		curl_timeout_ms = -1;
+		curl_multi_socket_action(multi, CURL_SOCKET_TIMEOUT, 0, &running);
+	}
+	return latch_set;
+}
+
+/* Classify a finished transfer into the log's stable error classes. */
+static void
+classify_result(Delivery *d, CURLcode code)
+{
+	const char *message = d->curl_error[0] ? d->curl_error : curl_easy_strerror(code);
+
+	if (code == CURLE_OK || (code == CURLE_WRITE_ERROR && d->response_cut && d->status_code > 0))
+	{
+		d->error_class = (d->status_code >= 200 && d->status_code < 300) ? NULL : "http";
+		d->error = d->error_class ? psprintf("HTTP %ld", d->status_code) : NULL;
+		return;
+	}
+
+	d->status_code = 0;
+	d->error = pstrdup(message);
+	if (d->blocked_class)
+	{
+		d->error_class = "blocked";
+		d->error = psprintf("connection refused by the network guard: %s address", d->blocked_class);
+		return;
+	}
+	switch (code)
+	{
+		case CURLE_OPERATION_TIMEDOUT:
+			d->error_class = "timeout";
+			break;
+		case CURLE_COULDNT_RESOLVE_HOST:
+		case CURLE_COULDNT_RESOLVE_PROXY:
+			d->error_class = "dns";
+			break;
+		case CURLE_COULDNT_CONNECT:
+			d->error_class = "connect";
+			break;
+		case CURLE_SSL_CONNECT_ERROR:
+		case CURLE_PEER_FAILED_VERIFICATION:
+		case CURLE_SSL_CERTPROBLEM:
+		case CURLE_SSL_CIPHER:
+		case CURLE_SSL_CACERT_BADFILE:
+		case CURLE_SSL_ISSUER_ERROR:
+		case CURLE_SSL_PINNEDPUBKEYNOTMATCH:
+		case CURLE_SSL_INVALIDCERTSTATUS:
+		case CURLE_SSL_CRL_BADFILE:
+		case CURLE_SSL_SHUTDOWN_FAILED:
+		case CURLE_SSL_ENGINE_INITFAILED:
+			d->error_class = "tls";
+			break;
+		case CURLE_GOT_NOTHING:
+		case CURLE_RECV_ERROR:
+		case CURLE_SEND_ERROR:
+		case CURLE_PARTIAL_FILE:
+			d->error_class = "connection";
+			break;
+		case CURLE_WEIRD_SERVER_REPLY:
+		case CURLE_HTTP2:
+		case CURLE_HTTP2_STREAM:
+		case CURLE_HTTP3:
+		case CURLE_UNSUPPORTED_PROTOCOL:
+			d->error_class = "protocol";
+			break;
+		case CURLE_URL_MALFORMAT:
+			d->error_class = "invalid_url";
+			break;
+		case CURLE_FILESIZE_EXCEEDED:
+			d->error_class = "too_large";
+			break;
+		default:
+			d->error_class = "internal";
+			break;
+	}
+}
+
+/* The next finished request, with status and error filled in; NULL if none. */
+Delivery *
+http_next_done(void)
+{
+	CURLMsg    *msg;
+	int			queued;
+
+	while ((msg = curl_multi_info_read(multi, &queued)) != NULL)
+	{
+		Delivery   *d;
+		instr_time	now;
+		MemoryContext old;
+
+		if (msg->msg != CURLMSG_DONE)
+			continue;
+		curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **) &d);
+		curl_easy_getinfo(msg->easy_handle, CURLINFO_RESPONSE_CODE, &d->status_code);
+		INSTR_TIME_SET_CURRENT(now);
+		INSTR_TIME_SUBTRACT(now, d->started);
+		d->duration_ms = INSTR_TIME_GET_MILLISEC(now);
+
+		old = MemoryContextSwitchTo(d->cxt);
+		classify_result(d, msg->data.result);
+		MemoryContextSwitchTo(old);
+
+		curl_multi_remove_handle(multi, d->easy);
+		curl_easy_cleanup(d->easy);
+		curl_slist_free_all(d->request_headers);
+		d->easy = NULL;
+		d->request_headers = NULL;
+		n_in_flight--;
+		return d;
+	}
+	return NULL;
+}
+
+/* Requests handed to curl and not yet finished. */
+int
+http_in_flight(void)
+{
+	return n_in_flight;
+}

@@ -1,0 +1,407 @@
+/*
+ * queue.c
+ *		The delivery worker's SQL: claim due deliveries, record outcomes, find
+ *		the next due time.  Each call is one short transaction with saved
+ *		plans and works on a whole batch; no transaction is ever open while
+ *		requests are in flight.
+ */
+#include "postgres.h"
+
+#include "access/xact.h"
+#include "catalog/pg_type.h"
+#include "commands/extension.h"
+#include "executor/spi.h"
+#include "mb/pg_wchar.h"
+#include "pgstat.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/snapmgr.h"
+
+#include "delivery.h"
+#include "webhook.h"
+
+/* Extra lease beyond an endpoint's timeout before a claim counts as abandoned. */
+#define LEASE_MARGIN_MS 30000
+
+static SPIPlanPtr claim_plan = NULL;
+static SPIPlanPtr record_plan = NULL;
+static SPIPlanPtr next_due_plan = NULL;
+static SPIPlanPtr deactivate_plan = NULL;
+
+/*
+ * Claim up to $1 due deliveries, at most an endpoint's free in-flight slots
+ * each ($2/$3: endpoints with requests in flight and how many; $4: default
+ * cap), and lease them for the endpoint's timeout plus a margin.
+ */
+static const char *claim_sql =
+"WITH busy AS ("
+"  SELECT b.endpoint_id, b.in_flight FROM pg_catalog.unnest($2::bigint[], $3::integer[]) AS b(endpoint_id, in_flight)"
+"), due AS ("
+"  SELECT d.id, d.next_attempt_at"
+"    FROM webhook.endpoints ep"
+"    LEFT JOIN busy b ON b.endpoint_id = ep.id"
+"    CROSS JOIN LATERAL ("
+"      SELECT d.id, d.next_attempt_at FROM webhook.deliveries d"
+"       WHERE d.endpoint_id = ep.id AND d.status = 'pending' AND d.next_attempt_at <= pg_catalog.now()"
+"       ORDER BY d.next_attempt_at"
+"       LIMIT pg_catalog.greatest(pg_catalog.coalesce(ep.max_in_flight, $4) - pg_catalog.coalesce(b.in_flight, 0), 0)"
+"       FOR UPDATE OF d SKIP LOCKED"
+"    ) d"
+"   WHERE ep.active"
+"   ORDER BY d.next_attempt_at"
+"   LIMIT $1"
+")"
+"UPDATE webhook.deliveries d"
+"   SET claimed_at = pg_catalog.now(),"
+"       next_attempt_at = pg_catalog.now() + pg_catalog.make_interval(secs => (ep.timeout_ms + " CppAsString2(LEASE_MARGIN_MS) ") / 1000.0)"
+"  FROM due, webhook.endpoints ep, webhook.events ev"
+" WHERE d.id = due.id AND ep.id = d.endpoint_id AND ev.id = d.event_id"
+" RETURNING d.id, d.attempts, ev.id::text, ev.event_type, ev.body, ep.id, ep.url, ep.signing,"
+"           pg_catalog.coalesce(ep.secret, ''), ep.signature_header,"
+"           ARRAY(SELECT h.key || ': ' || h.value FROM pg_catalog.jsonb_each_text(ep.headers) AS h),"
+"           ep.timeout_ms, ep.retry_schedule_s, pg_catalog.coalesce(ep.max_in_flight, $4)";
+
+/*
+ * Record a batch of attempts: the delivery's new state and one log row each.
+ * A delivery that is no longer pending (closed while in flight) keeps its
+ * state, but the attempt is still logged.
+ */
+static const char *record_sql =
+"WITH r AS ("
+"  SELECT * FROM pg_catalog.unnest($1::bigint[], $2::integer[], $3::text[], $4::timestamptz[],"
+"                                  $5::timestamptz[], $6::float8[], $7::integer[], $8::text[], $9::text[],"
+"                                  $10::text[], $11::text[])"
+"      AS r(delivery_id, attempt, status, next_attempt_at, attempted_at, duration_ms, status_code,"
+"           error_class, error, response_body, url)"
+"), upd AS ("
+"  UPDATE webhook.deliveries d"
+"     SET status = r.status, attempts = r.attempt, claimed_at = NULL,"
+"         next_attempt_at = pg_catalog.coalesce(r.next_attempt_at, d.next_attempt_at),"
+"         last_attempt_at = r.attempted_at, last_status_code = r.status_code,"
+"         last_error = CASE WHEN r.error_class IS NULL THEN NULL ELSE r.error_class || ': ' || r.error END,"
+"         completed_at = CASE WHEN r.status = 'pending' THEN NULL ELSE pg_catalog.now() END"
+"    FROM r WHERE d.id = r.delivery_id AND d.status = 'pending'"
+")"
+"INSERT INTO webhook.delivery_log (delivery_id, endpoint_id, event_id, attempt, url, attempted_at,"
+"                                  duration_ms, status_code, error_class, error, response_body)"
+"SELECT r.delivery_id, d.endpoint_id, d.event_id, r.attempt, r.url, r.attempted_at,"
+"       r.duration_ms, r.status_code, r.error_class, r.error, r.response_body"
+"  FROM r JOIN webhook.deliveries d ON d.id = r.delivery_id";
+
+/*
+ * The earliest due time among active endpoints that have free slots ($1:
+ * endpoints at their cap, whose completions will wake us anyway).
+ */
+static const char *next_due_sql =
+"SELECT pg_catalog.min(n.next_attempt_at)"
+"  FROM webhook.endpoints ep"
+"  CROSS JOIN LATERAL ("
+"    SELECT d.next_attempt_at FROM webhook.deliveries d"
+"     WHERE d.endpoint_id = ep.id AND d.status = 'pending'"
+"     ORDER BY d.next_attempt_at LIMIT 1"
+"  ) n"
+" WHERE ep.active AND ep.id <> ALL ($1::bigint[])";
+
+/* A 410 Gone means the receiver asks never to be called again. */
+static const char *deactivate_sql =
+"UPDATE webhook.endpoints"
+"   SET active = false, disabled_at = pg_catalog.now(),"
+"       disabled_reason = 'receiver answered 410 Gone'"
+" WHERE id = ANY ($1::bigint[]) AND active";
+
+/* Open a short transaction with SPI and a snapshot. */
+static void
+begin_work(const char *activity)
+{
+	SetCurrentStatementStartTimestamp();
+	StartTransactionCommand();
+	SPI_connect();
+	PushActiveSnapshot(GetTransactionSnapshot());
+	pgstat_report_activity(STATE_RUNNING, activity);
+}
+
+/* Close what begin_work opened, committing. */
+static void
+end_work(void)
+{
+	SPI_finish();
+	PopActiveSnapshot();
+	CommitTransactionCommand();
+	pgstat_report_stat(false);
+	pgstat_report_activity(STATE_IDLE, NULL);
+}
+
+/* Prepare a statement once for the life of the worker. */
+static SPIPlanPtr
+prepare_once(SPIPlanPtr *plan, const char *sql, int nargs, Oid *argtypes)
+{
+	if (*plan == NULL)
+	{
+		SPIPlanPtr	p = SPI_prepare(sql, nargs, argtypes);
+
+		if (p == NULL)
+			elog(ERROR, "SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
+		SPI_keepplan(p);
+		*plan = p;
+	}
+	return *plan;
+}
+
+/* A one-dimensional array Datum from C values. */
+static Datum
+make_array(Datum *values, bool *nulls, int n, Oid elemtype)
+{
+	int16		typlen;
+	bool		typbyval;
+	char		typalign;
+	int			dims[1] = {n};
+	int			lbs[1] = {1};
+
+	get_typlenbyvalalign(elemtype, &typlen, &typbyval, &typalign);
+	return PointerGetDatum(construct_md_array(values, nulls, 1, dims, lbs,
+											  elemtype, typlen, typbyval, typalign));
+}
+
+/* Is the extension still installed here?  Asked in its own transaction. */
+bool
+queue_extension_present(void)
+{
+	bool		present;
+
+	SetCurrentStatementStartTimestamp();
+	StartTransactionCommand();
+	present = OidIsValid(get_extension_oid("webhook", true));
+	CommitTransactionCommand();
+	return present;
+}
+
+/*
+ * A worker that starts owns no requests yet: whatever earlier workers of this
+ * database had claimed was cut short, so make it due now instead of waiting
+ * for the lease to run out.
+ */
+void
+queue_release_claims(void)
+{
+	int			ret;
+
+	begin_work("releasing claims of an earlier worker");
+	ret = SPI_execute("UPDATE webhook.deliveries SET claimed_at = NULL, next_attempt_at = pg_catalog.now()"
+					  " WHERE status = 'pending' AND claimed_at IS NOT NULL", false, 0);
+	if (ret != SPI_OK_UPDATE)
+		elog(ERROR, "could not release claims: %s", SPI_result_code_string(ret));
+	if (SPI_processed > 0)
+		ereport(LOG,
+				(errmsg("webhook delivery worker took over %llu deliveries claimed by its predecessor",
+						(unsigned long long) SPI_processed)));
+	end_work();
+}
+
+/* Copy one claimed row into a Delivery that outlives the transaction. */
+static Delivery *
+delivery_from_tuple(HeapTuple tuple, TupleDesc desc)
+{
+	MemoryContext cxt = AllocSetContextCreate(TopMemoryContext, "webhook delivery",
+											  ALLOCSET_SMALL_SIZES);
+	MemoryContext old = MemoryContextSwitchTo(cxt);
+	Delivery   *d = palloc0(sizeof(Delivery));
+	bool		isnull;
+	ArrayType  *arr;
+	Datum	   *elems;
+	int			nelems;
+	char	   *secret;
+
+	d->cxt = cxt;
+	d->id = DatumGetInt64(SPI_getbinval(tuple, desc, 1, &isnull));
+	d->attempt = DatumGetInt32(SPI_getbinval(tuple, desc, 2, &isnull)) + 1;
+	d->event_id = TextDatumGetCString(SPI_getbinval(tuple, desc, 3, &isnull));
+	d->event_type = TextDatumGetCString(SPI_getbinval(tuple, desc, 4, &isnull));
+	d->body = TextDatumGetCString(SPI_getbinval(tuple, desc, 5, &isnull));
+	d->body_len = strlen(d->body);
+	d->endpoint_id = DatumGetInt64(SPI_getbinval(tuple, desc, 6, &isnull));
+	d->url = TextDatumGetCString(SPI_getbinval(tuple, desc, 7, &isnull));
+	secret = TextDatumGetCString(SPI_getbinval(tuple, desc, 9, &isnull));
+	d->key_problem = webhook_decode_key(webhook_signing_from_name(TextDatumGetCString(SPI_getbinval(tuple, desc, 8, &isnull))),
+										secret, &d->key);
+	explicit_bzero(secret, strlen(secret));
+	d->signature_header = TextDatumGetCString(SPI_getbinval(tuple, desc, 10, &isnull));
+
+	arr = DatumGetArrayTypeP(SPI_getbinval(tuple, desc, 11, &isnull));
+	deconstruct_array(arr, TEXTOID, -1, false, TYPALIGN_INT, &elems, NULL, &nelems);
+	d->n_headers = nelems;
+	d->headers = palloc(sizeof(char *) * Max(nelems, 1));
+	for (int i = 0; i < nelems; i++)
+		d->headers[i] = TextDatumGetCString(elems[i]);
+
+	d->timeout_ms = DatumGetInt32(SPI_getbinval(tuple, desc, 12, &isnull));
+	arr = DatumGetArrayTypeP(SPI_getbinval(tuple, desc, 13, &isnull));
+	deconstruct_array(arr, INT4OID, 4, true, TYPALIGN_INT, &elems, NULL, &nelems);
+	d->n_retry = nelems;
+	d->retry_schedule_s = palloc(sizeof(int) * Max(nelems, 1));
+	for (int i = 0; i < nelems; i++)
+		d->retry_schedule_s[i] = DatumGetInt32(elems[i]);
+	d->max_in_flight = DatumGetInt32(SPI_getbinval(tuple, desc, 14, &isnull));
+
+	MemoryContextSwitchTo(old);
+	return d;
+}
+
+/*
+ * Claim a batch of due deliveries and append them to out.  Returns how many
+ * were claimed.
+ */
+int
+queue_claim(int limit, dlist_head *out, int n_busy, int64 *busy_ids, int32 *busy_counts)
+{
+	Oid			argtypes[4] = {INT4OID, INT8ARRAYOID, INT4ARRAYOID, INT4OID};
+	Datum		values[4];
+	Datum	   *ids = palloc(sizeof(Datum) * Max(n_busy, 1));
+	Datum	   *counts = palloc(sizeof(Datum) * Max(n_busy, 1));
+	int			ret;
+	int			n;
+
+	for (int i = 0; i < n_busy; i++)
+	{
+		ids[i] = Int64GetDatum(busy_ids[i]);
+		counts[i] = Int32GetDatum(busy_counts[i]);
+	}
+
+	begin_work("claiming due deliveries");
+	values[0] = Int32GetDatum(limit);
+	values[1] = make_array(ids, NULL, n_busy, INT8OID);
+	values[2] = make_array(counts, NULL, n_busy, INT4OID);
+	values[3] = Int32GetDatum(webhook_max_in_flight_per_endpoint);
+	ret = SPI_execute_plan(prepare_once(&claim_plan, claim_sql, 4, argtypes), values, NULL, false, 0);
+	if (ret != SPI_OK_UPDATE_RETURNING)
+		elog(ERROR, "could not claim deliveries: %s", SPI_result_code_string(ret));
+
+	n = (int) SPI_processed;
+	for (int i = 0; i < n; i++)
+	{
+		Delivery   *d = delivery_from_tuple(SPI_tuptable->vals[i], SPI_tuptable->tupdesc);
+
+		dlist_push_tail(out, &d->node);
+	}
+	end_work();
+	pfree(ids);
+	pfree(counts);
+	return n;
+}
+
+/* Write the outcomes of finished requests, a batch in one transaction. */
+void
+queue_record(Delivery **done, int n)
+{
+	Oid			argtypes[11] = {INT8ARRAYOID, INT4ARRAYOID, TEXTARRAYOID, TIMESTAMPTZARRAYOID,
+	TIMESTAMPTZARRAYOID, FLOAT8ARRAYOID, INT4ARRAYOID, TEXTARRAYOID, TEXTARRAYOID,
+	TEXTARRAYOID, TEXTARRAYOID};
+	Oid			elemtypes[11] = {INT8OID, INT4OID, TEXTOID, TIMESTAMPTZOID, TIMESTAMPTZOID,
+	FLOAT8OID, INT4OID, TEXTOID, TEXTOID, TEXTOID, TEXTOID};
+	Datum	   *cols[11];
+	bool	   *nulls[11];
+	Datum		values[11];
+	int64	   *gone = palloc(sizeof(int64) * n);
+	int			n_gone = 0;
+	int			ret;
+	static const char *status_names[] = {"pending", "succeeded", "failed"};
+
+	for (int c = 0; c < 11; c++)
+	{
+		cols[c] = palloc(sizeof(Datum) * n);
+		nulls[c] = palloc0(sizeof(bool) * n);
+	}
+	for (int i = 0; i < n; i++)
+	{
+		Delivery   *d = done[i];
+
+		cols[0][i] = Int64GetDatum(d->id);
+		cols[1][i] = Int32GetDatum(d->attempt);
+		cols[2][i] = CStringGetTextDatum(status_names[d->status]);
+		cols[3][i] = TimestampTzGetDatum(d->next_attempt_at);
+		nulls[3][i] = d->status != DELIVERY_PENDING;
+		cols[4][i] = TimestampTzGetDatum(d->attempted_at);
+		cols[5][i] = Float8GetDatum(d->duration_ms);
+		cols[6][i] = Int32GetDatum((int32) d->status_code);
+		nulls[6][i] = d->status_code <= 0;
+		cols[7][i] = d->error_class ? CStringGetTextDatum(d->error_class) : (Datum) 0;
+		nulls[7][i] = d->error_class == NULL;
+		cols[8][i] = d->error ? CStringGetTextDatum(d->error) : (Datum) 0;
+		nulls[8][i] = d->error == NULL;
+		if (d->response_len > 0)
+		{
+			/* Keep the log valid text whatever the receiver sent. */
+			char	   *resp = pnstrdup(d->response, d->response_len);
+
+			for (size_t k = 0; k < d->response_len; k++)
+				if (resp[k] == '\0')
+					resp[k] = ' ';
+			resp[pg_mbcliplen(resp, d->response_len, d->response_len)] = '\0';
+			if (pg_verifymbstr(resp, strlen(resp), true))
+				cols[9][i] = CStringGetTextDatum(resp);
+			else
+				cols[9][i] = CStringGetTextDatum("(response body is not valid text)");
+		}
+		else
+			nulls[9][i] = true;
+		cols[10][i] = CStringGetTextDatum(d->url);
+		if (d->deactivate_endpoint)
+			gone[n_gone++] = d->endpoint_id;
+	}
+
+	begin_work("recording delivery outcomes");
+	for (int c = 0; c < 11; c++)
+		values[c] = make_array(cols[c], nulls[c], n, elemtypes[c]);
+	ret = SPI_execute_plan(prepare_once(&record_plan, record_sql, 11, argtypes), values, NULL, false, 0);
+	if (ret != SPI_OK_INSERT)
+		elog(ERROR, "could not record delivery outcomes: %s", SPI_result_code_string(ret));
+
+	if (n_gone > 0)
+	{
+		Oid			type = INT8ARRAYOID;
+		Datum	   *ids = palloc(sizeof(Datum) * n_gone);
+
+		for (int i = 0; i < n_gone; i++)
+			ids[i] = Int64GetDatum(gone[i]);
+		values[0] = make_array(ids, NULL, n_gone, INT8OID);
+		ret = SPI_execute_plan(prepare_once(&deactivate_plan, deactivate_sql, 1, &type), values, NULL, false, 0);
+		if (ret != SPI_OK_UPDATE)
+			elog(ERROR, "could not deactivate endpoints: %s", SPI_result_code_string(ret));
+	}
+	end_work();
+}
+
+/*
+ * When the next delivery comes due, so that the worker can sleep exactly
+ * until then.  0 when nothing is pending.
+ */
+TimestampTz
+queue_next_due(int n_busy, int64 *busy_ids)
+{
+	Oid			type = INT8ARRAYOID;
+	Datum		value;
+	Datum	   *ids = palloc(sizeof(Datum) * Max(n_busy, 1));
+	TimestampTz result = 0;
+	int			ret;
+
+	for (int i = 0; i < n_busy; i++)
+		ids[i] = Int64GetDatum(busy_ids[i]);
+
+	begin_work("finding the next due delivery");
+	value = make_array(ids, NULL, n_busy, INT8OID);
+	ret = SPI_execute_plan(prepare_once(&next_due_plan, next_due_sql, 1, &type), &value, NULL, true, 1);
+	if (ret != SPI_OK_SELECT)
+		elog(ERROR, "could not find the next due delivery: %s", SPI_result_code_string(ret));
+	if (SPI_processed == 1)
+	{
+		bool		isnull;
+		Datum		d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+
+		if (!isnull)
+			result = DatumGetTimestampTz(d);
+	}
+	end_work();
+	pfree(ids);
+	return result;
+}

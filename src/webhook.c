@@ -1,0 +1,155 @@
+/*
+ * webhook.c
+ *		Module load: settings, shared memory and the launcher.
+ *
+ * The SQL functions work whether or not the library is preloaded; delivery
+ * needs shared_preload_libraries = 'webhook' so that the launcher can run.
+ */
+#include "postgres.h"
+
+#include "fmgr.h"
+#include "miscadmin.h"
+#include "storage/ipc.h"
+#include "storage/shmem.h"
+#include "utils/guc.h"
+
+#include "webhook.h"
+
+PG_MODULE_MAGIC;
+
+int			webhook_max_in_flight = 512;
+int			webhook_max_in_flight_per_endpoint = 64;
+int			webhook_batch_size = 500;
+int			webhook_connect_timeout_ms = 5000;
+int			webhook_response_body_limit_kb = 4;
+double		webhook_retry_delay_scale = 1.0;
+bool		webhook_allow_private_networks = false;
+char	   *webhook_allowed_networks = NULL;
+bool		webhook_require_https = false;
+int			webhook_max_payload_bytes = 1024 * 1024;
+bool		webhook_strict_event_types = false;
+
+WebhookShared *webhook_shared = NULL;
+
+static shmem_request_hook_type prev_shmem_request_hook = NULL;
+static shmem_startup_hook_type prev_shmem_startup_hook = NULL;
+
+void		_PG_init(void);
+
+/* Settings are defined in every process so that SET and SHOW work anywhere. */
+static void
+WebhookGucInit(void)
+{
+	DefineCustomIntVariable("webhook.max_in_flight",
+							gettext_noop("Maximum number of requests a delivery worker has in flight at once."),
+							NULL, &webhook_max_in_flight, 512, 1, 10000,
+							PGC_SIGHUP, 0, NULL, NULL, NULL);
+	DefineCustomIntVariable("webhook.max_in_flight_per_endpoint",
+							gettext_noop("Default maximum number of requests in flight to one endpoint."),
+							gettext_noop("An endpoint's max_in_flight column overrides it."),
+							&webhook_max_in_flight_per_endpoint, 64, 1, 10000,
+							PGC_SIGHUP, 0, NULL, NULL, NULL);
+	DefineCustomIntVariable("webhook.batch_size",
+							gettext_noop("Maximum number of deliveries claimed or recorded in one transaction."),
+							NULL, &webhook_batch_size, 500, 1, 10000,
+							PGC_SIGHUP, 0, NULL, NULL, NULL);
+	DefineCustomIntVariable("webhook.connect_timeout_ms",
+							gettext_noop("Time allowed to connect to a receiver."),
+							NULL, &webhook_connect_timeout_ms, 5000, 1, 600000,
+							PGC_SIGHUP, GUC_UNIT_MS, NULL, NULL, NULL);
+	DefineCustomIntVariable("webhook.response_body_limit_kb",
+							gettext_noop("How much of each response body is kept in webhook.delivery_log."),
+							NULL, &webhook_response_body_limit_kb, 4, 0, 1024,
+							PGC_SIGHUP, GUC_UNIT_KB, NULL, NULL, NULL);
+	DefineCustomRealVariable("webhook.retry_delay_scale",
+							 gettext_noop("Factor applied to every retry delay."),
+							 gettext_noop("Tests set it below 1 to run the retry schedule in less time."),
+							 &webhook_retry_delay_scale, 1.0, 0.0, 1000.0,
+							 PGC_SIGHUP, 0, NULL, NULL, NULL);
+	DefineCustomBoolVariable("webhook.allow_private_networks",
+							 gettext_noop("Allow requests to loopback, private, link-local and other non-public addresses."),
+							 NULL, &webhook_allow_private_networks, false,
+							 PGC_SUSET, 0, NULL, NULL, NULL);
+	DefineCustomStringVariable("webhook.allowed_networks",
+							   gettext_noop("Non-public networks that requests may reach, in CIDR form, comma separated."),
+							   NULL, &webhook_allowed_networks, "",
+							   PGC_SUSET, 0, NULL, NULL, NULL);
+	DefineCustomBoolVariable("webhook.require_https",
+							 gettext_noop("Refuse endpoints with plain http URLs."),
+							 NULL, &webhook_require_https, false,
+							 PGC_SUSET, 0, NULL, NULL, NULL);
+	DefineCustomIntVariable("webhook.max_payload_bytes",
+							gettext_noop("Largest payload that webhook.send accepts."),
+							NULL, &webhook_max_payload_bytes, 1024 * 1024, 1, INT_MAX,
+							PGC_SUSET, GUC_UNIT_BYTE, NULL, NULL, NULL);
+	DefineCustomBoolVariable("webhook.strict_event_types",
+							 gettext_noop("Refuse events whose type is not in webhook.event_types."),
+							 NULL, &webhook_strict_event_types, false,
+							 PGC_USERSET, 0, NULL, NULL, NULL);
+
+	MarkGUCPrefixReserved("webhook");
+}
+
+/* Ask the postmaster for our shared state (PG15: only in this hook). */
+static void
+webhook_shmem_request(void)
+{
+	if (prev_shmem_request_hook)
+		prev_shmem_request_hook();
+	RequestAddinShmemSpace(MAXALIGN(sizeof(WebhookShared)));
+	RequestNamedLWLockTranche("webhook", 1);
+}
+
+/* Create or attach to the shared state. */
+static void
+webhook_shmem_startup(void)
+{
+	bool		found;
+
+	if (prev_shmem_startup_hook)
+		prev_shmem_startup_hook();
+
+	LWLockAcquire(AddinShmemInitLock, LW_EXCLUSIVE);
+	webhook_shared = ShmemInitStruct("webhook", sizeof(WebhookShared), &found);
+	if (!found)
+	{
+		memset(webhook_shared, 0, sizeof(WebhookShared));
+		webhook_shared->lock = &(GetNamedLWLockTranche("webhook"))->lock;
+	}
+	LWLockRelease(AddinShmemInitLock);
+}
+
+/* Set the launcher's latch; with rescan, it also looks for new databases. */
+void
+webhook_wake_launcher(bool rescan)
+{
+	Latch	   *latch;
+
+	if (webhook_shared == NULL)
+		return;
+	LWLockAcquire(webhook_shared->lock, LW_EXCLUSIVE);
+	if (rescan)
+		webhook_shared->rescan_requested = true;
+	latch = webhook_shared->launcher_latch;
+	LWLockRelease(webhook_shared->lock);
+	if (latch)
+		SetLatch(latch);
+}
+
+/* Entry point: settings everywhere; shared memory and launcher when preloaded. */
+void
+_PG_init(void)
+{
+	WebhookGucInit();
+	WebhookWakeInit();
+
+	if (!process_shared_preload_libraries_in_progress)
+		return;
+
+	prev_shmem_request_hook = shmem_request_hook;
+	shmem_request_hook = webhook_shmem_request;
+	prev_shmem_startup_hook = shmem_startup_hook;
+	shmem_startup_hook = webhook_shmem_startup;
+
+	WebhookLauncherRegister();
+}

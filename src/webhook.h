@@ -1,0 +1,69 @@
+/*
+ * webhook.h
+ *		Declarations shared by the webhook extension's source files.
+ */
+#ifndef WEBHOOK_H
+#define WEBHOOK_H
+
+#include "postgres.h"
+
+#include "datatype/timestamp.h"
+#include "storage/latch.h"
+#include "storage/lwlock.h"
+#include "storage/spin.h"
+
+/* One delivery worker per database; this many databases can deliver at once. */
+#define WEBHOOK_MAX_DATABASES 64
+
+/* GUCs (webhook.c) */
+extern int	webhook_max_in_flight;
+extern int	webhook_max_in_flight_per_endpoint;
+extern int	webhook_batch_size;
+extern int	webhook_connect_timeout_ms;
+extern int	webhook_response_body_limit_kb;
+extern double webhook_retry_delay_scale;
+extern bool webhook_allow_private_networks;
+extern char *webhook_allowed_networks;
+extern bool webhook_require_https;
+extern int	webhook_max_payload_bytes;
+extern bool webhook_strict_event_types;
+
+/* What the launcher knows about the delivery worker of one database. */
+typedef struct WebhookWorkerSlot
+{
+	Oid			dboid;			/* InvalidOid when the slot is free */
+	pid_t		pid;			/* 0 until the worker has started */
+	Latch	   *latch;			/* the worker's latch, set to wake it */
+	bool		no_extension;	/* the worker found no extension and left */
+	bool		stop_requested; /* DROP DATABASE/EXTENSION asked it to go */
+	TimestampTz stopped_at;		/* when it last exited */
+} WebhookWorkerSlot;
+
+/* State in shared memory, protected by lock. */
+typedef struct WebhookShared
+{
+	LWLock	   *lock;
+	Latch	   *launcher_latch;
+	pid_t		launcher_pid;
+	bool		rescan_requested;	/* a database may have gained the extension */
+	WebhookWorkerSlot slots[WEBHOOK_MAX_DATABASES];
+} WebhookShared;
+
+/* NULL unless the library was preloaded. */
+extern WebhookShared *webhook_shared;
+
+/* webhook.c */
+extern void webhook_wake_launcher(bool rescan);
+
+/* wake.c */
+extern void WebhookWakeInit(void);
+extern void webhook_wake_worker(Oid dboid);
+
+/* launcher.c */
+extern void WebhookLauncherRegister(void);
+extern PGDLLEXPORT void webhook_launcher_main(Datum main_arg);
+
+/* worker.c */
+extern PGDLLEXPORT void webhook_worker_main(Datum main_arg);
+
+#endif							/* WEBHOOK_H */

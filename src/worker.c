@@ -1,0 +1,355 @@
+/*
+ * worker.c
+ *		The delivery worker of one database: claim due deliveries, send them
+ *		all at once through libcurl, record what happened, sleep until the
+ *		next thing to do.
+ *
+ * Each turn of the loop claims in one short transaction and records in
+ * another; requests are in flight only between transactions.  A worker that
+ * dies leaves claimed deliveries pending, and its successor takes them over
+ * at start, so delivery is at least once.
+ */
+#include "postgres.h"
+
+#include "access/xact.h"
+#include "common/pg_prng.h"
+#include "miscadmin.h"
+#include "pgstat.h"
+#include "postmaster/bgworker.h"
+#include "postmaster/interrupt.h"
+#include "storage/ipc.h"
+#include "storage/proc.h"
+#include "tcop/tcopprot.h"
+#include "commands/dbcommands.h"
+#include "utils/guc.h"
+#include "utils/hsearch.h"
+#include "utils/memutils.h"
+#include "utils/timestamp.h"
+
+#include "delivery.h"
+#include "webhook.h"
+
+/* Retry-After is honoured up to a day. */
+#define MAX_RETRY_AFTER_S (24 * 60 * 60)
+
+/* Requests in flight per endpoint, for the per-endpoint cap. */
+typedef struct EndpointLoad
+{
+	int64		endpoint_id;	/* hash key */
+	int32		in_flight;
+	int32		max_in_flight;
+} EndpointLoad;
+
+static HTAB *endpoint_load = NULL;
+static WebhookWorkerSlot *my_slot = NULL;
+
+/* Leave the slot so nobody sets a latch that is about to go away. */
+static void
+worker_detach(int code, Datum arg)
+{
+	if (my_slot == NULL)
+		return;
+	LWLockAcquire(webhook_shared->lock, LW_EXCLUSIVE);
+	my_slot->latch = NULL;
+	my_slot->pid = 0;
+	LWLockRelease(webhook_shared->lock);
+}
+
+/* Publish this worker's latch in its slot, so commits can wake it. */
+static void
+worker_attach(int slot_index, Oid dboid)
+{
+	WebhookWorkerSlot *slot = &webhook_shared->slots[slot_index];
+
+	LWLockAcquire(webhook_shared->lock, LW_EXCLUSIVE);
+	if (slot->dboid != dboid)
+	{
+		LWLockRelease(webhook_shared->lock);
+		ereport(LOG,
+				(errmsg("webhook delivery worker slot %d was reassigned; exiting", slot_index)));
+		proc_exit(0);
+	}
+	slot->pid = MyProcPid;
+	slot->latch = MyLatch;
+	LWLockRelease(webhook_shared->lock);
+	my_slot = slot;
+	before_shmem_exit(worker_detach, (Datum) 0);
+}
+
+/* Tell the launcher not to restart us, and go. */
+static void
+worker_leave(const char *why, bool no_extension)
+{
+	LWLockAcquire(webhook_shared->lock, LW_EXCLUSIVE);
+	my_slot->no_extension = no_extension;
+	LWLockRelease(webhook_shared->lock);
+	ereport(LOG, (errmsg("webhook delivery worker for database \"%s\" exiting: %s",
+						 get_database_name(MyDatabaseId) ? get_database_name(MyDatabaseId) : "?", why)));
+	proc_exit(0);
+}
+
+/* Has DROP DATABASE asked this worker to go? */
+static bool
+stop_requested(void)
+{
+	bool		stop;
+
+	LWLockAcquire(webhook_shared->lock, LW_SHARED);
+	stop = my_slot->stop_requested;
+	LWLockRelease(webhook_shared->lock);
+	return stop;
+}
+
+/* The delay before the next attempt: schedule, scale, ±20% jitter, Retry-After. */
+static TimestampTz
+next_attempt_time(Delivery *d, TimestampTz now)
+{
+	double		seconds = d->retry_schedule_s[d->attempt - 1] * webhook_retry_delay_scale;
+
+	seconds *= 0.8 + 0.4 * pg_prng_double(&pg_global_prng_state);
+	if ((d->status_code == 429 || d->status_code == 503) && d->retry_after_s >= 0)
+		seconds = Max(seconds, (double) Min(d->retry_after_s, MAX_RETRY_AFTER_S));
+	return now + (TimestampTz) (seconds * USECS_PER_SEC);
+}
+
+/* Decide what an attempt means for the delivery. */
+static void
+decide_outcome(Delivery *d, TimestampTz now)
+{
+	bool		permanent = false;
+
+	if (d->error_class == NULL)
+	{
+		d->status = DELIVERY_SUCCEEDED;
+		return;
+	}
+	if (d->status_code == 410)
+	{
+		permanent = true;
+		d->deactivate_endpoint = true;
+	}
+	else if (strcmp(d->error_class, "blocked") == 0 ||
+			 strcmp(d->error_class, "invalid_url") == 0 ||
+			 strcmp(d->error_class, "secret") == 0)
+		permanent = true;
+
+	if (permanent || d->attempt > d->n_retry)
+		d->status = DELIVERY_FAILED;
+	else
+	{
+		d->status = DELIVERY_PENDING;
+		d->next_attempt_at = next_attempt_time(d, now);
+	}
+}
+
+/* Count a request against its endpoint's cap. */
+static void
+endpoint_load_add(Delivery *d, int delta)
+{
+	bool		found;
+	EndpointLoad *load = hash_search(endpoint_load, &d->endpoint_id,
+									 delta > 0 ? HASH_ENTER : HASH_FIND, &found);
+
+	if (load == NULL)
+		return;
+	if (!found)
+		load->in_flight = 0;
+	load->in_flight += delta;
+	load->max_in_flight = d->max_in_flight;
+	if (load->in_flight <= 0)
+		hash_search(endpoint_load, &d->endpoint_id, HASH_REMOVE, NULL);
+}
+
+/*
+ * Endpoints with requests in flight, as arrays for the claim query; also
+ * those at their cap, which the next-due query must skip.
+ */
+static int
+endpoint_load_arrays(int64 **ids, int32 **counts, int64 **saturated, int *n_saturated)
+{
+	long		n = hash_get_num_entries(endpoint_load);
+	HASH_SEQ_STATUS status;
+	EndpointLoad *load;
+	int			i = 0;
+
+	*ids = palloc(sizeof(int64) * Max(n, 1));
+	*counts = palloc(sizeof(int32) * Max(n, 1));
+	*saturated = palloc(sizeof(int64) * Max(n, 1));
+	*n_saturated = 0;
+	hash_seq_init(&status, endpoint_load);
+	while ((load = hash_seq_search(&status)) != NULL)
+	{
+		(*ids)[i] = load->endpoint_id;
+		(*counts)[i] = load->in_flight;
+		if (load->in_flight >= load->max_in_flight)
+			(*saturated)[(*n_saturated)++] = load->endpoint_id;
+		i++;
+	}
+	return i;
+}
+
+/* Start every claimed delivery, or settle at once those that cannot be sent. */
+static void
+start_claimed(dlist_head *claimed, Delivery ***unsent, int *n_unsent)
+{
+	dlist_mutable_iter iter;
+
+	dlist_foreach_modify(iter, claimed)
+	{
+		Delivery   *d = dlist_container(Delivery, node, iter.cur);
+
+		dlist_delete(&d->node);
+		if (d->key_problem)
+		{
+			d->attempted_at = GetCurrentTimestamp();
+			d->error_class = "secret";
+			d->error = psprintf("the endpoint's secret cannot be used: %s", d->key_problem);
+			(*unsent)[(*n_unsent)++] = d;
+			continue;
+		}
+		endpoint_load_add(d, 1);
+		http_start(d);
+	}
+}
+
+/* Record finished deliveries in batches and free them. */
+static void
+record_finished(Delivery **finished, int n)
+{
+	TimestampTz now = GetCurrentTimestamp();
+
+	for (int i = 0; i < n; i++)
+		decide_outcome(finished[i], now);
+	for (int start = 0; start < n; start += webhook_batch_size)
+		queue_record(finished + start, Min(webhook_batch_size, n - start));
+	for (int i = 0; i < n; i++)
+		MemoryContextDelete(finished[i]->cxt);
+}
+
+/* Milliseconds from now until a time, clamped to [0, 1 hour]. */
+static long
+ms_until(TimestampTz when)
+{
+	TimestampTz now = GetCurrentTimestamp();
+
+	if (when <= now)
+		return 0;
+	return (long) Min((when - now) / 1000 + 1, 3600 * 1000L);
+}
+
+/*
+ * Background worker entry point.  main_arg is the database OID; bgw_extra
+ * holds the launcher's slot index.
+ */
+void
+webhook_worker_main(Datum main_arg)
+{
+	Oid			dboid = DatumGetObjectId(main_arg);
+	int			slot_index;
+	MemoryContext loop_cxt;
+	HASHCTL		hctl;
+	bool		need_claim = true;
+	TimestampTz next_due = 0;
+	Delivery  **finished;
+	int			finished_cap;
+
+	memcpy(&slot_index, MyBgworkerEntry->bgw_extra, sizeof(int));
+
+	pqsignal(SIGHUP, SignalHandlerForConfigReload);
+	pqsignal(SIGTERM, die);
+	BackgroundWorkerUnblockSignals();
+	BackgroundWorkerInitializeConnectionByOid(dboid, InvalidOid, 0);
+	pgstat_report_appname("webhook delivery worker");
+
+	worker_attach(slot_index, dboid);
+	if (!queue_extension_present())
+		worker_leave("the extension is not installed in this database", true);
+
+	ereport(LOG, (errmsg("webhook delivery worker started")));
+
+	memset(&hctl, 0, sizeof(hctl));
+	hctl.keysize = sizeof(int64);
+	hctl.entrysize = sizeof(EndpointLoad);
+	endpoint_load = hash_create("webhook endpoint load", 256, &hctl, HASH_ELEM | HASH_BLOBS);
+
+	http_init();
+	queue_release_claims();
+
+	finished_cap = 10000 + 1;
+	finished = MemoryContextAlloc(TopMemoryContext, sizeof(Delivery *) * finished_cap);
+	loop_cxt = AllocSetContextCreate(TopMemoryContext, "webhook worker loop", ALLOCSET_DEFAULT_SIZES);
+
+	for (;;)
+	{
+		int			n_finished = 0;
+		Delivery   *d;
+		long		timeout_ms = -1;
+
+		MemoryContextReset(loop_cxt);
+		MemoryContextSwitchTo(loop_cxt);
+		CHECK_FOR_INTERRUPTS();
+
+		if (ConfigReloadPending)
+		{
+			ConfigReloadPending = false;
+			ProcessConfigFile(PGC_SIGHUP);
+		}
+		if (stop_requested())
+			worker_leave("its database is being dropped", false);
+
+		if (next_due != 0 && GetCurrentTimestamp() >= next_due)
+		{
+			need_claim = true;
+			next_due = 0;
+		}
+
+		/* Claim while there is room; a short batch means the queue is drained. */
+		if (need_claim && http_in_flight() < webhook_max_in_flight)
+		{
+			int			room = Min(webhook_batch_size, webhook_max_in_flight - http_in_flight());
+			int64	   *busy_ids;
+			int32	   *busy_counts;
+			int64	   *saturated;
+			int			n_saturated;
+			int			n_busy;
+			int			claimed;
+			dlist_head	batch;
+
+			if (!queue_extension_present())
+				worker_leave("the extension was dropped", true);
+
+			dlist_init(&batch);
+			n_busy = endpoint_load_arrays(&busy_ids, &busy_counts, &saturated, &n_saturated);
+			claimed = queue_claim(room, &batch, n_busy, busy_ids, busy_counts);
+			start_claimed(&batch, &finished, &n_finished);
+
+			if (claimed < room)
+			{
+				need_claim = false;
+				n_busy = endpoint_load_arrays(&busy_ids, &busy_counts, &saturated, &n_saturated);
+				next_due = queue_next_due(n_saturated, saturated);
+			}
+		}
+
+		/* Sleep only when there is nothing to claim right now. */
+		if (n_finished > 0 || (need_claim && http_in_flight() < webhook_max_in_flight))
+			timeout_ms = 0;
+		else if (next_due != 0)
+			timeout_ms = ms_until(next_due);
+
+		pgstat_report_activity(STATE_IDLE, NULL);
+		if (http_wait(timeout_ms))
+			need_claim = true;
+
+		while (n_finished < finished_cap && (d = http_next_done()) != NULL)
+		{
+			endpoint_load_add(d, -1);
+			finished[n_finished++] = d;
+		}
+		if (n_finished > 0)
+		{
+			record_finished(finished, n_finished);
+			need_claim = true;
+		}
+	}
+}

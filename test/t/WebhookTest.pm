@@ -1,0 +1,252 @@
+# Shared helpers for the webhook extension's TAP tests (test/t/NNN_*.pl).
+#
+# Load it from a test with:
+#     use FindBin;
+#     use lib "$FindBin::Bin";
+#     use WebhookTest;
+#
+# Only core Perl, IPC::Run and PostgreSQL::Test::{Utils,Cluster} are used.
+package WebhookTest;
+
+use strict;
+use warnings;
+
+use Cwd qw(abs_path);
+use File::Basename qw(dirname);
+use File::Spec;
+
+# Let a plain `prove test/t/` work, not only `make prove_installcheck`: PGXS
+# passes -I .../src/test/perl, PATH with the server binaries and PG_REGRESS
+# (which Cluster->init runs), so fill in whatever is missing from pg_config.
+BEGIN
+{
+	my $pg_config = $ENV{PG_CONFIG} || 'pg_config';
+	my $pgxs = `"$pg_config" --pgxs 2>/dev/null`;
+	my $bindir = `"$pg_config" --bindir 2>/dev/null`;
+	chomp($pgxs, $bindir);
+	if ($pgxs)
+	{
+		my $src = dirname(dirname($pgxs));    # .../lib/pgxs/src
+		my $perl = "$src/test/perl";
+		unshift @INC, $perl
+		  if -d $perl && !grep { -f "$_/PostgreSQL/Test/Utils.pm" } @INC;
+		$ENV{PG_REGRESS} = "$src/test/regress/pg_regress"
+		  if !defined $ENV{PG_REGRESS} && -x "$src/test/regress/pg_regress";
+	}
+	if ($bindir && -d $bindir
+		&& !grep { -x "$_/initdb" } split /:/, ($ENV{PATH} // ''))
+	{
+		$ENV{PATH} = "$bindir:" . ($ENV{PATH} // '');
+	}
+}
+
+use Digest::SHA qw(hmac_sha256 hmac_sha256_hex);
+use Exporter qw(import);
+use IPC::Run;
+use JSON::PP;
+use MIME::Base64 qw(encode_base64 decode_base64);
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use Time::HiRes qw(time sleep);
+
+our @EXPORT = qw(start_receiver requests wait_for_requests
+  verify_standard_signature verify_hex_hmac self_test_vectors
+  node_with_webhook);
+
+# The receiver lives next to this directory (test/receiver.py); resolve it
+# from this file so it does not matter where prove was started from.
+my $RECEIVER_PY = abs_path(dirname(abs_path(__FILE__)) . '/../receiver.py');
+
+# Every receiver still running, so the END block can stop them even when a
+# test dies half-way.
+my %LIVE;
+
+# Start test/receiver.py on an ephemeral 127.0.0.1 port and wait (up to 30 s)
+# until it has written its port file, so callers can use ->{port} at once.
+sub start_receiver
+{
+	my $dir = PostgreSQL::Test::Utils::tempdir('receiver');
+	my $port_file = "$dir/port";
+	my $self = bless {
+		dir => $dir,
+		log => "$dir/requests.jsonl",
+		stderr => "$dir/receiver.stderr",
+		owner => $$,
+	}, 'WebhookTest::Receiver';
+
+	$self->{handle} = IPC::Run::start(
+		[
+			$ENV{PYTHON} || 'python3', $RECEIVER_PY,
+			'--port-file', $port_file, '--log', $self->{log}
+		],
+		'<', \undef, '>', $self->{stderr}, '2>', $self->{stderr});
+	$LIVE{"$self"} = [ $self->{handle}, $$ ];
+
+	my $deadline = time + 30;
+	while (!-s $port_file)
+	{
+		my $why =
+		    !$self->{handle}->pumpable ? 'exited'
+		  : time > $deadline ? 'did not start within 30 s'
+		  : undef;
+		if ($why)
+		{
+			my $err = -f $self->{stderr}
+			  ? PostgreSQL::Test::Utils::slurp_file($self->{stderr}) : '';
+			$self->stop;
+			die "receiver.py $why: $err";
+		}
+		sleep 0.05;
+	}
+	($self->{port}) = PostgreSQL::Test::Utils::slurp_file($port_file) =~ /(\d+)/;
+	return $self;
+}
+
+# Parse the receiver's JSON-lines log; a trailing line still being written
+# (no newline yet) is skipped and will be seen on the next call.
+sub requests
+{
+	my ($r) = @_;
+	open my $fh, '<:raw', $r->{log} or return [];
+	my @out;
+	while (my $line = <$fh>)
+	{
+		last unless $line =~ /\n\z/;
+		push @out, JSON::PP::decode_json($line);
+	}
+	close $fh;
+	return \@out;
+}
+
+# Deliveries are asynchronous (background worker), so tests poll for them.
+# Returns what arrived even on timeout; the caller asserts on the count.
+sub wait_for_requests
+{
+	my ($r, $n, $timeout_s) = @_;
+	$timeout_s //= 60;
+	my $deadline = time + $timeout_s;
+	while (1)
+	{
+		my $got = requests($r);
+		return $got if @$got >= $n || time > $deadline;
+		sleep 0.05;
+	}
+}
+
+# HMAC needs bytes: JSON-decoded log bodies are character strings.
+sub _bytes
+{
+	my ($s) = @_;
+	utf8::encode($s) if utf8::is_utf8($s);
+	return $s;
+}
+
+# Independent check of the extension's Standard Webhooks v1 signature, so a
+# bug in the C signer cannot be hidden by a matching bug in the test.
+# $headers may have any key case (the receiver log lower-cases them).
+sub verify_standard_signature
+{
+	my ($secret, $headers, $body) = @_;
+	my %h = map { lc($_) => $headers->{$_} } keys %$headers;
+	my ($id, $ts, $sigs) = @h{qw(webhook-id webhook-timestamp webhook-signature)};
+	return 0 unless defined $id && defined $ts && defined $sigs;
+
+	(my $b64key = $secret) =~ s/^whsec_//;
+	my $mac = hmac_sha256(_bytes("$id.$ts.") . _bytes($body), decode_base64($b64key));
+	my $expected = 'v1,' . encode_base64($mac, '');
+	return (grep { $_ eq $expected } split /\s+/, $sigs) ? 1 : 0;
+}
+
+# GitHub-style "X-Hub-Signature-256: sha256=<hex>" (or bare hex) check.
+sub verify_hex_hmac
+{
+	my ($secret, $body, $value) = @_;
+	return 0 unless defined $value;
+	(my $hex = lc $value) =~ s/^sha256=//;
+	return $hex eq hmac_sha256_hex(_bytes($body), _bytes($secret)) ? 1 : 0;
+}
+
+# Prove the verifiers themselves against published vectors (Standard
+# Webhooks reference test and GitHub's documentation example).
+sub self_test_vectors
+{
+	my $std = verify_standard_signature(
+		'whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw',
+		{
+			'webhook-id' => 'msg_p5jXN8AQM9LWM0D4loKWxJek',
+			'webhook-timestamp' => '1614265330',
+			'webhook-signature' =>
+			  'v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=',
+		},
+		'{"test": 2432232314}');
+	my $gh = verify_hex_hmac("It's a Secret to Everybody", 'Hello, World!',
+		'sha256=757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17'
+	);
+	return ($std && $gh) ? 1 : 0;
+}
+
+# A started node with the extension preloaded and test-friendly settings:
+# localhost receivers allowed, retry back-off scaled down to milliseconds.
+# %extra_conf values are single-quoted unless already quoted.
+sub node_with_webhook
+{
+	my ($name, %extra_conf) = @_;
+	my $node = PostgreSQL::Test::Cluster->new($name);
+	$node->init;
+	my $conf = join '',
+	  "shared_preload_libraries = 'webhook'\n",
+	  "webhook.allow_private_networks = on\n",
+	  "webhook.retry_delay_scale = 0.001\n",
+	  "log_min_messages = info\n";
+	for my $k (sort keys %extra_conf)
+	{
+		my $v = $extra_conf{$k};
+		$v = "'" . ($v =~ s/'/''/gr) . "'" unless $v =~ /^'.*'$/s;
+		$conf .= "$k = $v\n";
+	}
+	$node->append_conf('postgresql.conf', $conf);
+	$node->start;
+	return $node;
+}
+
+# Stop any receiver a test forgot (or could not) stop, e.g. after a die.
+END
+{
+	local $?;    # keep the test's exit status
+	for my $key (keys %LIVE)
+	{
+		my ($h, $owner) = @{ delete $LIVE{$key} };
+		eval { $h->kill_kill(grace => 5) } if $owner == $$;
+	}
+}
+
+package WebhookTest::Receiver;
+
+# "http://127.0.0.1:PORT/path" for use in webhook subscriptions.
+sub url
+{
+	my ($self, $path) = @_;
+	$path //= '/';
+	return "http://127.0.0.1:$self->{port}$path";
+}
+
+# SIGTERM (SIGKILL after 5 s); idempotent and only in the starting process
+# (a forked child must not kill its parent's receiver).
+sub stop
+{
+	my ($self) = @_;
+	my $h = delete $self->{handle};
+	return unless $h && $self->{owner} == $$;
+	delete $LIVE{"$self"};
+	eval { $h->kill_kill(grace => 5) };
+	return;
+}
+
+sub DESTROY
+{
+	my ($self) = @_;
+	local ($@, $?);
+	$self->stop;
+}
+
+1;
