@@ -366,6 +366,7 @@ RETURNS uuid LANGUAGE plpgsql VOLATILE
 SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
+#variable_conflict use_column
 DECLARE
     v_event_id uuid;
     v_now timestamptz := now();

@@ -37,7 +37,7 @@ static SPIPlanPtr deactivate_plan = NULL;
  */
 static const char *claim_sql =
 "WITH busy AS ("
-"  SELECT b.endpoint_id, b.in_flight FROM pg_catalog.unnest($2::bigint[], $3::integer[]) AS b(endpoint_id, in_flight)"
+"  SELECT b.endpoint_id, b.in_flight FROM ROWS FROM (pg_catalog.unnest($2::bigint[]), pg_catalog.unnest($3::integer[])) AS b(endpoint_id, in_flight)"
 "), due AS ("
 "  SELECT d.id, d.next_attempt_at"
 "    FROM webhook.endpoints ep"
@@ -46,7 +46,7 @@ static const char *claim_sql =
 "      SELECT d.id, d.next_attempt_at FROM webhook.deliveries d"
 "       WHERE d.endpoint_id = ep.id AND d.status = 'pending' AND d.next_attempt_at <= pg_catalog.now()"
 "       ORDER BY d.next_attempt_at"
-"       LIMIT pg_catalog.greatest(pg_catalog.coalesce(ep.max_in_flight, $4) - pg_catalog.coalesce(b.in_flight, 0), 0)"
+"       LIMIT greatest(coalesce(ep.max_in_flight, $4) - coalesce(b.in_flight, 0), 0)"
 "       FOR UPDATE OF d SKIP LOCKED"
 "    ) d"
 "   WHERE ep.active"
@@ -59,9 +59,9 @@ static const char *claim_sql =
 "  FROM due, webhook.endpoints ep, webhook.events ev"
 " WHERE d.id = due.id AND ep.id = d.endpoint_id AND ev.id = d.event_id"
 " RETURNING d.id, d.attempts, ev.id::text, ev.event_type, ev.body, ep.id, ep.url, ep.signing,"
-"           pg_catalog.coalesce(ep.secret, ''), ep.signature_header,"
+"           coalesce(ep.secret, ''), ep.signature_header,"
 "           ARRAY(SELECT h.key || ': ' || h.value FROM pg_catalog.jsonb_each_text(ep.headers) AS h),"
-"           ep.timeout_ms, ep.retry_schedule_s, pg_catalog.coalesce(ep.max_in_flight, $4)";
+"           ep.timeout_ms, ep.retry_schedule_s, coalesce(ep.max_in_flight, $4)";
 
 /*
  * Record a batch of attempts: the delivery's new state and one log row each.
@@ -70,15 +70,18 @@ static const char *claim_sql =
  */
 static const char *record_sql =
 "WITH r AS ("
-"  SELECT * FROM pg_catalog.unnest($1::bigint[], $2::integer[], $3::text[], $4::timestamptz[],"
-"                                  $5::timestamptz[], $6::float8[], $7::integer[], $8::text[], $9::text[],"
-"                                  $10::text[], $11::text[])"
+"  SELECT * FROM ROWS FROM (pg_catalog.unnest($1::bigint[]), pg_catalog.unnest($2::integer[]),"
+"                            pg_catalog.unnest($3::text[]), pg_catalog.unnest($4::timestamptz[]),"
+"                            pg_catalog.unnest($5::timestamptz[]), pg_catalog.unnest($6::float8[]),"
+"                            pg_catalog.unnest($7::integer[]), pg_catalog.unnest($8::text[]),"
+"                            pg_catalog.unnest($9::text[]), pg_catalog.unnest($10::text[]),"
+"                            pg_catalog.unnest($11::text[]))"
 "      AS r(delivery_id, attempt, status, next_attempt_at, attempted_at, duration_ms, status_code,"
 "           error_class, error, response_body, url)"
 "), upd AS ("
 "  UPDATE webhook.deliveries d"
 "     SET status = r.status, attempts = r.attempt, claimed_at = NULL,"
-"         next_attempt_at = pg_catalog.coalesce(r.next_attempt_at, d.next_attempt_at),"
+"         next_attempt_at = coalesce(r.next_attempt_at, d.next_attempt_at),"
 "         last_attempt_at = r.attempted_at, last_status_code = r.status_code,"
 "         last_error = CASE WHEN r.error_class IS NULL THEN NULL ELSE r.error_class || ': ' || r.error END,"
 "         completed_at = CASE WHEN r.status = 'pending' THEN NULL ELSE pg_catalog.now() END"

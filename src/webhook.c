@@ -81,7 +81,7 @@ WebhookGucInit(void)
 	DefineCustomIntVariable("webhook.max_payload_bytes",
 							gettext_noop("Largest payload that webhook.send accepts."),
 							NULL, &webhook_max_payload_bytes, 1024 * 1024, 1, INT_MAX,
-							PGC_SUSET, GUC_UNIT_BYTE, NULL, NULL, NULL);
+							PGC_SUSET, 0, NULL, NULL, NULL);
 	DefineCustomBoolVariable("webhook.strict_event_types",
 							 gettext_noop("Refuse events whose type is not in webhook.event_types."),
 							 NULL, &webhook_strict_event_types, false,

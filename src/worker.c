@@ -83,8 +83,7 @@ worker_leave(const char *why, bool no_extension)
 	LWLockAcquire(webhook_shared->lock, LW_EXCLUSIVE);
 	my_slot->no_extension = no_extension;
 	LWLockRelease(webhook_shared->lock);
-	ereport(LOG, (errmsg("webhook delivery worker for database \"%s\" exiting: %s",
-						 get_database_name(MyDatabaseId) ? get_database_name(MyDatabaseId) : "?", why)));
+	ereport(DEBUG1, (errmsg("%s exiting: %s", MyBgworkerEntry->bgw_name, why)));
 	proc_exit(0);
 }
 
@@ -260,6 +259,8 @@ webhook_worker_main(Datum main_arg)
 	BackgroundWorkerUnblockSignals();
 	BackgroundWorkerInitializeConnectionByOid(dboid, InvalidOid, 0);
 	pgstat_report_appname("webhook delivery worker");
+	/* Nothing the worker runs may resolve to an object a user planted. */
+	SetConfigOption("search_path", "pg_catalog, pg_temp", PGC_SUSET, PGC_S_OVERRIDE);
 
 	worker_attach(slot_index, dboid);
 	if (!queue_extension_present())
