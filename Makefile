@@ -2,7 +2,8 @@
 EXTENSION = webhook
 MODULE_big = webhook
 OBJS = src/webhook.o src/launcher.o src/worker.o src/queue.o src/http.o \
-       src/signing.o src/validate.o src/netguard.o src/wake.o
+       src/signing.o src/validate.o src/netguard.o src/wake.o \
+       src/watch.o
 DATA = $(wildcard sql/webhook--*.sql)
 PGFILEDESC = "webhook - transactional outgoing webhooks"
 
@@ -15,19 +16,19 @@ REGRESS = $(patsubst test/sql/%.sql,%,$(sort $(wildcard test/sql/*.sql)))
 REGRESS_OPTS = --inputdir=test --temp-instance=./tmp_check --temp-config=test/regress.conf --load-extension=webhook
 
 # TAP tests in test/t, run by "make prove" after "make install".
-TAP_TESTS = 1
 PROVE_TESTS = $(sort $(wildcard test/t/*.pl))
+PROVE_FLAGS = -I $(srcdir)/test/t --timer
 
-EXTRA_CLEAN = tmp_check tmp_check_iso results regression.diffs regression.out log test/unit/netguard_test
+EXTRA_CLEAN = tmp_check/ tmp_check_iso results regression.diffs regression.out log test/unit/netguard_test
 
 PG_CONFIG ?= pg_config
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
 
 .PHONY: prove unit demo bench
-# "prove_installcheck" from PGXS, with our test directory; fails loudly.
+# PGXS's TAP runner over test/t/*.pl; fails loudly when a test fails.
 prove:
-	$(MAKE) prove_installcheck PROVE_TESTS='$(PROVE_TESTS)' PROVE_FLAGS='-I $(srcdir)/test/t --timer'
+	$(prove_installcheck)
 
 unit:
 	$(MAKE) -C test/unit check

@@ -442,6 +442,205 @@ END;
 $$;
 
 ------------------------------------------------------------------------------
+-- Watching application tables (src/watch.c holds the trigger)
+------------------------------------------------------------------------------
+
+-- One row per watched table.  Row level security lets a table's owner manage
+-- the watch of that table and no other.
+CREATE TABLE webhook.table_watches (
+    table_oid       regclass PRIMARY KEY,
+    event_prefix    text NOT NULL,
+    operations      text[] NOT NULL,
+    columns         text[],
+    condition       text,
+    exclude_columns text[],
+    created_at      timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    updated_at      timestamptz NOT NULL DEFAULT pg_catalog.now()
+);
+COMMENT ON TABLE webhook.table_watches IS 'options of webhook.watch() per table; read webhook.watches';
+
+ALTER TABLE webhook.table_watches ENABLE ROW LEVEL SECURITY;
+CREATE POLICY table_watches_owner ON webhook.table_watches
+    USING (pg_catalog.pg_has_role(CURRENT_USER,
+              (SELECT c.relowner FROM pg_catalog.pg_class c WHERE c.oid = table_oid), 'USAGE'));
+
+-- The statement-level trigger behind webhook.watch(): selects the changed
+-- rows as the table's owner and enqueues them as the extension's owner.
+CREATE FUNCTION webhook._watch_trigger()
+RETURNS trigger LANGUAGE C
+AS 'MODULE_PATHNAME', 'webhook_watch_trigger';
+
+-- Enqueue one event per payload, set-based: one statement for the events and
+-- one for their deliveries, whatever the number of rows.
+CREATE FUNCTION webhook._enqueue_many(event_type text, payloads jsonb[])
+RETURNS bigint LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+#variable_conflict use_column
+DECLARE
+    v_now timestamptz := now();
+    v_deliveries bigint;
+BEGIN
+    WITH ev AS (
+        INSERT INTO webhook.events (event_type, payload, body, created_at)
+        SELECT _enqueue_many.event_type, p.payload,
+               webhook._event_body(_enqueue_many.event_type, p.payload, v_now), v_now
+          FROM unnest(_enqueue_many.payloads) AS p(payload)
+        RETURNING id
+    )
+    INSERT INTO webhook.deliveries (event_id, endpoint_id)
+    SELECT ev.id, ep.id
+      FROM webhook.endpoints ep CROSS JOIN ev
+     WHERE ep.active AND webhook._subscribed(ep.event_types, _enqueue_many.event_type);
+    GET DIAGNOSTICS v_deliveries = ROW_COUNT;
+    IF v_deliveries > 0 THEN
+        PERFORM webhook._wake_worker_at_commit();
+    END IF;
+    RETURN v_deliveries;
+END;
+$$;
+
+-- Reject a column list naming columns the table does not have.
+CREATE FUNCTION webhook._check_columns(tbl regclass, cols text[], what text)
+RETURNS void LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    col text;
+BEGIN
+    FOREACH col IN ARRAY coalesce(cols, '{}') LOOP
+        IF col IS NULL OR NOT EXISTS (SELECT 1 FROM pg_attribute a
+                                        WHERE a.attrelid = tbl AND a.attname = col
+                                          AND a.attnum > 0 AND NOT a.attisdropped) THEN
+            RAISE EXCEPTION 'column "%" of % does not exist', coalesce(col, 'NULL'), tbl
+                USING ERRCODE = 'undefined_column',
+                      HINT = format('Check the names given in %s.', what);
+        END IF;
+    END LOOP;
+END;
+$$;
+
+-- Emit <prefix>.created / .updated / .deleted from a table's row changes.
+-- Calling it again replaces the watch's options.
+CREATE FUNCTION webhook.watch(tbl regclass,
+                              event_prefix text DEFAULT NULL,
+                              operations text[] DEFAULT '{insert,update,delete}',
+                              columns text[] DEFAULT NULL,
+                              condition text DEFAULT NULL,
+                              exclude_columns text[] DEFAULT NULL)
+RETURNS void LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+SET client_min_messages = warning
+AS $$
+#variable_conflict use_variable
+DECLARE
+    v_rel record;
+    v_prefix text;
+    v_ops text[];
+    v_op text;
+BEGIN
+    SELECT c.relkind, c.relname, c.relowner, n.nspname INTO v_rel
+      FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+     WHERE c.oid = tbl;
+    IF v_rel.relkind NOT IN ('r', 'p') THEN
+        RAISE EXCEPTION '% is not a table', tbl
+            USING ERRCODE = 'wrong_object_type',
+                  HINT = 'Only ordinary and partitioned tables can be watched; for a partitioned table, watch the parent.';
+    END IF;
+    IF NOT pg_has_role(current_user, v_rel.relowner, 'USAGE') THEN
+        RAISE EXCEPTION 'must be owner of table % to watch it', tbl
+            USING ERRCODE = 'insufficient_privilege';
+    END IF;
+
+    v_prefix := coalesce(event_prefix, v_rel.relname);
+    IF NOT webhook._is_event_type_name(v_prefix) THEN
+        RAISE EXCEPTION 'invalid event prefix "%"', v_prefix
+            USING ERRCODE = 'invalid_parameter_value',
+                  DETAIL = 'Event types are dot-separated segments of letters, digits, "_" and "-".',
+                  HINT = 'Pass event_prefix => ''orders'', for example.';
+    END IF;
+
+    IF operations IS NULL OR cardinality(operations) = 0 THEN
+        RAISE EXCEPTION 'operations must name at least one of insert, update, delete'
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    SELECT array_agg(DISTINCT lower(o) ORDER BY lower(o)) INTO v_ops FROM unnest(operations) AS o;
+    FOREACH v_op IN ARRAY v_ops LOOP
+        IF v_op IS NULL OR v_op NOT IN ('insert', 'update', 'delete') THEN
+            RAISE EXCEPTION 'unknown operation "%"', coalesce(v_op, 'NULL')
+                USING ERRCODE = 'invalid_parameter_value',
+                      HINT = 'Use insert, update and delete.';
+        END IF;
+    END LOOP;
+
+    PERFORM webhook._check_columns(tbl, columns, 'columns');
+    PERFORM webhook._check_columns(tbl, exclude_columns, 'exclude_columns');
+
+    IF condition IS NOT NULL THEN
+        BEGIN
+            EXECUTE format('SELECT (%s)::boolean FROM %s AS new, %s AS old WHERE false', condition, tbl, tbl);
+        EXCEPTION WHEN OTHERS THEN
+            RAISE EXCEPTION 'invalid watch condition: %', SQLERRM
+                USING ERRCODE = 'invalid_parameter_value',
+                      DETAIL = format('The condition was: %s', condition),
+                      HINT = 'Give a boolean SQL expression over the columns of NEW and OLD, such as NEW.status <> OLD.status.';
+        END;
+    END IF;
+
+    INSERT INTO webhook.table_watches AS w (table_oid, event_prefix, operations, columns, condition, exclude_columns)
+    VALUES (tbl, v_prefix, v_ops, columns, condition, exclude_columns)
+    ON CONFLICT (table_oid) DO UPDATE
+       SET event_prefix = EXCLUDED.event_prefix, operations = EXCLUDED.operations,
+           columns = EXCLUDED.columns, condition = EXCLUDED.condition,
+           exclude_columns = EXCLUDED.exclude_columns, updated_at = now();
+
+    -- One statement-level trigger per operation, with transition tables.
+    EXECUTE format('DROP TRIGGER IF EXISTS webhook_watch_insert ON %s', tbl);
+    EXECUTE format('DROP TRIGGER IF EXISTS webhook_watch_update ON %s', tbl);
+    EXECUTE format('DROP TRIGGER IF EXISTS webhook_watch_delete ON %s', tbl);
+    IF 'insert' = ANY (v_ops) THEN
+        EXECUTE format('CREATE TRIGGER webhook_watch_insert AFTER INSERT ON %s REFERENCING NEW TABLE AS webhook_new '
+                       'FOR EACH STATEMENT EXECUTE FUNCTION webhook._watch_trigger()', tbl);
+    END IF;
+    IF 'update' = ANY (v_ops) THEN
+        EXECUTE format('CREATE TRIGGER webhook_watch_update AFTER UPDATE ON %s REFERENCING OLD TABLE AS webhook_old NEW TABLE AS webhook_new '
+                       'FOR EACH STATEMENT EXECUTE FUNCTION webhook._watch_trigger()', tbl);
+    END IF;
+    IF 'delete' = ANY (v_ops) THEN
+        EXECUTE format('CREATE TRIGGER webhook_watch_delete AFTER DELETE ON %s REFERENCING OLD TABLE AS webhook_old '
+                       'FOR EACH STATEMENT EXECUTE FUNCTION webhook._watch_trigger()', tbl);
+    END IF;
+END;
+$$;
+COMMENT ON FUNCTION webhook.watch(regclass, text, text[], text[], text, text[]) IS 'emit <prefix>.created/.updated/.deleted events from row changes of a table';
+
+-- Stop watching a table.
+CREATE FUNCTION webhook.unwatch(tbl regclass)
+RETURNS boolean LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+SET client_min_messages = warning
+AS $$
+BEGIN
+    IF NOT pg_has_role(current_user, (SELECT c.relowner FROM pg_class c WHERE c.oid = tbl), 'USAGE') THEN
+        RAISE EXCEPTION 'must be owner of table % to unwatch it', tbl
+            USING ERRCODE = 'insufficient_privilege';
+    END IF;
+    EXECUTE format('DROP TRIGGER IF EXISTS webhook_watch_insert ON %s', tbl);
+    EXECUTE format('DROP TRIGGER IF EXISTS webhook_watch_update ON %s', tbl);
+    EXECUTE format('DROP TRIGGER IF EXISTS webhook_watch_delete ON %s', tbl);
+    DELETE FROM webhook.table_watches w WHERE w.table_oid = tbl;
+    RETURN FOUND;
+END;
+$$;
+
+-- Every watched table and its options.
+CREATE VIEW webhook.watches WITH (security_barrier) AS
+SELECT w.table_oid AS "table", w.event_prefix, w.operations, w.columns, w.condition,
+       w.exclude_columns, w.created_at, w.updated_at
+  FROM webhook.table_watches w;
+COMMENT ON VIEW webhook.watches IS 'tables watched by webhook.watch() and their options';
+
+------------------------------------------------------------------------------
 -- Views for people in psql
 ------------------------------------------------------------------------------
 
@@ -464,12 +663,27 @@ COMMENT ON VIEW webhook.attempts IS 'every HTTP attempt, newest first, with endp
 REVOKE ALL ON ALL TABLES IN SCHEMA webhook FROM PUBLIC;
 REVOKE ALL ON ALL FUNCTIONS IN SCHEMA webhook FROM PUBLIC;
 
+-- Harmless helpers used by triggers that run as the writing role.
+GRANT EXECUTE ON FUNCTION webhook.generate_secret(text), webhook._url_problem(text),
+    webhook._secret_problem(text, text), webhook.sign(text, text, bigint, text, text),
+    webhook._ed25519_public_key(text), webhook._is_event_type_name(text),
+    webhook._is_event_type_pattern(text), webhook._subscribed(text[], text),
+    webhook._event_body(text, jsonb, timestamptz), webhook._check_columns(regclass, text[], text)
+    TO PUBLIC;
+-- A table's owner may watch it (row level security keeps each to their own);
+-- the trigger function itself checks who may do what.
+GRANT EXECUTE ON FUNCTION webhook.watch(regclass, text, text[], text[], text, text[]),
+    webhook.unwatch(regclass), webhook._watch_trigger() TO PUBLIC;
+GRANT SELECT, INSERT, UPDATE, DELETE ON webhook.table_watches TO PUBLIC;
+GRANT SELECT ON webhook.watches TO PUBLIC;
+
 -- Endpoints, the catalogue and the queue are user data: pg_dump keeps them.
 SELECT pg_catalog.pg_extension_config_dump('webhook.endpoints', '');
 SELECT pg_catalog.pg_extension_config_dump('webhook.event_types', $$WHERE name NOT LIKE 'webhook.%'$$);
 SELECT pg_catalog.pg_extension_config_dump('webhook.events', '');
 SELECT pg_catalog.pg_extension_config_dump('webhook.deliveries', '');
 SELECT pg_catalog.pg_extension_config_dump('webhook.delivery_log', '');
+SELECT pg_catalog.pg_extension_config_dump('webhook.table_watches', '');
 
 -- Start delivering in this database once CREATE EXTENSION commits.
 SELECT webhook._start_worker_at_commit();
