@@ -3,7 +3,7 @@ EXTENSION = webhook
 MODULE_big = webhook
 OBJS = src/webhook.o src/launcher.o src/worker.o src/queue.o src/http.o \
        src/signing.o src/validate.o src/netguard.o src/wake.o \
-       src/watch.o
+       src/watch.o src/sealing.o
 DATA = $(wildcard sql/webhook--*.sql)
 PGFILEDESC = "webhook - transactional outgoing webhooks"
 
@@ -38,3 +38,6 @@ demo:
 
 bench:
 	bash bench/run.sh
+
+# PGXS does not track headers: rebuild every object when one changes.
+$(OBJS): $(wildcard src/*.h)

@@ -39,6 +39,22 @@ CREATE FUNCTION webhook.sign(secret text, msg_id text, "timestamp" bigint, body 
 RETURNS text LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE
 AS 'MODULE_PATHNAME', 'webhook_sign';
 
+-- Encrypt a secret under webhook.master_key_file (unchanged when none is set).
+CREATE FUNCTION webhook._seal(value text)
+RETURNS text LANGUAGE C VOLATILE STRICT PARALLEL SAFE
+AS 'MODULE_PATHNAME', 'webhook_seal';
+
+-- Decrypt a sealed secret (unchanged when it is not sealed).
+CREATE FUNCTION webhook._unseal(value text)
+RETURNS text LANGUAGE C STABLE STRICT PARALLEL SAFE
+AS 'MODULE_PATHNAME', 'webhook_unseal';
+
+-- Standard Webhooks verification of one request's parts.
+CREATE FUNCTION webhook._verify(secret text, msg_id text, "timestamp" text, signatures text,
+                                body text, tolerance_s double precision)
+RETURNS boolean LANGUAGE C VOLATILE STRICT PARALLEL SAFE
+AS 'MODULE_PATHNAME', 'webhook_verify';
+
 -- The whpk_ public key matching an ed25519 whsk_ secret.
 CREATE FUNCTION webhook._ed25519_public_key(secret text)
 RETURNS text LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE
@@ -95,7 +111,11 @@ CREATE TABLE webhook.endpoints (
                      CONSTRAINT endpoints_signing_check
                      CHECK (signing IN ('standard', 'ed25519', 'hmac-sha256', 'none')),
     secret           text,
+    previous_secret  text,
+    previous_secret_expires_at timestamptz,
     signature_header text NOT NULL DEFAULT 'X-Webhook-Signature',
+    auth_username    text,
+    auth_password    text,
     headers          jsonb NOT NULL DEFAULT '{}',
     timeout_ms       integer NOT NULL DEFAULT 15000
                      CONSTRAINT endpoints_timeout_ms_check CHECK (timeout_ms > 0),
@@ -111,6 +131,8 @@ COMMENT ON TABLE webhook.endpoints IS 'receivers of webhooks, managed with INSER
 COMMENT ON COLUMN webhook.endpoints.event_types IS 'subscriptions: exact event types, "prefix.*" or "*"';
 COMMENT ON COLUMN webhook.endpoints.signing IS 'standard (Standard Webhooks v1), ed25519 (v1a), hmac-sha256 (hex in signature_header) or none';
 COMMENT ON COLUMN webhook.endpoints.secret IS 'generated when missing; kept exactly as given otherwise';
+COMMENT ON COLUMN webhook.endpoints.previous_secret IS 'the secret before webhook.rotate_secret(); also signed with until previous_secret_expires_at';
+COMMENT ON COLUMN webhook.endpoints.auth_username IS 'HTTP Basic authentication user, with auth_password';
 COMMENT ON COLUMN webhook.endpoints.headers IS 'extra request headers as a JSON object of strings';
 COMMENT ON COLUMN webhook.endpoints.retry_schedule_s IS 'seconds to wait after each failed attempt; one more attempt than elements';
 COMMENT ON COLUMN webhook.endpoints.max_in_flight IS 'cap on concurrent requests to this endpoint; NULL means webhook.max_in_flight_per_endpoint';
@@ -188,12 +210,20 @@ DECLARE
     pattern text;
     header record;
 BEGIN
+    -- Before the NOT NULL constraint, whose error would print the row and its secret.
+    IF NEW.url IS NULL THEN
+        RAISE EXCEPTION 'url must not be null'
+            USING ERRCODE = 'not_null_violation',
+                  HINT = 'Give the receiver''s absolute http:// or https:// URL, such as https://example.com/webhooks.';
+    END IF;
     problem := webhook._url_problem(NEW.url);
     IF problem IS NOT NULL THEN
         RAISE EXCEPTION 'invalid webhook url "%"', NEW.url
             USING ERRCODE = 'invalid_parameter_value', DETAIL = problem,
                   HINT = CASE WHEN problem LIKE '%credentials%'
                               THEN 'Put credentials in the headers column, for example {"Authorization": "Bearer ..."}.'
+                              WHEN problem LIKE '%require_https%'
+                              THEN 'Use an https:// URL, or ask a superuser to turn webhook.require_https off.'
                               WHEN problem LIKE '%address%'
                               THEN 'A superuser can allow private networks with webhook.allow_private_networks or webhook.allowed_networks.'
                               ELSE 'Use an absolute http:// or https:// URL with a host, such as https://example.com/webhooks.' END;
@@ -204,9 +234,15 @@ BEGIN
             USING ERRCODE = 'null_value_not_allowed',
                   HINT = 'Use ''{*}'' to subscribe to every event type, or ''{}'' to subscribe to none.';
     END IF;
+    IF array_ndims(NEW.event_types) > 1
+       OR EXISTS (SELECT 1 FROM unnest(NEW.event_types) AS p(elem) WHERE p.elem IS NULL) THEN
+        RAISE EXCEPTION 'event_types must be a flat list of patterns without nulls'
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'For example: {order.created}, {order.*} or {*}.';
+    END IF;
     FOREACH pattern IN ARRAY NEW.event_types LOOP
-        IF pattern IS NULL OR NOT webhook._is_event_type_pattern(pattern) THEN
-            RAISE EXCEPTION 'invalid event type pattern "%"', coalesce(pattern, 'NULL')
+        IF NOT webhook._is_event_type_pattern(pattern) THEN
+            RAISE EXCEPTION 'invalid event type pattern "%"', pattern
                 USING ERRCODE = 'invalid_parameter_value',
                       DETAIL = 'A pattern is an exact event type, a prefix followed by ".*", or "*"; event types are dot-separated segments of letters, digits, "_" and "-".',
                       HINT = 'For example: {order.created}, {order.*} or {*}.';
@@ -276,6 +312,23 @@ BEGIN
                   HINT = 'Use ''{}'' for no retries; the default is {5,300,1800,7200,18000,36000,36000}.';
     END IF;
 
+    IF NEW.auth_password IS NOT NULL AND NEW.auth_username IS NULL THEN
+        RAISE EXCEPTION 'auth_password is set without auth_username'
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'Set both for HTTP Basic authentication, or neither.';
+    END IF;
+    IF NEW.auth_username IS NOT NULL AND (NEW.auth_username ~ '[:\r\n]' OR NEW.auth_username = '') THEN
+        RAISE EXCEPTION 'invalid auth_username'
+            USING ERRCODE = 'invalid_parameter_value',
+                  DETAIL = 'A Basic authentication user name must not be empty nor contain ":" or a line break.';
+    END IF;
+    IF NEW.auth_username IS NOT NULL AND NEW.headers ? 'Authorization'
+       OR NEW.auth_username IS NOT NULL AND EXISTS (SELECT 1 FROM jsonb_object_keys(NEW.headers) AS k WHERE lower(k) = 'authorization') THEN
+        RAISE EXCEPTION 'both auth_username and an Authorization header are set'
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'Use auth_username and auth_password for Basic authentication, or an Authorization header, not both.';
+    END IF;
+
     -- A secret is generated when missing, and again when the scheme changes
     -- to or from ed25519 without a new secret (the key kinds differ).
     IF NEW.secret IS NULL AND NEW.signing <> 'none'
@@ -284,11 +337,23 @@ BEGIN
         NEW.secret := webhook.generate_secret(NEW.signing);
     END IF;
     IF NEW.secret IS NOT NULL AND NEW.signing <> 'none' THEN
-        problem := webhook._secret_problem(NEW.signing, NEW.secret);
+        problem := webhook._secret_problem(NEW.signing, webhook._unseal(NEW.secret));
         IF problem IS NOT NULL THEN
             RAISE EXCEPTION 'invalid secret for signing scheme "%"', NEW.signing
                 USING ERRCODE = 'invalid_parameter_value', DETAIL = problem,
                       HINT = 'Leave secret NULL to have one generated.';
+        END IF;
+    END IF;
+
+    -- With webhook.master_key_file set, secrets and credentials are stored
+    -- encrypted (values already sealed are kept).
+    IF coalesce(current_setting('webhook.master_key_file', true), '') <> '' THEN
+        NEW.secret := webhook._seal(NEW.secret);
+        NEW.previous_secret := webhook._seal(NEW.previous_secret);
+        NEW.auth_password := webhook._seal(NEW.auth_password);
+        IF NEW.headers <> '{}' THEN
+            NEW.headers := (SELECT jsonb_object_agg(h.key, webhook._seal(h.value))
+                              FROM jsonb_each_text(NEW.headers) AS h);
         END IF;
     END IF;
 
@@ -310,8 +375,11 @@ CREATE TRIGGER endpoints_before_write
 
 -- Deliveries still pending for a deleted endpoint can never be made: close
 -- them, so the history says why; their rows stay readable with endpoint_id NULL.
+-- Runs as the extension's owner: a role allowed to DELETE endpoints need not
+-- be allowed to write webhook.deliveries.
 CREATE FUNCTION webhook._endpoints_before_delete()
 RETURNS trigger LANGUAGE plpgsql
+SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
@@ -344,8 +412,12 @@ RETURNS void LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
-    IF event_type IS NULL OR NOT webhook._is_event_type_name(event_type) THEN
-        RAISE EXCEPTION 'invalid event type "%"', coalesce(event_type, 'NULL')
+    IF event_type IS NULL THEN
+        RAISE EXCEPTION 'event type must not be null'
+            USING ERRCODE = 'null_value_not_allowed', HINT = 'For example: order.created.';
+    END IF;
+    IF NOT webhook._is_event_type_name(event_type) THEN
+        RAISE EXCEPTION 'invalid event type "%"', event_type
             USING ERRCODE = 'invalid_parameter_value',
                   DETAIL = 'Event types are dot-separated segments of letters, digits, "_" and "-".',
                   HINT = 'For example: order.created.';
@@ -429,7 +501,8 @@ DECLARE
 BEGIN
     SELECT e.signing, e.secret INTO ep FROM webhook.endpoints e WHERE e.id = public_key.endpoint_id;
     IF NOT FOUND THEN
-        RAISE EXCEPTION 'endpoint % does not exist', endpoint_id USING ERRCODE = 'no_data_found';
+        RAISE EXCEPTION 'endpoint % does not exist', endpoint_id
+            USING ERRCODE = 'no_data_found', HINT = 'The ids of endpoints are in webhook.endpoints.';
     END IF;
     IF ep.signing <> 'ed25519' THEN
         RAISE EXCEPTION 'endpoint % does not use ed25519 signing', endpoint_id
@@ -437,9 +510,75 @@ BEGIN
                   DETAIL = format('Its signing scheme is %s, which has no public key.', ep.signing),
                   HINT = 'UPDATE webhook.endpoints SET signing = ''ed25519'' to switch it to public-key signatures.';
     END IF;
-    RETURN webhook._ed25519_public_key(ep.secret);
+    RETURN webhook._ed25519_public_key(webhook._unseal(ep.secret));
 END;
 $$;
+
+------------------------------------------------------------------------------
+-- Secrets: rotation, reading, verification
+------------------------------------------------------------------------------
+
+-- Replace an endpoint's secret.  Until the grace period ends, requests carry
+-- signatures with both the new and the old secret, so receivers can switch
+-- at their own pace.  Returns the new secret, or for ed25519 the new public key.
+CREATE FUNCTION webhook.rotate_secret(endpoint_id bigint, grace interval DEFAULT '24 hours')
+RETURNS text LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    ep record;
+    v_secret text;
+BEGIN
+    SELECT e.signing, e.secret INTO ep FROM webhook.endpoints e WHERE e.id = rotate_secret.endpoint_id FOR UPDATE;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'endpoint % does not exist', endpoint_id USING ERRCODE = 'no_data_found';
+    END IF;
+    IF ep.signing = 'none' THEN
+        RAISE EXCEPTION 'endpoint % does not sign its requests', endpoint_id
+            USING ERRCODE = 'wrong_object_type',
+                  HINT = 'Set its signing column first.';
+    END IF;
+    IF grace IS NULL OR grace < interval '0' THEN
+        RAISE EXCEPTION 'grace must be a non-negative interval' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    v_secret := webhook.generate_secret(ep.signing);
+    UPDATE webhook.endpoints e
+       SET previous_secret = ep.secret, previous_secret_expires_at = now() + grace, secret = v_secret
+     WHERE e.id = rotate_secret.endpoint_id;
+    IF ep.signing = 'ed25519' THEN
+        RETURN webhook._ed25519_public_key(v_secret);
+    END IF;
+    RETURN v_secret;
+END;
+$$;
+COMMENT ON FUNCTION webhook.rotate_secret(bigint, interval) IS 'new secret for an endpoint; the old one keeps signing during the grace period';
+
+-- The plain secret of an endpoint, also when stored encrypted.
+CREATE FUNCTION webhook.endpoint_secret(endpoint_id bigint)
+RETURNS text LANGUAGE sql STABLE STRICT
+SET search_path = pg_catalog, pg_temp
+RETURN (SELECT webhook._unseal(e.secret) FROM webhook.endpoints e WHERE e.id = endpoint_secret.endpoint_id);
+
+-- The value of a header in a JSON object of headers, whatever its case.
+CREATE FUNCTION webhook._header(headers jsonb, name text)
+RETURNS text LANGUAGE sql IMMUTABLE PARALLEL SAFE
+RETURN (SELECT h.value FROM pg_catalog.jsonb_each_text(headers) AS h
+         WHERE pg_catalog.lower(h.key) = name LIMIT 1);
+
+-- Check a Standard Webhooks request as a receiver would: any of the
+-- space-separated signatures valid for the secret (whsec_ for v1, whpk_ or
+-- whsk_ for v1a), and a timestamp within the tolerance.
+CREATE FUNCTION webhook.verify(secret text, headers jsonb, body text, tolerance interval DEFAULT '5 minutes')
+RETURNS boolean LANGUAGE sql VOLATILE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+RETURN coalesce(webhook._verify(secret,
+                                webhook._header(headers, 'webhook-id'),
+                                webhook._header(headers, 'webhook-timestamp'),
+                                webhook._header(headers, 'webhook-signature'),
+                                body,
+                                extract(epoch FROM tolerance)::double precision),
+                false);
+COMMENT ON FUNCTION webhook.verify(text, jsonb, text, interval) IS 'verify a Standard Webhooks request: signature and timestamp';
 
 ------------------------------------------------------------------------------
 -- Watching application tables (src/watch.c holds the trigger)
@@ -668,7 +807,9 @@ GRANT EXECUTE ON FUNCTION webhook.generate_secret(text), webhook._url_problem(te
     webhook._secret_problem(text, text), webhook.sign(text, text, bigint, text, text),
     webhook._ed25519_public_key(text), webhook._is_event_type_name(text),
     webhook._is_event_type_pattern(text), webhook._subscribed(text[], text),
-    webhook._event_body(text, jsonb, timestamptz), webhook._check_columns(regclass, text[], text)
+    webhook._event_body(text, jsonb, timestamptz), webhook._check_columns(regclass, text[], text),
+    webhook._verify(text, text, text, text, text, double precision), webhook._header(jsonb, text),
+    webhook.verify(text, jsonb, text, interval)
     TO PUBLIC;
 -- A table's owner may watch it (row level security keeps each to their own);
 -- the trigger function itself checks who may do what.

@@ -40,6 +40,10 @@ typedef struct Delivery
 	char	   *url;
 	WebhookKey	key;
 	const char *key_problem;	/* secret unusable: fail without sending */
+	WebhookKey	previous_key;	/* a rotated-out secret still in its grace period */
+	bool		has_previous_key;
+	char	   *auth_username;	/* HTTP Basic authentication, or NULL */
+	char	   *auth_password;
 	char	   *signature_header;
 	int			n_headers;
 	char	  **headers;		/* "Name: value" lines from endpoints.headers */

@@ -238,7 +238,14 @@ http_start(Delivery *d)
 	h = curl_slist_append(h, line);
 	if (d->key.signing == SIGNING_STANDARD || d->key.signing == SIGNING_ED25519)
 	{
-		snprintf(line, sizeof(line), "webhook-signature: %s", signature);
+		char		previous[WEBHOOK_SIGNATURE_MAX];
+
+		/* Both signatures, space-separated, while a rotation is in grace. */
+		if (d->has_previous_key &&
+			webhook_compute_signature(&d->previous_key, d->event_id, timestamp, d->body, d->body_len, previous))
+			snprintf(line, sizeof(line), "webhook-signature: %s %s", signature, previous);
+		else
+			snprintf(line, sizeof(line), "webhook-signature: %s", signature);
 		h = curl_slist_append(h, line);
 	}
 	else if (d->key.signing == SIGNING_HMAC_SHA256)
@@ -280,6 +287,12 @@ http_start(Delivery *d)
 	curl_easy_setopt(d->easy, CURLOPT_OPENSOCKETDATA, d);
 	curl_easy_setopt(d->easy, CURLOPT_ERRORBUFFER, d->curl_error);
 	curl_easy_setopt(d->easy, CURLOPT_PRIVATE, d);
+	if (d->auth_username)
+	{
+		curl_easy_setopt(d->easy, CURLOPT_HTTPAUTH, (long) CURLAUTH_BASIC);
+		curl_easy_setopt(d->easy, CURLOPT_USERNAME, d->auth_username);
+		curl_easy_setopt(d->easy, CURLOPT_PASSWORD, d->auth_password ? d->auth_password : "");
+	}
 	d->curl_error[0] = '\0';
 
 	if (curl_multi_add_handle(multi, d->easy) != CURLM_OK)

@@ -59,9 +59,11 @@ static const char *claim_sql =
 "  FROM due, webhook.endpoints ep, webhook.events ev"
 " WHERE d.id = due.id AND ep.id = d.endpoint_id AND ev.id = d.event_id"
 " RETURNING d.id, d.attempts, ev.id::text, ev.event_type, ev.body, ep.id, ep.url, ep.signing,"
-"           coalesce(ep.secret, ''), ep.signature_header,"
-"           ARRAY(SELECT h.key || ': ' || h.value FROM pg_catalog.jsonb_each_text(ep.headers) AS h),"
-"           ep.timeout_ms, ep.retry_schedule_s, coalesce(ep.max_in_flight, $4)";
+"           webhook._unseal(coalesce(ep.secret, '')), ep.signature_header,"
+"           ARRAY(SELECT h.key || ': ' || webhook._unseal(h.value) FROM pg_catalog.jsonb_each_text(ep.headers) AS h),"
+"           ep.timeout_ms, ep.retry_schedule_s, coalesce(ep.max_in_flight, $4),"
+"           CASE WHEN ep.previous_secret_expires_at > pg_catalog.now() THEN webhook._unseal(ep.previous_secret) END,"
+"           ep.auth_username, webhook._unseal(ep.auth_password)";
 
 /*
  * Record a batch of attempts: the delivery's new state and one log row each.
@@ -246,6 +248,16 @@ delivery_from_tuple(HeapTuple tuple, TupleDesc desc)
 	for (int i = 0; i < nelems; i++)
 		d->retry_schedule_s[i] = DatumGetInt32(elems[i]);
 	d->max_in_flight = DatumGetInt32(SPI_getbinval(tuple, desc, 14, &isnull));
+
+	/* During a rotation's grace period, also sign with the previous secret. */
+	secret = SPI_getvalue(tuple, desc, 15);
+	if (secret != NULL && d->key_problem == NULL)
+	{
+		d->has_previous_key = webhook_decode_key(d->key.signing, secret, &d->previous_key) == NULL;
+		explicit_bzero(secret, strlen(secret));
+	}
+	d->auth_username = SPI_getvalue(tuple, desc, 16);
+	d->auth_password = SPI_getvalue(tuple, desc, 17);
 
 	MemoryContextSwitchTo(old);
 	return d;

@@ -11,6 +11,7 @@
 #include "postgres.h"
 
 #include <openssl/evp.h>
+#include <openssl/crypto.h>
 #include <openssl/hmac.h>
 
 #include "common/base64.h"
@@ -24,6 +25,7 @@ PG_FUNCTION_INFO_V1(webhook_generate_secret);
 PG_FUNCTION_INFO_V1(webhook_secret_problem);
 PG_FUNCTION_INFO_V1(webhook_sign);
 PG_FUNCTION_INFO_V1(webhook_ed25519_public_key);
+PG_FUNCTION_INFO_V1(webhook_verify);
 
 #define HMAC_SECRET_BYTES 32
 #define ED25519_KEY_BYTES 32
@@ -43,26 +45,22 @@ webhook_signing_from_name(const char *name)
 	return SIGNING_UNKNOWN;
 }
 
-/* Decode base64 into a bounded buffer; -1 when it is not valid base64. */
+/* Decode base64 into a bounded buffer; -1 when it is not valid base64 or too long. */
 static int
 decode_base64(const char *src, unsigned char *dst, int dstlen)
 {
 	int			srclen = strlen(src);
+	char		tmp[256];
+	int			n;
 
-	if (srclen == 0 || pg_b64_dec_len(srclen) > dstlen + 3)
+	if (srclen == 0 || pg_b64_dec_len(srclen) > (int) sizeof(tmp))
 		return -1;
-	{
-		char		tmp[256];
-		int			n;
-
-		if (pg_b64_dec_len(srclen) > (int) sizeof(tmp))
-			return -1;
-		n = pg_b64_decode(src, srclen, tmp, sizeof(tmp));
-		if (n < 0 || n > dstlen)
-			return -1;
-		memcpy(dst, tmp, n);
-		return n;
-	}
+	n = pg_b64_decode(src, srclen, tmp, sizeof(tmp));
+	if (n < 0 || n > dstlen)
+		return -1;
+	memcpy(dst, tmp, n);
+	explicit_bzero(tmp, sizeof(tmp));
+	return n;
 }
 
 /* Encode to base64 into dst (NUL terminated); returns the length. */
@@ -349,4 +347,120 @@ webhook_ed25519_public_key(PG_FUNCTION_ARGS)
 	explicit_bzero(&key, sizeof(key));
 	encode_base64(pub, ED25519_KEY_BYTES, b64, sizeof(b64));
 	PG_RETURN_TEXT_P(cstring_to_text(psprintf("whpk_%s", b64)));
+}
+
+/* Constant-time check of one base64 signature against the expected bytes. */
+static bool
+signature_matches(const char *b64, const unsigned char *expected, int expected_len)
+{
+	unsigned char got[128];
+	int			n = decode_base64(b64, got, sizeof(got));
+
+	return n == expected_len && CRYPTO_memcmp(got, expected, expected_len) == 0;
+}
+
+/*
+ * SQL: webhook._verify(secret, msg_id, timestamp, signatures, body,
+ * tolerance_s).  True when the timestamp is within the tolerance and any of
+ * the space-separated signatures is valid for the secret: v1 for HMAC
+ * secrets, v1a for ed25519 keys (whpk_ public or whsk_ private).
+ */
+Datum
+webhook_verify(PG_FUNCTION_ARGS)
+{
+	char	   *secret = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	char	   *msg_id = text_to_cstring(PG_GETARG_TEXT_PP(1));
+	char	   *ts_text = text_to_cstring(PG_GETARG_TEXT_PP(2));
+	char	   *signatures = text_to_cstring(PG_GETARG_TEXT_PP(3));
+	text	   *body = PG_GETARG_TEXT_PP(4);
+	double		tolerance_s = PG_GETARG_FLOAT8(5);
+	char	   *end;
+	long long	ts;
+	double		skew;
+	bool		ed25519 = strncmp(secret, "whpk_", 5) == 0 || strncmp(secret, "whsk_", 5) == 0;
+	unsigned char pub[ED25519_KEY_BYTES];
+	WebhookKey	key;
+	unsigned char mac[EVP_MAX_MD_SIZE];
+	unsigned int maclen = 0;
+	char	   *content;
+	size_t		content_len;
+	bool		ok = false;
+
+	errno = 0;
+	ts = strtoll(ts_text, &end, 10);
+	if (errno != 0 || end == ts_text || *end != '\0')
+		PG_RETURN_BOOL(false);
+	skew = (double) time(NULL) - (double) ts;
+	if (skew > tolerance_s || -skew > tolerance_s)
+		PG_RETURN_BOOL(false);
+
+	/* The signed bytes use the timestamp exactly as the header carried it. */
+	{
+		char	   *prefix = psprintf("%s.%s.", msg_id, ts_text);
+		size_t		prefix_len = strlen(prefix);
+
+		content_len = prefix_len + VARSIZE_ANY_EXHDR(body);
+		content = palloc(content_len);
+		memcpy(content, prefix, prefix_len);
+		memcpy(content + prefix_len, VARDATA_ANY(body), VARSIZE_ANY_EXHDR(body));
+	}
+
+	if (ed25519)
+	{
+		if (secret[2] == 'p')
+		{
+			if (decode_base64(secret + 5, pub, sizeof(pub)) != ED25519_KEY_BYTES)
+				ereport(ERROR,
+						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						 errmsg("invalid ed25519 public key"),
+						 errdetail("A public key is whpk_ followed by the base64 of 32 bytes.")));
+		}
+		else
+		{
+			const char *problem = webhook_decode_key(SIGNING_ED25519, secret, &key);
+
+			if (problem || !ed25519_public_from_seed(key.bytes, pub))
+				ereport(ERROR,
+						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						 errmsg("invalid ed25519 secret"),
+						 errdetail("%s", problem ? problem : "The seed was refused.")));
+			explicit_bzero(&key, sizeof(key));
+		}
+	}
+	else
+	{
+		const char *problem = webhook_decode_key(SIGNING_STANDARD, secret, &key);
+
+		if (problem)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("invalid secret for signing scheme \"standard\""),
+					 errdetail("%s", problem)));
+		if (HMAC(EVP_sha256(), key.bytes, key.len, (unsigned char *) content, content_len, mac, &maclen) == NULL)
+			ereport(ERROR, (errcode(ERRCODE_INTERNAL_ERROR), errmsg("could not compute HMAC-SHA256")));
+		explicit_bzero(&key, sizeof(key));
+	}
+
+	for (char *tok = strtok(signatures, " "); tok != NULL && !ok; tok = strtok(NULL, " "))
+	{
+		if (!ed25519 && strncmp(tok, "v1,", 3) == 0)
+			ok = signature_matches(tok + 3, mac, maclen);
+		else if (ed25519 && strncmp(tok, "v1a,", 4) == 0)
+		{
+			unsigned char sig[64];
+			EVP_PKEY   *pkey;
+			EVP_MD_CTX *ctx;
+
+			if (decode_base64(tok + 4, sig, sizeof(sig)) != (int) sizeof(sig))
+				continue;
+			pkey = EVP_PKEY_new_raw_public_key(EVP_PKEY_ED25519, NULL, pub, ED25519_KEY_BYTES);
+			ctx = EVP_MD_CTX_new();
+			ok = pkey && ctx &&
+				EVP_DigestVerifyInit(ctx, NULL, NULL, NULL, pkey) == 1 &&
+				EVP_DigestVerify(ctx, sig, sizeof(sig), (unsigned char *) content, content_len) == 1;
+			EVP_MD_CTX_free(ctx);
+			EVP_PKEY_free(pkey);
+		}
+	}
+	PG_RETURN_BOOL(ok);
 }

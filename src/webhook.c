@@ -13,6 +13,7 @@
 #include "storage/shmem.h"
 #include "utils/guc.h"
 
+#include "sealing.h"
 #include "webhook.h"
 
 PG_MODULE_MAGIC;
@@ -86,6 +87,8 @@ WebhookGucInit(void)
 							 gettext_noop("Refuse events whose type is not in webhook.event_types."),
 							 NULL, &webhook_strict_event_types, false,
 							 PGC_USERSET, 0, NULL, NULL, NULL);
+
+	WebhookSealingGucInit();
 
 	MarkGUCPrefixReserved("webhook");
 }
