@@ -122,6 +122,11 @@ CREATE TABLE webhook.endpoints (
     retry_schedule_s integer[] NOT NULL DEFAULT '{5,300,1800,7200,18000,36000,36000}',
     max_in_flight    integer
                      CONSTRAINT endpoints_max_in_flight_check CHECK (max_in_flight > 0),
+    rate_limit_per_s double precision
+                     CONSTRAINT endpoints_rate_limit_check CHECK (rate_limit_per_s > 0),
+    ordered          boolean NOT NULL DEFAULT false,
+    transform        regproc,
+    transform_role   regrole,
     disabled_at      timestamptz,
     disabled_reason  text,
     created_at       timestamptz NOT NULL DEFAULT pg_catalog.now(),
@@ -135,6 +140,10 @@ COMMENT ON COLUMN webhook.endpoints.previous_secret IS 'the secret before webhoo
 COMMENT ON COLUMN webhook.endpoints.auth_username IS 'HTTP Basic authentication user, with auth_password';
 COMMENT ON COLUMN webhook.endpoints.headers IS 'extra request headers as a JSON object of strings';
 COMMENT ON COLUMN webhook.endpoints.retry_schedule_s IS 'seconds to wait after each failed attempt; one more attempt than elements';
+COMMENT ON COLUMN webhook.endpoints.rate_limit_per_s IS 'most requests per second to this endpoint (token bucket); NULL for no limit';
+COMMENT ON COLUMN webhook.endpoints.ordered IS 'deliver this endpoint''s events strictly in creation order, one at a time';
+COMMENT ON COLUMN webhook.endpoints.transform IS 'function (event_type text, created_at timestamptz, payload jsonb) returning the body to send (jsonb or text)';
+COMMENT ON COLUMN webhook.endpoints.transform_role IS 'role the transform runs as: whoever last set transform';
 COMMENT ON COLUMN webhook.endpoints.max_in_flight IS 'cap on concurrent requests to this endpoint; NULL means webhook.max_in_flight_per_endpoint';
 
 CREATE TABLE webhook.events (
@@ -173,6 +182,13 @@ CREATE INDEX deliveries_pending_by_endpoint_idx ON webhook.deliveries (endpoint_
 CREATE INDEX deliveries_pending_by_due_idx ON webhook.deliveries (next_attempt_at)
     WHERE status = 'pending';
 CREATE INDEX deliveries_event_idx ON webhook.deliveries (event_id);
+-- Ordered endpoints take their oldest pending delivery first.
+CREATE INDEX deliveries_pending_in_order_idx ON webhook.deliveries (endpoint_id, id)
+    WHERE status = 'pending';
+-- Retention deletes finished deliveries by age.
+CREATE INDEX deliveries_completed_idx ON webhook.deliveries (completed_at)
+    WHERE status <> 'pending';
+CREATE INDEX events_created_at_idx ON webhook.events (created_at);
 
 CREATE TABLE webhook.delivery_log (
     id            bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
@@ -194,6 +210,19 @@ COMMENT ON COLUMN webhook.delivery_log.endpoint_id IS 'the endpoint at the time;
 
 CREATE INDEX delivery_log_delivery_idx ON webhook.delivery_log (delivery_id);
 CREATE INDEX delivery_log_attempted_at_idx ON webhook.delivery_log (attempted_at);
+CREATE INDEX delivery_log_endpoint_idx ON webhook.delivery_log (endpoint_id, attempted_at);
+
+-- The delivery worker's running account of each endpoint's health, kept
+-- apart from webhook.endpoints so that users' rows are not rewritten.
+CREATE TABLE webhook.endpoint_state (
+    endpoint_id          bigint PRIMARY KEY REFERENCES webhook.endpoints (id) ON DELETE CASCADE,
+    failing_since        timestamptz,
+    consecutive_failures integer NOT NULL DEFAULT 0,
+    last_success_at      timestamptz,
+    last_failure_at      timestamptz,
+    last_error           text
+);
+COMMENT ON TABLE webhook.endpoint_state IS 'per-endpoint failure streak, maintained by the delivery worker';
 
 ------------------------------------------------------------------------------
 -- Endpoint validation and defaults
@@ -305,6 +334,32 @@ BEGIN
                   HINT = 'Leave it NULL to use webhook.max_in_flight_per_endpoint.';
     END IF;
 
+    IF NEW.rate_limit_per_s IS NOT NULL AND NOT NEW.rate_limit_per_s > 0 THEN
+        RAISE EXCEPTION 'rate_limit_per_s must be positive'
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'Leave it NULL for no limit.';
+    END IF;
+
+    -- A transform runs as the role that set it, never as the worker.
+    IF NEW.transform IS NULL THEN
+        NEW.transform_role := NULL;
+    ELSIF TG_OP = 'INSERT' OR NEW.transform IS DISTINCT FROM OLD.transform THEN
+        IF NOT EXISTS (SELECT 1 FROM pg_proc p
+                        WHERE p.oid = NEW.transform AND p.pronargs = 3
+                          AND p.proargtypes[0] = 'text'::regtype AND p.proargtypes[1] = 'timestamptz'::regtype
+                          AND p.proargtypes[2] = 'jsonb'::regtype
+                          AND p.prorettype IN ('jsonb'::regtype, 'text'::regtype, 'json'::regtype)) THEN
+            RAISE EXCEPTION 'function % cannot be a transform', NEW.transform
+                USING ERRCODE = 'invalid_parameter_value',
+                      DETAIL = 'A transform takes (event_type text, created_at timestamptz, payload jsonb) and returns jsonb, json or text.';
+        END IF;
+        IF NOT has_function_privilege(current_user, NEW.transform, 'EXECUTE') THEN
+            RAISE EXCEPTION 'permission denied for function %', NEW.transform
+                USING ERRCODE = 'insufficient_privilege';
+        END IF;
+        NEW.transform_role := current_user::regrole;
+    END IF;
+
     IF NEW.retry_schedule_s IS NULL OR array_ndims(NEW.retry_schedule_s) > 1
        OR EXISTS (SELECT 1 FROM unnest(NEW.retry_schedule_s) AS s(delay) WHERE s.delay IS NULL OR s.delay < 0) THEN
         RAISE EXCEPTION 'retry_schedule_s must be a list of non-negative delays in seconds'
@@ -346,15 +401,15 @@ BEGIN
     END IF;
 
     -- With webhook.master_key_file set, secrets and credentials are stored
-    -- encrypted (values already sealed are kept).
-    IF coalesce(current_setting('webhook.master_key_file', true), '') <> '' THEN
-        NEW.secret := webhook._seal(NEW.secret);
-        NEW.previous_secret := webhook._seal(NEW.previous_secret);
-        NEW.auth_password := webhook._seal(NEW.auth_password);
-        IF NEW.headers <> '{}' THEN
-            NEW.headers := (SELECT jsonb_object_agg(h.key, webhook._seal(h.value))
-                              FROM jsonb_each_text(NEW.headers) AS h);
-        END IF;
+    -- encrypted (values already sealed are kept).  _seal() leaves values as
+    -- they are when no key is set; the setting itself is not read here, as
+    -- only superusers may read it and endpoints are managed by other roles too.
+    NEW.secret := webhook._seal(NEW.secret);
+    NEW.previous_secret := webhook._seal(NEW.previous_secret);
+    NEW.auth_password := webhook._seal(NEW.auth_password);
+    IF NEW.headers <> '{}' THEN
+        NEW.headers := (SELECT jsonb_object_agg(h.key, webhook._seal(h.value))
+                          FROM jsonb_each_text(NEW.headers) AS h);
     END IF;
 
     IF TG_OP = 'UPDATE' THEN
@@ -780,6 +835,262 @@ SELECT w.table_oid AS "table", w.event_prefix, w.operations, w.columns, w.condit
 COMMENT ON VIEW webhook.watches IS 'tables watched by webhook.watch() and their options';
 
 ------------------------------------------------------------------------------
+-- Operating: test sends, replay, retention
+------------------------------------------------------------------------------
+
+-- Send a webhook.ping event to one endpoint now, whatever it subscribes to,
+-- to check that a new receiver is reachable and verifies signatures.
+CREATE FUNCTION webhook.ping(endpoint_id bigint)
+RETURNS bigint LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_active boolean;
+    v_payload jsonb;
+    v_now timestamptz := now();
+    v_event_id uuid;
+    v_delivery_id bigint;
+BEGIN
+    SELECT e.active INTO v_active FROM webhook.endpoints e WHERE e.id = ping.endpoint_id;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'endpoint % does not exist', endpoint_id USING ERRCODE = 'no_data_found';
+    END IF;
+    IF NOT v_active THEN
+        RAISE EXCEPTION 'endpoint % is not active', endpoint_id
+            USING ERRCODE = 'object_not_in_prerequisite_state',
+                  HINT = 'UPDATE webhook.endpoints SET active = true first.';
+    END IF;
+    v_payload := jsonb_build_object('endpoint_id', endpoint_id, 'message', 'ping');
+    INSERT INTO webhook.events (event_type, payload, body, created_at)
+    VALUES ('webhook.ping', v_payload, webhook._event_body('webhook.ping', v_payload, v_now), v_now)
+    RETURNING id INTO v_event_id;
+    INSERT INTO webhook.deliveries (event_id, endpoint_id) VALUES (v_event_id, ping.endpoint_id)
+    RETURNING id INTO v_delivery_id;
+    PERFORM webhook._wake_worker_at_commit();
+    RETURN v_delivery_id;
+END;
+$$;
+COMMENT ON FUNCTION webhook.ping(bigint) IS 'send a webhook.ping event to one endpoint now; returns the delivery id';
+
+-- Re-queue one delivery now; it keeps its webhook-id and attempt count.
+CREATE FUNCTION webhook.retry(delivery_id bigint)
+RETURNS void LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_status text;
+    v_endpoint bigint;
+BEGIN
+    SELECT d.status, d.endpoint_id INTO v_status, v_endpoint FROM webhook.deliveries d
+     WHERE d.id = retry.delivery_id FOR UPDATE;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'delivery % does not exist', delivery_id USING ERRCODE = 'no_data_found';
+    END IF;
+    IF v_endpoint IS NULL THEN
+        RAISE EXCEPTION 'delivery % belongs to a deleted endpoint', delivery_id
+            USING ERRCODE = 'object_not_in_prerequisite_state',
+                  HINT = 'Use webhook.replay(event_id, endpoint_id) to send its event to another endpoint.';
+    END IF;
+    UPDATE webhook.deliveries d
+       SET status = 'pending', next_attempt_at = now(), completed_at = NULL
+     WHERE d.id = retry.delivery_id AND d.claimed_at IS NULL;
+    PERFORM webhook._wake_worker_at_commit();
+END;
+$$;
+COMMENT ON FUNCTION webhook.retry(bigint) IS 're-queue one delivery now';
+
+-- Deliver an event again: to one endpoint, or to every active endpoint
+-- subscribed to its type today.  Returns the number of new deliveries.
+CREATE FUNCTION webhook.replay(event_id uuid, endpoint_id bigint DEFAULT NULL)
+RETURNS bigint LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_type text;
+    v_count bigint;
+BEGIN
+    SELECT e.event_type INTO v_type FROM webhook.events e WHERE e.id = replay.event_id;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'event % does not exist', event_id USING ERRCODE = 'no_data_found';
+    END IF;
+    IF endpoint_id IS NOT NULL AND NOT EXISTS (SELECT 1 FROM webhook.endpoints e WHERE e.id = replay.endpoint_id) THEN
+        RAISE EXCEPTION 'endpoint % does not exist', endpoint_id USING ERRCODE = 'no_data_found';
+    END IF;
+    INSERT INTO webhook.deliveries (event_id, endpoint_id)
+    SELECT replay.event_id, ep.id FROM webhook.endpoints ep
+     WHERE CASE WHEN replay.endpoint_id IS NULL
+                THEN ep.active AND webhook._subscribed(ep.event_types, v_type)
+                ELSE ep.id = replay.endpoint_id END;
+    GET DIAGNOSTICS v_count = ROW_COUNT;
+    IF v_count > 0 THEN
+        PERFORM webhook._wake_worker_at_commit();
+    END IF;
+    RETURN v_count;
+END;
+$$;
+COMMENT ON FUNCTION webhook.replay(uuid, bigint) IS 'deliver an event again, to one endpoint or to all that match today';
+
+-- Re-queue every failed delivery of an endpoint since a time, e.g. after
+-- the receiver's outage is fixed.  Returns how many.
+CREATE FUNCTION webhook.recover(endpoint_id bigint, since timestamptz)
+RETURNS bigint LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_count bigint;
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM webhook.endpoints e WHERE e.id = recover.endpoint_id) THEN
+        RAISE EXCEPTION 'endpoint % does not exist', endpoint_id USING ERRCODE = 'no_data_found';
+    END IF;
+    UPDATE webhook.deliveries d
+       SET status = 'pending', next_attempt_at = now(), completed_at = NULL
+     WHERE d.endpoint_id = recover.endpoint_id AND d.status = 'failed' AND d.created_at >= since;
+    GET DIAGNOSTICS v_count = ROW_COUNT;
+    IF v_count > 0 THEN
+        PERFORM webhook._wake_worker_at_commit();
+    END IF;
+    RETURN v_count;
+END;
+$$;
+COMMENT ON FUNCTION webhook.recover(bigint, timestamptz) IS 're-queue the failed deliveries of an endpoint since a time';
+
+-- Delete finished deliveries (with their log) and events older than a
+-- given age, in small batches so no lock is held for long.  The worker does
+-- the same on its own with webhook.retention_succeeded / retention_failed.
+CREATE FUNCTION webhook.purge(older_than interval)
+RETURNS bigint LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_total bigint := 0;
+    v_batch bigint;
+BEGIN
+    IF older_than IS NULL OR older_than < interval '0' THEN
+        RAISE EXCEPTION 'older_than must be a non-negative interval' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    LOOP
+        v_batch := webhook._purge_batch(now() - older_than, now() - older_than, 1000);
+        v_total := v_total + v_batch;
+        EXIT WHEN v_batch = 0;
+    END LOOP;
+    RETURN v_total;
+END;
+$$;
+COMMENT ON FUNCTION webhook.purge(interval) IS 'delete finished deliveries, their log rows and events older than an age';
+
+-- One batch of retention: finished deliveries completed before the cutoffs
+-- (their log rows go with them), then events left with no delivery.
+CREATE FUNCTION webhook._purge_batch(succeeded_before timestamptz, failed_before timestamptz, batch integer)
+RETURNS bigint LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_deliveries bigint;
+    v_events bigint;
+BEGIN
+    WITH doomed AS (
+        SELECT d.id FROM webhook.deliveries d
+         WHERE d.status <> 'pending'
+           AND d.completed_at < greatest(succeeded_before, failed_before)
+           AND d.completed_at < CASE WHEN d.status = 'succeeded' THEN succeeded_before ELSE failed_before END
+         LIMIT batch
+         FOR UPDATE SKIP LOCKED
+    )
+    DELETE FROM webhook.deliveries d USING doomed WHERE d.id = doomed.id;
+    GET DIAGNOSTICS v_deliveries = ROW_COUNT;
+
+    WITH doomed AS (
+        SELECT e.id FROM webhook.events e
+         WHERE e.created_at < least(succeeded_before, failed_before)
+           AND NOT EXISTS (SELECT 1 FROM webhook.deliveries d WHERE d.event_id = e.id)
+         LIMIT batch
+         FOR UPDATE SKIP LOCKED
+    )
+    DELETE FROM webhook.events e USING doomed WHERE e.id = doomed.id;
+    GET DIAGNOSTICS v_events = ROW_COUNT;
+    RETURN v_deliveries + v_events;
+END;
+$$;
+
+-- Deactivate endpoints whose deliveries have all failed for longer than a
+-- period, and announce each with a webhook.endpoint.disabled event.
+CREATE FUNCTION webhook._disable_failing_endpoints(failing_for interval)
+RETURNS bigint LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    ep record;
+    v_count bigint := 0;
+BEGIN
+    FOR ep IN
+        UPDATE webhook.endpoints e
+           SET active = false, disabled_at = now(),
+               disabled_reason = format('every delivery failed since %s', s.failing_since)
+          FROM webhook.endpoint_state s
+         WHERE s.endpoint_id = e.id AND e.active AND s.failing_since < now() - failing_for
+        RETURNING e.id, e.name, e.url, s.failing_since, s.last_error
+    LOOP
+        PERFORM webhook.send('webhook.endpoint.disabled',
+                             jsonb_build_object('endpoint_id', ep.id, 'name', ep.name, 'url', ep.url,
+                                                'failing_since', ep.failing_since, 'last_error', ep.last_error));
+        v_count := v_count + 1;
+    END LOOP;
+    RETURN v_count;
+END;
+$$;
+
+------------------------------------------------------------------------------
+-- Health, for people in psql
+------------------------------------------------------------------------------
+
+-- Counters of the delivery workers since the server started.
+CREATE FUNCTION webhook._worker_stats(OUT database name, OUT pid integer, OUT attempts bigint,
+                                      OUT succeeded bigint, OUT failed bigint, OUT retries bigint,
+                                      OUT bytes_sent bigint, OUT in_flight integer)
+RETURNS SETOF record LANGUAGE C VOLATILE
+AS 'MODULE_PATHNAME', 'webhook_worker_stats';
+
+CREATE VIEW webhook.worker_stats AS SELECT * FROM webhook._worker_stats();
+COMMENT ON VIEW webhook.worker_stats IS 'per-database delivery counters since server start';
+
+CREATE VIEW webhook.endpoint_health AS
+SELECT ep.id, ep.name, ep.url, ep.active,
+       (SELECT count(*) FROM webhook.deliveries d WHERE d.endpoint_id = ep.id AND d.status = 'pending') AS pending,
+       h.succeeded_1h, h.failed_1h, h.succeeded_24h, h.failed_24h,
+       round(100.0 * h.ok_24h / nullif(h.attempts_24h, 0), 1) AS success_rate_24h,
+       round(h.p50_ms::numeric, 1) AS p50_ms, round(h.p95_ms::numeric, 1) AS p95_ms,
+       s.last_success_at, s.last_failure_at, s.last_error,
+       coalesce(s.consecutive_failures, 0) AS consecutive_failures, s.failing_since,
+       ep.disabled_at, ep.disabled_reason
+  FROM webhook.endpoints ep
+  LEFT JOIN webhook.endpoint_state s ON s.endpoint_id = ep.id
+  LEFT JOIN LATERAL (
+      SELECT count(*) FILTER (WHERE l.error_class IS NULL AND l.attempted_at > now() - interval '1 hour') AS succeeded_1h,
+             count(*) FILTER (WHERE l.error_class IS NOT NULL AND l.attempted_at > now() - interval '1 hour') AS failed_1h,
+             count(*) FILTER (WHERE l.error_class IS NULL) AS succeeded_24h,
+             count(*) FILTER (WHERE l.error_class IS NOT NULL) AS failed_24h,
+             count(*) FILTER (WHERE l.error_class IS NULL) AS ok_24h,
+             count(*) AS attempts_24h,
+             percentile_cont(0.5) WITHIN GROUP (ORDER BY l.duration_ms) AS p50_ms,
+             percentile_cont(0.95) WITHIN GROUP (ORDER BY l.duration_ms) AS p95_ms
+        FROM webhook.delivery_log l
+       WHERE l.endpoint_id = ep.id AND l.attempted_at > now() - interval '24 hours'
+  ) h ON true;
+COMMENT ON VIEW webhook.endpoint_health IS 'per endpoint: backlog, attempts and success in the last hour and day, latency, failure streak';
+
+CREATE VIEW webhook.recent_failures AS
+SELECT l.attempted_at, l.endpoint_id, ep.name AS endpoint, ev.event_type, l.delivery_id, l.attempt,
+       coalesce(l.status_code::text, l.error_class) AS failure, l.error,
+       pg_catalog.left(l.response_body, 120) AS response
+  FROM webhook.delivery_log l
+  LEFT JOIN webhook.endpoints ep ON ep.id = l.endpoint_id
+  LEFT JOIN webhook.events ev ON ev.id = l.event_id
+ WHERE l.error_class IS NOT NULL
+ ORDER BY l.attempted_at DESC, l.id DESC
+ LIMIT 100;
+COMMENT ON VIEW webhook.recent_failures IS 'the latest 100 failed attempts';
+
+------------------------------------------------------------------------------
 -- Views for people in psql
 ------------------------------------------------------------------------------
 
@@ -825,6 +1136,7 @@ SELECT pg_catalog.pg_extension_config_dump('webhook.events', '');
 SELECT pg_catalog.pg_extension_config_dump('webhook.deliveries', '');
 SELECT pg_catalog.pg_extension_config_dump('webhook.delivery_log', '');
 SELECT pg_catalog.pg_extension_config_dump('webhook.table_watches', '');
+SELECT pg_catalog.pg_extension_config_dump('webhook.endpoint_state', '');
 
 -- Start delivering in this database once CREATE EXTENSION commits.
 SELECT webhook._start_worker_at_commit();

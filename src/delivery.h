@@ -50,7 +50,9 @@ typedef struct Delivery
 	int			timeout_ms;
 	int			n_retry;
 	int		   *retry_schedule_s;
-	int			max_in_flight;
+	int			max_in_flight;	/* 1 for ordered endpoints */
+	double		rate_limit_per_s;	/* 0: no limit */
+	char	   *transform_error;	/* the endpoint's transform raised this */
 
 	/* the request */
 	CURL	   *easy;
@@ -69,6 +71,7 @@ typedef struct Delivery
 	/* the outcome */
 	long		status_code;
 	double		duration_ms;
+	uint64		bytes_sent;
 	DeliveryStatus status;
 	TimestampTz next_attempt_at;
 	const char *error_class;
@@ -86,8 +89,20 @@ extern int	http_in_flight(void);
 /* queue.c: the SQL side, each call one short transaction */
 extern bool queue_extension_present(void);
 extern void queue_release_claims(void);
-extern int	queue_claim(int limit, dlist_head *out, int n_busy, int64 *busy_ids, int32 *busy_counts);
+/* What the worker knows of the endpoints it is sending to. */
+typedef struct EndpointLoad
+{
+	int64		endpoint_id;	/* hash key */
+	int32		in_flight;
+	int32		max_in_flight;
+	double		rate_limit_per_s;	/* 0: no limit */
+	double		tokens;			/* token bucket, when rate limited */
+	TimestampTz refilled_at;
+} EndpointLoad;
+
+extern int	queue_claim(int limit, dlist_head *out, int n_busy, EndpointLoad **busy);
 extern void queue_record(Delivery **done, int n);
 extern TimestampTz queue_next_due(int n_busy, int64 *busy_ids);
+extern void queue_housekeeping(bool had_failures);
 
 #endif							/* WEBHOOK_DELIVERY_H */

@@ -480,6 +480,14 @@ http_next_done(void)
 			continue;
 		curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **) &d);
 		curl_easy_getinfo(msg->easy_handle, CURLINFO_RESPONSE_CODE, &d->status_code);
+		{
+			curl_off_t	uploaded = 0;
+			long		header_bytes = 0;
+
+			curl_easy_getinfo(msg->easy_handle, CURLINFO_SIZE_UPLOAD_T, &uploaded);
+			curl_easy_getinfo(msg->easy_handle, CURLINFO_REQUEST_SIZE, &header_bytes);
+			d->bytes_sent = (uint64) uploaded + (uint64) header_bytes;
+		}
 		INSTR_TIME_SET_CURRENT(now);
 		INSTR_TIME_SUBTRACT(now, d->started);
 		d->duration_ms = INSTR_TIME_GET_MILLISEC(now);

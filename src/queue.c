@@ -8,6 +8,8 @@
 #include "postgres.h"
 
 #include "access/xact.h"
+#include "miscadmin.h"
+#include "utils/resowner.h"
 #include "catalog/pg_type.h"
 #include "commands/extension.h"
 #include "executor/spi.h"
@@ -31,27 +33,43 @@ static SPIPlanPtr next_due_plan = NULL;
 static SPIPlanPtr deactivate_plan = NULL;
 
 /*
- * Claim up to $1 due deliveries, at most an endpoint's free in-flight slots
- * each ($2/$3: endpoints with requests in flight and how many; $4: default
- * cap), and lease them for the endpoint's timeout plus a margin.
+ * Claim up to $1 due deliveries and lease them for the endpoint's timeout
+ * plus a margin.  Each endpoint gets at most its free in-flight slots ($2/$3:
+ * endpoints with requests in flight and how many; $4: default cap) and, when
+ * rate limited, its whole tokens ($5).  An ordered endpoint offers only its
+ * oldest pending delivery, and only when nothing of it is in flight.
  */
 static const char *claim_sql =
 "WITH busy AS ("
-"  SELECT b.endpoint_id, b.in_flight FROM ROWS FROM (pg_catalog.unnest($2::bigint[]), pg_catalog.unnest($3::integer[])) AS b(endpoint_id, in_flight)"
-"), due AS ("
-"  SELECT d.id, d.next_attempt_at"
-"    FROM webhook.endpoints ep"
-"    LEFT JOIN busy b ON b.endpoint_id = ep.id"
-"    CROSS JOIN LATERAL ("
-"      SELECT d.id, d.next_attempt_at FROM webhook.deliveries d"
-"       WHERE d.endpoint_id = ep.id AND d.status = 'pending' AND d.next_attempt_at <= pg_catalog.now()"
-"       ORDER BY d.next_attempt_at"
-"       LIMIT greatest(coalesce(ep.max_in_flight, $4) - coalesce(b.in_flight, 0), 0)"
-"       FOR UPDATE OF d SKIP LOCKED"
-"    ) d"
+"  SELECT b.endpoint_id, b.in_flight, b.tokens"
+"    FROM ROWS FROM (pg_catalog.unnest($2::bigint[]), pg_catalog.unnest($3::integer[]),"
+"                    pg_catalog.unnest($5::float8[])) AS b(endpoint_id, in_flight, tokens)"
+"), room AS ("
+"  SELECT ep.id, ep.ordered,"
+"         greatest(least(coalesce(ep.max_in_flight, $4) - coalesce(b.in_flight, 0),"
+"                        CASE WHEN ep.ordered THEN 1 - coalesce(b.in_flight, 0) ELSE 2147483647 END,"
+"                        CASE WHEN ep.rate_limit_per_s IS NULL THEN 2147483647"
+"                             ELSE pg_catalog.floor(coalesce(b.tokens, greatest(ep.rate_limit_per_s, 1)))::integer END),"
+"                  0) AS n"
+"    FROM webhook.endpoints ep LEFT JOIN busy b ON b.endpoint_id = ep.id"
 "   WHERE ep.active"
-"   ORDER BY d.next_attempt_at"
-"   LIMIT $1"
+"), due AS ("
+"  (SELECT d.id, d.next_attempt_at FROM room"
+"     CROSS JOIN LATERAL ("
+"       SELECT d.id, d.next_attempt_at FROM webhook.deliveries d"
+"        WHERE d.endpoint_id = room.id AND d.status = 'pending' AND d.next_attempt_at <= pg_catalog.now()"
+"        ORDER BY d.next_attempt_at LIMIT room.n"
+"        FOR UPDATE OF d SKIP LOCKED) d"
+"    WHERE NOT room.ordered AND room.n > 0"
+"   UNION ALL"
+"   SELECT d.id, d.next_attempt_at FROM room"
+"     CROSS JOIN LATERAL ("
+"       SELECT d.id, d.next_attempt_at FROM webhook.deliveries d"
+"        WHERE d.endpoint_id = room.id AND d.status = 'pending'"
+"        ORDER BY d.id LIMIT 1"
+"        FOR UPDATE OF d) d"
+"    WHERE room.ordered AND room.n > 0 AND d.next_attempt_at <= pg_catalog.now())"
+"  ORDER BY 2 LIMIT $1"
 ")"
 "UPDATE webhook.deliveries d"
 "   SET claimed_at = pg_catalog.now(),"
@@ -61,25 +79,30 @@ static const char *claim_sql =
 " RETURNING d.id, d.attempts, ev.id::text, ev.event_type, ev.body, ep.id, ep.url, ep.signing,"
 "           webhook._unseal(coalesce(ep.secret, '')), ep.signature_header,"
 "           ARRAY(SELECT h.key || ': ' || webhook._unseal(h.value) FROM pg_catalog.jsonb_each_text(ep.headers) AS h),"
-"           ep.timeout_ms, ep.retry_schedule_s, coalesce(ep.max_in_flight, $4),"
+"           ep.timeout_ms, ep.retry_schedule_s,"
+"           CASE WHEN ep.ordered THEN 1 ELSE coalesce(ep.max_in_flight, $4) END,"
 "           CASE WHEN ep.previous_secret_expires_at > pg_catalog.now() THEN webhook._unseal(ep.previous_secret) END,"
-"           ep.auth_username, webhook._unseal(ep.auth_password)";
+"           ep.auth_username, webhook._unseal(ep.auth_password),"
+"           coalesce(ep.rate_limit_per_s, 0), ep.transform::oid, ep.transform_role::oid,"
+"           ev.created_at, ev.payload";
 
 /*
- * Record a batch of attempts: the delivery's new state and one log row each.
- * A delivery that is no longer pending (closed while in flight) keeps its
- * state, but the attempt is still logged.
+ * Record a batch of attempts: the delivery's new state, one log row each,
+ * and each endpoint's failure streak.  A delivery that is no longer pending
+ * (closed while in flight) keeps its state, but the attempt is still logged.
  */
 static const char *record_sql =
 "WITH r AS ("
-"  SELECT * FROM ROWS FROM (pg_catalog.unnest($1::bigint[]), pg_catalog.unnest($2::integer[]),"
-"                            pg_catalog.unnest($3::text[]), pg_catalog.unnest($4::timestamptz[]),"
-"                            pg_catalog.unnest($5::timestamptz[]), pg_catalog.unnest($6::float8[]),"
-"                            pg_catalog.unnest($7::integer[]), pg_catalog.unnest($8::text[]),"
-"                            pg_catalog.unnest($9::text[]), pg_catalog.unnest($10::text[]),"
-"                            pg_catalog.unnest($11::text[]))"
+"  SELECT r.*, d.endpoint_id, d.event_id"
+"    FROM ROWS FROM (pg_catalog.unnest($1::bigint[]), pg_catalog.unnest($2::integer[]),"
+"                    pg_catalog.unnest($3::text[]), pg_catalog.unnest($4::timestamptz[]),"
+"                    pg_catalog.unnest($5::timestamptz[]), pg_catalog.unnest($6::float8[]),"
+"                    pg_catalog.unnest($7::integer[]), pg_catalog.unnest($8::text[]),"
+"                    pg_catalog.unnest($9::text[]), pg_catalog.unnest($10::text[]),"
+"                    pg_catalog.unnest($11::text[]))"
 "      AS r(delivery_id, attempt, status, next_attempt_at, attempted_at, duration_ms, status_code,"
 "           error_class, error, response_body, url)"
+"    JOIN webhook.deliveries d ON d.id = r.delivery_id"
 "), upd AS ("
 "  UPDATE webhook.deliveries d"
 "     SET status = r.status, attempts = r.attempt, claimed_at = NULL,"
@@ -88,24 +111,54 @@ static const char *record_sql =
 "         last_error = CASE WHEN r.error_class IS NULL THEN NULL ELSE r.error_class || ': ' || r.error END,"
 "         completed_at = CASE WHEN r.status = 'pending' THEN NULL ELSE pg_catalog.now() END"
 "    FROM r WHERE d.id = r.delivery_id AND d.status = 'pending'"
+"), streak AS ("
+"  SELECT r.endpoint_id,"
+"         max(r.attempted_at) FILTER (WHERE r.error_class IS NULL) AS last_ok,"
+"         max(r.attempted_at) FILTER (WHERE r.error_class IS NOT NULL) AS last_bad,"
+"         (pg_catalog.array_agg(r.error_class || ': ' || r.error ORDER BY r.attempted_at DESC)"
+"            FILTER (WHERE r.error_class IS NOT NULL))[1] AS last_error"
+"    FROM r WHERE r.endpoint_id IS NOT NULL GROUP BY r.endpoint_id"
+"), state AS ("
+"  INSERT INTO webhook.endpoint_state AS s"
+"         (endpoint_id, failing_since, consecutive_failures, last_success_at, last_failure_at, last_error)"
+"  SELECT k.endpoint_id,"
+"         (SELECT min(r.attempted_at) FROM r WHERE r.endpoint_id = k.endpoint_id AND r.error_class IS NOT NULL"
+"             AND r.attempted_at > coalesce(k.last_ok, '-infinity')),"
+"         (SELECT count(*) FROM r WHERE r.endpoint_id = k.endpoint_id AND r.error_class IS NOT NULL"
+"             AND r.attempted_at > coalesce(k.last_ok, '-infinity')),"
+"         k.last_ok, k.last_bad, k.last_error"
+"    FROM streak k"
+"  ON CONFLICT (endpoint_id) DO UPDATE"
+"     SET last_success_at = coalesce(EXCLUDED.last_success_at, s.last_success_at),"
+"         last_failure_at = coalesce(EXCLUDED.last_failure_at, s.last_failure_at),"
+"         last_error = coalesce(EXCLUDED.last_error, s.last_error),"
+"         failing_since = CASE WHEN EXCLUDED.last_success_at IS NOT NULL THEN EXCLUDED.failing_since"
+"                              ELSE coalesce(s.failing_since, EXCLUDED.failing_since) END,"
+"         consecutive_failures = CASE WHEN EXCLUDED.last_success_at IS NOT NULL THEN EXCLUDED.consecutive_failures"
+"                                     ELSE s.consecutive_failures + EXCLUDED.consecutive_failures END"
 ")"
 "INSERT INTO webhook.delivery_log (delivery_id, endpoint_id, event_id, attempt, url, attempted_at,"
 "                                  duration_ms, status_code, error_class, error, response_body)"
-"SELECT r.delivery_id, d.endpoint_id, d.event_id, r.attempt, r.url, r.attempted_at,"
+"SELECT r.delivery_id, r.endpoint_id, r.event_id, r.attempt, r.url, r.attempted_at,"
 "       r.duration_ms, r.status_code, r.error_class, r.error, r.response_body"
-"  FROM r JOIN webhook.deliveries d ON d.id = r.delivery_id";
+"  FROM r";
 
 /*
  * The earliest due time among active endpoints that have free slots ($1:
- * endpoints at their cap, whose completions will wake us anyway).
+ * endpoints at their cap, whose completions will wake us anyway).  For an
+ * ordered endpoint only its oldest pending delivery counts.
  */
 static const char *next_due_sql =
-"SELECT pg_catalog.min(n.next_attempt_at)"
+"SELECT min(n.next_attempt_at)"
 "  FROM webhook.endpoints ep"
 "  CROSS JOIN LATERAL ("
-"    SELECT d.next_attempt_at FROM webhook.deliveries d"
-"     WHERE d.endpoint_id = ep.id AND d.status = 'pending'"
-"     ORDER BY d.next_attempt_at LIMIT 1"
+"    (SELECT d.next_attempt_at FROM webhook.deliveries d"
+"      WHERE d.endpoint_id = ep.id AND d.status = 'pending' AND NOT ep.ordered"
+"      ORDER BY d.next_attempt_at LIMIT 1)"
+"    UNION ALL"
+"    (SELECT d.next_attempt_at FROM webhook.deliveries d"
+"      WHERE d.endpoint_id = ep.id AND d.status = 'pending' AND ep.ordered"
+"      ORDER BY d.id LIMIT 1)"
 "  ) n"
 " WHERE ep.active AND ep.id <> ALL ($1::bigint[])";
 
@@ -258,29 +311,97 @@ delivery_from_tuple(HeapTuple tuple, TupleDesc desc)
 	}
 	d->auth_username = SPI_getvalue(tuple, desc, 16);
 	d->auth_password = SPI_getvalue(tuple, desc, 17);
+	d->rate_limit_per_s = DatumGetFloat8(SPI_getbinval(tuple, desc, 18, &isnull));
 
 	MemoryContextSwitchTo(old);
 	return d;
 }
 
 /*
- * Claim a batch of due deliveries and append them to out.  Returns how many
+ * Run an endpoint's transform on one event, as the role that configured it,
+ * in a subtransaction: an error fails this delivery, not the claim.
+ */
+static void
+apply_transform(Delivery *d, Oid func, Oid role, Datum created_at, Datum payload)
+{
+	MemoryContext caller_cxt = CurrentMemoryContext;
+	ResourceOwner caller_owner = CurrentResourceOwner;
+	Oid			save_userid;
+	int			save_sec_context;
+	char	   *sql = psprintf("SELECT %s($1, $2, $3)::pg_catalog.text",
+							   quote_qualified_identifier(get_namespace_name(get_func_namespace(func)),
+														  get_func_name(func)));
+	Oid			argtypes[3] = {TEXTOID, TIMESTAMPTZOID, JSONBOID};
+	Datum		values[3] = {CStringGetTextDatum(d->event_type), created_at, payload};
+
+	GetUserIdAndSecContext(&save_userid, &save_sec_context);
+	BeginInternalSubTransaction(NULL);
+	MemoryContextSwitchTo(caller_cxt);
+	PG_TRY();
+	{
+		int			ret;
+		bool		isnull;
+
+		SetUserIdAndSecContext(role, save_sec_context | SECURITY_LOCAL_USERID_CHANGE);
+		ret = SPI_execute_with_args(sql, 3, argtypes, values, NULL, false, 1);
+		SetUserIdAndSecContext(save_userid, save_sec_context);
+		if (ret != SPI_OK_SELECT || SPI_processed != 1)
+			elog(ERROR, "transform returned no row");
+		(void) SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+		if (isnull)
+			ereport(ERROR,
+					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+					 errmsg("transform %s returned NULL", get_func_name(func))));
+		{
+			MemoryContext old = MemoryContextSwitchTo(d->cxt);
+
+			d->body = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
+			d->body_len = strlen(d->body);
+			MemoryContextSwitchTo(old);
+		}
+		ReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(caller_cxt);
+		CurrentResourceOwner = caller_owner;
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+
+		MemoryContextSwitchTo(d->cxt);
+		edata = CopyErrorData();
+		FlushErrorState();
+		RollbackAndReleaseCurrentSubTransaction();
+		CurrentResourceOwner = caller_owner;
+		MemoryContextSwitchTo(d->cxt);
+		d->transform_error = psprintf("transform %s failed: %s", get_func_name(func), edata->message);
+		MemoryContextSwitchTo(caller_cxt);
+	}
+	PG_END_TRY();
+}
+
+/*
+ * Claim a batch of due deliveries and append them to out.  busy holds the
+ * endpoints the worker is sending to (in flight, tokens).  Returns how many
  * were claimed.
  */
 int
-queue_claim(int limit, dlist_head *out, int n_busy, int64 *busy_ids, int32 *busy_counts)
+queue_claim(int limit, dlist_head *out, int n_busy, EndpointLoad **busy)
 {
-	Oid			argtypes[4] = {INT4OID, INT8ARRAYOID, INT4ARRAYOID, INT4OID};
-	Datum		values[4];
+	Oid			argtypes[5] = {INT4OID, INT8ARRAYOID, INT4ARRAYOID, INT4OID, FLOAT8ARRAYOID};
+	Datum		values[5];
 	Datum	   *ids = palloc(sizeof(Datum) * Max(n_busy, 1));
 	Datum	   *counts = palloc(sizeof(Datum) * Max(n_busy, 1));
+	Datum	   *tokens = palloc(sizeof(Datum) * Max(n_busy, 1));
+	bool	   *tokens_null = palloc(sizeof(bool) * Max(n_busy, 1));
 	int			ret;
 	int			n;
 
 	for (int i = 0; i < n_busy; i++)
 	{
-		ids[i] = Int64GetDatum(busy_ids[i]);
-		counts[i] = Int32GetDatum(busy_counts[i]);
+		ids[i] = Int64GetDatum(busy[i]->endpoint_id);
+		counts[i] = Int32GetDatum(busy[i]->in_flight);
+		tokens[i] = Float8GetDatum(busy[i]->tokens);
+		tokens_null[i] = busy[i]->rate_limit_per_s <= 0;
 	}
 
 	begin_work("claiming due deliveries");
@@ -288,21 +409,93 @@ queue_claim(int limit, dlist_head *out, int n_busy, int64 *busy_ids, int32 *busy
 	values[1] = make_array(ids, NULL, n_busy, INT8OID);
 	values[2] = make_array(counts, NULL, n_busy, INT4OID);
 	values[3] = Int32GetDatum(webhook_max_in_flight_per_endpoint);
-	ret = SPI_execute_plan(prepare_once(&claim_plan, claim_sql, 4, argtypes), values, NULL, false, 0);
+	values[4] = make_array(tokens, tokens_null, n_busy, FLOAT8OID);
+	ret = SPI_execute_plan(prepare_once(&claim_plan, claim_sql, 5, argtypes), values, NULL, false, 0);
 	if (ret != SPI_OK_UPDATE_RETURNING)
 		elog(ERROR, "could not claim deliveries: %s", SPI_result_code_string(ret));
 
 	n = (int) SPI_processed;
-	for (int i = 0; i < n; i++)
 	{
-		Delivery   *d = delivery_from_tuple(SPI_tuptable->vals[i], SPI_tuptable->tupdesc);
+		SPITupleTable *tuptable = SPI_tuptable;
 
-		dlist_push_tail(out, &d->node);
+		for (int i = 0; i < n; i++)
+		{
+			HeapTuple	tuple = tuptable->vals[i];
+			Delivery   *d = delivery_from_tuple(tuple, tuptable->tupdesc);
+			bool		no_transform;
+			Datum		func = SPI_getbinval(tuple, tuptable->tupdesc, 19, &no_transform);
+
+			if (!no_transform)
+			{
+				bool		isnull;
+
+				apply_transform(d, DatumGetObjectId(func),
+								DatumGetObjectId(SPI_getbinval(tuple, tuptable->tupdesc, 20, &isnull)),
+								SPI_getbinval(tuple, tuptable->tupdesc, 21, &isnull),
+								SPI_getbinval(tuple, tuptable->tupdesc, 22, &isnull));
+			}
+			dlist_push_tail(out, &d->node);
+		}
 	}
 	end_work();
-	pfree(ids);
-	pfree(counts);
 	return n;
+}
+
+/*
+ * Retention and auto-disable, run by the worker after recording outcomes
+ * (never when idle): delete old finished deliveries in small batches, and
+ * deactivate endpoints that have failed for longer than webhook.disable_after.
+ */
+void
+queue_housekeeping(bool had_failures)
+{
+	static TimestampTz last_purge = 0;
+	TimestampTz now = GetCurrentTimestamp();
+	int			ret;
+
+	if (had_failures && webhook_disable_after_s > 0)
+	{
+		Oid			type = FLOAT8OID;
+		Datum		value = Float8GetDatum((double) webhook_disable_after_s);
+
+		begin_work("disabling failing endpoints");
+		ret = SPI_execute_with_args("SELECT webhook._disable_failing_endpoints(pg_catalog.make_interval(secs => $1))",
+									1, &type, &value, NULL, false, 1);
+		if (ret != SPI_OK_SELECT)
+			elog(ERROR, "could not disable failing endpoints: %s", SPI_result_code_string(ret));
+		end_work();
+	}
+
+	if ((webhook_retention_succeeded_s > 0 || webhook_retention_failed_s > 0) &&
+		TimestampDifferenceExceeds(last_purge, now, 60 * 1000))
+	{
+		Oid			types[2] = {FLOAT8OID, FLOAT8OID};
+		Datum		values[2];
+
+		last_purge = now;
+		/* 0 keeps rows forever: push that cutoff out of reach. */
+		values[0] = Float8GetDatum(webhook_retention_succeeded_s > 0 ? (double) webhook_retention_succeeded_s : 1e10);
+		values[1] = Float8GetDatum(webhook_retention_failed_s > 0 ? (double) webhook_retention_failed_s : 1e10);
+		for (int round = 0; round < 50; round++)
+		{
+			int64		deleted = 0;
+
+			begin_work("deleting old deliveries");
+			ret = SPI_execute_with_args("SELECT webhook._purge_batch("
+										"pg_catalog.now() - pg_catalog.make_interval(secs => $1),"
+										"pg_catalog.now() - pg_catalog.make_interval(secs => $2), 1000)",
+										2, types, values, NULL, false, 1);
+			if (ret == SPI_OK_SELECT && SPI_processed == 1)
+			{
+				bool		isnull;
+
+				deleted = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+			}
+			end_work();
+			if (deleted < 1000)
+				break;
+		}
+	}
 }
 
 /* Write the outcomes of finished requests, a batch in one transaction. */

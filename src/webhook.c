@@ -7,10 +7,13 @@
  */
 #include "postgres.h"
 
+#include "commands/dbcommands.h"
 #include "fmgr.h"
+#include "funcapi.h"
 #include "miscadmin.h"
 #include "storage/ipc.h"
 #include "storage/shmem.h"
+#include "utils/builtins.h"
 #include "utils/guc.h"
 
 #include "sealing.h"
@@ -29,6 +32,9 @@ char	   *webhook_allowed_networks = NULL;
 bool		webhook_require_https = false;
 int			webhook_max_payload_bytes = 1024 * 1024;
 bool		webhook_strict_event_types = false;
+int			webhook_disable_after_s = 5 * 24 * 3600;
+int			webhook_retention_succeeded_s = 7 * 24 * 3600;
+int			webhook_retention_failed_s = 30 * 24 * 3600;
 
 WebhookShared *webhook_shared = NULL;
 
@@ -88,6 +94,21 @@ WebhookGucInit(void)
 							 NULL, &webhook_strict_event_types, false,
 							 PGC_USERSET, 0, NULL, NULL, NULL);
 
+	DefineCustomIntVariable("webhook.disable_after",
+							gettext_noop("Deactivate an endpoint whose deliveries have all failed for this long."),
+							gettext_noop("0 never deactivates."),
+							&webhook_disable_after_s, 5 * 24 * 3600, 0, INT_MAX,
+							PGC_SIGHUP, GUC_UNIT_S, NULL, NULL, NULL);
+	DefineCustomIntVariable("webhook.retention_succeeded",
+							gettext_noop("Age after which succeeded deliveries, their log and events are deleted."),
+							gettext_noop("0 keeps them."),
+							&webhook_retention_succeeded_s, 7 * 24 * 3600, 0, INT_MAX,
+							PGC_SIGHUP, GUC_UNIT_S, NULL, NULL, NULL);
+	DefineCustomIntVariable("webhook.retention_failed",
+							gettext_noop("Age after which failed deliveries and their log are deleted."),
+							gettext_noop("0 keeps them."),
+							&webhook_retention_failed_s, 30 * 24 * 3600, 0, INT_MAX,
+							PGC_SIGHUP, GUC_UNIT_S, NULL, NULL, NULL);
 	WebhookSealingGucInit();
 
 	MarkGUCPrefixReserved("webhook");
@@ -155,4 +176,49 @@ _PG_init(void)
 	shmem_startup_hook = webhook_shmem_startup;
 
 	WebhookLauncherRegister();
+}
+
+PG_FUNCTION_INFO_V1(webhook_worker_stats);
+
+/*
+ * SQL: one row per database that has had a delivery worker since the server
+ * started, with its counters.  Empty when the library is not preloaded.
+ */
+Datum
+webhook_worker_stats(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+
+	InitMaterializedSRF(fcinfo, 0);
+	if (webhook_shared == NULL)
+		return (Datum) 0;
+
+	for (int i = 0; i < WEBHOOK_MAX_DATABASES; i++)
+	{
+		WebhookDbStats stats;
+		Datum		values[8];
+		bool		nulls[8] = {0};
+		char	   *dbname;
+
+		LWLockAcquire(webhook_shared->lock, LW_SHARED);
+		stats = webhook_shared->stats[i];
+		LWLockRelease(webhook_shared->lock);
+		if (stats.dboid == InvalidOid)
+			continue;
+		dbname = get_database_name(stats.dboid);
+		if (dbname == NULL)
+			continue;
+		values[0] = CStringGetDatum(dbname);
+		values[0] = DirectFunctionCall1(namein, values[0]);
+		values[1] = Int32GetDatum(stats.pid);
+		nulls[1] = stats.pid == 0;
+		values[2] = Int64GetDatum((int64) stats.attempts);
+		values[3] = Int64GetDatum((int64) stats.succeeded);
+		values[4] = Int64GetDatum((int64) stats.failed);
+		values[5] = Int64GetDatum((int64) stats.retries);
+		values[6] = Int64GetDatum((int64) stats.bytes_sent);
+		values[7] = Int32GetDatum(stats.in_flight);
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+	}
+	return (Datum) 0;
 }

@@ -27,6 +27,9 @@ extern char *webhook_allowed_networks;
 extern bool webhook_require_https;
 extern int	webhook_max_payload_bytes;
 extern bool webhook_strict_event_types;
+extern int	webhook_disable_after_s;
+extern int	webhook_retention_succeeded_s;
+extern int	webhook_retention_failed_s;
 
 /* What the launcher knows about the delivery worker of one database. */
 typedef struct WebhookWorkerSlot
@@ -39,6 +42,22 @@ typedef struct WebhookWorkerSlot
 	TimestampTz stopped_at;		/* when it last exited */
 } WebhookWorkerSlot;
 
+/*
+ * Counters of one database's deliveries since the server started.  Written
+ * only by that database's worker; read without a lock (aligned 64-bit).
+ */
+typedef struct WebhookDbStats
+{
+	Oid			dboid;
+	pid_t		pid;
+	uint64		attempts;
+	uint64		succeeded;
+	uint64		failed;
+	uint64		retries;
+	uint64		bytes_sent;
+	int32		in_flight;
+} WebhookDbStats;
+
 /* State in shared memory, protected by lock. */
 typedef struct WebhookShared
 {
@@ -47,6 +66,7 @@ typedef struct WebhookShared
 	pid_t		launcher_pid;
 	bool		rescan_requested;	/* a database may have gained the extension */
 	WebhookWorkerSlot slots[WEBHOOK_MAX_DATABASES];
+	WebhookDbStats stats[WEBHOOK_MAX_DATABASES];
 } WebhookShared;
 
 /* NULL unless the library was preloaded. */

@@ -32,16 +32,10 @@
 /* Retry-After is honoured up to a day. */
 #define MAX_RETRY_AFTER_S (24 * 60 * 60)
 
-/* Requests in flight per endpoint, for the per-endpoint cap. */
-typedef struct EndpointLoad
-{
-	int64		endpoint_id;	/* hash key */
-	int32		in_flight;
-	int32		max_in_flight;
-} EndpointLoad;
-
+/* Endpoints being sent to: in-flight counts and token buckets. */
 static HTAB *endpoint_load = NULL;
 static WebhookWorkerSlot *my_slot = NULL;
+static WebhookDbStats *my_stats = NULL;
 
 /* Leave the slot so nobody sets a latch that is about to go away. */
 static void
@@ -52,6 +46,11 @@ worker_detach(int code, Datum arg)
 	LWLockAcquire(webhook_shared->lock, LW_EXCLUSIVE);
 	my_slot->latch = NULL;
 	my_slot->pid = 0;
+	if (my_stats)
+	{
+		my_stats->pid = 0;
+		my_stats->in_flight = 0;
+	}
 	LWLockRelease(webhook_shared->lock);
 }
 
@@ -71,6 +70,18 @@ worker_attach(int slot_index, Oid dboid)
 	}
 	slot->pid = MyProcPid;
 	slot->latch = MyLatch;
+	/* Counters live as long as the server, across worker restarts. */
+	for (int i = 0; i < WEBHOOK_MAX_DATABASES && my_stats == NULL; i++)
+		if (webhook_shared->stats[i].dboid == dboid)
+			my_stats = &webhook_shared->stats[i];
+	for (int i = 0; i < WEBHOOK_MAX_DATABASES && my_stats == NULL; i++)
+		if (webhook_shared->stats[i].dboid == InvalidOid)
+		{
+			my_stats = &webhook_shared->stats[i];
+			my_stats->dboid = dboid;
+		}
+	if (my_stats)
+		my_stats->pid = MyProcPid;
 	LWLockRelease(webhook_shared->lock);
 	my_slot = slot;
 	before_shmem_exit(worker_detach, (Datum) 0);
@@ -129,7 +140,8 @@ decide_outcome(Delivery *d, TimestampTz now)
 	}
 	else if (strcmp(d->error_class, "blocked") == 0 ||
 			 strcmp(d->error_class, "invalid_url") == 0 ||
-			 strcmp(d->error_class, "secret") == 0)
+			 strcmp(d->error_class, "secret") == 0 ||
+			 strcmp(d->error_class, "transform") == 0)
 		permanent = true;
 
 	if (permanent || d->attempt > d->n_retry)
@@ -141,48 +153,84 @@ decide_outcome(Delivery *d, TimestampTz now)
 	}
 }
 
-/* Count a request against its endpoint's cap. */
+/* The worker's record of an endpoint, created on first use. */
+static EndpointLoad *
+endpoint_load_get(Delivery *d)
+{
+	bool		found;
+	EndpointLoad *load = hash_search(endpoint_load, &d->endpoint_id, HASH_ENTER, &found);
+
+	if (!found)
+	{
+		load->in_flight = 0;
+		load->tokens = Max(d->rate_limit_per_s, 1.0);
+		load->refilled_at = GetCurrentTimestamp();
+	}
+	load->max_in_flight = d->max_in_flight;
+	load->rate_limit_per_s = d->rate_limit_per_s;
+	return load;
+}
+
+/*
+ * Count a request against its endpoint's cap (delta +1 at start, -1 at the
+ * end); starting one also takes a token from a rate-limited endpoint.
+ * Entries of idle endpoints are dropped unless they carry a token bucket.
+ */
 static void
 endpoint_load_add(Delivery *d, int delta)
 {
-	bool		found;
-	EndpointLoad *load = hash_search(endpoint_load, &d->endpoint_id,
-									 delta > 0 ? HASH_ENTER : HASH_FIND, &found);
+	EndpointLoad *load = endpoint_load_get(d);
 
-	if (load == NULL)
-		return;
-	if (!found)
-		load->in_flight = 0;
 	load->in_flight += delta;
-	load->max_in_flight = d->max_in_flight;
-	if (load->in_flight <= 0)
+	if (delta > 0 && load->rate_limit_per_s > 0)
+		load->tokens -= 1.0;
+	if (load->in_flight <= 0 && load->rate_limit_per_s <= 0)
 		hash_search(endpoint_load, &d->endpoint_id, HASH_REMOVE, NULL);
 }
 
 /*
- * Endpoints with requests in flight, as arrays for the claim query; also
- * those at their cap, which the next-due query must skip.
+ * Refill token buckets, and list the endpoints being sent to for the claim
+ * query; also those that can take nothing now, which the next-due query must
+ * skip.  *throttle_wake is when the first empty bucket holds a token again.
  */
 static int
-endpoint_load_arrays(int64 **ids, int32 **counts, int64 **saturated, int *n_saturated)
+endpoint_load_snapshot(EndpointLoad ***busy, int64 **saturated, int *n_saturated,
+					   TimestampTz *throttle_wake)
 {
 	long		n = hash_get_num_entries(endpoint_load);
 	HASH_SEQ_STATUS status;
 	EndpointLoad *load;
+	TimestampTz now = GetCurrentTimestamp();
 	int			i = 0;
 
-	*ids = palloc(sizeof(int64) * Max(n, 1));
-	*counts = palloc(sizeof(int32) * Max(n, 1));
+	*busy = palloc(sizeof(EndpointLoad *) * Max(n, 1));
 	*saturated = palloc(sizeof(int64) * Max(n, 1));
 	*n_saturated = 0;
+	*throttle_wake = 0;
 	hash_seq_init(&status, endpoint_load);
 	while ((load = hash_seq_search(&status)) != NULL)
 	{
-		(*ids)[i] = load->endpoint_id;
-		(*counts)[i] = load->in_flight;
-		if (load->in_flight >= load->max_in_flight)
+		bool		full = load->in_flight >= load->max_in_flight;
+
+		if (load->rate_limit_per_s > 0)
+		{
+			double		burst = Max(load->rate_limit_per_s, 1.0);
+
+			load->tokens = Min(burst, load->tokens +
+							   (double) (now - load->refilled_at) / USECS_PER_SEC * load->rate_limit_per_s);
+			load->refilled_at = now;
+			if (load->tokens < 1.0)
+			{
+				TimestampTz at = now + (TimestampTz) ((1.0 - load->tokens) / load->rate_limit_per_s * USECS_PER_SEC) + 1000;
+
+				full = true;
+				if (*throttle_wake == 0 || at < *throttle_wake)
+					*throttle_wake = at;
+			}
+		}
+		(*busy)[i++] = load;
+		if (full)
 			(*saturated)[(*n_saturated)++] = load->endpoint_id;
-		i++;
 	}
 	return i;
 }
@@ -198,11 +246,16 @@ start_claimed(dlist_head *claimed, Delivery ***unsent, int *n_unsent)
 		Delivery   *d = dlist_container(Delivery, node, iter.cur);
 
 		dlist_delete(&d->node);
-		if (d->key_problem)
+		if (d->key_problem || d->transform_error)
 		{
+			MemoryContext old = MemoryContextSwitchTo(d->cxt);
+
 			d->attempted_at = GetCurrentTimestamp();
-			d->error_class = "secret";
-			d->error = psprintf("the endpoint's secret cannot be used: %s", d->key_problem);
+			d->error_class = d->key_problem ? "secret" : "transform";
+			d->error = d->key_problem ?
+				psprintf("the endpoint's secret cannot be used: %s", d->key_problem) :
+				d->transform_error;
+			MemoryContextSwitchTo(old);
 			(*unsent)[(*n_unsent)++] = d;
 			continue;
 		}
@@ -216,13 +269,28 @@ static void
 record_finished(Delivery **finished, int n)
 {
 	TimestampTz now = GetCurrentTimestamp();
+	bool		had_failures = false;
 
 	for (int i = 0; i < n; i++)
-		decide_outcome(finished[i], now);
+	{
+		Delivery   *d = finished[i];
+
+		decide_outcome(d, now);
+		had_failures |= d->error_class != NULL;
+		if (my_stats)
+		{
+			my_stats->attempts++;
+			my_stats->retries += d->attempt > 1;
+			my_stats->succeeded += d->error_class == NULL;
+			my_stats->failed += d->error_class != NULL;
+			my_stats->bytes_sent += d->bytes_sent;
+		}
+	}
 	for (int start = 0; start < n; start += webhook_batch_size)
 		queue_record(finished + start, Min(webhook_batch_size, n - start));
 	for (int i = 0; i < n; i++)
 		MemoryContextDelete(finished[i]->cxt);
+	queue_housekeeping(had_failures);
 }
 
 /* Milliseconds from now until a time, clamped to [0, 1 hour]. */
@@ -249,6 +317,7 @@ webhook_worker_main(Datum main_arg)
 	HASHCTL		hctl;
 	bool		need_claim = true;
 	TimestampTz next_due = 0;
+	TimestampTz throttle_wake = 0;
 	Delivery  **finished;
 	int			finished_cap;
 
@@ -303,13 +372,17 @@ webhook_worker_main(Datum main_arg)
 			need_claim = true;
 			next_due = 0;
 		}
+		if (throttle_wake != 0 && GetCurrentTimestamp() >= throttle_wake)
+		{
+			need_claim = true;
+			throttle_wake = 0;
+		}
 
 		/* Claim while there is room; a short batch means the queue is drained. */
 		if (need_claim && http_in_flight() < webhook_max_in_flight)
 		{
 			int			room = Min(webhook_batch_size, webhook_max_in_flight - http_in_flight());
-			int64	   *busy_ids;
-			int32	   *busy_counts;
+			EndpointLoad **busy;
 			int64	   *saturated;
 			int			n_saturated;
 			int			n_busy;
@@ -320,14 +393,14 @@ webhook_worker_main(Datum main_arg)
 				worker_leave("the extension was dropped", true);
 
 			dlist_init(&batch);
-			n_busy = endpoint_load_arrays(&busy_ids, &busy_counts, &saturated, &n_saturated);
-			claimed = queue_claim(room, &batch, n_busy, busy_ids, busy_counts);
+			n_busy = endpoint_load_snapshot(&busy, &saturated, &n_saturated, &throttle_wake);
+			claimed = queue_claim(room, &batch, n_busy, busy);
 			start_claimed(&batch, &finished, &n_finished);
 
 			if (claimed < room)
 			{
 				need_claim = false;
-				n_busy = endpoint_load_arrays(&busy_ids, &busy_counts, &saturated, &n_saturated);
+				(void) endpoint_load_snapshot(&busy, &saturated, &n_saturated, &throttle_wake);
 				next_due = queue_next_due(n_saturated, saturated);
 			}
 		}
@@ -335,8 +408,11 @@ webhook_worker_main(Datum main_arg)
 		/* Sleep only when there is nothing to claim right now. */
 		if (n_finished > 0 || (need_claim && http_in_flight() < webhook_max_in_flight))
 			timeout_ms = 0;
-		else if (next_due != 0)
-			timeout_ms = ms_until(next_due);
+		else if (next_due != 0 || throttle_wake != 0)
+			timeout_ms = ms_until(next_due == 0 ? throttle_wake :
+								  throttle_wake == 0 ? next_due : Min(next_due, throttle_wake));
+		if (my_stats)
+			my_stats->in_flight = http_in_flight();
 
 		pgstat_report_activity(STATE_IDLE, NULL);
 		if (http_wait(timeout_ms))
