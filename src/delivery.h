@@ -64,6 +64,8 @@ typedef struct Delivery
 	size_t		response_cap;
 	size_t		response_seen;
 	bool		response_cut;	/* we stopped reading a huge body */
+	size_t		header_bytes;
+	bool		headers_too_large;
 	int			retry_after_s;	/* from a Retry-After header, or -1 */
 	const char *blocked_class;	/* address class the network guard refused */
 	char		curl_error[CURL_ERROR_SIZE];

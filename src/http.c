@@ -25,6 +25,7 @@
 
 #define MAX_OCCURRED_EVENTS 64
 #define RESPONSE_READ_LIMIT (1024 * 1024)	/* stop reading bodies beyond this */
+#define RESPONSE_HEADERS_LIMIT (64 * 1024)	/* refuse responses with more header bytes */
 
 /* A socket curl asked us to watch, and for what. */
 typedef struct WatchedSocket
@@ -147,6 +148,12 @@ header_callback(char *buffer, size_t size, size_t nitems, void *userdata)
 	Delivery   *d = (Delivery *) userdata;
 	size_t		n = size * nitems;
 
+	d->header_bytes += n;
+	if (d->header_bytes > RESPONSE_HEADERS_LIMIT)
+	{
+		d->headers_too_large = true;
+		return 0;				/* abort the transfer */
+	}
 	if (n > 12 && pg_strncasecmp(buffer, "retry-after:", 12) == 0)
 	{
 		char		value[64];
@@ -407,6 +414,12 @@ classify_result(Delivery *d, CURLcode code)
 
 	d->status_code = 0;
 	d->error = pstrdup(message);
+	if (d->headers_too_large)
+	{
+		d->error_class = "too_large";
+		d->error = psprintf("response headers exceed %d bytes", RESPONSE_HEADERS_LIMIT);
+		return;
+	}
 	if (d->blocked_class)
 	{
 		d->error_class = "blocked";

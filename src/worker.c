@@ -264,9 +264,9 @@ start_claimed(dlist_head *claimed, Delivery ***unsent, int *n_unsent)
 	}
 }
 
-/* Record finished deliveries in batches and free them. */
-static void
-record_finished(Delivery **finished, int n)
+/* Decide each finished delivery's outcome once, and count it. */
+static bool
+settle_finished(Delivery **finished, int n)
 {
 	TimestampTz now = GetCurrentTimestamp();
 	bool		had_failures = false;
@@ -286,11 +286,120 @@ record_finished(Delivery **finished, int n)
 			my_stats->bytes_sent += d->bytes_sent;
 		}
 	}
-	for (int start = 0; start < n; start += webhook_batch_size)
-		queue_record(finished + start, Min(webhook_batch_size, n - start));
-	for (int i = 0; i < n; i++)
-		MemoryContextDelete(finished[i]->cxt);
-	queue_housekeeping(had_failures);
+	return had_failures;
+}
+
+/*
+ * Run one of the worker's transactions; on error, report it, roll back and
+ * return false instead of dying, so that outcomes already in memory are not
+ * lost and the worker retries on its own.
+ */
+static bool
+run_guarded(void (*fn) (void *), void *arg)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+	volatile bool ok = true;
+
+	PG_TRY();
+	{
+		fn(arg);
+	}
+	PG_CATCH();
+	{
+		MemoryContextSwitchTo(cxt);
+		EmitErrorReport();
+		FlushErrorState();
+		AbortCurrentTransaction();
+		pgstat_report_activity(STATE_IDLE, NULL);
+		ok = false;
+	}
+	PG_END_TRY();
+	return ok;
+}
+
+typedef struct RecordBatch
+{
+	Delivery  **done;
+	int			n;
+} RecordBatch;
+
+static void
+record_batch(void *arg)
+{
+	RecordBatch *batch = (RecordBatch *) arg;
+
+	queue_record(batch->done, batch->n);
+}
+
+/*
+ * Record outcomes batch by batch and free what was recorded.  Returns how
+ * many are left unrecorded after an error (they move to the front).
+ */
+static int
+record_finished(Delivery **finished, int n)
+{
+	int			recorded = 0;
+
+	while (recorded < n)
+	{
+		RecordBatch batch = {finished + recorded, Min(webhook_batch_size, n - recorded)};
+
+		if (!run_guarded(record_batch, &batch))
+			break;
+		for (int i = 0; i < batch.n; i++)
+			MemoryContextDelete(batch.done[i]->cxt);
+		recorded += batch.n;
+	}
+	memmove(finished, finished + recorded, sizeof(Delivery *) * (n - recorded));
+	return n - recorded;
+}
+
+static void
+housekeeping(void *arg)
+{
+	queue_housekeeping(*(bool *) arg);
+}
+
+typedef struct ClaimArgs
+{
+	int			room;
+	dlist_head *batch;
+	int			n_busy;
+	EndpointLoad **busy;
+	int			claimed;
+} ClaimArgs;
+
+static void
+claim_batch(void *arg)
+{
+	ClaimArgs  *c = (ClaimArgs *) arg;
+
+	c->claimed = queue_claim(c->room, c->batch, c->n_busy, c->busy);
+}
+
+typedef struct NextDueArgs
+{
+	int			n_saturated;
+	int64	   *saturated;
+	TimestampTz next_due;
+} NextDueArgs;
+
+static void
+find_next_due(void *arg)
+{
+	NextDueArgs *a = (NextDueArgs *) arg;
+
+	a->next_due = queue_next_due(a->n_saturated, a->saturated);
+}
+
+/* After a failed transaction, wait longer each time, up to 30 s. */
+static TimestampTz
+backoff_after_error(int *errors)
+{
+	int			ms = Min(1000 << Min(*errors, 5), 30000);
+
+	(*errors)++;
+	return TimestampTzPlusMilliseconds(GetCurrentTimestamp(), ms);
 }
 
 /* Milliseconds from now until a time, clamped to [0, 1 hour]. */
@@ -318,7 +427,10 @@ webhook_worker_main(Datum main_arg)
 	bool		need_claim = true;
 	TimestampTz next_due = 0;
 	TimestampTz throttle_wake = 0;
-	Delivery  **finished;
+	TimestampTz retry_at = 0;	/* after a failed transaction */
+	int			errors = 0;
+	Delivery  **finished;		/* finished requests not yet recorded */
+	int			n_finished = 0;
 	int			finished_cap;
 
 	memcpy(&slot_index, MyBgworkerEntry->bgw_extra, sizeof(int));
@@ -345,15 +457,17 @@ webhook_worker_main(Datum main_arg)
 	http_init();
 	queue_release_claims();
 
-	finished_cap = 10000 + 1;
+	/* Room for every request in flight plus a claim batch, unrecorded. */
+	finished_cap = 2 * 10000 + 1;
 	finished = MemoryContextAlloc(TopMemoryContext, sizeof(Delivery *) * finished_cap);
 	loop_cxt = AllocSetContextCreate(TopMemoryContext, "webhook worker loop", ALLOCSET_DEFAULT_SIZES);
 
 	for (;;)
 	{
-		int			n_finished = 0;
 		Delivery   *d;
 		long		timeout_ms = -1;
+		bool		had_failures;
+		int			n_new;
 
 		MemoryContextReset(loop_cxt);
 		MemoryContextSwitchTo(loop_cxt);
@@ -377,40 +491,70 @@ webhook_worker_main(Datum main_arg)
 			need_claim = true;
 			throttle_wake = 0;
 		}
-
-		/* Claim while there is room; a short batch means the queue is drained. */
-		if (need_claim && http_in_flight() < webhook_max_in_flight)
+		if (retry_at != 0 && GetCurrentTimestamp() >= retry_at)
 		{
-			int			room = Min(webhook_batch_size, webhook_max_in_flight - http_in_flight());
-			EndpointLoad **busy;
+			retry_at = 0;
+			need_claim = true;
+		}
+
+		/*
+		 * Claim while there is room; a short batch means the queue is
+		 * drained.  While outcomes cannot be recorded, claim nothing, so that
+		 * nothing is sent twice.
+		 */
+		if (need_claim && retry_at == 0 && n_finished == 0 &&
+			http_in_flight() < webhook_max_in_flight)
+		{
+			dlist_head	batch;
+			ClaimArgs	c;
 			int64	   *saturated;
 			int			n_saturated;
-			int			n_busy;
-			int			claimed;
-			dlist_head	batch;
 
 			if (!queue_extension_present())
 				worker_leave("the extension was dropped", true);
 
 			dlist_init(&batch);
-			n_busy = endpoint_load_snapshot(&busy, &saturated, &n_saturated, &throttle_wake);
-			claimed = queue_claim(room, &batch, n_busy, busy);
-			start_claimed(&batch, &finished, &n_finished);
-
-			if (claimed < room)
+			c.room = Min(webhook_batch_size, webhook_max_in_flight - http_in_flight());
+			c.batch = &batch;
+			c.n_busy = endpoint_load_snapshot(&c.busy, &saturated, &n_saturated, &throttle_wake);
+			if (!run_guarded(claim_batch, &c))
+				retry_at = backoff_after_error(&errors);
+			else
 			{
-				need_claim = false;
-				(void) endpoint_load_snapshot(&busy, &saturated, &n_saturated, &throttle_wake);
-				next_due = queue_next_due(n_saturated, saturated);
+				int			before = n_finished;
+
+				start_claimed(&batch, &finished, &n_finished);
+				if (n_finished > before)
+					(void) settle_finished(finished + before, n_finished - before);
+				if (c.claimed < c.room)
+				{
+					NextDueArgs a;
+
+					need_claim = false;
+					(void) endpoint_load_snapshot(&c.busy, &a.saturated, &a.n_saturated, &throttle_wake);
+					if (run_guarded(find_next_due, &a))
+						next_due = a.next_due;
+					else
+						retry_at = backoff_after_error(&errors);
+				}
 			}
 		}
 
-		/* Sleep only when there is nothing to claim right now. */
-		if (n_finished > 0 || (need_claim && http_in_flight() < webhook_max_in_flight))
+		/* Sleep only when there is nothing to do right now. */
+		if ((n_finished > 0 && retry_at == 0) ||
+			(need_claim && retry_at == 0 && http_in_flight() < webhook_max_in_flight))
 			timeout_ms = 0;
-		else if (next_due != 0 || throttle_wake != 0)
-			timeout_ms = ms_until(next_due == 0 ? throttle_wake :
-								  throttle_wake == 0 ? next_due : Min(next_due, throttle_wake));
+		else
+		{
+			TimestampTz wake = 0;
+			TimestampTz candidates[3] = {next_due, throttle_wake, retry_at};
+
+			for (int i = 0; i < 3; i++)
+				if (candidates[i] != 0 && (wake == 0 || candidates[i] < wake))
+					wake = candidates[i];
+			if (wake != 0)
+				timeout_ms = ms_until(wake);
+		}
 		if (my_stats)
 			my_stats->in_flight = http_in_flight();
 
@@ -418,15 +562,27 @@ webhook_worker_main(Datum main_arg)
 		if (http_wait(timeout_ms))
 			need_claim = true;
 
+		/* Collect what finished, decide each outcome once, then record. */
+		n_new = 0;
 		while (n_finished < finished_cap && (d = http_next_done()) != NULL)
 		{
 			endpoint_load_add(d, -1);
 			finished[n_finished++] = d;
+			n_new++;
 		}
-		if (n_finished > 0)
+		had_failures = n_new > 0 && settle_finished(finished + n_finished - n_new, n_new);
+		if (n_finished > 0 && retry_at == 0)
 		{
-			record_finished(finished, n_finished);
-			need_claim = true;
+			n_finished = record_finished(finished, n_finished);
+			if (n_finished > 0)
+				retry_at = backoff_after_error(&errors);
+			else
+			{
+				errors = 0;
+				need_claim = true;
+				if (!run_guarded(housekeeping, &had_failures))
+					retry_at = backoff_after_error(&errors);
+			}
 		}
 	}
 }
