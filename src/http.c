@@ -260,8 +260,7 @@ http_start(Delivery *d)
 		snprintf(line, sizeof(line), "%s: %s", d->signature_header, signature);
 		h = curl_slist_append(h, line);
 	}
-	snprintf(line, sizeof(line), "webhook-event-type: %s", d->event_type);
-	h = curl_slist_append(h, line);
+	h = curl_slist_append(h, psprintf("webhook-event-type: %s", d->event_type));
 	for (int i = 0; i < d->n_headers; i++)
 		h = curl_slist_append(h, d->headers[i]);
 	h = curl_slist_append(h, "Expect:");

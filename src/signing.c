@@ -53,8 +53,10 @@ decode_base64(const char *src, unsigned char *dst, int dstlen)
 	char		tmp[256];
 	int			n;
 
-	if (srclen == 0 || pg_b64_dec_len(srclen) > (int) sizeof(tmp))
+	if (srclen == 0)
 		return -1;
+	if (pg_b64_dec_len(srclen) > (int) sizeof(tmp))
+		return dstlen + 1;		/* valid or not, too long for dst */
 	n = pg_b64_decode(src, srclen, tmp, sizeof(tmp));
 	if (n < 0 || n > dstlen)
 		return -1;
@@ -112,7 +114,10 @@ webhook_decode_key(WebhookSigning signing, const char *secret, WebhookKey *key)
 				if (key->len < 0)
 					return "A standard secret is whsec_ followed by base64.";
 				if (key->len < 16 || key->len > 64)
+				{
+					key->len = 0;
 					return "A standard secret must hold between 16 and 64 bytes.";
+				}
 				return NULL;
 			}
 		case SIGNING_HMAC_SHA256:
@@ -130,6 +135,8 @@ webhook_decode_key(WebhookSigning signing, const char *secret, WebhookKey *key)
 				if (strncmp(secret, "whsk_", 5) != 0)
 					return "An ed25519 secret is whsk_ followed by the base64 of the 32-byte seed, optionally followed by the 32-byte public key.";
 				key->len = decode_base64(secret + 5, key->bytes, sizeof(key->bytes));
+				if (key->len < 0)
+					return "An ed25519 secret is whsk_ followed by base64.";
 				if (key->len != ED25519_KEY_BYTES && key->len != 2 * ED25519_KEY_BYTES)
 					return "An ed25519 secret must hold 32 or 64 bytes after whsk_.";
 				if (!ed25519_public_from_seed(key->bytes, pub))
@@ -173,7 +180,7 @@ webhook_compute_signature(const WebhookKey *key, const char *msg_id,
 	unsigned int maclen = 0;
 	char	   *content;
 	size_t		content_len;
-	char		prefix[160];
+	char	   *prefix;
 	int			prefix_len;
 	bool		ok = false;
 
@@ -191,9 +198,8 @@ webhook_compute_signature(const WebhookKey *key, const char *msg_id,
 		return true;
 	}
 
-	prefix_len = snprintf(prefix, sizeof(prefix), "%s.%lld.", msg_id, timestamp);
-	if (prefix_len < 0 || prefix_len >= (int) sizeof(prefix))
-		return false;
+	prefix = psprintf("%s.%lld.", msg_id, timestamp);
+	prefix_len = strlen(prefix);
 	content_len = prefix_len + body_len;
 	content = palloc(content_len);
 	memcpy(content, prefix, prefix_len);

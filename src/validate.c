@@ -52,7 +52,7 @@ literal_host_problem(const char *host)
 	if (!netguard_classify_literal(host, &klass) || klass == NULL)
 		return NULL;
 	if (!webhook_current_policy(&policy, errbuf, sizeof(errbuf)))
-		return psprintf("The host is a %s address and webhook.allowed_networks is invalid: %s.", klass, errbuf);
+		return psprintf("The host is a non-public address (%s) and webhook.allowed_networks is invalid: %s.", klass, errbuf);
 	if (policy.allow_private)
 		return NULL;
 
@@ -73,7 +73,31 @@ literal_host_problem(const char *host)
 		if (klass == NULL)
 			return NULL;
 	}
-	return psprintf("The host is a %s address, which webhooks may not reach.", klass);
+	return psprintf("The host is a non-public address (%s), which webhooks may not reach.", klass);
+}
+
+/* A sentence for each way curl's parser refuses a URL. */
+static const char *
+parse_problem(CURLUcode rc)
+{
+	switch (rc)
+	{
+		case CURLUE_NO_HOST:
+			return "The URL has no host.";
+		case CURLUE_BAD_PORT_NUMBER:
+			return "The URL's port is not a number between 1 and 65535.";
+		case CURLUE_BAD_IPV6:
+			return "The URL's IPv6 address is malformed.";
+		case CURLUE_BAD_HOSTNAME:
+			return "The URL's host name contains characters that are not allowed.";
+		case CURLUE_BAD_PATH:
+		case CURLUE_MALFORMED_INPUT:
+			return "The URL contains spaces or control characters; percent-encode them.";
+		case CURLUE_UNSUPPORTED_SCHEME:
+			return "Only http and https URLs are allowed.";
+		default:
+			return "It is not an absolute URL starting with http:// or https://.";
+	}
 }
 
 /*
@@ -89,12 +113,16 @@ webhook_url_problem_text(const char *url)
 	char	   *user = NULL;
 	char	   *password = NULL;
 	const char *problem = NULL;
+	const char *authority;
+	CURLUcode	rc;
 
 	if (handle == NULL)
 		return "The URL parser could not be started.";
 
-	if (curl_url_set(handle, CURLUPART_URL, url, 0) != CURLUE_OK)
-		problem = "It is not an absolute URL.";
+	if ((rc = curl_url_set(handle, CURLUPART_URL, url, 0)) != CURLUE_OK)
+		problem = parse_problem(rc);
+	else if ((authority = strstr(url, "://")) == NULL || authority[3] == '/' || authority[3] == '\0')
+		problem = "The URL has no host.";
 	else if (curl_url_get(handle, CURLUPART_SCHEME, &scheme, 0) != CURLUE_OK ||
 			 (strcmp(scheme, "http") != 0 && strcmp(scheme, "https") != 0))
 		problem = "Only http and https URLs are allowed.";

@@ -16,6 +16,7 @@
 #include "utils/builtins.h"
 #include "utils/guc.h"
 
+#include "netguard.h"
 #include "sealing.h"
 #include "webhook.h"
 
@@ -42,6 +43,20 @@ static shmem_request_hook_type prev_shmem_request_hook = NULL;
 static shmem_startup_hook_type prev_shmem_startup_hook = NULL;
 
 void		_PG_init(void);
+
+/* Refuse a list of networks that does not parse, when it is set. */
+static bool
+check_allowed_networks(char **newval, void **extra, GucSource source)
+{
+	NetGuardPolicy policy;
+	char		errbuf[128];
+
+	if (netguard_parse_allowlist(*newval ? *newval : "", &policy, errbuf, sizeof(errbuf)))
+		return true;
+	GUC_check_errdetail("%s", errbuf);
+	GUC_check_errhint("Give networks in CIDR form, comma separated, such as 10.0.0.0/8, 127.0.0.1/32.");
+	return false;
+}
 
 /* Settings are defined in every process so that SET and SHOW work anywhere. */
 static void
@@ -80,7 +95,7 @@ WebhookGucInit(void)
 	DefineCustomStringVariable("webhook.allowed_networks",
 							   gettext_noop("Non-public networks that requests may reach, in CIDR form, comma separated."),
 							   NULL, &webhook_allowed_networks, "",
-							   PGC_SUSET, 0, NULL, NULL, NULL);
+							   PGC_SUSET, 0, check_allowed_networks, NULL, NULL);
 	DefineCustomBoolVariable("webhook.require_https",
 							 gettext_noop("Refuse endpoints with plain http URLs."),
 							 NULL, &webhook_require_https, false,
@@ -92,7 +107,7 @@ WebhookGucInit(void)
 	DefineCustomBoolVariable("webhook.strict_event_types",
 							 gettext_noop("Refuse events whose type is not in webhook.event_types."),
 							 NULL, &webhook_strict_event_types, false,
-							 PGC_USERSET, 0, NULL, NULL, NULL);
+							 PGC_SUSET, 0, NULL, NULL, NULL);
 
 	DefineCustomIntVariable("webhook.disable_after",
 							gettext_noop("Deactivate an endpoint whose deliveries have all failed for this long."),
