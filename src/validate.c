@@ -121,11 +121,11 @@ webhook_url_problem_text(const char *url)
 
 	if ((rc = curl_url_set(handle, CURLUPART_URL, url, 0)) != CURLUE_OK)
 		problem = parse_problem(rc);
-	else if ((authority = strstr(url, "://")) == NULL || authority[3] == '/' || authority[3] == '\0')
-		problem = "The URL has no host.";
 	else if (curl_url_get(handle, CURLUPART_SCHEME, &scheme, 0) != CURLUE_OK ||
 			 (strcmp(scheme, "http") != 0 && strcmp(scheme, "https") != 0))
 		problem = "Only http and https URLs are allowed.";
+	else if ((authority = strstr(url, "://")) == NULL || authority[3] == '/' || authority[3] == '\0')
+		problem = "The URL has no host.";
 	else if (curl_url_get(handle, CURLUPART_HOST, &host, 0) != CURLUE_OK || host[0] == '\0')
 		problem = "The URL has no host.";
 	else if (curl_url_get(handle, CURLUPART_USER, &user, 0) == CURLUE_OK ||
