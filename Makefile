@@ -2,7 +2,7 @@
 EXTENSION = webhook
 MODULE_big = webhook
 OBJS = src/webhook.o src/launcher.o src/worker.o src/queue.o src/http.o \
-       src/signing.o src/validate.o src/netguard.o src/wake.o \
+       src/signing.o src/sigcore.o src/validate.o src/urlcheck.o src/netguard.o src/wake.o \
        src/watch.o src/sealing.o
 DATA = $(wildcard sql/webhook--*.sql)
 PGFILEDESC = "webhook - transactional outgoing webhooks"
@@ -25,13 +25,19 @@ PG_CONFIG ?= pg_config
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
 
-.PHONY: prove unit demo bench
+.PHONY: prove unit fuzz demo bench
 # PGXS's TAP runner over test/t/*.pl; fails loudly when a test fails.
 prove:
 	$(prove_installcheck)
 
+# C unit tests of the network guard, with gcc and with clang's ASan/UBSan.
 unit:
-	$(MAKE) -C test/unit check
+	$(MAKE) -C test/unit check check-asan
+
+# libFuzzer (ASan+UBSan) on URL/header validation, verify() and the guard.
+FUZZ_SECONDS ?= 20
+fuzz:
+	$(MAKE) -C test/fuzz run FUZZ_SECONDS=$(FUZZ_SECONDS)
 
 demo:
 	bash demo/run.sh

@@ -18,6 +18,11 @@ CREATE FUNCTION webhook._url_problem(url text)
 RETURNS text LANGUAGE C STABLE STRICT PARALLEL SAFE
 AS 'MODULE_PATHNAME', 'webhook_url_problem';
 
+-- NULL when an extra request header is acceptable, else name, reserved or value.
+CREATE FUNCTION webhook._header_problem(name text, value text)
+RETURNS text LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE
+AS 'MODULE_PATHNAME', 'webhook_header_problem';
+
 -- NULL when the secret can be used with the signing scheme, else the reason.
 CREATE FUNCTION webhook._secret_problem(signing text, secret text)
 RETURNS text LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE
@@ -303,19 +308,19 @@ BEGIN
                 USING ERRCODE = 'invalid_parameter_value',
                       HINT = 'Quote numbers and booleans: {"X-Retry": "3"}.';
         END IF;
-        IF header.key !~ '^[A-Za-z0-9!#$%&''*+.^_`|~-]+$' THEN
+        problem := webhook._header_problem(header.key, header.value #>> '{}');
+        IF problem = 'name' THEN
             RAISE EXCEPTION 'invalid header name "%"', header.key
                 USING ERRCODE = 'invalid_parameter_value',
                       DETAIL = 'Header names are HTTP tokens: letters, digits and !#$%&''*+.^_`|~-.';
         END IF;
-        IF lower(header.key) LIKE 'webhook-%'
-           OR lower(header.key) IN ('content-type', 'content-length', 'host', 'transfer-encoding', 'connection')
+        IF problem = 'reserved'
            OR lower(header.key) = lower(NEW.signature_header) AND NEW.signing = 'hmac-sha256' THEN
             RAISE EXCEPTION 'header "%" is set by the extension and cannot be overridden', header.key
                 USING ERRCODE = 'invalid_parameter_value',
                       DETAIL = 'The extension sets webhook-*, Content-Type, Content-Length, Host and the signature header itself.';
         END IF;
-        IF header.value #>> '{}' ~ '[\r\n\x00]' THEN
+        IF problem = 'value' THEN
             RAISE EXCEPTION 'value of header "%" contains a line break', header.key
                 USING ERRCODE = 'invalid_parameter_value';
         END IF;
@@ -1115,7 +1120,7 @@ REVOKE ALL ON ALL FUNCTIONS IN SCHEMA webhook FROM PUBLIC;
 
 -- Harmless helpers used by triggers that run as the writing role.
 GRANT EXECUTE ON FUNCTION webhook.generate_secret(text), webhook._url_problem(text),
-    webhook._secret_problem(text, text), webhook.sign(text, text, bigint, text, text),
+    webhook._secret_problem(text, text), webhook._header_problem(text, text), webhook.sign(text, text, bigint, text, text),
     webhook._ed25519_public_key(text), webhook._is_event_type_name(text),
     webhook._is_event_type_pattern(text), webhook._subscribed(text[], text),
     webhook._event_body(text, jsonb, timestamptz), webhook._check_columns(regclass, text[], text),

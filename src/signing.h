@@ -1,9 +1,14 @@
 /*
  * signing.h
- *		Request signatures and secrets (Standard Webhooks v1 / v1a, GitHub-style hex HMAC).
+ *		Request signatures and secrets (Standard Webhooks v1 / v1a, GitHub-style
+ *		hex HMAC).  The functions here are plain C (sigcore.c): no palloc, no
+ *		ereport, so they can be fuzzed and called from anywhere.
  */
 #ifndef WEBHOOK_SIGNING_H
 #define WEBHOOK_SIGNING_H
+
+#include <stdbool.h>
+#include <stddef.h>
 
 typedef enum WebhookSigning
 {
@@ -22,18 +27,30 @@ typedef struct WebhookKey
 	unsigned char bytes[128];
 } WebhookKey;
 
-extern WebhookSigning webhook_signing_from_name(const char *name);
-
-/* NULL when secret is usable with the scheme (and key filled in), else a reason. */
-extern const char *webhook_decode_key(WebhookSigning signing, const char *secret, WebhookKey *key);
-
-/*
- * The signature header value for one request, written into out (at least
- * WEBHOOK_SIGNATURE_MAX bytes).  Returns false if signing failed.
- */
+#define ED25519_KEY_BYTES 32
 #define WEBHOOK_SIGNATURE_MAX 160
+
+/* What webhook_verify_request concluded. */
+typedef enum WebhookVerifyResult
+{
+	VERIFY_OK,
+	VERIFY_BAD_SIGNATURE,		/* no signature matches, or none given */
+	VERIFY_BAD_TIMESTAMP,		/* not a number, or outside the tolerance */
+	VERIFY_BAD_SECRET			/* the secret or key cannot be used */
+} WebhookVerifyResult;
+
+extern WebhookSigning webhook_signing_from_name(const char *name);
+extern const char *webhook_decode_key(WebhookSigning signing, const char *secret, WebhookKey *key);
 extern bool webhook_compute_signature(const WebhookKey *key, const char *msg_id,
 									  long long timestamp, const char *body, size_t body_len,
 									  char *out);
+extern WebhookVerifyResult webhook_verify_request(const char *secret, const char *msg_id,
+												  const char *timestamp, const char *signatures,
+												  const char *body, size_t body_len,
+												  long long now, double tolerance_s,
+												  const char **problem);
+extern bool webhook_ed25519_public_from_seed(const unsigned char *seed, unsigned char *pub);
+extern int	webhook_base64_encode(const unsigned char *src, int len, char *dst, int dstlen);
+extern int	webhook_base64_decode(const char *src, unsigned char *dst, int dstlen);
 
 #endif							/* WEBHOOK_SIGNING_H */

@@ -1,0 +1,151 @@
+/*
+ * urlcheck.c
+ *		Endpoint URL and header checks in plain C, made with libcurl's own URL
+ *		parser so that what is accepted at INSERT time is exactly what curl
+ *		will request.  No palloc or ereport: validate.c wraps these for SQL,
+ *		and test/fuzz drives them directly.
+ */
+#include <netdb.h>
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+
+#include <curl/curl.h>
+
+#include "urlcheck.h"
+
+/* A sentence for each way curl's parser refuses a URL. */
+static const char *
+parse_problem(CURLUcode rc)
+{
+	switch (rc)
+	{
+		case CURLUE_NO_HOST:
+			return "The URL has no host.";
+		case CURLUE_BAD_PORT_NUMBER:
+			return "The URL's port is not a number between 1 and 65535.";
+		case CURLUE_BAD_IPV6:
+			return "The URL's IPv6 address is malformed.";
+		case CURLUE_BAD_HOSTNAME:
+			return "The URL's host name contains characters that are not allowed.";
+		case CURLUE_BAD_PATH:
+		case CURLUE_MALFORMED_INPUT:
+			return "The URL contains spaces or control characters; percent-encode them.";
+		case CURLUE_UNSUPPORTED_SCHEME:
+			return "Only http and https URLs are allowed.";
+		default:
+			return "It is not an absolute URL starting with http:// or https://.";
+	}
+}
+
+/*
+ * A host written as an IP address is checked against the network policy at
+ * INSERT time already; names are checked when curl connects.
+ */
+static const char *
+literal_host_problem(const char *host, const NetGuardPolicy *policy, const char *policy_error,
+					 char *buf, size_t buflen)
+{
+	const char *klass = NULL;
+	char		bare[256];
+	struct addrinfo hints;
+	struct addrinfo *res = NULL;
+	size_t		len = strlen(host);
+
+	if (!netguard_classify_literal(host, &klass) || klass == NULL)
+		return NULL;
+	if (policy == NULL)
+	{
+		snprintf(buf, buflen, "The host is a non-public address (%s) and webhook.allowed_networks is invalid: %s.",
+				 klass, policy_error ? policy_error : "?");
+		return buf;
+	}
+	if (policy->allow_private)
+		return NULL;
+
+	/* Allowed networks need the address itself. */
+	if (host[0] == '[' && len >= 2 && len - 2 < sizeof(bare))
+	{
+		memcpy(bare, host + 1, len - 2);
+		bare[len - 2] = '\0';
+	}
+	else
+		snprintf(bare, sizeof(bare), "%s", host);
+	memset(&hints, 0, sizeof(hints));
+	hints.ai_flags = AI_NUMERICHOST;
+	if (getaddrinfo(bare, NULL, &hints, &res) == 0 && res != NULL)
+	{
+		klass = netguard_check(policy, res->ai_addr);
+		freeaddrinfo(res);
+		if (klass == NULL)
+			return NULL;
+	}
+	snprintf(buf, buflen, "The host is a non-public address (%s), which webhooks may not reach.", klass);
+	return buf;
+}
+
+/* Why a URL cannot be a webhook target, or NULL. */
+const char *
+webhook_url_check(const char *url, bool require_https, const NetGuardPolicy *policy,
+				  const char *policy_error, char *buf, size_t buflen)
+{
+	CURLU	   *handle = curl_url();
+	char	   *scheme = NULL;
+	char	   *host = NULL;
+	char	   *user = NULL;
+	char	   *password = NULL;
+	const char *problem = NULL;
+	const char *authority;
+	CURLUcode	rc;
+
+	if (handle == NULL)
+		return "The URL parser could not be started.";
+
+	if ((rc = curl_url_set(handle, CURLUPART_URL, url, 0)) != CURLUE_OK)
+		problem = parse_problem(rc);
+	else if (curl_url_get(handle, CURLUPART_SCHEME, &scheme, 0) != CURLUE_OK ||
+			 (strcmp(scheme, "http") != 0 && strcmp(scheme, "https") != 0))
+		problem = "Only http and https URLs are allowed.";
+	else if ((authority = strstr(url, "://")) == NULL || authority[3] == '/' || authority[3] == '\0')
+		problem = "The URL has no host.";
+	else if (curl_url_get(handle, CURLUPART_HOST, &host, 0) != CURLUE_OK || host[0] == '\0')
+		problem = "The URL has no host.";
+	else if (curl_url_get(handle, CURLUPART_USER, &user, 0) == CURLUE_OK ||
+			 curl_url_get(handle, CURLUPART_PASSWORD, &password, 0) == CURLUE_OK)
+		problem = "The URL contains credentials.";
+	else if (require_https && strcmp(scheme, "https") != 0)
+		problem = "Plain http is refused because webhook.require_https is on.";
+	else
+		problem = literal_host_problem(host, policy, policy_error, buf, buflen);
+
+	curl_free(scheme);
+	curl_free(host);
+	curl_free(user);
+	curl_free(password);
+	curl_url_cleanup(handle);
+	return problem;
+}
+
+/*
+ * Check one extra header: the name must be an HTTP token and not one the
+ * extension sets itself; the value must not be able to start a new header.
+ */
+WebhookHeaderProblem
+webhook_header_check(const char *name, const char *value)
+{
+	static const char *reserved[] = {"content-type", "content-length", "host",
+	"transfer-encoding", "connection"};
+
+	if (name[0] == '\0' ||
+		strspn(name, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789!#$%&'*+.^_`|~-") != strlen(name))
+		return HEADER_BAD_NAME;
+	if (strncasecmp(name, "webhook-", 8) == 0)
+		return HEADER_RESERVED;
+	for (size_t i = 0; i < sizeof(reserved) / sizeof(reserved[0]); i++)
+		if (strcasecmp(name, reserved[i]) == 0)
+			return HEADER_RESERVED;
+	if (strpbrk(value, "\r\n") != NULL)
+		return HEADER_BAD_VALUE;
+	return HEADER_OK;
+}
