@@ -83,6 +83,7 @@ typedef struct Delivery
 
 /* http.c: requests driven by one curl multi handle inside a WaitEventSet */
 extern void http_init(void);
+extern void http_reload_policy(void);
 extern void http_start(Delivery *d);
 extern bool http_wait(long timeout_ms);
 extern Delivery *http_next_done(void);

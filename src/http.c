@@ -48,6 +48,7 @@ static instr_time curl_timer_set_at;
 
 static NetGuardPolicy policy;
 static bool policy_valid = false;
+static bool policy_changed = false;	/* pooled connections predate the policy */
 
 /* Keep our list of curl's sockets current; the wait set is rebuilt lazily. */
 static int
@@ -182,14 +183,15 @@ header_callback(char *buffer, size_t size, size_t nitems, void *userdata)
 	return n;
 }
 
-/* One multi handle for the life of the worker: it owns the connection pool. */
-void
-http_init(void)
+/* A multi handle owns the connection pool; a new one starts with none. */
+static void
+recreate_multi(void)
 {
-	if (curl_global_init(CURL_GLOBAL_ALL) != CURLE_OK)
-		ereport(ERROR,
-				(errcode(ERRCODE_INTERNAL_ERROR),
-				 errmsg("could not initialize libcurl")));
+	if (multi)
+		curl_multi_cleanup(multi);
+	n_sockets = 0;
+	wait_set_stale = true;
+	curl_timeout_ms = -1;
 	multi = curl_multi_init();
 	if (multi == NULL)
 		ereport(ERROR,
@@ -199,6 +201,40 @@ http_init(void)
 	curl_multi_setopt(multi, CURLMOPT_TIMERFUNCTION, timer_callback);
 	curl_multi_setopt(multi, CURLMOPT_PIPELINING, CURLPIPE_MULTIPLEX);
 	curl_multi_setopt(multi, CURLMOPT_MAXCONNECTS, (long) webhook_max_in_flight);
+}
+
+/*
+ * Take the network policy from the settings, at start and after each
+ * reload.  When it changed, connections already open are not reused.
+ */
+void
+http_reload_policy(void)
+{
+	NetGuardPolicy fresh;
+	char		errbuf[128];
+	bool		valid = webhook_current_policy(&fresh, errbuf, sizeof(errbuf));
+
+	if (!valid)
+		ereport(WARNING,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("invalid webhook.allowed_networks: %s", errbuf),
+				 errhint("Requests to non-public addresses are refused until it is fixed.")));
+	if (valid != policy_valid || (valid && memcmp(&fresh, &policy, sizeof(policy)) != 0))
+		policy_changed = multi != NULL;
+	policy = fresh;
+	policy_valid = valid;
+}
+
+/* One multi handle for the life of the worker, and the first policy. */
+void
+http_init(void)
+{
+	if (curl_global_init(CURL_GLOBAL_ALL) != CURLE_OK)
+		ereport(ERROR,
+				(errcode(ERRCODE_INTERNAL_ERROR),
+				 errmsg("could not initialize libcurl")));
+	recreate_multi();
+	http_reload_policy();
 
 	/* Two sockets per request covers happy-eyeballs connects. */
 	sockets_cap = 2 * 10000 + 16;
@@ -215,17 +251,11 @@ http_start(Delivery *d)
 	struct curl_slist *h = NULL;
 	MemoryContext old = MemoryContextSwitchTo(d->cxt);
 
-	if (n_in_flight == 0)
+	/* Connections opened under an older policy must not be reused. */
+	if (policy_changed && n_in_flight == 0)
 	{
-		char		errbuf[128];
-
-		/* Settings may have been reloaded; take the policy afresh when idle. */
-		policy_valid = webhook_current_policy(&policy, errbuf, sizeof(errbuf));
-		if (!policy_valid)
-			ereport(WARNING,
-					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-					 errmsg("invalid webhook.allowed_networks: %s", errbuf),
-					 errhint("Requests to non-public addresses are refused until it is fixed.")));
+		recreate_multi();
+		policy_changed = false;
 	}
 
 	d->attempted_at = GetCurrentTimestamp();
@@ -283,7 +313,15 @@ http_start(Delivery *d)
 	curl_easy_setopt(d->easy, CURLOPT_TIMEOUT_MS, (long) d->timeout_ms);
 	curl_easy_setopt(d->easy, CURLOPT_CONNECTTIMEOUT_MS, (long) Min(webhook_connect_timeout_ms, d->timeout_ms));
 	curl_easy_setopt(d->easy, CURLOPT_HTTP_VERSION, (long) CURL_HTTP_VERSION_2TLS);
-	curl_easy_setopt(d->easy, CURLOPT_PIPEWAIT, 1L);
+	/* Wait to multiplex only where HTTP/2 is possible; on plain http it
+	 * would queue requests behind a slow one on the same host. */
+	if (pg_strncasecmp(d->url, "https:", 6) == 0)
+		curl_easy_setopt(d->easy, CURLOPT_PIPEWAIT, 1L);
+	if (policy_changed)
+	{
+		curl_easy_setopt(d->easy, CURLOPT_FRESH_CONNECT, 1L);
+		curl_easy_setopt(d->easy, CURLOPT_FORBID_REUSE, 1L);
+	}
 	curl_easy_setopt(d->easy, CURLOPT_TCP_NODELAY, 1L);
 	curl_easy_setopt(d->easy, CURLOPT_WRITEFUNCTION, write_callback);
 	curl_easy_setopt(d->easy, CURLOPT_WRITEDATA, d);

@@ -477,6 +477,7 @@ webhook_worker_main(Datum main_arg)
 		{
 			ConfigReloadPending = false;
 			ProcessConfigFile(PGC_SIGHUP);
+			http_reload_policy();
 		}
 		if (stop_requested())
 			worker_leave("its database is being dropped", false);

@@ -51,7 +51,7 @@ use Time::HiRes qw(time sleep);
 
 our @EXPORT = qw(start_receiver requests wait_for_requests
   verify_standard_signature verify_hex_hmac self_test_vectors
-  node_with_webhook);
+  node_with_webhook poll_until);
 
 # The receiver lives next to this directory (test/receiver.py); resolve it
 # from this file so it does not matter where prove was started from.
@@ -63,8 +63,11 @@ my %LIVE;
 
 # Start test/receiver.py on an ephemeral 127.0.0.1 port and wait (up to 30 s)
 # until it has written its port file, so callers can use ->{port} at once.
+# Options: port => N listens on that port instead (e.g. one from free_port(),
+# for a receiver that "comes back" where deliveries were failing to connect).
 sub start_receiver
 {
+	my (%opts) = @_;
 	my $dir = PostgreSQL::Test::Utils::tempdir('receiver');
 	my $port_file = "$dir/port";
 	my $self = bless {
@@ -77,7 +80,8 @@ sub start_receiver
 	$self->{handle} = IPC::Run::start(
 		[
 			$ENV{PYTHON} || 'python3', $RECEIVER_PY,
-			'--port-file', $port_file, '--log', $self->{log}
+			'--port-file', $port_file, '--log', $self->{log},
+			(defined $opts{port} ? ('--port', $opts{port}) : ())
 		],
 		'<', \undef, '>', $self->{stderr}, '2>', $self->{stderr});
 	$LIVE{"$self"} = [ $self->{handle}, $$ ];
@@ -207,6 +211,91 @@ sub node_with_webhook
 	$node->append_conf('postgresql.conf', $conf);
 	$node->start;
 	return $node;
+}
+
+# Like $node->poll_query_until, but with a bound of $timeout_s seconds (default
+# 60) instead of PG_TEST_TIMEOUT_DEFAULT, so that a test expecting something
+# that never happens fails in reasonable time.  Returns 1 on success; on
+# timeout prints the last output with diag and returns 0.  Connection
+# failures (e.g. while the server restarts) just count as "not yet".
+sub poll_until
+{
+	my ($node, $dbname, $query, $expected, $timeout_s) = @_;
+	$expected //= 't';
+	$timeout_s //= 60;
+	my $deadline = time + $timeout_s;
+	my ($stdout, $stderr) = ('', '');
+	while (1)
+	{
+		$node->psql($dbname, $query, stdout => \$stdout, stderr => \$stderr);
+		return 1 if $stdout eq $expected && $stderr eq '';
+		last if time > $deadline;
+		sleep 0.1;
+	}
+	Test::More::diag("poll_until timed out after ${timeout_s}s:\n$query\n"
+		  . "expected: $expected\ngot: $stdout\nstderr: $stderr");
+	return 0;
+}
+
+# A 127.0.0.1 TCP port that nothing listens on right now (bound, then
+# released), for a receiver that is down; start_receiver(port => ...) can
+# bring one up there later.
+sub free_port
+{
+	require IO::Socket::INET;
+	my $s = IO::Socket::INET->new(
+		LocalAddr => '127.0.0.1',
+		LocalPort => 0,
+		Proto => 'tcp',
+		Listen => 1,
+		ReuseAddr => 1) or die "cannot bind an ephemeral port: $!";
+	my $port = $s->sockport;
+	close $s;
+	return $port;
+}
+
+# Independent check of a Standard Webhooks v1a (ed25519) signature with the
+# openssl command-line tool (no core Perl module does ed25519): the whpk_
+# public key becomes an SPKI PEM (fixed DER prefix + 32 raw bytes) and each
+# "v1a,<base64>" signature is checked over "id.timestamp.body" with
+# `openssl pkeyutl -verify -rawin`.  True when any v1a signature verifies.
+sub verify_ed25519_signature
+{
+	my ($whpk, $headers, $body) = @_;
+	my %h = map { lc($_) => $headers->{$_} } keys %$headers;
+	my ($id, $ts, $sigs) = @h{qw(webhook-id webhook-timestamp webhook-signature)};
+	return 0 unless defined $id && defined $ts && defined $sigs && defined $whpk;
+	(my $b64 = $whpk) =~ s/^whpk_// or return 0;
+	my $raw = decode_base64($b64);
+	return 0 unless length($raw) == 32;
+
+	my $dir = PostgreSQL::Test::Utils::tempdir('ed25519');
+	my $der = pack('H*', '302a300506032b6570032100') . $raw;
+	_write_file("$dir/pub.pem",
+		"-----BEGIN PUBLIC KEY-----\n" . encode_base64($der) . "-----END PUBLIC KEY-----\n");
+	_write_file("$dir/msg", _bytes("$id.$ts.") . _bytes($body));
+	for my $sig (split /\s+/, $sigs)
+	{
+		next unless $sig =~ /^v1a,(.+)$/;
+		_write_file("$dir/sig", decode_base64($1));
+		my ($out, $err) = ('', '');
+		my $ok = IPC::Run::run(
+			[
+				'openssl', 'pkeyutl', '-verify', '-pubin', '-inkey', "$dir/pub.pem",
+				'-rawin', '-in', "$dir/msg", '-sigfile', "$dir/sig"
+			],
+			'<', \undef, '>', \$out, '2>', \$err);
+		return 1 if $ok && $out =~ /Signature Verified Successfully/;
+	}
+	return 0;
+}
+
+sub _write_file
+{
+	my ($path, $bytes) = @_;
+	open my $fh, '>:raw', $path or die "cannot write $path: $!";
+	print $fh $bytes;
+	close $fh or die "cannot write $path: $!";
 }
 
 # Stop any receiver a test forgot (or could not) stop, e.g. after a die.

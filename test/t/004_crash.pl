@@ -1,0 +1,158 @@
+# Durability: with requests in flight, kill -9 of the delivery worker (crash
+# restart), an immediate shutdown, and pg_terminate_backend of the worker lose
+# nothing: every delivery ends succeeded and the receiver saw every event at
+# least once (duplicates are allowed: delivery is at least once).
+use strict;
+use warnings;
+
+use FindBin;
+use lib "$FindBin::Bin";
+use WebhookTest;
+use PostgreSQL::Test::Utils;
+use Test::More;
+
+my $N = 200;
+
+my $r = start_receiver();
+my $node = node_with_webhook('crash', restart_after_crash => 'on');
+$node->safe_psql('postgres', 'CREATE EXTENSION webhook');
+
+# 200 ms per request, 20 at a time: each batch of 200 takes a couple of
+# seconds, so there is time to interrupt it half-way.
+my $url = $r->url('/delay/200/crash');
+my $ep = $node->safe_psql(
+	'postgres', qq{
+	INSERT INTO webhook.endpoints (name, url, event_types, max_in_flight)
+	VALUES ('crash', '$url', '{crash.*}', 20) RETURNING id});
+
+sub worker_pid
+{
+	return $node->safe_psql('postgres',
+		"SELECT pid FROM pg_stat_activity
+		  WHERE backend_type = 'webhook delivery worker' AND datname = 'postgres'");
+}
+
+sub wait_worker
+{
+	my ($not_pid) = @_;
+	my $cond = "backend_type = 'webhook delivery worker' AND datname = 'postgres'";
+	$cond .= " AND pid <> $not_pid" if $not_pid;
+	return poll_until($node, 'postgres',
+		"SELECT count(*) FROM pg_stat_activity WHERE $cond", '1', 60);
+}
+
+# Queue $N events of one type; returns their ids.
+sub send_batch
+{
+	my ($type) = @_;
+	my @ids = split /\n/, $node->safe_psql('postgres',
+		"SELECT webhook.send('$type', jsonb_build_object('i', i)) FROM generate_series(1, $N) i");
+	is(scalar @ids, $N, "$type: $N events queued");
+	return @ids;
+}
+
+sub counts_sql
+{
+	my ($type) = @_;
+	return qq{
+	SELECT count(*) FILTER (WHERE d.status = 'succeeded') || '|'
+	    || count(*) FILTER (WHERE d.status = 'pending' AND d.claimed_at IS NOT NULL) || '|'
+	    || count(*) FILTER (WHERE d.status = 'failed')
+	  FROM webhook.deliveries d JOIN webhook.events e ON e.id = d.event_id
+	 WHERE e.event_type = '$type'};
+}
+
+# Wait until some deliveries of the batch succeeded and some are in flight.
+sub wait_mid_flight
+{
+	my ($type) = @_;
+	my $ok = poll_until(
+		$node, 'postgres', qq{
+		SELECT count(*) FILTER (WHERE d.status = 'succeeded') >= 10
+		   AND count(*) FILTER (WHERE d.status = 'pending' AND d.claimed_at IS NOT NULL) > 0
+		  FROM webhook.deliveries d JOIN webhook.events e ON e.id = d.event_id
+		 WHERE e.event_type = '$type'}, 't', 60);
+	my ($succeeded, $in_flight) = split /\|/, $node->safe_psql('postgres', counts_sql($type));
+	diag("$type: interrupting with $succeeded succeeded and $in_flight in flight");
+	ok($ok && $succeeded < $N, "$type: interrupted while deliveries were in flight");
+}
+
+# All deliveries succeeded, and the receiver saw every id at least once.
+sub check_all_delivered
+{
+	my ($type, @ids) = @_;
+	ok( poll_until(
+			$node, 'postgres',
+			"SELECT count(*) FROM webhook.deliveries d JOIN webhook.events e ON e.id = d.event_id
+			  WHERE e.event_type = '$type' AND d.status = 'succeeded'",
+			$N, 120),
+		"$type: all $N deliveries end succeeded");
+	is( $node->safe_psql(
+			'postgres',
+			"SELECT count(*) FROM webhook.deliveries d JOIN webhook.events e ON e.id = d.event_id
+			  WHERE e.event_type = '$type'"),
+		$N, "$type: one delivery per event");
+
+	my %seen;
+	$seen{ $_->{headers}{'webhook-id'} // '' }++ for @{ requests($r) };
+	my @missing = grep { !$seen{$_} } @ids;
+	is(scalar @missing, 0, "$type: the receiver saw every event id at least once")
+	  or diag("missing: @missing[0 .. ($#missing < 4 ? $#missing : 4)]");
+	my $dups = 0;
+	$dups += $seen{$_} - 1 for grep { $seen{$_} } @ids;
+	diag("$type: $dups duplicate request(s) over $N events");
+
+	# Attempts that were cut short are not logged; every logged attempt is 200.
+	is( $node->safe_psql(
+			'postgres',
+			"SELECT count(*) FROM webhook.delivery_log l JOIN webhook.events e ON e.id = l.event_id
+			  WHERE e.event_type = '$type' AND (l.status_code IS DISTINCT FROM 200)"),
+		'0', "$type: no failed attempts were logged");
+}
+
+ok(wait_worker(), 'delivery worker is running');
+
+# --- kill -9 of the worker: crash restart ----------------------------------
+{
+	my @ids = send_batch('crash.kill9');
+	wait_mid_flight('crash.kill9');
+	my $pid = worker_pid();
+	like($pid, qr/^\d+$/, 'found the worker pid');
+	my $log_offset = -s $node->logfile;
+	kill 'KILL', $pid;
+	ok( $node->wait_for_log(
+			qr/all server processes terminated; reinitializing/, $log_offset),
+		'the server restarts after kill -9 of the worker');
+	ok(wait_worker($pid), 'a new delivery worker runs after crash recovery');
+	check_all_delivered('crash.kill9', @ids);
+}
+
+# --- immediate shutdown, then start ------------------------------------------
+{
+	my @ids = send_batch('crash.immediate');
+	wait_mid_flight('crash.immediate');
+	my $pid = worker_pid();
+	$node->stop('immediate');
+	$node->start;
+	ok(wait_worker($pid), 'a delivery worker runs after the restart');
+	check_all_delivered('crash.immediate', @ids);
+}
+
+# --- pg_terminate_backend of the worker: the launcher starts another --------
+{
+	my @ids = send_batch('crash.terminate');
+	wait_mid_flight('crash.terminate');
+	my $pid = worker_pid();
+	my $log_offset = -s $node->logfile;
+	is($node->safe_psql('postgres', "SELECT pg_terminate_backend($pid)"),
+		't', 'terminated the worker');
+	ok(wait_worker($pid), 'the launcher starts a new delivery worker');
+	check_all_delivered('crash.terminate', @ids);
+	ok( !$node->log_contains(
+			qr/all server processes terminated; reinitializing/, $log_offset),
+		'terminating the worker is not a crash');
+}
+
+$r->stop;
+$node->stop;
+done_testing();
