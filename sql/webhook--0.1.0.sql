@@ -23,7 +23,8 @@ CREATE FUNCTION webhook._header_problem(name text, value text)
 RETURNS text LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE
 AS 'MODULE_PATHNAME', 'webhook_header_problem';
 
--- NULL when the secret can be used with the signing scheme, else the reason.
+-- NULL when the secret (sealed or not) can be used with the signing scheme,
+-- else the reason.  Reveals nothing of the secret itself.
 CREATE FUNCTION webhook._secret_problem(signing text, secret text)
 RETURNS text LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE
 AS 'MODULE_PATHNAME', 'webhook_secret_problem';
@@ -397,7 +398,7 @@ BEGIN
         NEW.secret := webhook.generate_secret(NEW.signing);
     END IF;
     IF NEW.secret IS NOT NULL AND NEW.signing <> 'none' THEN
-        problem := webhook._secret_problem(NEW.signing, webhook._unseal(NEW.secret));
+        problem := webhook._secret_problem(NEW.signing, NEW.secret);
         IF problem IS NOT NULL THEN
             RAISE EXCEPTION 'invalid secret for signing scheme "%"', NEW.signing
                 USING ERRCODE = 'invalid_parameter_value', DETAIL = problem,
@@ -432,6 +433,24 @@ $$;
 CREATE TRIGGER endpoints_before_write
     BEFORE INSERT OR UPDATE ON webhook.endpoints
     FOR EACH ROW EXECUTE FUNCTION webhook._endpoints_before_write();
+
+-- The worker sleeps until the next due delivery of an active endpoint; a
+-- change to endpoints (re-activation, a new cap or rate) may bring one
+-- closer, so wake it when the change commits.
+CREATE FUNCTION webhook._endpoints_after_update()
+RETURNS trigger LANGUAGE plpgsql
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    PERFORM webhook._wake_worker_at_commit();
+    RETURN NULL;
+END;
+$$;
+
+CREATE TRIGGER endpoints_after_update
+    AFTER UPDATE ON webhook.endpoints
+    FOR EACH STATEMENT EXECUTE FUNCTION webhook._endpoints_after_update();
 
 -- Deliveries still pending for a deleted endpoint can never be made: close
 -- them, so the history says why; their rows stay readable with endpoint_id NULL.
@@ -1120,7 +1139,8 @@ REVOKE ALL ON ALL FUNCTIONS IN SCHEMA webhook FROM PUBLIC;
 
 -- Harmless helpers used by triggers that run as the writing role.
 GRANT EXECUTE ON FUNCTION webhook.generate_secret(text), webhook._url_problem(text),
-    webhook._secret_problem(text, text), webhook._header_problem(text, text), webhook.sign(text, text, bigint, text, text),
+    webhook._secret_problem(text, text), webhook._header_problem(text, text),
+    webhook._seal(text), webhook.sign(text, text, bigint, text, text),
     webhook._ed25519_public_key(text), webhook._is_event_type_name(text),
     webhook._is_event_type_pattern(text), webhook._subscribed(text[], text),
     webhook._event_body(text, jsonb, timestamptz), webhook._check_columns(regclass, text[], text),

@@ -2,8 +2,8 @@
  * http.c
  *		All requests of a delivery worker go through one libcurl multi handle.
  *		Its sockets, the worker's latch and postmaster death share one
- *		WaitEventSet, so the worker sleeps until one of them needs it and
- *		never waits where it cannot see an interrupt.
+ *		WaitEventSet (waitset.c), so the worker sleeps until one of them needs
+ *		it and never waits where it cannot see an interrupt.
  *
  * libcurl callbacks never ereport or palloc: an error there would longjmp
  * through libcurl.  They only copy bytes and set fields, which the worker
@@ -21,27 +21,16 @@
 #include "delivery.h"
 #include "netguard.h"
 #include "validate.h"
+#include "waitset.h"
 #include "webhook.h"
 
-#define MAX_OCCURRED_EVENTS 64
+#define MAX_OCCURRED_EVENTS 512
 #define RESPONSE_READ_LIMIT (1024 * 1024)	/* stop reading bodies beyond this */
 #define RESPONSE_HEADERS_LIMIT (64 * 1024)	/* refuse responses with more header bytes */
-
-/* A socket curl asked us to watch, and for what. */
-typedef struct WatchedSocket
-{
-	curl_socket_t fd;
-	int			what;			/* CURL_POLL_IN / OUT / INOUT */
-} WatchedSocket;
 
 static CURLM *multi = NULL;
 static int	n_in_flight = 0;
 
-static WatchedSocket *sockets = NULL;
-static int	n_sockets = 0;
-static int	sockets_cap = 0;
-static bool wait_set_stale = true;
-static WaitEventSet *wait_set = NULL;
 
 static long curl_timeout_ms = -1;	/* what curl's timer callback asked for */
 static instr_time curl_timer_set_at;
@@ -49,40 +38,6 @@ static instr_time curl_timer_set_at;
 static NetGuardPolicy policy;
 static bool policy_valid = false;
 static bool policy_changed = false;	/* pooled connections predate the policy */
-
-/* Keep our list of curl's sockets current; the wait set is rebuilt lazily. */
-static int
-socket_callback(CURL *easy, curl_socket_t fd, int what, void *userp, void *socketp)
-{
-	int			i;
-
-	for (i = 0; i < n_sockets; i++)
-		if (sockets[i].fd == fd)
-			break;
-
-	if (what == CURL_POLL_REMOVE)
-	{
-		if (i < n_sockets)
-		{
-			sockets[i] = sockets[n_sockets - 1];
-			n_sockets--;
-			wait_set_stale = true;
-		}
-		return 0;
-	}
-	if (i == n_sockets)
-	{
-		if (n_sockets == sockets_cap)
-			return -1;			/* cannot happen: sized to the in-flight cap */
-		sockets[n_sockets].fd = fd;
-		n_sockets++;
-	}
-	else if (sockets[i].what == what)
-		return 0;
-	sockets[i].what = what;
-	wait_set_stale = true;
-	return 0;
-}
 
 /* Remember when curl next wants to be called without socket activity. */
 static int
@@ -189,15 +144,14 @@ recreate_multi(void)
 {
 	if (multi)
 		curl_multi_cleanup(multi);
-	n_sockets = 0;
-	wait_set_stale = true;
+	waitset_reset();
 	curl_timeout_ms = -1;
 	multi = curl_multi_init();
 	if (multi == NULL)
 		ereport(ERROR,
 				(errcode(ERRCODE_OUT_OF_MEMORY),
 				 errmsg("could not create a libcurl multi handle")));
-	curl_multi_setopt(multi, CURLMOPT_SOCKETFUNCTION, socket_callback);
+	curl_multi_setopt(multi, CURLMOPT_SOCKETFUNCTION, waitset_socket_callback);
 	curl_multi_setopt(multi, CURLMOPT_TIMERFUNCTION, timer_callback);
 	curl_multi_setopt(multi, CURLMOPT_PIPELINING, CURLPIPE_MULTIPLEX);
 	curl_multi_setopt(multi, CURLMOPT_MAXCONNECTS, (long) webhook_max_in_flight);
@@ -233,12 +187,10 @@ http_init(void)
 		ereport(ERROR,
 				(errcode(ERRCODE_INTERNAL_ERROR),
 				 errmsg("could not initialize libcurl")));
+	/* Two sockets per request covers happy-eyeballs connects. */
+	waitset_init(2 * 10000 + 16);
 	recreate_multi();
 	http_reload_policy();
-
-	/* Two sockets per request covers happy-eyeballs connects. */
-	sockets_cap = 2 * 10000 + 16;
-	sockets = MemoryContextAllocZero(TopMemoryContext, sizeof(WatchedSocket) * sockets_cap);
 }
 
 /* Build a delivery's request and hand it to curl. */
@@ -329,6 +281,7 @@ http_start(Delivery *d)
 	curl_easy_setopt(d->easy, CURLOPT_HEADERDATA, d);
 	curl_easy_setopt(d->easy, CURLOPT_OPENSOCKETFUNCTION, open_socket_callback);
 	curl_easy_setopt(d->easy, CURLOPT_OPENSOCKETDATA, d);
+	curl_easy_setopt(d->easy, CURLOPT_CLOSESOCKETFUNCTION, waitset_close_callback);
 	curl_easy_setopt(d->easy, CURLOPT_ERRORBUFFER, d->curl_error);
 	curl_easy_setopt(d->easy, CURLOPT_PRIVATE, d);
 	if (d->auth_username)
@@ -345,28 +298,6 @@ http_start(Delivery *d)
 				 errmsg("could not add a request to libcurl")));
 	n_in_flight++;
 	MemoryContextSwitchTo(old);
-}
-
-/* The wait set mirrors curl's sockets; rebuild it when they changed. */
-static void
-rebuild_wait_set(void)
-{
-	if (wait_set)
-		FreeWaitEventSet(wait_set);
-	wait_set = CreateWaitEventSet(TopMemoryContext, n_sockets + 2);
-	AddWaitEventToSet(wait_set, WL_LATCH_SET, PGINVALID_SOCKET, MyLatch, NULL);
-	AddWaitEventToSet(wait_set, WL_EXIT_ON_PM_DEATH, PGINVALID_SOCKET, NULL, NULL);
-	for (int i = 0; i < n_sockets; i++)
-	{
-		uint32		events = 0;
-
-		if (sockets[i].what & CURL_POLL_IN)
-			events |= WL_SOCKET_READABLE;
-		if (sockets[i].what & CURL_POLL_OUT)
-			events |= WL_SOCKET_WRITEABLE;
-		AddWaitEventToSet(wait_set, events, sockets[i].fd, NULL, NULL);
-	}
-	wait_set_stale = false;
 }
 
 /* Milliseconds until curl's timer fires, -1 for none. */
@@ -397,35 +328,21 @@ http_wait(long timeout_ms)
 	long		wait_ms = timeout_ms;
 	int			n;
 	int			running;
-	bool		latch_set = false;
+	bool		latch_set;
 
 	if (curl_ms >= 0 && (wait_ms < 0 || curl_ms < wait_ms))
 		wait_ms = curl_ms;
 
-	if (wait_set_stale || wait_set == NULL)
-		rebuild_wait_set();
-
-	n = WaitEventSetWait(wait_set, wait_ms, occurred, MAX_OCCURRED_EVENTS, PG_WAIT_EXTENSION);
-
+	n = waitset_wait(wait_ms, occurred, MAX_OCCURRED_EVENTS, &latch_set);
 	for (int i = 0; i < n; i++)
 	{
-		WaitEvent  *ev = &occurred[i];
+		int			flags = 0;
 
-		if (ev->events & WL_LATCH_SET)
-		{
-			ResetLatch(MyLatch);
-			latch_set = true;
-		}
-		else if (ev->events & (WL_SOCKET_READABLE | WL_SOCKET_WRITEABLE))
-		{
-			int			flags = 0;
-
-			if (ev->events & WL_SOCKET_READABLE)
-				flags |= CURL_CSELECT_IN;
-			if (ev->events & WL_SOCKET_WRITEABLE)
-				flags |= CURL_CSELECT_OUT;
-			curl_multi_socket_action(multi, ev->fd, flags, &running);
-		}
+		if (occurred[i].events & WL_SOCKET_READABLE)
+			flags |= CURL_CSELECT_IN;
+		if (occurred[i].events & WL_SOCKET_WRITEABLE)
+			flags |= CURL_CSELECT_OUT;
+		curl_multi_socket_action(multi, occurred[i].fd, flags, &running);
 	}
 
 	if (curl_timeout_ms >= 0 && curl_timer_remaining() == 0)

@@ -169,10 +169,14 @@ static const char *deactivate_sql =
 "       disabled_reason = 'receiver answered 410 Gone'"
 " WHERE id = ANY ($1::bigint[]) AND active";
 
+/* The caller's memory context, which committing a transaction would leave. */
+static MemoryContext work_caller_cxt = NULL;
+
 /* Open a short transaction with SPI and a snapshot. */
 static void
 begin_work(const char *activity)
 {
+	work_caller_cxt = CurrentMemoryContext;
 	SetCurrentStatementStartTimestamp();
 	StartTransactionCommand();
 	SPI_connect();
@@ -187,8 +191,9 @@ end_work(void)
 	SPI_finish();
 	PopActiveSnapshot();
 	CommitTransactionCommand();
+	/* Commit leaves TopMemoryContext current: go back, or the loop leaks. */
+	MemoryContextSwitchTo(work_caller_cxt);
 	pgstat_report_stat(false);
-	pgstat_report_activity(STATE_IDLE, NULL);
 }
 
 /* Prepare a statement once for the life of the worker. */
@@ -227,11 +232,13 @@ bool
 queue_extension_present(void)
 {
 	bool		present;
+	MemoryContext cxt = CurrentMemoryContext;
 
 	SetCurrentStatementStartTimestamp();
 	StartTransactionCommand();
 	present = OidIsValid(get_extension_oid("webhook", true));
 	CommitTransactionCommand();
+	MemoryContextSwitchTo(cxt);
 	return present;
 }
 

@@ -11,6 +11,7 @@
 #include "port.h"
 #include "utils/builtins.h"
 
+#include "sealing.h"
 #include "signing.h"
 
 PG_FUNCTION_INFO_V1(webhook_generate_secret);
@@ -76,11 +77,12 @@ Datum
 webhook_secret_problem(PG_FUNCTION_ARGS)
 {
 	WebhookSigning signing = signing_arg(PG_GETARG_TEXT_PP(0));
-	char	   *secret = text_to_cstring(PG_GETARG_TEXT_PP(1));
+	char	   *secret = webhook_unseal_value(text_to_cstring(PG_GETARG_TEXT_PP(1)));
 	WebhookKey	key;
 	const char *problem = webhook_decode_key(signing, secret, &key);
 
 	explicit_bzero(&key, sizeof(key));
+	explicit_bzero(secret, strlen(secret));
 	if (problem == NULL)
 		PG_RETURN_NULL();
 	PG_RETURN_TEXT_P(cstring_to_text(problem));
