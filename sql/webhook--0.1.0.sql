@@ -29,6 +29,12 @@ CREATE FUNCTION webhook._secret_problem(signing text, secret text)
 RETURNS text LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE
 AS 'MODULE_PATHNAME', 'webhook_secret_problem';
 
+-- NULL when text is one SQL expression that cannot escape the parentheses
+-- it is put in, else the reason.
+CREATE FUNCTION webhook._expression_problem(expression text)
+RETURNS text LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE
+AS 'MODULE_PATHNAME', 'webhook_expression_problem';
+
 -- Ask for the delivery worker's latch to be set when this transaction commits.
 CREATE FUNCTION webhook._wake_worker_at_commit()
 RETURNS void LANGUAGE C VOLATILE PARALLEL UNSAFE
@@ -129,7 +135,7 @@ CREATE TABLE webhook.endpoints (
     max_in_flight    integer
                      CONSTRAINT endpoints_max_in_flight_check CHECK (max_in_flight > 0),
     rate_limit_per_s double precision
-                     CONSTRAINT endpoints_rate_limit_check CHECK (rate_limit_per_s > 0),
+                     CONSTRAINT endpoints_rate_limit_check CHECK (rate_limit_per_s > 0 AND rate_limit_per_s <= 1000000),
     ordered          boolean NOT NULL DEFAULT false,
     transform        regproc,
     transform_role   regrole,
@@ -180,25 +186,22 @@ CREATE TABLE webhook.deliveries (
     completed_at     timestamptz
 );
 COMMENT ON TABLE webhook.deliveries IS 'one row per (event, endpoint): the state of delivering that event there';
-COMMENT ON COLUMN webhook.deliveries.claimed_at IS 'set while a delivery worker has the request in flight; next_attempt_at is then the end of its lease';
+COMMENT ON COLUMN webhook.deliveries.claimed_at IS 'set while a delivery worker has the request in flight; the claim lapses after the endpoint''s timeout plus 30 s';
 
--- The worker claims due deliveries per endpoint, and sleeps until the earliest one.
+-- The worker claims due deliveries per endpoint, and sleeps until the earliest
+-- one.  Claiming changes no indexed column, so it is a HOT update: leave room.
+ALTER TABLE webhook.deliveries SET (fillfactor = 80);
 CREATE INDEX deliveries_pending_by_endpoint_idx ON webhook.deliveries (endpoint_id, next_attempt_at)
-    WHERE status = 'pending';
-CREATE INDEX deliveries_pending_by_due_idx ON webhook.deliveries (next_attempt_at)
     WHERE status = 'pending';
 CREATE INDEX deliveries_event_idx ON webhook.deliveries (event_id);
 -- Ordered endpoints take their oldest pending delivery first.
 CREATE INDEX deliveries_pending_in_order_idx ON webhook.deliveries (endpoint_id, id)
     WHERE status = 'pending';
--- Retention deletes finished deliveries by age.
-CREATE INDEX deliveries_completed_idx ON webhook.deliveries (completed_at)
-    WHERE status <> 'pending';
 CREATE INDEX events_created_at_idx ON webhook.events (created_at);
 
 CREATE TABLE webhook.delivery_log (
     id            bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-    delivery_id   bigint NOT NULL REFERENCES webhook.deliveries (id) ON DELETE CASCADE,
+    delivery_id   bigint NOT NULL,
     endpoint_id   bigint,
     event_id      uuid NOT NULL,
     attempt       integer NOT NULL,
@@ -212,11 +215,11 @@ CREATE TABLE webhook.delivery_log (
 );
 COMMENT ON TABLE webhook.delivery_log IS 'one row per HTTP attempt, written by the delivery worker';
 COMMENT ON COLUMN webhook.delivery_log.error_class IS 'stable failure class: http, timeout, connect, dns, tls, protocol, blocked, too_large, internal';
+COMMENT ON COLUMN webhook.delivery_log.delivery_id IS 'the delivery attempted; a history row, so no foreign key: retention deletes log rows with their delivery';
 COMMENT ON COLUMN webhook.delivery_log.endpoint_id IS 'the endpoint at the time; kept after the endpoint is deleted';
 
 CREATE INDEX delivery_log_delivery_idx ON webhook.delivery_log (delivery_id);
 CREATE INDEX delivery_log_attempted_at_idx ON webhook.delivery_log (attempted_at);
-CREATE INDEX delivery_log_endpoint_idx ON webhook.delivery_log (endpoint_id, attempted_at);
 
 -- The delivery worker's running account of each endpoint's health, kept
 -- apart from webhook.endpoints so that users' rows are not rewritten.
@@ -340,15 +343,18 @@ BEGIN
                   HINT = 'Leave it NULL to use webhook.max_in_flight_per_endpoint.';
     END IF;
 
-    IF NEW.rate_limit_per_s IS NOT NULL AND NOT NEW.rate_limit_per_s > 0 THEN
-        RAISE EXCEPTION 'rate_limit_per_s must be positive'
+    IF NEW.rate_limit_per_s IS NOT NULL AND NOT (NEW.rate_limit_per_s > 0 AND NEW.rate_limit_per_s <= 1000000) THEN
+        RAISE EXCEPTION 'rate_limit_per_s must be greater than 0 and at most 1000000'
             USING ERRCODE = 'invalid_parameter_value',
+                  DETAIL = format('The value given was %s.', NEW.rate_limit_per_s),
                   HINT = 'Leave it NULL for no limit.';
     END IF;
 
     -- A transform runs as the role that set it, never as the worker.
     IF NEW.transform IS NULL THEN
         NEW.transform_role := NULL;
+    ELSIF TG_OP = 'UPDATE' AND NEW.transform IS NOT DISTINCT FROM OLD.transform THEN
+        NEW.transform_role := OLD.transform_role;   -- only setting transform sets it
     ELSIF TG_OP = 'INSERT' OR NEW.transform IS DISTINCT FROM OLD.transform THEN
         IF NOT EXISTS (SELECT 1 FROM pg_proc p
                         WHERE p.oid = NEW.transform AND p.pronargs = 3
@@ -610,7 +616,8 @@ DECLARE
 BEGIN
     SELECT e.signing, e.secret INTO ep FROM webhook.endpoints e WHERE e.id = rotate_secret.endpoint_id FOR UPDATE;
     IF NOT FOUND THEN
-        RAISE EXCEPTION 'endpoint % does not exist', endpoint_id USING ERRCODE = 'no_data_found';
+        RAISE EXCEPTION 'endpoint % does not exist', endpoint_id
+            USING ERRCODE = 'no_data_found', HINT = 'See SELECT id, name, url FROM webhook.endpoints.';
     END IF;
     IF ep.signing = 'none' THEN
         RAISE EXCEPTION 'endpoint % does not sign its requests', endpoint_id
@@ -618,7 +625,8 @@ BEGIN
                   HINT = 'Set its signing column first.';
     END IF;
     IF grace IS NULL OR grace < interval '0' THEN
-        RAISE EXCEPTION 'grace must be a non-negative interval' USING ERRCODE = 'invalid_parameter_value';
+        RAISE EXCEPTION 'grace must be a non-negative interval'
+            USING ERRCODE = 'invalid_parameter_value', HINT = 'Use ''0 seconds'' to stop signing with the old secret at once.';
     END IF;
     v_secret := webhook.generate_secret(ep.signing);
     UPDATE webhook.endpoints e
@@ -638,6 +646,16 @@ RETURNS text LANGUAGE sql STABLE STRICT
 SET search_path = pg_catalog, pg_temp
 RETURN (SELECT webhook._unseal(e.secret) FROM webhook.endpoints e WHERE e.id = endpoint_secret.endpoint_id);
 
+-- Raise invalid_parameter_value from an SQL function.
+CREATE FUNCTION webhook._raise_invalid(message text, hint text)
+RETURNS text LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    RAISE EXCEPTION '%', message USING ERRCODE = 'invalid_parameter_value', HINT = hint;
+END;
+$$;
+
 -- The value of a header in a JSON object of headers, whatever its case.
 CREATE FUNCTION webhook._header(headers jsonb, name text)
 RETURNS text LANGUAGE sql IMMUTABLE PARALLEL SAFE
@@ -650,13 +668,17 @@ RETURN (SELECT h.value FROM pg_catalog.jsonb_each_text(headers) AS h
 CREATE FUNCTION webhook.verify(secret text, headers jsonb, body text, tolerance interval DEFAULT '5 minutes')
 RETURNS boolean LANGUAGE sql VOLATILE PARALLEL SAFE
 SET search_path = pg_catalog, pg_temp
-RETURN coalesce(webhook._verify(secret,
-                                webhook._header(headers, 'webhook-id'),
-                                webhook._header(headers, 'webhook-timestamp'),
-                                webhook._header(headers, 'webhook-signature'),
-                                body,
-                                extract(epoch FROM tolerance)::double precision),
-                false);
+RETURN CASE WHEN jsonb_typeof(headers) <> 'object'
+            THEN webhook._raise_invalid('headers must be a JSON object of the request''s headers',
+                                        'For example {"webhook-id": "...", "webhook-timestamp": "...", "webhook-signature": "..."}.')::boolean
+            ELSE coalesce(webhook._verify(secret,
+                                          webhook._header(headers, 'webhook-id'),
+                                          webhook._header(headers, 'webhook-timestamp'),
+                                          webhook._header(headers, 'webhook-signature'),
+                                          body,
+                                          extract(epoch FROM tolerance)::double precision),
+                          false)
+       END;
 COMMENT ON FUNCTION webhook.verify(text, jsonb, text, interval) IS 'verify a Standard Webhooks request: signature and timestamp';
 
 ------------------------------------------------------------------------------
@@ -756,6 +778,7 @@ DECLARE
     v_prefix text;
     v_ops text[];
     v_op text;
+    problem text;
 BEGIN
     SELECT c.relkind, c.relname, c.relowner, n.nspname INTO v_rel
       FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
@@ -780,7 +803,8 @@ BEGIN
 
     IF operations IS NULL OR cardinality(operations) = 0 THEN
         RAISE EXCEPTION 'operations must name at least one of insert, update, delete'
-            USING ERRCODE = 'invalid_parameter_value';
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'To stop watching the table, use webhook.unwatch().';
     END IF;
     SELECT array_agg(DISTINCT lower(o) ORDER BY lower(o)) INTO v_ops FROM unnest(operations) AS o;
     FOREACH v_op IN ARRAY v_ops LOOP
@@ -795,8 +819,17 @@ BEGIN
     PERFORM webhook._check_columns(tbl, exclude_columns, 'exclude_columns');
 
     IF condition IS NOT NULL THEN
+        problem := webhook._expression_problem(condition);
+        IF problem IS NOT NULL THEN
+            RAISE EXCEPTION 'invalid watch condition: %', problem
+                USING ERRCODE = 'invalid_parameter_value',
+                      DETAIL = format('The condition was: %s', condition),
+                      HINT = 'Give one boolean SQL expression over the columns of NEW and OLD, such as NEW.status <> OLD.status.';
+        END IF;
         BEGIN
-            EXECUTE format('SELECT (%s)::boolean FROM %s AS new, %s AS old WHERE false', condition, tbl, tbl);
+            -- As the trigger will run it: AND needs a boolean, and the
+            -- search_path is pinned.
+            EXECUTE format('SELECT 1 FROM %s AS new, %s AS old WHERE false AND (%s)', tbl, tbl, condition);
         EXCEPTION WHEN OTHERS THEN
             RAISE EXCEPTION 'invalid watch condition: %', SQLERRM
                 USING ERRCODE = 'invalid_parameter_value',
@@ -851,8 +884,24 @@ BEGIN
 END;
 $$;
 
+-- A dropped table takes its watch with it.
+CREATE FUNCTION webhook._forget_dropped_tables()
+RETURNS event_trigger LANGUAGE plpgsql
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    DELETE FROM webhook.table_watches w
+     USING pg_event_trigger_dropped_objects() AS o
+     WHERE o.classid = 'pg_class'::regclass AND o.objid = w.table_oid::oid;
+END;
+$$;
+
+CREATE EVENT TRIGGER webhook_forget_dropped_tables ON sql_drop
+    EXECUTE FUNCTION webhook._forget_dropped_tables();
+
 -- Every watched table and its options.
-CREATE VIEW webhook.watches WITH (security_barrier) AS
+CREATE VIEW webhook.watches WITH (security_invoker = true) AS
 SELECT w.table_oid AS "table", w.event_prefix, w.operations, w.columns, w.condition,
        w.exclude_columns, w.created_at, w.updated_at
   FROM webhook.table_watches w;
@@ -865,7 +914,7 @@ COMMENT ON VIEW webhook.watches IS 'tables watched by webhook.watch() and their 
 -- Send a webhook.ping event to one endpoint now, whatever it subscribes to,
 -- to check that a new receiver is reachable and verifies signatures.
 CREATE FUNCTION webhook.ping(endpoint_id bigint)
-RETURNS bigint LANGUAGE plpgsql VOLATILE
+RETURNS bigint LANGUAGE plpgsql VOLATILE STRICT
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
@@ -877,7 +926,8 @@ DECLARE
 BEGIN
     SELECT e.active INTO v_active FROM webhook.endpoints e WHERE e.id = ping.endpoint_id;
     IF NOT FOUND THEN
-        RAISE EXCEPTION 'endpoint % does not exist', endpoint_id USING ERRCODE = 'no_data_found';
+        RAISE EXCEPTION 'endpoint % does not exist', endpoint_id
+            USING ERRCODE = 'no_data_found', HINT = 'See SELECT id, name, url FROM webhook.endpoints.';
     END IF;
     IF NOT v_active THEN
         RAISE EXCEPTION 'endpoint % is not active', endpoint_id
@@ -898,7 +948,7 @@ COMMENT ON FUNCTION webhook.ping(bigint) IS 'send a webhook.ping event to one en
 
 -- Re-queue one delivery now; it keeps its webhook-id and attempt count.
 CREATE FUNCTION webhook.retry(delivery_id bigint)
-RETURNS void LANGUAGE plpgsql VOLATILE
+RETURNS void LANGUAGE plpgsql VOLATILE STRICT
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
@@ -908,7 +958,8 @@ BEGIN
     SELECT d.status, d.endpoint_id INTO v_status, v_endpoint FROM webhook.deliveries d
      WHERE d.id = retry.delivery_id FOR UPDATE;
     IF NOT FOUND THEN
-        RAISE EXCEPTION 'delivery % does not exist', delivery_id USING ERRCODE = 'no_data_found';
+        RAISE EXCEPTION 'delivery % does not exist', delivery_id
+            USING ERRCODE = 'no_data_found', HINT = 'Delivery ids are in webhook.deliveries and webhook.delivery_log.';
     END IF;
     IF v_endpoint IS NULL THEN
         RAISE EXCEPTION 'delivery % belongs to a deleted endpoint', delivery_id
@@ -933,12 +984,17 @@ DECLARE
     v_type text;
     v_count bigint;
 BEGIN
+    IF event_id IS NULL THEN
+        RAISE EXCEPTION 'event_id must not be null' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
     SELECT e.event_type INTO v_type FROM webhook.events e WHERE e.id = replay.event_id;
     IF NOT FOUND THEN
-        RAISE EXCEPTION 'event % does not exist', event_id USING ERRCODE = 'no_data_found';
+        RAISE EXCEPTION 'event % does not exist', event_id
+            USING ERRCODE = 'no_data_found', HINT = 'Events older than webhook.retention_succeeded may have been purged.';
     END IF;
     IF endpoint_id IS NOT NULL AND NOT EXISTS (SELECT 1 FROM webhook.endpoints e WHERE e.id = replay.endpoint_id) THEN
-        RAISE EXCEPTION 'endpoint % does not exist', endpoint_id USING ERRCODE = 'no_data_found';
+        RAISE EXCEPTION 'endpoint % does not exist', endpoint_id
+            USING ERRCODE = 'no_data_found', HINT = 'See SELECT id, name, url FROM webhook.endpoints.';
     END IF;
     INSERT INTO webhook.deliveries (event_id, endpoint_id)
     SELECT replay.event_id, ep.id FROM webhook.endpoints ep
@@ -957,14 +1013,15 @@ COMMENT ON FUNCTION webhook.replay(uuid, bigint) IS 'deliver an event again, to 
 -- Re-queue every failed delivery of an endpoint since a time, e.g. after
 -- the receiver's outage is fixed.  Returns how many.
 CREATE FUNCTION webhook.recover(endpoint_id bigint, since timestamptz)
-RETURNS bigint LANGUAGE plpgsql VOLATILE
+RETURNS bigint LANGUAGE plpgsql VOLATILE STRICT
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     v_count bigint;
 BEGIN
     IF NOT EXISTS (SELECT 1 FROM webhook.endpoints e WHERE e.id = recover.endpoint_id) THEN
-        RAISE EXCEPTION 'endpoint % does not exist', endpoint_id USING ERRCODE = 'no_data_found';
+        RAISE EXCEPTION 'endpoint % does not exist', endpoint_id
+            USING ERRCODE = 'no_data_found', HINT = 'See SELECT id, name, url FROM webhook.endpoints.';
     END IF;
     UPDATE webhook.deliveries d
        SET status = 'pending', next_attempt_at = now(), completed_at = NULL
@@ -990,7 +1047,8 @@ DECLARE
     v_batch bigint;
 BEGIN
     IF older_than IS NULL OR older_than < interval '0' THEN
-        RAISE EXCEPTION 'older_than must be a non-negative interval' USING ERRCODE = 'invalid_parameter_value';
+        RAISE EXCEPTION 'older_than must be a non-negative interval'
+            USING ERRCODE = 'invalid_parameter_value', HINT = 'For example webhook.purge(''30 days'').';
     END IF;
     LOOP
         v_batch := webhook._purge_batch(now() - older_than, now() - older_than, 1000);
@@ -1012,13 +1070,18 @@ DECLARE
     v_deliveries bigint;
     v_events bigint;
 BEGIN
+    -- Events are indexed by age, and a delivery finishes after its event was
+    -- made: old events lead to the deliveries that may be old enough.
     WITH doomed AS (
-        SELECT d.id FROM webhook.deliveries d
-         WHERE d.status <> 'pending'
-           AND d.completed_at < greatest(succeeded_before, failed_before)
+        SELECT d.id FROM webhook.events e
+          JOIN webhook.deliveries d ON d.event_id = e.id
+         WHERE e.created_at < greatest(succeeded_before, failed_before)
+           AND d.status <> 'pending'
            AND d.completed_at < CASE WHEN d.status = 'succeeded' THEN succeeded_before ELSE failed_before END
          LIMIT batch
-         FOR UPDATE SKIP LOCKED
+         FOR UPDATE OF d SKIP LOCKED
+    ), log AS (
+        DELETE FROM webhook.delivery_log l USING doomed WHERE l.delivery_id = doomed.id
     )
     DELETE FROM webhook.deliveries d USING doomed WHERE d.id = doomed.id;
     GET DIAGNOSTICS v_deliveries = ROW_COUNT;
@@ -1145,6 +1208,7 @@ GRANT EXECUTE ON FUNCTION webhook.generate_secret(text), webhook._url_problem(te
     webhook._is_event_type_pattern(text), webhook._subscribed(text[], text),
     webhook._event_body(text, jsonb, timestamptz), webhook._check_columns(regclass, text[], text),
     webhook._verify(text, text, text, text, text, double precision), webhook._header(jsonb, text),
+    webhook._raise_invalid(text, text), webhook._expression_problem(text),
     webhook.verify(text, jsonb, text, interval)
     TO PUBLIC;
 -- A table's owner may watch it (row level security keeps each to their own);

@@ -33,8 +33,8 @@ static SPIPlanPtr next_due_plan = NULL;
 static SPIPlanPtr deactivate_plan = NULL;
 
 /*
- * Claim up to $1 due deliveries and lease them for the endpoint's timeout
- * plus a margin.  Each endpoint gets at most its free in-flight slots ($2/$3:
+ * Claim up to $1 due deliveries.  A claim lapses after the endpoint's
+ * timeout plus a margin; setting claimed_at alone keeps the update HOT.  Each endpoint gets at most its free in-flight slots ($2/$3:
  * endpoints with requests in flight and how many; $4: default cap) and, when
  * rate limited, its whole tokens ($5).  An ordered endpoint offers only its
  * oldest pending delivery, and only when nothing of it is in flight.
@@ -46,6 +46,7 @@ static const char *claim_sql =
 "                    pg_catalog.unnest($5::float8[])) AS b(endpoint_id, in_flight, tokens)"
 "), room AS ("
 "  SELECT ep.id, ep.ordered,"
+"         pg_catalog.make_interval(secs => (ep.timeout_ms + " CppAsString2(LEASE_MARGIN_MS) ") / 1000.0) AS lease,"
 "         greatest(least(coalesce(ep.max_in_flight, $4) - coalesce(b.in_flight, 0),"
 "                        CASE WHEN ep.ordered THEN 1 - coalesce(b.in_flight, 0) ELSE 2147483647 END,"
 "                        CASE WHEN ep.rate_limit_per_s IS NULL THEN 2147483647"
@@ -58,22 +59,23 @@ static const char *claim_sql =
 "     CROSS JOIN LATERAL ("
 "       SELECT d.id, d.next_attempt_at FROM webhook.deliveries d"
 "        WHERE d.endpoint_id = room.id AND d.status = 'pending' AND d.next_attempt_at <= pg_catalog.now()"
+"          AND (d.claimed_at IS NULL OR d.claimed_at < pg_catalog.now() - room.lease)"
 "        ORDER BY d.next_attempt_at LIMIT room.n"
 "        FOR UPDATE OF d SKIP LOCKED) d"
 "    WHERE NOT room.ordered AND room.n > 0"
 "   UNION ALL"
 "   SELECT d.id, d.next_attempt_at FROM room"
 "     CROSS JOIN LATERAL ("
-"       SELECT d.id, d.next_attempt_at FROM webhook.deliveries d"
+"       SELECT d.id, d.next_attempt_at, d.claimed_at FROM webhook.deliveries d"
 "        WHERE d.endpoint_id = room.id AND d.status = 'pending'"
 "        ORDER BY d.id LIMIT 1"
 "        FOR UPDATE OF d) d"
-"    WHERE room.ordered AND room.n > 0 AND d.next_attempt_at <= pg_catalog.now())"
+"    WHERE room.ordered AND room.n > 0 AND d.next_attempt_at <= pg_catalog.now()"
+"      AND (d.claimed_at IS NULL OR d.claimed_at < pg_catalog.now() - room.lease))"
 "  ORDER BY 2 LIMIT $1"
 ")"
 "UPDATE webhook.deliveries d"
-"   SET claimed_at = pg_catalog.now(),"
-"       next_attempt_at = pg_catalog.now() + pg_catalog.make_interval(secs => (ep.timeout_ms + " CppAsString2(LEASE_MARGIN_MS) ") / 1000.0)"
+"   SET claimed_at = pg_catalog.now()"
 "  FROM due, webhook.endpoints ep, webhook.events ev"
 " WHERE d.id = due.id AND ep.id = d.endpoint_id AND ev.id = d.event_id"
 " RETURNING d.id, d.attempts, ev.id::text, ev.event_type, ev.body, ep.id, ep.url, ep.signing,"
@@ -153,7 +155,7 @@ static const char *next_due_sql =
 "  FROM webhook.endpoints ep"
 "  CROSS JOIN LATERAL ("
 "    (SELECT d.next_attempt_at FROM webhook.deliveries d"
-"      WHERE d.endpoint_id = ep.id AND d.status = 'pending' AND NOT ep.ordered"
+"      WHERE d.endpoint_id = ep.id AND d.status = 'pending' AND d.claimed_at IS NULL AND NOT ep.ordered"
 "      ORDER BY d.next_attempt_at LIMIT 1)"
 "    UNION ALL"
 "    (SELECT d.next_attempt_at FROM webhook.deliveries d"
@@ -253,7 +255,7 @@ queue_release_claims(void)
 	int			ret;
 
 	begin_work("releasing claims of an earlier worker");
-	ret = SPI_execute("UPDATE webhook.deliveries SET claimed_at = NULL, next_attempt_at = pg_catalog.now()"
+	ret = SPI_execute("UPDATE webhook.deliveries SET claimed_at = NULL"
 					  " WHERE status = 'pending' AND claimed_at IS NOT NULL", false, 0);
 	if (ret != SPI_OK_UPDATE)
 		elog(ERROR, "could not release claims: %s", SPI_result_code_string(ret));

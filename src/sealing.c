@@ -57,13 +57,13 @@ load_master_key(void)
 		ereport(ERROR,
 				(errcode_for_file_access(),
 				 errmsg("could not read webhook.master_key_file \"%s\": %m", webhook_master_key_file)));
-	if (loaded_path && strcmp(loaded_path, webhook_master_key_file) == 0 && st.st_mtime == loaded_mtime)
-		return true;
 	if (st.st_mode & (S_IRWXG | S_IRWXO))
 		ereport(ERROR,
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 				 errmsg("webhook.master_key_file \"%s\" is readable by other users", webhook_master_key_file),
 				 errhint("Run chmod 600 on it, as the operating system user that runs the server.")));
+	if (loaded_path && strcmp(loaded_path, webhook_master_key_file) == 0 && st.st_mtime == loaded_mtime)
+		return true;
 
 	f = AllocateFile(webhook_master_key_file, "r");
 	if (f == NULL)

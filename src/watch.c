@@ -22,6 +22,7 @@
 #include "miscadmin.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
+#include "utils/guc.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/rel.h"
@@ -65,7 +66,7 @@ read_watch_options(Oid relid, const char *operation, WatchOptions *opts)
 	bool		isnull;
 	Datum		d;
 
-	ret = SPI_execute_with_args("SELECT event_prefix, $2 = ANY (operations), columns, condition, exclude_columns"
+	ret = SPI_execute_with_args("SELECT event_prefix, $2 OPERATOR(pg_catalog.=) ANY (operations), columns, condition, exclude_columns"
 								"  FROM webhook.table_watches WHERE table_oid = $1::pg_catalog.regclass",
 								2, argtypes, values, NULL, true, 1);
 	if (ret != SPI_OK_SELECT)
@@ -149,7 +150,9 @@ payload_query(Relation rel, const char *operation, const WatchOptions *opts)
 			{
 				const char *col = quote_identifier(TextDatumGetCString(elems[i]));
 
-				appendStringInfo(&q, " OR new.%s IS DISTINCT FROM old.%s", col, col);
+				/* jsonb equality works for every column type, json and point too. */
+				appendStringInfo(&q, " OR pg_catalog.to_jsonb(new.%s) IS DISTINCT FROM pg_catalog.to_jsonb(old.%s)",
+								 col, col);
 			}
 			appendStringInfoChar(&q, ')');
 		}
@@ -177,6 +180,7 @@ webhook_watch_trigger(PG_FUNCTION_ARGS)
 	int			ret;
 	uint64		nrows;
 	Datum	   *payloads;
+	int			save_nestlevel;
 
 	if (!CALLED_AS_TRIGGER(fcinfo) ||
 		!TRIGGER_FIRED_AFTER(trigdata->tg_event) ||
@@ -205,6 +209,14 @@ webhook_watch_trigger(PG_FUNCTION_ARGS)
 													 get_namespace_oid("webhook", false)));
 	GetUserIdAndSecContext(&save_userid, &save_sec_context);
 
+	/*
+	 * Everything below resolves names in pg_catalog only, whatever the
+	 * writer's search_path: nobody's planted function or operator runs.
+	 */
+	save_nestlevel = NewGUCNestLevel();
+	(void) set_config_option("search_path", "pg_catalog, pg_temp", PGC_USERSET, PGC_S_SESSION,
+							 GUC_ACTION_SAVE, true, 0, false);
+
 	SPI_connect();
 	SPI_register_trigger_data(trigdata);
 
@@ -215,6 +227,7 @@ webhook_watch_trigger(PG_FUNCTION_ARGS)
 	{
 		SetUserIdAndSecContext(save_userid, save_sec_context);
 		SPI_finish();
+		AtEOXact_GUC(true, save_nestlevel);
 		return PointerGetDatum(NULL);
 	}
 
@@ -265,5 +278,51 @@ webhook_watch_trigger(PG_FUNCTION_ARGS)
 
 	SetUserIdAndSecContext(save_userid, save_sec_context);
 	SPI_finish();
+	AtEOXact_GUC(true, save_nestlevel);
 	return PointerGetDatum(NULL);
+}
+
+PG_FUNCTION_INFO_V1(webhook_expression_problem);
+
+/*
+ * SQL: webhook._expression_problem(text).  A watch condition is pasted into
+ * the trigger's query inside parentheses; refuse text that could close them
+ * early, end the statement or hide the rest in a comment.  NULL when fine.
+ */
+Datum
+webhook_expression_problem(PG_FUNCTION_ARGS)
+{
+	char	   *expr = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	int			depth = 0;
+	const char *problem = NULL;
+
+	for (const char *p = expr; *p && problem == NULL; p++)
+	{
+		if (*p == '\'' || *p == '"')
+		{
+			char		quote = *p;
+
+			/* Skip a string or quoted identifier; doubled quotes stay inside. */
+			for (p++; *p && !(*p == quote && p[1] != quote); p++)
+				if (*p == quote)
+					p++;
+			if (*p == '\0')
+				problem = "it has an unterminated quote";
+		}
+		else if (*p == '$')
+			problem = "dollar quoting is not allowed in a condition";
+		else if (*p == ';')
+			problem = "it contains a semicolon";
+		else if ((p[0] == '-' && p[1] == '-') || (p[0] == '/' && p[1] == '*'))
+			problem = "comments are not allowed in a condition";
+		else if (*p == '(')
+			depth++;
+		else if (*p == ')' && --depth < 0)
+			problem = "it closes a parenthesis it did not open";
+	}
+	if (problem == NULL && depth != 0)
+		problem = "its parentheses are not balanced";
+	if (problem == NULL)
+		PG_RETURN_NULL();
+	PG_RETURN_TEXT_P(cstring_to_text(problem));
 }

@@ -1,0 +1,493 @@
+-- webhook.watch() / webhook.unwatch() / webhook.watches: events from a
+-- table's row changes, their exact payloads, the options, the errors at
+-- watch() time, transactions and savepoints, COPY, partitions, value types,
+-- large statements, privileges and search_path.
+-- Whatever would give the delivery worker a delivery runs in a transaction
+-- that is rolled back; committed events have no endpoint, so no delivery.
+\set SHOW_CONTEXT never
+
+-- Nothing left over by other files: the counts below rely on it.
+SELECT count(*) AS endpoints, (SELECT count(*) FROM webhook.table_watches) AS watches
+  FROM webhook.endpoints;
+
+CREATE SCHEMA regress_watch;
+CREATE TABLE regress_watch.customers (
+    id            integer PRIMARY KEY,
+    email         text,
+    plan          text,
+    password_hash text,
+    note          text
+);
+
+--
+-- Default options: prefix = table name, every operation, whole rows.
+--
+BEGIN;
+INSERT INTO webhook.endpoints (name, url, event_types) VALUES
+    ('customers', 'https://example.com/customers', '{customers.*}'),
+    ('created-only', 'https://example.com/created', '{customers.created}'),
+    ('others', 'https://example.com/others', '{orders.*}');
+SELECT webhook.watch('regress_watch.customers');
+SELECT "table", event_prefix, operations, columns, condition, exclude_columns,
+       created_at = now() AS created_now, updated_at = now() AS updated_now
+  FROM webhook.watches WHERE "table" = 'regress_watch.customers'::regclass;
+-- One statement-level trigger per operation, with transition tables.
+SELECT pg_get_triggerdef(oid) AS trigger FROM pg_trigger
+ WHERE tgrelid = 'regress_watch.customers'::regclass ORDER BY tgname;
+INSERT INTO regress_watch.customers VALUES
+    (1, 'ada@example.com', 'trial', 'h1', 'first'),
+    (2, 'bob@example.com', 'pro', 'h2', NULL);
+UPDATE regress_watch.customers SET email = 'ada@example.org' WHERE id = 1;
+-- An UPDATE that changes nothing emits nothing; nor does one matching no row.
+UPDATE regress_watch.customers SET email = email, plan = plan;
+UPDATE regress_watch.customers SET note = 'x' WHERE id = 99;
+DELETE FROM regress_watch.customers WHERE id = 2;
+SELECT event_type, payload FROM webhook.events
+ ORDER BY event_type, payload -> 'record' ->> 'id', payload -> 'old_record' ->> 'id';
+-- The body carries the same data, like any event.
+SELECT count(*) AS events, bool_and(body::jsonb -> 'data' = payload) AS body_data,
+       bool_and(body::jsonb ->> 'type' = event_type) AS body_type
+  FROM webhook.events;
+-- Deliveries go to the endpoints subscribed to each event type.
+SELECT ev.event_type, string_agg(ep.name, ', ' ORDER BY ep.name) AS endpoints
+  FROM webhook.events ev JOIN webhook.deliveries d ON d.event_id = ev.id
+  JOIN webhook.endpoints ep ON ep.id = d.endpoint_id
+ GROUP BY ev.event_type ORDER BY ev.event_type;
+ROLLBACK;
+
+--
+-- A custom prefix and a subset of operations (any case, normalised).
+--
+BEGIN;
+SELECT webhook.watch('regress_watch.customers', event_prefix => 'crm.customer',
+                     operations => '{INSERT,delete,Delete}');
+SELECT event_prefix, operations FROM webhook.watches WHERE "table" = 'regress_watch.customers'::regclass;
+SELECT tgname FROM pg_trigger WHERE tgrelid = 'regress_watch.customers'::regclass ORDER BY tgname;
+INSERT INTO regress_watch.customers VALUES (1, 'ada@example.com', 'trial', 'h1', NULL);
+UPDATE regress_watch.customers SET plan = 'pro';
+DELETE FROM regress_watch.customers;
+SELECT event_type, payload -> 'record' AS record, payload -> 'old_record' AS old_record
+  FROM webhook.events ORDER BY event_type;
+ROLLBACK;
+
+--
+-- columns: an UPDATE emits only when one of them changed.
+--
+BEGIN;
+SELECT webhook.watch('regress_watch.customers', columns => '{email,plan}');
+INSERT INTO regress_watch.customers VALUES (1, 'ada@example.com', 'trial', 'h1', NULL),
+                                           (2, 'bob@example.com', 'pro', 'h2', NULL);
+UPDATE regress_watch.customers SET note = 'only the note';
+UPDATE regress_watch.customers SET email = 'ada@example.org' WHERE id = 1;
+UPDATE regress_watch.customers SET plan = 'team', note = 'plan and note' WHERE id = 2;
+UPDATE regress_watch.customers SET plan = NULL WHERE id = 1;
+SELECT event_type, payload -> 'record' AS record, payload -> 'old_record' ->> 'plan' AS old_plan
+  FROM webhook.events WHERE event_type = 'customers.updated'
+ ORDER BY payload -> 'record' ->> 'id', payload::text;
+ROLLBACK;
+-- ... whatever the type of the column, even one without an equality operator.
+CREATE TABLE regress_watch.documents (id integer PRIMARY KEY, doc json, pos point, title text);
+BEGIN;
+SELECT webhook.watch('regress_watch.documents', columns => '{doc,pos}');
+INSERT INTO regress_watch.documents VALUES (1, '{"v": 1}', '(1,2)', 'a');
+UPDATE regress_watch.documents SET doc = '{"v": 2}';
+UPDATE regress_watch.documents SET pos = '(3,4)';
+UPDATE regress_watch.documents SET title = 'b';
+SELECT event_type, payload -> 'record' AS record FROM webhook.events ORDER BY event_type, created_at, payload::text;
+ROLLBACK;
+
+--
+-- condition: a boolean expression over NEW and OLD, evaluated per row.
+-- For INSERT, OLD is a row of NULLs; for DELETE, NEW is.
+--
+BEGIN;
+SELECT webhook.watch('regress_watch.customers', condition => 'NEW.plan IS DISTINCT FROM ''trial''');
+INSERT INTO regress_watch.customers VALUES (1, 'ada@example.com', 'trial', 'h1', NULL),
+                                           (2, 'bob@example.com', 'pro', 'h2', NULL);
+UPDATE regress_watch.customers SET plan = 'trial' WHERE id = 2;
+UPDATE regress_watch.customers SET plan = 'pro' WHERE id = 1;
+-- Every DELETE passes: NEW.plan is NULL there.
+DELETE FROM regress_watch.customers;
+SELECT event_type, coalesce(payload -> 'record' ->> 'id', payload -> 'old_record' ->> 'id') AS id,
+       payload -> 'record' ->> 'plan' AS plan
+  FROM webhook.events ORDER BY event_type, id;
+ROLLBACK;
+BEGIN;
+SELECT webhook.watch('regress_watch.customers', event_prefix => 'upgrade',
+                     condition => 'OLD.plan = ''trial'' AND NEW.plan <> ''trial''');
+INSERT INTO regress_watch.customers VALUES (1, 'ada@example.com', 'trial', 'h1', NULL),
+                                           (2, 'bob@example.com', 'trial', 'h2', NULL),
+                                           (3, 'cy@example.com', 'pro', 'h3', NULL);
+UPDATE regress_watch.customers SET plan = CASE id WHEN 1 THEN 'pro' WHEN 3 THEN 'team' ELSE plan END,
+                                   note = 'touched';
+DELETE FROM regress_watch.customers;
+SELECT event_type, payload -> 'record' ->> 'id' AS id, payload -> 'old_record' ->> 'plan' AS old_plan,
+       payload -> 'record' ->> 'plan' AS plan
+  FROM webhook.events ORDER BY event_type, id;
+ROLLBACK;
+
+--
+-- exclude_columns never appear, and an UPDATE of only them emits nothing.
+--
+BEGIN;
+SELECT webhook.watch('regress_watch.customers', exclude_columns => '{password_hash,note}');
+INSERT INTO regress_watch.customers VALUES (1, 'ada@example.com', 'trial', 'secret-hash-1', 'n');
+UPDATE regress_watch.customers SET password_hash = 'secret-hash-2', note = 'm';
+UPDATE regress_watch.customers SET plan = 'pro', password_hash = 'secret-hash-3';
+DELETE FROM regress_watch.customers;
+SELECT event_type, payload -> 'record' AS record, payload -> 'old_record' AS old_record
+  FROM webhook.events ORDER BY event_type;
+SELECT count(*) FILTER (WHERE body LIKE '%secret-hash%' OR payload::text LIKE '%secret-hash%') AS leaked
+  FROM webhook.events;
+ROLLBACK;
+
+--
+-- Calling watch() again replaces the options: still one trigger per
+-- operation, one event per row.
+--
+BEGIN;
+SELECT webhook.watch('regress_watch.customers');
+SELECT webhook.watch('regress_watch.customers', event_prefix => 'client', exclude_columns => '{password_hash}');
+SELECT webhook.watch('regress_watch.customers', event_prefix => 'client', exclude_columns => '{password_hash}');
+SELECT count(*) AS watches, min(event_prefix) AS event_prefix, min(exclude_columns::text) AS exclude_columns
+  FROM webhook.watches WHERE "table" = 'regress_watch.customers'::regclass;
+SELECT tgname FROM pg_trigger WHERE tgrelid = 'regress_watch.customers'::regclass ORDER BY tgname;
+INSERT INTO regress_watch.customers VALUES (1, 'ada@example.com', 'trial', 'h1', NULL);
+UPDATE regress_watch.customers SET plan = 'pro';
+SELECT event_type, count(*) AS events FROM webhook.events GROUP BY event_type ORDER BY event_type;
+-- Narrowing the operations drops the other triggers.
+SELECT webhook.watch('regress_watch.customers', operations => '{update}');
+SELECT tgname FROM pg_trigger WHERE tgrelid = 'regress_watch.customers'::regclass ORDER BY tgname;
+ROLLBACK;
+
+--
+-- unwatch() removes the triggers and the row; true only when there was a watch.
+--
+BEGIN;
+SELECT webhook.watch('regress_watch.customers');
+SELECT webhook.unwatch('regress_watch.customers');
+SELECT count(*) AS triggers FROM pg_trigger WHERE tgrelid = 'regress_watch.customers'::regclass;
+SELECT count(*) AS watches FROM webhook.watches WHERE "table" = 'regress_watch.customers'::regclass;
+INSERT INTO regress_watch.customers VALUES (1, 'ada@example.com', 'trial', 'h1', NULL);
+SELECT count(*) AS events FROM webhook.events;
+SELECT webhook.unwatch('regress_watch.customers');
+ROLLBACK;
+
+--
+-- Bad options are refused at watch() time, and nothing is written.
+--
+CREATE VIEW regress_watch.customer_view AS SELECT * FROM regress_watch.customers;
+CREATE SEQUENCE regress_watch.customer_seq;
+CREATE MATERIALIZED VIEW regress_watch.customer_mv AS SELECT * FROM regress_watch.customers;
+SELECT webhook.watch('regress_watch.customer_view');
+\echo SQLSTATE :SQLSTATE
+SELECT webhook.watch('regress_watch.customer_seq');
+\echo SQLSTATE :SQLSTATE
+SELECT webhook.watch('regress_watch.customer_mv');
+\echo SQLSTATE :SQLSTATE
+SELECT webhook.watch('regress_watch.no_such_table');
+\echo SQLSTATE :SQLSTATE
+SELECT webhook.watch('regress_watch.customers', columns => '{email,emial}');
+\echo SQLSTATE :SQLSTATE
+SELECT webhook.watch('regress_watch.customers', columns => '{ctid}');
+\echo SQLSTATE :SQLSTATE
+SELECT webhook.watch('regress_watch.customers', exclude_columns => '{password}');
+\echo SQLSTATE :SQLSTATE
+SELECT webhook.watch('regress_watch.customers', condition => 'NEW.planx = ''pro''');
+\echo SQLSTATE :SQLSTATE
+SELECT webhook.watch('regress_watch.customers', condition => 'NEW.plan = ');
+\echo SQLSTATE :SQLSTATE
+SELECT webhook.watch('regress_watch.customers', condition => 'NEW.plan = ''pro''; DROP TABLE regress_watch.customers');
+\echo SQLSTATE :SQLSTATE
+-- A condition that is not boolean (though castable to it) would fail every
+-- later write to the table: it is refused too.
+\set VERBOSITY sqlstate
+SELECT webhook.watch('regress_watch.customers', condition => 'NEW.id');
+SELECT webhook.watch('regress_watch.customers', condition => 'NEW.plan');
+\set VERBOSITY default
+SELECT webhook.watch('regress_watch.customers', operations => '{insert,truncate}');
+\echo SQLSTATE :SQLSTATE
+SELECT webhook.watch('regress_watch.customers', operations => '{}');
+\echo SQLSTATE :SQLSTATE
+SELECT webhook.watch('regress_watch.customers', operations => NULL);
+\echo SQLSTATE :SQLSTATE
+SELECT webhook.watch('regress_watch.customers', event_prefix => 'crm customer');
+\echo SQLSTATE :SQLSTATE
+SELECT webhook.watch('regress_watch.customers', event_prefix => 'crm.');
+\echo SQLSTATE :SQLSTATE
+SELECT webhook.watch('regress_watch.customers', event_prefix => '');
+\echo SQLSTATE :SQLSTATE
+-- The default prefix must be a valid name too.
+CREATE TABLE regress_watch."Order Items" (id integer);
+SELECT webhook.watch('regress_watch."Order Items"');
+\echo SQLSTATE :SQLSTATE
+SELECT webhook.watch('regress_watch."Order Items"', event_prefix => 'order_item') AS watched_with_prefix;
+SELECT webhook.unwatch('regress_watch."Order Items"');
+-- Nothing was written by the refused calls.
+SELECT count(*) AS watches FROM webhook.watches;
+SELECT count(*) AS triggers FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid
+ WHERE c.relnamespace = 'regress_watch'::regnamespace;
+
+--
+-- An event exists only if its transaction commits: a rollback, a rolled
+-- back savepoint or a failed statement emit nothing.  (The watch is
+-- committed; no endpoint exists, so the committed events have no delivery.)
+--
+SELECT webhook.watch('regress_watch.customers');
+BEGIN;
+INSERT INTO regress_watch.customers VALUES (1, 'ada@example.com', 'trial', 'h1', NULL);
+SELECT count(*) AS events_in_transaction FROM webhook.events;
+ROLLBACK;
+SELECT count(*) AS events_after_rollback FROM webhook.events;
+BEGIN;
+INSERT INTO regress_watch.customers VALUES (1, 'ada@example.com', 'trial', 'h1', NULL);
+SAVEPOINT before_more;
+INSERT INTO regress_watch.customers VALUES (2, 'bob@example.com', 'pro', 'h2', NULL);
+UPDATE regress_watch.customers SET plan = 'team';
+ROLLBACK TO SAVEPOINT before_more;
+UPDATE regress_watch.customers SET plan = 'pro';
+SAVEPOINT before_failure;
+-- The second row violates the primary key: the whole statement fails.
+INSERT INTO regress_watch.customers VALUES (3, 'cy@example.com', 'pro', 'h3', NULL),
+                                           (1, 'dup@example.com', 'pro', 'h4', NULL);
+ROLLBACK TO SAVEPOINT before_failure;
+COMMIT;
+SELECT event_type, payload -> 'record' ->> 'id' AS id, payload -> 'record' ->> 'plan' AS plan
+  FROM webhook.events ORDER BY event_type;
+DELETE FROM webhook.events;
+DELETE FROM regress_watch.customers;
+SELECT event_type, count(*) AS events FROM webhook.events GROUP BY event_type;
+DELETE FROM webhook.events;
+
+--
+-- COPY FROM emits events like INSERT.
+--
+BEGIN;
+COPY regress_watch.customers (id, email, plan) FROM STDIN;
+10	copy1@example.com	trial
+11	copy2@example.com	pro
+12	copy3@example.com	\N
+\.
+SELECT event_type, payload -> 'record' AS record FROM webhook.events ORDER BY payload -> 'record' ->> 'id';
+ROLLBACK;
+
+--
+-- INSERT ... ON CONFLICT and MERGE emit per row what they did.
+--
+BEGIN;
+INSERT INTO regress_watch.customers VALUES (1, 'ada@example.com', 'trial', 'h1', NULL),
+                                           (2, 'bob@example.com', 'pro', 'h2', NULL);
+DELETE FROM webhook.events;
+INSERT INTO regress_watch.customers VALUES (1, 'ada@example.com', 'trial', 'h1', NULL),
+                                           (2, 'bob@example.com', 'team', 'h2', NULL),
+                                           (3, 'cy@example.com', 'pro', 'h3', NULL)
+    ON CONFLICT (id) DO UPDATE SET plan = EXCLUDED.plan;
+SELECT event_type, payload -> 'record' ->> 'id' AS id, payload -> 'old_record' ->> 'plan' AS old_plan,
+       payload -> 'record' ->> 'plan' AS plan
+  FROM webhook.events ORDER BY event_type, id;
+DELETE FROM webhook.events;
+MERGE INTO regress_watch.customers c
+USING (VALUES (1, 'pro'), (2, NULL), (4, 'trial')) AS s(id, plan) ON c.id = s.id
+ WHEN MATCHED AND s.plan IS NULL THEN DELETE
+ WHEN MATCHED THEN UPDATE SET plan = s.plan
+ WHEN NOT MATCHED THEN INSERT (id, plan) VALUES (s.id, s.plan);
+SELECT event_type, coalesce(payload -> 'record' ->> 'id', payload -> 'old_record' ->> 'id') AS id,
+       payload -> 'old_record' ->> 'plan' AS old_plan, payload -> 'record' ->> 'plan' AS plan
+  FROM webhook.events ORDER BY event_type, id;
+ROLLBACK;
+SELECT webhook.unwatch('regress_watch.customers');
+
+--
+-- A partitioned table: watch the parent; rows in any partition, and rows
+-- moved across partitions by an UPDATE, are events of the parent.
+--
+CREATE TABLE regress_watch.sales (id integer, region text, amount numeric, PRIMARY KEY (id, region))
+    PARTITION BY LIST (region);
+CREATE TABLE regress_watch.sales_eu PARTITION OF regress_watch.sales FOR VALUES IN ('eu');
+CREATE TABLE regress_watch.sales_us PARTITION OF regress_watch.sales FOR VALUES IN ('us');
+BEGIN;
+SELECT webhook.watch('regress_watch.sales', event_prefix => 'sale');
+INSERT INTO regress_watch.sales VALUES (1, 'eu', 10), (2, 'us', 20), (3, 'eu', 30);
+SELECT tableoid::regclass AS partition, id FROM regress_watch.sales ORDER BY id;
+-- Row 1 moves from eu to us; row 2 stays in us.
+UPDATE regress_watch.sales SET region = 'us', amount = amount + 1 WHERE id IN (1, 2);
+SELECT tableoid::regclass AS partition, id FROM regress_watch.sales ORDER BY id;
+DELETE FROM regress_watch.sales WHERE id = 3;
+SELECT event_type, payload FROM webhook.events
+ ORDER BY event_type, payload -> 'record' ->> 'id', payload -> 'old_record' ->> 'id';
+ROLLBACK;
+
+--
+-- Values as to_jsonb writes them: generated columns, bytea as "\\x...",
+-- timestamps in ISO 8601, numbers, arrays, composites; a TOASTed value intact.
+--
+CREATE TYPE regress_watch.money_amount AS (currency text, cents bigint);
+CREATE TABLE regress_watch.items (
+    id       integer PRIMARY KEY,
+    qty      integer,
+    double   integer GENERATED ALWAYS AS (qty * 2) STORED,
+    raw      bytea,
+    at       timestamptz,
+    price    numeric,
+    tags     text[],
+    cost     regress_watch.money_amount,
+    flag     boolean,
+    big      text
+);
+-- Kept out of line, uncompressed: the trigger must fetch it from the TOAST table.
+ALTER TABLE regress_watch.items ALTER COLUMN big SET STORAGE EXTERNAL;
+SELECT reltoastrelid::regclass AS items_toast FROM pg_class WHERE oid = 'regress_watch.items'::regclass \gset
+BEGIN;
+SET LOCAL TimeZone = 'UTC';
+SELECT webhook.watch('regress_watch.items');
+INSERT INTO regress_watch.items (id, qty, raw, at, price, tags, cost, flag, big)
+VALUES (1, 21, '\xdeadbeef00', '2026-01-02 03:04:05.678+00', 12.50, '{a,"b c"}', ROW('EUR', 1250), true,
+        repeat('x', 100000)),
+       (2, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL);
+SELECT (payload -> 'record') - 'big' AS record FROM webhook.events ORDER BY payload -> 'record' ->> 'id';
+SELECT length(payload -> 'record' ->> 'big') AS big_length,
+       payload -> 'record' ->> 'big' = repeat('x', 100000) AS big_intact,
+       body::jsonb -> 'data' -> 'record' ->> 'big' = repeat('x', 100000) AS body_intact
+  FROM webhook.events WHERE payload -> 'record' ->> 'id' = '1';
+SELECT count(*) > 0 AS stored_out_of_line FROM :items_toast;
+-- It arrives whole in both images of an UPDATE that does not touch it.
+UPDATE regress_watch.items SET qty = 1 WHERE id = 1;
+SELECT payload -> 'record' ->> 'double' AS double, payload -> 'old_record' ->> 'double' AS old_double,
+       length(payload -> 'record' ->> 'big') AS big_length,
+       length(payload -> 'old_record' ->> 'big') AS old_big_length
+  FROM webhook.events WHERE event_type = 'items.updated';
+ROLLBACK;
+
+--
+-- One statement, 10,000 rows: 10,000 events, 10,000 deliveries, each UPDATE
+-- event pairing the right old and new row.
+--
+CREATE TABLE regress_watch.bulk (id integer PRIMARY KEY, v text);
+BEGIN;
+INSERT INTO webhook.endpoints (name, url, event_types) VALUES ('bulk', 'https://example.com/bulk', '{bulk.*}');
+SELECT webhook.watch('regress_watch.bulk');
+INSERT INTO regress_watch.bulk SELECT g, 'v' || g FROM generate_series(1, 10000) AS g;
+SELECT count(*) AS events, count(DISTINCT payload -> 'record' ->> 'id') AS distinct_rows,
+       min((payload -> 'record' ->> 'id')::int) AS min_id, max((payload -> 'record' ->> 'id')::int) AS max_id
+  FROM webhook.events WHERE event_type = 'bulk.created';
+SELECT count(*) AS deliveries FROM webhook.deliveries;
+UPDATE regress_watch.bulk SET v = v || '!';
+SELECT count(*) AS events,
+       count(*) FILTER (WHERE payload -> 'record' ->> 'id' = payload -> 'old_record' ->> 'id'
+                          AND payload -> 'record' ->> 'v' = (payload -> 'old_record' ->> 'v') || '!'
+                          AND payload -> 'old_record' ->> 'v' = 'v' || (payload -> 'old_record' ->> 'id'))
+           AS paired_correctly
+  FROM webhook.events WHERE event_type = 'bulk.updated';
+DELETE FROM regress_watch.bulk;
+SELECT count(*) AS events FROM webhook.events WHERE event_type = 'bulk.deleted';
+SELECT count(*) AS deliveries FROM webhook.deliveries;
+ROLLBACK;
+
+--
+-- A non-superuser table owner watches its table; a role with only
+-- INSERT/UPDATE/DELETE on it, and no right on schema webhook, writes rows
+-- and the events exist.
+--
+CREATE ROLE regress_webhook_owner NOLOGIN;
+CREATE ROLE regress_webhook_writer NOLOGIN;
+GRANT USAGE ON SCHEMA webhook TO regress_webhook_owner;
+GRANT USAGE ON SCHEMA regress_watch TO regress_webhook_owner, regress_webhook_writer;
+CREATE TABLE regress_watch.orders (id integer PRIMARY KEY, status text, secret_note text);
+ALTER TABLE regress_watch.orders OWNER TO regress_webhook_owner;
+-- Another table, owned by the superuser, is watched too.
+SELECT webhook.watch('regress_watch.customers');
+SET ROLE regress_webhook_owner;
+GRANT INSERT, UPDATE, DELETE ON regress_watch.orders TO regress_webhook_writer;
+SELECT webhook.watch('regress_watch.orders', condition => 'NEW.status IS DISTINCT FROM ''draft''',
+                     exclude_columns => '{secret_note}');
+-- The owner sees and manages its own watch, and no other.
+SELECT "table", event_prefix, operations, condition, exclude_columns FROM webhook.watches ORDER BY 1;
+SELECT webhook.watch('regress_watch.customers');
+\echo SQLSTATE :SQLSTATE
+SELECT webhook.unwatch('regress_watch.customers');
+\echo SQLSTATE :SQLSTATE
+INSERT INTO webhook.table_watches (table_oid, event_prefix, operations)
+VALUES ('regress_watch.customers', 'hijack', '{insert}');
+\echo SQLSTATE :SQLSTATE
+UPDATE webhook.table_watches SET event_prefix = 'hijack' WHERE table_oid = 'regress_watch.customers'::regclass;
+DELETE FROM webhook.table_watches WHERE table_oid = 'regress_watch.customers'::regclass;
+RESET ROLE;
+SELECT "table", event_prefix FROM webhook.watches ORDER BY 1;
+BEGIN;
+INSERT INTO webhook.endpoints (name, url, event_types) VALUES ('orders', 'https://example.com/orders', '{orders.*}');
+SET LOCAL ROLE regress_webhook_writer;
+INSERT INTO regress_watch.orders VALUES (1, 'new', 's1'), (2, 'draft', 's2');
+UPDATE regress_watch.orders SET status = 'paid';
+DELETE FROM regress_watch.orders;
+RESET ROLE;
+SELECT ev.event_type, ev.payload -> 'record' AS record, ev.payload -> 'old_record' AS old_record,
+       ep.name AS endpoint, d.status
+  FROM webhook.events ev JOIN webhook.deliveries d ON d.event_id = ev.id
+  JOIN webhook.endpoints ep ON ep.id = d.endpoint_id
+ ORDER BY ev.event_type, ev.payload -> 'record' ->> 'id', ev.payload -> 'old_record' ->> 'id';
+ROLLBACK;
+-- The writer can see nothing of the webhook schema, nor watch or unwatch.
+SET ROLE regress_webhook_writer;
+SELECT count(*) FROM webhook.events;
+\echo SQLSTATE :SQLSTATE
+SELECT webhook.watch('regress_watch.orders');
+\echo SQLSTATE :SQLSTATE
+SELECT webhook.unwatch('regress_watch.orders');
+\echo SQLSTATE :SQLSTATE
+RESET ROLE;
+SET ROLE regress_webhook_owner;
+SELECT webhook.unwatch('regress_watch.orders');
+RESET ROLE;
+SELECT webhook.unwatch('regress_watch.customers');
+
+--
+-- Nothing depends on the search_path of the role writing rows: functions
+-- and operators named like builtins in a schema put first are never called.
+--
+CREATE SCHEMA regress_evil;
+CREATE FUNCTION regress_evil.to_jsonb(anyelement) RETURNS jsonb LANGUAGE plpgsql
+AS $$BEGIN RAISE EXCEPTION 'regress_evil.to_jsonb called by %', current_user; END$$;
+CREATE FUNCTION regress_evil.jsonb_build_object(VARIADIC text[]) RETURNS jsonb LANGUAGE plpgsql
+AS $$BEGIN RAISE EXCEPTION 'regress_evil.jsonb_build_object called by %', current_user; END$$;
+CREATE FUNCTION regress_evil.text_eq(text, text) RETURNS boolean LANGUAGE plpgsql
+AS $$BEGIN RAISE EXCEPTION 'regress_evil text = called by %', current_user; END$$;
+CREATE OPERATOR regress_evil.= (LEFTARG = text, RIGHTARG = text, FUNCTION = regress_evil.text_eq);
+CREATE FUNCTION regress_evil.jsonb_eq(jsonb, jsonb) RETURNS boolean LANGUAGE plpgsql
+AS $$BEGIN RAISE EXCEPTION 'regress_evil jsonb = called by %', current_user; END$$;
+CREATE OPERATOR regress_evil.= (LEFTARG = jsonb, RIGHTARG = jsonb, FUNCTION = regress_evil.jsonb_eq);
+CREATE FUNCTION regress_evil.varchar_eq(varchar, varchar) RETURNS boolean LANGUAGE plpgsql
+AS $$BEGIN RAISE EXCEPTION 'regress_evil varchar = called by %', current_user; END$$;
+CREATE OPERATOR regress_evil.= (LEFTARG = varchar, RIGHTARG = varchar, FUNCTION = regress_evil.varchar_eq);
+CREATE TABLE regress_watch.accounts (id integer PRIMARY KEY, code varchar(10), plan text);
+-- As the builtin-less search_path of an application that names its own schema first.
+BEGIN;
+SELECT webhook.watch('regress_watch.accounts', columns => '{code}');
+SET LOCAL search_path = regress_evil, public;
+INSERT INTO regress_watch.accounts VALUES (1, 'a', 'trial');
+UPDATE regress_watch.accounts SET code = 'b';
+DELETE FROM regress_watch.accounts;
+RESET search_path;
+SELECT event_type, count(*) AS events FROM webhook.events GROUP BY event_type ORDER BY event_type;
+ROLLBACK;
+-- Even with the schema put before pg_catalog, and with a condition.
+BEGIN;
+SELECT webhook.watch('regress_watch.accounts', columns => '{code,plan}',
+                     condition => 'NEW.plan IS DISTINCT FROM ''x''');
+SET LOCAL search_path = regress_evil, pg_catalog, public;
+INSERT INTO regress_watch.accounts VALUES (1, 'a', 'trial');
+UPDATE regress_watch.accounts SET code = 'b';
+UPDATE regress_watch.accounts SET plan = 'pro';
+DELETE FROM regress_watch.accounts;
+RESET search_path;
+SELECT event_type, count(*) AS events FROM webhook.events GROUP BY event_type ORDER BY event_type;
+ROLLBACK;
+
+-- Leave nothing behind.
+SET client_min_messages = warning;
+DROP SCHEMA regress_evil CASCADE;
+DROP SCHEMA regress_watch CASCADE;
+DROP OWNED BY regress_webhook_owner, regress_webhook_writer;
+DROP ROLE regress_webhook_owner, regress_webhook_writer;
+RESET client_min_messages;
+SELECT count(*) AS watches FROM webhook.table_watches;
+SELECT count(*) AS events FROM webhook.events;
