@@ -5,7 +5,9 @@
  */
 #include "postgres.h"
 
+#include "catalog/pg_type.h"
 #include "fmgr.h"
+#include "utils/array.h"
 #include "utils/builtins.h"
 
 #include "netguard.h"
@@ -73,4 +75,34 @@ webhook_header_problem(PG_FUNCTION_ARGS)
 	if (problem == HEADER_OK)
 		PG_RETURN_NULL();
 	PG_RETURN_TEXT_P(cstring_to_text(answers[problem]));
+}
+
+PG_FUNCTION_INFO_V1(webhook_type_patterns);
+
+/*
+ * SQL: webhook._type_patterns('order.item.added') = {order.item.added, *,
+ * order.*, order.item.*}: every subscription pattern that takes this event
+ * type, so that matching an endpoint is one array overlap (&&) that the
+ * planner can inline, instead of a subquery per endpoint.
+ */
+Datum
+webhook_type_patterns(PG_FUNCTION_ARGS)
+{
+	text	   *type = PG_GETARG_TEXT_PP(0);
+	char	   *name = text_to_cstring(type);
+	int			len = strlen(name);
+	ArrayBuildState *astate = initArrayResult(TEXTOID, CurrentMemoryContext, false);
+
+	astate = accumArrayResult(astate, PointerGetDatum(cstring_to_text(name)), false, TEXTOID, CurrentMemoryContext);
+	astate = accumArrayResult(astate, CStringGetTextDatum("*"), false, TEXTOID, CurrentMemoryContext);
+	for (int i = 0; i < len; i++)
+	{
+		if (name[i] == '.')
+		{
+			char	   *prefix = psprintf("%.*s.*", i, name);
+
+			astate = accumArrayResult(astate, CStringGetTextDatum(prefix), false, TEXTOID, CurrentMemoryContext);
+		}
+	}
+	PG_RETURN_DATUM(makeArrayResult(astate, CurrentMemoryContext));
 }

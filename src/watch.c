@@ -23,6 +23,7 @@
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
+#include "utils/hsearch.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/rel.h"
@@ -39,6 +40,74 @@ typedef struct WatchOptions
 	char	   *condition;		/* or NULL */
 	Datum		exclude_columns;	/* text[] or 0 */
 } WatchOptions;
+
+/*
+ * Saved plans, so that a one-row INSERT does not plan three statements: the
+ * options lookup and the enqueue call once per backend, the payload query
+ * once per table, operation and option text (SPI revalidates them on DDL).
+ */
+typedef struct PayloadPlan
+{
+	char		key[NAMEDATALEN * 2];	/* "relid/operation" */
+	char	   *sql;			/* the text the plan was made from */
+	SPIPlanPtr	plan;
+} PayloadPlan;
+
+static SPIPlanPtr options_plan = NULL;
+static SPIPlanPtr enqueue_plan = NULL;
+static HTAB *payload_plans = NULL;
+
+/* Prepare a statement once and keep it for the life of the backend. */
+static SPIPlanPtr
+keep_plan(SPIPlanPtr *slot, const char *sql, int nargs, Oid *argtypes)
+{
+	if (*slot == NULL)
+	{
+		SPIPlanPtr	plan = SPI_prepare(sql, nargs, argtypes);
+
+		if (plan == NULL)
+			elog(ERROR, "SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
+		SPI_keepplan(plan);
+		*slot = plan;
+	}
+	return *slot;
+}
+
+/* The saved plan of a payload query, made anew when the query text changed. */
+static SPIPlanPtr
+payload_plan(Oid relid, const char *operation, const char *sql, int nargs, Oid *argtypes)
+{
+	char		key[NAMEDATALEN * 2];
+	bool		found;
+	PayloadPlan *entry;
+
+	if (payload_plans == NULL)
+	{
+		HASHCTL		ctl;
+
+		memset(&ctl, 0, sizeof(ctl));
+		ctl.keysize = sizeof(key);
+		ctl.entrysize = sizeof(PayloadPlan);
+		payload_plans = hash_create("webhook watch plans", 64, &ctl, HASH_ELEM | HASH_STRINGS);
+	}
+	memset(key, 0, sizeof(key));
+	snprintf(key, sizeof(key), "%u/%s", relid, operation);
+	entry = hash_search(payload_plans, key, HASH_ENTER, &found);
+	if (found && strcmp(entry->sql, sql) != 0)
+	{
+		SPI_freeplan(entry->plan);
+		pfree(entry->sql);
+		found = false;
+	}
+	if (!found)
+	{
+		entry->sql = NULL;
+		entry->plan = NULL;
+		entry->plan = keep_plan(&entry->plan, sql, nargs, argtypes);
+		entry->sql = MemoryContextStrdup(TopMemoryContext, sql);
+	}
+	return entry->plan;
+}
 
 /* The owner of a relation, to run SQL with that role's rights. */
 static Oid
@@ -66,9 +135,11 @@ read_watch_options(Oid relid, const char *operation, WatchOptions *opts)
 	bool		isnull;
 	Datum		d;
 
-	ret = SPI_execute_with_args("SELECT event_prefix, $2 OPERATOR(pg_catalog.=) ANY (operations), columns, condition, exclude_columns"
-								"  FROM webhook.table_watches WHERE table_oid = $1::pg_catalog.regclass",
-								2, argtypes, values, NULL, true, 1);
+	ret = SPI_execute_plan(keep_plan(&options_plan,
+									 "SELECT event_prefix, $2 OPERATOR(pg_catalog.=) ANY (operations), columns, condition, exclude_columns"
+									 "  FROM webhook.table_watches WHERE table_oid = $1::pg_catalog.regclass",
+									 2, argtypes),
+						   values, NULL, true, 1);
 	if (ret != SPI_OK_SELECT)
 		elog(ERROR, "could not read the watch options: %s", SPI_result_code_string(ret));
 	if (SPI_processed == 0)
@@ -239,7 +310,10 @@ webhook_watch_trigger(PG_FUNCTION_ARGS)
 		Oid			argtypes[1] = {TEXTARRAYOID};
 		Datum		values[1] = {opts.exclude_columns};
 
-		ret = SPI_execute_with_args(sql, opts.exclude_columns ? 1 : 0, argtypes, values, NULL, false, 0);
+		int			nargs = opts.exclude_columns ? 1 : 0;
+
+		ret = SPI_execute_plan(payload_plan(RelationGetRelid(rel), operation, sql, nargs, argtypes),
+							   values, NULL, false, 0);
 		if (ret != SPI_OK_SELECT)
 			elog(ERROR, "could not select the changed rows: %s", SPI_result_code_string(ret));
 	}
@@ -270,8 +344,8 @@ webhook_watch_trigger(PG_FUNCTION_ARGS)
 
 		/* Write the events as the extension's owner. */
 		SetUserIdAndSecContext(webhook_owner, save_sec_context | SECURITY_LOCAL_USERID_CHANGE);
-		ret = SPI_execute_with_args("SELECT webhook._enqueue_many($1, $2)", 2, argtypes, values,
-									NULL, false, 1);
+		ret = SPI_execute_plan(keep_plan(&enqueue_plan, "SELECT webhook._enqueue_many($1, $2)", 2, argtypes),
+							   values, NULL, false, 1);
 		if (ret != SPI_OK_SELECT)
 			elog(ERROR, "could not enqueue the events: %s", SPI_result_code_string(ret));
 	}

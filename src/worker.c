@@ -29,6 +29,9 @@
 #include "delivery.h"
 #include "webhook.h"
 
+/* After draining the queue, wait this long before claiming again. */
+#define CLAIM_COALESCE_MS 1
+
 /* Retry-After is honoured up to a day. */
 #define MAX_RETRY_AFTER_S (24 * 60 * 60)
 
@@ -428,6 +431,7 @@ webhook_worker_main(Datum main_arg)
 	TimestampTz next_due = 0;
 	TimestampTz throttle_wake = 0;
 	TimestampTz retry_at = 0;	/* after a failed transaction */
+	TimestampTz claim_after = 0;	/* gather commits before claiming again */
 	int			errors = 0;
 	Delivery  **finished;		/* finished requests not yet recorded */
 	int			n_finished = 0;
@@ -504,7 +508,8 @@ webhook_worker_main(Datum main_arg)
 		 * nothing is sent twice.
 		 */
 		if (need_claim && retry_at == 0 && n_finished == 0 &&
-			http_in_flight() < webhook_max_in_flight)
+			http_in_flight() < webhook_max_in_flight &&
+			GetCurrentTimestamp() >= claim_after)
 		{
 			dlist_head	batch;
 			ClaimArgs	c;
@@ -531,6 +536,11 @@ webhook_worker_main(Datum main_arg)
 				{
 					NextDueArgs a;
 
+					/*
+					 * The queue is drained: let the next commits gather for a
+					 * moment rather than claim once per commit.
+					 */
+					claim_after = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), CLAIM_COALESCE_MS);
 					need_claim = false;
 					(void) endpoint_load_snapshot(&c.busy, &a.saturated, &a.n_saturated, &throttle_wake);
 					if (run_guarded(find_next_due, &a))
@@ -542,9 +552,10 @@ webhook_worker_main(Datum main_arg)
 		}
 
 		/* Sleep only when there is nothing to do right now. */
-		if ((n_finished > 0 && retry_at == 0) ||
-			(need_claim && retry_at == 0 && http_in_flight() < webhook_max_in_flight))
+		if (n_finished > 0 && retry_at == 0)
 			timeout_ms = 0;
+		else if (need_claim && retry_at == 0 && http_in_flight() < webhook_max_in_flight)
+			timeout_ms = GetCurrentTimestamp() >= claim_after ? 0 : CLAIM_COALESCE_MS;
 		else
 		{
 			TimestampTz wake = 0;
