@@ -673,6 +673,19 @@ BEGIN
 END;
 $$;
 
+-- The error of a payload above webhook.max_payload_bytes.
+CREATE FUNCTION webhook._raise_too_large(bytes bigint, max_bytes bigint)
+RETURNS text LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    RAISE EXCEPTION 'payload is too large'
+        USING ERRCODE = 'program_limit_exceeded',
+              DETAIL = format('The payload has %s bytes; webhook.max_payload_bytes is %s.', bytes, max_bytes),
+              HINT = 'Send a reference to the data instead, exclude large columns with exclude_columns, or raise webhook.max_payload_bytes.';
+END;
+$$;
+
 -- The value of a header in a JSON object of headers, whatever its case.
 CREATE FUNCTION webhook._header(headers jsonb, name text)
 RETURNS text LANGUAGE sql IMMUTABLE PARALLEL SAFE
@@ -740,6 +753,7 @@ DECLARE
     v_deliveries bigint;
     -- Every body of the statement starts alike: build that once.
     v_head text := pg_catalog.left(webhook._event_body(event_type, 'null', now()), -5);
+    v_max_bytes bigint := coalesce(current_setting('webhook.max_payload_bytes', true)::bigint, 1048576);
 BEGIN
     -- The endpoints are matched once for the whole statement.
     WITH targets AS MATERIALIZED (
@@ -747,8 +761,12 @@ BEGIN
          WHERE ep.active AND webhook._subscribed(ep.event_types, _enqueue_many.event_type)
     ), ev AS (
         INSERT INTO webhook.events (event_type, payload, body, created_at)
-        SELECT _enqueue_many.event_type, p.payload, v_head || p.payload::text || '}', v_now
+        SELECT _enqueue_many.event_type, p.payload,
+               CASE WHEN octet_length(b.body) <= v_max_bytes + octet_length(v_head) + 1 THEN b.body
+                    ELSE webhook._raise_too_large(octet_length(b.body) - octet_length(v_head) - 1, v_max_bytes) END,
+               v_now
           FROM unnest(_enqueue_many.payloads) AS p(payload)
+         CROSS JOIN LATERAL (SELECT v_head || p.payload::text || '}' AS body) b
         RETURNING id
     )
     INSERT INTO webhook.deliveries (event_id, endpoint_id)

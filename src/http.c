@@ -11,6 +11,8 @@
  */
 #include "postgres.h"
 
+#include <sys/resource.h>
+
 #include <curl/curl.h>
 
 #include "miscadmin.h"
@@ -29,6 +31,7 @@
 #define RESPONSE_HEADERS_LIMIT (64 * 1024)	/* refuse responses with more header bytes */
 
 static CURLM *multi = NULL;
+static long max_connections = 1000;	/* sockets curl may open at once */
 static int	n_in_flight = 0;
 
 
@@ -155,6 +158,8 @@ recreate_multi(void)
 	curl_multi_setopt(multi, CURLMOPT_TIMERFUNCTION, timer_callback);
 	curl_multi_setopt(multi, CURLMOPT_PIPELINING, CURLPIPE_MULTIPLEX);
 	curl_multi_setopt(multi, CURLMOPT_MAXCONNECTS, (long) webhook_max_in_flight);
+	/* Beyond this many sockets, requests wait in curl's queue rather than fail. */
+	curl_multi_setopt(multi, CURLMOPT_MAX_TOTAL_CONNECTIONS, (long) max_connections);
 }
 
 /*
@@ -179,10 +184,36 @@ http_reload_policy(void)
 	policy_valid = valid;
 }
 
+/*
+ * Open connections are bounded by the file descriptors the worker may have:
+ * raise the soft limit to the hard one, and keep a margin for PostgreSQL.
+ */
+static void
+size_connection_pool(void)
+{
+	struct rlimit rl;
+
+	max_connections = 1000;
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0)
+	{
+		if (rl.rlim_cur < rl.rlim_max)
+		{
+			rl.rlim_cur = rl.rlim_max;
+			(void) setrlimit(RLIMIT_NOFILE, &rl);
+			(void) getrlimit(RLIMIT_NOFILE, &rl);
+		}
+		if (rl.rlim_cur != RLIM_INFINITY)
+			max_connections = (long) Max(Min((rlim_t) 20000, rl.rlim_cur / 2), 16);
+		else
+			max_connections = 20000;
+	}
+}
+
 /* One multi handle for the life of the worker, and the first policy. */
 void
 http_init(void)
 {
+	size_connection_pool();
 	if (curl_global_init(CURL_GLOBAL_ALL) != CURLE_OK)
 		ereport(ERROR,
 				(errcode(ERRCODE_INTERNAL_ERROR),

@@ -5,11 +5,10 @@
  *
  * curl tells us, through its socket callback, which sockets to watch and
  * for what.  The callbacks only record that wish (no ereport may happen
- * inside libcurl); waitset_sync() applies it afterwards, changing the
- * registration of a socket in place.  A kept-alive connection that curl
- * stops watching stays registered for readability only, so that the next
- * request on it costs no system call; the set is rebuilt only when it is
- * full or an idle socket stirs (its peer closed it).
+ * inside libcurl); waitset_sync() applies it afterwards: a new socket or a
+ * changed interest is applied in place, while a socket curl stops watching
+ * makes the set be rebuilt, because curl may then close it without telling
+ * us and its number may come back as another file.
  */
 #include "postgres.h"
 
@@ -74,9 +73,12 @@ waitset_socket_callback(CURL *easy, curl_socket_t fd, int what, void *userp, voi
 
 	if (what == CURL_POLL_REMOVE)
 	{
-		e = hash_search(entries, &fd, HASH_FIND, NULL);
-		if (e)
-			e->what = 0;
+		/*
+		 * curl may close the socket at any time from now on without telling
+		 * us, and its number may be reused: forget it, and rebuild the set.
+		 */
+		if (hash_search(entries, &fd, HASH_REMOVE, NULL) != NULL)
+			stale = true;
 		return 0;
 	}
 	e = hash_search(entries, &fd, HASH_ENTER, &found);
@@ -175,8 +177,7 @@ waitset_sync(void)
 			hash_search(entries, &e->fd, HASH_REMOVE, NULL);
 			continue;
 		}
-		/* An idle kept-alive socket stays registered, for readability only. */
-		want = e->what != 0 ? events_for(e->what) : (e->pos >= 0 ? WL_SOCKET_READABLE : 0);
+		want = events_for(e->what);
 		if (want == e->registered)
 			continue;
 		if (e->pos >= 0)
@@ -221,10 +222,9 @@ waitset_wait(long timeout_ms, WaitEvent *occurred, int max_events, bool *latch_s
 		{
 			SocketEntry *e = hash_search(entries, &occurred[i].fd, HASH_FIND, NULL);
 
+			/* A socket curl stopped watching since is not its business now. */
 			if (e != NULL && !e->closed && e->what != 0)
 				occurred[kept++] = occurred[i];
-			else if (e != NULL && !e->closed)
-				stale = true;	/* an idle socket stirred: stop watching it */
 		}
 	}
 	return kept;
