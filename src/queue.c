@@ -198,9 +198,9 @@ end_work(void)
 	pgstat_report_stat(false);
 }
 
-/* Prepare a statement once for the life of the worker. */
-static SPIPlanPtr
-prepare_once(SPIPlanPtr *plan, const char *sql, int nargs, Oid *argtypes)
+/* Prepare a statement once, and keep it for the life of the process. */
+SPIPlanPtr
+webhook_prepare_once(SPIPlanPtr *plan, const char *sql, int nargs, Oid *argtypes)
 {
 	if (*plan == NULL)
 	{
@@ -419,7 +419,7 @@ queue_claim(int limit, dlist_head *out, int n_busy, EndpointLoad **busy)
 	values[2] = make_array(counts, NULL, n_busy, INT4OID);
 	values[3] = Int32GetDatum(webhook_max_in_flight_per_endpoint);
 	values[4] = make_array(tokens, tokens_null, n_busy, FLOAT8OID);
-	ret = SPI_execute_plan(prepare_once(&claim_plan, claim_sql, 5, argtypes), values, NULL, false, 0);
+	ret = SPI_execute_plan(webhook_prepare_once(&claim_plan, claim_sql, 5, argtypes), values, NULL, false, 0);
 	if (ret != SPI_OK_UPDATE_RETURNING)
 		elog(ERROR, "could not claim deliveries: %s", SPI_result_code_string(ret));
 
@@ -570,7 +570,7 @@ queue_record(Delivery **done, int n)
 	begin_work("recording delivery outcomes");
 	for (int c = 0; c < 11; c++)
 		values[c] = make_array(cols[c], nulls[c], n, elemtypes[c]);
-	ret = SPI_execute_plan(prepare_once(&record_plan, record_sql, 11, argtypes), values, NULL, false, 0);
+	ret = SPI_execute_plan(webhook_prepare_once(&record_plan, record_sql, 11, argtypes), values, NULL, false, 0);
 	if (ret != SPI_OK_INSERT)
 		elog(ERROR, "could not record delivery outcomes: %s", SPI_result_code_string(ret));
 
@@ -582,7 +582,7 @@ queue_record(Delivery **done, int n)
 		for (int i = 0; i < n_gone; i++)
 			ids[i] = Int64GetDatum(gone[i]);
 		values[0] = make_array(ids, NULL, n_gone, INT8OID);
-		ret = SPI_execute_plan(prepare_once(&deactivate_plan, deactivate_sql, 1, &type), values, NULL, false, 0);
+		ret = SPI_execute_plan(webhook_prepare_once(&deactivate_plan, deactivate_sql, 1, &type), values, NULL, false, 0);
 		if (ret != SPI_OK_UPDATE)
 			elog(ERROR, "could not deactivate endpoints: %s", SPI_result_code_string(ret));
 	}
@@ -607,7 +607,7 @@ queue_next_due(int n_busy, int64 *busy_ids)
 
 	begin_work("finding the next due delivery");
 	value = make_array(ids, NULL, n_busy, INT8OID);
-	ret = SPI_execute_plan(prepare_once(&next_due_plan, next_due_sql, 1, &type), &value, NULL, true, 1);
+	ret = SPI_execute_plan(webhook_prepare_once(&next_due_plan, next_due_sql, 1, &type), &value, NULL, true, 1);
 	if (ret != SPI_OK_SELECT)
 		elog(ERROR, "could not find the next due delivery: %s", SPI_result_code_string(ret));
 	if (SPI_processed == 1)

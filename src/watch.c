@@ -29,6 +29,8 @@
 #include "utils/rel.h"
 #include "utils/syscache.h"
 
+#include "webhook.h"
+
 PG_FUNCTION_INFO_V1(webhook_watch_trigger);
 
 /* The options of one watch, as read from webhook.table_watches. */
@@ -56,22 +58,6 @@ typedef struct PayloadPlan
 static SPIPlanPtr options_plan = NULL;
 static SPIPlanPtr enqueue_plan = NULL;
 static HTAB *payload_plans = NULL;
-
-/* Prepare a statement once and keep it for the life of the backend. */
-static SPIPlanPtr
-keep_plan(SPIPlanPtr *slot, const char *sql, int nargs, Oid *argtypes)
-{
-	if (*slot == NULL)
-	{
-		SPIPlanPtr	plan = SPI_prepare(sql, nargs, argtypes);
-
-		if (plan == NULL)
-			elog(ERROR, "SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
-		SPI_keepplan(plan);
-		*slot = plan;
-	}
-	return *slot;
-}
 
 /* The saved plan of a payload query, made anew when the query text changed. */
 static SPIPlanPtr
@@ -103,7 +89,7 @@ payload_plan(Oid relid, const char *operation, const char *sql, int nargs, Oid *
 	{
 		entry->sql = NULL;
 		entry->plan = NULL;
-		entry->plan = keep_plan(&entry->plan, sql, nargs, argtypes);
+		entry->plan = webhook_prepare_once(&entry->plan, sql, nargs, argtypes);
 		entry->sql = MemoryContextStrdup(TopMemoryContext, sql);
 	}
 	return entry->plan;
@@ -135,7 +121,7 @@ read_watch_options(Oid relid, const char *operation, WatchOptions *opts)
 	bool		isnull;
 	Datum		d;
 
-	ret = SPI_execute_plan(keep_plan(&options_plan,
+	ret = SPI_execute_plan(webhook_prepare_once(&options_plan,
 									 "SELECT event_prefix, $2 OPERATOR(pg_catalog.=) ANY (operations), columns, condition, exclude_columns"
 									 "  FROM webhook.table_watches WHERE table_oid = $1::pg_catalog.regclass",
 									 2, argtypes),
@@ -344,7 +330,7 @@ webhook_watch_trigger(PG_FUNCTION_ARGS)
 
 		/* Write the events as the extension's owner. */
 		SetUserIdAndSecContext(webhook_owner, save_sec_context | SECURITY_LOCAL_USERID_CHANGE);
-		ret = SPI_execute_plan(keep_plan(&enqueue_plan, "SELECT webhook._enqueue_many($1, $2)", 2, argtypes),
+		ret = SPI_execute_plan(webhook_prepare_once(&enqueue_plan, "SELECT webhook._enqueue_many($1, $2)", 2, argtypes),
 							   values, NULL, false, 1);
 		if (ret != SPI_OK_SELECT)
 			elog(ERROR, "could not enqueue the events: %s", SPI_result_code_string(ret));

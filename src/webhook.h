@@ -8,6 +8,7 @@
 #include "postgres.h"
 
 #include "datatype/timestamp.h"
+#include "executor/spi.h"
 #include "storage/latch.h"
 #include "storage/lwlock.h"
 #include "storage/spin.h"
@@ -71,6 +72,9 @@ typedef struct WebhookShared
 
 /* NULL unless the library was preloaded. */
 extern WebhookShared *webhook_shared;
+
+/* queue.c */
+extern SPIPlanPtr webhook_prepare_once(SPIPlanPtr *slot, const char *sql, int nargs, Oid *argtypes);
 
 /* webhook.c */
 extern void webhook_wake_launcher(bool rescan);
