@@ -17,6 +17,7 @@
 #include "pgstat.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
+#include "utils/guc.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/snapmgr.h"
@@ -351,8 +352,17 @@ apply_transform(Delivery *d, Oid func, Oid role, Datum created_at, Datum payload
 		int			ret;
 		bool		isnull;
 
-		SetUserIdAndSecContext(role, save_sec_context | SECURITY_LOCAL_USERID_CHANGE);
+		int			save_nestlevel = NewGUCNestLevel();
+
+		/*
+		 * Restricted, as PostgreSQL runs index expressions: the transform can
+		 * leave nothing behind (deferred triggers, temp objects, settings)
+		 * that would later run or apply as the worker's superuser.
+		 */
+		SetUserIdAndSecContext(role, save_sec_context |
+							   SECURITY_LOCAL_USERID_CHANGE | SECURITY_RESTRICTED_OPERATION);
 		ret = SPI_execute_with_args(sql, 3, argtypes, values, NULL, false, 1);
+		AtEOXact_GUC(false, save_nestlevel);
 		SetUserIdAndSecContext(save_userid, save_sec_context);
 		if (ret != SPI_OK_SELECT || SPI_processed != 1)
 			elog(ERROR, "transform returned no row");

@@ -290,7 +290,8 @@ webhook_watch_trigger(PG_FUNCTION_ARGS)
 
 	/* Select the payloads as the table's owner, with the owner's condition. */
 	SetUserIdAndSecContext(relation_owner(RelationGetRelid(rel)),
-						   save_sec_context | SECURITY_LOCAL_USERID_CHANGE);
+						   save_sec_context | SECURITY_LOCAL_USERID_CHANGE |
+						   SECURITY_RESTRICTED_OPERATION);
 	{
 		char	   *sql = payload_query(rel, operation, &opts);
 		Oid			argtypes[1] = {TEXTARRAYOID};
