@@ -25,7 +25,7 @@ PG_CONFIG ?= pg_config
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
 
-.PHONY: prove unit fuzz demo bench
+.PHONY: prove unit fuzz valgrind demo bench
 # PGXS's TAP runner over test/t/*.pl; fails loudly when a test fails.
 prove:
 	$(prove_installcheck)
@@ -38,6 +38,11 @@ unit:
 FUZZ_SECONDS ?= 20
 fuzz:
 	$(MAKE) -C test/fuzz run FUZZ_SECONDS=$(FUZZ_SECONDS)
+
+# The server under valgrind: a delivery workload, then TAP suites
+# (VALGRIND_TESTS='test/t/*.pl' for all of them).
+valgrind:
+	bash test/valgrind
 
 demo:
 	bash demo/run.sh
