@@ -221,7 +221,6 @@ webhook_launcher_main(Datum main_arg)
 
 	LWLockAcquire(webhook_shared->lock, LW_EXCLUSIVE);
 	webhook_shared->launcher_latch = MyLatch;
-	webhook_shared->launcher_pid = MyProcPid;
 	/* After a launcher restart, no worker of ours is known to be running. */
 	memset(webhook_shared->slots, 0, sizeof(webhook_shared->slots));
 	webhook_shared->rescan_requested = true;

@@ -38,7 +38,7 @@ webhook_current_policy(NetGuardPolicy *policy, char *errbuf, size_t errlen)
  * The reasons are full sentences, shown as the DETAIL of the endpoint
  * trigger's error.
  */
-const char *
+static const char *
 webhook_url_problem_text(const char *url)
 {
 	NetGuardPolicy policy;

@@ -8,6 +8,5 @@
 #include "netguard.h"
 
 extern bool webhook_current_policy(NetGuardPolicy *policy, char *errbuf, size_t errlen);
-extern const char *webhook_url_problem_text(const char *url);
 
 #endif							/* WEBHOOK_VALIDATE_H */

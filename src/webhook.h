@@ -40,7 +40,6 @@ typedef struct WebhookWorkerSlot
 	Latch	   *latch;			/* the worker's latch, set to wake it */
 	bool		no_extension;	/* the worker found no extension and left */
 	bool		stop_requested; /* DROP DATABASE/EXTENSION asked it to go */
-	TimestampTz stopped_at;		/* when it last exited */
 } WebhookWorkerSlot;
 
 /*
@@ -64,7 +63,6 @@ typedef struct WebhookShared
 {
 	LWLock	   *lock;
 	Latch	   *launcher_latch;
-	pid_t		launcher_pid;
 	bool		rescan_requested;	/* a database may have gained the extension */
 	WebhookWorkerSlot slots[WEBHOOK_MAX_DATABASES];
 	WebhookDbStats stats[WEBHOOK_MAX_DATABASES];
