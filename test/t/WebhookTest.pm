@@ -51,7 +51,8 @@ use Time::HiRes qw(time sleep);
 
 our @EXPORT = qw(start_receiver requests wait_for_requests
   verify_standard_signature verify_hex_hmac self_test_vectors
-  node_with_webhook poll_until);
+  node_with_webhook poll_until postmaster_started assert_server_intact
+  canary_arrives);
 
 # The receiver lives next to this directory (test/receiver.py); resolve it
 # from this file so it does not matter where prove was started from.
@@ -296,6 +297,51 @@ sub _write_file
 	open my $fh, '>:raw', $path or die "cannot write $path: $!";
 	print $fh $bytes;
 	close $fh or die "cannot write $path: $!";
+}
+
+# The postmaster's start time: unchanged as long as no backend crashed (a
+# crash makes the postmaster reinitialize, which resets it).
+sub postmaster_started
+{
+	my ($node) = @_;
+	return $node->safe_psql('postgres', 'SELECT pg_postmaster_start_time()');
+}
+
+# The server survived whatever the test just did: same postmaster start time
+# as $started and no crashed process in the server log.
+sub assert_server_intact
+{
+	my ($node, $started, $label) = @_;
+	my $now = postmaster_started($node);
+	Test::More::is($now, $started, "$label: postmaster never restarted");
+	my $log = PostgreSQL::Test::Utils::slurp_file($node->logfile);
+	my @crash = $log =~ /^.*(?:terminated by signal|was terminated by exception|server process .* exited with exit code [^01]|terminating any other active server processes).*$/mg;
+	Test::More::is(scalar(@crash), 0, "$label: no crashed process in the log")
+	  or Test::More::diag(join "\n", @crash);
+	return;
+}
+
+# Delivery still works in $dbname: an event sent now reaches $receiver.
+# The first call makes a "canary" endpoint at $receiver's /canary path.
+my $canary_seq = 0;
+sub canary_arrives
+{
+	my ($node, $dbname, $receiver, $label, $timeout_s) = @_;
+	$node->safe_psql($dbname, qq{
+		INSERT INTO webhook.endpoints (name, url, event_types)
+		SELECT 'canary', '${\ $receiver->url('/canary')}', '{canary.ping}'
+		WHERE NOT EXISTS (SELECT FROM webhook.endpoints WHERE name = 'canary')});
+	my $tag = "$$-" . ++$canary_seq;
+	$node->safe_psql($dbname,
+		qq{SELECT webhook.send('canary.ping', '{"tag": "$tag"}')});
+	my $deadline = time + ($timeout_s // 60);
+	while (time < $deadline)
+	{
+		return Test::More::pass("$label: canary delivered")
+		  if grep { ($_->{body} // '') =~ /"tag":\s*"\Q$tag\E"/ } @{ requests($receiver) };
+		sleep 0.1;
+	}
+	return Test::More::fail("$label: canary delivered");
 }
 
 # Stop any receiver a test forgot (or could not) stop, e.g. after a die.
