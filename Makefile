@@ -45,7 +45,7 @@ valgrind:
 	bash test/valgrind
 
 demo:
-	bash demo/run.sh
+	bash demo/run
 
 bench:
 	bash bench/run.sh
