@@ -287,6 +287,8 @@ http_start(Delivery *d)
 	curl_easy_setopt(d->easy, CURLOPT_URL, d->url);
 	curl_easy_setopt(d->easy, CURLOPT_PROTOCOLS_STR, "http,https");
 	curl_easy_setopt(d->easy, CURLOPT_FOLLOWLOCATION, 0L);
+	/* Never a proxy from http_proxy & co.: the guard checks the endpoint's address. */
+	curl_easy_setopt(d->easy, CURLOPT_PROXY, "");
 	curl_easy_setopt(d->easy, CURLOPT_NOSIGNAL, 1L);
 	curl_easy_setopt(d->easy, CURLOPT_POST, 1L);
 	curl_easy_setopt(d->easy, CURLOPT_POSTFIELDS, d->body);
