@@ -270,8 +270,7 @@ http_start(Delivery *d)
 	}
 	else if (d->key.signing == SIGNING_HMAC_SHA256)
 	{
-		snprintf(line, sizeof(line), "%s: %s", d->signature_header, signature);
-		h = curl_slist_append(h, line);
+		h = curl_slist_append(h, psprintf("%s: %s", d->signature_header, signature));
 	}
 	h = curl_slist_append(h, psprintf("webhook-event-type: %s", d->event_type));
 	for (int i = 0; i < d->n_headers; i++)
