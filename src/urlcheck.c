@@ -7,6 +7,7 @@
  */
 #include <netdb.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <sys/socket.h>
@@ -95,6 +96,7 @@ webhook_url_check(const char *url, bool require_https, const NetGuardPolicy *pol
 	char	   *host = NULL;
 	char	   *user = NULL;
 	char	   *password = NULL;
+	char	   *port = NULL;
 	const char *problem = NULL;
 	const char *authority;
 	CURLUcode	rc;
@@ -111,6 +113,8 @@ webhook_url_check(const char *url, bool require_https, const NetGuardPolicy *pol
 		problem = "The URL has no host.";
 	else if (curl_url_get(handle, CURLUPART_HOST, &host, 0) != CURLUE_OK || host[0] == '\0')
 		problem = "The URL has no host.";
+	else if (curl_url_get(handle, CURLUPART_PORT, &port, 0) == CURLUE_OK && strtol(port, NULL, 10) == 0)
+		problem = parse_problem(CURLUE_BAD_PORT_NUMBER);	/* curl takes 0 as "the default" */
 	else if (curl_url_get(handle, CURLUPART_USER, &user, 0) == CURLUE_OK ||
 			 curl_url_get(handle, CURLUPART_PASSWORD, &password, 0) == CURLUE_OK)
 		problem = "The URL contains credentials.";
@@ -123,6 +127,7 @@ webhook_url_check(const char *url, bool require_https, const NetGuardPolicy *pol
 	curl_free(host);
 	curl_free(user);
 	curl_free(password);
+	curl_free(port);
 	curl_url_cleanup(handle);
 	return problem;
 }

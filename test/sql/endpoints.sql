@@ -124,6 +124,13 @@ INSERT INTO webhook.endpoints (url) VALUES ('ftp://example.com/hook');
 \echo SQLSTATE :SQLSTATE
 INSERT INTO webhook.endpoints (url) VALUES ('file:///etc/passwd');
 \echo SQLSTATE :SQLSTATE
+-- Ports: 1 to 65535 (curl would take port 0 as "the default").
+INSERT INTO webhook.endpoints (url) VALUES ('https://example.com:0/hook');
+\echo SQLSTATE :SQLSTATE
+INSERT INTO webhook.endpoints (url) VALUES ('https://example.com:00/hook');
+\echo SQLSTATE :SQLSTATE
+INSERT INTO webhook.endpoints (url) VALUES ('https://example.com:65536/hook');
+\echo SQLSTATE :SQLSTATE
 INSERT INTO webhook.endpoints (url) VALUES ('http://');
 \echo SQLSTATE :SQLSTATE
 INSERT INTO webhook.endpoints (url) VALUES ('https://user:pass@example.com/hook');
