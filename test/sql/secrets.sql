@@ -338,7 +338,13 @@ ROLLBACK;
 -- superuser may seal anything (webhook._seal is not executable by PUBLIC).
 SELECT webhook._seal(E'k\r\nX-Injected: 1\r\n\r\nGET /smuggled HTTP/1.1') AS sealed_crlf,
        webhook._seal('not base64 at all!') AS sealed_bad_secret,
-       webhook._seal('k-sealed-before') AS sealed_good_value \gset
+       webhook._seal('k-sealed-before') AS sealed_good_value,
+       webhook._seal('whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw') AS sealed_good_secret \gset
+-- _secret_problem() judges a ciphertext as it stands and never opens it: a
+-- sealed good secret and a sealed bad one get the same answer.
+SELECT webhook._secret_problem('standard', :'sealed_good_secret') AS good_sealed,
+       webhook._secret_problem('standard', :'sealed_good_secret')
+         IS NOT DISTINCT FROM webhook._secret_problem('standard', :'sealed_bad_secret') AS same_answer;
 SET ROLE regress_webhook_manager;
 SELECT webhook._seal('k');
 \echo SQLSTATE :SQLSTATE
