@@ -18,13 +18,8 @@ CREATE FUNCTION webhook._url_problem(url text)
 RETURNS text LANGUAGE C STABLE STRICT PARALLEL SAFE
 AS 'MODULE_PATHNAME', 'webhook_url_problem';
 
--- NULL when an extra request header is acceptable, else name, reserved or value.
-CREATE FUNCTION webhook._header_problem(name text, value text)
-RETURNS text LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE
-AS 'MODULE_PATHNAME', 'webhook_header_problem';
-
--- NULL when the secret (sealed or not) can be used with the signing scheme,
--- else the reason.  Reveals nothing of the secret itself.
+-- NULL when the secret can be used with the signing scheme, else the reason.
+-- A sealed value is not opened: this is no oracle on ciphertexts.
 CREATE FUNCTION webhook._secret_problem(signing text, secret text)
 RETURNS text LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE
 AS 'MODULE_PATHNAME', 'webhook_secret_problem';
@@ -52,6 +47,7 @@ RETURNS text LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE
 AS 'MODULE_PATHNAME', 'webhook_sign';
 
 -- Encrypt a secret under webhook.master_key_file (unchanged when none is set).
+-- Endpoints do not need it: their values are sealed by _endpoints_seal().
 CREATE FUNCTION webhook._seal(value text)
 RETURNS text LANGUAGE C VOLATILE STRICT PARALLEL SAFE
 AS 'MODULE_PATHNAME', 'webhook_seal';
@@ -81,15 +77,22 @@ AS 'MODULE_PATHNAME', 'webhook_uuid_v7';
 -- Validation helpers
 ------------------------------------------------------------------------------
 
--- An event type name: dot-separated segments of [A-Za-z0-9_-].
+-- An event type name: dot-separated segments of [A-Za-z0-9_-], at most
+-- 256 bytes (src/validate.c holds the rule).
 CREATE FUNCTION webhook._is_event_type_name(name text)
-RETURNS boolean LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
-RETURN name ~ '^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$';
+RETURNS boolean LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE
+AS 'MODULE_PATHNAME', 'webhook_is_event_type_name';
 
 -- A subscription pattern: an exact name, "prefix.*" or "*".
 CREATE FUNCTION webhook._is_event_type_pattern(pattern text)
-RETURNS boolean LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
-RETURN pattern = '*' OR pattern ~ '^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*(\.\*)?$';
+RETURNS boolean LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE
+AS 'MODULE_PATHNAME', 'webhook_is_event_type_pattern';
+
+-- Raise the error for an event type (or, with pattern, a subscription
+-- pattern) that breaks the rule above: too long, or not a name.
+CREATE FUNCTION webhook._require_event_type(name text, pattern boolean)
+RETURNS void LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE
+AS 'MODULE_PATHNAME', 'webhook_require_event_type';
 
 -- Every subscription pattern that takes an event type: itself, "*" and
 -- each "prefix.*" ("order.*" takes "order.created" and "order.item.added",
@@ -117,6 +120,21 @@ CREATE TABLE webhook.event_types (
 );
 COMMENT ON TABLE webhook.event_types IS 'catalogue of event types that endpoints can subscribe to';
 
+-- A bad name gets the same error as in webhook.send(), not the CHECK's.
+CREATE FUNCTION webhook._event_types_before_write()
+RETURNS trigger LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    PERFORM webhook._require_event_type(NEW.name, false);
+    RETURN NEW;
+END;
+$$;
+
+CREATE TRIGGER event_types_before_write
+    BEFORE INSERT OR UPDATE ON webhook.event_types
+    FOR EACH ROW EXECUTE FUNCTION webhook._event_types_before_write();
+
 INSERT INTO webhook.event_types (name, description) VALUES
     ('webhook.ping', 'a test event sent to one endpoint by webhook.ping()'),
     ('webhook.endpoint.disabled', 'an endpoint was disabled after failing for too long');
@@ -139,12 +157,12 @@ CREATE TABLE webhook.endpoints (
     auth_password    text,
     headers          jsonb NOT NULL DEFAULT '{}',
     timeout_ms       integer NOT NULL DEFAULT 15000
-                     CONSTRAINT endpoints_timeout_ms_check CHECK (timeout_ms > 0),
+                     CONSTRAINT endpoints_timeout_ms_check CHECK (timeout_ms BETWEEN 1 AND 300000),
     retry_schedule_s integer[] NOT NULL DEFAULT '{5,300,1800,7200,18000,36000,36000}',
     max_in_flight    integer
-                     CONSTRAINT endpoints_max_in_flight_check CHECK (max_in_flight > 0),
+                     CONSTRAINT endpoints_max_in_flight_check CHECK (max_in_flight BETWEEN 1 AND 10000),
     rate_limit_per_s double precision
-                     CONSTRAINT endpoints_rate_limit_check CHECK (rate_limit_per_s > 0 AND rate_limit_per_s <= 1000000),
+                     CONSTRAINT endpoints_rate_limit_check CHECK (rate_limit_per_s BETWEEN 0.001 AND 100000),
     ordered          boolean NOT NULL DEFAULT false,
     transform        regproc,
     transform_role   regrole,
@@ -263,7 +281,8 @@ AS $$
 DECLARE
     problem text;
     pattern text;
-    header record;
+    v_row jsonb;
+    v_column name;
 BEGIN
     -- Before the NOT NULL constraint, whose error would print the row and its secret.
     IF NEW.url IS NULL THEN
@@ -295,13 +314,14 @@ BEGIN
             USING ERRCODE = 'invalid_parameter_value',
                   HINT = 'For example: {order.created}, {order.*} or {*}.';
     END IF;
+    IF cardinality(NEW.event_types) > 1000 THEN
+        RAISE EXCEPTION 'too many event type patterns'
+            USING ERRCODE = 'program_limit_exceeded',
+                  DETAIL = format('The list has %s patterns.', cardinality(NEW.event_types)),
+                  HINT = 'An endpoint has at most 1000 patterns; subscribe to a prefix such as order.* instead.';
+    END IF;
     FOREACH pattern IN ARRAY NEW.event_types LOOP
-        IF NOT webhook._is_event_type_pattern(pattern) THEN
-            RAISE EXCEPTION 'invalid event type pattern "%"', pattern
-                USING ERRCODE = 'invalid_parameter_value',
-                      DETAIL = 'A pattern is an exact event type, a prefix followed by ".*", or "*"; event types are dot-separated segments of letters, digits, "_" and "-".',
-                      HINT = 'For example: {order.created}, {order.*} or {*}.';
-        END IF;
+        PERFORM webhook._require_event_type(pattern, true);
     END LOOP;
 
     IF NEW.signing IS NULL OR NEW.signing NOT IN ('standard', 'ed25519', 'hmac-sha256', 'none') THEN
@@ -310,61 +330,31 @@ BEGIN
                   HINT = 'Use one of standard, ed25519, hmac-sha256 or none.';
     END IF;
 
-    IF NEW.signature_header IS NULL OR NEW.signature_header !~ '^[A-Za-z0-9!#$%&''*+.^_`|~-]+$'
-       OR lower(NEW.signature_header) LIKE 'webhook-%'
-       OR lower(NEW.signature_header) IN ('content-type', 'content-length', 'host') THEN
-        RAISE EXCEPTION 'invalid signature header name "%"', coalesce(NEW.signature_header, 'NULL')
-            USING ERRCODE = 'invalid_parameter_value',
-                  HINT = 'Use an HTTP header name that the extension does not set itself, such as X-Hub-Signature-256.';
-    END IF;
+    -- Header names and values, the signature header and secrets are checked
+    -- in clear by webhook._endpoints_seal(), the trigger that fires next.
 
-    IF NEW.headers IS NULL OR jsonb_typeof(NEW.headers) <> 'object' THEN
-        RAISE EXCEPTION 'headers must be a JSON object of strings'
-            USING ERRCODE = 'invalid_parameter_value',
-                  HINT = 'For example: {"Authorization": "Bearer abc123", "X-Api-Key": "k"}.';
-    END IF;
-    FOR header IN SELECT h.key, h.value FROM jsonb_each(NEW.headers) AS h LOOP
-        IF jsonb_typeof(header.value) <> 'string' THEN
-            RAISE EXCEPTION 'value of header "%" must be a JSON string', header.key
-                USING ERRCODE = 'invalid_parameter_value',
-                      HINT = 'Quote numbers and booleans: {"X-Retry": "3"}.';
-        END IF;
-        problem := webhook._header_problem(header.key, header.value #>> '{}');
-        IF problem = 'name' THEN
-            RAISE EXCEPTION 'invalid header name "%"', header.key
-                USING ERRCODE = 'invalid_parameter_value',
-                      DETAIL = 'Header names are HTTP tokens: letters, digits and !#$%&''*+.^_`|~-.';
-        END IF;
-        IF problem = 'reserved'
-           OR lower(header.key) = lower(NEW.signature_header) AND NEW.signing = 'hmac-sha256' THEN
-            RAISE EXCEPTION 'header "%" is set by the extension and cannot be overridden', header.key
-                USING ERRCODE = 'invalid_parameter_value',
-                      DETAIL = 'The extension sets webhook-*, Content-Type, Content-Length, Host and the signature header itself.';
-        END IF;
-        IF problem = 'value' THEN
-            RAISE EXCEPTION 'value of header "%" contains a line break', header.key
-                USING ERRCODE = 'invalid_parameter_value';
-        END IF;
-    END LOOP;
-
-    IF NEW.timeout_ms IS NULL OR NEW.timeout_ms <= 0 THEN
-        RAISE EXCEPTION 'timeout_ms must be positive'
+    -- Bounds on what the worker computes with: each refused here, so that no
+    -- value can overflow or stall a claim.
+    IF NEW.timeout_ms IS NULL OR NEW.timeout_ms NOT BETWEEN 1 AND 300000 THEN
+        RAISE EXCEPTION 'timeout_ms must be between 1 and 300000'
             USING ERRCODE = 'invalid_parameter_value',
                   DETAIL = format('The value given was %s.', coalesce(NEW.timeout_ms::text, 'NULL')),
-                  HINT = 'The default is 15000 (15 seconds).';
+                  HINT = 'The default is 15000 (15 seconds); the longest allowed is 300000 (5 minutes).';
     END IF;
 
-    IF NEW.max_in_flight IS NOT NULL AND NEW.max_in_flight <= 0 THEN
-        RAISE EXCEPTION 'max_in_flight must be positive'
+    IF NEW.max_in_flight NOT BETWEEN 1 AND 10000 THEN
+        RAISE EXCEPTION 'max_in_flight must be between 1 and 10000'
             USING ERRCODE = 'invalid_parameter_value',
+                  DETAIL = format('The value given was %s.', NEW.max_in_flight),
                   HINT = 'Leave it NULL to use webhook.max_in_flight_per_endpoint.';
     END IF;
 
-    IF NEW.rate_limit_per_s IS NOT NULL AND NOT (NEW.rate_limit_per_s > 0 AND NEW.rate_limit_per_s <= 1000000) THEN
-        RAISE EXCEPTION 'rate_limit_per_s must be greater than 0 and at most 1000000'
+    -- NaN compares greater than every number, so the upper bound refuses it.
+    IF NEW.rate_limit_per_s NOT BETWEEN 0.001 AND 100000 THEN
+        RAISE EXCEPTION 'rate_limit_per_s must be between 0.001 and 100000'
             USING ERRCODE = 'invalid_parameter_value',
                   DETAIL = format('The value given was %s.', NEW.rate_limit_per_s),
-                  HINT = 'Leave it NULL for no limit.';
+                  HINT = 'Leave it NULL for no limit; 0.001 is one request every 1000 seconds.';
     END IF;
 
     -- A transform runs as the role that set it, never as the worker.
@@ -389,11 +379,18 @@ BEGIN
         NEW.transform_role := current_user::regrole;
     END IF;
 
+    IF cardinality(NEW.retry_schedule_s) > 100 THEN
+        RAISE EXCEPTION 'retry_schedule_s has too many delays'
+            USING ERRCODE = 'program_limit_exceeded',
+                  DETAIL = format('The list has %s delays.', cardinality(NEW.retry_schedule_s)),
+                  HINT = 'A retry schedule has at most 100 delays, each of at most 604800 seconds (a week).';
+    END IF;
     IF NEW.retry_schedule_s IS NULL OR array_ndims(NEW.retry_schedule_s) > 1
-       OR EXISTS (SELECT 1 FROM unnest(NEW.retry_schedule_s) AS s(delay) WHERE s.delay IS NULL OR s.delay < 0) THEN
-        RAISE EXCEPTION 'retry_schedule_s must be a list of non-negative delays in seconds'
+       OR EXISTS (SELECT 1 FROM unnest(NEW.retry_schedule_s) AS s(delay)
+                   WHERE s.delay IS NULL OR s.delay NOT BETWEEN 0 AND 604800) THEN
+        RAISE EXCEPTION 'retry_schedule_s must be a list of delays in seconds between 0 and 604800'
             USING ERRCODE = 'invalid_parameter_value',
-                  HINT = 'Use ''{}'' for no retries; the default is {5,300,1800,7200,18000,36000,36000}.';
+                  HINT = 'Use ''{}'' for no retries; the default is {5,300,1800,7200,18000,36000,36000}, and a delay is at most 604800 seconds (a week).';
     END IF;
 
     IF NEW.auth_password IS NOT NULL AND NEW.auth_username IS NULL THEN
@@ -406,12 +403,6 @@ BEGIN
             USING ERRCODE = 'invalid_parameter_value',
                   DETAIL = 'A Basic authentication user name must not be empty nor contain ":" or a line break.';
     END IF;
-    IF NEW.auth_username IS NOT NULL AND NEW.headers ? 'Authorization'
-       OR NEW.auth_username IS NOT NULL AND EXISTS (SELECT 1 FROM jsonb_object_keys(NEW.headers) AS k WHERE lower(k) = 'authorization') THEN
-        RAISE EXCEPTION 'both auth_username and an Authorization header are set'
-            USING ERRCODE = 'invalid_parameter_value',
-                  HINT = 'Use auth_username and auth_password for Basic authentication, or an Authorization header, not both.';
-    END IF;
 
     -- A secret is generated when missing, and again when the scheme changes
     -- to or from ed25519 without a new secret (the key kinds differ).
@@ -420,27 +411,6 @@ BEGIN
           AND (NEW.signing = 'ed25519') <> (OLD.signing = 'ed25519') AND NEW.signing <> 'none' THEN
         NEW.secret := webhook.generate_secret(NEW.signing);
     END IF;
-    IF NEW.secret IS NOT NULL AND NEW.signing <> 'none' THEN
-        problem := webhook._secret_problem(NEW.signing, NEW.secret);
-        IF problem IS NOT NULL THEN
-            RAISE EXCEPTION 'invalid secret for signing scheme "%"', NEW.signing
-                USING ERRCODE = 'invalid_parameter_value', DETAIL = problem,
-                      HINT = 'Leave secret NULL to have one generated.';
-        END IF;
-    END IF;
-
-    -- With webhook.master_key_file set, secrets and credentials are stored
-    -- encrypted (values already sealed are kept).  _seal() leaves values as
-    -- they are when no key is set; the setting itself is not read here, as
-    -- only superusers may read it and endpoints are managed by other roles too.
-    NEW.secret := webhook._seal(NEW.secret);
-    NEW.previous_secret := webhook._seal(NEW.previous_secret);
-    NEW.auth_password := webhook._seal(NEW.auth_password);
-    IF NEW.headers <> '{}' THEN
-        NEW.headers := (SELECT jsonb_object_agg(h.key, webhook._seal(h.value))
-                          FROM jsonb_each_text(NEW.headers) AS h);
-    END IF;
-
     IF TG_OP = 'UPDATE' THEN
         NEW.updated_at := now();
         -- Re-activating an endpoint clears why it was disabled.
@@ -449,6 +419,19 @@ BEGIN
             NEW.disabled_reason := NULL;
         END IF;
     END IF;
+
+    -- Every other NOT NULL column: the constraint's own error would print
+    -- the row, secrets and headers included.
+    v_row := to_jsonb(NEW);
+    FOR v_column IN SELECT a.attname FROM pg_attribute a
+                     WHERE a.attrelid = TG_RELID AND a.attnum > 0 AND a.attnotnull AND NOT a.attisdropped
+                     ORDER BY a.attnum LOOP
+        IF jsonb_typeof(v_row -> v_column) = 'null' THEN
+            RAISE EXCEPTION '% must not be null', v_column
+                USING ERRCODE = 'not_null_violation',
+                      HINT = format('Use DEFAULT for the default value of %s.', v_column);
+        END IF;
+    END LOOP;
     RETURN NEW;
 END;
 $$;
@@ -456,6 +439,17 @@ $$;
 CREATE TRIGGER endpoints_before_write
     BEFORE INSERT OR UPDATE ON webhook.endpoints
     FOR EACH ROW EXECUTE FUNCTION webhook._endpoints_before_write();
+
+-- Then check, in clear, what the row sends (secrets, header names and
+-- values, the signature header) and seal it under webhook.master_key_file.
+-- Triggers fire in name order: this one after endpoints_before_write.
+CREATE FUNCTION webhook._endpoints_seal()
+RETURNS trigger LANGUAGE C
+AS 'MODULE_PATHNAME', 'webhook_endpoints_seal';
+
+CREATE TRIGGER endpoints_seal
+    BEFORE INSERT OR UPDATE ON webhook.endpoints
+    FOR EACH ROW EXECUTE FUNCTION webhook._endpoints_seal();
 
 -- The worker sleeps until the next due delivery of an active endpoint; a
 -- change to endpoints (re-activation, a new cap or rate) may bring one
@@ -518,12 +512,7 @@ BEGIN
         RAISE EXCEPTION 'event type must not be null'
             USING ERRCODE = 'null_value_not_allowed', HINT = 'For example: order.created.';
     END IF;
-    IF NOT webhook._is_event_type_name(event_type) THEN
-        RAISE EXCEPTION 'invalid event type "%"', event_type
-            USING ERRCODE = 'invalid_parameter_value',
-                  DETAIL = 'Event types are dot-separated segments of letters, digits, "_" and "-".',
-                  HINT = 'For example: order.created.';
-    END IF;
+    PERFORM webhook._require_event_type(event_type, false);
     IF current_setting('webhook.strict_event_types', true) = 'on'
        AND NOT EXISTS (SELECT 1 FROM webhook.event_types t WHERE t.name = event_type) THEN
         RAISE EXCEPTION 'event type "%" is not in webhook.event_types', event_type
@@ -833,7 +822,8 @@ BEGIN
     END IF;
 
     v_prefix := coalesce(event_prefix, v_rel.relname);
-    IF NOT webhook._is_event_type_name(v_prefix) THEN
+    -- The longest suffix, ".created", must still fit.
+    IF NOT webhook._is_event_type_name(v_prefix || '.created') THEN
         RAISE EXCEPTION 'invalid event prefix "%"', v_prefix
             USING ERRCODE = 'invalid_parameter_value',
                   DETAIL = 'Event types are dot-separated segments of letters, digits, "_" and "-".',
@@ -1239,16 +1229,17 @@ COMMENT ON VIEW webhook.attempts IS 'every HTTP attempt, newest first, with endp
 REVOKE ALL ON ALL TABLES IN SCHEMA webhook FROM PUBLIC;
 REVOKE ALL ON ALL FUNCTIONS IN SCHEMA webhook FROM PUBLIC;
 
--- Harmless helpers used by triggers that run as the writing role.
-GRANT EXECUTE ON FUNCTION webhook.generate_secret(text), webhook.uuid_v7(), webhook._url_problem(text),
-    webhook._secret_problem(text, text), webhook._header_problem(text, text),
-    webhook._seal(text), webhook.sign(text, text, bigint, text, text),
-    webhook._ed25519_public_key(text), webhook._is_event_type_name(text),
-    webhook._is_event_type_pattern(text), webhook._subscribed(text[], text), webhook._type_patterns(text),
-    webhook._event_body(text, jsonb, timestamptz), webhook._check_columns(regclass, text[], text),
+-- The SQL API that needs no secret, and the pure checks it relies on: the
+-- triggers on webhook.endpoints and webhook.event_types run as the writing
+-- role, watch() as the table's owner, verify() as its caller.  Nothing here
+-- reads, encrypts or decrypts a stored value.
+GRANT EXECUTE ON FUNCTION webhook.generate_secret(text), webhook.uuid_v7(),
+    webhook.sign(text, text, bigint, text, text), webhook.verify(text, jsonb, text, interval),
+    webhook._url_problem(text), webhook._is_event_type_name(text), webhook._is_event_type_pattern(text),
+    webhook._require_event_type(text, boolean), webhook._check_columns(regclass, text[], text),
+    webhook._expression_problem(text),
     webhook._verify(text, text, text, text, text, double precision), webhook._header(jsonb, text),
-    webhook._raise_invalid(text, text), webhook._expression_problem(text),
-    webhook.verify(text, jsonb, text, interval)
+    webhook._raise_invalid(text, text)
     TO PUBLIC;
 -- A table's owner may watch it (row level security keeps each to their own);
 -- the trigger function itself checks who may do what.

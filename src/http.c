@@ -270,8 +270,7 @@ http_start(Delivery *d)
 	}
 	else if (d->key.signing == SIGNING_HMAC_SHA256)
 	{
-		snprintf(line, sizeof(line), "%s: %s", d->signature_header, signature);
-		h = curl_slist_append(h, line);
+		h = curl_slist_append(h, psprintf("%s: %s", d->signature_header, signature));
 	}
 	h = curl_slist_append(h, psprintf("webhook-event-type: %s", d->event_type));
 	for (int i = 0; i < d->n_headers; i++)
@@ -287,6 +286,8 @@ http_start(Delivery *d)
 	curl_easy_setopt(d->easy, CURLOPT_URL, d->url);
 	curl_easy_setopt(d->easy, CURLOPT_PROTOCOLS_STR, "http,https");
 	curl_easy_setopt(d->easy, CURLOPT_FOLLOWLOCATION, 0L);
+	/* Never a proxy from http_proxy & co.: the guard checks the endpoint's address. */
+	curl_easy_setopt(d->easy, CURLOPT_PROXY, "");
 	curl_easy_setopt(d->easy, CURLOPT_NOSIGNAL, 1L);
 	curl_easy_setopt(d->easy, CURLOPT_POST, 1L);
 	curl_easy_setopt(d->easy, CURLOPT_POSTFIELDS, d->body);

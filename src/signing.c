@@ -11,7 +11,6 @@
 #include "port.h"
 #include "utils/builtins.h"
 
-#include "sealing.h"
 #include "signing.h"
 
 PG_FUNCTION_INFO_V1(webhook_generate_secret);
@@ -72,12 +71,16 @@ webhook_generate_secret(PG_FUNCTION_ARGS)
 	PG_RETURN_TEXT_P(cstring_to_text(psprintf("whsec_%s", b64)));
 }
 
-/* SQL: why a secret cannot be used with a scheme, or NULL. */
+/*
+ * SQL: why a secret cannot be used with a scheme, or NULL.  A sealed value is
+ * judged as it stands, never opened: whoever may call this learns nothing
+ * about a ciphertext's contents.
+ */
 Datum
 webhook_secret_problem(PG_FUNCTION_ARGS)
 {
 	WebhookSigning signing = signing_arg(PG_GETARG_TEXT_PP(0));
-	char	   *secret = webhook_unseal_value(text_to_cstring(PG_GETARG_TEXT_PP(1)));
+	char	   *secret = text_to_cstring(PG_GETARG_TEXT_PP(1));
 	WebhookKey	key;
 	const char *problem = webhook_decode_key(signing, secret, &key);
 

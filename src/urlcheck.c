@@ -7,6 +7,7 @@
  */
 #include <netdb.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <sys/socket.h>
@@ -95,6 +96,7 @@ webhook_url_check(const char *url, bool require_https, const NetGuardPolicy *pol
 	char	   *host = NULL;
 	char	   *user = NULL;
 	char	   *password = NULL;
+	char	   *port = NULL;
 	const char *problem = NULL;
 	const char *authority;
 	CURLUcode	rc;
@@ -111,6 +113,8 @@ webhook_url_check(const char *url, bool require_https, const NetGuardPolicy *pol
 		problem = "The URL has no host.";
 	else if (curl_url_get(handle, CURLUPART_HOST, &host, 0) != CURLUE_OK || host[0] == '\0')
 		problem = "The URL has no host.";
+	else if (curl_url_get(handle, CURLUPART_PORT, &port, 0) == CURLUE_OK && strtol(port, NULL, 10) == 0)
+		problem = parse_problem(CURLUE_BAD_PORT_NUMBER);	/* curl takes 0 as "the default" */
 	else if (curl_url_get(handle, CURLUPART_USER, &user, 0) == CURLUE_OK ||
 			 curl_url_get(handle, CURLUPART_PASSWORD, &password, 0) == CURLUE_OK)
 		problem = "The URL contains credentials.";
@@ -123,24 +127,31 @@ webhook_url_check(const char *url, bool require_https, const NetGuardPolicy *pol
 	curl_free(host);
 	curl_free(user);
 	curl_free(password);
+	curl_free(port);
 	curl_url_cleanup(handle);
 	return problem;
 }
 
 /*
- * Check one extra header: the name must be an HTTP token and not one the
- * extension sets itself; the value must not be able to start a new header.
+ * The one rule for the names and values of request headers, used for the
+ * extra headers of an endpoint and for its signature header alike: the name
+ * is an HTTP token of bounded length that neither the extension nor HTTP's
+ * own framing sets, and the value cannot start a new header line.
  */
 WebhookHeaderProblem
 webhook_header_check(const char *name, const char *value)
 {
 	static const char *reserved[] = {"content-type", "content-length", "host",
-	"transfer-encoding", "connection"};
+		"transfer-encoding", "connection", "keep-alive", "te", "trailer", "upgrade",
+	"expect"};
+	size_t		len = strlen(name);
 
-	if (name[0] == '\0' ||
-		strspn(name, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789!#$%&'*+.^_`|~-") != strlen(name))
+	if (len > WEBHOOK_HEADER_NAME_MAX_BYTES)
+		return HEADER_NAME_TOO_LONG;
+	if (len == 0 ||
+		strspn(name, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789!#$%&'*+.^_`|~-") != len)
 		return HEADER_BAD_NAME;
-	if (strncasecmp(name, "webhook-", 8) == 0)
+	if (strncasecmp(name, "webhook-", 8) == 0 || strncasecmp(name, "proxy-", 6) == 0)
 		return HEADER_RESERVED;
 	for (size_t i = 0; i < sizeof(reserved) / sizeof(reserved[0]); i++)
 		if (strcasecmp(name, reserved[i]) == 0)

@@ -20,11 +20,15 @@ extern const char *webhook_url_check(const char *url, bool require_https,
 									 const NetGuardPolicy *policy, const char *policy_error,
 									 char *buf, size_t buflen);
 
+/* Longest header name, for extra headers and the signature header. */
+#define WEBHOOK_HEADER_NAME_MAX_BYTES 128
+
 /* What is wrong with an extra request header, if anything. */
 typedef enum WebhookHeaderProblem
 {
 	HEADER_OK,
 	HEADER_BAD_NAME,			/* not an HTTP token */
+	HEADER_NAME_TOO_LONG,		/* above WEBHOOK_HEADER_NAME_MAX_BYTES */
 	HEADER_RESERVED,			/* set by the extension itself */
 	HEADER_BAD_VALUE			/* line break or NUL in the value */
 } WebhookHeaderProblem;

@@ -16,7 +16,6 @@
 #include "webhook.h"
 
 PG_FUNCTION_INFO_V1(webhook_url_problem);
-PG_FUNCTION_INFO_V1(webhook_header_problem);
 
 /*
  * The network policy from the current settings.  Returns false, with the
@@ -61,38 +60,133 @@ webhook_url_problem(PG_FUNCTION_ARGS)
 	PG_RETURN_TEXT_P(cstring_to_text(problem));
 }
 
-/*
- * SQL: webhook._header_problem(name, value): NULL, or 'name', 'reserved' or
- * 'value', which the endpoints trigger turns into its error.
- */
-Datum
-webhook_header_problem(PG_FUNCTION_ARGS)
-{
-	static const char *answers[] = {NULL, "name", "reserved", "value"};
-	WebhookHeaderProblem problem = webhook_header_check(text_to_cstring(PG_GETARG_TEXT_PP(0)),
-														text_to_cstring(PG_GETARG_TEXT_PP(1)));
+PG_FUNCTION_INFO_V1(webhook_is_event_type_name);
+PG_FUNCTION_INFO_V1(webhook_is_event_type_pattern);
+PG_FUNCTION_INFO_V1(webhook_require_event_type);
+PG_FUNCTION_INFO_V1(webhook_type_patterns);
 
-	if (problem == HEADER_OK)
-		PG_RETURN_NULL();
-	PG_RETURN_TEXT_P(cstring_to_text(answers[problem]));
+/* What is wrong with an event type or a subscription pattern, if anything. */
+typedef enum EventTypeProblem
+{
+	EVENT_TYPE_OK,
+	EVENT_TYPE_TOO_LONG,
+	EVENT_TYPE_INVALID
+} EventTypeProblem;
+
+/*
+ * The one rule for event types: dot-separated, non-empty segments of
+ * [A-Za-z0-9_-], at most WEBHOOK_EVENT_TYPE_MAX_BYTES in all.  A pattern is
+ * also "*" or a type followed by ".*".  One linear pass: the length is known
+ * before any work depends on it, so a long input costs nothing.
+ */
+static EventTypeProblem
+event_type_problem(const char *name, size_t len, bool pattern)
+{
+	bool		segment_empty = true;
+
+	if (len > WEBHOOK_EVENT_TYPE_MAX_BYTES)
+		return EVENT_TYPE_TOO_LONG;
+	if (pattern && len == 1 && name[0] == '*')
+		return EVENT_TYPE_OK;
+	if (pattern && len >= 2 && name[len - 1] == '*' && name[len - 2] == '.')
+		len -= 2;
+	if (len == 0)
+		return EVENT_TYPE_INVALID;
+	for (size_t i = 0; i < len; i++)
+	{
+		char		c = name[i];
+
+		if (c == '.')
+		{
+			if (segment_empty)
+				return EVENT_TYPE_INVALID;
+			segment_empty = true;
+		}
+		else if ((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
+				 (c >= '0' && c <= '9') || c == '_' || c == '-')
+			segment_empty = false;
+		else
+			return EVENT_TYPE_INVALID;
+	}
+	return segment_empty ? EVENT_TYPE_INVALID : EVENT_TYPE_OK;
 }
 
-PG_FUNCTION_INFO_V1(webhook_type_patterns);
+/* Raise the error for an event type or pattern that breaks the rule. */
+static void
+require_event_type(text *value, bool pattern)
+{
+	const char *name = VARDATA_ANY(value);
+	size_t		len = VARSIZE_ANY_EXHDR(value);
+	EventTypeProblem problem = event_type_problem(name, len, pattern);
+
+	if (problem == EVENT_TYPE_TOO_LONG)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg(pattern ? "event type pattern is too long" : "event type is too long"),
+				 errdetail("It has %zu bytes.", len),
+				 errhint("Event types and patterns have at most %d bytes.", WEBHOOK_EVENT_TYPE_MAX_BYTES)));
+	if (problem == EVENT_TYPE_INVALID && pattern)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("invalid event type pattern \"%s\"", text_to_cstring(value)),
+				 errdetail("A pattern is an exact event type, a prefix followed by \".*\", or \"*\"; event types are dot-separated segments of letters, digits, \"_\" and \"-\"."),
+				 errhint("For example: {order.created}, {order.*} or {*}.")));
+	if (problem == EVENT_TYPE_INVALID)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("invalid event type \"%s\"", text_to_cstring(value)),
+				 errdetail("Event types are dot-separated segments of letters, digits, \"_\" and \"-\"."),
+				 errhint("For example: order.created.")));
+}
+
+/* SQL: webhook._is_event_type_name(name), for CHECK constraints. */
+Datum
+webhook_is_event_type_name(PG_FUNCTION_ARGS)
+{
+	text	   *name = PG_GETARG_TEXT_PP(0);
+
+	PG_RETURN_BOOL(event_type_problem(VARDATA_ANY(name), VARSIZE_ANY_EXHDR(name), false) == EVENT_TYPE_OK);
+}
+
+/* SQL: webhook._is_event_type_pattern(pattern). */
+Datum
+webhook_is_event_type_pattern(PG_FUNCTION_ARGS)
+{
+	text	   *pattern = PG_GETARG_TEXT_PP(0);
+
+	PG_RETURN_BOOL(event_type_problem(VARDATA_ANY(pattern), VARSIZE_ANY_EXHDR(pattern), true) == EVENT_TYPE_OK);
+}
+
+/*
+ * SQL: webhook._require_event_type(name, pattern): the error users see for a
+ * bad event type or pattern, whoever gives it (send(), the catalogue, an
+ * endpoint's subscriptions).
+ */
+Datum
+webhook_require_event_type(PG_FUNCTION_ARGS)
+{
+	require_event_type(PG_GETARG_TEXT_PP(0), PG_GETARG_BOOL(1));
+	PG_RETURN_VOID();
+}
 
 /*
  * SQL: webhook._type_patterns('order.item.added') = {order.item.added, *,
  * order.*, order.item.*}: every subscription pattern that takes this event
  * type, so that matching an endpoint is one array overlap (&&) that the
- * planner can inline, instead of a subquery per endpoint.
+ * planner can inline, instead of a subquery per endpoint.  Its size grows
+ * with the square of the length: only valid event types are expanded.
  */
 Datum
 webhook_type_patterns(PG_FUNCTION_ARGS)
 {
 	text	   *type = PG_GETARG_TEXT_PP(0);
-	char	   *name = text_to_cstring(type);
-	int			len = strlen(name);
+	char	   *name;
+	int			len;
 	ArrayBuildState *astate = initArrayResult(TEXTOID, CurrentMemoryContext, false);
 
+	require_event_type(type, false);
+	name = text_to_cstring(type);
+	len = strlen(name);
 	astate = accumArrayResult(astate, PointerGetDatum(cstring_to_text(name)), false, TEXTOID, CurrentMemoryContext);
 	astate = accumArrayResult(astate, CStringGetTextDatum("*"), false, TEXTOID, CurrentMemoryContext);
 	for (int i = 0; i < len; i++)

@@ -124,6 +124,13 @@ INSERT INTO webhook.endpoints (url) VALUES ('ftp://example.com/hook');
 \echo SQLSTATE :SQLSTATE
 INSERT INTO webhook.endpoints (url) VALUES ('file:///etc/passwd');
 \echo SQLSTATE :SQLSTATE
+-- Ports: 1 to 65535 (curl would take port 0 as "the default").
+INSERT INTO webhook.endpoints (url) VALUES ('https://example.com:0/hook');
+\echo SQLSTATE :SQLSTATE
+INSERT INTO webhook.endpoints (url) VALUES ('https://example.com:00/hook');
+\echo SQLSTATE :SQLSTATE
+INSERT INTO webhook.endpoints (url) VALUES ('https://example.com:65536/hook');
+\echo SQLSTATE :SQLSTATE
 INSERT INTO webhook.endpoints (url) VALUES ('http://');
 \echo SQLSTATE :SQLSTATE
 INSERT INTO webhook.endpoints (url) VALUES ('https://user:pass@example.com/hook');
@@ -192,6 +199,25 @@ INSERT INTO webhook.endpoints (url, signature_header) VALUES ('https://example.c
 \echo SQLSTATE :SQLSTATE
 INSERT INTO webhook.endpoints (url, signature_header) VALUES ('https://example.com/hook', 'X Signature');
 \echo SQLSTATE :SQLSTATE
+-- The same rule as for extra headers: HTTP's own framing headers are refused,
+-- and a signature header may not replace Basic authentication.
+INSERT INTO webhook.endpoints (url, signature_header) VALUES ('https://example.com/hook', 'Transfer-Encoding');
+\echo SQLSTATE :SQLSTATE
+INSERT INTO webhook.endpoints (url, signature_header) VALUES ('https://example.com/hook', 'connection');
+\echo SQLSTATE :SQLSTATE
+INSERT INTO webhook.endpoints (url, signing, signature_header, auth_username, auth_password)
+VALUES ('https://example.com/hook', 'hmac-sha256', 'Authorization', 'user', 'pw');
+\echo SQLSTATE :SQLSTATE
+INSERT INTO webhook.endpoints (url, signature_header) VALUES ('https://example.com/hook', 'X-' || repeat('s', 127));
+\echo SQLSTATE :SQLSTATE
+BEGIN;
+INSERT INTO webhook.endpoints (url, signature_header) VALUES ('https://example.com/hook', 'X-' || repeat('s', 126))
+RETURNING length(signature_header) AS longest_signature_header;
+-- Setting Basic authentication later meets the same rule.
+UPDATE webhook.endpoints SET signing = 'hmac-sha256', signature_header = 'authorization' WHERE url = 'https://example.com/hook';
+UPDATE webhook.endpoints SET auth_username = 'user' WHERE url = 'https://example.com/hook';
+\echo SQLSTATE :SQLSTATE
+ROLLBACK;
 
 -- headers
 INSERT INTO webhook.endpoints (url, headers) VALUES ('https://example.com/hook', NULL);

@@ -29,8 +29,19 @@ SELECT f AS function, has_function_privilege('regress_webhook_app', f, 'EXECUTE'
   FROM unnest(ARRAY['webhook.send(text, jsonb, text)', 'webhook.public_key(bigint)',
                     'webhook.generate_secret(text)', 'webhook.sign(text, text, bigint, text, text)',
                     'webhook._check_event_type(text)', 'webhook._wake_worker_at_commit()',
-                    'webhook._endpoints_before_write()', 'webhook._endpoints_before_delete()']) AS f
+                    'webhook._endpoints_before_write()', 'webhook._endpoints_before_delete()',
+                    'webhook._seal(text)', 'webhook._unseal(text)', 'webhook._secret_problem(text, text)',
+                    'webhook.endpoint_secret(bigint)', 'webhook._ed25519_public_key(text)']) AS f
  ORDER BY f;
+-- Every function of the schema that PUBLIC may execute: the SQL API that
+-- needs no secret, and the pure checks that triggers, watch() and verify()
+-- run as their caller.  None seals, opens or reads a stored value.
+SELECT p.oid::regprocedure AS public_function
+  FROM pg_proc p
+ WHERE p.pronamespace = 'webhook'::regnamespace
+   AND EXISTS (SELECT 1 FROM aclexplode(coalesce(p.proacl, acldefault('f', p.proowner))) a
+                WHERE a.grantee = 0 AND a.privilege_type = 'EXECUTE')
+ ORDER BY 1::text;
 
 --
 -- The application role sends events (in a transaction rolled back, so the

@@ -332,6 +332,49 @@ SELECT secret LIKE 'whenc:v1:%' AS secret_sealed, auth_password LIKE 'whenc:v1:%
   FROM webhook.endpoints WHERE id = 9235;
 ROLLBACK;
 
+-- A value given already sealed is opened and checked like a plain one: a
+-- line break hidden in a sealed header value cannot smuggle headers or a
+-- second request, a sealed secret must suit the scheme, and no role but the
+-- superuser may seal anything (webhook._seal is not executable by PUBLIC).
+SELECT webhook._seal(E'k\r\nX-Injected: 1\r\n\r\nGET /smuggled HTTP/1.1') AS sealed_crlf,
+       webhook._seal('not base64 at all!') AS sealed_bad_secret,
+       webhook._seal('k-sealed-before') AS sealed_good_value,
+       webhook._seal('whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw') AS sealed_good_secret \gset
+-- _secret_problem() judges a ciphertext as it stands and never opens it: a
+-- sealed good secret and a sealed bad one get the same answer.
+SELECT webhook._secret_problem('standard', :'sealed_good_secret') AS good_sealed,
+       webhook._secret_problem('standard', :'sealed_good_secret')
+         IS NOT DISTINCT FROM webhook._secret_problem('standard', :'sealed_bad_secret') AS same_answer;
+SET ROLE regress_webhook_manager;
+SELECT webhook._seal('k');
+\echo SQLSTATE :SQLSTATE
+INSERT INTO webhook.endpoints (url, headers)
+VALUES ('https://example.com/injected', jsonb_build_object('X-Api-Key', :'sealed_crlf'));
+\echo SQLSTATE :SQLSTATE
+INSERT INTO webhook.endpoints (url, secret) VALUES ('https://example.com/injected', :'sealed_bad_secret');
+\echo SQLSTATE :SQLSTATE
+INSERT INTO webhook.endpoints (url, previous_secret) VALUES ('https://example.com/injected', :'sealed_bad_secret');
+\echo SQLSTATE :SQLSTATE
+INSERT INTO webhook.endpoints (url, headers) VALUES ('https://example.com/injected', '{"X-Api-Key": "whenc:v1:AAAA"}');
+\echo SQLSTATE :SQLSTATE
+RESET ROLE;
+BEGIN;
+SET LOCAL ROLE regress_webhook_manager;
+INSERT INTO webhook.endpoints (id, url, headers, auth_username, auth_password)
+VALUES (9236, 'https://example.com/pre-sealed', jsonb_build_object('X-Api-Key', :'sealed_good_value'), 'user', :'sealed_good_value');
+-- The header check runs on values in clear when the headers change.
+SAVEPOINT crlf;
+UPDATE webhook.endpoints SET headers = headers || jsonb_build_object('X-Other', :'sealed_crlf') WHERE id = 9236;
+\echo SQLSTATE :SQLSTATE
+ROLLBACK TO crlf;
+RESET ROLE;
+SELECT headers ->> 'X-Api-Key' LIKE 'whenc:v1:%' AS header_sealed,
+       headers ->> 'X-Api-Key' <> :'sealed_good_value' AS sealed_again,
+       webhook._unseal(headers ->> 'X-Api-Key') AS header_in_clear,
+       webhook._unseal(auth_password) AS password_in_clear
+  FROM webhook.endpoints WHERE id = 9236;
+ROLLBACK;
+
 -- Another key cannot open it.
 COPY (SELECT repeat('cd', 32)) TO PROGRAM 'umask 077 && cat > regress_webhook_other.key';
 ALTER SYSTEM SET webhook.master_key_file = 'regress_webhook_other.key';
@@ -353,6 +396,62 @@ SELECT webhook._unseal(:'sealed');
 SELECT webhook._seal('whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw') AS without_a_key;
 -- The endpoint written before the key is as it was.
 SELECT secret, auth_password, headers FROM webhook.endpoints WHERE id = 9230;
+-- A sealed value cannot be written without the key that opens it.
+INSERT INTO webhook.endpoints (url, headers) VALUES ('https://example.com/sealed', jsonb_build_object('X-Api-Key', :'sealed'));
+\echo SQLSTATE :SQLSTATE
+
+--
+-- No error prints a secret, a password or a header value: a NULL in each NOT
+-- NULL column and a value breaking each CHECK constraint, on INSERT and
+-- UPDATE of a row that has all three, with no master key (stored in clear).
+--
+INSERT INTO webhook.endpoints (url, active, secret, auth_username, auth_password, headers)
+VALUES ('https://example.com/leak', NULL, 'whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw', 'user', 'regress-pw-leak',
+        '{"X-Api-Key": "regress-header-leak"}');
+\echo SQLSTATE :SQLSTATE
+CREATE FUNCTION pg_temp.leaks(stmt text, base jsonb, col text, val jsonb)
+RETURNS text LANGUAGE plpgsql AS $$
+DECLARE
+    v_state text;
+    v_detail text;
+    v_hint text;
+    v_text text;
+BEGIN
+    BEGIN
+        EXECUTE stmt USING base || jsonb_build_object(col, val);
+        RAISE EXCEPTION 'accepted' USING ERRCODE = 'WH001';   -- and rolled back
+    EXCEPTION WHEN OTHERS THEN
+        GET STACKED DIAGNOSTICS v_state = RETURNED_SQLSTATE, v_detail = PG_EXCEPTION_DETAIL,
+                                v_hint = PG_EXCEPTION_HINT;
+        v_text := concat_ws(' | ', SQLERRM, v_detail, v_hint);
+    END;
+    IF v_state = 'WH001' THEN
+        RETURN 'accepted';
+    END IF;
+    IF v_text ~ '(MfKQ9r8GKY|regress-pw-leak|regress-header-leak)' THEN
+        RETURN v_state || ' LEAKED: ' || v_text;
+    END IF;
+    RETURN v_state;
+END;
+$$;
+BEGIN;
+INSERT INTO webhook.endpoints (id, url, secret, auth_username, auth_password, headers)
+VALUES (9240, 'https://example.com/leak', 'whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw', 'user', 'regress-pw-leak',
+        '{"X-Api-Key": "regress-header-leak"}');
+SELECT to_jsonb(e) || '{"id": 9241}' AS base FROM webhook.endpoints e WHERE id = 9240 \gset
+SELECT c.col, c.val,
+       pg_temp.leaks('INSERT INTO webhook.endpoints SELECT (jsonb_populate_record(NULL::webhook.endpoints, $1)).*',
+                     :'base', c.col, c.val) AS on_insert,
+       pg_temp.leaks('UPDATE webhook.endpoints e SET (' || quote_ident(c.col) || ') = '
+                     || '(SELECT ' || quote_ident(c.col) || ' FROM jsonb_populate_record(NULL::webhook.endpoints, $1)) '
+                     || 'WHERE e.id = 9240', :'base', c.col, c.val) AS on_update
+  FROM (SELECT a.attname::text, 'null'::jsonb FROM pg_attribute a
+         WHERE a.attrelid = 'webhook.endpoints'::regclass AND a.attnotnull AND a.attnum > 0 AND NOT a.attisdropped
+        UNION ALL
+        VALUES ('signing', '"rsa"'::jsonb), ('timeout_ms', '0'), ('max_in_flight', '0'), ('rate_limit_per_s', '0'))
+       AS c(col, val)
+ ORDER BY c.col, c.val::text;
+ROLLBACK;
 
 -- Leave nothing behind.
 DELETE FROM webhook.endpoints WHERE id = 9230;

@@ -1,0 +1,370 @@
+/*
+ * endpoint_secrets.c
+ *		The checks of webhook.endpoints that must see the values that will be
+ *		sent, and their sealing.  A BEFORE trigger that fires after the SQL
+ *		validation trigger: it opens any value given already sealed, checks
+ *		secrets and request headers in clear, and seals them again under
+ *		webhook.master_key_file.  Being a trigger, it cannot be called from
+ *		SQL: no role gets a function that encrypts or decrypts on demand.
+ *
+ * Sealed values an UPDATE leaves as they were are not opened again: they
+ * were checked when written, and a row whose key was lost stays writable (to
+ * deactivate it, say).  Values still in clear are checked and sealed at
+ * every write, so a row written before the key was set is sealed at its next
+ * write.
+ */
+#include "postgres.h"
+
+#include "access/htup_details.h"
+#include "commands/trigger.h"
+#include "executor/spi.h"
+#include "fmgr.h"
+#include "utils/builtins.h"
+#include "utils/datum.h"
+#include "utils/jsonb.h"
+#include "utils/rel.h"
+
+#include "sealing.h"
+#include "signing.h"
+#include "urlcheck.h"
+
+PG_FUNCTION_INFO_V1(webhook_endpoints_seal);
+
+#define WEBHOOK_HEADERS_MAX 64
+#define WEBHOOK_HEADER_VALUE_MAX_BYTES 8192
+#define WEBHOOK_HEADERS_MAX_BYTES 16384
+
+/* The row being written, and the one it replaces (NULL on INSERT). */
+typedef struct EndpointRow
+{
+	TupleDesc	desc;
+	HeapTuple	new;
+	HeapTuple	old;
+	int			ncols;
+	int			cols[4];
+	Datum		values[4];
+	bool		nulls[4];
+} EndpointRow;
+
+/* A column's attribute number, by name. */
+static int
+column(EndpointRow *row, const char *name)
+{
+	int			attnum = SPI_fnumber(row->desc, name);
+
+	if (attnum <= 0)
+		elog(ERROR, "webhook.endpoints has no column \"%s\"", name);
+	return attnum;
+}
+
+/* A text column of the new row, or NULL. */
+static char *
+new_text(EndpointRow *row, const char *name)
+{
+	bool		isnull;
+	Datum		d = heap_getattr(row->new, column(row, name), row->desc, &isnull);
+
+	return isnull ? NULL : TextDatumGetCString(d);
+}
+
+/* Does the write change this column (always true for an INSERT)? */
+static bool
+changed(EndpointRow *row, const char *name)
+{
+	int			attnum = column(row, name);
+	Form_pg_attribute att = TupleDescAttr(row->desc, attnum - 1);
+	bool		new_null,
+				old_null;
+	Datum		new_value,
+				old_value;
+
+	if (row->old == NULL)
+		return true;
+	new_value = heap_getattr(row->new, attnum, row->desc, &new_null);
+	old_value = heap_getattr(row->old, attnum, row->desc, &old_null);
+	if (new_null || old_null)
+		return new_null != old_null;
+	return !datumIsEqual(new_value, old_value, att->attbyval, att->attlen);
+}
+
+/* Must this write check and seal the value of this column? */
+static bool
+to_seal(EndpointRow *row, const char *name, const char *value)
+{
+	return value != NULL && (!webhook_is_sealed(value) || changed(row, name));
+}
+
+/* Queue a replacement value for the returned row. */
+static void
+replace(EndpointRow *row, const char *name, Datum value)
+{
+	Assert(row->ncols < lengthof(row->cols));
+	row->cols[row->ncols] = column(row, name);
+	row->values[row->ncols] = value;
+	row->nulls[row->ncols] = false;
+	row->ncols++;
+}
+
+/*
+ * Refuse a header name that breaks the one header rule; what names the
+ * column it came from ("header" or "signature header").
+ */
+static void
+require_header_name(const char *name, const char *what)
+{
+	WebhookHeaderProblem problem = webhook_header_check(name, "");
+
+	if (problem == HEADER_NAME_TOO_LONG)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("%s name is too long", what),
+				 errdetail("It has %zu bytes.", strlen(name)),
+				 errhint("Header names have at most %d bytes.", WEBHOOK_HEADER_NAME_MAX_BYTES)));
+	if (problem == HEADER_BAD_NAME)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("invalid %s name \"%s\"", what, name),
+				 errdetail("Header names are HTTP tokens: letters, digits and !#$%%&'*+.^_`|~-."),
+				 errhint("Use a name such as X-Api-Key.")));
+	if (problem == HEADER_RESERVED)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("%s \"%s\" is set by the extension or by HTTP itself and cannot be overridden", what, name),
+				 errdetail("The extension sets webhook-*, Content-Type, Content-Length and Host; Connection, Transfer-Encoding, Keep-Alive, TE, Trailer, Upgrade, Expect and Proxy-* belong to the HTTP connection."),
+				 errhint("Use another name, such as X-Signature.")));
+}
+
+/*
+ * Check one secret in clear against the signing scheme and return it sealed.
+ * The reason never quotes the secret.
+ */
+static Datum
+checked_secret(const char *stored, WebhookSigning signing, const char *signing_name,
+			   const char *column_name)
+{
+	char	   *plain = webhook_unseal_value(stored);
+	WebhookKey	key;
+	const char *problem = signing == SIGNING_NONE ? NULL : webhook_decode_key(signing, plain, &key);
+	char	   *sealed;
+
+	explicit_bzero(&key, sizeof(key));
+	if (problem)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("invalid %s for signing scheme \"%s\"", column_name, signing_name),
+				 errdetail("%s", problem),
+				 errhint("Leave secret NULL to have one generated.")));
+	sealed = webhook_seal_value(plain);
+	explicit_bzero(plain, strlen(plain));
+	return CStringGetTextDatum(sealed);
+}
+
+/* The secret, the previous secret and the Basic authentication password. */
+static void
+seal_credentials(EndpointRow *row)
+{
+	char	   *signing_name = new_text(row, "signing");
+	WebhookSigning signing = signing_name ? webhook_signing_from_name(signing_name) : SIGNING_UNKNOWN;
+	char	   *secret = new_text(row, "secret");
+	char	   *previous = new_text(row, "previous_secret");
+	char	   *password = new_text(row, "auth_password");
+	bool		secret_to_seal = to_seal(row, "secret", secret);
+
+	if (signing == SIGNING_UNKNOWN)
+		elog(ERROR, "endpoint row reached webhook._endpoints_seal() with an unknown signing scheme");
+
+	/* A new scheme may not take the old secret: check it again. */
+	if (secret && (secret_to_seal || changed(row, "signing")))
+	{
+		Datum		sealed = checked_secret(secret, signing, signing_name, "secret");
+
+		if (secret_to_seal)
+			replace(row, "secret", sealed);
+	}
+	if (to_seal(row, "previous_secret", previous))
+		replace(row, "previous_secret", checked_secret(previous, signing, signing_name, "previous_secret"));
+	if (to_seal(row, "auth_password", password))
+	{
+		char	   *plain = webhook_unseal_value(password);
+
+		replace(row, "auth_password", CStringGetTextDatum(webhook_seal_value(plain)));
+		explicit_bzero(plain, strlen(plain));
+	}
+}
+
+/*
+ * The headers a row sends must not clash: an extra header named like the
+ * signature header, or an Authorization header next to Basic authentication,
+ * would silently replace one another.  Names are never sealed: checked on
+ * every write.
+ */
+static void
+require_distinct_header(const char *name, const char *signature_header, bool hmac, bool basic_auth)
+{
+	if (hmac && pg_strcasecmp(name, signature_header) == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("header \"%s\" is the signature header of this endpoint", name),
+				 errhint("Remove it from headers, or choose another signature_header.")));
+	if (basic_auth && pg_strcasecmp(name, "authorization") == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("both auth_username and an Authorization header are set"),
+				 errhint("Use auth_username and auth_password for Basic authentication, or an Authorization header, not both.")));
+}
+
+/* Check one extra header's value in clear and return it sealed. */
+static char *
+checked_header_value(const char *name, const char *stored, size_t *bytes)
+{
+	char	   *plain = webhook_unseal_value(stored);
+	size_t		len = strlen(plain);
+	char	   *sealed;
+
+	if (webhook_header_check(name, plain) == HEADER_BAD_VALUE)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("value of header \"%s\" contains a line break", name),
+				 errhint("A header value is one line.")));
+	if (len > WEBHOOK_HEADER_VALUE_MAX_BYTES)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("value of header \"%s\" is too long", name),
+				 errdetail("It has %zu bytes.", len),
+				 errhint("A header value has at most %d bytes.", WEBHOOK_HEADER_VALUE_MAX_BYTES)));
+	*bytes += strlen(name) + len;
+	sealed = webhook_seal_value(plain);
+	explicit_bzero(plain, len);
+	return sealed;
+}
+
+/* Refuse a headers value that is not a JSON object of strings. */
+static void
+headers_not_an_object(void)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+			 errmsg("headers must be a JSON object of strings"),
+			 errhint("For example: {\"Authorization\": \"Bearer abc123\", \"X-Api-Key\": \"k\"}.")));
+}
+
+/*
+ * The extra headers: names checked on every write; when the write changes
+ * them, every value checked in clear, their number and size bounded, and the
+ * values sealed.  Otherwise only values still in clear are checked and sealed.
+ */
+static void
+seal_headers(EndpointRow *row, const char *signature_header, bool hmac, bool basic_auth)
+{
+	bool		isnull;
+	Datum		datum = heap_getattr(row->new, column(row, "headers"), row->desc, &isnull);
+	bool		rewrite = !isnull && changed(row, "headers");
+	bool		modified = rewrite;
+	Jsonb	   *headers;
+	JsonbIterator *it;
+	JsonbValue	v;
+	JsonbIteratorToken token;
+	JsonbParseState *state = NULL;
+	JsonbValue *result = NULL;
+	char	   *name = NULL;
+	size_t		bytes = 0;
+
+	if (isnull)
+		return;
+	headers = DatumGetJsonbP(datum);
+	if (!JB_ROOT_IS_OBJECT(headers))
+		headers_not_an_object();
+	if (rewrite && JB_ROOT_COUNT(headers) > WEBHOOK_HEADERS_MAX)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("too many headers"),
+				 errdetail("The object has %d headers.", (int) JB_ROOT_COUNT(headers)),
+				 errhint("An endpoint has at most %d extra headers.", WEBHOOK_HEADERS_MAX)));
+
+	it = JsonbIteratorInit(&headers->root);
+	while ((token = JsonbIteratorNext(&it, &v, true)) != WJB_DONE)
+	{
+		if (token == WJB_KEY)
+		{
+			name = pnstrdup(v.val.string.val, v.val.string.len);
+			require_header_name(name, "header");
+			require_distinct_header(name, signature_header, hmac, basic_auth);
+		}
+		else if (token == WJB_VALUE && v.type != jbvString)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("value of header \"%s\" must be a JSON string", name),
+					 errhint("Quote numbers and booleans: {\"X-Retry\": \"3\"}.")));
+		else if (token == WJB_VALUE)
+		{
+			char	   *stored = pnstrdup(v.val.string.val, v.val.string.len);
+
+			if (rewrite || !webhook_is_sealed(stored))
+			{
+				v.val.string.val = checked_header_value(name, stored, &bytes);
+				v.val.string.len = strlen(v.val.string.val);
+				modified |= strcmp(stored, v.val.string.val) != 0;
+			}
+		}
+		result = pushJsonbValue(&state, token, token < WJB_BEGIN_ARRAY ? &v : NULL);
+	}
+	if (!modified)
+		return;
+	if (rewrite && bytes > WEBHOOK_HEADERS_MAX_BYTES)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("headers are too large"),
+				 errdetail("Their names and values have %zu bytes in all.", bytes),
+				 errhint("The extra headers of an endpoint have at most %d bytes in all.", WEBHOOK_HEADERS_MAX_BYTES)));
+	replace(row, "headers", JsonbPGetDatum(JsonbValueToJsonb(result)));
+}
+
+/*
+ * Trigger webhook._endpoints_seal(), BEFORE INSERT OR UPDATE FOR EACH ROW on
+ * webhook.endpoints: see the head of this file.
+ */
+Datum
+webhook_endpoints_seal(PG_FUNCTION_ARGS)
+{
+	TriggerData *trigdata = (TriggerData *) fcinfo->context;
+	EndpointRow row = {0};
+	char	   *signature_header;
+	char	   *signing;
+	bool		hmac;
+	bool		basic_auth;
+
+	if (!CALLED_AS_TRIGGER(fcinfo) || !TRIGGER_FIRED_BEFORE(trigdata->tg_event) ||
+		!TRIGGER_FIRED_FOR_ROW(trigdata->tg_event) ||
+		!(TRIGGER_FIRED_BY_INSERT(trigdata->tg_event) || TRIGGER_FIRED_BY_UPDATE(trigdata->tg_event)))
+		elog(ERROR, "webhook._endpoints_seal() must be a BEFORE INSERT OR UPDATE row trigger");
+
+	row.desc = RelationGetDescr(trigdata->tg_relation);
+	if (TRIGGER_FIRED_BY_UPDATE(trigdata->tg_event))
+	{
+		row.new = trigdata->tg_newtuple;
+		row.old = trigdata->tg_trigtuple;
+	}
+	else
+		row.new = trigdata->tg_trigtuple;
+
+	signature_header = new_text(&row, "signature_header");
+	signing = new_text(&row, "signing");
+	if (signature_header == NULL || signing == NULL)
+		elog(ERROR, "endpoint row reached webhook._endpoints_seal() with NULL signing or signature_header");
+	hmac = strcmp(signing, "hmac-sha256") == 0;
+	basic_auth = new_text(&row, "auth_username") != NULL;
+	require_header_name(signature_header, "signature header");
+	if (hmac && basic_auth && pg_strcasecmp(signature_header, "authorization") == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("signature header \"%s\" would replace the Basic authentication header", signature_header),
+				 errhint("Choose another signature_header, such as X-Hub-Signature-256.")));
+
+	seal_credentials(&row);
+	seal_headers(&row, signature_header, hmac, basic_auth);
+
+	if (row.ncols == 0)
+		return PointerGetDatum(row.new);
+	return PointerGetDatum(heap_modify_tuple_by_cols(row.new, row.desc, row.ncols,
+													 row.cols, row.values, row.nulls));
+}
