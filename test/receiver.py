@@ -3,9 +3,10 @@
 
 Python 3 standard library only (runs on Debian 12's python3).
 
-    python3 test/receiver.py --port-file PATH --log PATH [--port N]
+    python3 test/receiver.py --port-file PATH --log PATH [--port N] [--host A]
 
-Binds 127.0.0.1 (port 0 = ephemeral), writes the real port to --port-file
+Binds 127.0.0.1 (or --host, which must be a loopback address such as
+127.0.0.2; port 0 = ephemeral), writes the real port to --port-file
 atomically once listening, and runs until SIGTERM/SIGINT.
 
 Every request (any method) is appended to --log as one JSON line *before* the
@@ -29,6 +30,9 @@ The response is chosen by path segments, which can be combined, e.g.
                         later ones follow the rest of the path
     /big/BYTES          200 with a body of BYTES 'x' bytes (streamed)
     /body/TEXT          use TEXT (url-decoded) as the response body
+    /redirect/NNN/URL   respond with status NNN (e.g. 302, 307) and a
+                        "Location: URL" header; URL is one url-encoded
+                        segment (absolute, or a path such as %2Ftarget)
     anything else       ignored -> 200 "ok"
 """
 
@@ -61,7 +65,7 @@ def parse_behaviour(path):
     """Turn the path (without query) into a dict describing the response."""
     b = {"status": 200, "delay_ms": 0, "retry_after": None, "hang": False,
          "drop": False, "garbage": False, "fail_first": None, "big": None,
-         "body": None}
+         "body": None, "location": None}
     segs = [urllib.parse.unquote(s) for s in path.split("/")]
     i = 0
 
@@ -87,6 +91,8 @@ def parse_behaviour(path):
             b["fail_first"] = (intarg(1), arg(2)); i += 3
         elif s == "big" and intarg(1) is not None:
             b["big"] = max(0, intarg(1)); i += 2
+        elif s == "redirect" and intarg(1) is not None and arg(2) is not None:
+            b["status"] = intarg(1); b["location"] = arg(2); i += 3
         elif s == "body" and arg(1) is not None:
             b["body"] = arg(1); i += 2
         elif s in ("hang", "drop", "garbage"):
@@ -220,6 +226,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
         extra = []
         if b["retry_after"] is not None:
             extra.append(("Retry-After", b["retry_after"]))
+        if b["location"] is not None:
+            extra.append(("Location", b["location"]))
 
         if b["big"] is not None:
             n = b["big"]
@@ -258,10 +266,15 @@ def main():
     ap.add_argument("--port-file", required=True)
     ap.add_argument("--log", required=True)
     ap.add_argument("--port", type=int, default=0)
+    ap.add_argument("--host", default="127.0.0.1")
     args = ap.parse_args()
+    if not (args.host.startswith("127.") or args.host == "::1"):
+        ap.error("--host must be a loopback address")
 
     LOG_FILE = open(args.log, "a", encoding="utf-8")
-    server = Server(("127.0.0.1", args.port), Handler)
+    if ":" in args.host:
+        Server.address_family = socket.AF_INET6
+    server = Server((args.host, args.port), Handler)
     port = server.server_address[1]
 
     def on_signal(signum, frame):
