@@ -732,6 +732,14 @@ CREATE POLICY table_watches_owner ON webhook.table_watches
     USING (pg_catalog.pg_has_role(CURRENT_USER,
               (SELECT c.relowner FROM pg_catalog.pg_class c WHERE c.oid = table_oid), 'USAGE'));
 
+-- Only webhook.watch() writes watch rows, even for the extension's owner
+-- (and a data-only restore): see src/watch.c.
+CREATE FUNCTION webhook._watches_guard()
+RETURNS trigger LANGUAGE C
+AS 'MODULE_PATHNAME', 'webhook_watches_guard';
+CREATE TRIGGER table_watches_guard BEFORE INSERT OR UPDATE ON webhook.table_watches
+    FOR EACH ROW EXECUTE FUNCTION webhook._watches_guard();
+
 -- The statement-level trigger behind webhook.watch(): selects the changed
 -- rows as the table's owner and enqueues them as the extension's owner.
 CREATE FUNCTION webhook._watch_trigger()

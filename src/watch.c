@@ -48,6 +48,7 @@ PG_FUNCTION_INFO_V1(webhook_watch_trigger);
 PG_FUNCTION_INFO_V1(webhook_watch);
 PG_FUNCTION_INFO_V1(webhook_unwatch);
 PG_FUNCTION_INFO_V1(webhook_watch_condition);
+PG_FUNCTION_INFO_V1(webhook_watches_guard);
 
 /* The operations a watch can emit, in the order watches list them. */
 static const struct
@@ -89,6 +90,9 @@ typedef struct PayloadPlan
 	char	   *sql;			/* the text the plan was made from */
 	SPIPlanPtr	plan;
 } PayloadPlan;
+
+/* True while watch() writes webhook.table_watches: no other write is let in. */
+static bool writing_watches = false;
 
 static SPIPlanPtr options_plan = NULL;
 static SPIPlanPtr enqueue_plan = NULL;
@@ -188,11 +192,43 @@ write_watches(const char *sql, int nargs, Oid *argtypes, Datum *values, const ch
 
 	GetUserIdAndSecContext(&save_userid, &save_sec_context);
 	SetUserIdAndSecContext(extension_owner(), save_sec_context | SECURITY_LOCAL_USERID_CHANGE);
-	ret = SPI_execute_with_args(sql, nargs, argtypes, values, nulls, false, 0);
+	writing_watches = true;
+	PG_TRY();
+	{
+		ret = SPI_execute_with_args(sql, nargs, argtypes, values, nulls, false, 0);
+	}
+	PG_FINALLY();
+	{
+		writing_watches = false;
+	}
+	PG_END_TRY();
 	SetUserIdAndSecContext(save_userid, save_sec_context);
 	if (ret < 0)
 		elog(ERROR, "could not write the watch: %s", SPI_result_code_string(ret));
 	return SPI_processed;
+}
+
+/*
+ * SQL: BEFORE INSERT OR UPDATE trigger of webhook.table_watches.  A row keeps
+ * column numbers and a parsed condition, which only watch() can make right:
+ * a row written by hand, or copied from a dump into a table whose columns
+ * were renumbered, could exclude the wrong column or run any expression.
+ */
+Datum
+webhook_watches_guard(PG_FUNCTION_ARGS)
+{
+	TriggerData *trigdata = (TriggerData *) fcinfo->context;
+
+	if (!CALLED_AS_TRIGGER(fcinfo))
+		elog(ERROR, "webhook._watches_guard() must be called as a trigger");
+	if (!writing_watches)
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("webhook.table_watches can only be changed by webhook.watch() and webhook.unwatch()"),
+				 errdetail("A watch keeps column numbers and a parsed condition, which only webhook.watch() makes."),
+				 errhint("Call webhook.watch() for the table, also after restoring a dump.")));
+	return PointerGetDatum(TRIGGER_FIRED_BY_UPDATE(trigdata->tg_event) ?
+						   trigdata->tg_newtuple : trigdata->tg_trigtuple);
 }
 
 /*

@@ -500,7 +500,7 @@ INSERT INTO regress_watch.deps VALUES (1, 'pro', 'a', 's1');
 INSERT INTO regress_watch.deps VALUES (2, 'skip', 'b', 's2');
 UPDATE regress_watch.deps SET tier = 'team' WHERE id = 1;
 UPDATE regress_watch.deps SET note = 'only the note' WHERE id = 1;
-SELECT event_type, payload -> 'record' AS record FROM webhook.events ORDER BY id;
+SELECT event_type, payload -> 'record' AS record FROM webhook.events ORDER BY event_type, payload::text;
 ROLLBACK;
 ALTER TABLE regress_watch.deps DROP COLUMN extra;
 ALTER TABLE regress_watch.deps ALTER COLUMN note TYPE varchar(20);
@@ -508,7 +508,7 @@ SELECT count(*) AS watches, (SELECT count(*) FROM pg_trigger WHERE tgrelid = 're
   FROM webhook.watches WHERE "table" = 'regress_watch.deps'::regclass;
 BEGIN;
 INSERT INTO regress_watch.deps VALUES (3, 'pro', 'c', 's3');
-SELECT event_type, payload -> 'record' AS record FROM webhook.events ORDER BY id;
+SELECT event_type, payload -> 'record' AS record FROM webhook.events ORDER BY event_type, payload::text;
 ROLLBACK;
 ALTER TABLE regress_watch.deps DROP COLUMN tier;
 ALTER TABLE regress_watch.deps DROP COLUMN hidden;
@@ -556,12 +556,19 @@ SELECT webhook.watch('regress_watch.inj', condition => '');
 SELECT webhook.watch('regress_watch.inj', condition => 'count(*) > 0');
 \echo SQLSTATE :SQLSTATE
 SELECT count(*) AS pwned FROM pg_class WHERE relname = 'pwned';
+-- Not even the extension's owner writes watch rows by hand.
+SELECT webhook.watch('regress_watch.inj');
+UPDATE webhook.table_watches SET event_prefix = 'hijack';
+\echo SQLSTATE :SQLSTATE
+INSERT INTO webhook.table_watches (table_oid, event_prefix, operations) VALUES ('regress_watch.customers', 'x', '{insert}');
+\echo SQLSTATE :SQLSTATE
+SELECT event_prefix FROM webhook.watches WHERE "table" = 'regress_watch.inj'::regclass;
 -- Quotes and semicolons inside a string are just a string.
 SELECT webhook.watch('regress_watch.inj', condition => E'NEW.v <> \';\' AND NEW.v <> E\'\\\'\' -- x');
 SELECT condition FROM webhook.watches WHERE "table" = 'regress_watch.inj'::regclass;
 BEGIN;
 INSERT INTO regress_watch.inj VALUES (1, 'a'), (2, ';'), (3, '''');
-SELECT payload -> 'record' AS record FROM webhook.events ORDER BY id;
+SELECT payload -> 'record' AS record FROM webhook.events ORDER BY event_type, payload::text;
 ROLLBACK;
 
 --
@@ -592,7 +599,7 @@ INSERT INTO regress_watch.odd VALUES (1, 2, 'r', 't', 'n', 'o');
 UPDATE regress_watch.odd SET t = 't2', __webhook_row = 5;
 UPDATE regress_watch.odd SET i = 3;
 DELETE FROM regress_watch.odd;
-SELECT event_type, payload -> 'record' AS record, payload -> 'old_record' AS old_record FROM webhook.events ORDER BY id;
+SELECT event_type, payload -> 'record' AS record, payload -> 'old_record' AS old_record FROM webhook.events ORDER BY event_type, payload::text;
 ROLLBACK;
 
 -- unwatch(NULL) is NULL, like PostgreSQL's own functions; watch(NULL) is an error.
