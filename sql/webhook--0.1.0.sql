@@ -24,12 +24,6 @@ CREATE FUNCTION webhook._secret_problem(signing text, secret text)
 RETURNS text LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE
 AS 'MODULE_PATHNAME', 'webhook_secret_problem';
 
--- NULL when text is one SQL expression that cannot escape the parentheses
--- it is put in, else the reason.
-CREATE FUNCTION webhook._expression_problem(expression text)
-RETURNS text LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE
-AS 'MODULE_PATHNAME', 'webhook_expression_problem';
-
 -- Ask for the delivery worker's latch to be set when this transaction commits.
 CREATE FUNCTION webhook._wake_worker_at_commit()
 RETURNS void LANGUAGE C VOLATILE PARALLEL UNSAFE
@@ -704,15 +698,19 @@ COMMENT ON FUNCTION webhook.verify(text, jsonb, text, interval) IS 'verify a Sta
 -- Watching application tables (src/watch.c holds the trigger)
 ------------------------------------------------------------------------------
 
--- One row per watched table.  Row level security lets a table's owner manage
--- the watch of that table and no other.
+-- One row per watched table, written only by webhook.watch() and
+-- webhook.unwatch() (as the owner of this table).  Columns are kept by number
+-- and the condition parsed, as PostgreSQL keeps a trigger's WHEN clause: the
+-- watch's triggers depend on what they name, so DROP refuses or cascades and
+-- RENAME keeps working.  Row level security lets a table's owner see the
+-- watch of that table and no other.
 CREATE TABLE webhook.table_watches (
     table_oid       regclass PRIMARY KEY,
     event_prefix    text NOT NULL,
     operations      text[] NOT NULL,
-    columns         text[],
-    condition       text,
-    exclude_columns text[],
+    columns         int2[],
+    condition       pg_node_tree,
+    exclude_columns int2[],
     created_at      timestamptz NOT NULL DEFAULT pg_catalog.now(),
     updated_at      timestamptz NOT NULL DEFAULT pg_catalog.now()
 );
@@ -722,6 +720,14 @@ ALTER TABLE webhook.table_watches ENABLE ROW LEVEL SECURITY;
 CREATE POLICY table_watches_owner ON webhook.table_watches
     USING (pg_catalog.pg_has_role(CURRENT_USER,
               (SELECT c.relowner FROM pg_catalog.pg_class c WHERE c.oid = table_oid), 'USAGE'));
+
+-- Only webhook.watch() writes watch rows, even for the extension's owner
+-- (and a data-only restore): see src/watch.c.
+CREATE FUNCTION webhook._watches_guard()
+RETURNS trigger LANGUAGE C
+AS 'MODULE_PATHNAME', 'webhook_watches_guard';
+CREATE TRIGGER table_watches_guard BEFORE INSERT OR UPDATE ON webhook.table_watches
+    FOR EACH ROW EXECUTE FUNCTION webhook._watches_guard();
 
 -- The statement-level trigger behind webhook.watch(): selects the changed
 -- rows as the table's owner and enqueues them as the extension's owner.
@@ -768,171 +774,83 @@ BEGIN
 END;
 $$;
 
--- Reject a column list naming columns the table does not have.
-CREATE FUNCTION webhook._check_columns(tbl regclass, cols text[], what text)
-RETURNS void LANGUAGE plpgsql STABLE
-SET search_path = pg_catalog, pg_temp
-AS $$
-DECLARE
-    col text;
-BEGIN
-    FOREACH col IN ARRAY coalesce(cols, '{}') LOOP
-        IF col IS NULL OR NOT EXISTS (SELECT 1 FROM pg_attribute a
-                                        WHERE a.attrelid = tbl AND a.attname = col
-                                          AND a.attnum > 0 AND NOT a.attisdropped) THEN
-            RAISE EXCEPTION 'column "%" of % does not exist', coalesce(col, 'NULL'), tbl
-                USING ERRCODE = 'undefined_column',
-                      HINT = format('Check the names given in %s.', what);
-        END IF;
-    END LOOP;
-END;
-$$;
-
 -- Emit <prefix>.created / .updated / .deleted from a table's row changes.
--- Calling it again replaces the watch's options.
+-- Calling it again replaces the watch's options.  The condition is one
+-- boolean expression over NEW and OLD, parsed by PostgreSQL's parser.
 CREATE FUNCTION webhook.watch(tbl regclass,
                               event_prefix text DEFAULT NULL,
                               operations text[] DEFAULT '{insert,update,delete}',
                               columns text[] DEFAULT NULL,
                               condition text DEFAULT NULL,
                               exclude_columns text[] DEFAULT NULL)
-RETURNS void LANGUAGE plpgsql VOLATILE
-SET search_path = pg_catalog, pg_temp
-SET client_min_messages = warning
-AS $$
-#variable_conflict use_variable
-DECLARE
-    v_rel record;
-    v_prefix text;
-    v_ops text[];
-    v_op text;
-    problem text;
-BEGIN
-    SELECT c.relkind, c.relname, c.relowner, n.nspname INTO v_rel
-      FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-     WHERE c.oid = tbl;
-    IF v_rel.relkind NOT IN ('r', 'p') THEN
-        RAISE EXCEPTION '% is not a table', tbl
-            USING ERRCODE = 'wrong_object_type',
-                  HINT = 'Only ordinary and partitioned tables can be watched; for a partitioned table, watch the parent.';
-    END IF;
-    IF NOT pg_has_role(current_user, v_rel.relowner, 'USAGE') THEN
-        RAISE EXCEPTION 'must be owner of table % to watch it', tbl
-            USING ERRCODE = 'insufficient_privilege';
-    END IF;
-
-    v_prefix := coalesce(event_prefix, v_rel.relname);
-    -- The longest suffix, ".created", must still fit.
-    IF NOT webhook._is_event_type_name(v_prefix || '.created') THEN
-        RAISE EXCEPTION 'invalid event prefix "%"', v_prefix
-            USING ERRCODE = 'invalid_parameter_value',
-                  DETAIL = 'Event types are dot-separated segments of letters, digits, "_" and "-".',
-                  HINT = 'Pass event_prefix => ''orders'', for example.';
-    END IF;
-
-    IF operations IS NULL OR cardinality(operations) = 0 THEN
-        RAISE EXCEPTION 'operations must name at least one of insert, update, delete'
-            USING ERRCODE = 'invalid_parameter_value',
-                  HINT = 'To stop watching the table, use webhook.unwatch().';
-    END IF;
-    SELECT array_agg(DISTINCT lower(o) ORDER BY lower(o)) INTO v_ops FROM unnest(operations) AS o;
-    FOREACH v_op IN ARRAY v_ops LOOP
-        IF v_op IS NULL OR v_op NOT IN ('insert', 'update', 'delete') THEN
-            RAISE EXCEPTION 'unknown operation "%"', coalesce(v_op, 'NULL')
-                USING ERRCODE = 'invalid_parameter_value',
-                      HINT = 'Use insert, update and delete.';
-        END IF;
-    END LOOP;
-
-    PERFORM webhook._check_columns(tbl, columns, 'columns');
-    PERFORM webhook._check_columns(tbl, exclude_columns, 'exclude_columns');
-
-    IF condition IS NOT NULL THEN
-        problem := webhook._expression_problem(condition);
-        IF problem IS NOT NULL THEN
-            RAISE EXCEPTION 'invalid watch condition: %', problem
-                USING ERRCODE = 'invalid_parameter_value',
-                      DETAIL = format('The condition was: %s', condition),
-                      HINT = 'Give one boolean SQL expression over the columns of NEW and OLD, such as NEW.status <> OLD.status.';
-        END IF;
-        BEGIN
-            -- As the trigger will run it: AND needs a boolean, and the
-            -- search_path is pinned.
-            EXECUTE format('SELECT 1 FROM %s AS new, %s AS old WHERE false AND (%s)', tbl, tbl, condition);
-        EXCEPTION WHEN OTHERS THEN
-            RAISE EXCEPTION 'invalid watch condition: %', SQLERRM
-                USING ERRCODE = 'invalid_parameter_value',
-                      DETAIL = format('The condition was: %s', condition),
-                      HINT = 'Give a boolean SQL expression over the columns of NEW and OLD, such as NEW.status <> OLD.status.';
-        END;
-    END IF;
-
-    INSERT INTO webhook.table_watches AS w (table_oid, event_prefix, operations, columns, condition, exclude_columns)
-    VALUES (tbl, v_prefix, v_ops, columns, condition, exclude_columns)
-    ON CONFLICT (table_oid) DO UPDATE
-       SET event_prefix = EXCLUDED.event_prefix, operations = EXCLUDED.operations,
-           columns = EXCLUDED.columns, condition = EXCLUDED.condition,
-           exclude_columns = EXCLUDED.exclude_columns, updated_at = now();
-
-    -- One statement-level trigger per operation, with transition tables.
-    EXECUTE format('DROP TRIGGER IF EXISTS webhook_watch_insert ON %s', tbl);
-    EXECUTE format('DROP TRIGGER IF EXISTS webhook_watch_update ON %s', tbl);
-    EXECUTE format('DROP TRIGGER IF EXISTS webhook_watch_delete ON %s', tbl);
-    IF 'insert' = ANY (v_ops) THEN
-        EXECUTE format('CREATE TRIGGER webhook_watch_insert AFTER INSERT ON %s REFERENCING NEW TABLE AS webhook_new '
-                       'FOR EACH STATEMENT EXECUTE FUNCTION webhook._watch_trigger()', tbl);
-    END IF;
-    IF 'update' = ANY (v_ops) THEN
-        EXECUTE format('CREATE TRIGGER webhook_watch_update AFTER UPDATE ON %s REFERENCING OLD TABLE AS webhook_old NEW TABLE AS webhook_new '
-                       'FOR EACH STATEMENT EXECUTE FUNCTION webhook._watch_trigger()', tbl);
-    END IF;
-    IF 'delete' = ANY (v_ops) THEN
-        EXECUTE format('CREATE TRIGGER webhook_watch_delete AFTER DELETE ON %s REFERENCING OLD TABLE AS webhook_old '
-                       'FOR EACH STATEMENT EXECUTE FUNCTION webhook._watch_trigger()', tbl);
-    END IF;
-END;
-$$;
+RETURNS void LANGUAGE C VOLATILE
+AS 'MODULE_PATHNAME', 'webhook_watch';
 COMMENT ON FUNCTION webhook.watch(regclass, text, text[], text[], text, text[]) IS 'emit <prefix>.created/.updated/.deleted events from row changes of a table';
 
--- Stop watching a table.
+-- Stop watching a table: true when it had a watch.
 CREATE FUNCTION webhook.unwatch(tbl regclass)
-RETURNS boolean LANGUAGE plpgsql VOLATILE
-SET search_path = pg_catalog, pg_temp
-SET client_min_messages = warning
-AS $$
-BEGIN
-    IF NOT pg_has_role(current_user, (SELECT c.relowner FROM pg_class c WHERE c.oid = tbl), 'USAGE') THEN
-        RAISE EXCEPTION 'must be owner of table % to unwatch it', tbl
-            USING ERRCODE = 'insufficient_privilege';
-    END IF;
-    EXECUTE format('DROP TRIGGER IF EXISTS webhook_watch_insert ON %s', tbl);
-    EXECUTE format('DROP TRIGGER IF EXISTS webhook_watch_update ON %s', tbl);
-    EXECUTE format('DROP TRIGGER IF EXISTS webhook_watch_delete ON %s', tbl);
-    DELETE FROM webhook.table_watches w WHERE w.table_oid = tbl;
-    RETURN FOUND;
-END;
-$$;
+RETURNS boolean LANGUAGE C VOLATILE STRICT
+AS 'MODULE_PATHNAME', 'webhook_unwatch';
 
--- A dropped table takes its watch with it.
-CREATE FUNCTION webhook._forget_dropped_tables()
+-- The condition of a table's watch as SQL, with today's names.
+CREATE FUNCTION webhook._watch_condition(tbl regclass)
+RETURNS text LANGUAGE C STABLE STRICT
+AS 'MODULE_PATHNAME', 'webhook_watch_condition';
+
+-- The current names of columns kept by number.
+CREATE FUNCTION webhook._column_names(tbl regclass, attnums int2[])
+RETURNS text[] LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+RETURN (SELECT array_agg(a.attname::text ORDER BY k.i)
+          FROM unnest(attnums) WITH ORDINALITY AS k(attnum, i)
+          JOIN pg_attribute a ON a.attrelid = tbl AND a.attnum = k.attnum);
+
+-- A watch goes when one of its triggers goes: with the watched table, or by
+-- CASCADE from a column, table or function it relied on.  Its other
+-- triggers go with it, and a NOTICE says so.
+CREATE FUNCTION webhook._forget_dropped_watches()
 RETURNS event_trigger LANGUAGE plpgsql
 SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
+DECLARE
+    w record;
+    t record;
 BEGIN
-    DELETE FROM webhook.table_watches w
-     USING pg_event_trigger_dropped_objects() AS o
-     WHERE o.classid = 'pg_class'::regclass AND o.objid = w.table_oid::oid;
+    FOR w IN
+        DELETE FROM webhook.table_watches tw
+         WHERE EXISTS (SELECT FROM unnest(tw.operations) AS op
+                        WHERE NOT EXISTS (SELECT FROM pg_trigger tg
+                                           WHERE tg.tgrelid = tw.table_oid
+                                             AND tg.tgname = 'webhook_watch_' || op))
+        RETURNING tw.table_oid::oid AS relid
+    LOOP
+        RAISE NOTICE 'watch of table % removed',
+            coalesce((SELECT o.object_identity FROM pg_event_trigger_dropped_objects() o
+                       WHERE o.classid = 'pg_class'::regclass AND o.objid = w.relid AND o.objsubid = 0
+                       LIMIT 1),
+                     w.relid::regclass::text)
+            USING DETAIL = 'Something the watch relied on was dropped.',
+                  HINT = 'Use webhook.watch() to watch the table again.';
+        FOR t IN SELECT tg.tgname FROM pg_trigger tg
+                  WHERE tg.tgrelid = w.relid AND tg.tgname IN ('webhook_watch_insert', 'webhook_watch_update', 'webhook_watch_delete')
+        LOOP
+            EXECUTE format('DROP TRIGGER %I ON %s', t.tgname, w.relid::regclass);
+        END LOOP;
+    END LOOP;
 END;
 $$;
 
-CREATE EVENT TRIGGER webhook_forget_dropped_tables ON sql_drop
-    EXECUTE FUNCTION webhook._forget_dropped_tables();
+CREATE EVENT TRIGGER webhook_forget_dropped_watches ON sql_drop
+    EXECUTE FUNCTION webhook._forget_dropped_watches();
 
 -- Every watched table and its options.
 CREATE VIEW webhook.watches WITH (security_invoker = true) AS
-SELECT w.table_oid AS "table", w.event_prefix, w.operations, w.columns, w.condition,
-       w.exclude_columns, w.created_at, w.updated_at
+SELECT w.table_oid AS "table", w.event_prefix, w.operations,
+       webhook._column_names(w.table_oid, w.columns) AS columns,
+       webhook._watch_condition(w.table_oid) AS condition,
+       webhook._column_names(w.table_oid, w.exclude_columns) AS exclude_columns,
+       w.created_at, w.updated_at
   FROM webhook.table_watches w;
 COMMENT ON VIEW webhook.watches IS 'tables watched by webhook.watch() and their options';
 
@@ -1236,16 +1154,17 @@ REVOKE ALL ON ALL FUNCTIONS IN SCHEMA webhook FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION webhook.generate_secret(text), webhook.uuid_v7(),
     webhook.sign(text, text, bigint, text, text), webhook.verify(text, jsonb, text, interval),
     webhook._url_problem(text), webhook._is_event_type_name(text), webhook._is_event_type_pattern(text),
-    webhook._require_event_type(text, boolean), webhook._check_columns(regclass, text[], text),
-    webhook._expression_problem(text),
+    webhook._require_event_type(text, boolean), webhook._column_names(regclass, int2[]),
+    webhook._watch_condition(regclass),
     webhook._verify(text, text, text, text, text, double precision), webhook._header(jsonb, text),
     webhook._raise_invalid(text, text)
     TO PUBLIC;
--- A table's owner may watch it (row level security keeps each to their own);
--- the trigger function itself checks who may do what.
+-- A table's owner may watch it: watch() and unwatch() check ownership and
+-- write the watch table themselves; nobody else writes it, and row level
+-- security shows each owner their own watches.
 GRANT EXECUTE ON FUNCTION webhook.watch(regclass, text, text[], text[], text, text[]),
     webhook.unwatch(regclass), webhook._watch_trigger() TO PUBLIC;
-GRANT SELECT, INSERT, UPDATE, DELETE ON webhook.table_watches TO PUBLIC;
+GRANT SELECT ON webhook.table_watches TO PUBLIC;
 GRANT SELECT ON webhook.watches TO PUBLIC;
 
 -- Endpoints, the catalogue and the queue are user data: pg_dump keeps them.

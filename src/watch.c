@@ -12,14 +12,26 @@
 #include "postgres.h"
 
 #include "access/htup_details.h"
+#include "access/relation.h"
+#include "catalog/dependency.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_class.h"
+#include "catalog/pg_trigger.h"
 #include "catalog/pg_type.h"
 #include "commands/trigger.h"
 #include "executor/spi.h"
 #include "fmgr.h"
 #include "lib/stringinfo.h"
 #include "miscadmin.h"
+#include "nodes/makefuncs.h"
+#include "nodes/nodeFuncs.h"
+#include "nodes/plannodes.h"
+#include "parser/parse_collate.h"
+#include "parser/parse_expr.h"
+#include "parser/parse_relation.h"
+#include "parser/parser.h"
+#include "storage/lmgr.h"
+#include "utils/acl.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
@@ -27,26 +39,50 @@
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/rel.h"
+#include "utils/ruleutils.h"
 #include "utils/syscache.h"
 
 #include "webhook.h"
 
 PG_FUNCTION_INFO_V1(webhook_watch_trigger);
+PG_FUNCTION_INFO_V1(webhook_watch);
+PG_FUNCTION_INFO_V1(webhook_unwatch);
+PG_FUNCTION_INFO_V1(webhook_watch_condition);
+PG_FUNCTION_INFO_V1(webhook_watches_guard);
+
+/* The operations a watch can emit, in the order watches list them. */
+static const struct
+{
+	const char *name;			/* as in webhook.table_watches.operations */
+	const char *trigger;		/* the statement-level trigger emitting it */
+	const char *event;			/* its CREATE TRIGGER event */
+	const char *transitions;	/* its REFERENCING clause */
+}			watch_ops[] =
+{
+	{"delete", "webhook_watch_delete", "DELETE", "OLD TABLE AS webhook_old"},
+	{"insert", "webhook_watch_insert", "INSERT", "NEW TABLE AS webhook_new"},
+	{"update", "webhook_watch_update", "UPDATE", "OLD TABLE AS webhook_old NEW TABLE AS webhook_new"},
+};
+
+#define WATCH_OPS lengthof(watch_ops)
+
+#define CONDITION_HINT "Give one boolean SQL expression over the columns of NEW and OLD, such as NEW.status <> OLD.status."
 
 /* The options of one watch, as read from webhook.table_watches. */
 typedef struct WatchOptions
 {
 	char	   *event_prefix;
 	bool		wants_operation;
-	Datum		columns;		/* text[] or 0 */
-	char	   *condition;		/* or NULL */
-	Datum		exclude_columns;	/* text[] or 0 */
+	Datum		columns;		/* int2[] of column numbers, or 0 */
+	char	   *condition;		/* pg_node_tree text, or NULL */
+	Datum		exclude_columns;	/* int2[] of column numbers, or 0 */
 } WatchOptions;
 
 /*
  * Saved plans, so that a one-row INSERT does not plan three statements: the
  * options lookup and the enqueue call once per backend, the payload query
- * once per table, operation and option text (SPI revalidates them on DDL).
+ * once per table, operation and query text (the text names the columns as
+ * they are now, so a rename makes a new plan).
  */
 typedef struct PayloadPlan
 {
@@ -55,17 +91,25 @@ typedef struct PayloadPlan
 	SPIPlanPtr	plan;
 } PayloadPlan;
 
+/* True while watch() writes webhook.table_watches: no other write is let in. */
+static bool writing_watches = false;
+
 static SPIPlanPtr options_plan = NULL;
 static SPIPlanPtr enqueue_plan = NULL;
 static HTAB *payload_plans = NULL;
 
-/* The saved plan of a payload query, made anew when the query text changed. */
+/*
+ * The saved plan of a payload query, made anew when the query text changed.
+ * An entry is made only once its plan exists, so a query that fails to
+ * prepare (and raises an error) leaves nothing half-made behind.
+ */
 static SPIPlanPtr
 payload_plan(Oid relid, const char *operation, const char *sql, int nargs, Oid *argtypes)
 {
 	char		key[NAMEDATALEN * 2];
-	bool		found;
 	PayloadPlan *entry;
+	SPIPlanPtr	plan = NULL;
+	char	   *saved_sql;
 
 	if (payload_plans == NULL)
 	{
@@ -78,21 +122,22 @@ payload_plan(Oid relid, const char *operation, const char *sql, int nargs, Oid *
 	}
 	memset(key, 0, sizeof(key));
 	snprintf(key, sizeof(key), "%u/%s", relid, operation);
-	entry = hash_search(payload_plans, key, HASH_ENTER, &found);
-	if (found && strcmp(entry->sql, sql) != 0)
+	entry = hash_search(payload_plans, key, HASH_FIND, NULL);
+	if (entry != NULL && strcmp(entry->sql, sql) == 0)
+		return entry->plan;
+	if (entry != NULL)
 	{
 		SPI_freeplan(entry->plan);
 		pfree(entry->sql);
-		found = false;
+		hash_search(payload_plans, key, HASH_REMOVE, NULL);
 	}
-	if (!found)
-	{
-		entry->sql = NULL;
-		entry->plan = NULL;
-		entry->plan = webhook_prepare_once(&entry->plan, sql, nargs, argtypes);
-		entry->sql = MemoryContextStrdup(TopMemoryContext, sql);
-	}
-	return entry->plan;
+
+	webhook_prepare_once(&plan, sql, nargs, argtypes);
+	saved_sql = MemoryContextStrdup(TopMemoryContext, sql);
+	entry = hash_search(payload_plans, key, HASH_ENTER, NULL);
+	entry->sql = saved_sql;
+	entry->plan = plan;
+	return plan;
 }
 
 /* The owner of a relation, to run SQL with that role's rights. */
@@ -109,6 +154,494 @@ relation_owner(Oid relid)
 	return owner;
 }
 
+/* The owner of the extension's tables, who alone writes them. */
+static Oid
+extension_owner(void)
+{
+	return relation_owner(get_relname_relid("table_watches",
+											get_namespace_oid("webhook", false)));
+}
+
+/* A table's name as regclass prints it, for messages. */
+static char *
+table_name(Oid relid)
+{
+	return DatumGetCString(DirectFunctionCall1(regclassout, ObjectIdGetDatum(relid)));
+}
+
+/* Only a table's owner (or a member of its owning role) manages its watch. */
+static void
+check_table_owner(Oid relid, const char *action)
+{
+	if (!has_privs_of_role(GetUserId(), relation_owner(relid)))
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("must be owner of table %s to %s it", table_name(relid), action)));
+}
+
+/*
+ * Run one statement on webhook.table_watches as the owner of the extension's
+ * tables: nobody else may write them, so no watch skips watch()'s checks.
+ */
+static uint64
+write_watches(const char *sql, int nargs, Oid *argtypes, Datum *values, const char *nulls)
+{
+	Oid			save_userid;
+	int			save_sec_context;
+	int			ret;
+
+	GetUserIdAndSecContext(&save_userid, &save_sec_context);
+	SetUserIdAndSecContext(extension_owner(), save_sec_context | SECURITY_LOCAL_USERID_CHANGE);
+	writing_watches = true;
+	PG_TRY();
+	{
+		ret = SPI_execute_with_args(sql, nargs, argtypes, values, nulls, false, 0);
+	}
+	PG_FINALLY();
+	{
+		writing_watches = false;
+	}
+	PG_END_TRY();
+	SetUserIdAndSecContext(save_userid, save_sec_context);
+	if (ret < 0)
+		elog(ERROR, "could not write the watch: %s", SPI_result_code_string(ret));
+	return SPI_processed;
+}
+
+/*
+ * SQL: BEFORE INSERT OR UPDATE trigger of webhook.table_watches.  A row keeps
+ * column numbers and a parsed condition, which only watch() can make right:
+ * a row written by hand, or copied from a dump into a table whose columns
+ * were renumbered, could exclude the wrong column or run any expression.
+ */
+Datum
+webhook_watches_guard(PG_FUNCTION_ARGS)
+{
+	TriggerData *trigdata = (TriggerData *) fcinfo->context;
+
+	if (!CALLED_AS_TRIGGER(fcinfo))
+		elog(ERROR, "webhook._watches_guard() must be called as a trigger");
+	if (!writing_watches)
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("webhook.table_watches can only be changed by webhook.watch() and webhook.unwatch()"),
+				 errdetail("A watch keeps column numbers and a parsed condition, which only webhook.watch() makes."),
+				 errhint("Call webhook.watch() for the table, also after restoring a dump.")));
+	return PointerGetDatum(TRIGGER_FIRED_BY_UPDATE(trigdata->tg_event) ?
+						   trigdata->tg_newtuple : trigdata->tg_trigtuple);
+}
+
+/*
+ * The parse state of a condition: OLD then NEW, both the watched table, as
+ * PostgreSQL sets up a trigger's WHEN clause.  Its range table also serves
+ * to record the condition's dependencies and to deparse it.
+ */
+static ParseState *
+condition_parse_state(Relation rel, const char *text)
+{
+	ParseState *pstate = make_parsestate(NULL);
+	const char *aliases[2] = {"old", "new"};
+
+	pstate->p_sourcetext = text;
+	for (int i = 0; i < 2; i++)
+	{
+		ParseNamespaceItem *nsitem;
+
+		nsitem = addRangeTableEntryForRelation(pstate, rel, AccessShareLock,
+											   makeAlias(aliases[i], NIL), false, false);
+		addNSItemToQuery(pstate, nsitem, false, true, true);
+	}
+	return pstate;
+}
+
+/* Point parse errors into the condition, not into the statement calling watch(). */
+static void
+condition_error_callback(void *arg)
+{
+	int			pos = geterrposition();
+
+	if (pos > 0)
+	{
+		errposition(0);
+		internalerrposition(pos);
+		internalerrquery((const char *) arg);
+	}
+	errcontext("watch condition");
+}
+
+/*
+ * A condition as PostgreSQL's own parser reads it: exactly one boolean
+ * expression over NEW and OLD, names bound now (so renames do not matter).
+ * Nothing of the text is ever pasted into a query.
+ */
+static Node *
+parse_condition(Relation rel, const char *text, List **rtable)
+{
+	ErrorContextCallback errcallback;
+	SelectStmt *sel;
+	ResTarget  *target = NULL;
+	ParseState *pstate;
+	Node	   *expr;
+
+	errcallback.callback = condition_error_callback;
+	errcallback.arg = (void *) text;
+	errcallback.previous = error_context_stack;
+	error_context_stack = &errcallback;
+
+	sel = (SelectStmt *) linitial_node(RawStmt, raw_parser(text, RAW_PARSE_PLPGSQL_EXPR))->stmt;
+	if (list_length(sel->targetList) == 1)
+		target = linitial_node(ResTarget, sel->targetList);
+	if (!IsA(sel, SelectStmt) || target == NULL || target->name != NULL ||
+		sel->distinctClause || sel->fromClause || sel->whereClause ||
+		sel->groupClause || sel->havingClause || sel->windowClause ||
+		sel->sortClause || sel->limitOffset || sel->limitCount || sel->lockingClause)
+		ereport(ERROR,
+				(errcode(ERRCODE_SYNTAX_ERROR),
+				 errmsg("watch condition must be a single expression"),
+				 errdetail("The condition was: %s", text),
+				 errhint(CONDITION_HINT)));
+
+	pstate = condition_parse_state(rel, text);
+	expr = transformExpr(pstate, target->val, EXPR_KIND_WHERE);
+	if (exprType(expr) != BOOLOID)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATATYPE_MISMATCH),
+				 errmsg("watch condition must be of type boolean, not type %s",
+						format_type_be(exprType(expr))),
+				 errdetail("The condition was: %s", text),
+				 errhint(CONDITION_HINT)));
+	assign_expr_collations(pstate, expr);
+
+	error_context_stack = errcallback.previous;
+	*rtable = pstate->p_rtable;
+	return expr;
+}
+
+/* A stored condition as SQL, with the names its columns and functions have now. */
+static char *
+deparse_condition(Relation rel, const char *stored)
+{
+	PlannedStmt *pstmt = makeNode(PlannedStmt);
+
+	pstmt->rtable = condition_parse_state(rel, NULL)->p_rtable;
+	return deparse_expression(stringToNode(stored),
+							  deparse_context_for_plan_tree(pstmt, list_make2("old", "new")),
+							  true, false);
+}
+
+/* The column numbers of the names given in columns or exclude_columns; 0 for NULL. */
+static Datum
+column_numbers(Relation rel, ArrayType *names, const char *what)
+{
+	Datum	   *elems;
+	bool	   *nulls;
+	int			n;
+
+	if (names == NULL)
+		return (Datum) 0;
+	deconstruct_array(names, TEXTOID, -1, false, TYPALIGN_INT, &elems, &nulls, &n);
+	for (int i = 0; i < n; i++)
+	{
+		char	   *name = nulls[i] ? NULL : TextDatumGetCString(elems[i]);
+		AttrNumber	attnum = name ? get_attnum(RelationGetRelid(rel), name) : InvalidAttrNumber;
+
+		if (attnum <= 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_UNDEFINED_COLUMN),
+					 errmsg("column \"%s\" of %s does not exist",
+							name ? name : "NULL", table_name(RelationGetRelid(rel))),
+					 errhint("Check the names given in %s.", what)));
+		elems[i] = Int16GetDatum(attnum);
+	}
+	return PointerGetDatum(construct_array(elems, n, INT2OID, sizeof(int16), true, TYPALIGN_SHORT));
+}
+
+/* The current names of the columns a watch keeps by number. */
+static List *
+column_names(Oid relid, Datum attnums)
+{
+	Datum	   *elems;
+	int			n;
+	List	   *names = NIL;
+
+	deconstruct_array(DatumGetArrayTypeP(attnums), INT2OID, sizeof(int16), true, TYPALIGN_SHORT,
+					  &elems, NULL, &n);
+	for (int i = 0; i < n; i++)
+		names = lappend(names, get_attname(relid, DatumGetInt16(elems[i]), false));
+	return names;
+}
+
+/* The operations asked for, as a bit per entry of watch_ops. */
+static int
+parse_operations(ArrayType *operations)
+{
+	Datum	   *elems;
+	bool	   *nulls;
+	int			n = 0;
+	int			wanted = 0;
+
+	if (operations != NULL)
+		deconstruct_array(operations, TEXTOID, -1, false, TYPALIGN_INT, &elems, &nulls, &n);
+	if (n == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("operations must name at least one of insert, update, delete"),
+				 errhint("To stop watching the table, use webhook.unwatch().")));
+	for (int i = 0; i < n; i++)
+	{
+		char	   *op = nulls[i] ? NULL : TextDatumGetCString(elems[i]);
+		int			found = -1;
+
+		for (int k = 0; op != NULL && k < WATCH_OPS; k++)
+			if (pg_strcasecmp(op, watch_ops[k].name) == 0)
+				found = k;
+		if (found < 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("unknown operation \"%s\"", op ? op : "NULL"),
+					 errhint("Use insert, update and delete.")));
+		wanted |= 1 << found;
+	}
+	return wanted;
+}
+
+/* Refuse an event prefix that would make invalid event type names. */
+static void
+check_event_prefix(const char *prefix)
+{
+	Oid			argtypes[1] = {TEXTOID};
+	/* The longest suffix, ".created", must still fit. */
+	Datum		values[1] = {CStringGetTextDatum(psprintf("%s.created", prefix))};
+	bool		isnull;
+
+	if (SPI_execute_with_args("SELECT webhook._is_event_type_name($1)", 1, argtypes, values,
+							  NULL, true, 1) != SPI_OK_SELECT)
+		elog(ERROR, "could not check the event prefix");
+	if (!DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull)))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("invalid event prefix \"%s\"", prefix),
+				 errdetail("Event types are dot-separated segments of letters, digits, \"_\" and \"-\"."),
+				 errhint("Pass event_prefix => 'orders', for example.")));
+}
+
+/*
+ * Remove a watch's triggers, without an event of their own: watch() and
+ * unwatch() update the watch row themselves.
+ */
+static void
+drop_watch_triggers(Oid relid)
+{
+	for (int k = 0; k < WATCH_OPS; k++)
+	{
+		ObjectAddress trigger;
+
+		ObjectAddressSet(trigger, TriggerRelationId, get_trigger_oid(relid, watch_ops[k].trigger, true));
+		if (OidIsValid(trigger.objectId))
+			performDeletion(&trigger, DROP_RESTRICT, PERFORM_DELETION_INTERNAL);
+	}
+	CommandCounterIncrement();
+}
+
+/*
+ * Create the trigger of one operation, and record what it relies on as for
+ * a trigger's WHEN clause: DROP of a column, table or function the watch
+ * uses is refused, or cascades to the trigger (and the sql_drop event
+ * trigger then removes the watch row).
+ */
+static void
+create_watch_trigger(Relation rel, int op, Node *condition, List *rtable, Datum columns[2])
+{
+	Oid			relid = RelationGetRelid(rel);
+	ObjectAddress myself;
+	char	   *sql;
+
+	sql = psprintf("CREATE TRIGGER %s AFTER %s ON %s REFERENCING %s "
+				   "FOR EACH STATEMENT EXECUTE FUNCTION webhook._watch_trigger()",
+				   watch_ops[op].trigger, watch_ops[op].event,
+				   quote_qualified_identifier(get_namespace_name(RelationGetNamespace(rel)),
+											  RelationGetRelationName(rel)),
+				   watch_ops[op].transitions);
+	if (SPI_execute(sql, false, 0) != SPI_OK_UTILITY)
+		elog(ERROR, "could not create trigger %s", watch_ops[op].trigger);
+
+	ObjectAddressSet(myself, TriggerRelationId, get_trigger_oid(relid, watch_ops[op].trigger, false));
+	if (condition != NULL)
+		recordDependencyOnExpr(&myself, condition, rtable, DEPENDENCY_NORMAL);
+	for (int c = 0; c < 2; c++)
+	{
+		Datum	   *elems;
+		int			n;
+
+		if (columns[c] == (Datum) 0)
+			continue;
+		deconstruct_array(DatumGetArrayTypeP(columns[c]), INT2OID, sizeof(int16), true,
+						  TYPALIGN_SHORT, &elems, NULL, &n);
+		for (int i = 0; i < n; i++)
+		{
+			ObjectAddress column;
+
+			ObjectAddressSubSet(column, RelationRelationId, relid, DatumGetInt16(elems[i]));
+			recordDependencyOn(&myself, &column, DEPENDENCY_NORMAL);
+		}
+	}
+}
+
+/* A text[] Datum from C strings. */
+static Datum
+text_array(const char **items, int n)
+{
+	Datum	   *elems = palloc(sizeof(Datum) * Max(n, 1));
+
+	for (int i = 0; i < n; i++)
+		elems[i] = CStringGetTextDatum(items[i]);
+	return PointerGetDatum(construct_array(elems, n, TEXTOID, -1, false, TYPALIGN_INT));
+}
+
+/*
+ * SQL: webhook.watch(tbl, event_prefix, operations, columns, condition,
+ * exclude_columns).  Checks everything, then writes the watch row (as the
+ * extension's owner), the triggers (as the caller, the table's owner) and
+ * their dependencies.  Calling it again replaces the watch's options.
+ */
+Datum
+webhook_watch(PG_FUNCTION_ARGS)
+{
+	Oid			relid;
+	Relation	rel;
+	char	   *prefix;
+	int			ops;
+	Datum		columns[2];
+	Node	   *condition = NULL;
+	List	   *rtable = NIL;
+	const char *op_names[WATCH_OPS];
+	int			nops = 0;
+	int			save_nestlevel;
+	Oid			argtypes[6] = {REGCLASSOID, TEXTOID, TEXTARRAYOID, INT2ARRAYOID, PG_NODE_TREEOID, INT2ARRAYOID};
+	Datum		values[6];
+	char		nulls[7] = "      ";
+
+	if (PG_ARGISNULL(0))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("the table to watch must not be null"),
+				 errhint("Pass a table, such as webhook.watch('orders').")));
+	relid = PG_GETARG_OID(0);
+	rel = relation_open(relid, AccessShareLock);
+	if (rel->rd_rel->relkind != RELKIND_RELATION && rel->rd_rel->relkind != RELKIND_PARTITIONED_TABLE)
+		ereport(ERROR,
+				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
+				 errmsg("%s is not a table", table_name(relid)),
+				 errhint("Only ordinary and partitioned tables can be watched; for a partitioned table, watch the parent.")));
+	check_table_owner(relid, "watch");
+	/* The lock CREATE and DROP TRIGGER take, before anything is read. */
+	LockRelationOid(relid, AccessExclusiveLock);
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	prefix = PG_ARGISNULL(1) ? pstrdup(RelationGetRelationName(rel)) : text_to_cstring(PG_GETARG_TEXT_PP(1));
+	check_event_prefix(prefix);
+	ops = parse_operations(PG_ARGISNULL(2) ? NULL : PG_GETARG_ARRAYTYPE_P(2));
+	columns[0] = column_numbers(rel, PG_ARGISNULL(3) ? NULL : PG_GETARG_ARRAYTYPE_P(3), "columns");
+	columns[1] = column_numbers(rel, PG_ARGISNULL(5) ? NULL : PG_GETARG_ARRAYTYPE_P(5), "exclude_columns");
+	if (!PG_ARGISNULL(4))
+		condition = parse_condition(rel, text_to_cstring(PG_GETARG_TEXT_PP(4)), &rtable);
+
+	/* Names are bound: from here on, resolve them in pg_catalog only. */
+	save_nestlevel = NewGUCNestLevel();
+	(void) set_config_option("search_path", "pg_catalog, pg_temp", PGC_USERSET, PGC_S_SESSION,
+							 GUC_ACTION_SAVE, true, 0, false);
+
+	for (int k = 0; k < WATCH_OPS; k++)
+		if (ops & (1 << k))
+			op_names[nops++] = watch_ops[k].name;
+	values[0] = ObjectIdGetDatum(relid);
+	values[1] = CStringGetTextDatum(prefix);
+	values[2] = text_array(op_names, nops);
+	values[3] = columns[0];
+	nulls[3] = columns[0] ? ' ' : 'n';
+	values[4] = condition ? CStringGetTextDatum(nodeToString(condition)) : (Datum) 0;
+	nulls[4] = condition ? ' ' : 'n';
+	values[5] = columns[1];
+	nulls[5] = columns[1] ? ' ' : 'n';
+	write_watches("INSERT INTO webhook.table_watches AS w"
+				  " (table_oid, event_prefix, operations, columns, condition, exclude_columns)"
+				  " VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (table_oid) DO UPDATE"
+				  " SET event_prefix = EXCLUDED.event_prefix, operations = EXCLUDED.operations,"
+				  " columns = EXCLUDED.columns, condition = EXCLUDED.condition,"
+				  " exclude_columns = EXCLUDED.exclude_columns, updated_at = pg_catalog.now()",
+				  6, argtypes, values, nulls);
+
+	drop_watch_triggers(relid);
+	for (int k = 0; k < WATCH_OPS; k++)
+		if (ops & (1 << k))
+			create_watch_trigger(rel, k, condition, rtable, columns);
+
+	SPI_finish();
+	AtEOXact_GUC(false, save_nestlevel);
+	relation_close(rel, NoLock);
+	PG_RETURN_VOID();
+}
+
+/*
+ * SQL: webhook.unwatch(tbl).  True when the table had a watch; STRICT, so
+ * NULL for NULL, like PostgreSQL's own functions.
+ */
+Datum
+webhook_unwatch(PG_FUNCTION_ARGS)
+{
+	Oid			relid = PG_GETARG_OID(0);
+	Oid			argtypes[1] = {OIDOID};
+	Datum		values[1] = {ObjectIdGetDatum(relid)};
+	bool		found;
+
+	check_table_owner(relid, "unwatch");
+	LockRelationOid(relid, AccessExclusiveLock);
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	found = write_watches("DELETE FROM webhook.table_watches"
+						  " WHERE table_oid OPERATOR(pg_catalog.=) $1::pg_catalog.regclass",
+						  1, argtypes, values, NULL) > 0;
+	drop_watch_triggers(relid);
+	SPI_finish();
+	PG_RETURN_BOOL(found);
+}
+
+/*
+ * SQL: webhook._watch_condition(tbl), for the watches view: the condition of
+ * a table's watch as SQL with today's names; NULL when the caller may not see
+ * the watch (row level security) or it has no condition.
+ */
+Datum
+webhook_watch_condition(PG_FUNCTION_ARGS)
+{
+	Oid			relid = PG_GETARG_OID(0);
+	Oid			argtypes[1] = {OIDOID};
+	Datum		values[1] = {ObjectIdGetDatum(relid)};
+	char	   *stored = NULL;
+	char	   *sql = NULL;
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	if (SPI_execute_with_args("SELECT condition FROM webhook.table_watches"
+							  " WHERE table_oid OPERATOR(pg_catalog.=) $1::pg_catalog.regclass",
+							  1, argtypes, values, NULL, true, 1) != SPI_OK_SELECT)
+		elog(ERROR, "could not read the watch condition");
+	if (SPI_processed > 0)
+		stored = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
+	if (stored != NULL)
+	{
+		Relation	rel = relation_open(relid, AccessShareLock);
+
+		sql = deparse_condition(rel, stored);
+		relation_close(rel, AccessShareLock);
+	}
+	SPI_finish();
+	if (sql == NULL)
+		PG_RETURN_NULL();
+	PG_RETURN_TEXT_P(cstring_to_text(sql));
+}
+
 /* Read the watch of a table; false when it has none (watch was removed). */
 static bool
 read_watch_options(Oid relid, const char *operation, WatchOptions *opts)
@@ -122,9 +655,9 @@ read_watch_options(Oid relid, const char *operation, WatchOptions *opts)
 	Datum		d;
 
 	ret = SPI_execute_plan(webhook_prepare_once(&options_plan,
-									 "SELECT event_prefix, $2 OPERATOR(pg_catalog.=) ANY (operations), columns, condition, exclude_columns"
-									 "  FROM webhook.table_watches WHERE table_oid = $1::pg_catalog.regclass",
-									 2, argtypes),
+												"SELECT event_prefix, $2 OPERATOR(pg_catalog.=) ANY (operations), columns, condition, exclude_columns"
+												"  FROM webhook.table_watches WHERE table_oid OPERATOR(pg_catalog.=) $1::pg_catalog.regclass",
+												2, argtypes),
 						   values, NULL, true, 1);
 	if (ret != SPI_OK_SELECT)
 		elog(ERROR, "could not read the watch options: %s", SPI_result_code_string(ret));
@@ -148,7 +681,8 @@ read_watch_options(Oid relid, const char *operation, WatchOptions *opts)
  * row images; for INSERT, OLD is a row of NULLs (and NEW for DELETE), so that
  * a condition mentioning both still runs.  UPDATE pairs old and new images by
  * their position in the transition tables, which PostgreSQL fills together,
- * one pair per updated row.
+ * one pair per updated row; the pairing is kept out of NEW and OLD, and every
+ * reference is qualified, so no user column name can collide with it.
  */
 static char *
 payload_query(Relation rel, const char *operation, const WatchOptions *opts)
@@ -171,41 +705,39 @@ payload_query(Relation rel, const char *operation, const WatchOptions *opts)
 					 quote_literal_cstr(get_namespace_name(RelationGetNamespace(rel))),
 					 quote_literal_cstr(RelationGetRelationName(rel)),
 					 strcmp(operation, "DELETE") == 0 ? "NULL::pg_catalog.jsonb" :
-					 psprintf("(pg_catalog.to_jsonb(new) OPERATOR(pg_catalog.-) %s%s)", excl,
-							  is_update ? " OPERATOR(pg_catalog.-) '__webhook_row'::pg_catalog.text" : ""),
+					 psprintf("(pg_catalog.to_jsonb(new.*) OPERATOR(pg_catalog.-) %s)", excl),
 					 strcmp(operation, "INSERT") == 0 ? "NULL::pg_catalog.jsonb" :
-					 psprintf("(pg_catalog.to_jsonb(old) OPERATOR(pg_catalog.-) %s%s)", excl,
-							  is_update ? " OPERATOR(pg_catalog.-) '__webhook_row'::pg_catalog.text" : ""));
+					 psprintf("(pg_catalog.to_jsonb(old.*) OPERATOR(pg_catalog.-) %s)", excl));
 
 	if (strcmp(operation, "INSERT") == 0)
 		appendStringInfo(&q, "webhook_new AS new CROSS JOIN (SELECT (NULL::%s).*) AS old", qualified);
 	else if (strcmp(operation, "DELETE") == 0)
 		appendStringInfo(&q, "webhook_old AS old CROSS JOIN (SELECT (NULL::%s).*) AS new", qualified);
 	else
-		appendStringInfoString(&q,
-							   "(SELECT pg_catalog.row_number() OVER () AS __webhook_row, n.* FROM webhook_new n) AS new "
-							   "JOIN (SELECT pg_catalog.row_number() OVER () AS __webhook_row, o.* FROM webhook_old o) AS old "
-							   "USING (__webhook_row)");
+		appendStringInfo(&q,
+						 "(SELECT pg_catalog.row_number() OVER () AS i, t.*::%s AS r FROM webhook_new AS t) AS webhook_n "
+						 "JOIN (SELECT pg_catalog.row_number() OVER () AS i, t.*::%s AS r FROM webhook_old AS t) AS webhook_o "
+						 "ON webhook_n.i OPERATOR(pg_catalog.=) webhook_o.i "
+						 "CROSS JOIN LATERAL (SELECT (webhook_n.r).*) AS new "
+						 "CROSS JOIN LATERAL (SELECT (webhook_o.r).*) AS old",
+						 qualified, qualified);
 
 	appendStringInfoString(&q, " WHERE true");
 	if (is_update)
 	{
 		/* An UPDATE that changed nothing visible emits nothing. */
 		appendStringInfo(&q,
-						 " AND (pg_catalog.to_jsonb(new) OPERATOR(pg_catalog.-) %s)"
-						 " IS DISTINCT FROM (pg_catalog.to_jsonb(old) OPERATOR(pg_catalog.-) %s)",
+						 " AND (pg_catalog.to_jsonb(new.*) OPERATOR(pg_catalog.-) %s)"
+						 " IS DISTINCT FROM (pg_catalog.to_jsonb(old.*) OPERATOR(pg_catalog.-) %s)",
 						 excl, excl);
 		if (opts->columns)
 		{
-			ArrayType  *arr = DatumGetArrayTypeP(opts->columns);
-			Datum	   *elems;
-			int			n;
+			ListCell   *lc;
 
-			deconstruct_array(arr, TEXTOID, -1, false, TYPALIGN_INT, &elems, NULL, &n);
 			appendStringInfoString(&q, " AND (false");
-			for (int i = 0; i < n; i++)
+			foreach(lc, column_names(RelationGetRelid(rel), opts->columns))
 			{
-				const char *col = quote_identifier(TextDatumGetCString(elems[i]));
+				const char *col = quote_identifier(lfirst(lc));
 
 				/* jsonb equality works for every column type, json and point too. */
 				appendStringInfo(&q, " OR pg_catalog.to_jsonb(new.%s) IS DISTINCT FROM pg_catalog.to_jsonb(old.%s)",
@@ -215,8 +747,22 @@ payload_query(Relation rel, const char *operation, const WatchOptions *opts)
 		}
 	}
 	if (opts->condition)
-		appendStringInfo(&q, " AND (%s)", opts->condition);
+		appendStringInfo(&q, " AND (%s)", deparse_condition(rel, opts->condition));
 	return q.data;
+}
+
+/* The names of the excluded columns, as the payload query's $1. */
+static Datum
+excluded_names(Oid relid, Datum attnums)
+{
+	List	   *names = column_names(relid, attnums);
+	const char **items = palloc(sizeof(char *) * Max(list_length(names), 1));
+	int			n = 0;
+	ListCell   *lc;
+
+	foreach(lc, names)
+		items[n++] = lfirst(lc);
+	return text_array(items, n);
 }
 
 /*
@@ -262,13 +808,13 @@ webhook_watch_trigger(PG_FUNCTION_ARGS)
 		(trigdata->tg_oldtable == NULL || tuplestore_tuple_count(trigdata->tg_oldtable) == 0))
 		return PointerGetDatum(NULL);
 
-	webhook_owner = relation_owner(get_relname_relid("table_watches",
-													 get_namespace_oid("webhook", false)));
+	webhook_owner = extension_owner();
 	GetUserIdAndSecContext(&save_userid, &save_sec_context);
 
 	/*
 	 * Everything below resolves names in pg_catalog only, whatever the
-	 * writer's search_path: nobody's planted function or operator runs.
+	 * writer's search_path: nobody's planted function or operator runs.  And
+	 * nothing set below, by the condition either, outlives the trigger.
 	 */
 	save_nestlevel = NewGUCNestLevel();
 	(void) set_config_option("search_path", "pg_catalog, pg_temp", PGC_USERSET, PGC_S_SESSION,
@@ -284,7 +830,7 @@ webhook_watch_trigger(PG_FUNCTION_ARGS)
 	{
 		SetUserIdAndSecContext(save_userid, save_sec_context);
 		SPI_finish();
-		AtEOXact_GUC(true, save_nestlevel);
+		AtEOXact_GUC(false, save_nestlevel);
 		return PointerGetDatum(NULL);
 	}
 
@@ -295,10 +841,11 @@ webhook_watch_trigger(PG_FUNCTION_ARGS)
 	{
 		char	   *sql = payload_query(rel, operation, &opts);
 		Oid			argtypes[1] = {TEXTARRAYOID};
-		Datum		values[1] = {opts.exclude_columns};
-
+		Datum		values[1];
 		int			nargs = opts.exclude_columns ? 1 : 0;
 
+		if (opts.exclude_columns)
+			values[0] = excluded_names(RelationGetRelid(rel), opts.exclude_columns);
 		ret = SPI_execute_plan(payload_plan(RelationGetRelid(rel), operation, sql, nargs, argtypes),
 							   values, NULL, false, 0);
 		if (ret != SPI_OK_SELECT)
@@ -339,51 +886,6 @@ webhook_watch_trigger(PG_FUNCTION_ARGS)
 
 	SetUserIdAndSecContext(save_userid, save_sec_context);
 	SPI_finish();
-	AtEOXact_GUC(true, save_nestlevel);
+	AtEOXact_GUC(false, save_nestlevel);
 	return PointerGetDatum(NULL);
-}
-
-PG_FUNCTION_INFO_V1(webhook_expression_problem);
-
-/*
- * SQL: webhook._expression_problem(text).  A watch condition is pasted into
- * the trigger's query inside parentheses; refuse text that could close them
- * early, end the statement or hide the rest in a comment.  NULL when fine.
- */
-Datum
-webhook_expression_problem(PG_FUNCTION_ARGS)
-{
-	char	   *expr = text_to_cstring(PG_GETARG_TEXT_PP(0));
-	int			depth = 0;
-	const char *problem = NULL;
-
-	for (const char *p = expr; *p && problem == NULL; p++)
-	{
-		if (*p == '\'' || *p == '"')
-		{
-			char		quote = *p;
-
-			/* Skip a string or quoted identifier; doubled quotes stay inside. */
-			for (p++; *p && !(*p == quote && p[1] != quote); p++)
-				if (*p == quote)
-					p++;
-			if (*p == '\0')
-				problem = "it has an unterminated quote";
-		}
-		else if (*p == '$')
-			problem = "dollar quoting is not allowed in a condition";
-		else if (*p == ';')
-			problem = "it contains a semicolon";
-		else if ((p[0] == '-' && p[1] == '-') || (p[0] == '/' && p[1] == '*'))
-			problem = "comments are not allowed in a condition";
-		else if (*p == '(')
-			depth++;
-		else if (*p == ')' && --depth < 0)
-			problem = "it closes a parenthesis it did not open";
-	}
-	if (problem == NULL && depth != 0)
-		problem = "its parentheses are not balanced";
-	if (problem == NULL)
-		PG_RETURN_NULL();
-	PG_RETURN_TEXT_P(cstring_to_text(problem));
 }

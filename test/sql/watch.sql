@@ -482,6 +482,132 @@ RESET search_path;
 SELECT event_type, count(*) AS events FROM webhook.events GROUP BY event_type ORDER BY event_type;
 ROLLBACK;
 
+--
+-- What a watch relies on is depended on, as for a trigger's WHEN clause:
+-- renames keep it working, DROP refuses or cascades (with a NOTICE), and a
+-- dropped unrelated column leaves it alone.
+--
+CREATE TABLE regress_watch.deps (id integer PRIMARY KEY, plan text, note text, secret text, extra text);
+SELECT webhook.watch('regress_watch.deps', columns => '{plan}', exclude_columns => '{secret}',
+                     condition => 'NEW.plan IS DISTINCT FROM ''skip''');
+SELECT columns, condition, exclude_columns FROM webhook.watches WHERE "table" = 'regress_watch.deps'::regclass;
+ALTER TABLE regress_watch.deps RENAME COLUMN plan TO tier;
+ALTER TABLE regress_watch.deps RENAME COLUMN secret TO hidden;
+SELECT columns, condition, exclude_columns FROM webhook.watches WHERE "table" = 'regress_watch.deps'::regclass;
+BEGIN;
+-- Two statements in one session: the second reuses the first one's plan.
+INSERT INTO regress_watch.deps VALUES (1, 'pro', 'a', 's1');
+INSERT INTO regress_watch.deps VALUES (2, 'skip', 'b', 's2');
+UPDATE regress_watch.deps SET tier = 'team' WHERE id = 1;
+UPDATE regress_watch.deps SET note = 'only the note' WHERE id = 1;
+SELECT event_type, payload -> 'record' AS record FROM webhook.events ORDER BY event_type, payload::text;
+ROLLBACK;
+ALTER TABLE regress_watch.deps DROP COLUMN extra;
+ALTER TABLE regress_watch.deps ALTER COLUMN note TYPE varchar(20);
+SELECT count(*) AS watches, (SELECT count(*) FROM pg_trigger WHERE tgrelid = 'regress_watch.deps'::regclass) AS triggers
+  FROM webhook.watches WHERE "table" = 'regress_watch.deps'::regclass;
+BEGIN;
+INSERT INTO regress_watch.deps VALUES (3, 'pro', 'c', 's3');
+SELECT event_type, payload -> 'record' AS record FROM webhook.events ORDER BY event_type, payload::text;
+ROLLBACK;
+ALTER TABLE regress_watch.deps DROP COLUMN tier;
+ALTER TABLE regress_watch.deps DROP COLUMN hidden;
+ALTER TABLE regress_watch.deps ALTER COLUMN tier TYPE varchar(20);
+ALTER TABLE regress_watch.deps DROP COLUMN hidden CASCADE;
+SELECT count(*) AS watches, (SELECT count(*) FROM pg_trigger WHERE tgrelid = 'regress_watch.deps'::regclass) AS triggers
+  FROM webhook.watches WHERE "table" = 'regress_watch.deps'::regclass;
+-- A function the condition calls cannot be dropped from under it.
+CREATE FUNCTION regress_watch.is_big(integer) RETURNS boolean LANGUAGE sql IMMUTABLE RETURN $1 > 100;
+SELECT webhook.watch('regress_watch.deps', condition => 'regress_watch.is_big(NEW.id)');
+DROP FUNCTION regress_watch.is_big(integer);
+ALTER FUNCTION regress_watch.is_big(integer) RENAME TO is_large;
+SELECT condition FROM webhook.watches WHERE "table" = 'regress_watch.deps'::regclass;
+DROP FUNCTION regress_watch.is_large(integer) CASCADE;
+SELECT count(*) AS watches FROM webhook.watches WHERE "table" = 'regress_watch.deps'::regclass;
+-- Dropping one of its triggers by hand removes the watch and the others.
+SELECT webhook.watch('regress_watch.deps');
+DROP TRIGGER webhook_watch_update ON regress_watch.deps;
+SELECT count(*) AS watches, (SELECT count(*) FROM pg_trigger WHERE tgrelid = 'regress_watch.deps'::regclass) AS triggers
+  FROM webhook.watches WHERE "table" = 'regress_watch.deps'::regclass;
+-- Dropping the watched table takes its watch, with a NOTICE.
+SELECT webhook.watch('regress_watch.deps');
+DROP TABLE regress_watch.deps;
+SELECT count(*) AS watches FROM webhook.table_watches;
+
+--
+-- A condition is one expression, read by PostgreSQL's parser: quotes,
+-- semicolons and comments cannot make it anything else.
+--
+CREATE TABLE regress_watch.inj (id integer, v text);
+SELECT webhook.watch('regress_watch.inj', condition => E'E''\\'''' = '''''''') OR (true); CREATE TABLE regress_watch.pwned(); SELECT ((true');
+\echo SQLSTATE :SQLSTATE
+SELECT webhook.watch('regress_watch.inj', condition => E'E''\\'''' = '''') OR true; CREATE TABLE regress_watch.pwned(); --');
+\echo SQLSTATE :SQLSTATE
+SELECT webhook.watch('regress_watch.inj', condition => 'true) OR (true');
+\echo SQLSTATE :SQLSTATE
+SELECT webhook.watch('regress_watch.inj', condition => 'NEW.id = 1, true');
+\echo SQLSTATE :SQLSTATE
+SELECT webhook.watch('regress_watch.inj', condition => 'true FROM regress_watch.inj');
+\echo SQLSTATE :SQLSTATE
+SELECT webhook.watch('regress_watch.inj', condition => 'true AS x');
+\echo SQLSTATE :SQLSTATE
+SELECT webhook.watch('regress_watch.inj', condition => '');
+\echo SQLSTATE :SQLSTATE
+SELECT webhook.watch('regress_watch.inj', condition => 'count(*) > 0');
+\echo SQLSTATE :SQLSTATE
+SELECT count(*) AS pwned FROM pg_class WHERE relname = 'pwned';
+-- Not even the extension's owner writes watch rows by hand.
+SELECT webhook.watch('regress_watch.inj');
+UPDATE webhook.table_watches SET event_prefix = 'hijack';
+\echo SQLSTATE :SQLSTATE
+INSERT INTO webhook.table_watches (table_oid, event_prefix, operations) VALUES ('regress_watch.customers', 'x', '{insert}');
+\echo SQLSTATE :SQLSTATE
+SELECT event_prefix FROM webhook.watches WHERE "table" = 'regress_watch.inj'::regclass;
+-- Quotes and semicolons inside a string are just a string.
+SELECT webhook.watch('regress_watch.inj', condition => E'NEW.v <> \';\' AND NEW.v <> E\'\\\'\' -- x');
+SELECT condition FROM webhook.watches WHERE "table" = 'regress_watch.inj'::regclass;
+BEGIN;
+INSERT INTO regress_watch.inj VALUES (1, 'a'), (2, ';'), (3, '''');
+SELECT payload -> 'record' AS record FROM webhook.events ORDER BY event_type, payload::text;
+ROLLBACK;
+
+--
+-- Nothing a condition sets outlives it in the writer's session.
+--
+SELECT webhook.watch('regress_watch.inj',
+                     condition => 'set_config(''search_path'', ''regress_watch'', false) IS NOT NULL'
+                                  ' AND set_config(''work_mem'', ''7777kB'', false) IS NOT NULL');
+SET work_mem = '4MB';
+BEGIN;
+INSERT INTO regress_watch.inj VALUES (1, 'a');
+SHOW search_path;
+SHOW work_mem;
+SELECT count(*) AS events FROM webhook.events;
+COMMIT;
+SHOW search_path;
+SHOW work_mem;
+RESET work_mem;
+DELETE FROM webhook.events;
+
+--
+-- Column names like the trigger's own names do not disturb it.
+--
+CREATE TABLE regress_watch.odd (__webhook_row integer, i integer, r text, t text, new text, old text);
+SELECT webhook.watch('regress_watch.odd', columns => '{t,new}', condition => 'NEW.old IS DISTINCT FROM ''x''');
+BEGIN;
+INSERT INTO regress_watch.odd VALUES (1, 2, 'r', 't', 'n', 'o');
+UPDATE regress_watch.odd SET t = 't2', __webhook_row = 5;
+UPDATE regress_watch.odd SET i = 3;
+DELETE FROM regress_watch.odd;
+SELECT event_type, payload -> 'record' AS record, payload -> 'old_record' AS old_record FROM webhook.events ORDER BY event_type, payload::text;
+ROLLBACK;
+
+-- unwatch(NULL) is NULL, like PostgreSQL's own functions; watch(NULL) is an error.
+SELECT webhook.unwatch(NULL) IS NULL AS unwatch_null;
+SELECT webhook.watch(NULL);
+\echo SQLSTATE :SQLSTATE
+SELECT webhook.unwatch('regress_watch.inj'), webhook.unwatch('regress_watch.odd');
+
 -- Leave nothing behind.
 SET client_min_messages = warning;
 DROP SCHEMA regress_evil CASCADE;
