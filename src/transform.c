@@ -22,6 +22,7 @@
 #include "catalog/pg_proc.h"
 #include "catalog/pg_type.h"
 #include "commands/extension.h"
+#include "executor/spi.h"
 #include "fmgr.h"
 #include "miscadmin.h"
 #include "nodes/pg_list.h"
@@ -31,6 +32,7 @@
 #include "storage/latch.h"
 #include "storage/lmgr.h"
 #include "storage/lock.h"
+#include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
 #include "utils/lsyscache.h"
@@ -51,14 +53,19 @@ static volatile sig_atomic_t transform_timed_out = false;
 
 PG_FUNCTION_INFO_V1(webhook_transform_attach);
 
-/* The setting is defined in every process so that SET and SHOW work anywhere. */
+/*
+ * The setting is defined in every process so that SET and SHOW work
+ * anywhere.  A batch's transforms take at most twice the limit, which must
+ * stay well within the claim's lease margin (30 s): hence at most 10 s.
+ */
 void
 WebhookTransformGucInit(void)
 {
 	DefineCustomIntVariable("webhook.transform_timeout_ms",
 							gettext_noop("Longest an endpoint's transform may run for one delivery."),
-							gettext_noop("A transform that runs longer fails its delivery."),
-							&webhook_transform_timeout_ms, 1000, 1, 60000,
+							gettext_noop("A transform that runs longer fails its delivery; transforms that "
+										 "do not start within this time of the first go back to the queue."),
+							&webhook_transform_timeout_ms, 1000, 1, 10000,
 							PGC_SIGHUP, GUC_UNIT_MS, NULL, NULL, NULL);
 }
 
@@ -153,7 +160,7 @@ transform_wrapper(int64 endpoint_id, Oid *owner)
 	if (!HeapTupleIsValid(tuple))
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_FUNCTION),
-				 errmsg("the endpoint's transform function no longer exists")));
+				 errmsg("the endpoint's transform no longer exists (webhook.%s is missing)", name)));
 	*owner = ((Form_pg_proc) GETSTRUCT(tuple))->proowner;
 	ReleaseSysCache(tuple);
 	return fn;
@@ -204,8 +211,8 @@ transform_call(Delivery *d)
 	if (VARSIZE_ANY_EXHDR(body) > webhook_max_payload_bytes)
 		ereport(ERROR,
 				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
-				 errmsg("its result of %zu bytes is larger than webhook.max_payload_bytes (%d)",
-						VARSIZE_ANY_EXHDR(body), webhook_max_payload_bytes)));
+				 errmsg("its result of %d bytes is larger than webhook.max_payload_bytes (%d)",
+						(int) VARSIZE_ANY_EXHDR(body), webhook_max_payload_bytes)));
 	return MemoryContextStrdup(d->cxt, text_to_cstring(body));
 }
 
@@ -264,49 +271,117 @@ transform_one(Delivery *d)
 	d->payload = NULL;
 }
 
-/* Has any of the claimed deliveries a transform still to run? */
-static bool
+/* How many of the claimed deliveries have a transform still to run. */
+static int
 transforms_pending(dlist_head *claimed)
 {
 	dlist_iter	iter;
+	int			n = 0;
+
+	dlist_foreach(iter, claimed)
+		n += dlist_container(Delivery, node, iter.cur)->payload != NULL;
+	return n;
+}
+
+/*
+ * Give deliveries whose transform did not get a turn back to the queue,
+ * untried, so that the next claim offers them again.
+ */
+static void
+transform_unclaim(Delivery **untried, int n)
+{
+	static SPIPlanPtr plan = NULL;
+	Oid			type = INT8ARRAYOID;
+	Datum	   *ids = palloc(sizeof(Datum) * n);
+	Datum		value;
+	int			ret;
+
+	for (int i = 0; i < n; i++)
+		ids[i] = Int64GetDatum(untried[i]->id);
+	value = PointerGetDatum(construct_array(ids, n, INT8OID, sizeof(int64), true, TYPALIGN_DOUBLE));
+	SPI_connect();
+	ret = SPI_execute_plan(webhook_prepare_once(&plan,
+												"UPDATE webhook.deliveries SET claimed_at = NULL"
+												" WHERE id = ANY ($1::bigint[]) AND status = 'pending'",
+												1, &type),
+						   &value, NULL, false, 0);
+	if (ret != SPI_OK_UPDATE)
+		elog(ERROR, "could not give back deliveries: %s", SPI_result_code_string(ret));
+	SPI_finish();
+}
+
+/*
+ * Run the transforms of a claimed batch, or as many as fit in
+ * webhook.transform_timeout_ms (the first always runs), so that the worker
+ * is never held for long; those that do not fit go back to the queue.
+ * Returns how many went back: they are in untried, still on the list.
+ */
+static int
+transform_batch(dlist_head *claimed, Delivery **untried)
+{
+	TimestampTz start = GetCurrentTimestamp();
+	dlist_iter	iter;
+	bool		ran = false;
+	int			n_untried = 0;
 
 	dlist_foreach(iter, claimed)
 	{
-		if (dlist_container(Delivery, node, iter.cur)->payload != NULL)
-			return true;
+		Delivery   *d = dlist_container(Delivery, node, iter.cur);
+
+		if (d->payload == NULL)
+			continue;
+		if (ran && TimestampDifferenceExceeds(start, GetCurrentTimestamp(),
+											  webhook_transform_timeout_ms))
+			untried[n_untried++] = d;
+		else
+		{
+			transform_one(d);
+			ran = true;
+		}
 	}
-	return false;
+	if (n_untried > 0)
+	{
+		transform_unclaim(untried, n_untried);
+		ereport(DEBUG1,
+				(errmsg_internal("%d deliveries went back to the queue: their transforms did not start within webhook.transform_timeout_ms",
+								 n_untried)));
+	}
+	return n_untried;
 }
 
 /*
  * Run the transforms of freshly claimed deliveries, after the claim has
- * committed, in a short transaction of their own.  Never throws: should the
- * transaction itself fail, the deliveries whose transform did not run fail
- * with that reason.
+ * committed, in a short transaction of their own.  Those given back leave
+ * the list.  Never throws: should the transaction itself fail, the
+ * deliveries whose transform did not run fail with that reason.
  */
 void
 transform_apply(dlist_head *claimed)
 {
 	MemoryContext cxt = CurrentMemoryContext;
+	int			n_pending = transforms_pending(claimed);
+	Delivery  **untried;
 	dlist_iter	iter;
 
-	if (!transforms_pending(claimed))
+	if (n_pending == 0)
 		return;
+	untried = palloc(sizeof(Delivery *) * n_pending);
 	PG_TRY();
 	{
+		int			n_untried;
+
 		SetCurrentStatementStartTimestamp();
 		StartTransactionCommand();
 		PushActiveSnapshot(GetTransactionSnapshot());
 		pgstat_report_activity(STATE_RUNNING, "running transforms");
-		dlist_foreach(iter, claimed)
-		{
-			Delivery   *d = dlist_container(Delivery, node, iter.cur);
-
-			if (d->payload != NULL)
-				transform_one(d);
-		}
+		n_untried = transform_batch(claimed, untried);
 		PopActiveSnapshot();
 		CommitTransactionCommand();
+		for (int i = 0; i < n_untried; i++)
+		{
+			dlist_delete(&untried[i]->node);
+			MemoryContextDelete(untried[i]->cxt);
+		}
 	}
 	PG_CATCH();
 	{

@@ -15,7 +15,8 @@ use PostgreSQL::Test::Utils;
 use Test::More;
 
 my $r = start_receiver();
-my $node = node_with_webhook('transforms', 'webhook.transform_timeout_ms' => '20s');
+my $node = node_with_webhook('transforms', 'webhook.transform_timeout_ms' => '10s',
+	log_min_messages => 'debug1');
 $node->safe_psql('postgres', 'CREATE EXTENSION webhook');
 my $started = postmaster_started($node);
 
@@ -176,7 +177,7 @@ intact('dropped transform function');
 
 # --- transforms run after the claim, under a time limit ---------------------------
 endpoint('slow', 'shapes.slow');
-$ev = send_event('slow.one', '{"sleep": 8}');
+$ev = send_event('slow.one', '{"sleep": 5}');
 ok(poll_until($node, 'postgres',
 		"SELECT count(*) FROM pg_stat_activity
 		  WHERE backend_type = 'webhook delivery worker' AND wait_event = 'PgSleep'", '1', 60),
@@ -187,12 +188,18 @@ is($locked, '1', 'while it runs, its claim has committed: the delivery row is no
 ok(wait_status($ev, 'succeeded'), 'a transform within the limit is delivered');
 
 psql('ALTER SYSTEM SET webhook.transform_timeout_ms = 500; SELECT pg_reload_conf()');
-my $too_slow = send_event('slow.two', '{"sleep": 600}');
+# Three in one claim: the first uses up the time, the others go back to the
+# queue untried and are claimed again.
+my @too_slow = split /\n/, psql(q{SELECT webhook.send('slow.two', '{"sleep": 600}') FROM generate_series(1, 3)});
 my $quick = send_event('slow.three', '{"sleep": 0}');
 canary_arrives($node, 'postgres', $r, 'a transform over the limit');
-ok(wait_status($too_slow, 'failed'), 'a transform over the limit fails its delivery');
-like(psql("SELECT error_class || ': ' || error FROM webhook.delivery_log WHERE event_id = '$too_slow'"),
+ok(wait_status($_, 'failed'), 'a transform over the limit fails its delivery') for @too_slow;
+like(psql("SELECT error_class || ': ' || error FROM webhook.delivery_log WHERE event_id = '$too_slow[0]'"),
 	qr/^transform: .*webhook\.transform_timeout_ms/, 'with error_class transform, naming the setting');
+my $ids = join ',', map { "'$_'" } @too_slow;
+is(psql("SELECT count(*) FROM webhook.delivery_log WHERE event_id IN ($ids)"), '3',
+	'each slow transform ran and was logged once, whether or not it fitted in the first batch');
+like(slurp_file($node->logfile), qr/deliveries went back to the queue/, 'some had gone back to the queue');
 ok(wait_status($quick, 'succeeded'), 'another delivery of the same endpoint succeeds');
 assert_server_intact($node, $started, 'transform timeout');
 
