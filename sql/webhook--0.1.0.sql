@@ -358,7 +358,7 @@ BEGIN
         NEW.transform_role := OLD.transform_role;   -- only setting transform sets it
     ELSIF TG_OP = 'INSERT' OR NEW.transform IS DISTINCT FROM OLD.transform THEN
         IF NOT EXISTS (SELECT 1 FROM pg_proc p
-                        WHERE p.oid = NEW.transform AND p.pronargs = 3
+                        WHERE p.oid = NEW.transform AND p.prokind = 'f' AND p.pronargs = 3
                           AND p.proargtypes[0] = 'text'::regtype AND p.proargtypes[1] = 'timestamptz'::regtype
                           AND p.proargtypes[2] = 'jsonb'::regtype
                           AND p.prorettype IN ('jsonb'::regtype, 'text'::regtype, 'json'::regtype)) THEN
@@ -483,6 +483,90 @@ $$;
 CREATE TRIGGER endpoints_before_delete
     BEFORE DELETE ON webhook.endpoints
     FOR EACH ROW EXECUTE FUNCTION webhook._endpoints_before_delete();
+
+-- A transform runs through a wrapper function per endpoint,
+-- webhook._transform_<id>, whose body calls the endpoint's transform and
+-- which is owned by transform_role.  PostgreSQL then records what the
+-- endpoint relies on: DROP FUNCTION of the transform and DROP ROLE of its
+-- role are refused without CASCADE, and RENAME or SET SCHEMA keep working.
+-- The wrapper also depends on the extension, so that DROP EXTENSION takes it.
+CREATE FUNCTION webhook._transform_attach(wrapper regprocedure)
+RETURNS void LANGUAGE c STRICT
+AS 'MODULE_PATHNAME', 'webhook_transform_attach';
+
+-- Keep an endpoint's wrapper in step with its transform and transform_role.
+-- Runs as the extension's owner: only it may create functions in the schema
+-- and give them to another role; the row was checked by endpoints_before_write.
+CREATE FUNCTION webhook._endpoints_sync_transform()
+RETURNS trigger LANGUAGE plpgsql
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+SET client_min_messages = warning
+AS $$
+DECLARE
+    wrapper text;
+    fn record;
+BEGIN
+    IF TG_OP = 'UPDATE' AND NEW.transform IS NOT DISTINCT FROM OLD.transform
+       AND NEW.transform_role IS NOT DISTINCT FROM OLD.transform_role AND NEW.id = OLD.id THEN
+        RETURN NULL;
+    END IF;
+    IF TG_OP IN ('UPDATE', 'DELETE') AND OLD.transform IS NOT NULL
+       AND (TG_OP = 'DELETE' OR NEW.transform IS NULL OR NEW.id <> OLD.id) THEN
+        EXECUTE format('DROP FUNCTION IF EXISTS webhook.%I(text, timestamptz, jsonb)', '_transform_' || OLD.id);
+    END IF;
+    IF TG_OP IN ('INSERT', 'UPDATE') AND NEW.transform IS NOT NULL THEN
+        wrapper := format('webhook.%I(text, timestamptz, jsonb)', '_transform_' || NEW.id);
+        SELECT n.nspname, p.proname INTO STRICT fn
+          FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+         WHERE p.oid = NEW.transform;
+        EXECUTE format('CREATE OR REPLACE FUNCTION %s RETURNS text LANGUAGE sql SECURITY DEFINER '
+                       'SET search_path = pg_catalog, pg_temp '
+                       'BEGIN ATOMIC SELECT %I.%I($1, $2, $3)::pg_catalog.text; END',
+                       wrapper, fn.nspname, fn.proname);
+        EXECUTE format('ALTER FUNCTION %s OWNER TO %I', wrapper, NEW.transform_role::text);
+        EXECUTE format('REVOKE ALL ON FUNCTION %s FROM PUBLIC', wrapper);
+        PERFORM webhook._transform_attach(wrapper::regprocedure);
+    END IF;
+    RETURN NULL;
+END;
+$$;
+
+CREATE TRIGGER endpoints_sync_transform
+    AFTER INSERT OR UPDATE OR DELETE ON webhook.endpoints
+    FOR EACH ROW EXECUTE FUNCTION webhook._endpoints_sync_transform();
+
+-- A wrapper dropped by CASCADE (of its function, its role's DROP OWNED, or
+-- its schema) pauses its endpoint and clears the transform: sending the
+-- untransformed payload could expose what the transform left out, or break
+-- a receiver that expects its shape.  Pending deliveries wait for an
+-- operator to set another transform (or none) and reactivate the endpoint.
+CREATE FUNCTION webhook._forget_dropped_transforms()
+RETURNS event_trigger LANGUAGE plpgsql
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    ep record;
+BEGIN
+    FOR ep IN
+        UPDATE webhook.endpoints e
+           SET transform = NULL, active = false, disabled_at = now(),
+               disabled_reason = 'its transform was dropped'
+          FROM pg_event_trigger_dropped_objects() AS o
+         WHERE o.classid = 'pg_proc'::regclass AND o.address_names[1] = 'webhook'
+           AND o.address_names[2] = '_transform_' || e.id AND e.transform IS NOT NULL
+        RETURNING e.id, e.name
+    LOOP
+        RAISE NOTICE 'endpoint "%" is paused: its transform was dropped', coalesce(ep.name, ep.id::text)
+            USING DETAIL = 'Its pending deliveries wait; untransformed payloads are not sent.',
+                  HINT = 'Set another transform, or none, then set active = true.';
+    END LOOP;
+END;
+$$;
+
+CREATE EVENT TRIGGER webhook_forget_dropped_transforms ON sql_drop
+    EXECUTE FUNCTION webhook._forget_dropped_transforms();
 
 ------------------------------------------------------------------------------
 -- Sending events

@@ -52,7 +52,12 @@ typedef struct Delivery
 	int		   *retry_schedule_s;
 	int			max_in_flight;	/* 1 for ordered endpoints */
 	double		rate_limit_per_s;	/* 0: no limit */
-	char	   *transform_error;	/* the endpoint's transform raised this */
+
+	/* the endpoint's transform, run after the claim (transform.c) */
+	Oid			transform;		/* the endpoint's function, as claimed */
+	TimestampTz created_at;		/* the event's, an argument of the transform */
+	struct varlena *payload;	/* likewise; NULL once the transform ran */
+	char	   *transform_error;	/* why the transform failed */
 
 	/* the request */
 	CURL	   *easy;
@@ -107,5 +112,9 @@ extern int	queue_claim(int limit, dlist_head *out, int n_busy, EndpointLoad **bu
 extern void queue_record(Delivery **done, int n);
 extern TimestampTz queue_next_due(int n_busy, int64 *busy_ids);
 extern void queue_housekeeping(bool had_failures);
+
+/* transform.c: endpoint transforms, run after the claim has committed */
+extern void transform_defer(Delivery *d, Oid func, TimestampTz created_at, Datum payload);
+extern void transform_apply(dlist_head *claimed);
 
 #endif							/* WEBHOOK_DELIVERY_H */

@@ -328,77 +328,6 @@ delivery_from_tuple(HeapTuple tuple, TupleDesc desc)
 }
 
 /*
- * Run an endpoint's transform on one event, as the role that configured it,
- * in a subtransaction: an error fails this delivery, not the claim.
- */
-static void
-apply_transform(Delivery *d, Oid func, Oid role, Datum created_at, Datum payload)
-{
-	MemoryContext caller_cxt = CurrentMemoryContext;
-	ResourceOwner caller_owner = CurrentResourceOwner;
-	Oid			save_userid;
-	int			save_sec_context;
-	char	   *sql = psprintf("SELECT %s($1, $2, $3)::pg_catalog.text",
-							   quote_qualified_identifier(get_namespace_name(get_func_namespace(func)),
-														  get_func_name(func)));
-	Oid			argtypes[3] = {TEXTOID, TIMESTAMPTZOID, JSONBOID};
-	Datum		values[3] = {CStringGetTextDatum(d->event_type), created_at, payload};
-
-	GetUserIdAndSecContext(&save_userid, &save_sec_context);
-	BeginInternalSubTransaction(NULL);
-	MemoryContextSwitchTo(caller_cxt);
-	PG_TRY();
-	{
-		int			ret;
-		bool		isnull;
-
-		int			save_nestlevel = NewGUCNestLevel();
-
-		/*
-		 * Restricted, as PostgreSQL runs index expressions: the transform can
-		 * leave nothing behind (deferred triggers, temp objects, settings)
-		 * that would later run or apply as the worker's superuser.
-		 */
-		SetUserIdAndSecContext(role, save_sec_context |
-							   SECURITY_LOCAL_USERID_CHANGE | SECURITY_RESTRICTED_OPERATION);
-		ret = SPI_execute_with_args(sql, 3, argtypes, values, NULL, false, 1);
-		AtEOXact_GUC(false, save_nestlevel);
-		SetUserIdAndSecContext(save_userid, save_sec_context);
-		if (ret != SPI_OK_SELECT || SPI_processed != 1)
-			elog(ERROR, "transform returned no row");
-		(void) SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
-		if (isnull)
-			ereport(ERROR,
-					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-					 errmsg("transform %s returned NULL", get_func_name(func))));
-		{
-			MemoryContext old = MemoryContextSwitchTo(d->cxt);
-
-			d->body = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
-			d->body_len = strlen(d->body);
-			MemoryContextSwitchTo(old);
-		}
-		ReleaseCurrentSubTransaction();
-		MemoryContextSwitchTo(caller_cxt);
-		CurrentResourceOwner = caller_owner;
-	}
-	PG_CATCH();
-	{
-		ErrorData  *edata;
-
-		MemoryContextSwitchTo(d->cxt);
-		edata = CopyErrorData();
-		FlushErrorState();
-		RollbackAndReleaseCurrentSubTransaction();
-		CurrentResourceOwner = caller_owner;
-		MemoryContextSwitchTo(d->cxt);
-		d->transform_error = psprintf("transform %s failed: %s", get_func_name(func), edata->message);
-		MemoryContextSwitchTo(caller_cxt);
-	}
-	PG_END_TRY();
-}
-
-/*
  * Claim a batch of due deliveries and append them to out.  busy holds the
  * endpoints the worker is sending to (in flight, tokens).  Returns how many
  * were claimed.
@@ -448,9 +377,8 @@ queue_claim(int limit, dlist_head *out, int n_busy, EndpointLoad **busy)
 			{
 				bool		isnull;
 
-				apply_transform(d, DatumGetObjectId(func),
-								DatumGetObjectId(SPI_getbinval(tuple, tuptable->tupdesc, 20, &isnull)),
-								SPI_getbinval(tuple, tuptable->tupdesc, 21, &isnull),
+				transform_defer(d, DatumGetObjectId(func),
+								DatumGetTimestampTz(SPI_getbinval(tuple, tuptable->tupdesc, 21, &isnull)),
 								SPI_getbinval(tuple, tuptable->tupdesc, 22, &isnull));
 			}
 			dlist_push_tail(out, &d->node);

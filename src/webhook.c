@@ -125,6 +125,7 @@ WebhookGucInit(void)
 							&webhook_retention_failed_s, 30 * 24 * 3600, 0, INT_MAX,
 							PGC_SIGHUP, GUC_UNIT_S, NULL, NULL, NULL);
 	WebhookSealingGucInit();
+	WebhookTransformGucInit();
 
 	MarkGUCPrefixReserved("webhook");
 }

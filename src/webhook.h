@@ -31,6 +31,7 @@ extern bool webhook_strict_event_types;
 extern int	webhook_disable_after_s;
 extern int	webhook_retention_succeeded_s;
 extern int	webhook_retention_failed_s;
+extern int	webhook_transform_timeout_ms;
 
 /* What the launcher knows about the delivery worker of one database. */
 typedef struct WebhookWorkerSlot
@@ -80,6 +81,9 @@ extern void webhook_wake_launcher(bool rescan);
 /* wake.c */
 extern void WebhookWakeInit(void);
 extern void webhook_wake_worker(Oid dboid);
+
+/* transform.c */
+extern void WebhookTransformGucInit(void);
 
 /* launcher.c */
 extern void WebhookLauncherRegister(void);

@@ -244,6 +244,7 @@ start_claimed(dlist_head *claimed, Delivery ***unsent, int *n_unsent)
 {
 	dlist_mutable_iter iter;
 
+	transform_apply(claimed);
 	dlist_foreach_modify(iter, claimed)
 	{
 		Delivery   *d = dlist_container(Delivery, node, iter.cur);

@@ -1,0 +1,409 @@
+/*
+ * transform.c
+ *		Endpoint transforms: reshape an event's body for one endpoint.
+ *
+ * An endpoint's transform is called through its wrapper function,
+ * webhook._transform_<endpoint id>, which the endpoints triggers keep in step
+ * with endpoints.transform; the wrapper makes PostgreSQL record what the
+ * transform relies on (its function, its role).  The worker runs transforms
+ * after the claim has committed, in a transaction of their own, each in a
+ * subtransaction under webhook.transform_timeout_ms, as the wrapper's owner
+ * and restricted as PostgreSQL runs index expressions: an error, a timeout
+ * or a bad result fails that delivery alone, and nothing a transform sets
+ * outlives it.
+ */
+#include "postgres.h"
+
+#include "access/htup_details.h"
+#include "access/xact.h"
+#include "catalog/dependency.h"
+#include "catalog/pg_collation.h"
+#include "catalog/pg_extension.h"
+#include "catalog/pg_proc.h"
+#include "catalog/pg_type.h"
+#include "commands/extension.h"
+#include "executor/spi.h"
+#include "fmgr.h"
+#include "miscadmin.h"
+#include "nodes/pg_list.h"
+#include "nodes/value.h"
+#include "parser/parse_func.h"
+#include "pgstat.h"
+#include "storage/latch.h"
+#include "storage/lmgr.h"
+#include "storage/lock.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/guc.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/snapmgr.h"
+#include "utils/syscache.h"
+#include "utils/timeout.h"
+
+#include "delivery.h"
+#include "webhook.h"
+
+/* Longest a transform may run, per delivery. */
+int			webhook_transform_timeout_ms = 1000;
+
+/* Our timer, registered on first use; set when it fired. */
+static TimeoutId transform_timeout_id = MAX_TIMEOUTS;
+static volatile sig_atomic_t transform_timed_out = false;
+
+PG_FUNCTION_INFO_V1(webhook_transform_attach);
+
+/*
+ * The setting is defined in every process so that SET and SHOW work
+ * anywhere.  A batch's transforms take at most twice the limit, which must
+ * stay well within the claim's lease margin (30 s): hence at most 10 s.
+ */
+void
+WebhookTransformGucInit(void)
+{
+	DefineCustomIntVariable("webhook.transform_timeout_ms",
+							gettext_noop("Longest an endpoint's transform may run for one delivery."),
+							gettext_noop("A transform that runs longer fails its delivery; transforms that "
+										 "do not start within this time of the first go back to the queue."),
+							&webhook_transform_timeout_ms, 1000, 1, 10000,
+							PGC_SIGHUP, GUC_UNIT_MS, NULL, NULL, NULL);
+}
+
+/*
+ * Make a wrapper depend on the extension, so that DROP EXTENSION takes it
+ * along instead of refusing because of it.  Called by the endpoints trigger
+ * after each CREATE OR REPLACE, which forgets such dependencies.
+ */
+Datum
+webhook_transform_attach(PG_FUNCTION_ARGS)
+{
+	ObjectAddress wrapper;
+	ObjectAddress extension;
+
+	ObjectAddressSet(wrapper, ProcedureRelationId, PG_GETARG_OID(0));
+	ObjectAddressSet(extension, ExtensionRelationId, get_extension_oid("webhook", false));
+	recordDependencyOn(&wrapper, &extension, DEPENDENCY_AUTO);
+	PG_RETURN_VOID();
+}
+
+/*
+ * Keep what the transform of a claimed delivery needs, so that it can run
+ * after the claim has committed.  Called in the claim transaction.
+ */
+void
+transform_defer(Delivery *d, Oid func, TimestampTz created_at, Datum payload)
+{
+	MemoryContext old = MemoryContextSwitchTo(d->cxt);
+
+	d->transform = func;
+	d->created_at = created_at;
+	d->payload = PG_DETOAST_DATUM_COPY(payload);
+	MemoryContextSwitchTo(old);
+}
+
+/* Like StatementTimeoutHandler, but without a signal someone may have ignored. */
+static void
+transform_timeout_handler(void)
+{
+	transform_timed_out = true;
+	QueryCancelPending = true;
+	InterruptPending = true;
+	SetLatch(MyLatch);
+}
+
+/* Start the time limit of one transform. */
+static void
+transform_timer_start(void)
+{
+	if (transform_timeout_id == MAX_TIMEOUTS)
+		transform_timeout_id = RegisterTimeout(USER_TIMEOUT, transform_timeout_handler);
+	enable_timeout_after(transform_timeout_id, webhook_transform_timeout_ms);
+}
+
+/*
+ * Stop the timer.  If it fired just as the transform returned, its cancel is
+ * still pending: take it back, and count the transform as too slow.
+ */
+static void
+transform_timer_stop(bool check)
+{
+	if (transform_timeout_id == MAX_TIMEOUTS)
+		return;
+	disable_timeout(transform_timeout_id, false);
+	if (check && transform_timed_out)
+	{
+		QueryCancelPending = false;
+		ereport(ERROR,
+				(errcode(ERRCODE_QUERY_CANCELED),
+				 errmsg("canceling transform due to timeout")));
+	}
+}
+
+/*
+ * The endpoint's wrapper, locked against a concurrent DROP, and its owner.
+ * An endpoint whose wrapper is gone (dropped while event triggers were off)
+ * fails its delivery with a reason.
+ */
+static Oid
+transform_wrapper(int64 endpoint_id, Oid *owner)
+{
+	char		name[NAMEDATALEN];
+	Oid			argtypes[3] = {TEXTOID, TIMESTAMPTZOID, JSONBOID};
+	Oid			fn;
+	HeapTuple	tuple;
+
+	snprintf(name, sizeof(name), "_transform_" INT64_FORMAT, endpoint_id);
+	fn = LookupFuncName(list_make2(makeString("webhook"), makeString(name)), 3, argtypes, true);
+	if (OidIsValid(fn))
+		LockDatabaseObject(ProcedureRelationId, fn, 0, AccessShareLock);
+	tuple = OidIsValid(fn) ? SearchSysCache1(PROCOID, ObjectIdGetDatum(fn)) : NULL;
+	if (!HeapTupleIsValid(tuple))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_FUNCTION),
+				 errmsg("the endpoint's transform no longer exists (webhook.%s is missing)", name)));
+	*owner = ((Form_pg_proc) GETSTRUCT(tuple))->proowner;
+	ReleaseSysCache(tuple);
+	return fn;
+}
+
+/*
+ * Call the wrapper as its owner, restricted as PostgreSQL runs index
+ * expressions: the transform can leave nothing behind (deferred triggers,
+ * temp objects, settings) that would later run or apply as the worker's
+ * superuser.  Returns the new body, allocated in the delivery's context.
+ */
+static char *
+transform_call(Delivery *d)
+{
+	LOCAL_FCINFO(fcinfo, 3);
+	FmgrInfo	flinfo;
+	Oid			owner;
+	Oid			save_userid;
+	int			save_sec_context;
+	int			save_nestlevel;
+	Datum		result;
+	text	   *body;
+
+	fmgr_info(transform_wrapper(d->endpoint_id, &owner), &flinfo);
+	InitFunctionCallInfoData(*fcinfo, &flinfo, 3, DEFAULT_COLLATION_OID, NULL, NULL);
+	fcinfo->args[0].value = CStringGetTextDatum(d->event_type);
+	fcinfo->args[0].isnull = false;
+	fcinfo->args[1].value = TimestampTzGetDatum(d->created_at);
+	fcinfo->args[1].isnull = false;
+	fcinfo->args[2].value = PointerGetDatum(d->payload);
+	fcinfo->args[2].isnull = false;
+
+	GetUserIdAndSecContext(&save_userid, &save_sec_context);
+	save_nestlevel = NewGUCNestLevel();
+	SetUserIdAndSecContext(owner, save_sec_context |
+						   SECURITY_LOCAL_USERID_CHANGE | SECURITY_RESTRICTED_OPERATION);
+	transform_timer_start();
+	result = FunctionCallInvoke(fcinfo);
+	transform_timer_stop(true);
+	AtEOXact_GUC(false, save_nestlevel);
+	SetUserIdAndSecContext(save_userid, save_sec_context);
+
+	if (fcinfo->isnull)
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("it returned NULL")));
+	body = DatumGetTextPP(result);
+	if (VARSIZE_ANY_EXHDR(body) > webhook_max_payload_bytes)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("its result of %d bytes is larger than webhook.max_payload_bytes (%d)",
+						(int) VARSIZE_ANY_EXHDR(body), webhook_max_payload_bytes)));
+	return MemoryContextStrdup(d->cxt, text_to_cstring(body));
+}
+
+/* Why a transform failed, as the delivery log shows it. */
+static char *
+transform_failure(Delivery *d, ErrorData *edata)
+{
+	char	   *name = get_func_name(d->transform);
+
+	if (transform_timed_out)
+		return psprintf("transform %s ran longer than webhook.transform_timeout_ms (%d ms)",
+						name ? name : "(dropped)", webhook_transform_timeout_ms);
+	if (name == NULL)
+		return pstrdup(edata->message);
+	return psprintf("transform %s failed: %s", name, edata->message);
+}
+
+/*
+ * Run one delivery's transform in a subtransaction: any error fails this
+ * delivery only.  Session locks it took are released either way.
+ */
+static void
+transform_one(Delivery *d)
+{
+	MemoryContext caller_cxt = CurrentMemoryContext;
+	ResourceOwner caller_owner = CurrentResourceOwner;
+
+	transform_timed_out = false;
+	BeginInternalSubTransaction(NULL);
+	MemoryContextSwitchTo(caller_cxt);
+	PG_TRY();
+	{
+		char	   *body = transform_call(d);
+
+		d->body = body;
+		d->body_len = strlen(body);
+		ReleaseCurrentSubTransaction();
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+
+		transform_timer_stop(false);
+		MemoryContextSwitchTo(caller_cxt);
+		edata = CopyErrorData();
+		FlushErrorState();
+		RollbackAndReleaseCurrentSubTransaction();
+		d->transform_error = MemoryContextStrdup(d->cxt, transform_failure(d, edata));
+		FreeErrorData(edata);
+	}
+	PG_END_TRY();
+	MemoryContextSwitchTo(caller_cxt);
+	CurrentResourceOwner = caller_owner;
+	LockReleaseSession(USER_LOCKMETHOD);
+	pfree(d->payload);
+	d->payload = NULL;
+}
+
+/* How many of the claimed deliveries have a transform still to run. */
+static int
+transforms_pending(dlist_head *claimed)
+{
+	dlist_iter	iter;
+	int			n = 0;
+
+	dlist_foreach(iter, claimed)
+		n += dlist_container(Delivery, node, iter.cur)->payload != NULL;
+	return n;
+}
+
+/*
+ * Give deliveries whose transform did not get a turn back to the queue,
+ * untried, so that the next claim offers them again.
+ */
+static void
+transform_unclaim(Delivery **untried, int n)
+{
+	static SPIPlanPtr plan = NULL;
+	Oid			type = INT8ARRAYOID;
+	Datum	   *ids = palloc(sizeof(Datum) * n);
+	Datum		value;
+	int			ret;
+
+	for (int i = 0; i < n; i++)
+		ids[i] = Int64GetDatum(untried[i]->id);
+	value = PointerGetDatum(construct_array(ids, n, INT8OID, sizeof(int64), true, TYPALIGN_DOUBLE));
+	SPI_connect();
+	ret = SPI_execute_plan(webhook_prepare_once(&plan,
+												"UPDATE webhook.deliveries SET claimed_at = NULL"
+												" WHERE id = ANY ($1::bigint[]) AND status = 'pending'",
+												1, &type),
+						   &value, NULL, false, 0);
+	if (ret != SPI_OK_UPDATE)
+		elog(ERROR, "could not give back deliveries: %s", SPI_result_code_string(ret));
+	SPI_finish();
+}
+
+/*
+ * Run the transforms of a claimed batch, or as many as fit in
+ * webhook.transform_timeout_ms (the first always runs), so that the worker
+ * is never held for long; those that do not fit go back to the queue.
+ * Returns how many went back: they are in untried, still on the list.
+ */
+static int
+transform_batch(dlist_head *claimed, Delivery **untried)
+{
+	TimestampTz start = GetCurrentTimestamp();
+	dlist_iter	iter;
+	bool		ran = false;
+	int			n_untried = 0;
+
+	dlist_foreach(iter, claimed)
+	{
+		Delivery   *d = dlist_container(Delivery, node, iter.cur);
+
+		if (d->payload == NULL)
+			continue;
+		if (ran && TimestampDifferenceExceeds(start, GetCurrentTimestamp(),
+											  webhook_transform_timeout_ms))
+			untried[n_untried++] = d;
+		else
+		{
+			transform_one(d);
+			ran = true;
+		}
+	}
+	if (n_untried > 0)
+	{
+		transform_unclaim(untried, n_untried);
+		ereport(DEBUG1,
+				(errmsg_internal("%d deliveries went back to the queue: their transforms did not start within webhook.transform_timeout_ms",
+								 n_untried)));
+	}
+	return n_untried;
+}
+
+/*
+ * Run the transforms of freshly claimed deliveries, after the claim has
+ * committed, in a short transaction of their own.  Those given back leave
+ * the list.  Never throws: should the transaction itself fail, the
+ * deliveries whose transform did not run fail with that reason.
+ */
+void
+transform_apply(dlist_head *claimed)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+	int			n_pending = transforms_pending(claimed);
+	Delivery  **untried;
+	dlist_iter	iter;
+
+	if (n_pending == 0)
+		return;
+	untried = palloc(sizeof(Delivery *) * n_pending);
+	PG_TRY();
+	{
+		int			n_untried;
+
+		SetCurrentStatementStartTimestamp();
+		StartTransactionCommand();
+		PushActiveSnapshot(GetTransactionSnapshot());
+		pgstat_report_activity(STATE_RUNNING, "running transforms");
+		n_untried = transform_batch(claimed, untried);
+		PopActiveSnapshot();
+		CommitTransactionCommand();
+		for (int i = 0; i < n_untried; i++)
+		{
+			dlist_delete(&untried[i]->node);
+			MemoryContextDelete(untried[i]->cxt);
+		}
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+
+		MemoryContextSwitchTo(cxt);
+		EmitErrorReport();
+		edata = CopyErrorData();
+		FlushErrorState();
+		AbortCurrentTransaction();
+		dlist_foreach(iter, claimed)
+		{
+			Delivery   *d = dlist_container(Delivery, node, iter.cur);
+
+			if (d->payload != NULL)
+			{
+				d->transform_error = MemoryContextStrdup(d->cxt, edata->message);
+				d->payload = NULL;
+			}
+		}
+	}
+	PG_END_TRY();
+	MemoryContextSwitchTo(cxt);
+	pgstat_report_activity(STATE_IDLE, NULL);
+}

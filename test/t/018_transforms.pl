@@ -1,0 +1,229 @@
+# Transforms: what an endpoint's transform relies on, its function and its
+# role, is protected the PostgreSQL way (DROP refused without CASCADE, CASCADE
+# pauses the endpoint with a NOTICE, RENAME and SET SCHEMA keep working); a
+# transform whose function is gone anyway fails its delivery instead of
+# crashing the server; transforms run after the claim has committed, under
+# webhook.transform_timeout_ms; nothing a transform sets outlives it.  After
+# each action the server must be intact and a canary event must arrive.
+use strict;
+use warnings;
+
+use FindBin;
+use lib "$FindBin::Bin";
+use WebhookTest;
+use PostgreSQL::Test::Utils;
+use Test::More;
+
+my $r = start_receiver();
+my $node = node_with_webhook('transforms', 'webhook.transform_timeout_ms' => '10s',
+	log_min_messages => 'debug1');
+$node->safe_psql('postgres', 'CREATE EXTENSION webhook');
+my $started = postmaster_started($node);
+
+sub psql { return $node->safe_psql('postgres', $_[0]); }
+
+# Run SQL that may fail; returns (stdout, stderr) so errors and notices can be checked.
+sub psql_result
+{
+	my ($sql) = @_;
+	my ($out, $err) = ('', '');
+	$node->psql('postgres', $sql, stdout => \$out, stderr => \$err);
+	return ($out, $err);
+}
+
+# An endpoint for event types "$name.*", with a transform set by $role.
+sub endpoint
+{
+	my ($name, $transform, $role) = @_;
+	my $set_role = $role ? "SET ROLE $role;" : '';
+	return psql(sprintf(q{%s INSERT INTO webhook.endpoints (name, url, event_types, transform)
+	                      VALUES ('%s', '%s', '{%s.*}', %s) RETURNING id},
+		$set_role, $name, $r->url("/$name"), $name, $transform ? "'$transform'" : 'NULL'));
+}
+
+sub send_event
+{
+	my ($type, $payload) = @_;
+	return psql("SELECT webhook.send('$type', '" . ($payload // '{}') . "')");
+}
+
+sub wait_status
+{
+	my ($ev, $status, $timeout_s) = @_;
+	return poll_until($node, 'postgres',
+		"SELECT count(*) > 0 AND bool_and(status = '$status')
+		   FROM webhook.deliveries WHERE event_id = '$ev'",
+		't', $timeout_s // 60);
+}
+
+# The body the receiver got for event $ev, decoded.
+sub body_of
+{
+	my ($ev) = @_;
+	my ($req) = grep { ($_->{headers}{'webhook-id'} // '') eq $ev } @{ requests($r) };
+	return $req ? JSON::PP::decode_json($req->{body}) : undef;
+}
+
+sub intact
+{
+	my ($label) = @_;
+	assert_server_intact($node, $started, $label);
+	canary_arrives($node, 'postgres', $r, $label);
+}
+
+psql(q{
+	CREATE ROLE regress_shaper LOGIN;
+	CREATE ROLE regress_heir LOGIN;
+	GRANT USAGE ON SCHEMA webhook TO regress_shaper, regress_heir;
+	GRANT SELECT, INSERT, UPDATE ON webhook.endpoints TO regress_shaper, regress_heir;
+	GRANT USAGE ON SEQUENCE webhook.endpoints_id_seq TO regress_shaper, regress_heir;
+	CREATE SCHEMA shapes;
+	CREATE SCHEMA shapes_moved;
+	GRANT USAGE ON SCHEMA shapes, shapes_moved TO PUBLIC;
+	CREATE FUNCTION shapes.tag(t text, at timestamptz, p jsonb) RETURNS jsonb LANGUAGE sql
+	    AS $$ SELECT jsonb_build_object('shaped', true, 'by', current_user::text) || p $$;
+	CREATE FUNCTION shapes.gone(t text, at timestamptz, p jsonb) RETURNS jsonb LANGUAGE sql
+	    AS $$ SELECT p $$;
+	CREATE FUNCTION shapes.slow(t text, at timestamptz, p jsonb) RETURNS jsonb LANGUAGE plpgsql
+	    AS $$ BEGIN PERFORM pg_sleep((p ->> 'sleep')::float8); RETURN p; END $$;
+	-- leaves settings and a session lock behind, if it can
+	CREATE FUNCTION shapes.meddle(t text, at timestamptz, p jsonb) RETURNS jsonb LANGUAGE plpgsql
+	    AS $$
+	    BEGIN
+	        PERFORM set_config('search_path', 'shapes, pg_catalog', false);
+	        PERFORM set_config('TimeZone', 'Pacific/Chatham', false);
+	        PERFORM set_config('regress.flag', 'set', false);
+	        PERFORM pg_advisory_lock(4242);
+	        RETURN p;
+	    END $$;
+	CREATE FUNCTION shapes.report(t text, at timestamptz, p jsonb) RETURNS jsonb LANGUAGE sql
+	    AS $$ SELECT jsonb_build_object('search_path', current_setting('search_path'),
+	                                    'timezone', current_setting('TimeZone'),
+	                                    'flag', coalesce(current_setting('regress.flag', true), '')) $$;
+});
+
+# --- the transform's function -------------------------------------------------
+my $shaped = endpoint('shaped', 'shapes.tag', 'regress_shaper');
+my $ev = send_event('shaped.one', '{"n": 1}');
+ok(wait_status($ev, 'succeeded'), 'a transform set by a role is delivered');
+is_deeply(body_of($ev), { shaped => JSON::PP::true, by => 'regress_shaper', n => 1 },
+	'and it ran as that role');
+
+my (undef, $err) = psql_result('DROP FUNCTION shapes.tag(text, timestamptz, jsonb)');
+like($err, qr/cannot drop function shapes\.tag\(text,timestamp with time zone,jsonb\) because other objects depend on it/,
+	'DROP FUNCTION of a transform in use is refused');
+like($err, qr/HINT:  Use DROP \.\.\. CASCADE/, 'with PostgreSQL\'s hint');
+is(psql("SELECT transform::text FROM webhook.endpoints WHERE id = $shaped"), 'shapes.tag',
+	'and the endpoint keeps its transform');
+intact('refused DROP FUNCTION');
+
+psql(q{ALTER FUNCTION shapes.tag(text, timestamptz, jsonb) RENAME TO tag2;
+       ALTER FUNCTION shapes.tag2(text, timestamptz, jsonb) SET SCHEMA shapes_moved});
+is(psql("SELECT transform::text FROM webhook.endpoints WHERE id = $shaped"), 'shapes_moved.tag2',
+	'RENAME and SET SCHEMA of a transform are followed');
+$ev = send_event('shaped.two', '{"n": 2}');
+ok(wait_status($ev, 'succeeded'), 'and the renamed transform still runs');
+is(body_of($ev)->{shaped}, JSON::PP::true, 'and shapes the body');
+intact('RENAME and SET SCHEMA');
+
+# --- the transform's role --------------------------------------------------------
+(undef, $err) = psql_result('DROP ROLE regress_shaper');
+like($err, qr/role "regress_shaper" cannot be dropped because some objects depend on it/,
+	'DROP ROLE of a transform\'s role is refused');
+like($err, qr/webhook\._transform_$shaped/, 'because of the endpoint\'s transform');
+intact('refused DROP ROLE');
+
+psql('REASSIGN OWNED BY regress_shaper TO regress_heir; DROP OWNED BY regress_shaper; DROP ROLE regress_shaper');
+$ev = send_event('shaped.three', '{"n": 3}');
+ok(wait_status($ev, 'succeeded'), 'after REASSIGN OWNED and DROP ROLE the transform runs');
+is(body_of($ev)->{by}, 'regress_heir', 'as the role that now owns it');
+intact('REASSIGN OWNED');
+
+my ($out, $notices) = psql_result('DROP OWNED BY regress_heir CASCADE; DROP ROLE regress_heir');
+like($notices, qr/endpoint "shaped" is paused/, 'DROP OWNED BY pauses the endpoint with a NOTICE');
+is(psql("SELECT active, transform IS NULL, transform_role IS NULL, disabled_reason LIKE '%transform%'
+           FROM webhook.endpoints WHERE id = $shaped"), 'f|t|t|t',
+	'and clears its transform');
+is(psql("SELECT count(*) FROM pg_roles WHERE rolname = 'regress_heir'"), '0', 'and the role could be dropped');
+intact('DROP OWNED BY');
+
+# --- DROP FUNCTION ... CASCADE ---------------------------------------------------
+psql(q{CREATE FUNCTION shapes.tag(t text, at timestamptz, p jsonb) RETURNS jsonb LANGUAGE sql
+           AS $$ SELECT p $$});
+my $cascade = endpoint('cascade', 'shapes.tag');
+($out, $notices) = psql_result('DROP FUNCTION shapes.tag(text, timestamptz, jsonb) CASCADE');
+like($notices, qr/drop cascades to function webhook\._transform_$cascade/, 'CASCADE drops the transform');
+like($notices, qr/endpoint "cascade" is paused/, 'and pauses the endpoint with a NOTICE');
+is(psql("SELECT active, transform IS NULL FROM webhook.endpoints WHERE id = $cascade"), 'f|t',
+	'the endpoint is paused, its transform cleared');
+$ev = send_event('cascade.one');
+intact('DROP FUNCTION CASCADE');
+is(psql("SELECT count(*) FROM webhook.deliveries WHERE event_id = '$ev' AND status <> 'pending'"), '0',
+	'its events are not delivered');
+is(scalar(grep { $_->{path} eq '/cascade' } @{ requests($r) }), 0, 'nothing untransformed was sent');
+
+# --- a transform whose function is gone anyway -----------------------------------
+# With event triggers off (session_replication_role = replica) nothing clears
+# the endpoint: the worker finds no function to run.
+my $dangling = endpoint('dangling', 'shapes.gone');
+psql(q{SET session_replication_role = replica; DROP FUNCTION shapes.gone(text, timestamptz, jsonb) CASCADE});
+is(psql("SELECT count(*) FROM webhook.endpoints e JOIN pg_proc p ON p.oid = e.transform WHERE e.id = $dangling"),
+	'0', 'the endpoint names a function that no longer exists');
+$ev = send_event('dangling.one');
+ok(wait_status($ev, 'failed'), 'its delivery fails');
+like(psql("SELECT error_class || ': ' || error FROM webhook.delivery_log WHERE event_id = '$ev'"),
+	qr/^transform: .*no longer exists/, 'with error_class transform and the reason');
+intact('dropped transform function');
+
+# --- transforms run after the claim, under a time limit ---------------------------
+endpoint('slow', 'shapes.slow');
+$ev = send_event('slow.one', '{"sleep": 5}');
+ok(poll_until($node, 'postgres',
+		"SELECT count(*) FROM pg_stat_activity
+		  WHERE backend_type = 'webhook delivery worker' AND wait_event = 'PgSleep'", '1', 60),
+	'the slow transform is running');
+my ($locked) = psql_result(
+	"SELECT 1 FROM webhook.deliveries WHERE event_id = '$ev' FOR UPDATE NOWAIT");
+is($locked, '1', 'while it runs, its claim has committed: the delivery row is not locked');
+ok(wait_status($ev, 'succeeded'), 'a transform within the limit is delivered');
+
+psql('ALTER SYSTEM SET webhook.transform_timeout_ms = 500; SELECT pg_reload_conf()');
+# Three in one claim: the first uses up the time, the others go back to the
+# queue untried and are claimed again.
+my @too_slow = split /\n/, psql(q{SELECT webhook.send('slow.two', '{"sleep": 600}') FROM generate_series(1, 3)});
+my $quick = send_event('slow.three', '{"sleep": 0}');
+canary_arrives($node, 'postgres', $r, 'a transform over the limit');
+ok(wait_status($_, 'failed'), 'a transform over the limit fails its delivery') for @too_slow;
+like(psql("SELECT error_class || ': ' || error FROM webhook.delivery_log WHERE event_id = '$too_slow[0]'"),
+	qr/^transform: .*webhook\.transform_timeout_ms/, 'with error_class transform, naming the setting');
+my $ids = join ',', map { "'$_'" } @too_slow;
+is(psql("SELECT count(*) FROM webhook.delivery_log WHERE event_id IN ($ids)"), '3',
+	'each slow transform ran and was logged once, whether or not it fitted in the first batch');
+like(slurp_file($node->logfile), qr/deliveries went back to the queue/, 'some had gone back to the queue');
+ok(wait_status($quick, 'succeeded'), 'another delivery of the same endpoint succeeds');
+assert_server_intact($node, $started, 'transform timeout');
+
+# --- nothing a transform sets outlives it ---------------------------------------
+endpoint('meddle', 'shapes.meddle');
+endpoint('report', 'shapes.report');
+my $before = send_event('report.one');
+ok(wait_status($before, 'succeeded'), 'the reporting transform is delivered');
+$ev = send_event('meddle.one');
+ok(wait_status($ev, 'succeeded'), 'a transform that changes settings is delivered');
+my $after = send_event('report.two');
+ok(wait_status($after, 'succeeded'), 'and the next transform too');
+is_deeply(body_of($after), body_of($before), 'which sees the worker\'s settings unchanged')
+  or diag explain [ body_of($before), body_of($after) ];
+is(psql("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND objid = 4242"), '0',
+	'and no session lock taken by the transform is left');
+intact('transform settings');
+
+# --- DROP EXTENSION with transforms set ------------------------------------------
+psql('DROP EXTENSION webhook');
+is(psql("SELECT count(*) FROM pg_proc WHERE proname LIKE '\\_transform\\_%'"), '0',
+	'DROP EXTENSION takes the transform wrappers with it');
+psql('DROP FUNCTION shapes.report(text, timestamptz, jsonb)');
+assert_server_intact($node, $started, 'DROP EXTENSION');
+
+$r->stop;
+done_testing();
