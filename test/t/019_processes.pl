@@ -201,7 +201,16 @@ no_duplicates('launcher and worker terminated repeatedly');
 	my $db = $ret == 0 ? 'e' : 'd';
 	new_worker($db, $pid, 'after ALTER DATABASE ... RENAME');
 	check_processes('after ALTER DATABASE ... RENAME', $db);
-	no_duplicates('template and rename');
+
+	# The same for moving the database to another tablespace.
+	my $dir = PostgreSQL::Test::Utils::tempdir();
+	psql("CREATE TABLESPACE elsewhere LOCATION '$dir'");
+	$pid = worker_pid($db);
+	($ret, $out, $err) = $node->psql('postgres', "ALTER DATABASE $db SET TABLESPACE elsewhere");
+	is($ret, 0, 'ALTER DATABASE ... SET TABLESPACE succeeds') or diag($err);
+	new_worker($db, $pid, 'after ALTER DATABASE ... SET TABLESPACE');
+	check_processes('after ALTER DATABASE ... SET TABLESPACE', $db);
+	no_duplicates('template, rename and tablespace');
 }
 
 $node->stop;
