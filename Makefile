@@ -1,7 +1,7 @@
 # webhook: PGXS build.  Tests: see README.md ("make installcheck" and "make prove").
 EXTENSION = webhook
 MODULE_big = webhook
-OBJS = src/webhook.o src/launcher.o src/worker.o src/queue.o src/http.o \
+OBJS = src/webhook.o src/shared.o src/launcher.o src/worker.o src/queue.o src/http.o \
        src/signing.o src/sigcore.o src/validate.o src/urlcheck.o src/waitset.o src/ids.o src/netguard.o src/wake.o \
        src/watch.o src/sealing.o src/endpoint_secrets.o src/transform.o
 DATA = $(wildcard sql/webhook--*.sql)

@@ -5,9 +5,13 @@
  *
  * The launcher reads pg_database (a shared catalog, so it needs no database
  * of its own) and starts a worker per database; a worker that finds no
- * extension says so and leaves, and is not started again until some
- * CREATE EXTENSION webhook commits and asks for a rescan.  A worker that
- * stops for any other reason is started again shortly after.
+ * extension says so and leaves, and is not started again until some backend
+ * asks for a rescan (CREATE EXTENSION webhook, CREATE DATABASE, ...).  A
+ * worker that stops for any other reason is started again shortly after.  A
+ * database refused a worker (no slot, max_worker_processes reached) is tried
+ * again as soon as one of our workers exits, and every second while any
+ * waits.  What runs is recorded in shared memory (shared.c), so a restarted
+ * launcher adopts the running workers.
  */
 #include "postgres.h"
 
@@ -36,10 +40,15 @@
 
 /* Wait before starting again a worker that stopped unexpectedly. */
 #define RESTART_DELAY_MS 1000
-/* Wait before looking again at a database whose drop asked its worker to go. */
-#define DROPPED_RECHECK_MS 10000
+/* While a database waits for a worker, look for a free slot this often. */
+#define REFUSED_RETRY_MS 1000
 
+/* The workers this launcher started, by slot. */
 static BackgroundWorkerHandle *handles[WEBHOOK_MAX_DATABASES];
+/* Databases whose worker found no extension: skipped until a rescan request. */
+static List *no_extension = NIL;
+/* Databases refused a worker at the last scan, so warned about already. */
+static List *refused = NIL;
 
 /* Register the launcher at server start. */
 void
@@ -58,31 +67,59 @@ WebhookLauncherRegister(void)
 	RegisterBackgroundWorker(&worker);
 }
 
-/* Start the delivery worker for a database in a free slot. */
+/* Add a database to one of the launcher's lists, which outlive every scan. */
 static void
-start_worker(Oid dboid, const char *dbname)
+remember(List **list, Oid dboid)
+{
+	MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
+
+	*list = list_append_unique_oid(*list, dboid);
+	MemoryContextSwitchTo(old);
+}
+
+/*
+ * Note that a database could not get a worker; warn only when it starts
+ * waiting, not at every retry.
+ */
+static void
+refuse(Oid dboid, const char *dbname, bool no_slot, List **waiting)
+{
+	if (!list_member_oid(refused, dboid))
+	{
+		if (no_slot)
+			ereport(WARNING,
+					(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
+					 errmsg("webhook cannot deliver for database \"%s\": all %d worker slots are taken",
+							dbname, WEBHOOK_MAX_DATABASES),
+					 errdetail("The database gets a worker as soon as a slot frees up.")));
+		else
+			ereport(WARNING,
+					(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
+					 errmsg("could not start the webhook delivery worker for database \"%s\"", dbname),
+					 errdetail("The launcher tries again as soon as a background worker slot frees up."),
+					 errhint("Raise max_worker_processes.")));
+	}
+	remember(waiting, dboid);
+}
+
+/*
+ * Start the delivery worker for a database unless it has one (running,
+ * starting, or stepping aside for some DDL).  A database refused one is
+ * added to *waiting.
+ */
+static void
+start_worker(Oid dboid, const char *dbname, List **waiting)
 {
 	BackgroundWorker worker;
-	int			slot_index = -1;
+	bool		exists;
+	int			index = webhook_slot_reserve(dboid, &exists);
+	Oid			ignored;
 
-	LWLockAcquire(webhook_shared->lock, LW_EXCLUSIVE);
-	for (int i = 0; i < WEBHOOK_MAX_DATABASES; i++)
+	if (exists)
+		return;
+	if (index < 0)
 	{
-		if (webhook_shared->slots[i].dboid == InvalidOid)
-		{
-			slot_index = i;
-			memset(&webhook_shared->slots[i], 0, sizeof(WebhookWorkerSlot));
-			webhook_shared->slots[i].dboid = dboid;
-			break;
-		}
-	}
-	LWLockRelease(webhook_shared->lock);
-	if (slot_index < 0)
-	{
-		ereport(WARNING,
-				(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
-				 errmsg("webhook cannot deliver for database \"%s\": all %d worker slots are taken",
-						dbname, WEBHOOK_MAX_DATABASES)));
+		refuse(dboid, dbname, true, waiting);
 		return;
 	}
 
@@ -95,38 +132,21 @@ start_worker(Oid dboid, const char *dbname)
 	snprintf(worker.bgw_name, BGW_MAXLEN, "webhook delivery worker for %s", dbname);
 	snprintf(worker.bgw_type, BGW_MAXLEN, "webhook delivery worker");
 	worker.bgw_main_arg = ObjectIdGetDatum(dboid);
-	memcpy(worker.bgw_extra, &slot_index, sizeof(int));
 	worker.bgw_notify_pid = MyProcPid;
 
-	if (!RegisterDynamicBackgroundWorker(&worker, &handles[slot_index]))
+	if (!RegisterDynamicBackgroundWorker(&worker, &handles[index]))
 	{
-		ereport(WARNING,
-				(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
-				 errmsg("could not start the webhook delivery worker for database \"%s\"", dbname),
-				 errhint("Raise max_worker_processes.")));
-		LWLockAcquire(webhook_shared->lock, LW_EXCLUSIVE);
-		webhook_shared->slots[slot_index].dboid = InvalidOid;
-		LWLockRelease(webhook_shared->lock);
-		handles[slot_index] = NULL;
+		/* As if the worker had died before attaching: the slot is freed. */
+		(void) webhook_slot_reap(index, true, &ignored);
+		handles[index] = NULL;
+		refuse(dboid, dbname, false, waiting);
 	}
 }
 
-/* Is a worker (running or starting) already assigned to this database? */
-static bool
-has_slot(Oid dboid)
-{
-	bool		found = false;
-
-	LWLockAcquire(webhook_shared->lock, LW_SHARED);
-	for (int i = 0; i < WEBHOOK_MAX_DATABASES && !found; i++)
-		found = webhook_shared->slots[i].dboid == dboid;
-	LWLockRelease(webhook_shared->lock);
-	return found;
-}
-
 /*
- * Start a worker for every connectable database that has none.  Workers in
- * databases without the extension leave at once.
+ * Start a worker for every connectable database that has none, except those
+ * known to lack the extension.  Workers in databases without the extension
+ * leave at once.
  */
 static void
 scan_databases(void)
@@ -136,6 +156,7 @@ scan_databases(void)
 	HeapTuple	tup;
 	List	   *dbs = NIL;
 	List	   *names = NIL;
+	List	   *waiting = NIL;
 	ListCell   *lc1,
 			   *lc2;
 	MemoryContext caller = CurrentMemoryContext;
@@ -150,7 +171,8 @@ scan_databases(void)
 		Form_pg_database db = (Form_pg_database) GETSTRUCT(tup);
 		MemoryContext old;
 
-		if (!db->datallowconn || db->datistemplate || db->datconnlimit == -2)
+		if (!db->datallowconn || db->datistemplate || db->datconnlimit == -2 ||
+			list_member_oid(no_extension, db->oid))
 			continue;
 		old = MemoryContextSwitchTo(caller);
 		dbs = lappend_oid(dbs, db->oid);
@@ -160,17 +182,21 @@ scan_databases(void)
 	table_endscan(scan);
 	table_close(rel, AccessShareLock);
 	CommitTransactionCommand();
+	MemoryContextSwitchTo(caller);
 
 	forboth(lc1, dbs, lc2, names)
-	{
-		if (!has_slot(lfirst_oid(lc1)))
-			start_worker(lfirst_oid(lc1), (char *) lfirst(lc2));
-	}
+		start_worker(lfirst_oid(lc1), (char *) lfirst(lc2), &waiting);
+	/* Databases dropped meanwhile stop waiting. */
+	list_free(refused);
+	refused = waiting;
+	list_free(dbs);
+	list_free_deep(names);
 }
 
 /*
- * Free the slots of workers that have stopped.  Returns how long until a
- * rescan is needed to start some of them again (-1: none needed).
+ * Look at every slot: drop the handles of workers that stopped and free the
+ * slots that workers left.  Returns how long until a rescan is needed (-1:
+ * none).
  */
 static long
 reap_workers(void)
@@ -180,31 +206,34 @@ reap_workers(void)
 	for (int i = 0; i < WEBHOOK_MAX_DATABASES; i++)
 	{
 		pid_t		pid;
-		WebhookWorkerSlot *slot = &webhook_shared->slots[i];
-		long		delay;
+		bool		stopped = handles[i] != NULL &&
+		GetBackgroundWorkerPid(handles[i], &pid) == BGWH_STOPPED;
+		Oid			dboid;
+		WebhookReap reap = webhook_slot_reap(i, stopped, &dboid);
 
-		if (handles[i] == NULL ||
-			GetBackgroundWorkerPid(handles[i], &pid) != BGWH_STOPPED)
-			continue;
-
-		LWLockAcquire(webhook_shared->lock, LW_EXCLUSIVE);
-		if (slot->no_extension)
-			delay = -1;
-		else if (slot->stop_requested)
-			delay = DROPPED_RECHECK_MS;
-		else
-			delay = RESTART_DELAY_MS;
-		slot->dboid = InvalidOid;
-		slot->pid = 0;
-		slot->latch = NULL;
-		LWLockRelease(webhook_shared->lock);
-		pfree(handles[i]);
-		handles[i] = NULL;
-
-		if (delay >= 0 && (rescan_ms < 0 || delay < rescan_ms))
-			rescan_ms = delay;
+		if (handles[i] != NULL && (stopped || reap != WEBHOOK_REAP_NONE))
+		{
+			pfree(handles[i]);
+			handles[i] = NULL;
+		}
+		if (reap == WEBHOOK_REAP_NO_EXTENSION)
+			remember(&no_extension, dboid);
+		else if (reap == WEBHOOK_REAP_RESTART && rescan_ms < 0)
+			rescan_ms = RESTART_DELAY_MS;
+		/* A slot is free again: a waiting database may take it now. */
+		if ((stopped || reap != WEBHOOK_REAP_NONE) && refused != NIL)
+			rescan_ms = 0;
 	}
 	return rescan_ms;
+}
+
+/* The earlier of two times, where 0 means "none". */
+static TimestampTz
+earliest(TimestampTz a, TimestampTz b)
+{
+	if (a == 0 || (b != 0 && b < a))
+		return b;
+	return a;
 }
 
 /* Background worker entry point of the launcher. */
@@ -215,20 +244,15 @@ webhook_launcher_main(Datum main_arg)
 
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
 	pqsignal(SIGTERM, die);
+	/* A cancel has nothing to stop here: scans are short and repeatable. */
+	pqsignal(SIGINT, SIG_IGN);
 	BackgroundWorkerUnblockSignals();
 	BackgroundWorkerInitializeConnection(NULL, NULL, 0);
 	pgstat_report_appname("webhook launcher");
-
-	LWLockAcquire(webhook_shared->lock, LW_EXCLUSIVE);
-	webhook_shared->launcher_latch = MyLatch;
-	/* After a launcher restart, no worker of ours is known to be running. */
-	memset(webhook_shared->slots, 0, sizeof(webhook_shared->slots));
-	webhook_shared->rescan_requested = true;
-	LWLockRelease(webhook_shared->lock);
+	webhook_launcher_attach();
 
 	for (;;)
 	{
-		bool		rescan;
 		long		reap_ms;
 		long		timeout_ms = -1;
 
@@ -241,28 +265,24 @@ webhook_launcher_main(Datum main_arg)
 
 		reap_ms = reap_workers();
 		if (reap_ms >= 0)
+			rescan_at = earliest(rescan_at,
+								 TimestampTzPlusMilliseconds(GetCurrentTimestamp(), reap_ms));
+		if (webhook_take_rescan_request())
 		{
-			TimestampTz at = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), reap_ms);
-
-			if (rescan_at == 0 || at < rescan_at)
-				rescan_at = at;
+			/* Some database may have gained the extension: look at all. */
+			list_free(no_extension);
+			no_extension = NIL;
+			rescan_at = GetCurrentTimestamp();
 		}
-
-		LWLockAcquire(webhook_shared->lock, LW_EXCLUSIVE);
-		rescan = webhook_shared->rescan_requested;
-		webhook_shared->rescan_requested = false;
-		LWLockRelease(webhook_shared->lock);
 
 		if (rescan_at != 0 && GetCurrentTimestamp() >= rescan_at)
 		{
-			rescan = true;
 			rescan_at = 0;
-		}
-		if (rescan)
-		{
 			pgstat_report_activity(STATE_RUNNING, "starting delivery workers");
 			scan_databases();
 			pgstat_report_activity(STATE_IDLE, NULL);
+			if (refused != NIL)
+				rescan_at = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), REFUSED_RETRY_MS);
 		}
 
 		if (rescan_at != 0)

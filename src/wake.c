@@ -1,18 +1,27 @@
 /*
  * wake.c
- *		Wake the delivery worker when a transaction that queued work commits,
- *		and start or stop workers as databases gain or lose the extension.
+ *		Wake the delivery worker when a transaction that queued work commits
+ *		(COMMIT PREPARED included), start or stop workers as databases gain
+ *		or lose the extension, and have a worker step aside for DDL that
+ *		needs its database to itself.
  *
- * Nothing here runs at rollback: an aborted transaction wakes nobody.
+ * Nothing here wakes at rollback: an aborted transaction wakes nobody.  The
+ * hooks act only once PostgreSQL's own permission checks have passed (or
+ * would pass), so no role can stop a worker it could not drop.
  */
 #include "postgres.h"
 
 #include "access/xact.h"
+#include "catalog/objectaccess.h"
+#include "catalog/pg_database.h"
 #include "commands/dbcommands.h"
+#include "commands/defrem.h"
+#include "commands/extension.h"
 #include "fmgr.h"
 #include "miscadmin.h"
 #include "nodes/parsenodes.h"
 #include "tcop/utility.h"
+#include "utils/acl.h"
 #include "utils/elog.h"
 
 #include "webhook.h"
@@ -23,62 +32,19 @@ PG_FUNCTION_INFO_V1(webhook_start_worker_at_commit);
 /* What this backend's current transaction asked for at commit. */
 static bool wake_worker_at_commit = false;
 static bool rescan_at_commit = false;
+static bool start_worker_at_commit = false; /* after COMMIT PREPARED */
+static bool end_aside_at_end = false;
 static bool callback_registered = false;
 static bool warned_not_preloaded = false;
 
 static ProcessUtility_hook_type prev_ProcessUtility = NULL;
+static object_access_hook_type prev_object_access_hook = NULL;
 
 /*
- * Set the latch of the worker delivering for a database.  Cheap enough to do
- * on every commit that queued deliveries: a scan of a small array.
+ * At commit, act on what the transaction asked for; at abort, forget it.  A
+ * prepared transaction wakes nobody yet: COMMIT PREPARED will.  Workers
+ * asked to step aside come back however the transaction ends.
  */
-void
-webhook_wake_worker(Oid dboid)
-{
-	Latch	   *latch = NULL;
-
-	if (webhook_shared == NULL)
-		return;
-	LWLockAcquire(webhook_shared->lock, LW_SHARED);
-	for (int i = 0; i < WEBHOOK_MAX_DATABASES; i++)
-	{
-		if (webhook_shared->slots[i].dboid == dboid)
-		{
-			latch = webhook_shared->slots[i].latch;
-			break;
-		}
-	}
-	LWLockRelease(webhook_shared->lock);
-	if (latch)
-		SetLatch(latch);
-}
-
-/* Ask the worker of a database to leave, and the launcher not to restart it. */
-static void
-webhook_stop_worker(Oid dboid)
-{
-	Latch	   *latch = NULL;
-
-	if (webhook_shared == NULL || !OidIsValid(dboid))
-		return;
-	LWLockAcquire(webhook_shared->lock, LW_EXCLUSIVE);
-	for (int i = 0; i < WEBHOOK_MAX_DATABASES; i++)
-	{
-		WebhookWorkerSlot *slot = &webhook_shared->slots[i];
-
-		if (slot->dboid == dboid)
-		{
-			slot->stop_requested = true;
-			latch = slot->latch;
-			break;
-		}
-	}
-	LWLockRelease(webhook_shared->lock);
-	if (latch)
-		SetLatch(latch);
-}
-
-/* At commit, act on what the transaction asked for; at abort, forget it. */
 static void
 webhook_xact_callback(XactEvent event, void *arg)
 {
@@ -86,21 +52,25 @@ webhook_xact_callback(XactEvent event, void *arg)
 	{
 		case XACT_EVENT_COMMIT:
 		case XACT_EVENT_PARALLEL_COMMIT:
-			if (wake_worker_at_commit)
-				webhook_wake_worker(MyDatabaseId);
+			if (wake_worker_at_commit &&
+				!webhook_wake_worker(MyDatabaseId) && start_worker_at_commit)
+				rescan_at_commit = true;
 			if (rescan_at_commit)
 				webhook_wake_launcher(true);
-			wake_worker_at_commit = false;
-			rescan_at_commit = false;
 			break;
 		case XACT_EVENT_ABORT:
 		case XACT_EVENT_PARALLEL_ABORT:
-			wake_worker_at_commit = false;
-			rescan_at_commit = false;
+		case XACT_EVENT_PREPARE:
 			break;
 		default:
-			break;
+			return;
 	}
+	if (end_aside_at_end)
+		webhook_end_aside();
+	wake_worker_at_commit = false;
+	rescan_at_commit = false;
+	start_worker_at_commit = false;
+	end_aside_at_end = false;
 }
 
 static void
@@ -148,9 +118,76 @@ webhook_start_worker_at_commit(PG_FUNCTION_ARGS)
 }
 
 /*
- * DROP DATABASE waits for other sessions to leave; our worker is one, so ask
- * it to go first.  DROP EXTENSION webhook wakes the worker so that it sees the
- * extension is gone and exits.
+ * Ask the worker of a database to step aside until this transaction ends,
+ * because the DDL being run needs the database to itself.
+ */
+static void
+step_aside_for_ddl(Oid dboid)
+{
+	register_callback_once();
+	end_aside_at_end = true;
+	webhook_step_aside(dboid);
+}
+
+/*
+ * DROP DATABASE waits for other sessions to leave, and our worker is one.
+ * The drop hook runs once PostgreSQL has checked that the role may drop it.
+ */
+static void
+webhook_object_access(ObjectAccessType access, Oid classId, Oid objectId,
+					  int subId, void *arg)
+{
+	if (prev_object_access_hook)
+		prev_object_access_hook(access, classId, objectId, subId, arg);
+	if (webhook_shared != NULL && access == OAT_DROP && classId == DatabaseRelationId)
+		step_aside_for_ddl(objectId);
+}
+
+/* The value of a CREATE/ALTER DATABASE option, or NULL. */
+static char *
+database_option(List *options, const char *name)
+{
+	ListCell   *lc;
+
+	foreach(lc, options)
+	{
+		DefElem    *def = (DefElem *) lfirst(lc);
+
+		if (strcmp(def->defname, name) == 0 && def->arg != NULL)
+			return defGetString(def);
+	}
+	return NULL;
+}
+
+/*
+ * The database that a statement copies, renames or moves, which must have
+ * no other session; InvalidOid for other statements.  PostgreSQL gives no
+ * hook between its permission checks and its wait for other sessions here.
+ */
+static Oid
+database_needed_alone(Node *parsetree)
+{
+	const char *dbname = NULL;
+
+	if (IsA(parsetree, CreatedbStmt))
+		dbname = database_option(((CreatedbStmt *) parsetree)->options, "template");
+	else if (IsA(parsetree, RenameStmt) &&
+			 ((RenameStmt *) parsetree)->renameType == OBJECT_DATABASE)
+		dbname = ((RenameStmt *) parsetree)->subname;
+	else if (IsA(parsetree, AlterDatabaseStmt) &&
+			 database_option(((AlterDatabaseStmt *) parsetree)->options, "tablespace"))
+		dbname = ((AlterDatabaseStmt *) parsetree)->dbname;
+	return dbname ? get_database_oid(dbname, true) : InvalidOid;
+}
+
+/*
+ * Before CREATE DATABASE ... TEMPLATE, ALTER DATABASE ... RENAME or SET
+ * TABLESPACE, have the worker step aside, but only for a role that owns the
+ * database (and may create databases): one that could drop it anyway.
+ * Afterwards: COMMIT PREPARED wakes the worker at commit (and has one
+ * started if the database has the extension but no worker), and a new
+ * database may have the extension from its template.  DROP EXTENSION
+ * webhook wakes the worker so that it sees the extension is gone and exits.
  */
 static void
 webhook_ProcessUtility(PlannedStmt *pstmt, const char *queryString,
@@ -160,17 +197,19 @@ webhook_ProcessUtility(PlannedStmt *pstmt, const char *queryString,
 {
 	Node	   *parsetree = pstmt->utilityStmt;
 
-	if (webhook_shared != NULL && IsA(parsetree, DropdbStmt))
+	if (webhook_shared != NULL)
 	{
-		DropdbStmt *stmt = (DropdbStmt *) parsetree;
+		Oid			alone = database_needed_alone(parsetree);
 
-		webhook_stop_worker(get_database_oid(stmt->dbname, true));
-	}
-	else if (webhook_shared != NULL && IsA(parsetree, DropStmt) &&
-			 ((DropStmt *) parsetree)->removeType == OBJECT_EXTENSION)
-	{
-		register_callback_once();
-		wake_worker_at_commit = true;
+		if (OidIsValid(alone) && pg_database_ownercheck(alone, GetUserId()) &&
+			have_createdb_privilege())
+			step_aside_for_ddl(alone);
+		if (IsA(parsetree, DropStmt) &&
+			((DropStmt *) parsetree)->removeType == OBJECT_EXTENSION)
+		{
+			register_callback_once();
+			wake_worker_at_commit = true;
+		}
 	}
 
 	if (prev_ProcessUtility)
@@ -179,12 +218,30 @@ webhook_ProcessUtility(PlannedStmt *pstmt, const char *queryString,
 	else
 		standard_ProcessUtility(pstmt, queryString, readOnlyTree, context,
 								params, queryEnv, dest, qc);
+
+	if (webhook_shared == NULL)
+		return;
+	if (IsA(parsetree, TransactionStmt) &&
+		((TransactionStmt *) parsetree)->kind == TRANS_STMT_COMMIT_PREPARED &&
+		OidIsValid(get_extension_oid("webhook", true)))
+	{
+		register_callback_once();
+		wake_worker_at_commit = true;
+		start_worker_at_commit = true;
+	}
+	else if (IsA(parsetree, CreatedbStmt))
+	{
+		register_callback_once();
+		rescan_at_commit = true;
+	}
 }
 
-/* Install the utility hook in every backend that loads the library. */
+/* Install the hooks in every backend that loads the library. */
 void
 WebhookWakeInit(void)
 {
 	prev_ProcessUtility = ProcessUtility_hook;
 	ProcessUtility_hook = webhook_ProcessUtility;
+	prev_object_access_hook = object_access_hook;
+	object_access_hook = webhook_object_access;
 }

@@ -11,8 +11,6 @@
 #include "fmgr.h"
 #include "funcapi.h"
 #include "miscadmin.h"
-#include "storage/ipc.h"
-#include "storage/shmem.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
 
@@ -36,11 +34,6 @@ bool		webhook_strict_event_types = false;
 int			webhook_disable_after_s = 5 * 24 * 3600;
 int			webhook_retention_succeeded_s = 7 * 24 * 3600;
 int			webhook_retention_failed_s = 30 * 24 * 3600;
-
-WebhookShared *webhook_shared = NULL;
-
-static shmem_request_hook_type prev_shmem_request_hook = NULL;
-static shmem_startup_hook_type prev_shmem_startup_hook = NULL;
 
 void		_PG_init(void);
 
@@ -130,52 +123,6 @@ WebhookGucInit(void)
 	MarkGUCPrefixReserved("webhook");
 }
 
-/* Ask the postmaster for our shared state (PG15: only in this hook). */
-static void
-webhook_shmem_request(void)
-{
-	if (prev_shmem_request_hook)
-		prev_shmem_request_hook();
-	RequestAddinShmemSpace(MAXALIGN(sizeof(WebhookShared)));
-	RequestNamedLWLockTranche("webhook", 1);
-}
-
-/* Create or attach to the shared state. */
-static void
-webhook_shmem_startup(void)
-{
-	bool		found;
-
-	if (prev_shmem_startup_hook)
-		prev_shmem_startup_hook();
-
-	LWLockAcquire(AddinShmemInitLock, LW_EXCLUSIVE);
-	webhook_shared = ShmemInitStruct("webhook", sizeof(WebhookShared), &found);
-	if (!found)
-	{
-		memset(webhook_shared, 0, sizeof(WebhookShared));
-		webhook_shared->lock = &(GetNamedLWLockTranche("webhook"))->lock;
-	}
-	LWLockRelease(AddinShmemInitLock);
-}
-
-/* Set the launcher's latch; with rescan, it also looks for new databases. */
-void
-webhook_wake_launcher(bool rescan)
-{
-	Latch	   *latch;
-
-	if (webhook_shared == NULL)
-		return;
-	LWLockAcquire(webhook_shared->lock, LW_EXCLUSIVE);
-	if (rescan)
-		webhook_shared->rescan_requested = true;
-	latch = webhook_shared->launcher_latch;
-	LWLockRelease(webhook_shared->lock);
-	if (latch)
-		SetLatch(latch);
-}
-
 /* Entry point: settings everywhere; shared memory and launcher when preloaded. */
 void
 _PG_init(void)
@@ -186,11 +133,7 @@ _PG_init(void)
 	if (!process_shared_preload_libraries_in_progress)
 		return;
 
-	prev_shmem_request_hook = shmem_request_hook;
-	shmem_request_hook = webhook_shmem_request;
-	prev_shmem_startup_hook = shmem_startup_hook;
-	shmem_startup_hook = webhook_shmem_startup;
-
+	WebhookSharedInit();
 	WebhookLauncherRegister();
 }
 

@@ -33,15 +33,33 @@ extern int	webhook_retention_succeeded_s;
 extern int	webhook_retention_failed_s;
 extern int	webhook_transform_timeout_ms;
 
-/* What the launcher knows about the delivery worker of one database. */
+/* Where a database's slot stands; see shared.c. */
+typedef enum WebhookSlotState
+{
+	WEBHOOK_SLOT_FREE = 0,
+	WEBHOOK_SLOT_STARTING,		/* the launcher started a worker for it */
+	WEBHOOK_SLOT_RUNNING,		/* the worker with this pid delivers */
+	WEBHOOK_SLOT_EXITED			/* the worker left; the launcher decides */
+} WebhookSlotState;
+
+/* The delivery worker of one database. */
 typedef struct WebhookWorkerSlot
 {
-	Oid			dboid;			/* InvalidOid when the slot is free */
-	pid_t		pid;			/* 0 until the worker has started */
-	Latch	   *latch;			/* the worker's latch, set to wake it */
-	bool		no_extension;	/* the worker found no extension and left */
-	bool		stop_requested; /* DROP DATABASE/EXTENSION asked it to go */
+	Oid			dboid;
+	WebhookSlotState state;
+	pid_t		pid;			/* the attached worker, 0 if none */
+	Latch	   *latch;			/* its latch, set to wake it */
+	bool		no_extension;	/* it left: the extension is not installed */
+	pid_t		aside_for;		/* backend whose DDL needs the database alone */
 } WebhookWorkerSlot;
+
+/* What the launcher should do about a database whose slot it looked at. */
+typedef enum WebhookReap
+{
+	WEBHOOK_REAP_NONE,			/* nothing: the slot is in use */
+	WEBHOOK_REAP_RESTART,		/* freed: start a worker again shortly */
+	WEBHOOK_REAP_NO_EXTENSION	/* freed: no extension there, do not */
+} WebhookReap;
 
 /*
  * Counters of one database's deliveries since the server started.  Written
@@ -63,6 +81,7 @@ typedef struct WebhookDbStats
 typedef struct WebhookShared
 {
 	LWLock	   *lock;
+	pid_t		launcher_pid;	/* the launcher running, 0 if none */
 	Latch	   *launcher_latch;
 	bool		rescan_requested;	/* a database may have gained the extension */
 	WebhookWorkerSlot slots[WEBHOOK_MAX_DATABASES];
@@ -75,12 +94,22 @@ extern WebhookShared *webhook_shared;
 /* queue.c */
 extern SPIPlanPtr webhook_prepare_once(SPIPlanPtr *slot, const char *sql, int nargs, Oid *argtypes);
 
-/* webhook.c */
+/* shared.c: the only code that touches the slots */
+extern void WebhookSharedInit(void);
 extern void webhook_wake_launcher(bool rescan);
+extern bool webhook_wake_worker(Oid dboid);
+extern void webhook_step_aside(Oid dboid);
+extern void webhook_end_aside(void);
+extern void webhook_launcher_attach(void);
+extern bool webhook_take_rescan_request(void);
+extern int	webhook_slot_reserve(Oid dboid, bool *exists);
+extern WebhookReap webhook_slot_reap(int index, bool worker_stopped, Oid *dboid);
+extern bool webhook_worker_attach(Oid dboid, WebhookDbStats **stats);
+extern bool webhook_worker_asked_to_leave(void);
+extern void webhook_worker_no_extension(void);
 
 /* wake.c */
 extern void WebhookWakeInit(void);
-extern void webhook_wake_worker(Oid dboid);
 
 /* transform.c */
 extern void WebhookTransformGucInit(void);

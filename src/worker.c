@@ -37,80 +37,57 @@
 
 /* Endpoints being sent to: in-flight counts and token buckets. */
 static HTAB *endpoint_load = NULL;
-static WebhookWorkerSlot *my_slot = NULL;
 static WebhookDbStats *my_stats = NULL;
 
-/* Leave the slot so nobody sets a latch that is about to go away. */
+/*
+ * Attach to the slot the launcher reserved for this database, before
+ * connecting: a second worker for the same database leaves at once, and so
+ * does one whose database is held aside for some DDL.
+ */
 static void
-worker_detach(int code, Datum arg)
+worker_attach(Oid dboid)
 {
-	if (my_slot == NULL)
-		return;
-	LWLockAcquire(webhook_shared->lock, LW_EXCLUSIVE);
-	my_slot->latch = NULL;
-	my_slot->pid = 0;
-	if (my_stats)
+	if (!webhook_worker_attach(dboid, &my_stats))
 	{
-		my_stats->pid = 0;
-		my_stats->in_flight = 0;
-	}
-	LWLockRelease(webhook_shared->lock);
-}
-
-/* Publish this worker's latch in its slot, so commits can wake it. */
-static void
-worker_attach(int slot_index, Oid dboid)
-{
-	WebhookWorkerSlot *slot = &webhook_shared->slots[slot_index];
-
-	LWLockAcquire(webhook_shared->lock, LW_EXCLUSIVE);
-	if (slot->dboid != dboid)
-	{
-		LWLockRelease(webhook_shared->lock);
-		ereport(LOG,
-				(errmsg("webhook delivery worker slot %d was reassigned; exiting", slot_index)));
+		ereport(DEBUG1,
+				(errmsg("%s exiting: another worker delivers for this database, or it is held aside",
+						MyBgworkerEntry->bgw_name)));
 		proc_exit(0);
 	}
-	slot->pid = MyProcPid;
-	slot->latch = MyLatch;
-	/* Counters live as long as the server, across worker restarts. */
-	for (int i = 0; i < WEBHOOK_MAX_DATABASES && my_stats == NULL; i++)
-		if (webhook_shared->stats[i].dboid == dboid)
-			my_stats = &webhook_shared->stats[i];
-	for (int i = 0; i < WEBHOOK_MAX_DATABASES && my_stats == NULL; i++)
-		if (webhook_shared->stats[i].dboid == InvalidOid)
-		{
-			my_stats = &webhook_shared->stats[i];
-			my_stats->dboid = dboid;
-		}
-	if (my_stats)
-		my_stats->pid = MyProcPid;
-	LWLockRelease(webhook_shared->lock);
-	my_slot = slot;
-	before_shmem_exit(worker_detach, (Datum) 0);
 }
 
-/* Tell the launcher not to restart us, and go. */
+/* Tell the launcher whether to start us again, and go. */
 static void
 worker_leave(const char *why, bool no_extension)
 {
-	LWLockAcquire(webhook_shared->lock, LW_EXCLUSIVE);
-	my_slot->no_extension = no_extension;
-	LWLockRelease(webhook_shared->lock);
+	if (no_extension)
+		webhook_worker_no_extension();
 	ereport(DEBUG1, (errmsg("%s exiting: %s", MyBgworkerEntry->bgw_name, why)));
 	proc_exit(0);
 }
 
-/* Has DROP DATABASE asked this worker to go? */
+/* Has DROP DATABASE or other DDL asked this worker to step aside? */
 static bool
 stop_requested(void)
 {
-	bool		stop;
+	return webhook_worker_asked_to_leave();
+}
 
-	LWLockAcquire(webhook_shared->lock, LW_SHARED);
-	stop = my_slot->stop_requested;
-	LWLockRelease(webhook_shared->lock);
-	return stop;
+/*
+ * A cancel request (pg_cancel_backend) is meant to stop what a process is
+ * doing, not the process.  Inside one of the worker's transactions it
+ * aborts that transaction, which the worker survives; between transactions
+ * there is nothing to cancel, so drop it rather than die of it.
+ */
+static void
+drop_idle_cancel(void)
+{
+	if (QueryCancelPending && !IsTransactionOrTransactionBlock())
+	{
+		QueryCancelPending = false;
+		ereport(LOG,
+				(errmsg("webhook delivery worker ignored a cancel request between transactions")));
+	}
 }
 
 /* The delay before the next attempt: schedule, scale, ±20% jitter, Retry-After. */
@@ -417,15 +394,11 @@ ms_until(TimestampTz when)
 	return (long) Min((when - now) / 1000 + 1, 3600 * 1000L);
 }
 
-/*
- * Background worker entry point.  main_arg is the database OID; bgw_extra
- * holds the launcher's slot index.
- */
+/* Background worker entry point.  main_arg is the database OID. */
 void
 webhook_worker_main(Datum main_arg)
 {
 	Oid			dboid = DatumGetObjectId(main_arg);
-	int			slot_index;
 	MemoryContext loop_cxt;
 	HASHCTL		hctl;
 	bool		need_claim = true;
@@ -438,17 +411,15 @@ webhook_worker_main(Datum main_arg)
 	int			n_finished = 0;
 	int			finished_cap;
 
-	memcpy(&slot_index, MyBgworkerEntry->bgw_extra, sizeof(int));
-
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
 	pqsignal(SIGTERM, die);
 	BackgroundWorkerUnblockSignals();
+	worker_attach(dboid);
 	BackgroundWorkerInitializeConnectionByOid(dboid, InvalidOid, 0);
 	pgstat_report_appname("webhook delivery worker");
 	/* Nothing the worker runs may resolve to an object a user planted. */
 	SetConfigOption("search_path", "pg_catalog, pg_temp", PGC_SUSET, PGC_S_OVERRIDE);
 
-	worker_attach(slot_index, dboid);
 	if (!queue_extension_present())
 		worker_leave("the extension is not installed in this database", true);
 
@@ -476,6 +447,7 @@ webhook_worker_main(Datum main_arg)
 
 		MemoryContextReset(loop_cxt);
 		MemoryContextSwitchTo(loop_cxt);
+		drop_idle_cancel();
 		CHECK_FOR_INTERRUPTS();
 
 		if (ConfigReloadPending)
@@ -485,7 +457,7 @@ webhook_worker_main(Datum main_arg)
 			http_reload_policy();
 		}
 		if (stop_requested())
-			worker_leave("its database is being dropped", false);
+			worker_leave("DDL on its database asked it to step aside", false);
 
 		if (next_due != 0 && GetCurrentTimestamp() >= next_due)
 		{

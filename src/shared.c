@@ -1,0 +1,365 @@
+/*
+ * shared.c
+ *		The state that the launcher, the delivery workers and ordinary
+ *		backends share, and the only code that touches it.
+ *
+ * There is one slot per database being delivered for.  The launcher
+ * reserves a slot and starts a worker; the worker attaches by recording its
+ * PID, and from then on only that process changes the slot, until it leaves
+ * it for the launcher to free.  So a launcher that restarts adopts the
+ * workers that run instead of starting second ones, a second worker for a
+ * database leaves at once, and an exiting worker never clears the slot of
+ * another.  A backend whose DDL needs a database to itself (DROP DATABASE,
+ * ALTER DATABASE ... RENAME, CREATE DATABASE ... TEMPLATE) marks the slot
+ * "aside" with its own PID: the worker leaves and is not started again until
+ * that backend's transaction ends.
+ */
+#include "postgres.h"
+
+#include "miscadmin.h"
+#include "storage/ipc.h"
+#include "storage/procarray.h"
+#include "storage/shmem.h"
+
+#include "webhook.h"
+
+WebhookShared *webhook_shared = NULL;
+
+static shmem_request_hook_type prev_shmem_request_hook = NULL;
+static shmem_startup_hook_type prev_shmem_startup_hook = NULL;
+
+/* The slot this worker process attached to, if any. */
+static WebhookWorkerSlot *my_slot = NULL;
+
+/* Ask the postmaster for our shared state (PG15: only in this hook). */
+static void
+webhook_shmem_request(void)
+{
+	if (prev_shmem_request_hook)
+		prev_shmem_request_hook();
+	RequestAddinShmemSpace(MAXALIGN(sizeof(WebhookShared)));
+	RequestNamedLWLockTranche("webhook", 1);
+}
+
+/* Create or attach to the shared state. */
+static void
+webhook_shmem_startup(void)
+{
+	bool		found;
+
+	if (prev_shmem_startup_hook)
+		prev_shmem_startup_hook();
+
+	LWLockAcquire(AddinShmemInitLock, LW_EXCLUSIVE);
+	webhook_shared = ShmemInitStruct("webhook", sizeof(WebhookShared), &found);
+	if (!found)
+	{
+		memset(webhook_shared, 0, sizeof(WebhookShared));
+		webhook_shared->lock = &(GetNamedLWLockTranche("webhook"))->lock;
+	}
+	LWLockRelease(AddinShmemInitLock);
+}
+
+/* Install the shared memory hooks; only while preloading. */
+void
+WebhookSharedInit(void)
+{
+	prev_shmem_request_hook = shmem_request_hook;
+	shmem_request_hook = webhook_shmem_request;
+	prev_shmem_startup_hook = shmem_startup_hook;
+	shmem_startup_hook = webhook_shmem_startup;
+}
+
+/* The slot of a database, or NULL; the caller holds the lock. */
+static WebhookWorkerSlot *
+slot_of(Oid dboid)
+{
+	for (int i = 0; i < WEBHOOK_MAX_DATABASES; i++)
+		if (webhook_shared->slots[i].state != WEBHOOK_SLOT_FREE &&
+			webhook_shared->slots[i].dboid == dboid)
+			return &webhook_shared->slots[i];
+	return NULL;
+}
+
+/* A free slot taken for a database, or NULL; the caller holds the lock. */
+static WebhookWorkerSlot *
+slot_take(Oid dboid, WebhookSlotState state)
+{
+	for (int i = 0; i < WEBHOOK_MAX_DATABASES; i++)
+	{
+		WebhookWorkerSlot *slot = &webhook_shared->slots[i];
+
+		if (slot->state == WEBHOOK_SLOT_FREE)
+		{
+			memset(slot, 0, sizeof(WebhookWorkerSlot));
+			slot->dboid = dboid;
+			slot->state = state;
+			return slot;
+		}
+	}
+	return NULL;
+}
+
+/* Set the launcher's latch; with rescan, it also looks for new databases. */
+void
+webhook_wake_launcher(bool rescan)
+{
+	Latch	   *latch;
+
+	if (webhook_shared == NULL)
+		return;
+	LWLockAcquire(webhook_shared->lock, LW_EXCLUSIVE);
+	if (rescan)
+		webhook_shared->rescan_requested = true;
+	latch = webhook_shared->launcher_latch;
+	LWLockRelease(webhook_shared->lock);
+	if (latch)
+		SetLatch(latch);
+}
+
+/*
+ * Set the latch of the worker delivering for a database.  Cheap enough to do
+ * on every commit that queued deliveries: a scan of a small array.  Returns
+ * whether a worker was running there.
+ */
+bool
+webhook_wake_worker(Oid dboid)
+{
+	WebhookWorkerSlot *slot;
+	Latch	   *latch = NULL;
+
+	if (webhook_shared == NULL)
+		return false;
+	LWLockAcquire(webhook_shared->lock, LW_SHARED);
+	slot = slot_of(dboid);
+	if (slot && slot->state == WEBHOOK_SLOT_RUNNING)
+		latch = slot->latch;
+	LWLockRelease(webhook_shared->lock);
+	if (latch)
+		SetLatch(latch);
+	return latch != NULL;
+}
+
+/*
+ * Ask the worker of a database to leave and not to come back until this
+ * backend's transaction ends (webhook_end_aside).  A database with no worker
+ * gets a slot anyway, so that the launcher starts none meanwhile.
+ */
+void
+webhook_step_aside(Oid dboid)
+{
+	WebhookWorkerSlot *slot;
+	Latch	   *latch = NULL;
+
+	if (webhook_shared == NULL || !OidIsValid(dboid))
+		return;
+	LWLockAcquire(webhook_shared->lock, LW_EXCLUSIVE);
+	slot = slot_of(dboid);
+	if (slot == NULL)
+		slot = slot_take(dboid, WEBHOOK_SLOT_EXITED);
+	if (slot)
+	{
+		slot->aside_for = MyProcPid;
+		latch = slot->latch;
+	}
+	LWLockRelease(webhook_shared->lock);
+	if (latch)
+		SetLatch(latch);
+}
+
+/*
+ * The transaction that asked workers to step aside has ended: let them come
+ * back (under a new name, or into a copy too) by asking for a rescan.
+ */
+void
+webhook_end_aside(void)
+{
+	if (webhook_shared == NULL)
+		return;
+	LWLockAcquire(webhook_shared->lock, LW_EXCLUSIVE);
+	for (int i = 0; i < WEBHOOK_MAX_DATABASES; i++)
+		if (webhook_shared->slots[i].aside_for == MyProcPid)
+			webhook_shared->slots[i].aside_for = 0;
+	LWLockRelease(webhook_shared->lock);
+	webhook_wake_launcher(true);
+}
+
+/* Forget the launcher's latch when it exits, unless another launcher took over. */
+static void
+launcher_detach(int code, Datum arg)
+{
+	LWLockAcquire(webhook_shared->lock, LW_EXCLUSIVE);
+	if (webhook_shared->launcher_pid == MyProcPid)
+	{
+		webhook_shared->launcher_pid = 0;
+		webhook_shared->launcher_latch = NULL;
+	}
+	LWLockRelease(webhook_shared->lock);
+}
+
+/*
+ * The launcher starts: adopt running workers as they are.  Slots whose
+ * worker was started by an earlier launcher but has not attached are
+ * dropped: that worker finds no reservation and leaves, and this launcher
+ * starts another.
+ */
+void
+webhook_launcher_attach(void)
+{
+	LWLockAcquire(webhook_shared->lock, LW_EXCLUSIVE);
+	webhook_shared->launcher_pid = MyProcPid;
+	webhook_shared->launcher_latch = MyLatch;
+	webhook_shared->rescan_requested = true;
+	for (int i = 0; i < WEBHOOK_MAX_DATABASES; i++)
+	{
+		WebhookWorkerSlot *slot = &webhook_shared->slots[i];
+
+		if (slot->state == WEBHOOK_SLOT_STARTING)
+			slot->state = slot->aside_for ? WEBHOOK_SLOT_EXITED : WEBHOOK_SLOT_FREE;
+	}
+	LWLockRelease(webhook_shared->lock);
+	before_shmem_exit(launcher_detach, (Datum) 0);
+}
+
+/* Has a backend asked for a rescan since the launcher last looked? */
+bool
+webhook_take_rescan_request(void)
+{
+	bool		rescan;
+
+	LWLockAcquire(webhook_shared->lock, LW_EXCLUSIVE);
+	rescan = webhook_shared->rescan_requested;
+	webhook_shared->rescan_requested = false;
+	LWLockRelease(webhook_shared->lock);
+	return rescan;
+}
+
+/*
+ * Reserve a slot for a database the launcher is about to start a worker for.
+ * Returns its index, or -1: *exists tells whether the database already has
+ * a slot (a worker, one starting, or one stepping aside) or all are taken.
+ */
+int
+webhook_slot_reserve(Oid dboid, bool *exists)
+{
+	WebhookWorkerSlot *slot;
+
+	LWLockAcquire(webhook_shared->lock, LW_EXCLUSIVE);
+	*exists = slot_of(dboid) != NULL;
+	slot = *exists ? NULL : slot_take(dboid, WEBHOOK_SLOT_STARTING);
+	LWLockRelease(webhook_shared->lock);
+	return slot ? (int) (slot - webhook_shared->slots) : -1;
+}
+
+/*
+ * Decide what becomes of a slot: free it once its worker has left (or,
+ * worker_stopped, died before attaching) and no backend holds it aside.
+ * Returns what the launcher should do about the database, *dboid.
+ */
+WebhookReap
+webhook_slot_reap(int index, bool worker_stopped, Oid *dboid)
+{
+	WebhookWorkerSlot *slot = &webhook_shared->slots[index];
+	WebhookReap reap = WEBHOOK_REAP_NONE;
+
+	LWLockAcquire(webhook_shared->lock, LW_EXCLUSIVE);
+	*dboid = slot->dboid;
+	/* A backend that ended without releasing (it cannot, but be sure). */
+	if (slot->aside_for != 0 && BackendPidGetProc(slot->aside_for) == NULL)
+		slot->aside_for = 0;
+	if (slot->state == WEBHOOK_SLOT_STARTING && worker_stopped)
+		slot->state = WEBHOOK_SLOT_EXITED;
+	if (slot->state == WEBHOOK_SLOT_EXITED && slot->aside_for == 0)
+	{
+		reap = slot->no_extension ? WEBHOOK_REAP_NO_EXTENSION : WEBHOOK_REAP_RESTART;
+		memset(slot, 0, sizeof(WebhookWorkerSlot));
+	}
+	LWLockRelease(webhook_shared->lock);
+	return reap;
+}
+
+/* Leave the slot so nobody sets a latch that is about to go away. */
+static void
+worker_detach(int code, Datum arg)
+{
+	LWLockAcquire(webhook_shared->lock, LW_EXCLUSIVE);
+	if (my_slot->pid == MyProcPid)
+	{
+		my_slot->state = WEBHOOK_SLOT_EXITED;
+		my_slot->pid = 0;
+		my_slot->latch = NULL;
+	}
+	for (int i = 0; i < WEBHOOK_MAX_DATABASES; i++)
+	{
+		WebhookDbStats *stats = &webhook_shared->stats[i];
+
+		if (stats->pid == MyProcPid)
+		{
+			stats->pid = 0;
+			stats->in_flight = 0;
+		}
+	}
+	LWLockRelease(webhook_shared->lock);
+	my_slot = NULL;
+	webhook_wake_launcher(false);
+}
+
+/*
+ * A worker starts: take the slot the launcher reserved for its database.
+ * Returns false, changing nothing, when there is none to take: another
+ * worker delivers there, or the database is held aside.  *stats points to
+ * the database's counters, which live as long as the server.
+ */
+bool
+webhook_worker_attach(Oid dboid, WebhookDbStats **stats)
+{
+	WebhookWorkerSlot *slot;
+
+	*stats = NULL;
+	LWLockAcquire(webhook_shared->lock, LW_EXCLUSIVE);
+	slot = slot_of(dboid);
+	if (slot == NULL || slot->state != WEBHOOK_SLOT_STARTING || slot->aside_for != 0)
+	{
+		LWLockRelease(webhook_shared->lock);
+		return false;
+	}
+	slot->state = WEBHOOK_SLOT_RUNNING;
+	slot->pid = MyProcPid;
+	slot->latch = MyLatch;
+	for (int i = 0; i < WEBHOOK_MAX_DATABASES && *stats == NULL; i++)
+		if (webhook_shared->stats[i].dboid == dboid)
+			*stats = &webhook_shared->stats[i];
+	for (int i = 0; i < WEBHOOK_MAX_DATABASES && *stats == NULL; i++)
+		if (webhook_shared->stats[i].dboid == InvalidOid)
+		{
+			*stats = &webhook_shared->stats[i];
+			(*stats)->dboid = dboid;
+		}
+	if (*stats)
+		(*stats)->pid = MyProcPid;
+	LWLockRelease(webhook_shared->lock);
+	my_slot = slot;
+	before_shmem_exit(worker_detach, (Datum) 0);
+	return true;
+}
+
+/* Has a backend asked this worker to step aside? */
+bool
+webhook_worker_asked_to_leave(void)
+{
+	bool		leave;
+
+	LWLockAcquire(webhook_shared->lock, LW_SHARED);
+	leave = my_slot->aside_for != 0;
+	LWLockRelease(webhook_shared->lock);
+	return leave;
+}
+
+/* The worker found no extension: the launcher need not start it again. */
+void
+webhook_worker_no_extension(void)
+{
+	LWLockAcquire(webhook_shared->lock, LW_EXCLUSIVE);
+	my_slot->no_extension = true;
+	LWLockRelease(webhook_shared->lock);
+}
