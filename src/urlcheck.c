@@ -113,8 +113,9 @@ webhook_url_check(const char *url, bool require_https, const NetGuardPolicy *pol
 		problem = "The URL has no host.";
 	else if (curl_url_get(handle, CURLUPART_HOST, &host, 0) != CURLUE_OK || host[0] == '\0')
 		problem = "The URL has no host.";
+	/* curl's parser accepts port 0, where no receiver can listen */
 	else if (curl_url_get(handle, CURLUPART_PORT, &port, 0) == CURLUE_OK && strtol(port, NULL, 10) == 0)
-		problem = parse_problem(CURLUE_BAD_PORT_NUMBER);	/* curl takes 0 as "the default" */
+		problem = parse_problem(CURLUE_BAD_PORT_NUMBER);
 	else if (curl_url_get(handle, CURLUPART_USER, &user, 0) == CURLUE_OK ||
 			 curl_url_get(handle, CURLUPART_PASSWORD, &password, 0) == CURLUE_OK)
 		problem = "The URL contains credentials.";

@@ -124,7 +124,7 @@ INSERT INTO webhook.endpoints (url) VALUES ('ftp://example.com/hook');
 \echo SQLSTATE :SQLSTATE
 INSERT INTO webhook.endpoints (url) VALUES ('file:///etc/passwd');
 \echo SQLSTATE :SQLSTATE
--- Ports: 1 to 65535 (curl would take port 0 as "the default").
+-- Ports: 1 to 65535 (curl's parser accepts 0, where no receiver can listen).
 INSERT INTO webhook.endpoints (url) VALUES ('https://example.com:0/hook');
 \echo SQLSTATE :SQLSTATE
 INSERT INTO webhook.endpoints (url) VALUES ('https://example.com:00/hook');

@@ -1,7 +1,8 @@
 # Egress: libcurl never takes a proxy from the server's environment.  The
 # server is started with http_proxy, HTTPS_PROXY and ALL_PROXY pointing at a
 # second receiver acting as a proxy; every request must still go straight to
-# the endpoint's own address, where the network guard checked it.
+# the endpoint's own address, where the network guard checked it.  And the
+# longest signature header name allowed is sent whole, signature included.
 use strict;
 use warnings;
 
@@ -44,6 +45,21 @@ is(scalar(@{ requests($proxy) }), 0, 'the proxy named in the environment saw not
 assert_server_intact($node, $started, 'proxy in the environment');
 canary_arrives($node, 'postgres', $r, 'proxy in the environment');
 is(scalar(@{ requests($proxy) }), 0, 'the canary did not go through the proxy either');
+
+# The longest signature header name allowed (128 bytes) arrives whole, with
+# the whole signature after it: nothing truncates the header line.
+my $long_name = 'X-' . ('s' x 126);
+my ($gh_id, $gh_secret) = split /\|/, $node->safe_psql('postgres', sprintf(q{
+	INSERT INTO webhook.endpoints (name, url, event_types, signing, signature_header)
+	VALUES ('long-header', '%s', '{egress.long}', 'hmac-sha256', '%s') RETURNING id, secret},
+	$r->url('/long'), $long_name));
+$ev = $node->safe_psql('postgres', q{SELECT webhook.send('egress.long', '{"n": 2}')});
+ok(poll_until($node, 'postgres',
+		"SELECT status FROM webhook.deliveries WHERE event_id = '$ev'", 'succeeded', 60),
+	'the delivery with a 128-byte signature header succeeded');
+my ($long) = grep { ($_->{headers}{'webhook-id'} // '') eq $ev } @{ requests($r) };
+ok($long && verify_hex_hmac($gh_secret, $long->{body}, $long->{headers}{ lc $long_name }),
+	'its signature header carries the whole, valid signature');
 
 $node->stop;
 $r->stop;
