@@ -50,15 +50,17 @@ PG_FUNCTION_INFO_V1(webhook_unwatch);
 PG_FUNCTION_INFO_V1(webhook_watch_condition);
 PG_FUNCTION_INFO_V1(webhook_watches_guard);
 
-/* The operations a watch can emit, in the order watches list them. */
-static const struct
+/* An operation a watch can emit. */
+typedef struct WatchOp
 {
 	const char *name;			/* as in webhook.table_watches.operations */
 	const char *trigger;		/* the statement-level trigger emitting it */
 	const char *event;			/* its CREATE TRIGGER event */
 	const char *transitions;	/* its REFERENCING clause */
-}			watch_ops[] =
-{
+} WatchOp;
+
+/* The operations, in the order watches list them. */
+static const WatchOp watch_ops[] = {
 	{"delete", "webhook_watch_delete", "DELETE", "OLD TABLE AS webhook_old"},
 	{"insert", "webhook_watch_insert", "INSERT", "NEW TABLE AS webhook_new"},
 	{"update", "webhook_watch_update", "UPDATE", "OLD TABLE AS webhook_old NEW TABLE AS webhook_new"},
@@ -288,10 +290,11 @@ parse_condition(Relation rel, const char *text, List **rtable)
 	errcallback.previous = error_context_stack;
 	error_context_stack = &errcallback;
 
-	sel = (SelectStmt *) linitial_node(RawStmt, raw_parser(text, RAW_PARSE_PLPGSQL_EXPR))->stmt;
+	sel = castNode(SelectStmt,
+				   linitial_node(RawStmt, raw_parser(text, RAW_PARSE_PLPGSQL_EXPR))->stmt);
 	if (list_length(sel->targetList) == 1)
 		target = linitial_node(ResTarget, sel->targetList);
-	if (!IsA(sel, SelectStmt) || target == NULL || target->name != NULL ||
+	if (target == NULL || target->name != NULL ||
 		sel->distinctClause || sel->fromClause || sel->whereClause ||
 		sel->groupClause || sel->havingClause || sel->windowClause ||
 		sel->sortClause || sel->limitOffset || sel->limitCount || sel->lockingClause)
@@ -738,7 +741,7 @@ payload_query(Relation rel, const char *operation, const WatchOptions *opts)
 			{
 				const char *col = quote_identifier(lfirst(lc));
 
-				/* jsonb equality works for every column type, json and point too. */
+				/* jsonb equality works for every type, json and point too. */
 				appendStringInfo(&q, " OR pg_catalog.to_jsonb(new.%s) IS DISTINCT FROM pg_catalog.to_jsonb(old.%s)",
 								 col, col);
 			}

@@ -543,6 +543,9 @@ SELECT webhook.watch('regress_watch.inj', condition => E'E''\\'''' = '''''''') O
 \echo SQLSTATE :SQLSTATE
 SELECT webhook.watch('regress_watch.inj', condition => E'E''\\'''' = '''') OR true; CREATE TABLE regress_watch.pwned(); --');
 \echo SQLSTATE :SQLSTATE
+-- This one got past the old quote checker: a comment ends its idea of a string.
+SELECT webhook.watch('regress_watch.inj', condition => E'E''\\'''' IS NOT NULL); CREATE TABLE public.pwned(); SELECT (true --''\n');
+\echo SQLSTATE :SQLSTATE
 SELECT webhook.watch('regress_watch.inj', condition => 'true) OR (true');
 \echo SQLSTATE :SQLSTATE
 SELECT webhook.watch('regress_watch.inj', condition => 'NEW.id = 1, true');
