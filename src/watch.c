@@ -830,6 +830,12 @@ webhook_watch_trigger(PG_FUNCTION_ARGS)
 							suffix[0] == 'u' ? "update" : "delete", &opts) ||
 		!opts.wants_operation)
 	{
+		/* A trigger with no watch, as after a restore: say so, do not guess. */
+		ereport(WARNING,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("trigger %s on table %s has no webhook watch: no event was made",
+						trigdata->tg_trigger->tgname, table_name(RelationGetRelid(rel))),
+				 errhint("Call webhook.watch() for the table, or drop the trigger.")));
 		SetUserIdAndSecContext(save_userid, save_sec_context);
 		SPI_finish();
 		AtEOXact_GUC(false, save_nestlevel);

@@ -605,6 +605,15 @@ DELETE FROM regress_watch.odd;
 SELECT event_type, payload -> 'record' AS record, payload -> 'old_record' AS old_record FROM webhook.events ORDER BY event_type, payload::text;
 ROLLBACK;
 
+-- A watch trigger without its watch (as a dump restores it) warns and emits nothing.
+BEGIN;
+SELECT webhook.unwatch('regress_watch.inj');
+CREATE TRIGGER webhook_watch_insert AFTER INSERT ON regress_watch.inj REFERENCING NEW TABLE AS webhook_new
+    FOR EACH STATEMENT EXECUTE FUNCTION webhook._watch_trigger();
+INSERT INTO regress_watch.inj VALUES (1, 'a');
+SELECT count(*) AS events FROM webhook.events;
+ROLLBACK;
+
 -- unwatch(NULL) is NULL, like PostgreSQL's own functions; watch(NULL) is an error.
 SELECT webhook.unwatch(NULL) IS NULL AS unwatch_null;
 SELECT webhook.watch(NULL);
