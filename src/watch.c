@@ -529,15 +529,14 @@ webhook_watch(PG_FUNCTION_ARGS)
 				 errmsg("the table to watch must not be null"),
 				 errhint("Pass a table, such as webhook.watch('orders').")));
 	relid = PG_GETARG_OID(0);
-	rel = relation_open(relid, AccessShareLock);
-	if (rel->rd_rel->relkind != RELKIND_RELATION && rel->rd_rel->relkind != RELKIND_PARTITIONED_TABLE)
+	if (get_rel_relkind(relid) != RELKIND_RELATION && get_rel_relkind(relid) != RELKIND_PARTITIONED_TABLE)
 		ereport(ERROR,
 				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
 				 errmsg("%s is not a table", table_name(relid)),
 				 errhint("Only ordinary and partitioned tables can be watched; for a partitioned table, watch the parent.")));
 	check_table_owner(relid, "watch");
-	/* The lock CREATE and DROP TRIGGER take, before anything is read. */
-	LockRelationOid(relid, AccessExclusiveLock);
+	/* The lock DROP TRIGGER takes, at once: no upgrade, no deadlock. */
+	rel = relation_open(relid, AccessExclusiveLock);
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
