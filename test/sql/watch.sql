@@ -605,6 +605,10 @@ DELETE FROM regress_watch.odd;
 SELECT event_type, payload -> 'record' AS record, payload -> 'old_record' AS old_record FROM webhook.events ORDER BY event_type, payload::text;
 ROLLBACK;
 
+-- An empty column list stays an empty list.
+SELECT webhook.watch('regress_watch.odd', columns => '{}', exclude_columns => '{}');
+SELECT columns, exclude_columns FROM webhook.watches WHERE "table" = 'regress_watch.odd'::regclass;
+
 -- A watch trigger without its watch (as a dump restores it) warns and emits nothing.
 BEGIN;
 SELECT webhook.unwatch('regress_watch.inj');
