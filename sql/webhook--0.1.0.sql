@@ -885,9 +885,12 @@ AS 'MODULE_PATHNAME', 'webhook_watch_condition';
 CREATE FUNCTION webhook._column_names(tbl regclass, attnums int2[])
 RETURNS text[] LANGUAGE sql STABLE
 SET search_path = pg_catalog, pg_temp
-RETURN (SELECT array_agg(a.attname::text ORDER BY k.i)
-          FROM unnest(attnums) WITH ORDINALITY AS k(attnum, i)
-          JOIN pg_attribute a ON a.attrelid = tbl AND a.attnum = k.attnum);
+RETURN CASE WHEN attnums IS NOT NULL THEN
+           coalesce((SELECT array_agg(a.attname::text ORDER BY k.i)
+                       FROM unnest(attnums) WITH ORDINALITY AS k(attnum, i)
+                       JOIN pg_attribute a ON a.attrelid = tbl AND a.attnum = k.attnum),
+                    '{}')
+       END;
 
 -- A watch goes when one of its triggers goes: with the watched table, or by
 -- CASCADE from a column, table or function it relied on.  Its other

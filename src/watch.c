@@ -50,15 +50,17 @@ PG_FUNCTION_INFO_V1(webhook_unwatch);
 PG_FUNCTION_INFO_V1(webhook_watch_condition);
 PG_FUNCTION_INFO_V1(webhook_watches_guard);
 
-/* The operations a watch can emit, in the order watches list them. */
-static const struct
+/* An operation a watch can emit. */
+typedef struct WatchOp
 {
 	const char *name;			/* as in webhook.table_watches.operations */
 	const char *trigger;		/* the statement-level trigger emitting it */
 	const char *event;			/* its CREATE TRIGGER event */
 	const char *transitions;	/* its REFERENCING clause */
-}			watch_ops[] =
-{
+} WatchOp;
+
+/* The operations, in the order watches list them. */
+static const WatchOp watch_ops[] = {
 	{"delete", "webhook_watch_delete", "DELETE", "OLD TABLE AS webhook_old"},
 	{"insert", "webhook_watch_insert", "INSERT", "NEW TABLE AS webhook_new"},
 	{"update", "webhook_watch_update", "UPDATE", "OLD TABLE AS webhook_old NEW TABLE AS webhook_new"},
@@ -288,10 +290,11 @@ parse_condition(Relation rel, const char *text, List **rtable)
 	errcallback.previous = error_context_stack;
 	error_context_stack = &errcallback;
 
-	sel = (SelectStmt *) linitial_node(RawStmt, raw_parser(text, RAW_PARSE_PLPGSQL_EXPR))->stmt;
+	sel = castNode(SelectStmt,
+				   linitial_node(RawStmt, raw_parser(text, RAW_PARSE_PLPGSQL_EXPR))->stmt);
 	if (list_length(sel->targetList) == 1)
 		target = linitial_node(ResTarget, sel->targetList);
-	if (!IsA(sel, SelectStmt) || target == NULL || target->name != NULL ||
+	if (target == NULL || target->name != NULL ||
 		sel->distinctClause || sel->fromClause || sel->whereClause ||
 		sel->groupClause || sel->havingClause || sel->windowClause ||
 		sel->sortClause || sel->limitOffset || sel->limitCount || sel->lockingClause)
@@ -527,15 +530,14 @@ webhook_watch(PG_FUNCTION_ARGS)
 				 errmsg("the table to watch must not be null"),
 				 errhint("Pass a table, such as webhook.watch('orders').")));
 	relid = PG_GETARG_OID(0);
-	rel = relation_open(relid, AccessShareLock);
-	if (rel->rd_rel->relkind != RELKIND_RELATION && rel->rd_rel->relkind != RELKIND_PARTITIONED_TABLE)
+	if (get_rel_relkind(relid) != RELKIND_RELATION && get_rel_relkind(relid) != RELKIND_PARTITIONED_TABLE)
 		ereport(ERROR,
 				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
 				 errmsg("%s is not a table", table_name(relid)),
 				 errhint("Only ordinary and partitioned tables can be watched; for a partitioned table, watch the parent.")));
 	check_table_owner(relid, "watch");
-	/* The lock CREATE and DROP TRIGGER take, before anything is read. */
-	LockRelationOid(relid, AccessExclusiveLock);
+	/* The lock DROP TRIGGER takes, at once: no upgrade, no deadlock. */
+	rel = relation_open(relid, AccessExclusiveLock);
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
@@ -739,7 +741,7 @@ payload_query(Relation rel, const char *operation, const WatchOptions *opts)
 			{
 				const char *col = quote_identifier(lfirst(lc));
 
-				/* jsonb equality works for every column type, json and point too. */
+				/* jsonb equality works for every type, json and point too. */
 				appendStringInfo(&q, " OR pg_catalog.to_jsonb(new.%s) IS DISTINCT FROM pg_catalog.to_jsonb(old.%s)",
 								 col, col);
 			}
@@ -828,6 +830,12 @@ webhook_watch_trigger(PG_FUNCTION_ARGS)
 							suffix[0] == 'u' ? "update" : "delete", &opts) ||
 		!opts.wants_operation)
 	{
+		/* A trigger with no watch, as after a restore: say so, do not guess. */
+		ereport(WARNING,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("trigger %s on table %s has no webhook watch: no event was made",
+						trigdata->tg_trigger->tgname, table_name(RelationGetRelid(rel))),
+				 errhint("Call webhook.watch() for the table, or drop the trigger.")));
 		SetUserIdAndSecContext(save_userid, save_sec_context);
 		SPI_finish();
 		AtEOXact_GUC(false, save_nestlevel);

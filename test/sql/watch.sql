@@ -543,6 +543,9 @@ SELECT webhook.watch('regress_watch.inj', condition => E'E''\\'''' = '''''''') O
 \echo SQLSTATE :SQLSTATE
 SELECT webhook.watch('regress_watch.inj', condition => E'E''\\'''' = '''') OR true; CREATE TABLE regress_watch.pwned(); --');
 \echo SQLSTATE :SQLSTATE
+-- This one got past the old quote checker: a comment ends its idea of a string.
+SELECT webhook.watch('regress_watch.inj', condition => E'E''\\'''' IS NOT NULL); CREATE TABLE public.pwned(); SELECT (true --''\n');
+\echo SQLSTATE :SQLSTATE
 SELECT webhook.watch('regress_watch.inj', condition => 'true) OR (true');
 \echo SQLSTATE :SQLSTATE
 SELECT webhook.watch('regress_watch.inj', condition => 'NEW.id = 1, true');
@@ -600,6 +603,19 @@ UPDATE regress_watch.odd SET t = 't2', __webhook_row = 5;
 UPDATE regress_watch.odd SET i = 3;
 DELETE FROM regress_watch.odd;
 SELECT event_type, payload -> 'record' AS record, payload -> 'old_record' AS old_record FROM webhook.events ORDER BY event_type, payload::text;
+ROLLBACK;
+
+-- An empty column list stays an empty list.
+SELECT webhook.watch('regress_watch.odd', columns => '{}', exclude_columns => '{}');
+SELECT columns, exclude_columns FROM webhook.watches WHERE "table" = 'regress_watch.odd'::regclass;
+
+-- A watch trigger without its watch (as a dump restores it) warns and emits nothing.
+BEGIN;
+SELECT webhook.unwatch('regress_watch.inj');
+CREATE TRIGGER webhook_watch_insert AFTER INSERT ON regress_watch.inj REFERENCING NEW TABLE AS webhook_new
+    FOR EACH STATEMENT EXECUTE FUNCTION webhook._watch_trigger();
+INSERT INTO regress_watch.inj VALUES (1, 'a');
+SELECT count(*) AS events FROM webhook.events;
 ROLLBACK;
 
 -- unwatch(NULL) is NULL, like PostgreSQL's own functions; watch(NULL) is an error.

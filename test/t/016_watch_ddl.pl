@@ -208,6 +208,7 @@ psql(q{CREATE TABLE inj.t (id integer, v text)}, extra_params => [ '-U', 'app_ow
 for my $cond (
 	q{E'\\'' = '''') OR (true); CREATE TABLE inj.pwned(); SELECT ((true'},
 	q{E'\\'' = '') OR true; CREATE TABLE inj.pwned(); --'},
+	qq{E'\\'' IS NOT NULL); CREATE TABLE inj.pwned(); SELECT (true --'\n},
 	q{true) OR (true; CREATE TABLE inj.pwned()},
 	q{true; CREATE TABLE inj.pwned()},
 	q{NEW.id = 1, true},
