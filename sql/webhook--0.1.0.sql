@@ -502,9 +502,9 @@ CREATE TRIGGER endpoints_before_delete
 -- endpoint relies on: DROP FUNCTION of the transform and DROP ROLE of its
 -- role are refused without CASCADE, and RENAME or SET SCHEMA keep working.
 -- The wrapper also depends on the extension, so that DROP EXTENSION takes it.
-CREATE FUNCTION webhook._transform_attach(wrapper regprocedure)
+CREATE FUNCTION webhook._attach_transform_wrapper(wrapper regprocedure)
 RETURNS void LANGUAGE c STRICT
-AS 'MODULE_PATHNAME', 'webhook_transform_attach';
+AS 'MODULE_PATHNAME', 'webhook_attach_transform_wrapper';
 
 -- Keep an endpoint's wrapper in step with its transform and transform_role.
 -- Runs as the extension's owner: only it may create functions in the schema
@@ -538,7 +538,7 @@ BEGIN
                        wrapper, fn.nspname, fn.proname);
         EXECUTE format('ALTER FUNCTION %s OWNER TO %I', wrapper, NEW.transform_role::text);
         EXECUTE format('REVOKE ALL ON FUNCTION %s FROM PUBLIC', wrapper);
-        PERFORM webhook._transform_attach(wrapper::regprocedure);
+        PERFORM webhook._attach_transform_wrapper(wrapper::regprocedure);
     END IF;
     RETURN NULL;
 END;
@@ -547,6 +547,27 @@ $$;
 CREATE TRIGGER endpoints_sync_transform
     AFTER INSERT OR UPDATE OR DELETE ON webhook.endpoints
     FOR EACH ROW EXECUTE FUNCTION webhook._endpoints_sync_transform();
+
+-- TRUNCATE fires no row triggers: drop every wrapper.
+CREATE FUNCTION webhook._endpoints_truncated()
+RETURNS trigger LANGUAGE plpgsql
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    wrapper regprocedure;
+BEGIN
+    FOR wrapper IN SELECT p.oid FROM pg_proc p
+                    WHERE p.pronamespace = 'webhook'::regnamespace AND p.proname ~ '^_transform_[0-9]+$' LOOP
+        EXECUTE format('DROP FUNCTION %s', wrapper);
+    END LOOP;
+    RETURN NULL;
+END;
+$$;
+
+CREATE TRIGGER endpoints_truncated
+    AFTER TRUNCATE ON webhook.endpoints
+    FOR EACH STATEMENT EXECUTE FUNCTION webhook._endpoints_truncated();
 
 -- A wrapper dropped by CASCADE (of its function, its role's DROP OWNED, or
 -- its schema) pauses its endpoint and clears the transform: sending the

@@ -162,6 +162,14 @@ is(psql("SELECT count(*) FROM webhook.deliveries WHERE event_id = '$ev' AND stat
 	'its events are not delivered');
 is(scalar(grep { $_->{path} eq '/cascade' } @{ requests($r) }), 0, 'nothing untransformed was sent');
 
+# DROP SCHEMA ... CASCADE of the function's schema does the same.
+my $schema = endpoint('schema', 'shapes_moved.tag2');
+($out, $notices) = psql_result('DROP SCHEMA shapes_moved CASCADE');
+like($notices, qr/endpoint "schema" is paused/, 'DROP SCHEMA CASCADE pauses the endpoint with a NOTICE');
+is(psql("SELECT active, transform IS NULL FROM webhook.endpoints WHERE id = $schema"), 'f|t',
+	'and clears its transform');
+intact('DROP SCHEMA CASCADE');
+
 # --- a transform whose function is gone anyway -----------------------------------
 # With event triggers off (session_replication_role = replica) nothing clears
 # the endpoint: the worker finds no function to run.
@@ -217,6 +225,15 @@ is_deeply(body_of($after), body_of($before), 'which sees the worker\'s settings 
 is(psql("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND objid = 4242"), '0',
 	'and no session lock taken by the transform is left');
 intact('transform settings');
+
+# --- TRUNCATE takes the wrappers along ------------------------------------------
+endpoint('truncated', 'shapes.report');
+psql('TRUNCATE webhook.endpoints CASCADE');
+is(psql("SELECT count(*) FROM pg_proc WHERE proname ~ '^_transform_[0-9]+\$'"), '0',
+	'TRUNCATE of the endpoints drops every transform wrapper');
+psql('DROP FUNCTION shapes.meddle(text, timestamptz, jsonb)');
+intact('TRUNCATE');
+endpoint('report', 'shapes.report');
 
 # --- DROP EXTENSION with transforms set ------------------------------------------
 psql('DROP EXTENSION webhook');
