@@ -382,11 +382,17 @@ BEGIN
                 USING ERRCODE = 'invalid_parameter_value',
                       DETAIL = 'A transform takes (event_type text, created_at timestamptz, payload jsonb) and returns jsonb, json or text.';
         END IF;
-        IF NOT has_function_privilege(current_user, NEW.transform, 'EXECUTE') THEN
-            RAISE EXCEPTION 'permission denied for function %', NEW.transform
-                USING ERRCODE = 'insufficient_privilege';
+        -- A role given on INSERT is kept when the writer could act as it
+        -- anyway, so that a restore keeps each transform's role.
+        IF TG_OP = 'UPDATE' OR NEW.transform_role IS NULL
+           OR NOT pg_has_role(current_user, NEW.transform_role, 'MEMBER') THEN
+            NEW.transform_role := current_user::regrole;
         END IF;
-        NEW.transform_role := current_user::regrole;
+        IF NOT has_function_privilege(NEW.transform_role, NEW.transform, 'EXECUTE') THEN
+            RAISE EXCEPTION 'permission denied for function %', NEW.transform
+                USING ERRCODE = 'insufficient_privilege',
+                      DETAIL = format('The transform would run as role %s.', NEW.transform_role);
+        END IF;
     END IF;
 
     IF NEW.retry_schedule_s IS NULL OR array_ndims(NEW.retry_schedule_s) > 1

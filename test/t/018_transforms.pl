@@ -102,6 +102,18 @@ psql(q{
 	                                    'flag', coalesce(current_setting('regress.flag', true), '')) $$;
 });
 
+# --- the transform's role on INSERT ----------------------------------------------
+# Kept when the writer could act as it (a restore by a superuser), else the
+# writer's own role: nobody makes a transform run as a role they cannot use.
+my $kept = psql(q{INSERT INTO webhook.endpoints (url, transform, transform_role)
+                  VALUES ('http://127.0.0.1:1/kept', 'shapes.tag', 'regress_heir') RETURNING transform_role});
+is($kept, 'regress_heir', 'a superuser\'s INSERT keeps the transform_role given');
+is(psql(q{SET ROLE regress_shaper;
+          INSERT INTO webhook.endpoints (url, transform, transform_role)
+          VALUES ('http://127.0.0.1:1/forged', 'shapes.tag', 'postgres') RETURNING transform_role}),
+	'regress_shaper', 'another role\'s INSERT cannot name a role it is not a member of');
+psql(q{DELETE FROM webhook.endpoints WHERE url LIKE 'http://127.0.0.1:1/%'});
+
 # --- the transform's function -------------------------------------------------
 my $shaped = endpoint('shaped', 'shapes.tag', 'regress_shaper');
 my $ev = send_event('shaped.one', '{"n": 1}');
