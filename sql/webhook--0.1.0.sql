@@ -580,27 +580,38 @@ CREATE TRIGGER endpoints_truncated
 -- untransformed payload could expose what the transform left out, or break
 -- a receiver that expects its shape.  Pending deliveries wait for an
 -- operator to set another transform (or none) and reactivate the endpoint.
+-- The endpoints triggers are bypassed for this update: a DROP must not fail
+-- because some other column of the row no longer passes today's checks.
 CREATE FUNCTION webhook._forget_dropped_transforms()
 RETURNS event_trigger LANGUAGE plpgsql
 SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
+    ids bigint[];
+    replication_role text := current_setting('session_replication_role');
     ep record;
 BEGIN
+    SELECT array_agg(e.id) INTO ids
+      FROM webhook.endpoints e, pg_event_trigger_dropped_objects() AS o
+     WHERE o.classid = 'pg_proc'::regclass AND o.address_names[1] = 'webhook'
+       AND o.address_names[2] = '_transform_' || e.id AND e.transform IS NOT NULL;
+    IF ids IS NULL THEN
+        RETURN;
+    END IF;
+    PERFORM set_config('session_replication_role', 'replica', true);
     FOR ep IN
         UPDATE webhook.endpoints e
-           SET transform = NULL, active = false, disabled_at = now(),
-               disabled_reason = 'its transform was dropped'
-          FROM pg_event_trigger_dropped_objects() AS o
-         WHERE o.classid = 'pg_proc'::regclass AND o.address_names[1] = 'webhook'
-           AND o.address_names[2] = '_transform_' || e.id AND e.transform IS NOT NULL
+           SET transform = NULL, transform_role = NULL, active = false, updated_at = now(),
+               disabled_at = now(), disabled_reason = 'its transform was dropped'
+         WHERE e.id = ANY (ids)
         RETURNING e.id, e.name
     LOOP
         RAISE NOTICE 'endpoint "%" is paused: its transform was dropped', coalesce(ep.name, ep.id::text)
             USING DETAIL = 'Its pending deliveries wait; untransformed payloads are not sent.',
                   HINT = 'Set another transform, or none, then set active = true.';
     END LOOP;
+    PERFORM set_config('session_replication_role', replication_role, true);
 END;
 $$;
 

@@ -163,7 +163,8 @@ intact('DROP OWNED BY');
 psql(q{CREATE FUNCTION shapes.tag(t text, at timestamptz, p jsonb) RETURNS jsonb LANGUAGE sql
            AS $$ SELECT p $$});
 my $cascade = endpoint('cascade', 'shapes.tag');
-($out, $notices) = psql_result('DROP FUNCTION shapes.tag(text, timestamptz, jsonb) CASCADE');
+# The endpoint's http:// URL would now be refused; that must not block the DROP.
+($out, $notices) = psql_result('SET webhook.require_https = on; DROP FUNCTION shapes.tag(text, timestamptz, jsonb) CASCADE');
 like($notices, qr/drop cascades to function webhook\._transform_$cascade/, 'CASCADE drops the transform');
 like($notices, qr/endpoint "cascade" is paused/, 'and pauses the endpoint with a NOTICE');
 is(psql("SELECT active, transform IS NULL FROM webhook.endpoints WHERE id = $cascade"), 'f|t',
@@ -237,6 +238,16 @@ is_deeply(body_of($after), body_of($before), 'which sees the worker\'s settings 
 is(psql("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND objid = 4242"), '0',
 	'and no session lock taken by the transform is left');
 intact('transform settings');
+
+# --- the wrapper follows its endpoint -------------------------------------------
+my $moved = endpoint('moved', 'shapes.report');
+psql("UPDATE webhook.endpoints SET id = 424242 WHERE id = $moved");
+is(psql("SELECT string_agg(proname, ',') FROM pg_proc WHERE proname IN ('_transform_$moved', '_transform_424242')"),
+	'_transform_424242', 'a new endpoint id moves the wrapper');
+psql("UPDATE webhook.endpoints SET transform = NULL WHERE id = 424242");
+is(psql("SELECT count(*) FROM pg_proc WHERE proname = '_transform_424242'"), '0',
+	'clearing the transform drops the wrapper');
+is(psql("SELECT active FROM webhook.endpoints WHERE id = 424242"), 't', 'and leaves the endpoint active');
 
 # --- TRUNCATE takes the wrappers along ------------------------------------------
 endpoint('truncated', 'shapes.report');
