@@ -526,7 +526,13 @@ DECLARE
     fn record;
 BEGIN
     IF TG_OP = 'UPDATE' AND NEW.transform IS NOT DISTINCT FROM OLD.transform
-       AND NEW.transform_role IS NOT DISTINCT FROM OLD.transform_role AND NEW.id = OLD.id THEN
+       AND NEW.transform_role IS NOT DISTINCT FROM OLD.transform_role THEN
+        -- A new id renames the wrapper; it keeps its owner (REASSIGN OWNED may have moved it).
+        IF NEW.transform IS NOT NULL AND NEW.id <> OLD.id
+           AND to_regprocedure(format('webhook.%I(text, timestamptz, jsonb)', '_transform_' || OLD.id)) IS NOT NULL THEN
+            EXECUTE format('ALTER FUNCTION webhook.%I(text, timestamptz, jsonb) RENAME TO %I',
+                           '_transform_' || OLD.id, '_transform_' || NEW.id);
+        END IF;
         RETURN NULL;
     END IF;
     IF TG_OP IN ('UPDATE', 'DELETE') AND OLD.transform IS NOT NULL
@@ -542,7 +548,7 @@ BEGIN
                        'SET search_path = pg_catalog, pg_temp '
                        'BEGIN ATOMIC SELECT %I.%I($1, $2, $3)::pg_catalog.text; END',
                        wrapper, fn.nspname, fn.proname);
-        EXECUTE format('ALTER FUNCTION %s OWNER TO %I', wrapper, NEW.transform_role::text);
+        EXECUTE format('ALTER FUNCTION %s OWNER TO %s', wrapper, NEW.transform_role::text);  -- regrole output is quoted
         EXECUTE format('REVOKE ALL ON FUNCTION %s FROM PUBLIC', wrapper);
         PERFORM webhook._attach_transform_wrapper(wrapper::regprocedure);
     END IF;

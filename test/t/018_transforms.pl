@@ -73,10 +73,10 @@ sub intact
 
 psql(q{
 	CREATE ROLE regress_shaper LOGIN;
-	CREATE ROLE regress_heir LOGIN;
-	GRANT USAGE ON SCHEMA webhook TO regress_shaper, regress_heir;
-	GRANT SELECT, INSERT, UPDATE ON webhook.endpoints TO regress_shaper, regress_heir;
-	GRANT USAGE ON SEQUENCE webhook.endpoints_id_seq TO regress_shaper, regress_heir;
+	CREATE ROLE "regress Heir" LOGIN;
+	GRANT USAGE ON SCHEMA webhook TO regress_shaper, "regress Heir";
+	GRANT SELECT, INSERT, UPDATE ON webhook.endpoints TO regress_shaper, "regress Heir";
+	GRANT USAGE ON SEQUENCE webhook.endpoints_id_seq TO regress_shaper, "regress Heir";
 	CREATE SCHEMA shapes;
 	CREATE SCHEMA shapes_moved;
 	GRANT USAGE ON SCHEMA shapes, shapes_moved TO PUBLIC;
@@ -106,8 +106,8 @@ psql(q{
 # Kept when the writer could act as it (a restore by a superuser), else the
 # writer's own role: nobody makes a transform run as a role they cannot use.
 my $kept = psql(q{INSERT INTO webhook.endpoints (url, transform, transform_role)
-                  VALUES ('http://127.0.0.1:1/kept', 'shapes.tag', 'regress_heir') RETURNING transform_role});
-is($kept, 'regress_heir', 'a superuser\'s INSERT keeps the transform_role given');
+                  VALUES ('http://127.0.0.1:1/kept', 'shapes.tag', '"regress Heir"') RETURNING transform_role});
+is($kept, '"regress Heir"', 'a superuser\'s INSERT keeps the transform_role given');
 is(psql(q{SET ROLE regress_shaper;
           INSERT INTO webhook.endpoints (url, transform, transform_role)
           VALUES ('http://127.0.0.1:1/forged', 'shapes.tag', 'postgres') RETURNING transform_role}),
@@ -145,18 +145,23 @@ like($err, qr/role "regress_shaper" cannot be dropped because some objects depen
 like($err, qr/webhook\._transform_$shaped/, 'because of the endpoint\'s transform');
 intact('refused DROP ROLE');
 
-psql('REASSIGN OWNED BY regress_shaper TO regress_heir; DROP OWNED BY regress_shaper; DROP ROLE regress_shaper');
+my $spare = endpoint('spare', 'shapes_moved.tag2', 'regress_shaper');
+psql('REASSIGN OWNED BY regress_shaper TO "regress Heir"; DROP OWNED BY regress_shaper; DROP ROLE regress_shaper');
+# A new id moves the wrapper, which keeps its owner.
+psql("UPDATE webhook.endpoints SET id = 434343 WHERE id = $spare");
+is(psql("SELECT proowner::regrole FROM pg_proc WHERE proname = '_transform_434343'"), '"regress Heir"',
+	'a new endpoint id moves the wrapper, with its owner');
 $ev = send_event('shaped.three', '{"n": 3}');
 ok(wait_status($ev, 'succeeded'), 'after REASSIGN OWNED and DROP ROLE the transform runs');
-is(body_of($ev)->{by}, 'regress_heir', 'as the role that now owns it');
+is(body_of($ev)->{by}, 'regress Heir', 'as the role that now owns it');
 intact('REASSIGN OWNED');
 
-my ($out, $notices) = psql_result('DROP OWNED BY regress_heir CASCADE; DROP ROLE regress_heir');
+my ($out, $notices) = psql_result('DROP OWNED BY "regress Heir" CASCADE; DROP ROLE "regress Heir"');
 like($notices, qr/endpoint "shaped" is paused/, 'DROP OWNED BY pauses the endpoint with a NOTICE');
 is(psql("SELECT active, transform IS NULL, transform_role IS NULL, disabled_reason LIKE '%transform%'
            FROM webhook.endpoints WHERE id = $shaped"), 'f|t|t|t',
 	'and clears its transform');
-is(psql("SELECT count(*) FROM pg_roles WHERE rolname = 'regress_heir'"), '0', 'and the role could be dropped');
+is(psql("SELECT count(*) FROM pg_roles WHERE rolname = 'regress Heir'"), '0', 'and the role could be dropped');
 intact('DROP OWNED BY');
 
 # --- DROP FUNCTION ... CASCADE ---------------------------------------------------
