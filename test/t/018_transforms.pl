@@ -263,6 +263,23 @@ psql('DROP FUNCTION shapes.meddle(text, timestamptz, jsonb)');
 intact('TRUNCATE');
 endpoint('report', 'shapes.report');
 
+# --- pg_dump and a restore keep each transform's role ----------------------------
+psql(q{DELETE FROM webhook.endpoints WHERE name = 'dangling';
+       CREATE ROLE regress_dumped;
+       INSERT INTO webhook.endpoints (name, url, event_types, transform, transform_role)
+       VALUES ('dumped', 'http://127.0.0.1:1/dumped', '{dumped.*}', 'shapes.report', 'regress_dumped')});
+my $dump = PostgreSQL::Test::Utils::tempdir() . '/dump.sql';
+$node->command_ok([ 'pg_dump', '-f', $dump, '-d', $node->connstr('postgres') ], 'pg_dump');
+psql('CREATE DATABASE restored');
+$node->command_ok([ 'psql', '-X', '-q', '-v', 'ON_ERROR_STOP=1', '-f', $dump, '-d', $node->connstr('restored') ],
+	'the dump restores');
+is($node->safe_psql('restored',
+		"SELECT e.transform_role::text || '|' || p.proowner::regrole::text
+		   FROM webhook.endpoints e JOIN pg_proc p ON p.proname = '_transform_' || e.id
+		  WHERE e.name = 'dumped'"),
+	'regress_dumped|regress_dumped', 'the restored transform keeps its role');
+intact('pg_dump and restore');
+
 # --- DROP EXTENSION with transforms set ------------------------------------------
 psql('DROP EXTENSION webhook');
 is(psql("SELECT count(*) FROM pg_proc WHERE proname LIKE '\\_transform\\_%'"), '0',
