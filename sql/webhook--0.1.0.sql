@@ -371,7 +371,12 @@ BEGIN
     IF NEW.transform IS NULL THEN
         NEW.transform_role := NULL;
     ELSIF TG_OP = 'UPDATE' AND NEW.transform IS NOT DISTINCT FROM OLD.transform THEN
-        NEW.transform_role := OLD.transform_role;   -- only setting transform sets it
+        -- Only setting transform sets it, but REASSIGN OWNED may have given
+        -- the transform's wrapper (see _endpoints_sync_transform) to another role.
+        NEW.transform_role := coalesce(
+            (SELECT p.proowner::regrole FROM pg_proc p
+              WHERE p.oid = to_regprocedure(format('webhook.%I(text, timestamptz, jsonb)', '_transform_' || OLD.id))),
+            OLD.transform_role);
     ELSIF TG_OP = 'INSERT' OR NEW.transform IS DISTINCT FROM OLD.transform THEN
         IF NOT EXISTS (SELECT 1 FROM pg_proc p
                         WHERE p.oid = NEW.transform AND p.prokind = 'f' AND p.pronargs = 3
@@ -385,6 +390,7 @@ BEGIN
         -- A role given on INSERT is kept when the writer could act as it
         -- anyway, so that a restore keeps each transform's role.
         IF TG_OP = 'UPDATE' OR NEW.transform_role IS NULL
+           OR NOT EXISTS (SELECT FROM pg_roles r WHERE r.oid = NEW.transform_role)
            OR NOT pg_has_role(current_user, NEW.transform_role, 'MEMBER') THEN
             NEW.transform_role := current_user::regrole;
         END IF;

@@ -154,6 +154,9 @@ is(psql("SELECT proowner::regrole FROM pg_proc WHERE proname = '_transform_43434
 $ev = send_event('shaped.three', '{"n": 3}');
 ok(wait_status($ev, 'succeeded'), 'after REASSIGN OWNED and DROP ROLE the transform runs');
 is(body_of($ev)->{by}, 'regress Heir', 'as the role that now owns it');
+psql("UPDATE webhook.endpoints SET description = 'touched' WHERE id = $shaped");
+is(psql("SELECT transform_role FROM webhook.endpoints WHERE id = $shaped"), '"regress Heir"',
+	'and the next change of the endpoint shows that role in transform_role');
 intact('REASSIGN OWNED');
 
 my ($out, $notices) = psql_result('DROP OWNED BY "regress Heir" CASCADE; DROP ROLE "regress Heir"');
