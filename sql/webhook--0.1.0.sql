@@ -355,7 +355,12 @@ BEGIN
     IF NEW.transform IS NULL THEN
         NEW.transform_role := NULL;
     ELSIF TG_OP = 'UPDATE' AND NEW.transform IS NOT DISTINCT FROM OLD.transform THEN
-        NEW.transform_role := OLD.transform_role;   -- only setting transform sets it
+        -- Only setting transform sets it, but REASSIGN OWNED may have given
+        -- the transform's wrapper (see _endpoints_sync_transform) to another role.
+        NEW.transform_role := coalesce(
+            (SELECT p.proowner::regrole FROM pg_proc p
+              WHERE p.oid = to_regprocedure(format('webhook.%I(text, timestamptz, jsonb)', '_transform_' || OLD.id))),
+            OLD.transform_role);
     ELSIF TG_OP = 'INSERT' OR NEW.transform IS DISTINCT FROM OLD.transform THEN
         IF NOT EXISTS (SELECT 1 FROM pg_proc p
                         WHERE p.oid = NEW.transform AND p.prokind = 'f' AND p.pronargs = 3
@@ -366,11 +371,18 @@ BEGIN
                 USING ERRCODE = 'invalid_parameter_value',
                       DETAIL = 'A transform takes (event_type text, created_at timestamptz, payload jsonb) and returns jsonb, json or text.';
         END IF;
-        IF NOT has_function_privilege(current_user, NEW.transform, 'EXECUTE') THEN
-            RAISE EXCEPTION 'permission denied for function %', NEW.transform
-                USING ERRCODE = 'insufficient_privilege';
+        -- A role given on INSERT is kept when the writer could act as it
+        -- anyway, so that a restore keeps each transform's role.
+        IF TG_OP = 'UPDATE' OR NEW.transform_role IS NULL
+           OR NOT EXISTS (SELECT FROM pg_roles r WHERE r.oid = NEW.transform_role)
+           OR NOT pg_has_role(current_user, NEW.transform_role, 'MEMBER') THEN
+            NEW.transform_role := current_user::regrole;
         END IF;
-        NEW.transform_role := current_user::regrole;
+        IF NOT has_function_privilege(NEW.transform_role, NEW.transform, 'EXECUTE') THEN
+            RAISE EXCEPTION 'permission denied for function %', NEW.transform
+                USING ERRCODE = 'insufficient_privilege',
+                      DETAIL = format('The transform would run as role %s.', NEW.transform_role);
+        END IF;
     END IF;
 
     IF cardinality(NEW.retry_schedule_s) > 100 THEN
@@ -490,9 +502,9 @@ CREATE TRIGGER endpoints_before_delete
 -- endpoint relies on: DROP FUNCTION of the transform and DROP ROLE of its
 -- role are refused without CASCADE, and RENAME or SET SCHEMA keep working.
 -- The wrapper also depends on the extension, so that DROP EXTENSION takes it.
-CREATE FUNCTION webhook._transform_attach(wrapper regprocedure)
+CREATE FUNCTION webhook._attach_transform_wrapper(wrapper regprocedure)
 RETURNS void LANGUAGE c STRICT
-AS 'MODULE_PATHNAME', 'webhook_transform_attach';
+AS 'MODULE_PATHNAME', 'webhook_attach_transform_wrapper';
 
 -- Keep an endpoint's wrapper in step with its transform and transform_role.
 -- Runs as the extension's owner: only it may create functions in the schema
@@ -508,7 +520,13 @@ DECLARE
     fn record;
 BEGIN
     IF TG_OP = 'UPDATE' AND NEW.transform IS NOT DISTINCT FROM OLD.transform
-       AND NEW.transform_role IS NOT DISTINCT FROM OLD.transform_role AND NEW.id = OLD.id THEN
+       AND NEW.transform_role IS NOT DISTINCT FROM OLD.transform_role THEN
+        -- A new id renames the wrapper; it keeps its owner (REASSIGN OWNED may have moved it).
+        IF NEW.transform IS NOT NULL AND NEW.id <> OLD.id
+           AND to_regprocedure(format('webhook.%I(text, timestamptz, jsonb)', '_transform_' || OLD.id)) IS NOT NULL THEN
+            EXECUTE format('ALTER FUNCTION webhook.%I(text, timestamptz, jsonb) RENAME TO %I',
+                           '_transform_' || OLD.id, '_transform_' || NEW.id);
+        END IF;
         RETURN NULL;
     END IF;
     IF TG_OP IN ('UPDATE', 'DELETE') AND OLD.transform IS NOT NULL
@@ -524,9 +542,9 @@ BEGIN
                        'SET search_path = pg_catalog, pg_temp '
                        'BEGIN ATOMIC SELECT %I.%I($1, $2, $3)::pg_catalog.text; END',
                        wrapper, fn.nspname, fn.proname);
-        EXECUTE format('ALTER FUNCTION %s OWNER TO %I', wrapper, NEW.transform_role::text);
+        EXECUTE format('ALTER FUNCTION %s OWNER TO %s', wrapper, NEW.transform_role::text);  -- regrole output is quoted
         EXECUTE format('REVOKE ALL ON FUNCTION %s FROM PUBLIC', wrapper);
-        PERFORM webhook._transform_attach(wrapper::regprocedure);
+        PERFORM webhook._attach_transform_wrapper(wrapper::regprocedure);
     END IF;
     RETURN NULL;
 END;
@@ -536,32 +554,64 @@ CREATE TRIGGER endpoints_sync_transform
     AFTER INSERT OR UPDATE OR DELETE ON webhook.endpoints
     FOR EACH ROW EXECUTE FUNCTION webhook._endpoints_sync_transform();
 
+-- TRUNCATE fires no row triggers: drop every wrapper.
+CREATE FUNCTION webhook._endpoints_truncated()
+RETURNS trigger LANGUAGE plpgsql
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    wrapper regprocedure;
+BEGIN
+    FOR wrapper IN SELECT p.oid FROM pg_proc p
+                    WHERE p.pronamespace = 'webhook'::regnamespace AND p.proname ~ '^_transform_[0-9]+$' LOOP
+        EXECUTE format('DROP FUNCTION %s', wrapper);
+    END LOOP;
+    RETURN NULL;
+END;
+$$;
+
+CREATE TRIGGER endpoints_truncated
+    AFTER TRUNCATE ON webhook.endpoints
+    FOR EACH STATEMENT EXECUTE FUNCTION webhook._endpoints_truncated();
+
 -- A wrapper dropped by CASCADE (of its function, its role's DROP OWNED, or
 -- its schema) pauses its endpoint and clears the transform: sending the
 -- untransformed payload could expose what the transform left out, or break
 -- a receiver that expects its shape.  Pending deliveries wait for an
 -- operator to set another transform (or none) and reactivate the endpoint.
+-- The endpoints triggers are bypassed for this update: a DROP must not fail
+-- because some other column of the row no longer passes today's checks.
 CREATE FUNCTION webhook._forget_dropped_transforms()
 RETURNS event_trigger LANGUAGE plpgsql
 SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
+    ids bigint[];
+    replication_role text := current_setting('session_replication_role');
     ep record;
 BEGIN
+    SELECT array_agg(e.id) INTO ids
+      FROM webhook.endpoints e, pg_event_trigger_dropped_objects() AS o
+     WHERE o.classid = 'pg_proc'::regclass AND o.address_names[1] = 'webhook'
+       AND o.address_names[2] = '_transform_' || e.id AND e.transform IS NOT NULL;
+    IF ids IS NULL THEN
+        RETURN;
+    END IF;
+    PERFORM set_config('session_replication_role', 'replica', true);
     FOR ep IN
         UPDATE webhook.endpoints e
-           SET transform = NULL, active = false, disabled_at = now(),
-               disabled_reason = 'its transform was dropped'
-          FROM pg_event_trigger_dropped_objects() AS o
-         WHERE o.classid = 'pg_proc'::regclass AND o.address_names[1] = 'webhook'
-           AND o.address_names[2] = '_transform_' || e.id AND e.transform IS NOT NULL
+           SET transform = NULL, transform_role = NULL, active = false, updated_at = now(),
+               disabled_at = now(), disabled_reason = 'its transform was dropped'
+         WHERE e.id = ANY (ids)
         RETURNING e.id, e.name
     LOOP
         RAISE NOTICE 'endpoint "%" is paused: its transform was dropped', coalesce(ep.name, ep.id::text)
             USING DETAIL = 'Its pending deliveries wait; untransformed payloads are not sent.',
                   HINT = 'Set another transform, or none, then set active = true.';
     END LOOP;
+    PERFORM set_config('session_replication_role', replication_role, true);
 END;
 $$;
 
