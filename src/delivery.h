@@ -53,6 +53,7 @@ typedef struct Delivery
 								 * -1: no retry left */
 	int			max_in_flight;	/* 1 for ordered endpoints */
 	double		rate_limit_per_s;	/* 0: no limit */
+	const char *header_problem; /* a header that must not be sent: why */
 	char	   *transform_error;	/* the endpoint's transform raised this */
 
 	/* the request */

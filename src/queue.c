@@ -24,6 +24,7 @@
 
 #include "delivery.h"
 #include "sealing.h"
+#include "urlcheck.h"
 #include "webhook.h"
 
 /* How long recording an outcome waits for a row another session locked. */
@@ -380,7 +381,9 @@ forget_secret(char *plain)
 
 /*
  * The endpoint's extra headers as "Name: value" lines, from the claim's
- * array of [name, value] pairs.
+ * array of [name, value] pairs.  A header the write-time checks would refuse
+ * (a row restored or written with triggers off) fails the delivery rather
+ * than be sent: a line break in it would smuggle headers or requests.
  */
 static void
 headers_from_datum(Delivery *d, Datum pairs)
@@ -399,9 +402,21 @@ headers_from_datum(Delivery *d, Datum pairs)
 		char	   *what = psprintf("the endpoint's header \"%s\"", name);
 		char	   *value = nulls[i + 1] ? pstrdup("") :
 			unseal_for_delivery(TextDatumGetCString(elems[i + 1]), what, &d->key_problem);
+		WebhookHeaderProblem problem;
 
 		if (value == NULL)
 			continue;
+		problem = webhook_header_check(name, value);
+		if (problem != HEADER_OK)
+		{
+			if (d->header_problem == NULL)
+				d->header_problem = psprintf("the endpoint's headers hold one that cannot be sent: %s",
+											 problem == HEADER_BAD_NAME ? "a name that is not an HTTP token" :
+											 problem == HEADER_RESERVED ? "a name the extension sets itself" :
+											 "a line break in a value");
+			forget_secret(value);
+			continue;
+		}
 		d->headers[d->n_headers++] = psprintf("%s: %s", name, value);
 		forget_secret(value);
 	}
@@ -452,6 +467,9 @@ delivery_from_tuple(HeapTuple tuple, TupleDesc desc)
 	d->url = TextDatumGetCString(SPI_getbinval(tuple, desc, 7, &isnull));
 	keys_from_tuple(d, tuple, desc);
 	d->signature_header = TextDatumGetCString(SPI_getbinval(tuple, desc, 10, &isnull));
+	if (d->key.signing == SIGNING_HMAC_SHA256 &&
+		webhook_header_check(d->signature_header, "") == HEADER_BAD_NAME)
+		d->header_problem = "the endpoint's signature_header is not an HTTP token";
 	headers_from_datum(d, SPI_getbinval(tuple, desc, 11, &isnull));
 	d->timeout_ms = DatumGetInt32(SPI_getbinval(tuple, desc, 12, &isnull));
 	retry_delay = SPI_getbinval(tuple, desc, 13, &isnull);

@@ -153,6 +153,7 @@ decide_outcome(Delivery *d, TimestampTz now)
 	else if (strcmp(d->error_class, "blocked") == 0 ||
 			 strcmp(d->error_class, "invalid_url") == 0 ||
 			 strcmp(d->error_class, "secret") == 0 ||
+			 strcmp(d->error_class, "invalid_header") == 0 ||
 			 strcmp(d->error_class, "transform") == 0)
 		permanent = true;
 
@@ -287,13 +288,15 @@ start_claimed(dlist_head *claimed, Delivery ***unsent, int *n_unsent)
 		Delivery   *d = dlist_container(Delivery, node, iter.cur);
 
 		dlist_delete(&d->node);
-		if (d->key_problem || d->transform_error)
+		if (d->key_problem || d->header_problem || d->transform_error)
 		{
 			MemoryContext old = MemoryContextSwitchTo(d->cxt);
 
 			d->attempted_at = GetCurrentTimestamp();
-			d->error_class = d->key_problem ? "secret" : "transform";
-			d->error = d->key_problem ? pstrdup(d->key_problem) : d->transform_error;
+			d->error_class = d->key_problem ? "secret" :
+				d->header_problem ? "invalid_header" : "transform";
+			d->error = pstrdup(d->key_problem ? d->key_problem :
+							   d->header_problem ? d->header_problem : d->transform_error);
 			MemoryContextSwitchTo(old);
 			(*unsent)[(*n_unsent)++] = d;
 			continue;

@@ -189,6 +189,30 @@ intact('start');
 	psql("DELETE FROM webhook.endpoints WHERE id = $ep");
 }
 
+# --- headers that the write-time checks refuse --------------------------------------------
+{
+	my %bad = (
+		value => q{'{"X-Ok": "a\r\nX-Smuggled: 1"}'},
+		name => q{'{"X-Bad Name": "v"}'},
+		reserved => q{'{"Transfer-Encoding": "chunked"}'});
+	my %ev;
+	for my $what (sort keys %bad)
+	{
+		my $ep = endpoint("badheader.$what", '/ok/badheader');
+		force($ep, "headers = $bad{$what}");
+		$ev{$what} = send_event("badheader.$what");
+	}
+	for my $what (sort keys %bad)
+	{
+		ok(status_is($ev{$what}, 'failed'), "bad header $what: the delivery failed");
+		is(psql("SELECT string_agg(error_class, ',') FROM webhook.delivery_log WHERE event_id = '$ev{$what}'"),
+			'invalid_header', "bad header $what: logged as error_class invalid_header");
+	}
+	is(arrived('/ok/badheader'), 0, 'bad headers: nothing was sent');
+	others_flow('bad headers');
+	intact('bad headers');
+}
+
 # --- a 410 from an endpoint that webhook.require_https now refuses (#7) ------------------
 {
 	my $ep = endpoint('gone.test', '/status/410');
