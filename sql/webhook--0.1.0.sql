@@ -212,6 +212,13 @@ CREATE TABLE webhook.deliveries (
 COMMENT ON TABLE webhook.deliveries IS 'one row per (event, endpoint): the state of delivering that event there';
 COMMENT ON COLUMN webhook.deliveries.claimed_at IS 'set while a delivery worker has the request in flight; the claim lapses after the endpoint''s timeout plus 30 s';
 
+-- How long a delivery worker's claim lasts: the endpoint's timeout plus a
+-- margin.  Claims and the worker's next-due query share this one rule; in
+-- floating point, so that no timeout_ms a row may hold can overflow it.
+CREATE FUNCTION webhook._claim_lease(timeout_ms integer)
+RETURNS interval LANGUAGE sql IMMUTABLE PARALLEL SAFE
+RETURN pg_catalog.make_interval(secs => (pg_catalog.float8(timeout_ms) + 30000) / 1000);
+
 -- The worker claims due deliveries per endpoint, and sleeps until the earliest
 -- one.  Claiming changes no indexed column, so it is a HOT update: leave room.
 ALTER TABLE webhook.deliveries SET (fillfactor = 80);
@@ -243,7 +250,7 @@ CREATE TABLE webhook.delivery_log (
     response_body text
 );
 COMMENT ON TABLE webhook.delivery_log IS 'one row per HTTP attempt, written by the delivery worker';
-COMMENT ON COLUMN webhook.delivery_log.error_class IS 'stable failure class: http, timeout, connect, dns, tls, protocol, blocked, too_large, internal';
+COMMENT ON COLUMN webhook.delivery_log.error_class IS 'stable failure class: http, timeout, connect, dns, tls, protocol, blocked, too_large, secret, invalid_header, transform, internal';
 COMMENT ON COLUMN webhook.delivery_log.delivery_id IS 'the delivery attempted; a history row, so no foreign key: retention deletes log rows with their delivery';
 COMMENT ON COLUMN webhook.delivery_log.endpoint_id IS 'the endpoint at the time; kept after the endpoint is deleted';
 
@@ -284,7 +291,11 @@ BEGIN
             USING ERRCODE = 'not_null_violation',
                   HINT = 'Give the receiver''s absolute http:// or https:// URL, such as https://example.com/webhooks.';
     END IF;
-    problem := webhook._url_problem(NEW.url);
+    -- Turning an endpoint off never needs its URL re-checked: a 410 or the
+    -- auto-disable must work for a URL that a newer policy would refuse.
+    IF TG_OP = 'INSERT' OR NEW.url IS DISTINCT FROM OLD.url OR NEW.active THEN
+        problem := webhook._url_problem(NEW.url);
+    END IF;
     IF problem IS NOT NULL THEN
         RAISE EXCEPTION 'invalid webhook url "%"', NEW.url
             USING ERRCODE = 'invalid_parameter_value', DETAIL = problem,
@@ -1184,7 +1195,9 @@ END;
 $$;
 
 -- Deactivate endpoints whose deliveries have all failed for longer than a
--- period, and announce each with a webhook.endpoint.disabled event.
+-- period, and announce each with a webhook.endpoint.disabled event.  Each in
+-- its own subtransaction: one that cannot be updated (a lock, a row a newer
+-- check refuses) stays active with a warning, and the others are disabled.
 CREATE FUNCTION webhook._disable_failing_endpoints(failing_for interval)
 RETURNS bigint LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp
@@ -1194,17 +1207,24 @@ DECLARE
     v_count bigint := 0;
 BEGIN
     FOR ep IN
-        UPDATE webhook.endpoints e
-           SET active = false, disabled_at = now(),
-               disabled_reason = format('every delivery failed since %s', s.failing_since)
-          FROM webhook.endpoint_state s
-         WHERE s.endpoint_id = e.id AND e.active AND s.failing_since < now() - failing_for
-        RETURNING e.id, e.name, e.url, s.failing_since, s.last_error
+        SELECT e.id, e.name, e.url, s.failing_since, s.last_error
+          FROM webhook.endpoints e JOIN webhook.endpoint_state s ON s.endpoint_id = e.id
+         WHERE e.active AND s.failing_since < now() - failing_for
     LOOP
-        PERFORM webhook.send('webhook.endpoint.disabled',
-                             jsonb_build_object('endpoint_id', ep.id, 'name', ep.name, 'url', ep.url,
-                                                'failing_since', ep.failing_since, 'last_error', ep.last_error));
-        v_count := v_count + 1;
+        BEGIN
+            UPDATE webhook.endpoints e
+               SET active = false, disabled_at = now(),
+                   disabled_reason = format('every delivery failed since %s', ep.failing_since)
+             WHERE e.id = ep.id AND e.active;
+            IF FOUND THEN
+                PERFORM webhook.send('webhook.endpoint.disabled',
+                                     jsonb_build_object('endpoint_id', ep.id, 'name', ep.name, 'url', ep.url,
+                                                        'failing_since', ep.failing_since, 'last_error', ep.last_error));
+                v_count := v_count + 1;
+            END IF;
+        EXCEPTION WHEN OTHERS THEN
+            RAISE WARNING 'could not disable webhook endpoint %: %', ep.id, SQLERRM USING ERRCODE = SQLSTATE;
+        END;
     END LOOP;
     RETURN v_count;
 END;
