@@ -123,7 +123,16 @@ check_processes('setup', 'd');
 		sleep 0.1;
 	}
 	ok($arrived, 'COMMIT PREPARED: the event is delivered without any other wake-up');
-	check_processes('after COMMIT PREPARED', 'd');
+
+	# A prepared CREATE EXTENSION gets its database a worker.
+	psql('CREATE DATABASE prepared');
+	$node->safe_psql('prepared', q{
+		BEGIN;
+		CREATE EXTENSION webhook;
+		PREPARE TRANSACTION 'webhook_p2'});
+	$node->safe_psql('prepared', "COMMIT PREPARED 'webhook_p2'");
+	new_worker('prepared', undef, 'after a prepared CREATE EXTENSION');
+	check_processes('after COMMIT PREPARED', 'd', 'prepared');
 }
 
 # --- #15: a cancel ends neither the worker nor the launcher --------------------
