@@ -184,9 +184,10 @@ database_needed_alone(Node *parsetree)
  * Before CREATE DATABASE ... TEMPLATE, ALTER DATABASE ... RENAME or SET
  * TABLESPACE, have the worker step aside, but only for a role that owns the
  * database (and may create databases): one that could drop it anyway.
- * Afterwards: COMMIT PREPARED wakes the worker at commit (and has one
- * started if the database has the extension but no worker), and a new
- * database may have the extension from its template.  DROP EXTENSION
+ * Afterwards: COMMIT PREPARED wakes the worker at commit, as the prepared
+ * transaction may have sent events or dropped the extension, and has one
+ * started if the database has the extension but no worker (it may have
+ * created it); a new database may have the extension from its template.  DROP EXTENSION
  * webhook wakes the worker so that it sees the extension is gone and exits.
  */
 static void
@@ -222,12 +223,11 @@ webhook_ProcessUtility(PlannedStmt *pstmt, const char *queryString,
 	if (webhook_shared == NULL)
 		return;
 	if (IsA(parsetree, TransactionStmt) &&
-		((TransactionStmt *) parsetree)->kind == TRANS_STMT_COMMIT_PREPARED &&
-		OidIsValid(get_extension_oid("webhook", true)))
+		((TransactionStmt *) parsetree)->kind == TRANS_STMT_COMMIT_PREPARED)
 	{
 		register_callback_once();
 		wake_worker_at_commit = true;
-		start_worker_at_commit = true;
+		start_worker_at_commit = OidIsValid(get_extension_oid("webhook", true));
 	}
 	else if (IsA(parsetree, CreatedbStmt))
 	{

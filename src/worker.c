@@ -95,7 +95,8 @@ drop_idle_cancel(void)
 	{
 		QueryCancelPending = false;
 		ereport(LOG,
-				(errmsg("webhook delivery worker ignored a cancel request between transactions")));
+				(errcode(ERRCODE_QUERY_CANCELED),
+				 errmsg("webhook delivery worker ignored a cancel request between transactions")));
 	}
 }
 
