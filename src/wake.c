@@ -73,6 +73,7 @@ webhook_xact_callback(XactEvent event, void *arg)
 	end_aside_at_end = false;
 }
 
+/* The transaction callback is registered on first use, once per backend. */
 static void
 register_callback_once(void)
 {
