@@ -465,6 +465,8 @@ webhook_worker_main(Datum main_arg)
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
 	pqsignal(SIGTERM, die);
 	BackgroundWorkerUnblockSignals();
+	/* A cancel during start-up would end the worker: hold it until the loop. */
+	HOLD_CANCEL_INTERRUPTS();
 	worker_attach(dboid);
 	BackgroundWorkerInitializeConnectionByOid(dboid, InvalidOid, 0);
 	pgstat_report_appname("webhook delivery worker");
@@ -488,6 +490,7 @@ webhook_worker_main(Datum main_arg)
 	finished_cap = 2 * 10000 + 1;
 	finished = MemoryContextAlloc(TopMemoryContext, sizeof(Delivery *) * finished_cap);
 	loop_cxt = AllocSetContextCreate(TopMemoryContext, "webhook worker loop", ALLOCSET_DEFAULT_SIZES);
+	RESUME_CANCEL_INTERRUPTS();
 
 	for (;;)
 	{
