@@ -895,6 +895,8 @@ DECLARE
     v_head text := pg_catalog.left(webhook._event_body(event_type, 'null', now()), -5);
     v_max_bytes bigint := coalesce(current_setting('webhook.max_payload_bytes', true)::bigint, 1048576);
 BEGIN
+    -- The catalogue may have changed since watch() checked the type.
+    PERFORM webhook._check_event_type(_enqueue_many.event_type);
     -- The endpoints are matched once for the whole statement.
     WITH targets AS MATERIALIZED (
         SELECT ep.id FROM webhook.endpoints ep

@@ -13,11 +13,14 @@
 
 #include "access/htup_details.h"
 #include "access/relation.h"
+#include "catalog/catalog.h"
 #include "catalog/dependency.h"
+#include "catalog/heap.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_class.h"
 #include "catalog/pg_trigger.h"
 #include "catalog/pg_type.h"
+#include "commands/extension.h"
 #include "commands/trigger.h"
 #include "executor/spi.h"
 #include "fmgr.h"
@@ -57,13 +60,14 @@ typedef struct WatchOp
 	const char *trigger;		/* the statement-level trigger emitting it */
 	const char *event;			/* its CREATE TRIGGER event */
 	const char *transitions;	/* its REFERENCING clause */
+	const char *suffix;			/* of the event type it makes */
 } WatchOp;
 
 /* The operations, in the order watches list them. */
 static const WatchOp watch_ops[] = {
-	{"delete", "webhook_watch_delete", "DELETE", "OLD TABLE AS webhook_old"},
-	{"insert", "webhook_watch_insert", "INSERT", "NEW TABLE AS webhook_new"},
-	{"update", "webhook_watch_update", "UPDATE", "OLD TABLE AS webhook_old NEW TABLE AS webhook_new"},
+	{"delete", "webhook_watch_delete", "DELETE", "OLD TABLE AS webhook_old", "deleted"},
+	{"insert", "webhook_watch_insert", "INSERT", "NEW TABLE AS webhook_new", "created"},
+	{"update", "webhook_watch_update", "UPDATE", "OLD TABLE AS webhook_old NEW TABLE AS webhook_new", "updated"},
 };
 
 #define WATCH_OPS lengthof(watch_ops)
@@ -95,6 +99,9 @@ typedef struct PayloadPlan
 
 /* True while watch() writes webhook.table_watches: no other write is let in. */
 static bool writing_watches = false;
+
+static char *payload_query(Relation rel, const char *operation, const WatchOptions *opts);
+static Datum excluded_names(Oid relid, Datum attnums);
 
 static SPIPlanPtr options_plan = NULL;
 static SPIPlanPtr enqueue_plan = NULL;
@@ -142,13 +149,26 @@ payload_plan(Oid relid, const char *operation, const char *sql, int nargs, Oid *
 	return plan;
 }
 
+/* An OID of no relation, as watch(0) gives, is the caller's mistake. */
+static void
+check_relation_exists(Oid relid)
+{
+	if (!SearchSysCacheExists1(RELOID, ObjectIdGetDatum(relid)))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_TABLE),
+				 errmsg("relation with OID %u does not exist", relid),
+				 errhint("Pass a table by name, such as webhook.watch('orders').")));
+}
+
 /* The owner of a relation, to run SQL with that role's rights. */
 static Oid
 relation_owner(Oid relid)
 {
-	HeapTuple	tuple = SearchSysCache1(RELOID, ObjectIdGetDatum(relid));
+	HeapTuple	tuple;
 	Oid			owner;
 
+	check_relation_exists(relid);
+	tuple = SearchSysCache1(RELOID, ObjectIdGetDatum(relid));
 	if (!HeapTupleIsValid(tuple))
 		elog(ERROR, "cache lookup failed for relation %u", relid);
 	owner = ((Form_pg_class) GETSTRUCT(tuple))->relowner;
@@ -182,29 +202,71 @@ check_table_owner(Oid relid, const char *action)
 }
 
 /*
- * Run one statement on webhook.table_watches as the owner of the extension's
- * tables: nobody else may write them, so no watch skips watch()'s checks.
+ * Refuse a table no watch can serve.  A temporary table goes at the end of
+ * its session without the event that removes its watch; the extension's own
+ * tables (or anything in its schema) would feed events back into the queue
+ * or ship endpoint secrets; system catalogs take no triggers.
  */
-static uint64
-write_watches(const char *sql, int nargs, Oid *argtypes, Datum *values, const char *nulls)
+static void
+check_watchable(Relation rel)
+{
+	Oid			extension = get_extension_oid("webhook", false);
+	const char *why = NULL;
+
+	if (rel->rd_rel->relpersistence == RELPERSISTENCE_TEMP)
+		why = "Temporary tables cannot be watched.";
+	else if (IsCatalogRelation(rel))
+		why = "System catalogs cannot be watched.";
+	else if (RelationGetNamespace(rel) == get_namespace_oid("webhook", false) ||
+			 getExtensionOfObject(RelationRelationId, RelationGetRelid(rel)) == extension)
+		why = "The tables of the webhook extension, and any table in its schema, cannot be watched.";
+	if (why != NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("cannot watch table %s", table_name(RelationGetRelid(rel))),
+				 errdetail("%s", why),
+				 errhint("Watch a permanent table of the application; to get events from a function, call webhook.send().")));
+}
+
+/*
+ * Run one statement as another role: the extension's owner, who alone reads
+ * and writes its tables, or a table's owner, whose rights a condition has.
+ * An error leaves the role to the transaction's abort to restore.
+ */
+static int
+execute_as(Oid role, int sec_flags, const char *sql, int nargs, Oid *argtypes,
+		   Datum *values, const char *nulls)
 {
 	Oid			save_userid;
 	int			save_sec_context;
 	int			ret;
 
 	GetUserIdAndSecContext(&save_userid, &save_sec_context);
-	SetUserIdAndSecContext(extension_owner(), save_sec_context | SECURITY_LOCAL_USERID_CHANGE);
+	SetUserIdAndSecContext(role, save_sec_context | SECURITY_LOCAL_USERID_CHANGE | sec_flags);
+	ret = SPI_execute_with_args(sql, nargs, argtypes, values, nulls, false, 0);
+	SetUserIdAndSecContext(save_userid, save_sec_context);
+	return ret;
+}
+
+/*
+ * Run one statement on webhook.table_watches as the owner of the extension's
+ * tables: nobody else may write them, so no watch skips watch()'s checks.
+ */
+static uint64
+write_watches(const char *sql, int nargs, Oid *argtypes, Datum *values, const char *nulls)
+{
+	int			ret;
+
 	writing_watches = true;
 	PG_TRY();
 	{
-		ret = SPI_execute_with_args(sql, nargs, argtypes, values, nulls, false, 0);
+		ret = execute_as(extension_owner(), 0, sql, nargs, argtypes, values, nulls);
 	}
 	PG_FINALLY();
 	{
 		writing_watches = false;
 	}
 	PG_END_TRY();
-	SetUserIdAndSecContext(save_userid, save_sec_context);
 	if (ret < 0)
 		elog(ERROR, "could not write the watch: %s", SPI_result_code_string(ret));
 	return SPI_processed;
@@ -271,6 +333,50 @@ condition_error_callback(void *arg)
 	errcontext("watch condition");
 }
 
+/* What system_column_walker needs: the parse state, for the error's position. */
+typedef struct SystemColumnContext
+{
+	ParseState *pstate;
+	int			sublevels_up;
+} SystemColumnContext;
+
+/*
+ * Refuse NEW.xmin, OLD.ctid and the like, also inside subqueries: the rows
+ * a watch reads come from transition tables, which have no system columns,
+ * so such a condition would fail every write to the table.  A subquery's
+ * own tables keep theirs.
+ */
+static bool
+system_column_walker(Node *node, SystemColumnContext *context)
+{
+	if (node == NULL)
+		return false;
+	if (IsA(node, Var))
+	{
+		Var		   *var = (Var *) node;
+
+		if (var->varlevelsup == context->sublevels_up && var->varattno < 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_COLUMN_REFERENCE),
+					 errmsg("watch condition cannot use system column \"%s\"",
+							NameStr(SystemAttributeDefinition(var->varattno)->attname)),
+					 errdetail("NEW and OLD are the rows a statement changed, without system columns."),
+					 errhint(CONDITION_HINT),
+					 parser_errposition(context->pstate, var->location)));
+		return false;
+	}
+	if (IsA(node, Query))
+	{
+		bool		found;
+
+		context->sublevels_up++;
+		found = query_tree_walker((Query *) node, system_column_walker, context, 0);
+		context->sublevels_up--;
+		return found;
+	}
+	return expression_tree_walker(node, system_column_walker, context);
+}
+
 /*
  * A condition as PostgreSQL's own parser reads it: exactly one boolean
  * expression over NEW and OLD, names bound now (so renames do not matter).
@@ -314,6 +420,11 @@ parse_condition(Relation rel, const char *text, List **rtable)
 				 errdetail("The condition was: %s", text),
 				 errhint(CONDITION_HINT)));
 	assign_expr_collations(pstate, expr);
+	{
+		SystemColumnContext context = {pstate, 0};
+
+		(void) system_column_walker(expr, &context);
+	}
 
 	error_context_stack = errcallback.previous;
 	*rtable = pstate->p_rtable;
@@ -429,6 +540,30 @@ check_event_prefix(const char *prefix)
 }
 
 /*
+ * Under webhook.strict_event_types, the event types a watch makes must be in
+ * the catalogue, as for send(): checked here, and again by every statement
+ * that emits them (the catalogue and the setting may change meanwhile).
+ * Read as the extension's owner, the catalogue's reader.
+ */
+static void
+check_event_types(const char *prefix, int ops)
+{
+	Oid			argtypes[1] = {TEXTOID};
+
+	for (int k = 0; k < WATCH_OPS; k++)
+	{
+		Datum		values[1];
+
+		if (!(ops & (1 << k)))
+			continue;
+		values[0] = CStringGetTextDatum(psprintf("%s.%s", prefix, watch_ops[k].suffix));
+		if (execute_as(extension_owner(), 0, "SELECT webhook._check_event_type($1)",
+					   1, argtypes, values, NULL) != SPI_OK_SELECT)
+			elog(ERROR, "could not check the event types");
+	}
+}
+
+/*
  * Remove a watch's triggers, without an event of their own: watch() and
  * unwatch() update the watch row themselves.
  */
@@ -501,6 +636,61 @@ text_array(const char **items, int n)
 	return PointerGetDatum(construct_array(elems, n, TEXTOID, -1, false, TYPALIGN_INT));
 }
 
+/* Say that an error came from trying the payload queries at watch() time. */
+static void
+dry_run_error_callback(void *arg)
+{
+	errcontext("watch of table %s, run as the table's owner", (const char *) arg);
+}
+
+/*
+ * Run each payload query once, as the trigger will, as the table's owner,
+ * over empty transition tables: a condition the owner may not run (a table
+ * it cannot read, a function it cannot call, a schema it cannot use) is
+ * refused now, instead of failing every later write to the table.
+ */
+static void
+dry_run_payload_queries(Relation rel, int ops, const WatchOptions *opts)
+{
+	const char *transitions[2] = {"webhook_old", "webhook_new"};
+	Oid			argtypes[1] = {TEXTARRAYOID};
+	Datum		values[1];
+	int			nargs = 0;
+	ErrorContextCallback errcallback;
+
+	for (int i = 0; i < 2; i++)
+	{
+		EphemeralNamedRelation enr = palloc0(sizeof(EphemeralNamedRelationData));
+
+		enr->md.name = pstrdup(transitions[i]);
+		enr->md.reliddesc = RelationGetRelid(rel);
+		enr->md.enrtype = ENR_NAMED_TUPLESTORE;
+		enr->reldata = tuplestore_begin_heap(false, false, work_mem);
+		if (SPI_register_relation(enr) != SPI_OK_REL_REGISTER)
+			elog(ERROR, "could not register transition table %s", transitions[i]);
+	}
+	if (opts->exclude_columns)
+	{
+		values[0] = excluded_names(RelationGetRelid(rel), opts->exclude_columns);
+		nargs = 1;
+	}
+
+	errcallback.callback = dry_run_error_callback;
+	errcallback.arg = table_name(RelationGetRelid(rel));
+	errcallback.previous = error_context_stack;
+	error_context_stack = &errcallback;
+	for (int k = 0; k < WATCH_OPS; k++)
+		if ((ops & (1 << k)) &&
+			execute_as(relation_owner(RelationGetRelid(rel)), SECURITY_RESTRICTED_OPERATION,
+					   payload_query(rel, watch_ops[k].event, opts),
+					   nargs, argtypes, values, NULL) != SPI_OK_SELECT)
+			elog(ERROR, "could not run the payload query");
+	error_context_stack = errcallback.previous;
+
+	for (int i = 0; i < 2; i++)
+		SPI_unregister_relation(transitions[i]);
+}
+
 /*
  * SQL: webhook.watch(tbl, event_prefix, operations, columns, condition,
  * exclude_columns).  Checks everything, then writes the watch row (as the
@@ -530,6 +720,7 @@ webhook_watch(PG_FUNCTION_ARGS)
 				 errmsg("the table to watch must not be null"),
 				 errhint("Pass a table, such as webhook.watch('orders').")));
 	relid = PG_GETARG_OID(0);
+	check_relation_exists(relid);
 	if (get_rel_relkind(relid) != RELKIND_RELATION && get_rel_relkind(relid) != RELKIND_PARTITIONED_TABLE)
 		ereport(ERROR,
 				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
@@ -538,12 +729,14 @@ webhook_watch(PG_FUNCTION_ARGS)
 	check_table_owner(relid, "watch");
 	/* The lock DROP TRIGGER takes, at once: no upgrade, no deadlock. */
 	rel = relation_open(relid, AccessExclusiveLock);
+	check_watchable(rel);
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 	prefix = PG_ARGISNULL(1) ? pstrdup(RelationGetRelationName(rel)) : text_to_cstring(PG_GETARG_TEXT_PP(1));
 	check_event_prefix(prefix);
 	ops = parse_operations(PG_ARGISNULL(2) ? NULL : PG_GETARG_ARRAYTYPE_P(2));
+	check_event_types(prefix, ops);
 	columns[0] = column_numbers(rel, PG_ARGISNULL(3) ? NULL : PG_GETARG_ARRAYTYPE_P(3), "columns");
 	columns[1] = column_numbers(rel, PG_ARGISNULL(5) ? NULL : PG_GETARG_ARRAYTYPE_P(5), "exclude_columns");
 	if (!PG_ARGISNULL(4))
@@ -553,6 +746,12 @@ webhook_watch(PG_FUNCTION_ARGS)
 	save_nestlevel = NewGUCNestLevel();
 	(void) set_config_option("search_path", "pg_catalog, pg_temp", PGC_USERSET, PGC_S_SESSION,
 							 GUC_ACTION_SAVE, true, 0, false);
+	{
+		WatchOptions opts = {prefix, true, columns[0],
+		condition ? nodeToString(condition) : NULL, columns[1]};
+
+		dry_run_payload_queries(rel, ops, &opts);
+	}
 
 	for (int k = 0; k < WATCH_OPS; k++)
 		if (ops & (1 << k))
@@ -596,15 +795,24 @@ webhook_unwatch(PG_FUNCTION_ARGS)
 	Oid			argtypes[1] = {OIDOID};
 	Datum		values[1] = {ObjectIdGetDatum(relid)};
 	bool		found;
+	bool		exists = SearchSysCacheExists1(RELOID, ObjectIdGetDatum(relid));
 
-	check_table_owner(relid, "unwatch");
-	LockRelationOid(relid, AccessExclusiveLock);
+	/*
+	 * With no table, only a leftover watch row can be removed (nobody owns
+	 * it, and it emits nothing): unwatch(0) is simply false.
+	 */
+	if (exists)
+	{
+		check_table_owner(relid, "unwatch");
+		LockRelationOid(relid, AccessExclusiveLock);
+	}
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 	found = write_watches("DELETE FROM webhook.table_watches"
 						  " WHERE table_oid OPERATOR(pg_catalog.=) $1::pg_catalog.regclass",
 						  1, argtypes, values, NULL) > 0;
-	drop_watch_triggers(relid);
+	if (exists)
+		drop_watch_triggers(relid);
 	SPI_finish();
 	PG_RETURN_BOOL(found);
 }
@@ -612,7 +820,7 @@ webhook_unwatch(PG_FUNCTION_ARGS)
 /*
  * SQL: webhook._watch_condition(tbl), for the watches view: the condition of
  * a table's watch as SQL with today's names; NULL when the caller may not see
- * the watch (row level security) or it has no condition.
+ * the watch (row level security), it has no condition or its table is gone.
  */
 Datum
 webhook_watch_condition(PG_FUNCTION_ARGS)
@@ -633,10 +841,13 @@ webhook_watch_condition(PG_FUNCTION_ARGS)
 		stored = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
 	if (stored != NULL)
 	{
-		Relation	rel = relation_open(relid, AccessShareLock);
+		Relation	rel = try_relation_open(relid, AccessShareLock);
 
-		sql = deparse_condition(rel, stored);
-		relation_close(rel, AccessShareLock);
+		if (rel != NULL)
+		{
+			sql = deparse_condition(rel, stored);
+			relation_close(rel, AccessShareLock);
+		}
 	}
 	SPI_finish();
 	if (sql == NULL)
@@ -768,6 +979,56 @@ excluded_names(Oid relid, Datum attnums)
 }
 
 /*
+ * In an error of a payload query, name the watch where the query's text
+ * would be quoted (as a CONTEXT line, or as the internal query of a planning
+ * error): the text holds the owner's condition, which writers may not read.
+ */
+static void
+hide_payload_query(ErrorData *edata, const char *sql, const char *watch)
+{
+	char	   *line = psprintf("SQL statement \"%s\"", sql);
+	char	   *at = edata->context ? strstr(edata->context, line) : NULL;
+
+	if (at != NULL)
+		edata->context = psprintf("%.*s%s%s", (int) (at - edata->context), edata->context,
+								  watch, at + strlen(line));
+	else if (edata->internalquery != NULL && strcmp(edata->internalquery, sql) == 0)
+	{
+		edata->context = edata->context ? psprintf("%s\n%s", watch, edata->context) : pstrdup(watch);
+		edata->internalquery = NULL;
+		edata->internalpos = 0;
+	}
+}
+
+/* Run a payload query (planned once per backend), hiding its text from errors. */
+static int
+select_payloads(Relation rel, const char *operation, const char *sql, int nargs,
+				Oid *argtypes, Datum *values)
+{
+	MemoryContext oldcontext = CurrentMemoryContext;
+	char	   *watch = psprintf("webhook watch of table %s", table_name(RelationGetRelid(rel)));
+	int			ret;
+
+	PG_TRY();
+	{
+		ret = SPI_execute_plan(payload_plan(RelationGetRelid(rel), operation, sql, nargs, argtypes),
+							   values, NULL, false, 0);
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+
+		MemoryContextSwitchTo(oldcontext);
+		edata = CopyErrorData();
+		FlushErrorState();
+		hide_payload_query(edata, sql, watch);
+		ReThrowError(edata);
+	}
+	PG_END_TRY();
+	return ret;
+}
+
+/*
  * Trigger entry point: AFTER INSERT/UPDATE/DELETE FOR EACH STATEMENT with
  * transition tables webhook_new / webhook_old.
  */
@@ -854,8 +1115,7 @@ webhook_watch_trigger(PG_FUNCTION_ARGS)
 
 		if (opts.exclude_columns)
 			values[0] = excluded_names(RelationGetRelid(rel), opts.exclude_columns);
-		ret = SPI_execute_plan(payload_plan(RelationGetRelid(rel), operation, sql, nargs, argtypes),
-							   values, NULL, false, 0);
+		ret = select_payloads(rel, operation, sql, nargs, argtypes, values);
 		if (ret != SPI_OK_SELECT)
 			elog(ERROR, "could not select the changed rows: %s", SPI_result_code_string(ret));
 	}

@@ -624,9 +624,125 @@ SELECT webhook.watch(NULL);
 \echo SQLSTATE :SQLSTATE
 SELECT webhook.unwatch('regress_watch.inj'), webhook.unwatch('regress_watch.odd');
 
+--
+-- Tables a watch cannot serve are refused: a temporary table (it goes at
+-- the end of its session, and nothing removes its watch), the extension's
+-- own tables and anything in its schema, system catalogs, OIDs of no table.
+--
+CREATE TEMP TABLE regress_temp_orders (id integer);
+SELECT webhook.watch('regress_temp_orders', event_prefix => 'order');
+\echo SQLSTATE :SQLSTATE
+SELECT webhook.watch('webhook.events');
+\echo SQLSTATE :SQLSTATE
+SELECT webhook.watch('webhook.endpoints');
+\echo SQLSTATE :SQLSTATE
+CREATE TABLE webhook.regress_extra (id integer);
+SELECT webhook.watch('webhook.regress_extra');
+\echo SQLSTATE :SQLSTATE
+DROP TABLE webhook.regress_extra;
+SELECT webhook.watch('pg_catalog.pg_class');
+\echo SQLSTATE :SQLSTATE
+SELECT webhook.watch(0);
+\echo SQLSTATE :SQLSTATE
+SELECT webhook.unwatch(0);
+\echo SQLSTATE :SQLSTATE
+-- A new session: the temporary table is gone, the watches are readable.
+\c -
+\set SHOW_CONTEXT never
+SELECT count(*) AS watches FROM webhook.watches WHERE event_prefix = 'order';
+-- A watch row left without its table (here the event trigger that removes
+-- it was disabled) still reads, and unwatch() of its OID removes it.
+CREATE TABLE regress_watch.gone (id integer);
+SELECT webhook.watch('regress_watch.gone', condition => 'NEW.id > 0');
+SELECT 'regress_watch.gone'::regclass::oid AS gone_oid \gset
+ALTER EVENT TRIGGER webhook_forget_dropped_watches DISABLE;
+DROP TABLE regress_watch.gone;
+ALTER EVENT TRIGGER webhook_forget_dropped_watches ENABLE;
+SELECT "table"::oid = :gone_oid AS gone, event_prefix, columns, condition
+  FROM webhook.watches WHERE event_prefix = 'gone';
+SELECT webhook.unwatch(:gone_oid) AS removed, webhook.unwatch(:gone_oid) AS again;
+SELECT count(*) AS watches FROM webhook.watches WHERE event_prefix = 'gone';
+
+--
+-- Under webhook.strict_event_types, watched events obey the catalogue as
+-- send() does: watch() refuses types not in it, and so does a write made
+-- after a type left it.
+--
+CREATE TABLE regress_watch.strict_orders (id integer);
+SET webhook.strict_event_types = on;
+SELECT webhook.watch('regress_watch.strict_orders', event_prefix => 'order');
+\echo SQLSTATE :SQLSTATE
+BEGIN;
+INSERT INTO webhook.event_types (name) VALUES ('order.created'), ('order.deleted');
+SELECT webhook.watch('regress_watch.strict_orders', event_prefix => 'order');
+\echo SQLSTATE :SQLSTATE
+ROLLBACK;
+BEGIN;
+INSERT INTO webhook.event_types (name) VALUES ('order.created'), ('order.deleted');
+SELECT webhook.watch('regress_watch.strict_orders', event_prefix => 'order', operations => '{insert,delete}');
+INSERT INTO regress_watch.strict_orders VALUES (1);
+DELETE FROM webhook.event_types WHERE name = 'order.created';
+SAVEPOINT refused;
+INSERT INTO regress_watch.strict_orders VALUES (2);
+\echo SQLSTATE :SQLSTATE
+ROLLBACK TO SAVEPOINT refused;
+DELETE FROM regress_watch.strict_orders;
+SELECT event_type, payload -> 'record' AS record, payload -> 'old_record' AS old_record
+  FROM webhook.events ORDER BY event_type;
+ROLLBACK;
+RESET webhook.strict_event_types;
+
+--
+-- A condition that would fail every write to the table is refused at
+-- watch() time: system columns (the changed rows have none), and what the
+-- table's owner, who runs the condition, may not read or call.
+--
+SELECT webhook.watch('regress_watch.customers', condition => 'NEW.xmin IS NOT NULL');
+\echo SQLSTATE :SQLSTATE
+SELECT webhook.watch('regress_watch.customers', condition => 'OLD.ctid IS NOT NULL');
+\echo SQLSTATE :SQLSTATE
+SELECT webhook.watch('regress_watch.customers', condition => 'EXISTS (SELECT 1 WHERE NEW.tableoid > 0)');
+\echo SQLSTATE :SQLSTATE
+-- The system columns of a subquery's own table are its own business.
+BEGIN;
+SELECT webhook.watch('regress_watch.customers',
+                     condition => 'EXISTS (SELECT 1 FROM regress_watch.customers c WHERE c.id = NEW.id AND c.xmin IS NOT NULL)');
+INSERT INTO regress_watch.customers VALUES (1, 'ada@example.com', 'trial', 'h1', NULL);
+SELECT count(*) AS events FROM webhook.events;
+ROLLBACK;
+CREATE TABLE regress_watch.private (id integer);
+CREATE FUNCTION regress_watch.private_check(integer) RETURNS boolean LANGUAGE sql RETURN $1 > 0;
+REVOKE EXECUTE ON FUNCTION regress_watch.private_check(integer) FROM PUBLIC;
+CREATE SCHEMA regress_hidden;
+CREATE FUNCTION regress_hidden.check_id(integer) RETURNS boolean LANGUAGE sql RETURN $1 > 0;
+SET ROLE regress_webhook_owner;
+SELECT webhook.watch('regress_watch.orders', condition => 'EXISTS (SELECT FROM regress_watch.private p WHERE p.id = NEW.id)');
+\echo SQLSTATE :SQLSTATE
+SELECT webhook.watch('regress_watch.orders', condition => 'regress_watch.private_check(NEW.id)');
+\echo SQLSTATE :SQLSTATE
+RESET ROLE;
+-- A superuser watching the owner's table is held to the owner's rights too.
+SELECT webhook.watch('regress_watch.orders', condition => 'NEW.id IN (SELECT p.id FROM regress_watch.private p)');
+\echo SQLSTATE :SQLSTATE
+SELECT webhook.watch('regress_watch.orders', condition => 'regress_hidden.check_id(NEW.id)');
+\echo SQLSTATE :SQLSTATE
+SELECT count(*) AS watches FROM webhook.watches WHERE "table" = 'regress_watch.orders'::regclass;
+-- A condition failing when it runs shows writers neither its text nor the
+-- query around it.
+SET ROLE regress_webhook_owner;
+SELECT webhook.watch('regress_watch.orders', condition => '100 / (NEW.id - 1) > 0 AND NEW.secret_note <> ''s3cr3t''');
+RESET ROLE;
+SET ROLE regress_webhook_writer;
+\set SHOW_CONTEXT always
+INSERT INTO regress_watch.orders VALUES (1, 'new', 'n');
+\set SHOW_CONTEXT never
+RESET ROLE;
+SELECT webhook.unwatch('regress_watch.orders');
+
 -- Leave nothing behind.
 SET client_min_messages = warning;
 DROP SCHEMA regress_evil CASCADE;
+DROP SCHEMA regress_hidden CASCADE;
 DROP SCHEMA regress_watch CASCADE;
 DROP OWNED BY regress_webhook_owner, regress_webhook_writer;
 DROP ROLE regress_webhook_owner, regress_webhook_writer;
