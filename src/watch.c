@@ -100,8 +100,12 @@ typedef struct PayloadPlan
 /* True while watch() writes webhook.table_watches: no other write is let in. */
 static bool writing_watches = false;
 
+/* The parameters of a payload query: excluded columns' names, and whether to pair. */
+#define PAYLOAD_NARGS 2
+static Oid	payload_argtypes[PAYLOAD_NARGS] = {TEXTARRAYOID, BOOLOID};
+
 static char *payload_query(Relation rel, const char *operation, const WatchOptions *opts);
-static Datum excluded_names(Oid relid, Datum attnums);
+static void payload_args(Oid relid, const WatchOptions *opts, bool paired, Datum *values, char *nulls);
 
 static SPIPlanPtr options_plan = NULL;
 static SPIPlanPtr enqueue_plan = NULL;
@@ -653,9 +657,8 @@ static void
 dry_run_payload_queries(Relation rel, int ops, const WatchOptions *opts)
 {
 	const char *transitions[2] = {"webhook_old", "webhook_new"};
-	Oid			argtypes[1] = {TEXTARRAYOID};
-	Datum		values[1];
-	int			nargs = 0;
+	Datum		values[PAYLOAD_NARGS];
+	char		nulls[PAYLOAD_NARGS];
 	ErrorContextCallback errcallback;
 
 	for (int i = 0; i < 2; i++)
@@ -669,11 +672,7 @@ dry_run_payload_queries(Relation rel, int ops, const WatchOptions *opts)
 		if (SPI_register_relation(enr) != SPI_OK_REL_REGISTER)
 			elog(ERROR, "could not register transition table %s", transitions[i]);
 	}
-	if (opts->exclude_columns)
-	{
-		values[0] = excluded_names(RelationGetRelid(rel), opts->exclude_columns);
-		nargs = 1;
-	}
+	payload_args(RelationGetRelid(rel), opts, true, values, nulls);
 
 	errcallback.callback = dry_run_error_callback;
 	errcallback.arg = table_name(RelationGetRelid(rel));
@@ -683,7 +682,7 @@ dry_run_payload_queries(Relation rel, int ops, const WatchOptions *opts)
 		if ((ops & (1 << k)) &&
 			execute_as(relation_owner(RelationGetRelid(rel)), SECURITY_RESTRICTED_OPERATION,
 					   payload_query(rel, watch_ops[k].event, opts),
-					   nargs, argtypes, values, NULL) != SPI_OK_SELECT)
+					   PAYLOAD_NARGS, payload_argtypes, values, nulls) != SPI_OK_SELECT)
 			elog(ERROR, "could not run the payload query");
 	error_context_stack = errcallback.previous;
 
@@ -889,13 +888,30 @@ read_watch_options(Oid relid, const char *operation, WatchOptions *opts)
 	return true;
 }
 
+/* A row image as jsonb, NULL when the FULL JOIN of an UPDATE found none. */
+static char *
+row_image(const char *alias, const char *present, const char *excl)
+{
+	char	   *image = psprintf("(pg_catalog.to_jsonb(%s.*) OPERATOR(pg_catalog.-) %s)", alias, excl);
+
+	return present ? psprintf("CASE WHEN %s THEN %s END", present, image) : image;
+}
+
 /*
  * The SELECT that makes one payload per changed row.  NEW and OLD name the
  * row images; for INSERT, OLD is a row of NULLs (and NEW for DELETE), so that
- * a condition mentioning both still runs.  UPDATE pairs old and new images by
- * their position in the transition tables, which PostgreSQL fills together,
- * one pair per updated row; the pairing is kept out of NEW and OLD, and every
- * reference is qualified, so no user column name can collide with it.
+ * a condition mentioning both still runs.  $1 is the excluded columns' names.
+ *
+ * UPDATE pairs old and new images by their position in the transition
+ * tables, which PostgreSQL fills together, one pair per updated row, when $2
+ * (the tables are of equal length) says so.  They are not when a row moved
+ * to a partition whose BEFORE INSERT trigger dropped it: its old image has
+ * no new one, and every later pair would be wrong.  Then nothing is paired
+ * (neither a key, which the statement may have changed, nor anything else
+ * can tell which rows belong together): each image is an event of its own,
+ * with record or old_record null, and the columns and unchanged-row filters,
+ * which compare a pair, let it through.  The pairing is kept out of NEW and
+ * OLD, and every reference is qualified, so no column name collides with it.
  */
 static char *
 payload_query(Relation rel, const char *operation, const WatchOptions *opts)
@@ -918,9 +934,9 @@ payload_query(Relation rel, const char *operation, const WatchOptions *opts)
 					 quote_literal_cstr(get_namespace_name(RelationGetNamespace(rel))),
 					 quote_literal_cstr(RelationGetRelationName(rel)),
 					 strcmp(operation, "DELETE") == 0 ? "NULL::pg_catalog.jsonb" :
-					 psprintf("(pg_catalog.to_jsonb(new.*) OPERATOR(pg_catalog.-) %s)", excl),
+					 row_image("new", is_update ? "webhook_n.present" : NULL, excl),
 					 strcmp(operation, "INSERT") == 0 ? "NULL::pg_catalog.jsonb" :
-					 psprintf("(pg_catalog.to_jsonb(old.*) OPERATOR(pg_catalog.-) %s)", excl));
+					 row_image("old", is_update ? "webhook_o.present" : NULL, excl));
 
 	if (strcmp(operation, "INSERT") == 0)
 		appendStringInfo(&q, "webhook_new AS new CROSS JOIN (SELECT (NULL::%s).*) AS old", qualified);
@@ -928,8 +944,10 @@ payload_query(Relation rel, const char *operation, const WatchOptions *opts)
 		appendStringInfo(&q, "webhook_old AS old CROSS JOIN (SELECT (NULL::%s).*) AS new", qualified);
 	else
 		appendStringInfo(&q,
-						 "(SELECT pg_catalog.row_number() OVER () AS i, t.*::%s AS r FROM webhook_new AS t) AS webhook_n "
-						 "JOIN (SELECT pg_catalog.row_number() OVER () AS i, t.*::%s AS r FROM webhook_old AS t) AS webhook_o "
+						 "(SELECT CASE WHEN $2 THEN pg_catalog.row_number() OVER () END AS i, true AS present,"
+						 " t.*::%s AS r FROM webhook_new AS t) AS webhook_n "
+						 "FULL JOIN (SELECT CASE WHEN $2 THEN pg_catalog.row_number() OVER () END AS i, true AS present,"
+						 " t.*::%s AS r FROM webhook_old AS t) AS webhook_o "
 						 "ON webhook_n.i OPERATOR(pg_catalog.=) webhook_o.i "
 						 "CROSS JOIN LATERAL (SELECT (webhook_n.r).*) AS new "
 						 "CROSS JOIN LATERAL (SELECT (webhook_o.r).*) AS old",
@@ -938,16 +956,16 @@ payload_query(Relation rel, const char *operation, const WatchOptions *opts)
 	appendStringInfoString(&q, " WHERE true");
 	if (is_update)
 	{
-		/* An UPDATE that changed nothing visible emits nothing. */
+		/* A pair that changed nothing visible emits nothing. */
 		appendStringInfo(&q,
-						 " AND (pg_catalog.to_jsonb(new.*) OPERATOR(pg_catalog.-) %s)"
-						 " IS DISTINCT FROM (pg_catalog.to_jsonb(old.*) OPERATOR(pg_catalog.-) %s)",
+						 " AND (NOT $2 OR (pg_catalog.to_jsonb(new.*) OPERATOR(pg_catalog.-) %s)"
+						 " IS DISTINCT FROM (pg_catalog.to_jsonb(old.*) OPERATOR(pg_catalog.-) %s))",
 						 excl, excl);
 		if (opts->columns)
 		{
 			ListCell   *lc;
 
-			appendStringInfoString(&q, " AND (false");
+			appendStringInfoString(&q, " AND (NOT $2");
 			foreach(lc, column_names(RelationGetRelid(rel), opts->columns))
 			{
 				const char *col = quote_identifier(lfirst(lc));
@@ -978,6 +996,16 @@ excluded_names(Oid relid, Datum attnums)
 	return text_array(items, n);
 }
 
+/* The values of a payload query's parameters ($1 is NULL when it is unused). */
+static void
+payload_args(Oid relid, const WatchOptions *opts, bool paired, Datum *values, char *nulls)
+{
+	values[0] = opts->exclude_columns ? excluded_names(relid, opts->exclude_columns) : (Datum) 0;
+	nulls[0] = opts->exclude_columns ? ' ' : 'n';
+	values[1] = BoolGetDatum(paired);
+	nulls[1] = ' ';
+}
+
 /*
  * In an error of a payload query, name the watch where the query's text
  * would be quoted (as a CONTEXT line, or as the internal query of a planning
@@ -1002,8 +1030,7 @@ hide_payload_query(ErrorData *edata, const char *sql, const char *watch)
 
 /* Run a payload query (planned once per backend), hiding its text from errors. */
 static int
-select_payloads(Relation rel, const char *operation, const char *sql, int nargs,
-				Oid *argtypes, Datum *values)
+select_payloads(Relation rel, const char *operation, const char *sql, Datum *values, const char *nulls)
 {
 	MemoryContext oldcontext = CurrentMemoryContext;
 	char	   *watch = psprintf("webhook watch of table %s", table_name(RelationGetRelid(rel)));
@@ -1011,8 +1038,9 @@ select_payloads(Relation rel, const char *operation, const char *sql, int nargs,
 
 	PG_TRY();
 	{
-		ret = SPI_execute_plan(payload_plan(RelationGetRelid(rel), operation, sql, nargs, argtypes),
-							   values, NULL, false, 0);
+		ret = SPI_execute_plan(payload_plan(RelationGetRelid(rel), operation, sql,
+											PAYLOAD_NARGS, payload_argtypes),
+							   values, nulls, false, 0);
 	}
 	PG_CATCH();
 	{
@@ -1109,13 +1137,13 @@ webhook_watch_trigger(PG_FUNCTION_ARGS)
 						   SECURITY_RESTRICTED_OPERATION);
 	{
 		char	   *sql = payload_query(rel, operation, &opts);
-		Oid			argtypes[1] = {TEXTARRAYOID};
-		Datum		values[1];
-		int			nargs = opts.exclude_columns ? 1 : 0;
+		Datum		values[PAYLOAD_NARGS];
+		char		nulls[PAYLOAD_NARGS];
+		bool		paired = trigdata->tg_newtable == NULL || trigdata->tg_oldtable == NULL ||
+			tuplestore_tuple_count(trigdata->tg_newtable) == tuplestore_tuple_count(trigdata->tg_oldtable);
 
-		if (opts.exclude_columns)
-			values[0] = excluded_names(RelationGetRelid(rel), opts.exclude_columns);
-		ret = select_payloads(rel, operation, sql, nargs, argtypes, values);
+		payload_args(RelationGetRelid(rel), &opts, paired, values, nulls);
+		ret = select_payloads(rel, operation, sql, values, nulls);
 		if (ret != SPI_OK_SELECT)
 			elog(ERROR, "could not select the changed rows: %s", SPI_result_code_string(ret));
 	}
