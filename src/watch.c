@@ -706,6 +706,7 @@ webhook_watch(PG_FUNCTION_ARGS)
 	Datum		columns[2];
 	Node	   *condition = NULL;
 	List	   *rtable = NIL;
+	WatchOptions opts;
 	const char *op_names[WATCH_OPS];
 	int			nops = 0;
 	int			save_nestlevel;
@@ -745,12 +746,12 @@ webhook_watch(PG_FUNCTION_ARGS)
 	save_nestlevel = NewGUCNestLevel();
 	(void) set_config_option("search_path", "pg_catalog, pg_temp", PGC_USERSET, PGC_S_SESSION,
 							 GUC_ACTION_SAVE, true, 0, false);
-	{
-		WatchOptions opts = {prefix, true, columns[0],
-		condition ? nodeToString(condition) : NULL, columns[1]};
-
-		dry_run_payload_queries(rel, ops, &opts);
-	}
+	opts.event_prefix = prefix;
+	opts.wants_operation = true;
+	opts.columns = columns[0];
+	opts.condition = condition ? nodeToString(condition) : NULL;
+	opts.exclude_columns = columns[1];
+	dry_run_payload_queries(rel, ops, &opts);
 
 	for (int k = 0; k < WATCH_OPS; k++)
 		if (ops & (1 << k))
@@ -760,7 +761,7 @@ webhook_watch(PG_FUNCTION_ARGS)
 	values[2] = text_array(op_names, nops);
 	values[3] = columns[0];
 	nulls[3] = columns[0] ? ' ' : 'n';
-	values[4] = condition ? CStringGetTextDatum(nodeToString(condition)) : (Datum) 0;
+	values[4] = condition ? CStringGetTextDatum(opts.condition) : (Datum) 0;
 	nulls[4] = condition ? ' ' : 'n';
 	values[5] = columns[1];
 	nulls[5] = columns[1] ? ' ' : 'n';
@@ -1139,9 +1140,11 @@ webhook_watch_trigger(PG_FUNCTION_ARGS)
 		char	   *sql = payload_query(rel, operation, &opts);
 		Datum		values[PAYLOAD_NARGS];
 		char		nulls[PAYLOAD_NARGS];
-		bool		paired = trigdata->tg_newtable == NULL || trigdata->tg_oldtable == NULL ||
-			tuplestore_tuple_count(trigdata->tg_newtable) == tuplestore_tuple_count(trigdata->tg_oldtable);
+		bool		paired = true;
 
+		if (trigdata->tg_newtable != NULL && trigdata->tg_oldtable != NULL)
+			paired = tuplestore_tuple_count(trigdata->tg_newtable) ==
+				tuplestore_tuple_count(trigdata->tg_oldtable);
 		payload_args(RelationGetRelid(rel), &opts, paired, values, nulls);
 		ret = select_payloads(rel, operation, sql, values, nulls);
 		if (ret != SPI_OK_SELECT)
