@@ -931,6 +931,21 @@ $$;
 CREATE EVENT TRIGGER webhook_forget_dropped_watches ON sql_drop
     EXECUTE FUNCTION webhook._forget_dropped_watches();
 
+-- pg_dump keeps a watch in its triggers' arguments (the options of watch(),
+-- with today's names), not in webhook.table_watches, whose rows hold column
+-- numbers and object ids that a restore changes.  After a command that may
+-- rename something a watch names, the arguments are brought up to date; a
+-- CREATE TRIGGER of a watch trigger with its arguments (as a restore runs
+-- it) makes the watch again, with watch()'s checks.
+CREATE FUNCTION webhook._watch_ddl_end()
+RETURNS event_trigger LANGUAGE C
+AS 'MODULE_PATHNAME', 'webhook_watch_ddl_end';
+CREATE EVENT TRIGGER webhook_watch_ddl_end ON ddl_command_end
+    WHEN TAG IN ('CREATE TRIGGER', 'ALTER TABLE', 'ALTER SCHEMA', 'ALTER FUNCTION', 'ALTER ROUTINE',
+                 'ALTER TYPE', 'ALTER DOMAIN', 'ALTER OPERATOR', 'ALTER COLLATION', 'ALTER SEQUENCE',
+                 'ALTER VIEW', 'ALTER EXTENSION')
+    EXECUTE FUNCTION webhook._watch_ddl_end();
+
 -- Every watched table and its options.
 CREATE VIEW webhook.watches WITH (security_invoker = true) AS
 SELECT w.table_oid AS "table", w.event_prefix, w.operations,
@@ -1255,12 +1270,12 @@ GRANT SELECT ON webhook.table_watches TO PUBLIC;
 GRANT SELECT ON webhook.watches TO PUBLIC;
 
 -- Endpoints, the catalogue and the queue are user data: pg_dump keeps them.
+-- (Watches travel in their triggers' arguments: see webhook._watch_ddl_end.)
 SELECT pg_catalog.pg_extension_config_dump('webhook.endpoints', '');
 SELECT pg_catalog.pg_extension_config_dump('webhook.event_types', $$WHERE name NOT LIKE 'webhook.%'$$);
 SELECT pg_catalog.pg_extension_config_dump('webhook.events', '');
 SELECT pg_catalog.pg_extension_config_dump('webhook.deliveries', '');
 SELECT pg_catalog.pg_extension_config_dump('webhook.delivery_log', '');
-SELECT pg_catalog.pg_extension_config_dump('webhook.table_watches', '');
 SELECT pg_catalog.pg_extension_config_dump('webhook.endpoint_state', '');
 
 -- Start delivering in this database once CREATE EXTENSION commits.
