@@ -782,8 +782,9 @@ COMMENT ON FUNCTION webhook.verify(text, jsonb, text, interval) IS 'verify a Sta
 -- Watching application tables (src/watch.c holds the trigger)
 ------------------------------------------------------------------------------
 
--- One row per watched table, written only by webhook.watch() and
--- webhook.unwatch() (as the owner of this table).  Columns are kept by number
+-- One row per watched table, written only by webhook.watch(), webhook.unwatch()
+-- and a restore of a watch's triggers, with watch()'s checks (see
+-- webhook._watch_ddl_end), as the owner of this table.  Columns are kept by number
 -- and the condition parsed, as PostgreSQL keeps a trigger's WHEN clause: the
 -- watch's triggers depend on what they name, so DROP refuses or cascades and
 -- RENAME keeps working.  Row level security lets a table's owner see the

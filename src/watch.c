@@ -432,6 +432,7 @@ static void
 check_event_prefix(const char *prefix)
 {
 	Oid			argtypes[1] = {TEXTOID};
+
 	/* The longest suffix, ".created", must still fit. */
 	Datum		values[1] = {CStringGetTextDatum(psprintf("%s.created", prefix))};
 	bool		isnull;
@@ -1093,7 +1094,7 @@ set_trigger_args(Relation rel, Oid trigoid, List *args)
 	SysScanDesc scan;
 	HeapTuple	tuple;
 
-	/* Encoded as CreateTrigger encodes them: "\" doubled, each ended by "\000". */
+	/* As CreateTrigger encodes them: "\" doubled, each ended by "\000". */
 	initStringInfo(&buf);
 	foreach(lc, args)
 	{

@@ -609,7 +609,7 @@ ROLLBACK;
 SELECT webhook.watch('regress_watch.odd', columns => '{}', exclude_columns => '{}');
 SELECT columns, exclude_columns FROM webhook.watches WHERE "table" = 'regress_watch.odd'::regclass;
 
--- A watch trigger without its watch (as a dump restores it) warns and emits nothing.
+-- A watch trigger without its watch (made by hand, without arguments) warns and emits nothing.
 BEGIN;
 SELECT webhook.unwatch('regress_watch.inj');
 CREATE TRIGGER webhook_watch_insert AFTER INSERT ON regress_watch.inj REFERENCING NEW TABLE AS webhook_new
