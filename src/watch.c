@@ -1158,10 +1158,37 @@ refresh_watch(Relation rel, HeapTuple row, TupleDesc desc, Oid fnoid, bool updat
 }
 
 /*
- * Keep the arguments of every watch's triggers in step with today's names,
- * after a rename of a column, table, function, type or schema, so that
- * pg_dump always writes watches that restore.  Tables are locked against
- * writes only when their watch is stale.
+ * The watches the current command may have renamed something of: those whose
+ * triggers it created, or whose triggers depend on an object it changed (a
+ * column, table, function, type...), or on an object of a schema or an
+ * extension it changed.  pg_depend holds exactly what a watch names.
+ */
+static const char *const affected_watches_sql =
+"WITH cmd AS (SELECT classid, objid FROM pg_catalog.pg_event_trigger_ddl_commands()),"
+" changed AS (SELECT classid, objid FROM cmd"
+"             UNION"
+"             SELECT d.classid, d.objid FROM cmd JOIN pg_catalog.pg_depend d"
+"                 ON d.refclassid = cmd.classid AND d.refobjid = cmd.objid"
+"              WHERE cmd.classid IN ('pg_catalog.pg_namespace'::pg_catalog.regclass,"
+"                                    'pg_catalog.pg_extension'::pg_catalog.regclass)),"
+" affected AS (SELECT t.tgrelid FROM pg_catalog.pg_trigger t JOIN changed ch"
+"                  ON ch.classid = 'pg_catalog.pg_trigger'::pg_catalog.regclass AND ch.objid = t.oid"
+"               WHERE t.tgfoid = $1"
+"              UNION"
+"              SELECT t.tgrelid FROM pg_catalog.pg_trigger t JOIN pg_catalog.pg_depend d"
+"                  ON d.classid = 'pg_catalog.pg_trigger'::pg_catalog.regclass AND d.objid = t.oid"
+"                JOIN changed ch ON ch.classid = d.refclassid AND ch.objid = d.refobjid"
+"               WHERE t.tgfoid = $1)"
+" SELECT table_oid, event_prefix, operations, columns, condition, exclude_columns"
+"   FROM webhook.table_watches WHERE table_oid::pg_catalog.oid IN (SELECT tgrelid FROM affected)";
+
+/*
+ * Keep the arguments of a watch's triggers in step with today's names after
+ * a command that may have renamed something the watch names (a column,
+ * table, function, type or schema), so that pg_dump always writes watches
+ * that restore.  Only the watches of affected_watches_sql are looked at, and
+ * their tables are locked against writes only when their watch is stale.
+ * Needs search_path = pg_catalog.
  */
 static void
 refresh_watches(Oid fnoid)
@@ -1170,11 +1197,12 @@ refresh_watches(Oid fnoid)
 	int			save_sec_context;
 	int			ret;
 	SPITupleTable *rows;
+	Oid			argtypes[1] = {OIDOID};
+	Datum		values[1] = {ObjectIdGetDatum(fnoid)};
 
 	GetUserIdAndSecContext(&save_userid, &save_sec_context);
 	SetUserIdAndSecContext(extension_owner(), save_sec_context | SECURITY_LOCAL_USERID_CHANGE);
-	ret = SPI_execute("SELECT table_oid, event_prefix, operations, columns, condition, exclude_columns"
-					  "  FROM webhook.table_watches", false, 0);
+	ret = SPI_execute_with_args(affected_watches_sql, 1, argtypes, values, NULL, false, 0);
 	SetUserIdAndSecContext(save_userid, save_sec_context);
 	if (ret != SPI_OK_SELECT)
 		elog(ERROR, "could not read the watches: %s", SPI_result_code_string(ret));

@@ -647,6 +647,15 @@ SAVEPOINT s;
 DROP FUNCTION regress_watch.paid(text);
 ROLLBACK TO s;
 ROLLBACK;
+-- Renaming an enum label the condition names updates the arguments too.
+CREATE TYPE regress_watch.level AS ENUM ('low', 'high');
+CREATE TABLE regress_watch.leveled (id integer, level regress_watch.level);
+SELECT webhook.watch('regress_watch.leveled', operations => '{insert}', condition => 'NEW.level = ''high''');
+ALTER TYPE regress_watch.level RENAME VALUE 'high' TO 'top';
+SELECT w.condition, pg_get_triggerdef(t.oid) LIKE '%''(new.level = ''''top''''::regress_watch.level)''%' AS args_renamed
+  FROM webhook.watches w JOIN pg_trigger t ON t.tgrelid = w."table"
+ WHERE w."table" = 'regress_watch.leveled'::regclass;
+SELECT webhook.unwatch('regress_watch.leveled');
 -- A role that may only create triggers on the table cannot make a watch so,
 -- and arguments get the checks of watch().
 GRANT TRIGGER ON regress_watch.dumped TO regress_webhook_owner;
