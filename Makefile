@@ -25,7 +25,7 @@ PG_CONFIG ?= pg_config
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
 
-.PHONY: prove unit fuzz valgrind demo bench
+.PHONY: prove unit fuzz sqlsmith valgrind demo bench
 # PGXS's TAP runner over test/t/*.pl; fails loudly when a test fails.
 prove:
 	$(prove_installcheck)
@@ -38,6 +38,15 @@ unit:
 FUZZ_SECONDS ?= 20
 fuzz:
 	$(MAKE) -C test/fuzz run FUZZ_SECONDS=$(FUZZ_SECONDS)
+
+# sqlsmith against a database with the extension, endpoints, watches and the
+# worker busy; fails on any server crash.  SQLSMITH_QUERIES per role (three
+# roles), SQLSMITH_SEED fixed for repeatable runs.
+SQLSMITH_QUERIES ?= 1000
+SQLSMITH_SEED ?= 1
+sqlsmith:
+	SQLSMITH_QUERIES=$(SQLSMITH_QUERIES) SQLSMITH_SEED=$(SQLSMITH_SEED) \
+		$(MAKE) prove PROVE_TESTS=test/sqlsmith/fuzz.pl
 
 # The server under valgrind: a delivery workload, then TAP suites
 # (VALGRIND_TESTS='test/t/*.pl' for all of them).

@@ -212,6 +212,13 @@ CREATE TABLE webhook.deliveries (
 COMMENT ON TABLE webhook.deliveries IS 'one row per (event, endpoint): the state of delivering that event there';
 COMMENT ON COLUMN webhook.deliveries.claimed_at IS 'set while a delivery worker has the request in flight; the claim lapses after the endpoint''s timeout plus 30 s';
 
+-- How long a delivery worker's claim lasts: the endpoint's timeout plus a
+-- margin.  Claims and the worker's next-due query share this one rule; in
+-- floating point, so that no timeout_ms a row may hold can overflow it.
+CREATE FUNCTION webhook._claim_lease(timeout_ms integer)
+RETURNS interval LANGUAGE sql IMMUTABLE PARALLEL SAFE
+RETURN pg_catalog.make_interval(secs => (pg_catalog.float8(timeout_ms) + 30000) / 1000);
+
 -- The worker claims due deliveries per endpoint, and sleeps until the earliest
 -- one.  Claiming changes no indexed column, so it is a HOT update: leave room.
 ALTER TABLE webhook.deliveries SET (fillfactor = 80);
@@ -243,7 +250,7 @@ CREATE TABLE webhook.delivery_log (
     response_body text
 );
 COMMENT ON TABLE webhook.delivery_log IS 'one row per HTTP attempt, written by the delivery worker';
-COMMENT ON COLUMN webhook.delivery_log.error_class IS 'stable failure class: http, timeout, connect, dns, tls, protocol, blocked, too_large, internal';
+COMMENT ON COLUMN webhook.delivery_log.error_class IS 'stable failure class: http, timeout, connect, dns, tls, protocol, blocked, too_large, secret, invalid_header, transform, internal';
 COMMENT ON COLUMN webhook.delivery_log.delivery_id IS 'the delivery attempted; a history row, so no foreign key: retention deletes log rows with their delivery';
 COMMENT ON COLUMN webhook.delivery_log.endpoint_id IS 'the endpoint at the time; kept after the endpoint is deleted';
 
@@ -284,7 +291,11 @@ BEGIN
             USING ERRCODE = 'not_null_violation',
                   HINT = 'Give the receiver''s absolute http:// or https:// URL, such as https://example.com/webhooks.';
     END IF;
-    problem := webhook._url_problem(NEW.url);
+    -- Turning an endpoint off never needs its URL re-checked: a 410 or the
+    -- auto-disable must work for a URL that a newer policy would refuse.
+    IF TG_OP = 'INSERT' OR NEW.url IS DISTINCT FROM OLD.url OR NEW.active THEN
+        problem := webhook._url_problem(NEW.url);
+    END IF;
     IF problem IS NOT NULL THEN
         RAISE EXCEPTION 'invalid webhook url "%"', NEW.url
             USING ERRCODE = 'invalid_parameter_value', DETAIL = problem,
@@ -355,7 +366,12 @@ BEGIN
     IF NEW.transform IS NULL THEN
         NEW.transform_role := NULL;
     ELSIF TG_OP = 'UPDATE' AND NEW.transform IS NOT DISTINCT FROM OLD.transform THEN
-        NEW.transform_role := OLD.transform_role;   -- only setting transform sets it
+        -- Only setting transform sets it, but REASSIGN OWNED may have given
+        -- the transform's wrapper (see _endpoints_sync_transform) to another role.
+        NEW.transform_role := coalesce(
+            (SELECT p.proowner::regrole FROM pg_proc p
+              WHERE p.oid = to_regprocedure(format('webhook.%I(text, timestamptz, jsonb)', '_transform_' || OLD.id))),
+            OLD.transform_role);
     ELSIF TG_OP = 'INSERT' OR NEW.transform IS DISTINCT FROM OLD.transform THEN
         IF NOT EXISTS (SELECT 1 FROM pg_proc p
                         WHERE p.oid = NEW.transform AND p.prokind = 'f' AND p.pronargs = 3
@@ -366,11 +382,18 @@ BEGIN
                 USING ERRCODE = 'invalid_parameter_value',
                       DETAIL = 'A transform takes (event_type text, created_at timestamptz, payload jsonb) and returns jsonb, json or text.';
         END IF;
-        IF NOT has_function_privilege(current_user, NEW.transform, 'EXECUTE') THEN
-            RAISE EXCEPTION 'permission denied for function %', NEW.transform
-                USING ERRCODE = 'insufficient_privilege';
+        -- A role given on INSERT is kept when the writer could act as it
+        -- anyway, so that a restore keeps each transform's role.
+        IF TG_OP = 'UPDATE' OR NEW.transform_role IS NULL
+           OR NOT EXISTS (SELECT FROM pg_roles r WHERE r.oid = NEW.transform_role)
+           OR NOT pg_has_role(current_user, NEW.transform_role, 'MEMBER') THEN
+            NEW.transform_role := current_user::regrole;
         END IF;
-        NEW.transform_role := current_user::regrole;
+        IF NOT has_function_privilege(NEW.transform_role, NEW.transform, 'EXECUTE') THEN
+            RAISE EXCEPTION 'permission denied for function %', NEW.transform
+                USING ERRCODE = 'insufficient_privilege',
+                      DETAIL = format('The transform would run as role %s.', NEW.transform_role);
+        END IF;
     END IF;
 
     IF cardinality(NEW.retry_schedule_s) > 100 THEN
@@ -490,9 +513,9 @@ CREATE TRIGGER endpoints_before_delete
 -- endpoint relies on: DROP FUNCTION of the transform and DROP ROLE of its
 -- role are refused without CASCADE, and RENAME or SET SCHEMA keep working.
 -- The wrapper also depends on the extension, so that DROP EXTENSION takes it.
-CREATE FUNCTION webhook._transform_attach(wrapper regprocedure)
+CREATE FUNCTION webhook._attach_transform_wrapper(wrapper regprocedure)
 RETURNS void LANGUAGE c STRICT
-AS 'MODULE_PATHNAME', 'webhook_transform_attach';
+AS 'MODULE_PATHNAME', 'webhook_attach_transform_wrapper';
 
 -- Keep an endpoint's wrapper in step with its transform and transform_role.
 -- Runs as the extension's owner: only it may create functions in the schema
@@ -508,7 +531,13 @@ DECLARE
     fn record;
 BEGIN
     IF TG_OP = 'UPDATE' AND NEW.transform IS NOT DISTINCT FROM OLD.transform
-       AND NEW.transform_role IS NOT DISTINCT FROM OLD.transform_role AND NEW.id = OLD.id THEN
+       AND NEW.transform_role IS NOT DISTINCT FROM OLD.transform_role THEN
+        -- A new id renames the wrapper; it keeps its owner (REASSIGN OWNED may have moved it).
+        IF NEW.transform IS NOT NULL AND NEW.id <> OLD.id
+           AND to_regprocedure(format('webhook.%I(text, timestamptz, jsonb)', '_transform_' || OLD.id)) IS NOT NULL THEN
+            EXECUTE format('ALTER FUNCTION webhook.%I(text, timestamptz, jsonb) RENAME TO %I',
+                           '_transform_' || OLD.id, '_transform_' || NEW.id);
+        END IF;
         RETURN NULL;
     END IF;
     IF TG_OP IN ('UPDATE', 'DELETE') AND OLD.transform IS NOT NULL
@@ -524,9 +553,9 @@ BEGIN
                        'SET search_path = pg_catalog, pg_temp '
                        'BEGIN ATOMIC SELECT %I.%I($1, $2, $3)::pg_catalog.text; END',
                        wrapper, fn.nspname, fn.proname);
-        EXECUTE format('ALTER FUNCTION %s OWNER TO %I', wrapper, NEW.transform_role::text);
+        EXECUTE format('ALTER FUNCTION %s OWNER TO %s', wrapper, NEW.transform_role::text);  -- regrole output is quoted
         EXECUTE format('REVOKE ALL ON FUNCTION %s FROM PUBLIC', wrapper);
-        PERFORM webhook._transform_attach(wrapper::regprocedure);
+        PERFORM webhook._attach_transform_wrapper(wrapper::regprocedure);
     END IF;
     RETURN NULL;
 END;
@@ -536,32 +565,64 @@ CREATE TRIGGER endpoints_sync_transform
     AFTER INSERT OR UPDATE OR DELETE ON webhook.endpoints
     FOR EACH ROW EXECUTE FUNCTION webhook._endpoints_sync_transform();
 
+-- TRUNCATE fires no row triggers: drop every wrapper.
+CREATE FUNCTION webhook._endpoints_truncated()
+RETURNS trigger LANGUAGE plpgsql
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    wrapper regprocedure;
+BEGIN
+    FOR wrapper IN SELECT p.oid FROM pg_proc p
+                    WHERE p.pronamespace = 'webhook'::regnamespace AND p.proname ~ '^_transform_[0-9]+$' LOOP
+        EXECUTE format('DROP FUNCTION %s', wrapper);
+    END LOOP;
+    RETURN NULL;
+END;
+$$;
+
+CREATE TRIGGER endpoints_truncated
+    AFTER TRUNCATE ON webhook.endpoints
+    FOR EACH STATEMENT EXECUTE FUNCTION webhook._endpoints_truncated();
+
 -- A wrapper dropped by CASCADE (of its function, its role's DROP OWNED, or
 -- its schema) pauses its endpoint and clears the transform: sending the
 -- untransformed payload could expose what the transform left out, or break
 -- a receiver that expects its shape.  Pending deliveries wait for an
 -- operator to set another transform (or none) and reactivate the endpoint.
+-- The endpoints triggers are bypassed for this update: a DROP must not fail
+-- because some other column of the row no longer passes today's checks.
 CREATE FUNCTION webhook._forget_dropped_transforms()
 RETURNS event_trigger LANGUAGE plpgsql
 SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
+    ids bigint[];
+    replication_role text := current_setting('session_replication_role');
     ep record;
 BEGIN
+    SELECT array_agg(e.id) INTO ids
+      FROM webhook.endpoints e, pg_event_trigger_dropped_objects() AS o
+     WHERE o.classid = 'pg_proc'::regclass AND o.address_names[1] = 'webhook'
+       AND o.address_names[2] = '_transform_' || e.id AND e.transform IS NOT NULL;
+    IF ids IS NULL THEN
+        RETURN;
+    END IF;
+    PERFORM set_config('session_replication_role', 'replica', true);
     FOR ep IN
         UPDATE webhook.endpoints e
-           SET transform = NULL, active = false, disabled_at = now(),
-               disabled_reason = 'its transform was dropped'
-          FROM pg_event_trigger_dropped_objects() AS o
-         WHERE o.classid = 'pg_proc'::regclass AND o.address_names[1] = 'webhook'
-           AND o.address_names[2] = '_transform_' || e.id AND e.transform IS NOT NULL
+           SET transform = NULL, transform_role = NULL, active = false, updated_at = now(),
+               disabled_at = now(), disabled_reason = 'its transform was dropped'
+         WHERE e.id = ANY (ids)
         RETURNING e.id, e.name
     LOOP
         RAISE NOTICE 'endpoint "%" is paused: its transform was dropped', coalesce(ep.name, ep.id::text)
             USING DETAIL = 'Its pending deliveries wait; untransformed payloads are not sent.',
                   HINT = 'Set another transform, or none, then set active = true.';
     END LOOP;
+    PERFORM set_config('session_replication_role', replication_role, true);
 END;
 $$;
 
@@ -1150,7 +1211,9 @@ END;
 $$;
 
 -- Deactivate endpoints whose deliveries have all failed for longer than a
--- period, and announce each with a webhook.endpoint.disabled event.
+-- period, and announce each with a webhook.endpoint.disabled event.  Each in
+-- its own subtransaction: one that cannot be updated (a lock, a row a newer
+-- check refuses) stays active with a warning, and the others are disabled.
 CREATE FUNCTION webhook._disable_failing_endpoints(failing_for interval)
 RETURNS bigint LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp
@@ -1160,17 +1223,24 @@ DECLARE
     v_count bigint := 0;
 BEGIN
     FOR ep IN
-        UPDATE webhook.endpoints e
-           SET active = false, disabled_at = now(),
-               disabled_reason = format('every delivery failed since %s', s.failing_since)
-          FROM webhook.endpoint_state s
-         WHERE s.endpoint_id = e.id AND e.active AND s.failing_since < now() - failing_for
-        RETURNING e.id, e.name, e.url, s.failing_since, s.last_error
+        SELECT e.id, e.name, e.url, s.failing_since, s.last_error
+          FROM webhook.endpoints e JOIN webhook.endpoint_state s ON s.endpoint_id = e.id
+         WHERE e.active AND s.failing_since < now() - failing_for
     LOOP
-        PERFORM webhook.send('webhook.endpoint.disabled',
-                             jsonb_build_object('endpoint_id', ep.id, 'name', ep.name, 'url', ep.url,
-                                                'failing_since', ep.failing_since, 'last_error', ep.last_error));
-        v_count := v_count + 1;
+        BEGIN
+            UPDATE webhook.endpoints e
+               SET active = false, disabled_at = now(),
+                   disabled_reason = format('every delivery failed since %s', ep.failing_since)
+             WHERE e.id = ep.id AND e.active;
+            IF FOUND THEN
+                PERFORM webhook.send('webhook.endpoint.disabled',
+                                     jsonb_build_object('endpoint_id', ep.id, 'name', ep.name, 'url', ep.url,
+                                                        'failing_since', ep.failing_since, 'last_error', ep.last_error));
+                v_count := v_count + 1;
+            END IF;
+        EXCEPTION WHEN OTHERS THEN
+            RAISE WARNING 'could not disable webhook endpoint %: %', ep.id, SQLERRM USING ERRCODE = SQLSTATE;
+        END;
     END LOOP;
     RETURN v_count;
 END;

@@ -39,7 +39,8 @@ typedef struct Delivery
 	int64		endpoint_id;
 	char	   *url;
 	WebhookKey	key;
-	const char *key_problem;	/* secret unusable: fail without sending */
+	const char *key_problem;	/* a secret or credential unusable: why, to
+								 * fail without sending */
 	WebhookKey	previous_key;	/* a rotated-out secret still in its grace period */
 	bool		has_previous_key;
 	char	   *auth_username;	/* HTTP Basic authentication, or NULL */
@@ -48,10 +49,11 @@ typedef struct Delivery
 	int			n_headers;
 	char	  **headers;		/* "Name: value" lines from endpoints.headers */
 	int			timeout_ms;
-	int			n_retry;
-	int		   *retry_schedule_s;
+	int			retry_delay_s;	/* wait after this attempt if it fails, or
+								 * -1: no retry left */
 	int			max_in_flight;	/* 1 for ordered endpoints */
 	double		rate_limit_per_s;	/* 0: no limit */
+	const char *header_problem; /* a header that must not be sent: why */
 
 	/* the endpoint's transform, run after the claim (transform.c) */
 	Oid			transform;		/* the endpoint's function, as claimed */
@@ -108,9 +110,10 @@ typedef struct EndpointLoad
 	TimestampTz refilled_at;
 } EndpointLoad;
 
-extern int	queue_claim(int limit, dlist_head *out, int n_busy, EndpointLoad **busy);
-extern void queue_record(Delivery **done, int n);
-extern TimestampTz queue_next_due(int n_busy, int64 *busy_ids);
+extern int	queue_claim(int limit, dlist_head *out, int n_busy, EndpointLoad **busy,
+						int n_held, Delivery **held);
+extern int	queue_record(Delivery **done, int n, bool *recorded);
+extern TimestampTz queue_next_due(int n_busy, int64 *busy_ids, double *rates);
 extern void queue_housekeeping(bool had_failures);
 
 /* transform.c: endpoint transforms, run after the claim has committed */

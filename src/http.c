@@ -134,8 +134,9 @@ header_callback(char *buffer, size_t size, size_t nitems, void *userdata)
 		{
 			time_t		when = curl_getdate(p, NULL);
 
+			/* In time_t, so that a date decades ahead cannot wrap around. */
 			if (when > 0)
-				d->retry_after_s = (int) Max(when - time(NULL), 0);
+				d->retry_after_s = (int) Min(Max(when - time(NULL), 0), INT_MAX);
 		}
 	}
 	return n;

@@ -23,10 +23,12 @@
 #include "utils/snapmgr.h"
 
 #include "delivery.h"
+#include "sealing.h"
+#include "urlcheck.h"
 #include "webhook.h"
 
-/* Extra lease beyond an endpoint's timeout before a claim counts as abandoned. */
-#define LEASE_MARGIN_MS 30000
+/* How long recording an outcome waits for a row another session locked. */
+#define RECORD_LOCK_TIMEOUT "1s"
 
 static SPIPlanPtr claim_plan = NULL;
 static SPIPlanPtr record_plan = NULL;
@@ -34,11 +36,19 @@ static SPIPlanPtr next_due_plan = NULL;
 static SPIPlanPtr deactivate_plan = NULL;
 
 /*
- * Claim up to $1 due deliveries.  A claim lapses after the endpoint's
- * timeout plus a margin; setting claimed_at alone keeps the update HOT.  Each endpoint gets at most its free in-flight slots ($2/$3:
- * endpoints with requests in flight and how many; $4: default cap) and, when
- * rate limited, its whole tokens ($5).  An ordered endpoint offers only its
- * oldest pending delivery, and only when nothing of it is in flight.
+ * Claim up to $1 due deliveries.  A claim lapses after the endpoint's lease
+ * (webhook._claim_lease); setting claimed_at alone keeps the update HOT.
+ * Each endpoint gets at most its free in-flight slots ($2/$3: endpoints with
+ * requests in flight and how many; $4: default cap) and, when rate limited,
+ * its whole tokens ($5).  An ordered endpoint offers only its oldest pending
+ * delivery, and only when nothing of it is in flight.  $6 are deliveries
+ * whose outcome the worker still holds unrecorded: never claimed again.
+ *
+ * A row locked by another session is skipped, never waited for; for an
+ * ordered endpoint that pauses the endpoint rather than skip ahead.  Sealed
+ * values come back sealed: the worker unseals them one by one, so that one
+ * that does not decrypt fails only its own delivery.  Of the retry schedule
+ * only the delay after this attempt is read (NULL: no retry left).
  */
 static const char *claim_sql =
 "WITH busy AS ("
@@ -46,8 +56,7 @@ static const char *claim_sql =
 "    FROM ROWS FROM (pg_catalog.unnest($2::bigint[]), pg_catalog.unnest($3::integer[]),"
 "                    pg_catalog.unnest($5::float8[])) AS b(endpoint_id, in_flight, tokens)"
 "), room AS ("
-"  SELECT ep.id, ep.ordered,"
-"         pg_catalog.make_interval(secs => (ep.timeout_ms + " CppAsString2(LEASE_MARGIN_MS) ") / 1000.0) AS lease,"
+"  SELECT ep.id, ep.ordered, webhook._claim_lease(ep.timeout_ms) AS lease,"
 "         greatest(least(coalesce(ep.max_in_flight, $4) - coalesce(b.in_flight, 0),"
 "                        CASE WHEN ep.ordered THEN 1 - coalesce(b.in_flight, 0) ELSE 2147483647 END,"
 "                        CASE WHEN ep.rate_limit_per_s IS NULL THEN 2147483647"
@@ -61,18 +70,23 @@ static const char *claim_sql =
 "       SELECT d.id, d.next_attempt_at FROM webhook.deliveries d"
 "        WHERE d.endpoint_id = room.id AND d.status = 'pending' AND d.next_attempt_at <= pg_catalog.now()"
 "          AND (d.claimed_at IS NULL OR d.claimed_at < pg_catalog.now() - room.lease)"
+"          AND d.id <> ALL ($6::bigint[])"
 "        ORDER BY d.next_attempt_at LIMIT room.n"
 "        FOR UPDATE OF d SKIP LOCKED) d"
 "    WHERE NOT room.ordered AND room.n > 0"
 "   UNION ALL"
 "   SELECT d.id, d.next_attempt_at FROM room"
 "     CROSS JOIN LATERAL ("
-"       SELECT d.id, d.next_attempt_at, d.claimed_at FROM webhook.deliveries d"
-"        WHERE d.endpoint_id = room.id AND d.status = 'pending'"
-"        ORDER BY d.id LIMIT 1"
-"        FOR UPDATE OF d) d"
-"    WHERE room.ordered AND room.n > 0 AND d.next_attempt_at <= pg_catalog.now()"
-"      AND (d.claimed_at IS NULL OR d.claimed_at < pg_catalog.now() - room.lease))"
+"       SELECT o.id FROM webhook.deliveries o"
+"        WHERE o.endpoint_id = room.id AND o.status = 'pending'"
+"        ORDER BY o.id LIMIT 1) o"
+"     CROSS JOIN LATERAL ("
+"       SELECT d.id, d.next_attempt_at FROM webhook.deliveries d"
+"        WHERE d.id = o.id AND d.status = 'pending' AND d.next_attempt_at <= pg_catalog.now()"
+"          AND (d.claimed_at IS NULL OR d.claimed_at < pg_catalog.now() - room.lease)"
+"          AND d.id <> ALL ($6::bigint[])"
+"        FOR UPDATE OF d SKIP LOCKED) d"
+"    WHERE room.ordered AND room.n > 0)"
 "  ORDER BY 2 LIMIT $1"
 ")"
 "UPDATE webhook.deliveries d"
@@ -80,12 +94,15 @@ static const char *claim_sql =
 "  FROM due, webhook.endpoints ep, webhook.events ev"
 " WHERE d.id = due.id AND ep.id = d.endpoint_id AND ev.id = d.event_id"
 " RETURNING d.id, d.attempts, ev.id::text, ev.event_type, ev.body, ep.id, ep.url, ep.signing,"
-"           webhook._unseal(coalesce(ep.secret, '')), ep.signature_header,"
-"           ARRAY(SELECT h.key || ': ' || webhook._unseal(h.value) FROM pg_catalog.jsonb_each_text(ep.headers) AS h),"
-"           ep.timeout_ms, ep.retry_schedule_s,"
+"           CASE WHEN ep.signing <> 'none' THEN ep.secret END, ep.signature_header,"
+"           ARRAY(SELECT ARRAY[h.key, h.value] FROM pg_catalog.jsonb_each_text("
+"                   CASE WHEN pg_catalog.jsonb_typeof(ep.headers) = 'object' THEN ep.headers END) AS h),"
+"           ep.timeout_ms,"
+"           CASE WHEN d.attempts < coalesce(pg_catalog.array_length(ep.retry_schedule_s, 1), 0)"
+"                THEN greatest(coalesce(ep.retry_schedule_s[pg_catalog.array_lower(ep.retry_schedule_s, 1) + d.attempts], 0), 0) END,"
 "           CASE WHEN ep.ordered THEN 1 ELSE coalesce(ep.max_in_flight, $4) END,"
-"           CASE WHEN ep.previous_secret_expires_at > pg_catalog.now() THEN webhook._unseal(ep.previous_secret) END,"
-"           ep.auth_username, webhook._unseal(ep.auth_password),"
+"           CASE WHEN ep.previous_secret_expires_at > pg_catalog.now() AND ep.signing <> 'none' THEN ep.previous_secret END,"
+"           ep.auth_username, ep.auth_password,"
 "           coalesce(ep.rate_limit_per_s, 0), ep.transform::oid, ep.transform_role::oid,"
 "           ev.created_at, ev.payload";
 
@@ -147,23 +164,35 @@ static const char *record_sql =
 "  FROM r";
 
 /*
- * The earliest due time among active endpoints that have free slots ($1:
- * endpoints at their cap, whose completions will wake us anyway).  For an
- * ordered endpoint only its oldest pending delivery counts.
+ * The earliest time something may become claimable, among active endpoints
+ * that have free slots ($1: endpoints at their cap or out of tokens, whose
+ * completions or refill wake the worker anyway): an unclaimed delivery
+ * coming due, or a claim lapsing (its worker died).  For an ordered endpoint
+ * only its oldest pending delivery counts.  Also the current rate limit of
+ * each endpoint in $1 (0: none, or the endpoint is gone or inactive), so the
+ * worker forgets buckets of endpoints that no longer need them.
  */
 static const char *next_due_sql =
-"SELECT min(n.next_attempt_at)"
-"  FROM webhook.endpoints ep"
-"  CROSS JOIN LATERAL ("
-"    (SELECT d.next_attempt_at FROM webhook.deliveries d"
-"      WHERE d.endpoint_id = ep.id AND d.status = 'pending' AND d.claimed_at IS NULL AND NOT ep.ordered"
-"      ORDER BY d.next_attempt_at LIMIT 1)"
-"    UNION ALL"
-"    (SELECT d.next_attempt_at FROM webhook.deliveries d"
-"      WHERE d.endpoint_id = ep.id AND d.status = 'pending' AND ep.ordered"
-"      ORDER BY d.id LIMIT 1)"
-"  ) n"
-" WHERE ep.active AND ep.id <> ALL ($1::bigint[])";
+"SELECT (SELECT min(n.due)"
+"          FROM webhook.endpoints ep"
+"          CROSS JOIN LATERAL ("
+"            (SELECT d.next_attempt_at FROM webhook.deliveries d"
+"              WHERE d.endpoint_id = ep.id AND d.status = 'pending' AND d.claimed_at IS NULL AND NOT ep.ordered"
+"              ORDER BY d.next_attempt_at LIMIT 1)"
+"            UNION ALL"
+"            SELECT min(d.claimed_at) + webhook._claim_lease(ep.timeout_ms) FROM webhook.deliveries d"
+"             WHERE d.endpoint_id = ep.id AND d.status = 'pending' AND d.next_attempt_at <= pg_catalog.now()"
+"               AND d.claimed_at IS NOT NULL AND NOT ep.ordered"
+"            UNION ALL"
+"            (SELECT greatest(d.next_attempt_at, d.claimed_at + webhook._claim_lease(ep.timeout_ms))"
+"               FROM webhook.deliveries d"
+"              WHERE d.endpoint_id = ep.id AND d.status = 'pending' AND ep.ordered"
+"              ORDER BY d.id LIMIT 1)"
+"          ) n(due)"
+"         WHERE ep.active AND ep.id <> ALL ($1::bigint[])),"
+"       ARRAY(SELECT coalesce((SELECT ep.rate_limit_per_s FROM webhook.endpoints ep"
+"                               WHERE ep.id = b.id AND ep.active), 0)"
+"               FROM pg_catalog.unnest($1::bigint[]) WITH ORDINALITY AS b(id, i) ORDER BY b.i)";
 
 /* A 410 Gone means the receiver asks never to be called again. */
 static const char *deactivate_sql =
@@ -248,7 +277,8 @@ queue_extension_present(void)
 /*
  * A worker that starts owns no requests yet: whatever earlier workers of this
  * database had claimed was cut short, so make it due now instead of waiting
- * for the lease to run out.
+ * for the lease to run out.  A row another session has locked keeps its
+ * claim until the lease lapses, rather than make the worker wait.
  */
 void
 queue_release_claims(void)
@@ -257,7 +287,9 @@ queue_release_claims(void)
 
 	begin_work("releasing claims of an earlier worker");
 	ret = SPI_execute("UPDATE webhook.deliveries SET claimed_at = NULL"
-					  " WHERE status = 'pending' AND claimed_at IS NOT NULL", false, 0);
+					  " WHERE id IN (SELECT id FROM webhook.deliveries"
+					  "               WHERE status = 'pending' AND claimed_at IS NOT NULL"
+					  "               FOR UPDATE SKIP LOCKED)", false, 0);
 	if (ret != SPI_OK_UPDATE)
 		elog(ERROR, "could not release claims: %s", SPI_result_code_string(ret));
 	if (SPI_processed > 0)
@@ -265,6 +297,152 @@ queue_release_claims(void)
 				(errmsg("webhook delivery worker took over %llu deliveries claimed by its predecessor",
 						(unsigned long long) SPI_processed)));
 	end_work();
+}
+
+/*
+ * Run fn in a subtransaction and return the error it raised, or NULL, so
+ * that one row's failure rolls back that row's work only.
+ */
+static ErrorData *
+try_in_subtransaction(void (*fn) (void *), void *arg)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+	ResourceOwner owner = CurrentResourceOwner;
+	ErrorData  *volatile edata = NULL;
+
+	BeginInternalSubTransaction(NULL);
+	MemoryContextSwitchTo(cxt);
+	PG_TRY();
+	{
+		fn(arg);
+		ReleaseCurrentSubTransaction();
+	}
+	PG_CATCH();
+	{
+		MemoryContextSwitchTo(cxt);
+		edata = CopyErrorData();
+		FlushErrorState();
+		RollbackAndReleaseCurrentSubTransaction();
+	}
+	PG_END_TRY();
+	MemoryContextSwitchTo(cxt);
+	CurrentResourceOwner = owner;
+	return edata;
+}
+
+typedef struct UnsealArgs
+{
+	const char *value;
+	char	   *plain;
+} UnsealArgs;
+
+static void
+unseal_one(void *arg)
+{
+	UnsealArgs *u = (UnsealArgs *) arg;
+
+	u->plain = webhook_unseal_value(u->value);
+}
+
+/*
+ * The plain form of one of an endpoint's stored values.  One that does not
+ * decrypt (a dump restored under another key) fails only its delivery: NULL
+ * is returned and, for the first such value, *problem says which it was and
+ * why, never what it holds.
+ */
+static char *
+unseal_for_delivery(const char *value, const char *what, const char **problem)
+{
+	UnsealArgs	u = {value, NULL};
+	ErrorData  *edata;
+
+	if (value == NULL)
+		return NULL;
+	if (!webhook_is_sealed(value))
+		return pstrdup(value);
+	edata = try_in_subtransaction(unseal_one, &u);
+	if (edata == NULL)
+		return u.plain;
+	if (*problem == NULL)
+		*problem = psprintf("%s cannot be decrypted: %s", what, edata->message);
+	FreeErrorData(edata);
+	return NULL;
+}
+
+/* Wipe and free a plain secret. */
+static void
+forget_secret(char *plain)
+{
+	if (plain == NULL)
+		return;
+	explicit_bzero(plain, strlen(plain));
+	pfree(plain);
+}
+
+/*
+ * The endpoint's extra headers as "Name: value" lines, from the claim's
+ * array of [name, value] pairs.  A header the write-time checks would refuse
+ * (a row restored or written with triggers off) fails the delivery rather
+ * than be sent: a line break in it would smuggle headers or requests.
+ */
+static void
+headers_from_datum(Delivery *d, Datum pairs)
+{
+	ArrayType  *arr = DatumGetArrayTypeP(pairs);
+	Datum	   *elems;
+	bool	   *nulls;
+	int			nelems;
+
+	deconstruct_array(arr, TEXTOID, -1, false, TYPALIGN_INT, &elems, &nulls, &nelems);
+	d->n_headers = 0;
+	d->headers = palloc(sizeof(char *) * Max(nelems / 2, 1));
+	for (int i = 0; i + 1 < nelems; i += 2)
+	{
+		char	   *name = TextDatumGetCString(elems[i]);
+		char	   *what = psprintf("the endpoint's header \"%s\"", name);
+		char	   *value = nulls[i + 1] ? pstrdup("") :
+			unseal_for_delivery(TextDatumGetCString(elems[i + 1]), what, &d->key_problem);
+		WebhookHeaderProblem problem;
+
+		if (value == NULL)
+			continue;
+		problem = webhook_header_check(name, value);
+		if (problem != HEADER_OK)
+		{
+			if (d->header_problem == NULL)
+				d->header_problem = psprintf("the endpoint's headers hold one that cannot be sent: %s",
+											 problem == HEADER_BAD_NAME ? "a name that is not an HTTP token" :
+											 problem == HEADER_RESERVED ? "a name the extension sets itself" :
+											 "a line break in a value");
+			forget_secret(value);
+			continue;
+		}
+		d->headers[d->n_headers++] = psprintf("%s: %s", name, value);
+		forget_secret(value);
+	}
+}
+
+/*
+ * The signing keys: the secret and, during a rotation's grace period, the
+ * previous one.  A secret that does not decrypt or decode fails the delivery.
+ */
+static void
+keys_from_tuple(Delivery *d, HeapTuple tuple, TupleDesc desc)
+{
+	WebhookSigning signing = webhook_signing_from_name(SPI_getvalue(tuple, desc, 8));
+	char	   *secret = unseal_for_delivery(SPI_getvalue(tuple, desc, 9),
+											 "the endpoint's secret", &d->key_problem);
+	char	   *previous = unseal_for_delivery(SPI_getvalue(tuple, desc, 15),
+											   "the endpoint's previous secret", &d->key_problem);
+	const char *problem;
+
+	problem = webhook_decode_key(signing, secret ? secret : "", &d->key);
+	if (problem != NULL && d->key_problem == NULL)
+		d->key_problem = psprintf("the endpoint's secret cannot be used: %s", problem);
+	if (previous != NULL && d->key_problem == NULL)
+		d->has_previous_key = webhook_decode_key(signing, previous, &d->previous_key) == NULL;
+	forget_secret(secret);
+	forget_secret(previous);
 }
 
 /* Copy one claimed row into a Delivery that outlives the transaction. */
@@ -276,10 +454,7 @@ delivery_from_tuple(HeapTuple tuple, TupleDesc desc)
 	MemoryContext old = MemoryContextSwitchTo(cxt);
 	Delivery   *d = palloc0(sizeof(Delivery));
 	bool		isnull;
-	ArrayType  *arr;
-	Datum	   *elems;
-	int			nelems;
-	char	   *secret;
+	Datum		retry_delay;
 
 	d->cxt = cxt;
 	d->id = DatumGetInt64(SPI_getbinval(tuple, desc, 1, &isnull));
@@ -290,37 +465,19 @@ delivery_from_tuple(HeapTuple tuple, TupleDesc desc)
 	d->body_len = strlen(d->body);
 	d->endpoint_id = DatumGetInt64(SPI_getbinval(tuple, desc, 6, &isnull));
 	d->url = TextDatumGetCString(SPI_getbinval(tuple, desc, 7, &isnull));
-	secret = TextDatumGetCString(SPI_getbinval(tuple, desc, 9, &isnull));
-	d->key_problem = webhook_decode_key(webhook_signing_from_name(TextDatumGetCString(SPI_getbinval(tuple, desc, 8, &isnull))),
-										secret, &d->key);
-	explicit_bzero(secret, strlen(secret));
+	keys_from_tuple(d, tuple, desc);
 	d->signature_header = TextDatumGetCString(SPI_getbinval(tuple, desc, 10, &isnull));
-
-	arr = DatumGetArrayTypeP(SPI_getbinval(tuple, desc, 11, &isnull));
-	deconstruct_array(arr, TEXTOID, -1, false, TYPALIGN_INT, &elems, NULL, &nelems);
-	d->n_headers = nelems;
-	d->headers = palloc(sizeof(char *) * Max(nelems, 1));
-	for (int i = 0; i < nelems; i++)
-		d->headers[i] = TextDatumGetCString(elems[i]);
-
+	if (d->key.signing == SIGNING_HMAC_SHA256 &&
+		webhook_header_check(d->signature_header, "") == HEADER_BAD_NAME)
+		d->header_problem = "the endpoint's signature_header is not an HTTP token";
+	headers_from_datum(d, SPI_getbinval(tuple, desc, 11, &isnull));
 	d->timeout_ms = DatumGetInt32(SPI_getbinval(tuple, desc, 12, &isnull));
-	arr = DatumGetArrayTypeP(SPI_getbinval(tuple, desc, 13, &isnull));
-	deconstruct_array(arr, INT4OID, 4, true, TYPALIGN_INT, &elems, NULL, &nelems);
-	d->n_retry = nelems;
-	d->retry_schedule_s = palloc(sizeof(int) * Max(nelems, 1));
-	for (int i = 0; i < nelems; i++)
-		d->retry_schedule_s[i] = DatumGetInt32(elems[i]);
+	retry_delay = SPI_getbinval(tuple, desc, 13, &isnull);
+	d->retry_delay_s = isnull ? -1 : DatumGetInt32(retry_delay);
 	d->max_in_flight = DatumGetInt32(SPI_getbinval(tuple, desc, 14, &isnull));
-
-	/* During a rotation's grace period, also sign with the previous secret. */
-	secret = SPI_getvalue(tuple, desc, 15);
-	if (secret != NULL && d->key_problem == NULL)
-	{
-		d->has_previous_key = webhook_decode_key(d->key.signing, secret, &d->previous_key) == NULL;
-		explicit_bzero(secret, strlen(secret));
-	}
 	d->auth_username = SPI_getvalue(tuple, desc, 16);
-	d->auth_password = SPI_getvalue(tuple, desc, 17);
+	d->auth_password = unseal_for_delivery(SPI_getvalue(tuple, desc, 17),
+										   "the endpoint's auth_password", &d->key_problem);
 	d->rate_limit_per_s = DatumGetFloat8(SPI_getbinval(tuple, desc, 18, &isnull));
 
 	MemoryContextSwitchTo(old);
@@ -329,18 +486,22 @@ delivery_from_tuple(HeapTuple tuple, TupleDesc desc)
 
 /*
  * Claim a batch of due deliveries and append them to out.  busy holds the
- * endpoints the worker is sending to (in flight, tokens).  Returns how many
- * were claimed.
+ * endpoints the worker is sending to (in flight, tokens); held, the
+ * deliveries whose outcome it has not recorded yet.  Returns how many were
+ * claimed.
  */
 int
-queue_claim(int limit, dlist_head *out, int n_busy, EndpointLoad **busy)
+queue_claim(int limit, dlist_head *out, int n_busy, EndpointLoad **busy,
+			int n_held, Delivery **held)
 {
-	Oid			argtypes[5] = {INT4OID, INT8ARRAYOID, INT4ARRAYOID, INT4OID, FLOAT8ARRAYOID};
-	Datum		values[5];
+	Oid			argtypes[6] = {INT4OID, INT8ARRAYOID, INT4ARRAYOID, INT4OID, FLOAT8ARRAYOID,
+	INT8ARRAYOID};
+	Datum		values[6];
 	Datum	   *ids = palloc(sizeof(Datum) * Max(n_busy, 1));
 	Datum	   *counts = palloc(sizeof(Datum) * Max(n_busy, 1));
 	Datum	   *tokens = palloc(sizeof(Datum) * Max(n_busy, 1));
 	bool	   *tokens_null = palloc(sizeof(bool) * Max(n_busy, 1));
+	Datum	   *held_ids = palloc(sizeof(Datum) * Max(n_held, 1));
 	int			ret;
 	int			n;
 
@@ -351,6 +512,8 @@ queue_claim(int limit, dlist_head *out, int n_busy, EndpointLoad **busy)
 		tokens[i] = Float8GetDatum(busy[i]->tokens);
 		tokens_null[i] = busy[i]->rate_limit_per_s <= 0;
 	}
+	for (int i = 0; i < n_held; i++)
+		held_ids[i] = Int64GetDatum(held[i]->id);
 
 	begin_work("claiming due deliveries");
 	values[0] = Int32GetDatum(limit);
@@ -358,7 +521,8 @@ queue_claim(int limit, dlist_head *out, int n_busy, EndpointLoad **busy)
 	values[2] = make_array(counts, NULL, n_busy, INT4OID);
 	values[3] = Int32GetDatum(webhook_max_in_flight_per_endpoint);
 	values[4] = make_array(tokens, tokens_null, n_busy, FLOAT8OID);
-	ret = SPI_execute_plan(webhook_prepare_once(&claim_plan, claim_sql, 5, argtypes), values, NULL, false, 0);
+	values[5] = make_array(held_ids, NULL, n_held, INT8OID);
+	ret = SPI_execute_plan(webhook_prepare_once(&claim_plan, claim_sql, 6, argtypes), values, NULL, false, 0);
 	if (ret != SPI_OK_UPDATE_RETURNING)
 		elog(ERROR, "could not claim deliveries: %s", SPI_result_code_string(ret));
 
@@ -445,10 +609,32 @@ queue_housekeeping(bool had_failures)
 	}
 }
 
-/* Write the outcomes of finished requests, a batch in one transaction. */
-void
-queue_record(Delivery **done, int n)
+/* A response body as valid text for the log, whatever the receiver sent. */
+static Datum
+response_text(Delivery *d)
 {
+	char	   *resp = pnstrdup(d->response, d->response_len);
+
+	for (size_t k = 0; k < d->response_len; k++)
+		if (resp[k] == '\0')
+			resp[k] = ' ';
+	resp[pg_mbcliplen(resp, d->response_len, d->response_len)] = '\0';
+	if (pg_verifymbstr(resp, strlen(resp), true))
+		return CStringGetTextDatum(resp);
+	return CStringGetTextDatum("(response body is not valid text)");
+}
+
+typedef struct RecordRows
+{
+	Delivery  **rows;
+	int			n;
+} RecordRows;
+
+/* Write some outcomes with the saved record statement. */
+static void
+record_rows(void *arg)
+{
+	RecordRows *r = (RecordRows *) arg;
 	Oid			argtypes[11] = {INT8ARRAYOID, INT4ARRAYOID, TEXTARRAYOID, TIMESTAMPTZARRAYOID,
 	TIMESTAMPTZARRAYOID, FLOAT8ARRAYOID, INT4ARRAYOID, TEXTARRAYOID, TEXTARRAYOID,
 	TEXTARRAYOID, TEXTARRAYOID};
@@ -457,8 +643,7 @@ queue_record(Delivery **done, int n)
 	Datum	   *cols[11];
 	bool	   *nulls[11];
 	Datum		values[11];
-	int64	   *gone = palloc(sizeof(int64) * n);
-	int			n_gone = 0;
+	int			n = r->n;
 	int			ret;
 	static const char *status_names[] = {"pending", "succeeded", "failed"};
 
@@ -469,7 +654,7 @@ queue_record(Delivery **done, int n)
 	}
 	for (int i = 0; i < n; i++)
 	{
-		Delivery   *d = done[i];
+		Delivery   *d = r->rows[i];
 
 		cols[0][i] = Int64GetDatum(d->id);
 		cols[1][i] = Int32GetDatum(d->attempt);
@@ -484,55 +669,133 @@ queue_record(Delivery **done, int n)
 		nulls[7][i] = d->error_class == NULL;
 		cols[8][i] = d->error ? CStringGetTextDatum(d->error) : (Datum) 0;
 		nulls[8][i] = d->error == NULL;
-		if (d->response_len > 0)
-		{
-			/* Keep the log valid text whatever the receiver sent. */
-			char	   *resp = pnstrdup(d->response, d->response_len);
-
-			for (size_t k = 0; k < d->response_len; k++)
-				if (resp[k] == '\0')
-					resp[k] = ' ';
-			resp[pg_mbcliplen(resp, d->response_len, d->response_len)] = '\0';
-			if (pg_verifymbstr(resp, strlen(resp), true))
-				cols[9][i] = CStringGetTextDatum(resp);
-			else
-				cols[9][i] = CStringGetTextDatum("(response body is not valid text)");
-		}
-		else
-			nulls[9][i] = true;
+		cols[9][i] = d->response_len > 0 ? response_text(d) : (Datum) 0;
+		nulls[9][i] = d->response_len == 0;
 		cols[10][i] = CStringGetTextDatum(d->url);
-		if (d->deactivate_endpoint)
-			gone[n_gone++] = d->endpoint_id;
 	}
-
-	begin_work("recording delivery outcomes");
 	for (int c = 0; c < 11; c++)
 		values[c] = make_array(cols[c], nulls[c], n, elemtypes[c]);
 	ret = SPI_execute_plan(webhook_prepare_once(&record_plan, record_sql, 11, argtypes), values, NULL, false, 0);
 	if (ret != SPI_OK_INSERT)
 		elog(ERROR, "could not record delivery outcomes: %s", SPI_result_code_string(ret));
+}
 
-	if (n_gone > 0)
+/* Write one outcome on its own; false if that fails too. */
+static bool
+record_alone(Delivery *d)
+{
+	RecordRows	one = {&d, 1};
+	ErrorData  *edata = try_in_subtransaction(record_rows, &one);
+
+	if (edata == NULL)
+		return true;
+	FreeErrorData(edata);
+	return false;
+}
+
+typedef struct EndpointIds
+{
+	int64	   *ids;
+	int			n;
+} EndpointIds;
+
+/* Deactivate endpoints whose receiver answered 410 Gone. */
+static void
+deactivate_endpoints(void *arg)
+{
+	EndpointIds *e = (EndpointIds *) arg;
+	Oid			type = INT8ARRAYOID;
+	Datum	   *ids = palloc(sizeof(Datum) * e->n);
+	Datum		value;
+	int			ret;
+
+	for (int i = 0; i < e->n; i++)
+		ids[i] = Int64GetDatum(e->ids[i]);
+	value = make_array(ids, NULL, e->n, INT8OID);
+	ret = SPI_execute_plan(webhook_prepare_once(&deactivate_plan, deactivate_sql, 1, &type), &value, NULL, false, 0);
+	if (ret != SPI_OK_UPDATE)
+		elog(ERROR, "could not deactivate endpoints: %s", SPI_result_code_string(ret));
+}
+
+/*
+ * Deactivate the endpoints of recorded 410s; one that cannot be updated
+ * stays active, and its next 410 tries again.
+ */
+static void
+deactivate_gone(Delivery **done, int n, const bool *recorded)
+{
+	EndpointIds all = {palloc(sizeof(int64) * Max(n, 1)), 0};
+	ErrorData  *edata;
+
+	for (int i = 0; i < n; i++)
+		if (recorded[i] && done[i]->deactivate_endpoint)
+			all.ids[all.n++] = done[i]->endpoint_id;
+	if (all.n == 0 || (edata = try_in_subtransaction(deactivate_endpoints, &all)) == NULL)
+		return;
+	FreeErrorData(edata);
+	for (int i = 0; i < all.n; i++)
 	{
-		Oid			type = INT8ARRAYOID;
-		Datum	   *ids = palloc(sizeof(Datum) * n_gone);
+		EndpointIds one = {&all.ids[i], 1};
 
-		for (int i = 0; i < n_gone; i++)
-			ids[i] = Int64GetDatum(gone[i]);
-		values[0] = make_array(ids, NULL, n_gone, INT8OID);
-		ret = SPI_execute_plan(webhook_prepare_once(&deactivate_plan, deactivate_sql, 1, &type), values, NULL, false, 0);
-		if (ret != SPI_OK_UPDATE)
-			elog(ERROR, "could not deactivate endpoints: %s", SPI_result_code_string(ret));
+		if ((edata = try_in_subtransaction(deactivate_endpoints, &one)) == NULL)
+			continue;
+		ereport(WARNING,
+				(errcode(edata->sqlerrcode),
+				 errmsg("could not deactivate webhook endpoint %lld after its receiver answered 410 Gone: %s",
+						(long long) all.ids[i], edata->message)));
+		FreeErrorData(edata);
 	}
+}
+
+/*
+ * Write the outcomes of finished requests: a batch in one statement or, when
+ * that fails, each on its own, so that one row's failure keeps only that
+ * outcome unrecorded.  recorded[i] says which were written; returns how many.
+ */
+int
+queue_record(Delivery **done, int n, bool *recorded)
+{
+	RecordRows	all = {done, n};
+	ErrorData  *edata;
+	int			n_recorded = 0;
+
+	begin_work("recording delivery outcomes");
+	/* A row another session has locked fails alone, and soon. */
+	(void) set_config_option("lock_timeout", RECORD_LOCK_TIMEOUT, PGC_SUSET, PGC_S_SESSION,
+							 GUC_ACTION_LOCAL, true, 0, false);
+	edata = try_in_subtransaction(record_rows, &all);
+	if (edata == NULL)
+	{
+		for (int i = 0; i < n; i++)
+			recorded[i] = true;
+		n_recorded = n;
+	}
+	else
+	{
+		ereport(WARNING,
+				(errcode(edata->sqlerrcode),
+				 errmsg("could not record %d delivery outcomes: %s", n, edata->message),
+				 errdetail("Each outcome is recorded on its own; those that fail are kept and tried again later.")));
+		FreeErrorData(edata);
+		for (int i = 0; i < n; i++)
+		{
+			recorded[i] = n > 1 && record_alone(done[i]);
+			n_recorded += recorded[i];
+		}
+	}
+	deactivate_gone(done, n, recorded);
 	end_work();
+	return n_recorded;
 }
 
 /*
  * When the next delivery comes due, so that the worker can sleep exactly
- * until then.  0 when nothing is pending.
+ * until then; 0 when nothing is pending.  busy_ids are the endpoints that
+ * can take nothing now; rates[i] receives the current rate limit of
+ * busy_ids[i] (0: none, or the endpoint is gone or inactive).
  */
 TimestampTz
-queue_next_due(int n_busy, int64 *busy_ids)
+queue_next_due(int n_busy, int64 *busy_ids, double *rates)
 {
 	Oid			type = INT8ARRAYOID;
 	Datum		value;
@@ -546,15 +809,22 @@ queue_next_due(int n_busy, int64 *busy_ids)
 	begin_work("finding the next due delivery");
 	value = make_array(ids, NULL, n_busy, INT8OID);
 	ret = SPI_execute_plan(webhook_prepare_once(&next_due_plan, next_due_sql, 1, &type), &value, NULL, true, 1);
-	if (ret != SPI_OK_SELECT)
+	if (ret != SPI_OK_SELECT || SPI_processed != 1)
 		elog(ERROR, "could not find the next due delivery: %s", SPI_result_code_string(ret));
-	if (SPI_processed == 1)
 	{
+		HeapTuple	tuple = SPI_tuptable->vals[0];
+		TupleDesc	desc = SPI_tuptable->tupdesc;
 		bool		isnull;
-		Datum		d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+		Datum		due = SPI_getbinval(tuple, desc, 1, &isnull);
+		Datum	   *elems;
+		int			nelems;
 
 		if (!isnull)
-			result = DatumGetTimestampTz(d);
+			result = DatumGetTimestampTz(due);
+		deconstruct_array(DatumGetArrayTypeP(SPI_getbinval(tuple, desc, 2, &isnull)),
+						  FLOAT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE, &elems, NULL, &nelems);
+		for (int i = 0; i < n_busy && i < nelems; i++)
+			rates[i] = DatumGetFloat8(elems[i]);
 	}
 	end_work();
 	pfree(ids);

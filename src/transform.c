@@ -51,7 +51,7 @@ int			webhook_transform_timeout_ms = 1000;
 static TimeoutId transform_timeout_id = MAX_TIMEOUTS;
 static volatile sig_atomic_t transform_timed_out = false;
 
-PG_FUNCTION_INFO_V1(webhook_transform_attach);
+PG_FUNCTION_INFO_V1(webhook_attach_transform_wrapper);
 
 /*
  * The setting is defined in every process so that SET and SHOW work
@@ -75,7 +75,7 @@ WebhookTransformGucInit(void)
  * after each CREATE OR REPLACE, which forgets such dependencies.
  */
 Datum
-webhook_transform_attach(PG_FUNCTION_ARGS)
+webhook_attach_transform_wrapper(PG_FUNCTION_ARGS)
 {
 	ObjectAddress wrapper;
 	ObjectAddress extension;

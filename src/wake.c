@@ -73,6 +73,7 @@ webhook_xact_callback(XactEvent event, void *arg)
 	end_aside_at_end = false;
 }
 
+/* The transaction callback is registered on first use, once per backend. */
 static void
 register_callback_once(void)
 {
@@ -183,11 +184,13 @@ database_needed_alone(Node *parsetree)
 /*
  * Before CREATE DATABASE ... TEMPLATE, ALTER DATABASE ... RENAME or SET
  * TABLESPACE, have the worker step aside, but only for a role that owns the
- * database (and may create databases): one that could drop it anyway.
- * Afterwards: COMMIT PREPARED wakes the worker at commit (and has one
- * started if the database has the extension but no worker), and a new
- * database may have the extension from its template.  DROP EXTENSION
- * webhook wakes the worker so that it sees the extension is gone and exits.
+ * database: one that could drop it anyway.  DROP EXTENSION webhook wakes the
+ * worker so that it sees the extension is gone and exits.
+ *
+ * Afterwards, COMMIT PREPARED wakes the worker at commit, as the prepared
+ * transaction may have sent events or dropped the extension, and has one
+ * started if the database has the extension but no worker (it may have
+ * created it).  A new database may have the extension from its template.
  */
 static void
 webhook_ProcessUtility(PlannedStmt *pstmt, const char *queryString,
@@ -201,8 +204,7 @@ webhook_ProcessUtility(PlannedStmt *pstmt, const char *queryString,
 	{
 		Oid			alone = database_needed_alone(parsetree);
 
-		if (OidIsValid(alone) && pg_database_ownercheck(alone, GetUserId()) &&
-			have_createdb_privilege())
+		if (OidIsValid(alone) && pg_database_ownercheck(alone, GetUserId()))
 			step_aside_for_ddl(alone);
 		if (IsA(parsetree, DropStmt) &&
 			((DropStmt *) parsetree)->removeType == OBJECT_EXTENSION)
@@ -222,12 +224,11 @@ webhook_ProcessUtility(PlannedStmt *pstmt, const char *queryString,
 	if (webhook_shared == NULL)
 		return;
 	if (IsA(parsetree, TransactionStmt) &&
-		((TransactionStmt *) parsetree)->kind == TRANS_STMT_COMMIT_PREPARED &&
-		OidIsValid(get_extension_oid("webhook", true)))
+		((TransactionStmt *) parsetree)->kind == TRANS_STMT_COMMIT_PREPARED)
 	{
 		register_callback_once();
 		wake_worker_at_commit = true;
-		start_worker_at_commit = true;
+		start_worker_at_commit = OidIsValid(get_extension_oid("webhook", true));
 	}
 	else if (IsA(parsetree, CreatedbStmt))
 	{

@@ -35,6 +35,15 @@
 /* Retry-After is honoured up to a day. */
 #define MAX_RETRY_AFTER_S (24 * 60 * 60)
 
+/* A rate-limited endpoint's next token is waited for at most this long. */
+#define MAX_THROTTLE_WAIT_S 3600
+
+/*
+ * Something is due but the claim could take none of it (a row locked by
+ * another session): look again after this long rather than at once.
+ */
+#define RECHECK_MS 1000
+
 /* Endpoints being sent to: in-flight counts and token buckets. */
 static HTAB *endpoint_load = NULL;
 static WebhookDbStats *my_stats = NULL;
@@ -86,7 +95,8 @@ drop_idle_cancel(void)
 	{
 		QueryCancelPending = false;
 		ereport(LOG,
-				(errmsg("webhook delivery worker ignored a cancel request between transactions")));
+				(errcode(ERRCODE_QUERY_CANCELED),
+				 errmsg("webhook delivery worker ignored a cancel request between transactions")));
 	}
 }
 
@@ -94,7 +104,7 @@ drop_idle_cancel(void)
 static TimestampTz
 next_attempt_time(Delivery *d, TimestampTz now)
 {
-	double		seconds = d->retry_schedule_s[d->attempt - 1] * webhook_retry_delay_scale;
+	double		seconds = d->retry_delay_s * webhook_retry_delay_scale;
 
 	seconds *= 0.8 + 0.4 * pg_prng_double(&pg_global_prng_state);
 	if ((d->status_code == 429 || d->status_code == 503) && d->retry_after_s >= 0)
@@ -121,10 +131,11 @@ decide_outcome(Delivery *d, TimestampTz now)
 	else if (strcmp(d->error_class, "blocked") == 0 ||
 			 strcmp(d->error_class, "invalid_url") == 0 ||
 			 strcmp(d->error_class, "secret") == 0 ||
+			 strcmp(d->error_class, "invalid_header") == 0 ||
 			 strcmp(d->error_class, "transform") == 0)
 		permanent = true;
 
-	if (permanent || d->attempt > d->n_retry)
+	if (permanent || d->retry_delay_s < 0)
 		d->status = DELIVERY_FAILED;
 	else
 	{
@@ -171,7 +182,9 @@ endpoint_load_add(Delivery *d, int delta)
 /*
  * Refill token buckets, and list the endpoints being sent to for the claim
  * query; also those that can take nothing now, which the next-due query must
- * skip.  *throttle_wake is when the first empty bucket holds a token again.
+ * skip.  *throttle_wake is when the first empty bucket holds a token again,
+ * at most MAX_THROTTLE_WAIT_S away whatever the rate.  An idle endpoint with
+ * a full bucket is forgotten: a new entry would start the same.
  */
 static int
 endpoint_load_snapshot(EndpointLoad ***busy, int64 **saturated, int *n_saturated,
@@ -199,9 +212,16 @@ endpoint_load_snapshot(EndpointLoad ***busy, int64 **saturated, int *n_saturated
 			load->tokens = Min(burst, load->tokens +
 							   (double) (now - load->refilled_at) / USECS_PER_SEC * load->rate_limit_per_s);
 			load->refilled_at = now;
+			if (load->in_flight <= 0 && load->tokens >= burst)
+			{
+				hash_search(endpoint_load, &load->endpoint_id, HASH_REMOVE, NULL);
+				continue;
+			}
 			if (load->tokens < 1.0)
 			{
-				TimestampTz at = now + (TimestampTz) ((1.0 - load->tokens) / load->rate_limit_per_s * USECS_PER_SEC) + 1000;
+				double		wait_s = Min((1.0 - load->tokens) / load->rate_limit_per_s,
+										 (double) MAX_THROTTLE_WAIT_S);
+				TimestampTz at = now + (TimestampTz) (wait_s * USECS_PER_SEC) + 1000;
 
 				full = true;
 				if (*throttle_wake == 0 || at < *throttle_wake)
@@ -213,6 +233,26 @@ endpoint_load_snapshot(EndpointLoad ***busy, int64 **saturated, int *n_saturated
 			(*saturated)[(*n_saturated)++] = load->endpoint_id;
 	}
 	return i;
+}
+
+/*
+ * Take the current rate limits of the endpoints that could take nothing
+ * (rates[i] for ids[i], 0 for none), and forget idle ones that no longer
+ * have a limit: deleted, deactivated or unlimited since.
+ */
+static void
+endpoint_load_refresh(int64 *ids, double *rates, int n)
+{
+	for (int i = 0; i < n; i++)
+	{
+		EndpointLoad *load = hash_search(endpoint_load, &ids[i], HASH_FIND, NULL);
+
+		if (load == NULL)
+			continue;
+		load->rate_limit_per_s = rates[i];
+		if (load->in_flight <= 0 && load->rate_limit_per_s <= 0)
+			hash_search(endpoint_load, &ids[i], HASH_REMOVE, NULL);
+	}
 }
 
 /* Start every claimed delivery, or settle at once those that cannot be sent. */
@@ -227,15 +267,15 @@ start_claimed(dlist_head *claimed, Delivery ***unsent, int *n_unsent)
 		Delivery   *d = dlist_container(Delivery, node, iter.cur);
 
 		dlist_delete(&d->node);
-		if (d->key_problem || d->transform_error)
+		if (d->key_problem || d->header_problem || d->transform_error)
 		{
 			MemoryContext old = MemoryContextSwitchTo(d->cxt);
 
 			d->attempted_at = GetCurrentTimestamp();
-			d->error_class = d->key_problem ? "secret" : "transform";
-			d->error = d->key_problem ?
-				psprintf("the endpoint's secret cannot be used: %s", d->key_problem) :
-				d->transform_error;
+			d->error_class = d->key_problem ? "secret" :
+				d->header_problem ? "invalid_header" : "transform";
+			d->error = pstrdup(d->key_problem ? d->key_problem :
+							   d->header_problem ? d->header_problem : d->transform_error);
 			MemoryContextSwitchTo(old);
 			(*unsent)[(*n_unsent)++] = d;
 			continue;
@@ -302,6 +342,7 @@ typedef struct RecordBatch
 {
 	Delivery  **done;
 	int			n;
+	bool	   *recorded;
 } RecordBatch;
 
 static void
@@ -309,30 +350,35 @@ record_batch(void *arg)
 {
 	RecordBatch *batch = (RecordBatch *) arg;
 
-	queue_record(batch->done, batch->n);
+	(void) queue_record(batch->done, batch->n, batch->recorded);
 }
 
 /*
  * Record outcomes batch by batch and free what was recorded.  Returns how
- * many are left unrecorded after an error (they move to the front).
+ * many are left unrecorded (they move to the front, in order).
  */
 static int
 record_finished(Delivery **finished, int n)
 {
-	int			recorded = 0;
+	bool	   *recorded = palloc0(sizeof(bool) * Max(n, 1));
+	int			kept = 0;
 
-	while (recorded < n)
+	for (int start = 0; start < n; start += webhook_batch_size)
 	{
-		RecordBatch batch = {finished + recorded, Min(webhook_batch_size, n - recorded)};
+		RecordBatch batch = {finished + start, Min(webhook_batch_size, n - start), recorded + start};
 
 		if (!run_guarded(record_batch, &batch))
-			break;
-		for (int i = 0; i < batch.n; i++)
-			MemoryContextDelete(batch.done[i]->cxt);
-		recorded += batch.n;
+			memset(batch.recorded, 0, sizeof(bool) * batch.n);
 	}
-	memmove(finished, finished + recorded, sizeof(Delivery *) * (n - recorded));
-	return n - recorded;
+	for (int i = 0; i < n; i++)
+	{
+		if (recorded[i])
+			MemoryContextDelete(finished[i]->cxt);
+		else
+			finished[kept++] = finished[i];
+	}
+	pfree(recorded);
+	return kept;
 }
 
 static void
@@ -347,6 +393,8 @@ typedef struct ClaimArgs
 	dlist_head *batch;
 	int			n_busy;
 	EndpointLoad **busy;
+	int			n_held;
+	Delivery  **held;
 	int			claimed;
 } ClaimArgs;
 
@@ -355,13 +403,14 @@ claim_batch(void *arg)
 {
 	ClaimArgs  *c = (ClaimArgs *) arg;
 
-	c->claimed = queue_claim(c->room, c->batch, c->n_busy, c->busy);
+	c->claimed = queue_claim(c->room, c->batch, c->n_busy, c->busy, c->n_held, c->held);
 }
 
 typedef struct NextDueArgs
 {
 	int			n_saturated;
 	int64	   *saturated;
+	double	   *rates;
 	TimestampTz next_due;
 } NextDueArgs;
 
@@ -370,7 +419,7 @@ find_next_due(void *arg)
 {
 	NextDueArgs *a = (NextDueArgs *) arg;
 
-	a->next_due = queue_next_due(a->n_saturated, a->saturated);
+	a->next_due = queue_next_due(a->n_saturated, a->saturated, a->rates);
 }
 
 /* After a failed transaction, wait longer each time, up to 30 s. */
@@ -406,7 +455,9 @@ webhook_worker_main(Datum main_arg)
 	TimestampTz throttle_wake = 0;
 	TimestampTz retry_at = 0;	/* after a failed transaction */
 	TimestampTz claim_after = 0;	/* gather commits before claiming again */
+	TimestampTz record_at = 0;	/* after outcomes could not be recorded */
 	int			errors = 0;
+	int			record_errors = 0;
 	Delivery  **finished;		/* finished requests not yet recorded */
 	int			n_finished = 0;
 	int			finished_cap;
@@ -414,6 +465,8 @@ webhook_worker_main(Datum main_arg)
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
 	pqsignal(SIGTERM, die);
 	BackgroundWorkerUnblockSignals();
+	/* A cancel during start-up would end the worker: hold it until the loop. */
+	HOLD_CANCEL_INTERRUPTS();
 	worker_attach(dboid);
 	BackgroundWorkerInitializeConnectionByOid(dboid, InvalidOid, 0);
 	pgstat_report_appname("webhook delivery worker");
@@ -437,12 +490,14 @@ webhook_worker_main(Datum main_arg)
 	finished_cap = 2 * 10000 + 1;
 	finished = MemoryContextAlloc(TopMemoryContext, sizeof(Delivery *) * finished_cap);
 	loop_cxt = AllocSetContextCreate(TopMemoryContext, "webhook worker loop", ALLOCSET_DEFAULT_SIZES);
+	RESUME_CANCEL_INTERRUPTS();
 
 	for (;;)
 	{
 		Delivery   *d;
 		long		timeout_ms = -1;
 		bool		had_failures;
+		bool		can_claim;
 		int			n_new;
 
 		MemoryContextReset(loop_cxt);
@@ -477,12 +532,13 @@ webhook_worker_main(Datum main_arg)
 
 		/*
 		 * Claim while there is room; a short batch means the queue is
-		 * drained.  While outcomes cannot be recorded, claim nothing, so that
-		 * nothing is sent twice.
+		 * drained.  Outcomes not recorded yet stay in memory, their
+		 * deliveries excluded from claims so that nothing is sent twice;
+		 * while a batch of them is waiting, claim nothing more.
 		 */
-		if (need_claim && retry_at == 0 && n_finished == 0 &&
-			http_in_flight() < webhook_max_in_flight &&
-			GetCurrentTimestamp() >= claim_after)
+		can_claim = retry_at == 0 && n_finished < webhook_batch_size &&
+			http_in_flight() < webhook_max_in_flight;
+		if (need_claim && can_claim && GetCurrentTimestamp() >= claim_after)
 		{
 			dlist_head	batch;
 			ClaimArgs	c;
@@ -496,11 +552,15 @@ webhook_worker_main(Datum main_arg)
 			c.room = Min(webhook_batch_size, webhook_max_in_flight - http_in_flight());
 			c.batch = &batch;
 			c.n_busy = endpoint_load_snapshot(&c.busy, &saturated, &n_saturated, &throttle_wake);
+			c.n_held = n_finished;
+			c.held = finished;
 			if (!run_guarded(claim_batch, &c))
 				retry_at = backoff_after_error(&errors);
 			else
 			{
 				int			before = n_finished;
+
+				errors = 0;
 
 				start_claimed(&batch, &finished, &n_finished);
 				if (n_finished > before)
@@ -516,25 +576,33 @@ webhook_worker_main(Datum main_arg)
 					claim_after = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), CLAIM_COALESCE_MS);
 					need_claim = false;
 					(void) endpoint_load_snapshot(&c.busy, &a.saturated, &a.n_saturated, &throttle_wake);
-					if (run_guarded(find_next_due, &a))
-						next_due = a.next_due;
-					else
+					a.rates = palloc(sizeof(double) * Max(a.n_saturated, 1));
+					if (!run_guarded(find_next_due, &a))
 						retry_at = backoff_after_error(&errors);
+					else
+					{
+						next_due = a.next_due;
+						endpoint_load_refresh(a.saturated, a.rates, a.n_saturated);
+						if (c.claimed == 0 && next_due != 0 && next_due <= GetCurrentTimestamp())
+							next_due = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), RECHECK_MS);
+					}
 				}
 			}
 		}
 
 		/* Sleep only when there is nothing to do right now. */
-		if (n_finished > 0 && retry_at == 0)
+		can_claim = retry_at == 0 && n_finished < webhook_batch_size &&
+			http_in_flight() < webhook_max_in_flight;
+		if (n_finished > 0 && record_at == 0)
 			timeout_ms = 0;
-		else if (need_claim && retry_at == 0 && http_in_flight() < webhook_max_in_flight)
+		else if (need_claim && can_claim)
 			timeout_ms = GetCurrentTimestamp() >= claim_after ? 0 : CLAIM_COALESCE_MS;
 		else
 		{
 			TimestampTz wake = 0;
-			TimestampTz candidates[3] = {next_due, throttle_wake, retry_at};
+			TimestampTz candidates[4] = {next_due, throttle_wake, retry_at, record_at};
 
-			for (int i = 0; i < 3; i++)
+			for (int i = 0; i < 4; i++)
 				if (candidates[i] != 0 && (wake == 0 || candidates[i] < wake))
 					wake = candidates[i];
 			if (wake != 0)
@@ -547,7 +615,11 @@ webhook_worker_main(Datum main_arg)
 		if (http_wait(timeout_ms))
 			need_claim = true;
 
-		/* Collect what finished, decide each outcome once, then record. */
+		/*
+		 * Collect what finished, decide each outcome once, then record: new
+		 * outcomes at once, old ones that could not be recorded after a
+		 * back-off.
+		 */
 		n_new = 0;
 		while (n_finished < finished_cap && (d = http_next_done()) != NULL)
 		{
@@ -556,17 +628,21 @@ webhook_worker_main(Datum main_arg)
 			n_new++;
 		}
 		had_failures = n_new > 0 && settle_finished(finished + n_finished - n_new, n_new);
-		if (n_finished > 0 && retry_at == 0)
+		if (n_finished > 0 &&
+			(n_new > 0 || record_at == 0 || GetCurrentTimestamp() >= record_at))
 		{
 			n_finished = record_finished(finished, n_finished);
+			need_claim = true;
 			if (n_finished > 0)
-				retry_at = backoff_after_error(&errors);
+				record_at = backoff_after_error(&record_errors);
 			else
 			{
-				errors = 0;
-				need_claim = true;
+				record_at = 0;
+				record_errors = 0;
 				if (!run_guarded(housekeeping, &had_failures))
 					retry_at = backoff_after_error(&errors);
+				else
+					errors = 0;
 			}
 		}
 	}

@@ -73,10 +73,10 @@ sub intact
 
 psql(q{
 	CREATE ROLE regress_shaper LOGIN;
-	CREATE ROLE regress_heir LOGIN;
-	GRANT USAGE ON SCHEMA webhook TO regress_shaper, regress_heir;
-	GRANT SELECT, INSERT, UPDATE ON webhook.endpoints TO regress_shaper, regress_heir;
-	GRANT USAGE ON SEQUENCE webhook.endpoints_id_seq TO regress_shaper, regress_heir;
+	CREATE ROLE "regress Heir" LOGIN;
+	GRANT USAGE ON SCHEMA webhook TO regress_shaper, "regress Heir";
+	GRANT SELECT, INSERT, UPDATE ON webhook.endpoints TO regress_shaper, "regress Heir";
+	GRANT USAGE ON SEQUENCE webhook.endpoints_id_seq TO regress_shaper, "regress Heir";
 	CREATE SCHEMA shapes;
 	CREATE SCHEMA shapes_moved;
 	GRANT USAGE ON SCHEMA shapes, shapes_moved TO PUBLIC;
@@ -101,6 +101,18 @@ psql(q{
 	                                    'timezone', current_setting('TimeZone'),
 	                                    'flag', coalesce(current_setting('regress.flag', true), '')) $$;
 });
+
+# --- the transform's role on INSERT ----------------------------------------------
+# Kept when the writer could act as it (a restore by a superuser), else the
+# writer's own role: nobody makes a transform run as a role they cannot use.
+my $kept = psql(q{INSERT INTO webhook.endpoints (url, transform, transform_role)
+                  VALUES ('http://127.0.0.1:1/kept', 'shapes.tag', '"regress Heir"') RETURNING transform_role});
+is($kept, '"regress Heir"', 'a superuser\'s INSERT keeps the transform_role given');
+is(psql(q{SET ROLE regress_shaper;
+          INSERT INTO webhook.endpoints (url, transform, transform_role)
+          VALUES ('http://127.0.0.1:1/forged', 'shapes.tag', 'postgres') RETURNING transform_role}),
+	'regress_shaper', 'another role\'s INSERT cannot name a role it is not a member of');
+psql(q{DELETE FROM webhook.endpoints WHERE url LIKE 'http://127.0.0.1:1/%'});
 
 # --- the transform's function -------------------------------------------------
 my $shaped = endpoint('shaped', 'shapes.tag', 'regress_shaper');
@@ -133,25 +145,34 @@ like($err, qr/role "regress_shaper" cannot be dropped because some objects depen
 like($err, qr/webhook\._transform_$shaped/, 'because of the endpoint\'s transform');
 intact('refused DROP ROLE');
 
-psql('REASSIGN OWNED BY regress_shaper TO regress_heir; DROP OWNED BY regress_shaper; DROP ROLE regress_shaper');
+my $spare = endpoint('spare', 'shapes_moved.tag2', 'regress_shaper');
+psql('REASSIGN OWNED BY regress_shaper TO "regress Heir"; DROP OWNED BY regress_shaper; DROP ROLE regress_shaper');
+# A new id moves the wrapper, which keeps its owner.
+psql("UPDATE webhook.endpoints SET id = 434343 WHERE id = $spare");
+is(psql("SELECT proowner::regrole FROM pg_proc WHERE proname = '_transform_434343'"), '"regress Heir"',
+	'a new endpoint id moves the wrapper, with its owner');
 $ev = send_event('shaped.three', '{"n": 3}');
 ok(wait_status($ev, 'succeeded'), 'after REASSIGN OWNED and DROP ROLE the transform runs');
-is(body_of($ev)->{by}, 'regress_heir', 'as the role that now owns it');
+is(body_of($ev)->{by}, 'regress Heir', 'as the role that now owns it');
+psql("UPDATE webhook.endpoints SET description = 'touched' WHERE id = $shaped");
+is(psql("SELECT transform_role FROM webhook.endpoints WHERE id = $shaped"), '"regress Heir"',
+	'and the next change of the endpoint shows that role in transform_role');
 intact('REASSIGN OWNED');
 
-my ($out, $notices) = psql_result('DROP OWNED BY regress_heir CASCADE; DROP ROLE regress_heir');
+my ($out, $notices) = psql_result('DROP OWNED BY "regress Heir" CASCADE; DROP ROLE "regress Heir"');
 like($notices, qr/endpoint "shaped" is paused/, 'DROP OWNED BY pauses the endpoint with a NOTICE');
 is(psql("SELECT active, transform IS NULL, transform_role IS NULL, disabled_reason LIKE '%transform%'
            FROM webhook.endpoints WHERE id = $shaped"), 'f|t|t|t',
 	'and clears its transform');
-is(psql("SELECT count(*) FROM pg_roles WHERE rolname = 'regress_heir'"), '0', 'and the role could be dropped');
+is(psql("SELECT count(*) FROM pg_roles WHERE rolname = 'regress Heir'"), '0', 'and the role could be dropped');
 intact('DROP OWNED BY');
 
 # --- DROP FUNCTION ... CASCADE ---------------------------------------------------
 psql(q{CREATE FUNCTION shapes.tag(t text, at timestamptz, p jsonb) RETURNS jsonb LANGUAGE sql
            AS $$ SELECT p $$});
 my $cascade = endpoint('cascade', 'shapes.tag');
-($out, $notices) = psql_result('DROP FUNCTION shapes.tag(text, timestamptz, jsonb) CASCADE');
+# The endpoint's http:// URL would now be refused; that must not block the DROP.
+($out, $notices) = psql_result('SET webhook.require_https = on; DROP FUNCTION shapes.tag(text, timestamptz, jsonb) CASCADE');
 like($notices, qr/drop cascades to function webhook\._transform_$cascade/, 'CASCADE drops the transform');
 like($notices, qr/endpoint "cascade" is paused/, 'and pauses the endpoint with a NOTICE');
 is(psql("SELECT active, transform IS NULL FROM webhook.endpoints WHERE id = $cascade"), 'f|t',
@@ -161,6 +182,14 @@ intact('DROP FUNCTION CASCADE');
 is(psql("SELECT count(*) FROM webhook.deliveries WHERE event_id = '$ev' AND status <> 'pending'"), '0',
 	'its events are not delivered');
 is(scalar(grep { $_->{path} eq '/cascade' } @{ requests($r) }), 0, 'nothing untransformed was sent');
+
+# DROP SCHEMA ... CASCADE of the function's schema does the same.
+my $schema = endpoint('schema', 'shapes_moved.tag2');
+($out, $notices) = psql_result('DROP SCHEMA shapes_moved CASCADE');
+like($notices, qr/endpoint "schema" is paused/, 'DROP SCHEMA CASCADE pauses the endpoint with a NOTICE');
+is(psql("SELECT active, transform IS NULL FROM webhook.endpoints WHERE id = $schema"), 'f|t',
+	'and clears its transform');
+intact('DROP SCHEMA CASCADE');
 
 # --- a transform whose function is gone anyway -----------------------------------
 # With event triggers off (session_replication_role = replica) nothing clears
@@ -217,6 +246,42 @@ is_deeply(body_of($after), body_of($before), 'which sees the worker\'s settings 
 is(psql("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND objid = 4242"), '0',
 	'and no session lock taken by the transform is left');
 intact('transform settings');
+
+# --- the wrapper follows its endpoint -------------------------------------------
+my $moved = endpoint('moved', 'shapes.report');
+psql("UPDATE webhook.endpoints SET id = 424242 WHERE id = $moved");
+is(psql("SELECT string_agg(proname, ',') FROM pg_proc WHERE proname IN ('_transform_$moved', '_transform_424242')"),
+	'_transform_424242', 'a new endpoint id moves the wrapper');
+psql("UPDATE webhook.endpoints SET transform = NULL WHERE id = 424242");
+is(psql("SELECT count(*) FROM pg_proc WHERE proname = '_transform_424242'"), '0',
+	'clearing the transform drops the wrapper');
+is(psql("SELECT active FROM webhook.endpoints WHERE id = 424242"), 't', 'and leaves the endpoint active');
+
+# --- TRUNCATE takes the wrappers along ------------------------------------------
+endpoint('truncated', 'shapes.report');
+psql('TRUNCATE webhook.endpoints CASCADE');
+is(psql("SELECT count(*) FROM pg_proc WHERE proname ~ '^_transform_[0-9]+\$'"), '0',
+	'TRUNCATE of the endpoints drops every transform wrapper');
+psql('DROP FUNCTION shapes.meddle(text, timestamptz, jsonb)');
+intact('TRUNCATE');
+endpoint('report', 'shapes.report');
+
+# --- pg_dump and a restore keep each transform's role ----------------------------
+psql(q{DELETE FROM webhook.endpoints WHERE name = 'dangling';
+       CREATE ROLE regress_dumped;
+       INSERT INTO webhook.endpoints (name, url, event_types, transform, transform_role)
+       VALUES ('dumped', 'http://127.0.0.1:1/dumped', '{dumped.*}', 'shapes.report', 'regress_dumped')});
+my $dump = PostgreSQL::Test::Utils::tempdir() . '/dump.sql';
+$node->command_ok([ 'pg_dump', '-f', $dump, '-d', $node->connstr('postgres') ], 'pg_dump');
+psql('CREATE DATABASE restored');
+$node->command_ok([ 'psql', '-X', '-q', '-v', 'ON_ERROR_STOP=1', '-f', $dump, '-d', $node->connstr('restored') ],
+	'the dump restores');
+is($node->safe_psql('restored',
+		"SELECT e.transform_role::text || '|' || p.proowner::regrole::text
+		   FROM webhook.endpoints e JOIN pg_proc p ON p.proname = '_transform_' || e.id
+		  WHERE e.name = 'dumped'"),
+	'regress_dumped|regress_dumped', 'the restored transform keeps its role');
+intact('pg_dump and restore');
 
 # --- DROP EXTENSION with transforms set ------------------------------------------
 psql('DROP EXTENSION webhook');

@@ -84,9 +84,10 @@ $node->safe_psql('d',
 new_worker('d', undef, 'setup');
 check_processes('setup', 'd');
 
-# --- #11: a DROP DATABASE refused for lack of privilege stops nothing ---------
+# --- #11: DDL refused for lack of privilege stops nothing ---------------------
 {
-	psql('CREATE ROLE intruder LOGIN');
+	# May create databases, but owns none.
+	psql('CREATE ROLE intruder LOGIN CREATEDB');
 	my $pid = worker_pid('d');
 	for my $i (1 .. 3)
 	{
@@ -94,8 +95,16 @@ check_processes('setup', 'd');
 		  $node->psql('postgres', 'DROP DATABASE d', extra_params => [ '-U', 'intruder' ]);
 		like($err, qr/must be owner of database d/, "refused DROP DATABASE $i: permission denied");
 	}
-	check_processes('after refused DROP DATABASE', 'd');
-	is(worker_pid('d'), $pid, 'refused DROP DATABASE: the worker was never stopped');
+	for my $sql ('CREATE DATABASE y TEMPLATE d', 'ALTER DATABASE d RENAME TO z',
+		'ALTER DATABASE d SET TABLESPACE pg_global')
+	{
+		my ($ret, $out, $err) =
+		  $node->psql('postgres', $sql, extra_params => [ '-U', 'intruder' ]);
+		like($err, qr/must be owner of database d|permission denied to copy database "d"/,
+			"refused $sql: permission denied");
+	}
+	check_processes('after refused DDL', 'd');
+	is(worker_pid('d'), $pid, 'refused DDL: the worker was never stopped');
 }
 
 # --- #14: COMMIT PREPARED wakes the worker like COMMIT ------------------------
@@ -114,7 +123,16 @@ check_processes('setup', 'd');
 		sleep 0.1;
 	}
 	ok($arrived, 'COMMIT PREPARED: the event is delivered without any other wake-up');
-	check_processes('after COMMIT PREPARED', 'd');
+
+	# A prepared CREATE EXTENSION gets its database a worker.
+	psql('CREATE DATABASE prepared');
+	$node->safe_psql('prepared', q{
+		BEGIN;
+		CREATE EXTENSION webhook;
+		PREPARE TRANSACTION 'webhook_p2'});
+	$node->safe_psql('prepared', "COMMIT PREPARED 'webhook_p2'");
+	new_worker('prepared', undef, 'after a prepared CREATE EXTENSION');
+	check_processes('after COMMIT PREPARED', 'd', 'prepared');
 }
 
 # --- #15: a cancel ends neither the worker nor the launcher --------------------

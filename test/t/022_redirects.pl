@@ -45,7 +45,12 @@ sub blocked_receiver
 	return { handle => $h, log => "$dir/requests.jsonl", port => $port };
 }
 my $blocked = blocked_receiver();
+END { local $?; $blocked->{handle}->kill_kill(grace => 5) if $blocked && $blocked->{handle}; }
 ok($blocked->{port}, 'a receiver listens on 127.0.0.2');
+like(
+	$node->safe_psql('postgres',
+		"SELECT webhook._url_problem('http://127.0.0.2:$blocked->{port}/target')"),
+	qr/\S/, 'the policy refuses 127.0.0.2');
 
 # Percent-encode a whole URL into one path segment.
 sub enc { return $_[0] =~ s/([^A-Za-z0-9\-_.~])/sprintf('%%%02X', ord $1)/ger; }
@@ -110,7 +115,6 @@ is(scalar @reached, 0, 'the receiver on the blocked address was never requested'
 assert_server_intact($node, $started, 'redirects');
 canary_arrives($node, 'postgres', $r, 'redirects');
 
-$blocked->{handle}->kill_kill(grace => 5);
 $r->stop;
 $node->stop;
 done_testing();

@@ -1,0 +1,363 @@
+# One endpoint's row, lock or lease must never stop the others: a dead
+# worker's claims lapse while the worker idles; a locked pending delivery
+# (plain and on an ordered endpoint); timeout_ms = 2147483647; sealed values
+# that no longer decrypt; a 410 from an endpoint whose URL require_https now
+# refuses; a tiny rate limit; a huge retry schedule; a Retry-After date far
+# in the future.  Values the write-time checks may refuse are forced in with
+# session_replication_role = replica, as a restore or an old row would hold
+# them.  After each fault: the postmaster never restarted, and an event sent
+# now is delivered.
+use strict;
+use warnings;
+
+use FindBin;
+use lib "$FindBin::Bin";
+use WebhookTest;
+use PostgreSQL::Test::Utils;
+use Test::More;
+use Time::HiRes qw(sleep);
+
+my $r = start_receiver();
+my $node = node_with_webhook('endpoint_faults');
+$node->safe_psql('postgres', 'CREATE EXTENSION webhook');
+my $started = postmaster_started($node);
+
+sub psql { return $node->safe_psql('postgres', $_[0]); }
+
+# An endpoint for event type $type at the receiver's $path; returns its id.
+sub endpoint
+{
+	my ($type, $path, %cols) = @_;
+	my @names = ('name', 'url', 'event_types', sort keys %cols);
+	my @vals = ("'$type'", "'" . $r->url($path) . "'", "'{$type}'", map { $cols{$_} } sort keys %cols);
+	return psql(sprintf('INSERT INTO webhook.endpoints (%s) VALUES (%s) RETURNING id',
+		join(', ', @names), join(', ', @vals)));
+}
+
+# Write a value past the endpoints trigger, as a restore or an old row would.
+sub force
+{
+	my ($id, $set) = @_;
+	psql("SET session_replication_role = replica;
+	      UPDATE webhook.endpoints SET $set WHERE id = $id");
+}
+
+sub send_event
+{
+	my ($type) = @_;
+	return psql("SELECT webhook.send('$type', '{}')");
+}
+
+# Events queued for an endpoint that is inactive once they commit: due, but
+# not claimed until the endpoint is activated again.
+sub queue_inactive
+{
+	my ($id, $type, $n) = @_;
+	return split /\n/, psql("BEGIN;
+		SELECT webhook.send('$type', jsonb_build_object('i', g)) FROM generate_series(1, $n) g;
+		UPDATE webhook.endpoints SET active = false WHERE id = $id;
+		COMMIT;");
+}
+
+sub status_is
+{
+	my ($ev, $status, $timeout_s) = @_;
+	return poll_until($node, 'postgres',
+		"SELECT count(*) > 0 AND bool_and(status = '$status')
+		   FROM webhook.deliveries WHERE event_id = '$ev'",
+		't', $timeout_s // 30);
+}
+
+sub arrived
+{
+	my ($path) = @_;
+	return scalar grep { $_->{path} eq $path } @{ requests($r) };
+}
+
+# Transactions the database commits while nothing is sent: a worker that
+# spins commits thousands in a few seconds; an idle one, next to none.
+sub commits_while_idle
+{
+	my $count = sub {
+		return psql("SELECT pg_stat_force_next_flush();
+		             SELECT xact_commit FROM pg_stat_database WHERE datname = 'postgres'");
+	};
+	my $before = $count->();
+	sleep 3;
+	return $count->() - $before;
+}
+
+# An unrelated endpoint that must keep flowing through every fault.
+my $other = endpoint('other.ping', '/ok/other');
+my $n_other = 0;
+
+sub others_flow
+{
+	my ($label) = @_;
+	my $ev = send_event('other.ping');
+	$n_other++;
+	ok(status_is($ev, 'succeeded'), "$label: another endpoint's event is delivered");
+}
+
+sub intact
+{
+	my ($label) = @_;
+	assert_server_intact($node, $started, $label);
+	canary_arrives($node, 'postgres', $r, $label, 30);
+}
+
+intact('start');
+
+# --- a dead worker's claims are re-taken once their lease lapses -----------------
+{
+	# Lease: timeout_ms plus 30 s.  Claimed 28 s ago, it lapses in about 3 s,
+	# while nothing else is pending that would wake the worker.
+	my $ep = endpoint('lease.test', '/ok/lease', timeout_ms => 1000);
+	my $ev = psql("BEGIN;
+		SELECT webhook.send('lease.test', '{}');
+		UPDATE webhook.deliveries SET claimed_at = now() - interval '28 seconds'
+		 WHERE endpoint_id = $ep;
+		COMMIT;");
+	ok(status_is($ev, 'succeeded', 30), 'lapsed lease: the delivery is sent once its lease lapses');
+	is(arrived('/ok/lease'), 1, 'lapsed lease: sent once');
+	intact('lapsed lease');
+}
+
+# --- a pending delivery locked by another session --------------------------------------
+{
+	my $ep = endpoint('locked.test', '/ok/locked');
+	my ($ev) = queue_inactive($ep, 'locked.test', 1);
+	my $bg = $node->background_psql('postgres');
+	$bg->query_safe("BEGIN; SELECT id FROM webhook.deliveries WHERE endpoint_id = $ep FOR UPDATE");
+	psql("UPDATE webhook.endpoints SET active = true WHERE id = $ep");
+	others_flow('locked row');
+	cmp_ok(commits_while_idle(), '<', 60, 'locked row: the worker does not spin on it');
+	is(arrived('/ok/locked'), 0, 'locked row: not sent while locked');
+	intact('locked row');
+	$bg->query_safe('ROLLBACK');
+	ok(status_is($ev, 'succeeded'), 'locked row: sent once the lock is released');
+	$bg->quit;
+}
+
+# --- the oldest delivery of an ordered endpoint locked (#5) ----------------------------
+{
+	my $ep = endpoint('ordered.test', '/ok/ordered', ordered => 'true');
+	my @evs = queue_inactive($ep, 'ordered.test', 2);
+	my $first = psql("SELECT id FROM webhook.deliveries WHERE event_id = '$evs[0]'");
+	my $bg = $node->background_psql('postgres');
+	$bg->query_safe("BEGIN; SELECT webhook.retry($first)");
+	psql("UPDATE webhook.endpoints SET active = true WHERE id = $ep");
+	others_flow('ordered, locked');
+	cmp_ok(commits_while_idle(), '<', 60, 'ordered, locked: the worker does not spin on it');
+	is(arrived('/ok/ordered'), 0, 'ordered, locked: nothing of the endpoint sent out of order');
+	intact('ordered, locked');
+	$bg->query_safe('COMMIT');
+	ok(status_is($evs[1], 'succeeded'), 'ordered, locked: the endpoint resumes once the lock is released');
+	is( join(',', map { $_->{headers}{'webhook-id'} } grep { $_->{path} eq '/ok/ordered' } @{ requests($r) }),
+		join(',', @evs), 'ordered, locked: in order');
+	$bg->quit;
+}
+
+# --- a delivery in flight locked by another session when its outcome comes in -------------
+{
+	my $ep = endpoint('inflight.test', '/delay/3000/ok/inflight');
+	my $ev = send_event('inflight.test');
+	my $id = psql("SELECT id FROM webhook.deliveries WHERE event_id = '$ev'");
+	ok(poll_until($node, 'postgres', "SELECT claimed_at IS NOT NULL FROM webhook.deliveries WHERE id = $id"),
+		'locked in flight: claimed');
+	my $bg = $node->background_psql('postgres');
+	$bg->query_safe("BEGIN; SELECT webhook.retry($id)");
+	ok(poll_until($node, 'postgres', "SELECT count(*) FROM webhook.delivery_log WHERE delivery_id = $id", '0'),
+		'locked in flight: not recorded yet');
+	sleep 3;
+	others_flow('locked in flight');
+	intact('locked in flight');
+	$bg->query_safe('COMMIT');
+	ok(status_is($ev, 'succeeded', 60), 'locked in flight: recorded once the lock is released');
+	is(arrived('/delay/3000/ok/inflight'), 1, 'locked in flight: sent once');
+	$bg->quit;
+}
+
+# --- timeout_ms = 2147483647 (#3) -------------------------------------------------------
+{
+	my $ep = endpoint('timeout.test', '/ok/timeout');
+	force($ep, 'timeout_ms = 2147483647');
+	my $ev = send_event('timeout.test');
+	others_flow('huge timeout');
+	ok(status_is($ev, 'succeeded'), 'huge timeout: its own delivery is sent');
+	intact('huge timeout');
+	psql("DELETE FROM webhook.endpoints WHERE id = $ep");
+}
+
+# --- headers that the write-time checks refuse --------------------------------------------
+{
+	my %bad = (
+		value => q{'{"X-Ok": "a\r\nX-Smuggled: 1"}'},
+		name => q{'{"X-Bad Name": "v"}'},
+		reserved => q{'{"Transfer-Encoding": "chunked"}'});
+	my %ev;
+	for my $what (sort keys %bad)
+	{
+		my $ep = endpoint("badheader.$what", '/ok/badheader');
+		force($ep, "headers = $bad{$what}");
+		$ev{$what} = send_event("badheader.$what");
+	}
+	for my $what (sort keys %bad)
+	{
+		ok(status_is($ev{$what}, 'failed'), "bad header $what: the delivery failed");
+		is(psql("SELECT string_agg(error_class, ',') FROM webhook.delivery_log WHERE event_id = '$ev{$what}'"),
+			'invalid_header', "bad header $what: logged as error_class invalid_header");
+	}
+	is(arrived('/ok/badheader'), 0, 'bad headers: nothing was sent');
+	others_flow('bad headers');
+	intact('bad headers');
+}
+
+# --- a 410 from an endpoint that webhook.require_https now refuses (#7) ------------------
+{
+	my $ep = endpoint('gone.test', '/status/410');
+	psql('ALTER SYSTEM SET webhook.require_https = on; SELECT pg_reload_conf()');
+	ok(poll_until($node, 'postgres', 'SHOW webhook.require_https', 'on', 30), 'require_https: on');
+	my $ev = send_event('gone.test');
+	ok(status_is($ev, 'failed'), '410: the delivery failed');
+	ok( poll_until($node, 'postgres',
+			"SELECT NOT active AND disabled_reason LIKE '%410%' FROM webhook.endpoints WHERE id = $ep"),
+		'410: the endpoint is deactivated although its URL is plain http');
+	others_flow('410 under require_https');
+	intact('410 under require_https');
+	like( $node->psql('postgres', "UPDATE webhook.endpoints SET active = true WHERE id = $ep", stderr => \my $err),
+		qr/^[1-9]/, 're-activating the plain http endpoint is still refused');
+	like($err, qr/require_https/, 'and the error says why');
+	psql('ALTER SYSTEM RESET webhook.require_https; SELECT pg_reload_conf()');
+	ok(poll_until($node, 'postgres', 'SHOW webhook.require_https', 'off', 30), 'require_https: off');
+}
+
+# --- one row of a batch that cannot be recorded (#7) ---------------------------------------
+{
+	my $ep = endpoint('unloggable.test', '/ok/unloggable');
+	psql(qq{
+		CREATE FUNCTION public.refuse_log() RETURNS trigger LANGUAGE plpgsql AS \$\$
+		BEGIN
+		    IF NEW.endpoint_id = $ep THEN
+		        RAISE EXCEPTION 'this endpoint''s log is refused on purpose';
+		    END IF;
+		    RETURN NEW;
+		END \$\$;
+		CREATE TRIGGER refuse_log BEFORE INSERT ON webhook.delivery_log
+		    FOR EACH ROW EXECUTE FUNCTION public.refuse_log();});
+	# Sent in one transaction, so both finish in one batch.
+	my ($bad, $good) = split /\n/, psql("BEGIN;
+		SELECT webhook.send('unloggable.test', '{}');
+		SELECT webhook.send('other.ping', '{}');
+		COMMIT;");
+	$n_other++;
+	ok(status_is($good, 'succeeded'), 'one unrecordable row: the other outcome of its batch is recorded');
+	others_flow('one unrecordable row');
+	intact('one unrecordable row');
+	psql('DROP TRIGGER refuse_log ON webhook.delivery_log');
+	ok(status_is($bad, 'succeeded', 60), 'one unrecordable row: recorded once the log accepts it');
+	psql("DELETE FROM webhook.endpoints WHERE id = $ep");
+}
+
+# --- rate_limit_per_s = 1e-300 (#8) ----------------------------------------------------------
+{
+	my $ep = endpoint('slow.test', '/ok/slow');
+	force($ep, 'rate_limit_per_s = 1e-300');
+	my ($ev1, $ev2) = (send_event('slow.test'), send_event('slow.test'));
+	ok(poll_until($node, 'postgres',
+			"SELECT count(*) FROM webhook.deliveries WHERE endpoint_id = $ep AND status = 'succeeded'", '1'),
+		'tiny rate limit: the first event is sent');
+	cmp_ok(commits_while_idle(), '<', 60, 'tiny rate limit: the worker does not spin');
+	others_flow('tiny rate limit');
+	psql("DELETE FROM webhook.endpoints WHERE id = $ep");
+	cmp_ok(commits_while_idle(), '<', 60, 'tiny rate limit: nor once the endpoint is deleted');
+	intact('tiny rate limit');
+}
+
+# --- retry_schedule_s of 1,000,000 elements (#9) ----------------------------------------------------
+SKIP:
+{
+	my $pid = psql("SELECT pid FROM pg_stat_activity WHERE backend_type = 'webhook delivery worker'");
+	my $rss = sub {
+		open my $fh, '<', "/proc/$pid/status" or return undef;
+		my ($kb) = map { /^VmHWM:\s+(\d+)\s+kB/ ? $1 : () } <$fh>;
+		return $kb;
+	};
+	my $before = $rss->();
+	skip "cannot read /proc/$pid/status", 3 unless defined $before;
+
+	my $ep = endpoint('long.test', '/ok/long');
+	force($ep, 'retry_schedule_s = array_fill(5, ARRAY[1000000])');
+	psql("SELECT webhook.send('long.test', jsonb_build_object('i', g)) FROM generate_series(1, 40) g");
+	ok(poll_until($node, 'postgres',
+			"SELECT count(*) FROM webhook.deliveries WHERE endpoint_id = $ep AND status = 'succeeded'", '40', 60),
+		'huge retry schedule: the 40 events are sent');
+	my $after = $rss->();
+	diag("worker peak RSS: $before kB before, " . ($after // '?') . ' kB after');
+	cmp_ok(($after // 1e9) - $before, '<', 100 * 1024, 'huge retry schedule: the worker peak RSS grew by less than 100 MB');
+	intact('huge retry schedule');
+	psql("DELETE FROM webhook.endpoints WHERE id = $ep");
+}
+
+# --- a Retry-After date far in the future --------------------------------------------------------------
+{
+	my $ep = endpoint('later.test', '/status/503/retry-after/Fri,%2001%20Jan%202100%2000:00:00%20GMT',
+		retry_schedule_s => "'{1,1,1}'");
+	my $ev = send_event('later.test');
+	ok( poll_until($node, 'postgres',
+			"SELECT attempts = 1 AND status = 'pending'
+			    AND next_attempt_at BETWEEN now() + interval '23 hours' AND now() + interval '25 hours'
+			   FROM webhook.deliveries WHERE event_id = '$ev'"),
+		'Retry-After in 2100: the next attempt is capped at a day');
+	intact('Retry-After in 2100');
+	psql("DELETE FROM webhook.endpoints WHERE id = $ep");
+}
+
+# --- sealed values that no longer decrypt (#4) --------------------------------------------------------------
+{
+	my $write_key = sub {
+		my ($name) = @_;
+		my $file = $node->data_dir . "/$name";
+		open my $fh, '>', $file or die "cannot write $file: $!";
+		print $fh join('', map { sprintf '%02x', int(rand(256)) } 1 .. 32), "\n";
+		close $fh;
+		chmod 0600, $file or die "chmod $file: $!";
+	};
+	my $use_key = sub {
+		my ($name) = @_;
+		psql("ALTER SYSTEM SET webhook.master_key_file = '$name'; SELECT pg_reload_conf()");
+		ok(poll_until($node, 'postgres', 'SHOW webhook.master_key_file', $name, 30), "key $name in use");
+	};
+	$write_key->('a.key');
+	$write_key->('b.key');
+	$use_key->('a.key');
+	my %ep = (
+		header => endpoint('sealed.header', '/ok/sealed', signing => "'none'",
+			headers => q{'{"X-Api-Key": "hv-2718281828"}'}),
+		password => endpoint('sealed.password', '/ok/sealed', signing => "'none'",
+			auth_username => "'u'", auth_password => "'pw-1414213562'"),
+		secret => endpoint('sealed.secret', '/ok/sealed'),
+		previous => endpoint('sealed.previous', '/ok/sealed'));
+	$use_key->('b.key');
+	psql("SELECT webhook.rotate_secret($ep{previous})");
+	my %ev = map { ($_ => send_event("sealed.$_")) } sort keys %ep;
+	for my $what (sort keys %ep)
+	{
+		ok(status_is($ev{$what}, 'failed'), "undecryptable $what: the delivery failed");
+		my $log = psql("SELECT error_class || '|' || error FROM webhook.delivery_log WHERE event_id = '$ev{$what}'");
+		like($log, qr/^secret\|.*decrypt/, "undecryptable $what: logged as error_class secret, saying why")
+		  or diag $log;
+		unlike($log, qr/2718281828|1414213562|whsec_|whenc:/, "undecryptable $what: no secret in the message");
+		like(psql("SELECT last_error FROM webhook.endpoint_health WHERE id = $ep{$what}"), qr/^secret: /,
+			"undecryptable $what: endpoint_health shows it");
+	}
+	is(arrived('/ok/sealed'), 0, 'undecryptable: nothing was sent without its secrets');
+	others_flow('undecryptable');
+	intact('undecryptable');
+}
+
+is(arrived('/ok/other'), $n_other, 'the other endpoint got each of its events once');
+
+$r->stop;
+$node->stop;
+done_testing();
