@@ -35,6 +35,18 @@ $node->safe_psql('src', q{
 	INSERT INTO webhook.endpoints (name, url, event_types)
 	VALUES ('dumped', '} . $r->url('/dumped') . q{', '{dump.*}');
 });
+# A delivery that failed before the dump, with its log row: the restored
+# database can retry it.  /fail-first/1: only the first request gets a 500.
+$node->safe_psql('src', q{
+	INSERT INTO webhook.endpoints (name, url, event_types, retry_schedule_s)
+	VALUES ('flaky', '} . $r->url('/fail-first/1/dumpflaky/flaky') . q{', '{again.x}', '{}');
+	SELECT webhook.send('again.x', '{"n": 1}');
+});
+ok(poll_until($node, 'src', q{
+	SELECT d.status || ' ' || d.attempts || ' ' || (SELECT count(*) FROM webhook.delivery_log l WHERE l.delivery_id = d.id)
+	  FROM webhook.deliveries d JOIN webhook.endpoints ep ON ep.id = d.endpoint_id WHERE ep.name = 'flaky'},
+	'failed 1 1'), 'the delivery to dump has failed once');
+
 # Renamed after watch(): the dump must carry today's names.
 $node->safe_psql('src', q{
 	ALTER TABLE app.t RENAME COLUMN plan TO tier;
@@ -83,20 +95,33 @@ is(scalar(grep { ($_->{body} // '') =~ /"s\d"|changed/ } @got), 0, 'no excluded 
 
 assert_server_intact($node, $started, 'events after restore');
 
-# Not about watches: the identity sequences of the extension's tables are
-# extension members whose values pg_dump does not keep, so the first new
-# endpoint in the restored database collides with a restored one.
-TODO:
-{
-	local $TODO = 'identity sequences of webhook tables are not dumped (pg_extension_config_dump of the sequences)';
-	my ($ret) = $node->psql('dst', q{
-		INSERT INTO webhook.endpoints (name, url, event_types)
-		VALUES ('after-restore', 'http://127.0.0.1:1/x', '{none.x}')});
-	is($ret, 0, 'a new endpoint after the restore gets a free id');
-}
-# The manual step that TODO stands for, so that the canary can run.
+# The identity sequences of the extension's tables are dumped with the
+# tables: new rows after the restore get ids of their own.
+is($node->safe_psql('dst', q{
+	SELECT string_agg(s.seq, ' ' ORDER BY s.seq) FROM
+	  (SELECT pg_get_serial_sequence('webhook.' || t, 'id') FROM unnest('{endpoints,deliveries,delivery_log}'::text[]) t) s(seq)
+	 WHERE s.seq::regclass = ANY ((SELECT extconfig FROM pg_extension WHERE extname = 'webhook')::regclass[])}),
+	'webhook.deliveries_id_seq webhook.delivery_log_id_seq webhook.endpoints_id_seq',
+	'the identity sequences are configuration of the extension');
+my ($ret, $stdout, $stderr) = $node->psql('dst', q{
+	INSERT INTO webhook.endpoints (name, url, event_types)
+	VALUES ('after-restore', 'http://127.0.0.1:1/x', '{none.x}')});
+is($stderr, '', 'a new endpoint after the restore gets a free id');
+
+# The restored failed delivery is retried by the restored database's worker;
+# its second attempt is logged next to the restored first one.
 $node->safe_psql('dst', q{
-	SELECT setval(pg_get_serial_sequence('webhook.endpoints', 'id'), max(id)) FROM webhook.endpoints});
+	SELECT webhook.retry(d.id) FROM webhook.deliveries d
+	  JOIN webhook.endpoints ep ON ep.id = d.endpoint_id WHERE ep.name = 'flaky'});
+ok(poll_until($node, 'dst', q{
+	SELECT d.status || ' ' || d.attempts || ' ' || string_agg(l.attempt || ':' || coalesce(l.status_code, 0), ',' ORDER BY l.id)
+	  FROM webhook.deliveries d JOIN webhook.endpoints ep ON ep.id = d.endpoint_id
+	  JOIN webhook.delivery_log l ON l.delivery_id = d.id
+	 WHERE ep.name = 'flaky' GROUP BY d.id},
+	'succeeded 2 1:500,2:200'), 'retry() of a restored delivery succeeds and is logged');
+is(scalar(grep { $_->{path} eq '/fail-first/1/dumpflaky/flaky' } @{ requests($r) }), 2,
+	'the receiver got the first attempt and the retry');
+assert_server_intact($node, $started, 'retry after restore');
 canary_arrives($node, 'dst', $r, 'restored database');
 canary_arrives($node, 'src', $r, 'dumped database');
 
