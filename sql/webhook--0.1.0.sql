@@ -843,8 +843,9 @@ COMMENT ON FUNCTION webhook.verify(text, jsonb, text, interval) IS 'verify a Sta
 -- Watching application tables (src/watch.c holds the trigger)
 ------------------------------------------------------------------------------
 
--- One row per watched table, written only by webhook.watch() and
--- webhook.unwatch() (as the owner of this table).  Columns are kept by number
+-- One row per watched table, written only by webhook.watch(), webhook.unwatch()
+-- and a restore of a watch's triggers, with watch()'s checks (see
+-- webhook._watch_ddl_end), as the owner of this table.  Columns are kept by number
 -- and the condition parsed, as PostgreSQL keeps a trigger's WHEN clause: the
 -- watch's triggers depend on what they name, so DROP refuses or cascades and
 -- RENAME keeps working.  Row level security lets a table's owner see the
@@ -991,6 +992,21 @@ $$;
 
 CREATE EVENT TRIGGER webhook_forget_dropped_watches ON sql_drop
     EXECUTE FUNCTION webhook._forget_dropped_watches();
+
+-- pg_dump keeps a watch in its triggers' arguments (the options of watch(),
+-- with today's names), not in webhook.table_watches, whose rows hold column
+-- numbers and object ids that a restore changes.  After a command that may
+-- rename something a watch names, the arguments are brought up to date; a
+-- CREATE TRIGGER of a watch trigger with its arguments (as a restore runs
+-- it) makes the watch again, with watch()'s checks.
+CREATE FUNCTION webhook._watch_ddl_end()
+RETURNS event_trigger LANGUAGE C
+AS 'MODULE_PATHNAME', 'webhook_watch_ddl_end';
+CREATE EVENT TRIGGER webhook_watch_ddl_end ON ddl_command_end
+    WHEN TAG IN ('CREATE TRIGGER', 'ALTER TABLE', 'ALTER SCHEMA', 'ALTER FUNCTION', 'ALTER ROUTINE',
+                 'ALTER TYPE', 'ALTER DOMAIN', 'ALTER OPERATOR', 'ALTER COLLATION', 'ALTER SEQUENCE',
+                 'ALTER VIEW', 'ALTER EXTENSION')
+    EXECUTE FUNCTION webhook._watch_ddl_end();
 
 -- Every watched table and its options.
 CREATE VIEW webhook.watches WITH (security_invoker = true) AS
@@ -1325,13 +1341,18 @@ GRANT SELECT ON webhook.table_watches TO PUBLIC;
 GRANT SELECT ON webhook.watches TO PUBLIC;
 
 -- Endpoints, the catalogue and the queue are user data: pg_dump keeps them.
+-- (Watches travel in their triggers' arguments: see webhook._watch_ddl_end.)
 SELECT pg_catalog.pg_extension_config_dump('webhook.endpoints', '');
 SELECT pg_catalog.pg_extension_config_dump('webhook.event_types', $$WHERE name NOT LIKE 'webhook.%'$$);
 SELECT pg_catalog.pg_extension_config_dump('webhook.events', '');
 SELECT pg_catalog.pg_extension_config_dump('webhook.deliveries', '');
 SELECT pg_catalog.pg_extension_config_dump('webhook.delivery_log', '');
-SELECT pg_catalog.pg_extension_config_dump('webhook.table_watches', '');
 SELECT pg_catalog.pg_extension_config_dump('webhook.endpoint_state', '');
+-- Their identity sequences too, so that new rows after a restore do not
+-- collide with restored ones.
+SELECT pg_catalog.pg_extension_config_dump(pg_catalog.pg_get_serial_sequence('webhook.endpoints', 'id')::pg_catalog.regclass, '');
+SELECT pg_catalog.pg_extension_config_dump(pg_catalog.pg_get_serial_sequence('webhook.deliveries', 'id')::pg_catalog.regclass, '');
+SELECT pg_catalog.pg_extension_config_dump(pg_catalog.pg_get_serial_sequence('webhook.delivery_log', 'id')::pg_catalog.regclass, '');
 
 -- Start delivering in this database once CREATE EXTENSION commits.
 SELECT webhook._start_worker_at_commit();
