@@ -294,6 +294,12 @@ BEGIN
     -- Turning an endpoint off never needs its URL re-checked: a 410 or the
     -- auto-disable must work for a URL that a newer policy would refuse.
     IF TG_OP = 'INSERT' OR NEW.url IS DISTINCT FROM OLD.url OR NEW.active THEN
+        IF octet_length(NEW.url) > 2048 THEN
+            RAISE EXCEPTION 'url is too long'
+                USING ERRCODE = 'program_limit_exceeded',
+                      DETAIL = format('It has %s bytes.', octet_length(NEW.url)),
+                      HINT = 'A webhook URL has at most 2048 bytes.';
+        END IF;
         problem := webhook._url_problem(NEW.url);
     END IF;
     IF problem IS NOT NULL THEN
@@ -414,6 +420,12 @@ BEGIN
         RAISE EXCEPTION 'auth_password is set without auth_username'
             USING ERRCODE = 'invalid_parameter_value',
                   HINT = 'Set both for HTTP Basic authentication, or neither.';
+    END IF;
+    IF octet_length(NEW.auth_username) > 256 THEN
+        RAISE EXCEPTION 'auth_username is too long'
+            USING ERRCODE = 'program_limit_exceeded',
+                  DETAIL = format('It has %s bytes.', octet_length(NEW.auth_username)),
+                  HINT = 'A Basic authentication user name has at most 256 bytes.';
     END IF;
     IF NEW.auth_username IS NOT NULL AND (NEW.auth_username ~ '[:\r\n]' OR NEW.auth_username = '') THEN
         RAISE EXCEPTION 'invalid auth_username'

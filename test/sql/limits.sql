@@ -120,6 +120,31 @@ RETURNING (SELECT max(length(k)) FROM jsonb_object_keys(headers) AS k) AS longes
           length(headers ->> ('X-' || repeat('n', 126))) AS longest_value;
 ROLLBACK;
 
+-- What the row sends: url of at most 2048 bytes, auth_username of at most
+-- 256, auth_password of at most 1024, secret and previous_secret of at most
+-- 256, whatever the signing scheme (measured in clear).
+INSERT INTO webhook.endpoints (url) VALUES ('https://example.com/' || repeat('u', 30000000));
+\echo SQLSTATE :SQLSTATE
+INSERT INTO webhook.endpoints (url) VALUES ('https://example.com/' || repeat('u', 2029));
+\echo SQLSTATE :SQLSTATE
+INSERT INTO webhook.endpoints (url, auth_username, auth_password) VALUES ('https://example.com/b', 'u', repeat('p', 30000000));
+\echo SQLSTATE :SQLSTATE
+INSERT INTO webhook.endpoints (url, auth_username, auth_password) VALUES ('https://example.com/b', 'u', repeat('p', 1025));
+\echo SQLSTATE :SQLSTATE
+INSERT INTO webhook.endpoints (url, auth_username, auth_password) VALUES ('https://example.com/b', repeat('u', 257), 'p');
+\echo SQLSTATE :SQLSTATE
+INSERT INTO webhook.endpoints (url, signing, secret) VALUES ('https://example.com/s', 'none', repeat('s', 30000000));
+\echo SQLSTATE :SQLSTATE
+INSERT INTO webhook.endpoints (url, signing, secret) VALUES ('https://example.com/s', 'hmac-sha256', repeat('s', 257));
+\echo SQLSTATE :SQLSTATE
+INSERT INTO webhook.endpoints (url, signing, previous_secret) VALUES ('https://example.com/s', 'none', repeat('s', 257));
+\echo SQLSTATE :SQLSTATE
+BEGIN;
+INSERT INTO webhook.endpoints (url, auth_username, auth_password, signing, secret, previous_secret)
+VALUES ('https://example.com/' || repeat('u', 2028), repeat('u', 256), repeat('p', 1024), 'none', repeat('s', 256), repeat('s', 256))
+RETURNING octet_length(url) AS url_bytes, octet_length(auth_username) AS username_bytes;
+ROLLBACK;
+
 SELECT count(*) AS endpoints_left FROM webhook.endpoints;
 SELECT count(*) AS custom_event_types FROM webhook.event_types WHERE name NOT LIKE 'webhook.%';
 DROP OWNED BY regress_webhook_limits_app;
