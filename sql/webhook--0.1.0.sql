@@ -688,8 +688,7 @@ DECLARE
 BEGIN
     PERFORM webhook._check_event_type(send.event_type);
     IF send.payload IS NULL THEN
-        RAISE EXCEPTION 'payload must not be null'
-            USING ERRCODE = 'null_value_not_allowed', HINT = 'Send ''{}'' for an event without data.';
+        PERFORM webhook._raise_null_payload();
     END IF;
     IF pg_catalog.octet_length(send.payload::text) > pg_catalog.current_setting('webhook.max_payload_bytes', true)::bigint THEN
         RAISE EXCEPTION 'payload is too large'
@@ -697,6 +696,13 @@ BEGIN
                   DETAIL = format('The payload has %s bytes; webhook.max_payload_bytes is %s.',
                                   octet_length(send.payload::text), current_setting('webhook.max_payload_bytes', true)),
                   HINT = 'Send a reference to the data instead, or raise webhook.max_payload_bytes.';
+    END IF;
+
+    IF octet_length(send.idempotency_key) > 256 THEN
+        RAISE EXCEPTION 'idempotency key is too long'
+            USING ERRCODE = 'program_limit_exceeded',
+                  DETAIL = format('It has %s bytes.', octet_length(send.idempotency_key)),
+                  HINT = 'An idempotency key has at most 256 bytes; send a hash of a longer key.';
     END IF;
 
     IF send.idempotency_key IS NOT NULL THEN
@@ -813,6 +819,17 @@ BEGIN
 END;
 $$;
 
+-- The error of a missing payload, from send() and for each row of a watch.
+CREATE FUNCTION webhook._raise_null_payload()
+RETURNS text LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    RAISE EXCEPTION 'payload must not be null'
+        USING ERRCODE = 'null_value_not_allowed', HINT = 'Send ''{}'' for an event without data.';
+END;
+$$;
+
 -- The error of a payload above webhook.max_payload_bytes.
 CREATE FUNCTION webhook._raise_too_large(bytes bigint, max_bytes bigint)
 RETURNS text LANGUAGE plpgsql VOLATILE
@@ -914,7 +931,8 @@ BEGIN
     ), ev AS (
         INSERT INTO webhook.events (event_type, payload, body, created_at)
         SELECT _enqueue_many.event_type, p.payload,
-               CASE WHEN octet_length(b.body) <= v_max_bytes + octet_length(v_head) + 1 THEN b.body
+               CASE WHEN p.payload IS NULL THEN webhook._raise_null_payload()
+                    WHEN octet_length(b.body) <= v_max_bytes + octet_length(v_head) + 1 THEN b.body
                     ELSE webhook._raise_too_large(octet_length(b.body) - octet_length(v_head) - 1, v_max_bytes) END,
                v_now
           FROM unnest(_enqueue_many.payloads) AS p(payload)
