@@ -264,6 +264,24 @@ SELECT id, active, disabled_at IS NOT NULL AS disabled, disabled_reason IS NOT N
   FROM webhook.endpoints WHERE id = 9307;
 ROLLBACK;
 
+-- The extension's own events are never refused by webhook.strict_event_types,
+-- even when their rows were deleted from the catalogue.
+BEGIN;
+SET LOCAL webhook.strict_event_types = on;
+DELETE FROM webhook.event_types WHERE name LIKE 'webhook.%';
+INSERT INTO webhook.endpoints (id, name, url, event_types) VALUES
+    (9311, 'failing', 'https://example.com/failing', '{order.*}'),
+    (9312, 'watcher', 'https://example.com/watcher', '{webhook.*}');
+INSERT INTO webhook.endpoint_state (endpoint_id, failing_since, consecutive_failures, last_error) VALUES
+    (9311, now() - interval '2 days', 40, 'HTTP 500');
+SELECT webhook._disable_failing_endpoints(interval '1 day') AS disabled;
+SELECT id, active, disabled_reason IS NOT NULL AS has_reason FROM webhook.endpoints WHERE id > 9310 ORDER BY id;
+SELECT d.endpoint_id, ev.payload ->> 'endpoint_id' AS disabled_endpoint
+  FROM webhook.events ev JOIN webhook.deliveries d ON d.event_id = ev.id
+ WHERE ev.event_type = 'webhook.endpoint.disabled';
+SELECT webhook.ping(9312) IS NOT NULL AS pinged;
+ROLLBACK;
+
 --
 -- Endpoint options.
 --
