@@ -71,6 +71,12 @@ AS 'MODULE_PATHNAME', 'webhook_uuid_v7';
 -- Validation helpers
 ------------------------------------------------------------------------------
 
+-- What errors and events show of a URL: scheme://host[:port], never user
+-- info, path, query or fragment (src/urlcheck.c holds the rule).
+CREATE FUNCTION webhook._url_origin(url text)
+RETURNS text LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE
+AS 'MODULE_PATHNAME', 'webhook_url_origin_sql';
+
 -- An event type name: dot-separated segments of [A-Za-z0-9_-], at most
 -- 256 bytes (src/validate.c holds the rule).
 CREATE FUNCTION webhook._is_event_type_name(name text)
@@ -309,7 +315,7 @@ BEGIN
         problem := webhook._url_problem(NEW.url);
     END IF;
     IF problem IS NOT NULL THEN
-        RAISE EXCEPTION 'invalid webhook url "%"', NEW.url
+        RAISE EXCEPTION 'invalid webhook url "%"', webhook._url_origin(NEW.url)
             USING ERRCODE = 'invalid_parameter_value', DETAIL = problem,
                   HINT = CASE WHEN problem LIKE '%credentials%'
                               THEN 'Put credentials in the headers column, for example {"Authorization": "Bearer ..."}.'
@@ -1268,7 +1274,7 @@ BEGIN
              WHERE e.id = ep.id AND e.active;
             IF FOUND THEN
                 PERFORM webhook._enqueue('webhook.endpoint.disabled',
-                                         jsonb_build_object('endpoint_id', ep.id, 'name', ep.name, 'url', ep.url,
+                                         jsonb_build_object('endpoint_id', ep.id, 'name', ep.name, 'url_origin', webhook._url_origin(ep.url),
                                                             'failing_since', ep.failing_since, 'last_error', ep.last_error),
                                          NULL);
                 v_count := v_count + 1;
@@ -1361,7 +1367,7 @@ REVOKE ALL ON ALL FUNCTIONS IN SCHEMA webhook FROM PUBLIC;
 -- reads, encrypts or decrypts a stored value.
 GRANT EXECUTE ON FUNCTION webhook.generate_secret(text), webhook.uuid_v7(),
     webhook.sign(text, text, bigint, text, text), webhook.verify(text, jsonb, text, interval),
-    webhook._url_problem(text), webhook._is_event_type_name(text), webhook._is_event_type_pattern(text),
+    webhook._url_problem(text), webhook._url_origin(text), webhook._is_event_type_name(text), webhook._is_event_type_pattern(text),
     webhook._require_event_type(text, boolean), webhook._column_names(regclass, int2[]),
     webhook._watch_condition(regclass),
     webhook._verify(text, text, text, text, text, double precision), webhook._header(jsonb, text),

@@ -60,6 +60,21 @@ webhook_url_problem(PG_FUNCTION_ARGS)
 	PG_RETURN_TEXT_P(cstring_to_text(problem));
 }
 
+PG_FUNCTION_INFO_V1(webhook_url_origin_sql);
+
+/*
+ * SQL: webhook._url_origin(url), what errors and events show of an
+ * endpoint's URL (see webhook_url_origin).
+ */
+Datum
+webhook_url_origin_sql(PG_FUNCTION_ARGS)
+{
+	char		buf[512];
+
+	webhook_url_origin(text_to_cstring(PG_GETARG_TEXT_PP(0)), buf, sizeof(buf));
+	PG_RETURN_TEXT_P(cstring_to_text(buf));
+}
+
 PG_FUNCTION_INFO_V1(webhook_is_event_type_name);
 PG_FUNCTION_INFO_V1(webhook_is_event_type_pattern);
 PG_FUNCTION_INFO_V1(webhook_require_event_type);

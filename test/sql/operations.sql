@@ -229,7 +229,7 @@ ROLLBACK;
 --
 BEGIN;
 INSERT INTO webhook.endpoints (id, name, url, event_types) VALUES
-    (9301, 'orders', 'https://example.com/orders', '{order.*}'),
+    (9301, 'orders', 'https://hooks.example.com:8443/services/T0/B0/SECRETPATH?token=SECRETQUERY#SECRETFRAGMENT', '{order.*}'),
     (9304, 'everything', 'https://example.com/everything', '{*}'),
     (9307, 'flaky', 'https://example.com/flaky', '{order.*}'),
     (9308, 'healthy', 'https://example.com/healthy', '{order.*}');
@@ -246,6 +246,10 @@ SELECT id, name, active, disabled_at = now() AS disabled_now,
   FROM webhook.endpoints WHERE id > 9300 ORDER BY id;
 SELECT ev.event_type, ev.payload - 'failing_since' AS payload,
        (ev.payload ->> 'failing_since')::timestamptz = now() - interval '2 days' AS failing_since
+  FROM webhook.events ev WHERE ev.event_type = 'webhook.endpoint.disabled';
+-- It names the endpoint by id, name and origin: never the URL's path, query
+-- or fragment, where chat services keep their tokens.
+SELECT ev.payload ->> 'url_origin' AS url_origin, ev.payload::text ~ 'SECRET|/services' AS leaks_url
   FROM webhook.events ev WHERE ev.event_type = 'webhook.endpoint.disabled';
 -- The announcement goes to the endpoints subscribed to it, not to the disabled one.
 SELECT d.endpoint_id, d.status FROM webhook.deliveries d JOIN webhook.events ev ON ev.id = d.event_id
