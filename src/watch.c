@@ -49,6 +49,7 @@
 #include "utils/ruleutils.h"
 #include "utils/syscache.h"
 
+#include "validate.h"
 #include "webhook.h"
 
 PG_FUNCTION_INFO_V1(webhook_watch_trigger);
@@ -427,7 +428,7 @@ parse_operations(ArrayType *operations)
 	return wanted;
 }
 
-/* Refuse an event prefix that would make invalid event type names. */
+/* Refuse an event prefix that would make invalid or reserved event type names. */
 static void
 check_event_prefix(const char *prefix)
 {
@@ -446,6 +447,7 @@ check_event_prefix(const char *prefix)
 				 errmsg("invalid event prefix \"%s\"", prefix),
 				 errdetail("Event types are dot-separated segments of letters, digits, \"_\" and \"-\"."),
 				 errhint("Pass event_prefix => 'orders', for example.")));
+	webhook_require_unreserved(prefix, "event prefix");
 }
 
 /*

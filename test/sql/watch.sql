@@ -217,6 +217,11 @@ SELECT webhook.watch('regress_watch.customers', event_prefix => 'crm.');
 \echo SQLSTATE :SQLSTATE
 SELECT webhook.watch('regress_watch.customers', event_prefix => '');
 \echo SQLSTATE :SQLSTATE
+-- The extension's own prefix is reserved.
+SELECT webhook.watch('regress_watch.customers', event_prefix => 'webhook');
+\echo SQLSTATE :SQLSTATE
+SELECT webhook.watch('regress_watch.customers', event_prefix => 'webhook.endpoint');
+\echo SQLSTATE :SQLSTATE
 -- The default prefix must be a valid name too.
 CREATE TABLE regress_watch."Order Items" (id integer);
 SELECT webhook.watch('regress_watch."Order Items"');
