@@ -232,6 +232,30 @@ intact('start');
 	ok(poll_until($node, 'postgres', 'SHOW webhook.require_https', 'off', 30), 'require_https: off');
 }
 
+# --- a 410 from an endpoint that cannot be deactivated (#7) -----------------------------------
+{
+	my $ep = endpoint('stuck.test', '/status/410/stuck', retry_schedule_s => "'{}'");
+	psql(qq{
+		CREATE FUNCTION public.refuse_deactivation() RETURNS trigger LANGUAGE plpgsql AS \$\$
+		BEGIN
+		    IF OLD.id = $ep THEN
+		        RAISE EXCEPTION 'endpoint $ep stays on purpose';
+		    END IF;
+		    RETURN NEW;
+		END \$\$;
+		CREATE TRIGGER refuse_deactivation BEFORE UPDATE ON webhook.endpoints
+		    FOR EACH ROW EXECUTE FUNCTION public.refuse_deactivation();});
+	my $log_offset = -s $node->logfile;
+	my $ev = send_event('stuck.test');
+	ok(status_is($ev, 'failed'), '410, not deactivated: the delivery is recorded as failed');
+	is(psql("SELECT active FROM webhook.endpoints WHERE id = $ep"), 't', '410, not deactivated: still active');
+	ok($node->log_contains(qr/could not deactivate webhook endpoint $ep .*stays on purpose/, $log_offset),
+		'410, not deactivated: the server log says why');
+	others_flow('410, not deactivated');
+	intact('410, not deactivated');
+	psql("DROP TRIGGER refuse_deactivation ON webhook.endpoints; DELETE FROM webhook.endpoints WHERE id = $ep");
+}
+
 # --- one row of a batch that cannot be recorded (#7) ---------------------------------------
 {
 	my $ep = endpoint('unloggable.test', '/ok/unloggable');
