@@ -7,7 +7,9 @@
  * Each turn of the loop claims in one short transaction and records in
  * another; requests are in flight only between transactions.  A worker that
  * dies leaves claimed deliveries pending, and its successor takes them over
- * at start, so delivery is at least once.
+ * at start, so delivery is at least once.  An outcome that cannot be
+ * recorded stays in memory and is tried again later; its delivery is never
+ * claimed meanwhile, and other deliveries go on.
  */
 #include "postgres.h"
 
