@@ -71,6 +71,12 @@ AS 'MODULE_PATHNAME', 'webhook_uuid_v7';
 -- Validation helpers
 ------------------------------------------------------------------------------
 
+-- What errors and events show of a URL: scheme://host[:port], never user
+-- info, path, query or fragment (src/urlcheck.c holds the rule).
+CREATE FUNCTION webhook._url_origin(url text)
+RETURNS text LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE
+AS 'MODULE_PATHNAME', 'webhook_url_origin_sql';
+
 -- An event type name: dot-separated segments of [A-Za-z0-9_-], at most
 -- 256 bytes (src/validate.c holds the rule).
 CREATE FUNCTION webhook._is_event_type_name(name text)
@@ -87,6 +93,12 @@ AS 'MODULE_PATHNAME', 'webhook_is_event_type_pattern';
 CREATE FUNCTION webhook._require_event_type(name text, pattern boolean)
 RETURNS void LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE
 AS 'MODULE_PATHNAME', 'webhook_require_event_type';
+
+-- Refuse the extension's own event types ("webhook" and "webhook.*", in
+-- any case) to callers: receivers can trust that such an event is genuine.
+CREATE FUNCTION webhook._require_unreserved_event_type(name text)
+RETURNS void LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE
+AS 'MODULE_PATHNAME', 'webhook_require_unreserved_event_type';
 
 -- Every subscription pattern that takes an event type: itself, "*" and
 -- each "prefix.*" ("order.*" takes "order.created" and "order.item.added",
@@ -294,10 +306,16 @@ BEGIN
     -- Turning an endpoint off never needs its URL re-checked: a 410 or the
     -- auto-disable must work for a URL that a newer policy would refuse.
     IF TG_OP = 'INSERT' OR NEW.url IS DISTINCT FROM OLD.url OR NEW.active THEN
+        IF octet_length(NEW.url) > 2048 THEN
+            RAISE EXCEPTION 'url is too long'
+                USING ERRCODE = 'program_limit_exceeded',
+                      DETAIL = format('It has %s bytes.', octet_length(NEW.url)),
+                      HINT = 'A webhook URL has at most 2048 bytes.';
+        END IF;
         problem := webhook._url_problem(NEW.url);
     END IF;
     IF problem IS NOT NULL THEN
-        RAISE EXCEPTION 'invalid webhook url "%"', NEW.url
+        RAISE EXCEPTION 'invalid webhook url "%"', webhook._url_origin(NEW.url)
             USING ERRCODE = 'invalid_parameter_value', DETAIL = problem,
                   HINT = CASE WHEN problem LIKE '%credentials%'
                               THEN 'Put credentials in the headers column, for example {"Authorization": "Bearer ..."}.'
@@ -414,6 +432,12 @@ BEGIN
         RAISE EXCEPTION 'auth_password is set without auth_username'
             USING ERRCODE = 'invalid_parameter_value',
                   HINT = 'Set both for HTTP Basic authentication, or neither.';
+    END IF;
+    IF octet_length(NEW.auth_username) > 256 THEN
+        RAISE EXCEPTION 'auth_username is too long'
+            USING ERRCODE = 'program_limit_exceeded',
+                  DETAIL = format('It has %s bytes.', octet_length(NEW.auth_username)),
+                  HINT = 'A Basic authentication user name has at most 256 bytes.';
     END IF;
     IF NEW.auth_username IS NOT NULL AND (NEW.auth_username ~ '[:\r\n]' OR NEW.auth_username = '') THEN
         RAISE EXCEPTION 'invalid auth_username'
@@ -641,7 +665,10 @@ RETURN '{"type":' || pg_catalog.to_json(event_type)::text
     || ',"timestamp":"' || pg_catalog.to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')
     || '","data":' || payload::text || '}';
 
--- Refuse an event type that is not a valid name, or (when strict) not in the catalogue.
+-- Refuse an event type that a caller may not send: not a valid name, one of
+-- the extension's own ("webhook.*"), or (when strict) not in the catalogue.
+-- The extension's own events skip these checks (see webhook._enqueue), so
+-- strict mode never refuses them, whatever the catalogue holds.
 CREATE FUNCTION webhook._check_event_type(event_type text)
 RETURNS void LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
@@ -652,12 +679,58 @@ BEGIN
             USING ERRCODE = 'null_value_not_allowed', HINT = 'For example: order.created.';
     END IF;
     PERFORM webhook._require_event_type(event_type, false);
+    PERFORM webhook._require_unreserved_event_type(event_type);
     IF current_setting('webhook.strict_event_types', true) = 'on'
        AND NOT EXISTS (SELECT 1 FROM webhook.event_types t WHERE t.name = event_type) THEN
         RAISE EXCEPTION 'event type "%" is not in webhook.event_types', event_type
             USING ERRCODE = 'undefined_object',
                   HINT = 'Add it with INSERT INTO webhook.event_types (name, description), or turn webhook.strict_event_types off.';
     END IF;
+END;
+$$;
+
+-- Enqueue one checked event inside the caller's transaction: the events
+-- row (once per idempotency key) and a delivery per subscribed endpoint.
+-- send() checks what callers give; the extension's own events come here directly.
+CREATE FUNCTION webhook._enqueue(event_type text, payload jsonb, idempotency_key text)
+RETURNS uuid LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+#variable_conflict use_column
+DECLARE
+    v_event_id uuid;
+    v_now timestamptz := now();
+    v_deliveries bigint;
+BEGIN
+    IF _enqueue.idempotency_key IS NOT NULL THEN
+        SELECT e.id INTO v_event_id FROM webhook.events e WHERE e.idempotency_key = _enqueue.idempotency_key;
+        IF FOUND THEN
+            RETURN v_event_id;
+        END IF;
+    END IF;
+
+    INSERT INTO webhook.events AS e (event_type, payload, body, idempotency_key, created_at)
+    VALUES (_enqueue.event_type, _enqueue.payload, webhook._event_body(_enqueue.event_type, _enqueue.payload, v_now),
+            _enqueue.idempotency_key, v_now)
+    ON CONFLICT (idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
+    RETURNING e.id INTO v_event_id;
+
+    IF v_event_id IS NULL THEN
+        -- A concurrent transaction committed the same idempotency key first.
+        SELECT e.id INTO v_event_id FROM webhook.events e WHERE e.idempotency_key = _enqueue.idempotency_key;
+        RETURN v_event_id;
+    END IF;
+
+    INSERT INTO webhook.deliveries (event_id, endpoint_id)
+    SELECT v_event_id, ep.id
+      FROM webhook.endpoints ep
+     WHERE ep.active AND webhook._subscribed(ep.event_types, _enqueue.event_type);
+    GET DIAGNOSTICS v_deliveries = ROW_COUNT;
+
+    IF v_deliveries > 0 THEN
+        PERFORM webhook._wake_worker_at_commit();
+    END IF;
+    RETURN v_event_id;
 END;
 $$;
 
@@ -668,16 +741,10 @@ RETURNS uuid LANGUAGE plpgsql VOLATILE
 SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
-#variable_conflict use_column
-DECLARE
-    v_event_id uuid;
-    v_now timestamptz := now();
-    v_deliveries bigint;
 BEGIN
     PERFORM webhook._check_event_type(send.event_type);
     IF send.payload IS NULL THEN
-        RAISE EXCEPTION 'payload must not be null'
-            USING ERRCODE = 'null_value_not_allowed', HINT = 'Send ''{}'' for an event without data.';
+        PERFORM webhook._raise_null_payload();
     END IF;
     IF pg_catalog.octet_length(send.payload::text) > pg_catalog.current_setting('webhook.max_payload_bytes', true)::bigint THEN
         RAISE EXCEPTION 'payload is too large'
@@ -686,36 +753,13 @@ BEGIN
                                   octet_length(send.payload::text), current_setting('webhook.max_payload_bytes', true)),
                   HINT = 'Send a reference to the data instead, or raise webhook.max_payload_bytes.';
     END IF;
-
-    IF send.idempotency_key IS NOT NULL THEN
-        SELECT e.id INTO v_event_id FROM webhook.events e WHERE e.idempotency_key = send.idempotency_key;
-        IF FOUND THEN
-            RETURN v_event_id;
-        END IF;
+    IF octet_length(send.idempotency_key) > 256 THEN
+        RAISE EXCEPTION 'idempotency key is too long'
+            USING ERRCODE = 'program_limit_exceeded',
+                  DETAIL = format('It has %s bytes.', octet_length(send.idempotency_key)),
+                  HINT = 'An idempotency key has at most 256 bytes; send a hash of a longer key.';
     END IF;
-
-    INSERT INTO webhook.events AS e (event_type, payload, body, idempotency_key, created_at)
-    VALUES (send.event_type, send.payload, webhook._event_body(send.event_type, send.payload, v_now),
-            send.idempotency_key, v_now)
-    ON CONFLICT (idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
-    RETURNING e.id INTO v_event_id;
-
-    IF v_event_id IS NULL THEN
-        -- A concurrent transaction committed the same idempotency key first.
-        SELECT e.id INTO v_event_id FROM webhook.events e WHERE e.idempotency_key = send.idempotency_key;
-        RETURN v_event_id;
-    END IF;
-
-    INSERT INTO webhook.deliveries (event_id, endpoint_id)
-    SELECT v_event_id, ep.id
-      FROM webhook.endpoints ep
-     WHERE ep.active AND webhook._subscribed(ep.event_types, send.event_type);
-    GET DIAGNOSTICS v_deliveries = ROW_COUNT;
-
-    IF v_deliveries > 0 THEN
-        PERFORM webhook._wake_worker_at_commit();
-    END IF;
-    RETURN v_event_id;
+    RETURN webhook._enqueue(send.event_type, send.payload, send.idempotency_key);
 END;
 $$;
 COMMENT ON FUNCTION webhook.send(text, jsonb, text) IS 'enqueue an event in the current transaction; returns its id (the webhook-id)';
@@ -801,6 +845,17 @@ BEGIN
 END;
 $$;
 
+-- The error of a missing payload, from send() and for each row of a watch.
+CREATE FUNCTION webhook._raise_null_payload()
+RETURNS text LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    RAISE EXCEPTION 'payload must not be null'
+        USING ERRCODE = 'null_value_not_allowed', HINT = 'Send ''{}'' for an event without data.';
+END;
+$$;
+
 -- The error of a payload above webhook.max_payload_bytes.
 CREATE FUNCTION webhook._raise_too_large(bytes bigint, max_bytes bigint)
 RETURNS text LANGUAGE plpgsql VOLATILE
@@ -843,8 +898,9 @@ COMMENT ON FUNCTION webhook.verify(text, jsonb, text, interval) IS 'verify a Sta
 -- Watching application tables (src/watch.c holds the trigger)
 ------------------------------------------------------------------------------
 
--- One row per watched table, written only by webhook.watch() and
--- webhook.unwatch() (as the owner of this table).  Columns are kept by number
+-- One row per watched table, written only by webhook.watch(), webhook.unwatch()
+-- and a restore of a watch's triggers, with watch()'s checks (see
+-- webhook._watch_ddl_end), as the owner of this table.  Columns are kept by number
 -- and the condition parsed, as PostgreSQL keeps a trigger's WHEN clause: the
 -- watch's triggers depend on what they name, so DROP refuses or cascades and
 -- RENAME keeps working.  Row level security lets a table's owner see the
@@ -904,7 +960,8 @@ BEGIN
     ), ev AS (
         INSERT INTO webhook.events (event_type, payload, body, created_at)
         SELECT _enqueue_many.event_type, p.payload,
-               CASE WHEN octet_length(b.body) <= v_max_bytes + octet_length(v_head) + 1 THEN b.body
+               CASE WHEN p.payload IS NULL THEN webhook._raise_null_payload()
+                    WHEN octet_length(b.body) <= v_max_bytes + octet_length(v_head) + 1 THEN b.body
                     ELSE webhook._raise_too_large(octet_length(b.body) - octet_length(v_head) - 1, v_max_bytes) END,
                v_now
           FROM unnest(_enqueue_many.payloads) AS p(payload)
@@ -993,6 +1050,21 @@ $$;
 
 CREATE EVENT TRIGGER webhook_forget_dropped_watches ON sql_drop
     EXECUTE FUNCTION webhook._forget_dropped_watches();
+
+-- pg_dump keeps a watch in its triggers' arguments (the options of watch(),
+-- with today's names), not in webhook.table_watches, whose rows hold column
+-- numbers and object ids that a restore changes.  After a command that may
+-- rename something a watch names, the arguments are brought up to date; a
+-- CREATE TRIGGER of a watch trigger with its arguments (as a restore runs
+-- it) makes the watch again, with watch()'s checks.
+CREATE FUNCTION webhook._watch_ddl_end()
+RETURNS event_trigger LANGUAGE C
+AS 'MODULE_PATHNAME', 'webhook_watch_ddl_end';
+CREATE EVENT TRIGGER webhook_watch_ddl_end ON ddl_command_end
+    WHEN TAG IN ('CREATE TRIGGER', 'ALTER TABLE', 'ALTER SCHEMA', 'ALTER FUNCTION', 'ALTER ROUTINE',
+                 'ALTER TYPE', 'ALTER DOMAIN', 'ALTER OPERATOR', 'ALTER COLLATION', 'ALTER SEQUENCE',
+                 'ALTER VIEW', 'ALTER EXTENSION')
+    EXECUTE FUNCTION webhook._watch_ddl_end();
 
 -- Every watched table and its options.
 CREATE VIEW webhook.watches WITH (security_invoker = true) AS
@@ -1219,9 +1291,10 @@ BEGIN
                    disabled_reason = format('every delivery failed since %s', ep.failing_since)
              WHERE e.id = ep.id AND e.active;
             IF FOUND THEN
-                PERFORM webhook.send('webhook.endpoint.disabled',
-                                     jsonb_build_object('endpoint_id', ep.id, 'name', ep.name, 'url', ep.url,
-                                                        'failing_since', ep.failing_since, 'last_error', ep.last_error));
+                PERFORM webhook._enqueue('webhook.endpoint.disabled',
+                                         jsonb_build_object('endpoint_id', ep.id, 'name', ep.name, 'url_origin', webhook._url_origin(ep.url),
+                                                            'failing_since', ep.failing_since, 'last_error', ep.last_error),
+                                         NULL);
                 v_count := v_count + 1;
             END IF;
         EXCEPTION WHEN OTHERS THEN
@@ -1312,7 +1385,7 @@ REVOKE ALL ON ALL FUNCTIONS IN SCHEMA webhook FROM PUBLIC;
 -- reads, encrypts or decrypts a stored value.
 GRANT EXECUTE ON FUNCTION webhook.generate_secret(text), webhook.uuid_v7(),
     webhook.sign(text, text, bigint, text, text), webhook.verify(text, jsonb, text, interval),
-    webhook._url_problem(text), webhook._is_event_type_name(text), webhook._is_event_type_pattern(text),
+    webhook._url_problem(text), webhook._url_origin(text), webhook._is_event_type_name(text), webhook._is_event_type_pattern(text),
     webhook._require_event_type(text, boolean), webhook._column_names(regclass, int2[]),
     webhook._watch_condition(regclass),
     webhook._verify(text, text, text, text, text, double precision), webhook._header(jsonb, text),
@@ -1327,13 +1400,18 @@ GRANT SELECT ON webhook.table_watches TO PUBLIC;
 GRANT SELECT ON webhook.watches TO PUBLIC;
 
 -- Endpoints, the catalogue and the queue are user data: pg_dump keeps them.
+-- (Watches travel in their triggers' arguments: see webhook._watch_ddl_end.)
 SELECT pg_catalog.pg_extension_config_dump('webhook.endpoints', '');
 SELECT pg_catalog.pg_extension_config_dump('webhook.event_types', $$WHERE name NOT LIKE 'webhook.%'$$);
 SELECT pg_catalog.pg_extension_config_dump('webhook.events', '');
 SELECT pg_catalog.pg_extension_config_dump('webhook.deliveries', '');
 SELECT pg_catalog.pg_extension_config_dump('webhook.delivery_log', '');
-SELECT pg_catalog.pg_extension_config_dump('webhook.table_watches', '');
 SELECT pg_catalog.pg_extension_config_dump('webhook.endpoint_state', '');
+-- Their identity sequences too, so that new rows after a restore do not
+-- collide with restored ones.
+SELECT pg_catalog.pg_extension_config_dump(pg_catalog.pg_get_serial_sequence('webhook.endpoints', 'id')::pg_catalog.regclass, '');
+SELECT pg_catalog.pg_extension_config_dump(pg_catalog.pg_get_serial_sequence('webhook.deliveries', 'id')::pg_catalog.regclass, '');
+SELECT pg_catalog.pg_extension_config_dump(pg_catalog.pg_get_serial_sequence('webhook.delivery_log', 'id')::pg_catalog.regclass, '');
 
 -- Start delivering in this database once CREATE EXTENSION commits.
 SELECT webhook._start_worker_at_commit();

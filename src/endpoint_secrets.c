@@ -33,6 +33,8 @@ PG_FUNCTION_INFO_V1(webhook_endpoints_seal);
 #define WEBHOOK_HEADERS_MAX 64
 #define WEBHOOK_HEADER_VALUE_MAX_BYTES 8192
 #define WEBHOOK_HEADERS_MAX_BYTES 16384
+#define WEBHOOK_SECRET_MAX_BYTES 256
+#define WEBHOOK_AUTH_PASSWORD_MAX_BYTES 1024
 
 /* The row being written, and the one it replaces (NULL on INSERT). */
 typedef struct EndpointRow
@@ -135,6 +137,23 @@ require_header_name(const char *name, const char *what)
 }
 
 /*
+ * Refuse a credential, measured in clear, that is longer than its column
+ * allows: the worker holds the credentials of every endpoint it sends to.
+ */
+static void
+require_max_bytes(const char *column_name, const char *plain, size_t max_bytes)
+{
+	size_t		len = strlen(plain);
+
+	if (len > max_bytes)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("%s is too long", column_name),
+				 errdetail("It has %zu bytes.", len),
+				 errhint("The %s of an endpoint has at most %zu bytes.", column_name, max_bytes)));
+}
+
+/*
  * Check one secret in clear against the signing scheme and return it sealed.
  * The reason never quotes the secret.
  */
@@ -144,9 +163,11 @@ checked_secret(const char *stored, WebhookSigning signing, const char *signing_n
 {
 	char	   *plain = webhook_unseal_value(stored);
 	WebhookKey	key;
-	const char *problem = signing == SIGNING_NONE ? NULL : webhook_decode_key(signing, plain, &key);
+	const char *problem;
 	char	   *sealed;
 
+	require_max_bytes(column_name, plain, WEBHOOK_SECRET_MAX_BYTES);
+	problem = signing == SIGNING_NONE ? NULL : webhook_decode_key(signing, plain, &key);
 	explicit_bzero(&key, sizeof(key));
 	if (problem)
 		ereport(ERROR,
@@ -187,6 +208,7 @@ seal_credentials(EndpointRow *row)
 	{
 		char	   *plain = webhook_unseal_value(password);
 
+		require_max_bytes("auth_password", plain, WEBHOOK_AUTH_PASSWORD_MAX_BYTES);
 		replace(row, "auth_password", CStringGetTextDatum(webhook_seal_value(plain)));
 		explicit_bzero(plain, strlen(plain));
 	}

@@ -3,7 +3,8 @@
  *		The delivery worker's SQL: claim due deliveries, record outcomes, find
  *		the next due time.  Each call is one short transaction with saved
  *		plans and works on a whole batch; no transaction is ever open while
- *		requests are in flight.
+ *		requests are in flight.  One row's values or locks fail only that
+ *		row's delivery or outcome, never the batch.
  */
 #include "postgres.h"
 

@@ -134,6 +134,70 @@ webhook_url_check(const char *url, bool require_https, const NetGuardPolicy *pol
 }
 
 /*
+ * Origin of a URL that curl's parser accepts, or false: scheme, host and
+ * port as curl will use them, so that an '@' in the path is no user info.
+ */
+static bool
+parsed_origin(const char *url, char *buf, size_t buflen)
+{
+	CURLU	   *handle = curl_url();
+	char	   *scheme = NULL;
+	char	   *host = NULL;
+	char	   *port = NULL;
+	bool		ok;
+
+	ok = handle != NULL &&
+		curl_url_set(handle, CURLUPART_URL, url, 0) == CURLUE_OK &&
+		curl_url_get(handle, CURLUPART_SCHEME, &scheme, 0) == CURLUE_OK &&
+		curl_url_get(handle, CURLUPART_HOST, &host, 0) == CURLUE_OK && host[0] != '\0';
+	if (ok)
+	{
+		if (curl_url_get(handle, CURLUPART_PORT, &port, 0) != CURLUE_OK)
+			port = NULL;
+		snprintf(buf, buflen, "%s://%s%s%s", scheme, host, port ? ":" : "", port ? port : "");
+	}
+	curl_free(scheme);
+	curl_free(host);
+	curl_free(port);
+	curl_url_cleanup(handle);
+	return ok;
+}
+
+/*
+ * What may be shown of a URL in messages and events: scheme://host[:port].
+ * User info, path, query and fragment are left out, since credentials and
+ * the tokens of chat webhooks (Slack, Discord, Teams) live there.  A URL the
+ * parser refuses is cut by hand, the more strictly: everything up to the last
+ * '@' before any query goes, whatever a parser would make of it.
+ */
+void
+webhook_url_origin(const char *url, char *buf, size_t buflen)
+{
+	const char *sep = strstr(url, "://");
+	const char *rest = url;
+	size_t		scheme_len = 0;
+	size_t		head;
+
+	if (parsed_origin(url, buf, buflen))
+		return;
+	if (sep != NULL && strcspn(url, "@/?#") >= (size_t) (sep - url))
+	{
+		scheme_len = sep - url + 3;
+		rest = sep + 3;
+	}
+	head = strcspn(rest, "?#");
+	for (size_t i = head; i > 0; i--)
+	{
+		if (rest[i - 1] == '@')
+		{
+			rest += i;
+			break;
+		}
+	}
+	snprintf(buf, buflen, "%.*s%.*s", (int) scheme_len, url, (int) strcspn(rest, "/?#"), rest);
+}
+
+/*
  * The one rule for the names and values of request headers, used for the
  * extra headers of an endpoint and for its signature header alike: the name
  * is an HTTP token of bounded length that neither the extension nor HTTP's

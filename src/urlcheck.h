@@ -20,6 +20,12 @@ extern const char *webhook_url_check(const char *url, bool require_https,
 									 const NetGuardPolicy *policy, const char *policy_error,
 									 char *buf, size_t buflen);
 
+/*
+ * scheme://host[:port] of a URL, without user info, path, query or
+ * fragment: what messages and events may show of it.  Written into buf.
+ */
+extern void webhook_url_origin(const char *url, char *buf, size_t buflen);
+
 /* Longest header name, for extra headers and the signature header. */
 #define WEBHOOK_HEADER_NAME_MAX_BYTES 128
 

@@ -60,9 +60,25 @@ webhook_url_problem(PG_FUNCTION_ARGS)
 	PG_RETURN_TEXT_P(cstring_to_text(problem));
 }
 
+PG_FUNCTION_INFO_V1(webhook_url_origin_sql);
+
+/*
+ * SQL: webhook._url_origin(url), what errors and events show of an
+ * endpoint's URL (see webhook_url_origin).
+ */
+Datum
+webhook_url_origin_sql(PG_FUNCTION_ARGS)
+{
+	char		buf[512];
+
+	webhook_url_origin(text_to_cstring(PG_GETARG_TEXT_PP(0)), buf, sizeof(buf));
+	PG_RETURN_TEXT_P(cstring_to_text(buf));
+}
+
 PG_FUNCTION_INFO_V1(webhook_is_event_type_name);
 PG_FUNCTION_INFO_V1(webhook_is_event_type_pattern);
 PG_FUNCTION_INFO_V1(webhook_require_event_type);
+PG_FUNCTION_INFO_V1(webhook_require_unreserved_event_type);
 PG_FUNCTION_INFO_V1(webhook_type_patterns);
 
 /* What is wrong with an event type or a subscription pattern, if anything. */
@@ -137,6 +153,31 @@ require_event_type(text *value, bool pattern)
 				 errmsg("invalid event type \"%s\"", text_to_cstring(value)),
 				 errdetail("Event types are dot-separated segments of letters, digits, \"_\" and \"-\"."),
 				 errhint("For example: order.created.")));
+}
+
+/*
+ * Event types named "webhook" or "webhook.<anything>", in any case, are the
+ * extension's own (webhook.ping, webhook.endpoint.disabled): a receiver must
+ * be able to trust that such an event came from the extension.  Refuse them
+ * to callers; what names the input ("event type" or "event prefix").
+ */
+void
+webhook_require_unreserved(const char *name, const char *what)
+{
+	if (pg_strcasecmp(name, "webhook") == 0 || pg_strncasecmp(name, "webhook.", 8) == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_RESERVED_NAME),
+				 errmsg("%s \"%s\" is reserved", what, name),
+				 errdetail("Event types starting with \"webhook.\" are sent only by the extension itself."),
+				 errhint("Choose another first segment, such as \"app\".")));
+}
+
+/* SQL: webhook._require_unreserved_event_type(name), for send(). */
+Datum
+webhook_require_unreserved_event_type(PG_FUNCTION_ARGS)
+{
+	webhook_require_unreserved(text_to_cstring(PG_GETARG_TEXT_PP(0)), "event type");
+	PG_RETURN_VOID();
 }
 
 /* SQL: webhook._is_event_type_name(name), for CHECK constraints. */

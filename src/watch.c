@@ -11,15 +11,19 @@
  */
 #include "postgres.h"
 
+#include "access/genam.h"
 #include "access/htup_details.h"
 #include "access/relation.h"
+#include "access/table.h"
 #include "catalog/catalog.h"
 #include "catalog/dependency.h"
 #include "catalog/heap.h"
+#include "catalog/indexing.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_class.h"
 #include "catalog/pg_trigger.h"
 #include "catalog/pg_type.h"
+#include "commands/event_trigger.h"
 #include "commands/extension.h"
 #include "commands/trigger.h"
 #include "executor/spi.h"
@@ -31,20 +35,24 @@
 #include "nodes/plannodes.h"
 #include "parser/parse_collate.h"
 #include "parser/parse_expr.h"
+#include "parser/parse_func.h"
 #include "parser/parse_relation.h"
 #include "parser/parser.h"
 #include "storage/lmgr.h"
 #include "utils/acl.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
+#include "utils/fmgroids.h"
 #include "utils/guc.h"
 #include "utils/hsearch.h"
+#include "utils/inval.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/rel.h"
 #include "utils/ruleutils.h"
 #include "utils/syscache.h"
 
+#include "validate.h"
 #include "webhook.h"
 
 PG_FUNCTION_INFO_V1(webhook_watch_trigger);
@@ -52,6 +60,7 @@ PG_FUNCTION_INFO_V1(webhook_watch);
 PG_FUNCTION_INFO_V1(webhook_unwatch);
 PG_FUNCTION_INFO_V1(webhook_watch_condition);
 PG_FUNCTION_INFO_V1(webhook_watches_guard);
+PG_FUNCTION_INFO_V1(webhook_watch_ddl_end);
 
 /* An operation a watch can emit. */
 typedef struct WatchOp
@@ -83,6 +92,17 @@ typedef struct WatchOptions
 	char	   *condition;		/* pg_node_tree text, or NULL */
 	Datum		exclude_columns;	/* int2[] of column numbers, or 0 */
 } WatchOptions;
+
+/* A watch as watch() checked it, before it is stored. */
+typedef struct WatchDef
+{
+	char	   *prefix;
+	int			ops;			/* a bit per entry of watch_ops */
+	Datum		operations;		/* the same as text[] */
+	Datum		columns[2];		/* int2[] of columns and exclude_columns, or 0 */
+	Node	   *condition;		/* parsed, or NULL */
+	List	   *rtable;			/* the condition's range table */
+} WatchDef;
 
 /*
  * Saved plans, so that a one-row INSERT does not plan three statements: the
@@ -294,7 +314,7 @@ webhook_watches_guard(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 				 errmsg("webhook.table_watches can only be changed by webhook.watch() and webhook.unwatch()"),
 				 errdetail("A watch keeps column numbers and a parsed condition, which only webhook.watch() makes."),
-				 errhint("Call webhook.watch() for the table, also after restoring a dump.")));
+				 errhint("Call webhook.watch() for the table.")));
 	return PointerGetDatum(TRIGGER_FIRED_BY_UPDATE(trigdata->tg_event) ?
 						   trigdata->tg_newtuple : trigdata->tg_trigtuple);
 }
@@ -523,11 +543,12 @@ parse_operations(ArrayType *operations)
 	return wanted;
 }
 
-/* Refuse an event prefix that would make invalid event type names. */
+/* Refuse an event prefix that would make invalid or reserved event type names. */
 static void
 check_event_prefix(const char *prefix)
 {
 	Oid			argtypes[1] = {TEXTOID};
+
 	/* The longest suffix, ".created", must still fit. */
 	Datum		values[1] = {CStringGetTextDatum(psprintf("%s.created", prefix))};
 	bool		isnull;
@@ -541,6 +562,7 @@ check_event_prefix(const char *prefix)
 				 errmsg("invalid event prefix \"%s\"", prefix),
 				 errdetail("Event types are dot-separated segments of letters, digits, \"_\" and \"-\"."),
 				 errhint("Pass event_prefix => 'orders', for example.")));
+	webhook_require_unreserved(prefix, "event prefix");
 }
 
 /*
@@ -586,38 +608,27 @@ drop_watch_triggers(Oid relid)
 }
 
 /*
- * Create the trigger of one operation, and record what it relies on as for
- * a trigger's WHEN clause: DROP of a column, table or function the watch
- * uses is refused, or cascades to the trigger (and the sql_drop event
- * trigger then removes the watch row).
+ * Record what a watch trigger relies on, as PostgreSQL does for a trigger's
+ * WHEN clause: DROP of a column, table or function the watch uses is
+ * refused, or cascades to the trigger (and the sql_drop event trigger then
+ * removes the watch row).
  */
 static void
-create_watch_trigger(Relation rel, int op, Node *condition, List *rtable, Datum columns[2])
+record_watch_dependencies(Oid trigoid, Oid relid, const WatchDef *def)
 {
-	Oid			relid = RelationGetRelid(rel);
 	ObjectAddress myself;
-	char	   *sql;
 
-	sql = psprintf("CREATE TRIGGER %s AFTER %s ON %s REFERENCING %s "
-				   "FOR EACH STATEMENT EXECUTE FUNCTION webhook._watch_trigger()",
-				   watch_ops[op].trigger, watch_ops[op].event,
-				   quote_qualified_identifier(get_namespace_name(RelationGetNamespace(rel)),
-											  RelationGetRelationName(rel)),
-				   watch_ops[op].transitions);
-	if (SPI_execute(sql, false, 0) != SPI_OK_UTILITY)
-		elog(ERROR, "could not create trigger %s", watch_ops[op].trigger);
-
-	ObjectAddressSet(myself, TriggerRelationId, get_trigger_oid(relid, watch_ops[op].trigger, false));
-	if (condition != NULL)
-		recordDependencyOnExpr(&myself, condition, rtable, DEPENDENCY_NORMAL);
+	ObjectAddressSet(myself, TriggerRelationId, trigoid);
+	if (def->condition != NULL)
+		recordDependencyOnExpr(&myself, def->condition, def->rtable, DEPENDENCY_NORMAL);
 	for (int c = 0; c < 2; c++)
 	{
 		Datum	   *elems;
 		int			n;
 
-		if (columns[c] == (Datum) 0)
+		if (def->columns[c] == (Datum) 0)
 			continue;
-		deconstruct_array(DatumGetArrayTypeP(columns[c]), INT2OID, sizeof(int16), true,
+		deconstruct_array(DatumGetArrayTypeP(def->columns[c]), INT2OID, sizeof(int16), true,
 						  TYPALIGN_SHORT, &elems, NULL, &n);
 		for (int i = 0; i < n; i++)
 		{
@@ -640,6 +651,91 @@ text_array(const char **items, int n)
 	return PointerGetDatum(construct_array(elems, n, TEXTOID, -1, false, TYPALIGN_INT));
 }
 
+/* The current names of columns kept by number, as a text[]. */
+static Datum
+column_names_array(Oid relid, Datum attnums)
+{
+	List	   *names = column_names(relid, attnums);
+	const char **items = palloc(sizeof(char *) * Max(list_length(names), 1));
+	int			n = 0;
+	ListCell   *lc;
+
+	foreach(lc, names)
+		items[n++] = lfirst(lc);
+	return text_array(items, n);
+}
+
+/* The same as a text[] literal; "" for none. */
+static char *
+column_names_literal(Oid relid, Datum attnums)
+{
+	if (attnums == (Datum) 0)
+		return "";
+	return OidOutputFunctionCall(F_ARRAY_OUT, column_names_array(relid, attnums));
+}
+
+/*
+ * The arguments of a watch's triggers: the watch in the words watch() takes,
+ * with today's names (prefix, operations, columns, condition as SQL,
+ * exclude_columns; "" for an option not given).  pg_dump writes them with
+ * the triggers, and a restore makes the watch again from them, as it
+ * re-creates a trigger's WHEN clause from its deparsed text.  Deparse with
+ * search_path = pg_catalog, so that every other name is qualified.
+ */
+static List *
+watch_trigger_args(Relation rel, const char *prefix, Datum operations, Datum columns[2],
+				   const char *stored_condition)
+{
+	Oid			relid = RelationGetRelid(rel);
+
+	return list_make5(makeString(pstrdup(prefix)),
+					  makeString(OidOutputFunctionCall(F_ARRAY_OUT, operations)),
+					  makeString(column_names_literal(relid, columns[0])),
+					  makeString(stored_condition ? deparse_condition(rel, stored_condition) : ""),
+					  makeString(column_names_literal(relid, columns[1])));
+}
+
+/*
+ * Create the trigger of one operation with the watch's arguments, by
+ * CreateTrigger itself rather than a utility command, so that the extension's
+ * own ddl_command_end trigger does not adopt it a second time.
+ */
+static Oid
+create_watch_trigger(Relation rel, int op, List *args)
+{
+	StringInfoData sql;
+	CreateTrigStmt *stmt;
+	ListCell   *lc;
+
+	initStringInfo(&sql);
+	appendStringInfo(&sql, "CREATE TRIGGER %s AFTER %s ON %s REFERENCING %s "
+					 "FOR EACH STATEMENT EXECUTE FUNCTION webhook._watch_trigger(",
+					 watch_ops[op].trigger, watch_ops[op].event,
+					 quote_qualified_identifier(get_namespace_name(RelationGetNamespace(rel)),
+												RelationGetRelationName(rel)),
+					 watch_ops[op].transitions);
+	foreach(lc, args)
+		appendStringInfo(&sql, "%s%s", foreach_current_index(lc) > 0 ? ", " : "",
+						 quote_literal_cstr(strVal(lfirst(lc))));
+	appendStringInfoChar(&sql, ')');
+
+	stmt = castNode(CreateTrigStmt,
+					linitial_node(RawStmt, raw_parser(sql.data, RAW_PARSE_DEFAULT))->stmt);
+	return CreateTrigger(stmt, sql.data, RelationGetRelid(rel), InvalidOid, InvalidOid,
+						 InvalidOid, InvalidOid, InvalidOid, NULL, false, false).objectId;
+}
+
+/* Resolve names in pg_catalog only, until AtEOXact_GUC(false, <result>). */
+static int
+pin_search_path(void)
+{
+	int			save_nestlevel = NewGUCNestLevel();
+
+	(void) set_config_option("search_path", "pg_catalog, pg_temp", PGC_USERSET, PGC_S_SESSION,
+							 GUC_ACTION_SAVE, true, 0, false);
+	return save_nestlevel;
+}
+
 /* Say that an error came from trying the payload queries at watch() time. */
 static void
 dry_run_error_callback(void *arg)
@@ -648,18 +744,26 @@ dry_run_error_callback(void *arg)
 }
 
 /*
- * Run each payload query once, as the trigger will, as the table's owner,
- * over empty transition tables: a condition the owner may not run (a table
- * it cannot read, a function it cannot call, a schema it cannot use) is
- * refused now, instead of failing every later write to the table.
+ * Run each payload query of a watch once, as the trigger will, as the
+ * table's owner, over empty transition tables: a condition the owner may not
+ * run (a table it cannot read, a function it cannot call, a schema it cannot
+ * use) is refused now, instead of failing every later write to the table.
  */
 static void
-dry_run_payload_queries(Relation rel, int ops, const WatchOptions *opts)
+dry_run_payload_queries(Relation rel, const WatchDef *def)
 {
 	const char *transitions[2] = {"webhook_old", "webhook_new"};
+	WatchOptions opts;
 	Datum		values[PAYLOAD_NARGS];
 	char		nulls[PAYLOAD_NARGS];
 	ErrorContextCallback errcallback;
+	int			save_nestlevel = pin_search_path();
+
+	opts.event_prefix = def->prefix;
+	opts.wants_operation = true;
+	opts.columns = def->columns[0];
+	opts.condition = def->condition ? nodeToString(def->condition) : NULL;
+	opts.exclude_columns = def->columns[1];
 
 	for (int i = 0; i < 2; i++)
 	{
@@ -672,22 +776,82 @@ dry_run_payload_queries(Relation rel, int ops, const WatchOptions *opts)
 		if (SPI_register_relation(enr) != SPI_OK_REL_REGISTER)
 			elog(ERROR, "could not register transition table %s", transitions[i]);
 	}
-	payload_args(RelationGetRelid(rel), opts, true, values, nulls);
+	payload_args(RelationGetRelid(rel), &opts, true, values, nulls);
 
 	errcallback.callback = dry_run_error_callback;
 	errcallback.arg = table_name(RelationGetRelid(rel));
 	errcallback.previous = error_context_stack;
 	error_context_stack = &errcallback;
 	for (int k = 0; k < WATCH_OPS; k++)
-		if ((ops & (1 << k)) &&
+		if ((def->ops & (1 << k)) &&
 			execute_as(relation_owner(RelationGetRelid(rel)), SECURITY_RESTRICTED_OPERATION,
-					   payload_query(rel, watch_ops[k].event, opts),
+					   payload_query(rel, watch_ops[k].event, &opts),
 					   PAYLOAD_NARGS, payload_argtypes, values, nulls) != SPI_OK_SELECT)
 			elog(ERROR, "could not run the payload query");
 	error_context_stack = errcallback.previous;
 
 	for (int i = 0; i < 2; i++)
 		SPI_unregister_relation(transitions[i]);
+	AtEOXact_GUC(false, save_nestlevel);
+}
+
+/*
+ * Check the options of watch() (or of a restored watch trigger) as the
+ * table's owner gave them, and turn them into what a watch keeps: column
+ * numbers and a parsed condition.  Every check is here, so that a restore
+ * cannot make a watch that watch() refuses.  Needs SPI.
+ */
+static void
+make_watch_def(Relation rel, const char *prefix, ArrayType *operations, ArrayType *columns,
+			   const char *condition, ArrayType *exclude_columns, WatchDef *def)
+{
+	int			ops;
+	const char *op_names[WATCH_OPS];
+	int			nops = 0;
+
+	check_watchable(rel);
+	def->prefix = prefix ? pstrdup(prefix) : pstrdup(RelationGetRelationName(rel));
+	check_event_prefix(def->prefix);
+	ops = parse_operations(operations);
+	check_event_types(def->prefix, ops);
+	for (int k = 0; k < WATCH_OPS; k++)
+		if (ops & (1 << k))
+			op_names[nops++] = watch_ops[k].name;
+	def->ops = ops;
+	def->operations = text_array(op_names, nops);
+	def->columns[0] = column_numbers(rel, columns, "columns");
+	def->columns[1] = column_numbers(rel, exclude_columns, "exclude_columns");
+	def->condition = NULL;
+	def->rtable = NIL;
+	if (condition != NULL)
+		def->condition = parse_condition(rel, condition, &def->rtable);
+	dry_run_payload_queries(rel, def);
+}
+
+/* Write (or replace) a table's watch row, as the extension's owner. */
+static void
+store_watch(Oid relid, const WatchDef *def)
+{
+	Oid			argtypes[6] = {REGCLASSOID, TEXTOID, TEXTARRAYOID, INT2ARRAYOID, PG_NODE_TREEOID, INT2ARRAYOID};
+	Datum		values[6];
+	char		nulls[7] = "      ";
+
+	values[0] = ObjectIdGetDatum(relid);
+	values[1] = CStringGetTextDatum(def->prefix);
+	values[2] = def->operations;
+	values[3] = def->columns[0];
+	nulls[3] = def->columns[0] ? ' ' : 'n';
+	values[4] = def->condition ? CStringGetTextDatum(nodeToString(def->condition)) : (Datum) 0;
+	nulls[4] = def->condition ? ' ' : 'n';
+	values[5] = def->columns[1];
+	nulls[5] = def->columns[1] ? ' ' : 'n';
+	write_watches("INSERT INTO webhook.table_watches AS w"
+				  " (table_oid, event_prefix, operations, columns, condition, exclude_columns)"
+				  " VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (table_oid) DO UPDATE"
+				  " SET event_prefix = EXCLUDED.event_prefix, operations = EXCLUDED.operations,"
+				  " columns = EXCLUDED.columns, condition = EXCLUDED.condition,"
+				  " exclude_columns = EXCLUDED.exclude_columns, updated_at = pg_catalog.now()",
+				  6, argtypes, values, nulls);
 }
 
 /*
@@ -701,18 +865,9 @@ webhook_watch(PG_FUNCTION_ARGS)
 {
 	Oid			relid;
 	Relation	rel;
-	char	   *prefix;
-	int			ops;
-	Datum		columns[2];
-	Node	   *condition = NULL;
-	List	   *rtable = NIL;
-	WatchOptions opts;
-	const char *op_names[WATCH_OPS];
-	int			nops = 0;
+	WatchDef	def;
+	List	   *args;
 	int			save_nestlevel;
-	Oid			argtypes[6] = {REGCLASSOID, TEXTOID, TEXTARRAYOID, INT2ARRAYOID, PG_NODE_TREEOID, INT2ARRAYOID};
-	Datum		values[6];
-	char		nulls[7] = "      ";
 
 	if (PG_ARGISNULL(0))
 		ereport(ERROR,
@@ -729,54 +884,27 @@ webhook_watch(PG_FUNCTION_ARGS)
 	check_table_owner(relid, "watch");
 	/* The lock DROP TRIGGER takes, at once: no upgrade, no deadlock. */
 	rel = relation_open(relid, AccessExclusiveLock);
-	check_watchable(rel);
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
-	prefix = PG_ARGISNULL(1) ? pstrdup(RelationGetRelationName(rel)) : text_to_cstring(PG_GETARG_TEXT_PP(1));
-	check_event_prefix(prefix);
-	ops = parse_operations(PG_ARGISNULL(2) ? NULL : PG_GETARG_ARRAYTYPE_P(2));
-	check_event_types(prefix, ops);
-	columns[0] = column_numbers(rel, PG_ARGISNULL(3) ? NULL : PG_GETARG_ARRAYTYPE_P(3), "columns");
-	columns[1] = column_numbers(rel, PG_ARGISNULL(5) ? NULL : PG_GETARG_ARRAYTYPE_P(5), "exclude_columns");
-	if (!PG_ARGISNULL(4))
-		condition = parse_condition(rel, text_to_cstring(PG_GETARG_TEXT_PP(4)), &rtable);
+	make_watch_def(rel,
+				   PG_ARGISNULL(1) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(1)),
+				   PG_ARGISNULL(2) ? NULL : PG_GETARG_ARRAYTYPE_P(2),
+				   PG_ARGISNULL(3) ? NULL : PG_GETARG_ARRAYTYPE_P(3),
+				   PG_ARGISNULL(4) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(4)),
+				   PG_ARGISNULL(5) ? NULL : PG_GETARG_ARRAYTYPE_P(5),
+				   &def);
 
 	/* Names are bound: from here on, resolve them in pg_catalog only. */
-	save_nestlevel = NewGUCNestLevel();
-	(void) set_config_option("search_path", "pg_catalog, pg_temp", PGC_USERSET, PGC_S_SESSION,
-							 GUC_ACTION_SAVE, true, 0, false);
-	opts.event_prefix = prefix;
-	opts.wants_operation = true;
-	opts.columns = columns[0];
-	opts.condition = condition ? nodeToString(condition) : NULL;
-	opts.exclude_columns = columns[1];
-	dry_run_payload_queries(rel, ops, &opts);
-
-	for (int k = 0; k < WATCH_OPS; k++)
-		if (ops & (1 << k))
-			op_names[nops++] = watch_ops[k].name;
-	values[0] = ObjectIdGetDatum(relid);
-	values[1] = CStringGetTextDatum(prefix);
-	values[2] = text_array(op_names, nops);
-	values[3] = columns[0];
-	nulls[3] = columns[0] ? ' ' : 'n';
-	values[4] = condition ? CStringGetTextDatum(opts.condition) : (Datum) 0;
-	nulls[4] = condition ? ' ' : 'n';
-	values[5] = columns[1];
-	nulls[5] = columns[1] ? ' ' : 'n';
-	write_watches("INSERT INTO webhook.table_watches AS w"
-				  " (table_oid, event_prefix, operations, columns, condition, exclude_columns)"
-				  " VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (table_oid) DO UPDATE"
-				  " SET event_prefix = EXCLUDED.event_prefix, operations = EXCLUDED.operations,"
-				  " columns = EXCLUDED.columns, condition = EXCLUDED.condition,"
-				  " exclude_columns = EXCLUDED.exclude_columns, updated_at = pg_catalog.now()",
-				  6, argtypes, values, nulls);
-
+	save_nestlevel = pin_search_path();
+	store_watch(relid, &def);
+	args = watch_trigger_args(rel, def.prefix, def.operations, def.columns,
+							  def.condition ? nodeToString(def.condition) : NULL);
 	drop_watch_triggers(relid);
 	for (int k = 0; k < WATCH_OPS; k++)
-		if (ops & (1 << k))
-			create_watch_trigger(rel, k, condition, rtable, columns);
+		if (def.ops & (1 << k))
+			record_watch_dependencies(create_watch_trigger(rel, k, args), relid, &def);
+	CommandCounterIncrement();
 
 	SPI_finish();
 	AtEOXact_GUC(false, save_nestlevel);
@@ -983,25 +1111,11 @@ payload_query(Relation rel, const char *operation, const WatchOptions *opts)
 	return q.data;
 }
 
-/* The names of the excluded columns, as the payload query's $1. */
-static Datum
-excluded_names(Oid relid, Datum attnums)
-{
-	List	   *names = column_names(relid, attnums);
-	const char **items = palloc(sizeof(char *) * Max(list_length(names), 1));
-	int			n = 0;
-	ListCell   *lc;
-
-	foreach(lc, names)
-		items[n++] = lfirst(lc);
-	return text_array(items, n);
-}
-
 /* The values of a payload query's parameters ($1 is NULL when it is unused). */
 static void
 payload_args(Oid relid, const WatchOptions *opts, bool paired, Datum *values, char *nulls)
 {
-	values[0] = opts->exclude_columns ? excluded_names(relid, opts->exclude_columns) : (Datum) 0;
+	values[0] = opts->exclude_columns ? column_names_array(relid, opts->exclude_columns) : (Datum) 0;
 	nulls[0] = opts->exclude_columns ? ' ' : 'n';
 	values[1] = BoolGetDatum(paired);
 	nulls[1] = ' ';
@@ -1108,9 +1222,7 @@ webhook_watch_trigger(PG_FUNCTION_ARGS)
 	 * writer's search_path: nobody's planted function or operator runs.  And
 	 * nothing set below, by the condition either, outlives the trigger.
 	 */
-	save_nestlevel = NewGUCNestLevel();
-	(void) set_config_option("search_path", "pg_catalog, pg_temp", PGC_USERSET, PGC_S_SESSION,
-							 GUC_ACTION_SAVE, true, 0, false);
+	save_nestlevel = pin_search_path();
 
 	SPI_connect();
 	SPI_register_trigger_data(trigdata);
@@ -1187,4 +1299,282 @@ webhook_watch_trigger(PG_FUNCTION_ARGS)
 	SPI_finish();
 	AtEOXact_GUC(false, save_nestlevel);
 	return PointerGetDatum(NULL);
+}
+
+/* The function of every watch trigger, webhook._watch_trigger(). */
+static Oid
+watch_trigger_function(void)
+{
+	return LookupFuncName(list_make2(makeString("webhook"), makeString("_watch_trigger")),
+						  0, NULL, false);
+}
+
+/* The watch operation a trigger fires for, by the name watch() gives it; -1 for none. */
+static int
+watch_op_of_trigger(const Trigger *trigger, Oid fnoid)
+{
+	if (trigger->tgfoid != fnoid)
+		return -1;
+	for (int k = 0; k < WATCH_OPS; k++)
+		if (strcmp(trigger->tgname, watch_ops[k].trigger) == 0)
+			return k;
+	return -1;
+}
+
+/* A text[] trigger argument; NULL for "". */
+static ArrayType *
+array_arg(const char *arg)
+{
+	if (arg[0] == '\0')
+		return NULL;
+	return DatumGetArrayTypeP(OidInputFunctionCall(F_ARRAY_IN, (char *) arg, TEXTOID, -1));
+}
+
+/*
+ * Make the watch of a watch trigger that a utility command created, as a
+ * restored dump creates it: its arguments are the options of watch() and get
+ * the same checks.  A trigger without them (or not named as watch() names
+ * it) is left alone, and warns when it fires.
+ */
+static void
+adopt_watch_trigger(Oid trigoid, Oid relid, Oid fnoid)
+{
+	Relation	rel = relation_open(relid, ShareRowExclusiveLock);
+	char	   *args[5];
+	int			op = -1;
+	WatchDef	def;
+
+	for (int i = 0; rel->trigdesc != NULL && i < rel->trigdesc->numtriggers; i++)
+	{
+		const Trigger *trigger = &rel->trigdesc->triggers[i];
+
+		if (trigger->tgoid != trigoid || trigger->tgnargs != lengthof(args))
+			continue;
+		op = watch_op_of_trigger(trigger, fnoid);
+		for (int a = 0; a < lengthof(args); a++)
+			args[a] = pstrdup(trigger->tgargs[a]);
+	}
+	if (op < 0)
+	{
+		relation_close(rel, NoLock);
+		return;
+	}
+
+	check_table_owner(relid, "watch");
+	make_watch_def(rel, args[0], array_arg(args[1]), array_arg(args[2]),
+				   args[3][0] != '\0' ? args[3] : NULL, array_arg(args[4]), &def);
+	if (!(def.ops & (1 << op)))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("trigger %s on table %s does not watch %s",
+						watch_ops[op].trigger, table_name(relid), watch_ops[op].name),
+				 errhint("Use webhook.watch() to watch a table.")));
+	store_watch(relid, &def);
+	record_watch_dependencies(trigoid, relid, &def);
+	relation_close(rel, NoLock);
+}
+
+/*
+ * Replace the arguments of a trigger in pg_trigger, as ALTER TRIGGER ...
+ * RENAME replaces its name: the trigger, and what depends on it, stay.
+ */
+static void
+set_trigger_args(Relation rel, Oid trigoid, List *args)
+{
+	Relation	tgrel = table_open(TriggerRelationId, RowExclusiveLock);
+	Datum		values[Natts_pg_trigger] = {0};
+	bool		nulls[Natts_pg_trigger] = {0};
+	bool		replace[Natts_pg_trigger] = {0};
+	StringInfoData buf;
+	ListCell   *lc;
+	ScanKeyData key;
+	SysScanDesc scan;
+	HeapTuple	tuple;
+
+	/* As CreateTrigger encodes them: "\" doubled, each ended by "\000". */
+	initStringInfo(&buf);
+	foreach(lc, args)
+	{
+		for (const char *c = strVal(lfirst(lc)); *c; c++)
+		{
+			if (*c == '\\')
+				appendStringInfoChar(&buf, '\\');
+			appendStringInfoChar(&buf, *c);
+		}
+		appendStringInfoString(&buf, "\\000");
+	}
+	values[Anum_pg_trigger_tgnargs - 1] = Int16GetDatum(list_length(args));
+	values[Anum_pg_trigger_tgargs - 1] = DirectFunctionCall1(byteain, CStringGetDatum(buf.data));
+	replace[Anum_pg_trigger_tgnargs - 1] = replace[Anum_pg_trigger_tgargs - 1] = true;
+
+	ScanKeyInit(&key, Anum_pg_trigger_oid, BTEqualStrategyNumber, F_OIDEQ, ObjectIdGetDatum(trigoid));
+	scan = systable_beginscan(tgrel, TriggerOidIndexId, true, NULL, 1, &key);
+	tuple = systable_getnext(scan);
+	if (!HeapTupleIsValid(tuple))
+		elog(ERROR, "could not find trigger %u", trigoid);
+	tuple = heap_modify_tuple(tuple, RelationGetDescr(tgrel), values, nulls, replace);
+	CatalogTupleUpdate(tgrel, &tuple->t_self, tuple);
+	systable_endscan(scan);
+	table_close(tgrel, RowExclusiveLock);
+	CacheInvalidateRelcache(rel);
+}
+
+/*
+ * Bring the arguments of one watch's triggers up to today's names; true when
+ * some were stale.  With update false, only look.
+ */
+static bool
+refresh_watch(Relation rel, HeapTuple row, TupleDesc desc, Oid fnoid, bool update)
+{
+	bool		isnull;
+	Datum		columns[2];
+	List	   *args;
+	bool		stale = false;
+
+	columns[0] = SPI_getbinval(row, desc, 4, &isnull);
+	columns[0] = isnull ? (Datum) 0 : columns[0];
+	columns[1] = SPI_getbinval(row, desc, 6, &isnull);
+	columns[1] = isnull ? (Datum) 0 : columns[1];
+	args = watch_trigger_args(rel, SPI_getvalue(row, desc, 2), SPI_getbinval(row, desc, 3, &isnull),
+							  columns, SPI_getvalue(row, desc, 5));
+
+	for (int i = 0; rel->trigdesc != NULL && i < rel->trigdesc->numtriggers; i++)
+	{
+		const Trigger *trigger = &rel->trigdesc->triggers[i];
+		bool		same = trigger->tgnargs == list_length(args);
+
+		if (watch_op_of_trigger(trigger, fnoid) < 0)
+			continue;
+		for (int a = 0; same && a < trigger->tgnargs; a++)
+			same = strcmp(trigger->tgargs[a], strVal(list_nth(args, a))) == 0;
+		if (!same && update)
+			set_trigger_args(rel, trigger->tgoid, args);
+		stale |= !same;
+	}
+	return stale;
+}
+
+/*
+ * The watches the current command may have renamed something of: those whose
+ * triggers it created, or whose triggers depend on an object it changed (a
+ * column, table, function, type...), or on an object of a schema or an
+ * extension it changed.  pg_depend holds exactly what a watch names.
+ */
+static const char *const affected_watches_sql =
+"WITH cmd AS (SELECT classid, objid FROM pg_catalog.pg_event_trigger_ddl_commands()),"
+" changed AS (SELECT classid, objid FROM cmd"
+"             UNION"
+"             SELECT d.classid, d.objid FROM cmd JOIN pg_catalog.pg_depend d"
+"                 ON d.refclassid = cmd.classid AND d.refobjid = cmd.objid"
+"              WHERE cmd.classid IN ('pg_catalog.pg_namespace'::pg_catalog.regclass,"
+"                                    'pg_catalog.pg_extension'::pg_catalog.regclass)),"
+" affected AS (SELECT t.tgrelid FROM pg_catalog.pg_trigger t JOIN changed ch"
+"                  ON ch.classid = 'pg_catalog.pg_trigger'::pg_catalog.regclass AND ch.objid = t.oid"
+"               WHERE t.tgfoid = $1"
+"              UNION"
+"              SELECT t.tgrelid FROM pg_catalog.pg_trigger t JOIN pg_catalog.pg_depend d"
+"                  ON d.classid = 'pg_catalog.pg_trigger'::pg_catalog.regclass AND d.objid = t.oid"
+"                JOIN changed ch ON ch.classid = d.refclassid AND ch.objid = d.refobjid"
+"               WHERE t.tgfoid = $1)"
+" SELECT table_oid, event_prefix, operations, columns, condition, exclude_columns"
+"   FROM webhook.table_watches WHERE table_oid::pg_catalog.oid IN (SELECT tgrelid FROM affected)";
+
+/*
+ * Keep the arguments of a watch's triggers in step with today's names after
+ * a command that may have renamed something the watch names (a column,
+ * table, function, type or schema), so that pg_dump always writes watches
+ * that restore.  Only the watches of affected_watches_sql are looked at, and
+ * their tables are locked against writes only when their watch is stale.
+ * Needs search_path = pg_catalog.
+ */
+static void
+refresh_watches(Oid fnoid)
+{
+	Oid			save_userid;
+	int			save_sec_context;
+	int			ret;
+	SPITupleTable *rows;
+	Oid			argtypes[1] = {OIDOID};
+	Datum		values[1] = {ObjectIdGetDatum(fnoid)};
+
+	GetUserIdAndSecContext(&save_userid, &save_sec_context);
+	SetUserIdAndSecContext(extension_owner(), save_sec_context | SECURITY_LOCAL_USERID_CHANGE);
+	ret = SPI_execute_with_args(affected_watches_sql, 1, argtypes, values, NULL, false, 0);
+	SetUserIdAndSecContext(save_userid, save_sec_context);
+	if (ret != SPI_OK_SELECT)
+		elog(ERROR, "could not read the watches: %s", SPI_result_code_string(ret));
+
+	rows = SPI_tuptable;
+	for (uint64 i = 0; i < rows->numvals; i++)
+	{
+		bool		isnull;
+		Oid			relid = DatumGetObjectId(SPI_getbinval(rows->vals[i], rows->tupdesc, 1, &isnull));
+		Relation	rel = try_relation_open(relid, AccessShareLock);
+		bool		stale;
+
+		if (rel == NULL)
+			continue;
+		stale = refresh_watch(rel, rows->vals[i], rows->tupdesc, fnoid, false);
+		relation_close(rel, AccessShareLock);
+		if (!stale)
+			continue;
+		rel = relation_open(relid, ShareRowExclusiveLock);
+		refresh_watch(rel, rows->vals[i], rows->tupdesc, fnoid, true);
+		relation_close(rel, NoLock);
+	}
+	CommandCounterIncrement();
+}
+
+/*
+ * SQL: the extension's ddl_command_end event trigger.  A CREATE TRIGGER of a
+ * watch trigger with its arguments (a restore) makes its watch; any command
+ * that may rename something a watch names refreshes the triggers' arguments.
+ */
+Datum
+webhook_watch_ddl_end(PG_FUNCTION_ARGS)
+{
+	EventTriggerData *trigdata = (EventTriggerData *) fcinfo->context;
+	Oid			fnoid;
+	int			save_nestlevel;
+
+	if (!CALLED_AS_EVENT_TRIGGER(fcinfo))
+		elog(ERROR, "webhook._watch_ddl_end() must be called as an event trigger");
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	fnoid = watch_trigger_function();
+
+	if (trigdata->tag == CMDTAG_CREATE_TRIGGER)
+	{
+		Oid			argtypes[1] = {OIDOID};
+		Datum		values[1] = {ObjectIdGetDatum(fnoid)};
+		uint64		n;
+		Oid		   *triggers;
+		Oid		   *tables;
+
+		if (SPI_execute_with_args("SELECT t.oid, t.tgrelid FROM pg_catalog.pg_event_trigger_ddl_commands() c"
+								  "  JOIN pg_catalog.pg_trigger t ON t.oid OPERATOR(pg_catalog.=) c.objid"
+								  " WHERE c.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_trigger'::pg_catalog.regclass"
+								  "   AND t.tgfoid OPERATOR(pg_catalog.=) $1",
+								  1, argtypes, values, NULL, false, 0) != SPI_OK_SELECT)
+			elog(ERROR, "could not read the new triggers");
+		n = SPI_processed;
+		triggers = palloc(sizeof(Oid) * Max(n, 1));
+		tables = palloc(sizeof(Oid) * Max(n, 1));
+		for (uint64 i = 0; i < n; i++)
+		{
+			bool		isnull;
+
+			triggers[i] = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &isnull));
+			tables[i] = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 2, &isnull));
+		}
+		for (uint64 i = 0; i < n; i++)
+			adopt_watch_trigger(triggers[i], tables[i], fnoid);
+		CommandCounterIncrement();
+	}
+
+	save_nestlevel = pin_search_path();
+	refresh_watches(fnoid);
+	SPI_finish();
+	AtEOXact_GUC(false, save_nestlevel);
+	PG_RETURN_VOID();
 }

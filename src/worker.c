@@ -7,7 +7,9 @@
  * Each turn of the loop claims in one short transaction and records in
  * another; requests are in flight only between transactions.  A worker that
  * dies leaves claimed deliveries pending, and its successor takes them over
- * at start, so delivery is at least once.
+ * at start, so delivery is at least once.  An outcome that cannot be
+ * recorded stays in memory and is tried again later; its delivery is never
+ * claimed meanwhile, and other deliveries go on.
  */
 #include "postgres.h"
 
@@ -43,6 +45,9 @@
  * another session): look again after this long rather than at once.
  */
 #define RECHECK_MS 1000
+
+/* While this many outcomes wait to be recorded, claim nothing more. */
+#define MAX_UNRECORDED 1000
 
 /* Endpoints being sent to: in-flight counts and token buckets. */
 static HTAB *endpoint_load = NULL;
@@ -486,8 +491,11 @@ webhook_worker_main(Datum main_arg)
 	http_init();
 	queue_release_claims();
 
-	/* Room for every request in flight plus a claim batch, unrecorded. */
-	finished_cap = 2 * 10000 + 1;
+	/*
+	 * Room for every request in flight plus a claim batch, unrecorded, on top
+	 * of the outcomes held back.
+	 */
+	finished_cap = 2 * 10000 + MAX_UNRECORDED + 1;
 	finished = MemoryContextAlloc(TopMemoryContext, sizeof(Delivery *) * finished_cap);
 	loop_cxt = AllocSetContextCreate(TopMemoryContext, "webhook worker loop", ALLOCSET_DEFAULT_SIZES);
 	RESUME_CANCEL_INTERRUPTS();
@@ -534,9 +542,9 @@ webhook_worker_main(Datum main_arg)
 		 * Claim while there is room; a short batch means the queue is
 		 * drained.  Outcomes not recorded yet stay in memory, their
 		 * deliveries excluded from claims so that nothing is sent twice;
-		 * while a batch of them is waiting, claim nothing more.
+		 * while too many are waiting, claim nothing more.
 		 */
-		can_claim = retry_at == 0 && n_finished < webhook_batch_size &&
+		can_claim = retry_at == 0 && n_finished < MAX_UNRECORDED &&
 			http_in_flight() < webhook_max_in_flight;
 		if (need_claim && can_claim && GetCurrentTimestamp() >= claim_after)
 		{
@@ -591,7 +599,7 @@ webhook_worker_main(Datum main_arg)
 		}
 
 		/* Sleep only when there is nothing to do right now. */
-		can_claim = retry_at == 0 && n_finished < webhook_batch_size &&
+		can_claim = retry_at == 0 && n_finished < MAX_UNRECORDED &&
 			http_in_flight() < webhook_max_in_flight;
 		if (n_finished > 0 && record_at == 0)
 			timeout_ms = 0;

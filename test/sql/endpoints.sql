@@ -137,6 +137,17 @@ INSERT INTO webhook.endpoints (url) VALUES ('https://user:pass@example.com/hook'
 \echo SQLSTATE :SQLSTATE
 INSERT INTO webhook.endpoints (url) VALUES ('https://token@example.com/hook');
 \echo SQLSTATE :SQLSTATE
+-- Errors name the receiver by scheme, host and port only: never user info,
+-- path, query or fragment, even of a URL the parser refuses.
+INSERT INTO webhook.endpoints (url) VALUES ('http://SECRETUSER:SECRETPW@example.com/SECRETPATH?token=SECRETQUERY');
+INSERT INTO webhook.endpoints (url) VALUES ('http://SECRETUSER:SECRET/PW@example.com:8080/SECRETPATH');
+INSERT INTO webhook.endpoints (url) VALUES ('ftp://SECRETUSER:SECRETPW@example.com/SECRETPATH');
+INSERT INTO webhook.endpoints (url) VALUES ('SECRETUSER:SECRETPW@example.com/SECRETPATH');
+INSERT INTO webhook.endpoints (url) VALUES ('http://[::1]:8080/SECRETPATH?SECRETQUERY#SECRETFRAGMENT');
+INSERT INTO webhook.endpoints (url) VALUES ('https://example.com/SECRET PATH');
+SELECT u AS url, webhook._url_origin(u) AS origin
+  FROM (VALUES ('https://hooks.example.com/services/T0/B0/X'), ('https://example.com:8443/a?b#c'),
+               ('https://discord.example/api/@me/x'), ('HTTPS://Example.COM'), ('http://[::1]/x'), ('/hook'), ('')) AS t(u);
 INSERT INTO webhook.endpoints (url) VALUES ('https://example.com/my hook');
 \echo SQLSTATE :SQLSTATE
 INSERT INTO webhook.endpoints (url) VALUES (' https://example.com/hook');

@@ -120,6 +120,48 @@ RETURNING (SELECT max(length(k)) FROM jsonb_object_keys(headers) AS k) AS longes
           length(headers ->> ('X-' || repeat('n', 126))) AS longest_value;
 ROLLBACK;
 
+-- What the row sends: url of at most 2048 bytes, auth_username of at most
+-- 256, auth_password of at most 1024, secret and previous_secret of at most
+-- 256, whatever the signing scheme (measured in clear).
+INSERT INTO webhook.endpoints (url) VALUES ('https://example.com/' || repeat('u', 3000000));
+\echo SQLSTATE :SQLSTATE
+INSERT INTO webhook.endpoints (url) VALUES ('https://example.com/' || repeat('u', 2029));
+\echo SQLSTATE :SQLSTATE
+INSERT INTO webhook.endpoints (url, auth_username, auth_password) VALUES ('https://example.com/b', 'u', repeat('p', 3000000));
+\echo SQLSTATE :SQLSTATE
+INSERT INTO webhook.endpoints (url, auth_username, auth_password) VALUES ('https://example.com/b', 'u', repeat('p', 1025));
+\echo SQLSTATE :SQLSTATE
+INSERT INTO webhook.endpoints (url, auth_username, auth_password) VALUES ('https://example.com/b', repeat('u', 257), 'p');
+\echo SQLSTATE :SQLSTATE
+INSERT INTO webhook.endpoints (url, signing, secret) VALUES ('https://example.com/s', 'none', repeat('s', 3000000));
+\echo SQLSTATE :SQLSTATE
+INSERT INTO webhook.endpoints (url, signing, secret) VALUES ('https://example.com/s', 'hmac-sha256', repeat('s', 257));
+\echo SQLSTATE :SQLSTATE
+INSERT INTO webhook.endpoints (url, signing, previous_secret) VALUES ('https://example.com/s', 'none', repeat('s', 257));
+\echo SQLSTATE :SQLSTATE
+BEGIN;
+INSERT INTO webhook.endpoints (url, auth_username, auth_password, signing, secret, previous_secret)
+VALUES ('https://example.com/' || repeat('u', 2028), repeat('u', 256), repeat('p', 1024), 'none', repeat('s', 256), repeat('s', 256))
+RETURNING octet_length(url) AS url_bytes, octet_length(auth_username) AS username_bytes;
+ROLLBACK;
+
+-- Idempotency keys have at most 256 bytes, like event types.
+SET ROLE regress_webhook_limits_app;
+SELECT webhook.send('order.created', '{}', repeat('k', 3000000));
+\echo SQLSTATE :SQLSTATE
+SELECT webhook.send('order.created', '{}', repeat('k', 257));
+\echo SQLSTATE :SQLSTATE
+RESET ROLE;
+BEGIN;
+SELECT webhook.send('order.created', '{}', repeat('k', 256)) IS NOT NULL AS longest_key_sent;
+ROLLBACK;
+
+-- A NULL payload among those of a watched statement is refused as in send().
+SELECT webhook._enqueue_many('x.y', ARRAY[NULL]::jsonb[]);
+\echo SQLSTATE :SQLSTATE
+SELECT webhook._enqueue_many('x.y', ARRAY['{}', NULL]::jsonb[]);
+\echo SQLSTATE :SQLSTATE
+
 SELECT count(*) AS endpoints_left FROM webhook.endpoints;
 SELECT count(*) AS custom_event_types FROM webhook.event_types WHERE name NOT LIKE 'webhook.%';
 DROP OWNED BY regress_webhook_limits_app;

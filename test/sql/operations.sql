@@ -229,7 +229,7 @@ ROLLBACK;
 --
 BEGIN;
 INSERT INTO webhook.endpoints (id, name, url, event_types) VALUES
-    (9301, 'orders', 'https://example.com/orders', '{order.*}'),
+    (9301, 'orders', 'https://hooks.example.com:8443/services/T0/B0/SECRETPATH?token=SECRETQUERY#SECRETFRAGMENT', '{order.*}'),
     (9304, 'everything', 'https://example.com/everything', '{*}'),
     (9307, 'flaky', 'https://example.com/flaky', '{order.*}'),
     (9308, 'healthy', 'https://example.com/healthy', '{order.*}');
@@ -247,6 +247,10 @@ SELECT id, name, active, disabled_at = now() AS disabled_now,
 SELECT ev.event_type, ev.payload - 'failing_since' AS payload,
        (ev.payload ->> 'failing_since')::timestamptz = now() - interval '2 days' AS failing_since
   FROM webhook.events ev WHERE ev.event_type = 'webhook.endpoint.disabled';
+-- It names the endpoint by id, name and origin: never the URL's path, query
+-- or fragment, where chat services keep their tokens.
+SELECT ev.payload ->> 'url_origin' AS url_origin, ev.payload::text ~ 'SECRET|/services' AS leaks_url
+  FROM webhook.events ev WHERE ev.event_type = 'webhook.endpoint.disabled';
 -- The announcement goes to the endpoints subscribed to it, not to the disabled one.
 SELECT d.endpoint_id, d.status FROM webhook.deliveries d JOIN webhook.events ev ON ev.id = d.event_id
  WHERE ev.event_type = 'webhook.endpoint.disabled' ORDER BY d.endpoint_id;
@@ -262,6 +266,24 @@ SELECT id, active, disabled_at, disabled_reason FROM webhook.endpoints WHERE id 
 UPDATE webhook.endpoints SET description = 'still off' WHERE id = 9307;
 SELECT id, active, disabled_at IS NOT NULL AS disabled, disabled_reason IS NOT NULL AS has_reason
   FROM webhook.endpoints WHERE id = 9307;
+ROLLBACK;
+
+-- The extension's own events are never refused by webhook.strict_event_types,
+-- even when their rows were deleted from the catalogue.
+BEGIN;
+SET LOCAL webhook.strict_event_types = on;
+DELETE FROM webhook.event_types WHERE name LIKE 'webhook.%';
+INSERT INTO webhook.endpoints (id, name, url, event_types) VALUES
+    (9311, 'failing', 'https://example.com/failing', '{order.*}'),
+    (9312, 'watcher', 'https://example.com/watcher', '{webhook.*}');
+INSERT INTO webhook.endpoint_state (endpoint_id, failing_since, consecutive_failures, last_error) VALUES
+    (9311, now() - interval '2 days', 40, 'HTTP 500');
+SELECT webhook._disable_failing_endpoints(interval '1 day') AS disabled;
+SELECT id, active, disabled_reason IS NOT NULL AS has_reason FROM webhook.endpoints WHERE id > 9310 ORDER BY id;
+SELECT d.endpoint_id, ev.payload ->> 'endpoint_id' AS disabled_endpoint
+  FROM webhook.events ev JOIN webhook.deliveries d ON d.event_id = ev.id
+ WHERE ev.event_type = 'webhook.endpoint.disabled';
+SELECT webhook.ping(9312) IS NOT NULL AS pinged;
 ROLLBACK;
 
 --

@@ -56,12 +56,12 @@ SELECT tgrelid::regclass AS "table", tgname, pg_get_triggerdef(oid) AS definitio
    AND NOT tgisinternal
  ORDER BY tgrelid::regclass::text, tgname;
 
--- pg_dump keeps user data of these tables (built-in event types excepted).
-SELECT cfg.tbl AS "table", cfg.cond AS condition
+-- pg_dump keeps user data of these tables (built-in event types excepted),
+-- and the values of their identity sequences.
+SELECT cfg.tbl AS "table", c.relkind, cfg.cond AS condition
   FROM pg_extension e, unnest(e.extconfig::regclass[], e.extcondition) AS cfg(tbl, cond)
+  JOIN pg_class c ON c.oid = cfg.tbl
  WHERE e.extname = 'webhook'
-   AND cfg.tbl IN ('webhook.endpoints'::regclass, 'webhook.event_types'::regclass, 'webhook.events'::regclass,
-                   'webhook.deliveries'::regclass, 'webhook.delivery_log'::regclass)
  ORDER BY cfg.tbl::text;
 
 -- The settings used by the SQL API: defaults (the server runs with

@@ -176,7 +176,6 @@ SELECT count(*) - :events_before AS new_events, count(*) FILTER (WHERE event_typ
 --
 BEGIN;
 SET LOCAL webhook.strict_event_types = on;
-SELECT webhook.send('webhook.ping', '{}') IS NOT NULL AS catalogued_builtin;
 SAVEPOINT before_unknown;
 SELECT webhook.send('order.created', '{}');
 \echo SQLSTATE :SQLSTATE
@@ -188,6 +187,36 @@ SAVEPOINT before_invalid;
 SELECT webhook.send('order..created', '{}');
 ROLLBACK TO before_invalid;
 ROLLBACK;
+
+--
+-- The "webhook." prefix belongs to the extension's own events: nobody can
+-- send a made-up webhook.endpoint.disabled or webhook.ping, in any case.
+--
+CREATE ROLE regress_webhook_send_app NOLOGIN;
+GRANT USAGE ON SCHEMA webhook TO regress_webhook_send_app;
+GRANT EXECUTE ON FUNCTION webhook.send(text, jsonb, text) TO regress_webhook_send_app;
+SET ROLE regress_webhook_send_app;
+SELECT webhook.send('webhook.endpoint.disabled', '{"endpoint_id": 1, "url": "https://evil.example/"}');
+\echo SQLSTATE :SQLSTATE
+SELECT webhook.send('webhook.ping', '{}');
+\echo SQLSTATE :SQLSTATE
+SELECT webhook.send('Webhook.Ping', '{}');
+\echo SQLSTATE :SQLSTATE
+SELECT webhook.send('webhook', '{}');
+\echo SQLSTATE :SQLSTATE
+RESET ROLE;
+-- Not for the extension's owner either, strict or not.
+BEGIN;
+SET LOCAL webhook.strict_event_types = on;
+SELECT webhook.send('webhook.ping', '{}');
+\echo SQLSTATE :SQLSTATE
+ROLLBACK;
+-- Names that merely start alike are the caller's.
+BEGIN;
+SELECT webhook.send('webhooks.received', '{}') IS NOT NULL AS sent, webhook.send('webhook_audit.x', '{}') IS NOT NULL AS sent_too;
+ROLLBACK;
+DROP OWNED BY regress_webhook_send_app;
+DROP ROLE regress_webhook_send_app;
 
 -- Leave nothing behind.
 DELETE FROM webhook.events;

@@ -217,6 +217,11 @@ SELECT webhook.watch('regress_watch.customers', event_prefix => 'crm.');
 \echo SQLSTATE :SQLSTATE
 SELECT webhook.watch('regress_watch.customers', event_prefix => '');
 \echo SQLSTATE :SQLSTATE
+-- The extension's own prefix is reserved.
+SELECT webhook.watch('regress_watch.customers', event_prefix => 'webhook');
+\echo SQLSTATE :SQLSTATE
+SELECT webhook.watch('regress_watch.customers', event_prefix => 'webhook.endpoint');
+\echo SQLSTATE :SQLSTATE
 -- The default prefix must be a valid name too.
 CREATE TABLE regress_watch."Order Items" (id integer);
 SELECT webhook.watch('regress_watch."Order Items"');
@@ -637,7 +642,7 @@ ROLLBACK;
 SELECT webhook.watch('regress_watch.odd', columns => '{}', exclude_columns => '{}');
 SELECT columns, exclude_columns FROM webhook.watches WHERE "table" = 'regress_watch.odd'::regclass;
 
--- A watch trigger without its watch (as a dump restores it) warns and emits nothing.
+-- A watch trigger without its watch (made by hand, without arguments) warns and emits nothing.
 BEGIN;
 SELECT webhook.unwatch('regress_watch.inj');
 CREATE TRIGGER webhook_watch_insert AFTER INSERT ON regress_watch.inj REFERENCING NEW TABLE AS webhook_new
@@ -645,6 +650,60 @@ CREATE TRIGGER webhook_watch_insert AFTER INSERT ON regress_watch.inj REFERENCIN
 INSERT INTO regress_watch.inj VALUES (1, 'a');
 SELECT count(*) AS events FROM webhook.events;
 ROLLBACK;
+
+-- pg_dump keeps a watch in its triggers' arguments, kept up to date with
+-- today's names; a restore's CREATE TRIGGER makes the watch again, with the
+-- checks of watch() and the dependencies.
+CREATE TABLE regress_watch.dumped (id integer PRIMARY KEY, plan text, secret text);
+CREATE FUNCTION regress_watch.is_paid(text) RETURNS boolean LANGUAGE sql IMMUTABLE RETURN $1 = 'paid';
+SELECT webhook.watch('regress_watch.dumped', event_prefix => 'dumped', operations => '{insert,update}',
+                     columns => '{plan}', condition => 'regress_watch.is_paid(NEW.plan)',
+                     exclude_columns => '{secret}');
+ALTER TABLE regress_watch.dumped RENAME COLUMN plan TO tier;
+ALTER FUNCTION regress_watch.is_paid(text) RENAME TO paid;
+SELECT pg_get_triggerdef(oid) AS trigger FROM pg_trigger
+ WHERE tgrelid = 'regress_watch.dumped'::regclass ORDER BY tgname;
+BEGIN;
+CREATE TEMP TABLE dumped_triggers ON COMMIT DROP AS
+SELECT pg_get_triggerdef(oid) AS def FROM pg_trigger WHERE tgrelid = 'regress_watch.dumped'::regclass;
+SELECT webhook.unwatch('regress_watch.dumped');
+SET LOCAL search_path = '';
+SELECT def FROM dumped_triggers ORDER BY def \gexec
+RESET search_path;
+SELECT "table", event_prefix, operations, columns, condition, exclude_columns
+  FROM webhook.watches WHERE "table" = 'regress_watch.dumped'::regclass;
+INSERT INTO regress_watch.dumped VALUES (1, 'paid', 's'), (2, 'free', 's');
+UPDATE regress_watch.dumped SET secret = 'changed';
+UPDATE regress_watch.dumped SET tier = 'paid' WHERE id = 2;
+SELECT event_type, payload -> 'record' AS record FROM webhook.events ORDER BY 1, 2::text;
+SAVEPOINT s;
+DROP FUNCTION regress_watch.paid(text);
+ROLLBACK TO s;
+ROLLBACK;
+-- Renaming an enum label the condition names updates the arguments too.
+CREATE TYPE regress_watch.level AS ENUM ('low', 'high');
+CREATE TABLE regress_watch.leveled (id integer, level regress_watch.level);
+SELECT webhook.watch('regress_watch.leveled', operations => '{insert}', condition => 'NEW.level = ''high''');
+ALTER TYPE regress_watch.level RENAME VALUE 'high' TO 'top';
+SELECT w.condition, pg_get_triggerdef(t.oid) LIKE '%''(new.level = ''''top''''::regress_watch.level)''%' AS args_renamed
+  FROM webhook.watches w JOIN pg_trigger t ON t.tgrelid = w."table"
+ WHERE w."table" = 'regress_watch.leveled'::regclass;
+SELECT webhook.unwatch('regress_watch.leveled');
+-- A role that may only create triggers on the table cannot make a watch so,
+-- and arguments get the checks of watch().
+GRANT TRIGGER ON regress_watch.dumped TO regress_webhook_owner;
+SET ROLE regress_webhook_owner;
+CREATE TRIGGER webhook_watch_delete AFTER DELETE ON regress_watch.dumped REFERENCING OLD TABLE AS webhook_old
+    FOR EACH STATEMENT EXECUTE FUNCTION webhook._watch_trigger('hijack', '{delete}', '', '', '');
+\echo SQLSTATE :SQLSTATE
+RESET ROLE;
+CREATE TRIGGER webhook_watch_delete AFTER DELETE ON regress_watch.dumped REFERENCING OLD TABLE AS webhook_old
+    FOR EACH STATEMENT EXECUTE FUNCTION webhook._watch_trigger('dumped', '{delete}', '', 'true); SELECT (1', '');
+\echo SQLSTATE :SQLSTATE
+CREATE TRIGGER webhook_watch_delete AFTER DELETE ON regress_watch.dumped REFERENCING OLD TABLE AS webhook_old
+    FOR EACH STATEMENT EXECUTE FUNCTION webhook._watch_trigger('dumped', '{insert}', '', '', '');
+\echo SQLSTATE :SQLSTATE
+SELECT webhook.unwatch('regress_watch.dumped');
 
 -- unwatch(NULL) is NULL, like PostgreSQL's own functions; watch(NULL) is an error.
 SELECT webhook.unwatch(NULL) IS NULL AS unwatch_null;

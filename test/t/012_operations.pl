@@ -258,6 +258,9 @@ is( psql("SELECT attempts > 0, succeeded > 0, failed > 0, succeeded + failed <= 
 	my $body = decode($dis->{body});
 	is($body->{type}, 'webhook.endpoint.disabled', 'auto-disable: the subscriber got webhook.endpoint.disabled');
 	is($body->{data}{endpoint_id}, $ep, 'auto-disable: naming the disabled endpoint');
+	like($body->{data}{url_origin} // '', qr{^http://127\.0\.0\.1:[0-9]+$},
+		'auto-disable: by the origin of its URL');
+	unlike($dis->{body}, qr{/status/500/dying}, 'auto-disable: never by the path of its URL');
 	ok(verify_standard_signature($sub_secret, $dis->{headers}, $dis->{body}),
 		'auto-disable: the announcement is signed');
 	is(scalar(grep { $_->{path} eq '/disabled' } @{ requests($r) }), 1,

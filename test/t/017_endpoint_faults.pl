@@ -15,7 +15,7 @@ use lib "$FindBin::Bin";
 use WebhookTest;
 use PostgreSQL::Test::Utils;
 use Test::More;
-use Time::HiRes qw(sleep);
+use Time::HiRes qw(sleep time);
 
 my $r = start_receiver();
 my $node = node_with_webhook('endpoint_faults');
@@ -232,6 +232,30 @@ intact('start');
 	ok(poll_until($node, 'postgres', 'SHOW webhook.require_https', 'off', 30), 'require_https: off');
 }
 
+# --- a 410 from an endpoint that cannot be deactivated (#7) -----------------------------------
+{
+	my $ep = endpoint('stuck.test', '/status/410/stuck', retry_schedule_s => "'{}'");
+	psql(qq{
+		CREATE FUNCTION public.refuse_deactivation() RETURNS trigger LANGUAGE plpgsql AS \$\$
+		BEGIN
+		    IF OLD.id = $ep THEN
+		        RAISE EXCEPTION 'endpoint $ep stays on purpose';
+		    END IF;
+		    RETURN NEW;
+		END \$\$;
+		CREATE TRIGGER refuse_deactivation BEFORE UPDATE ON webhook.endpoints
+		    FOR EACH ROW EXECUTE FUNCTION public.refuse_deactivation();});
+	my $log_offset = -s $node->logfile;
+	my $ev = send_event('stuck.test');
+	ok(status_is($ev, 'failed'), '410, not deactivated: the delivery is recorded as failed');
+	is(psql("SELECT active FROM webhook.endpoints WHERE id = $ep"), 't', '410, not deactivated: still active');
+	ok($node->log_contains(qr/could not deactivate webhook endpoint $ep .*stays on purpose/, $log_offset),
+		'410, not deactivated: the server log says why');
+	others_flow('410, not deactivated');
+	intact('410, not deactivated');
+	psql("DROP TRIGGER refuse_deactivation ON webhook.endpoints; DELETE FROM webhook.endpoints WHERE id = $ep");
+}
+
 # --- one row of a batch that cannot be recorded (#7) ---------------------------------------
 {
 	my $ep = endpoint('unloggable.test', '/ok/unloggable');
@@ -255,8 +279,49 @@ intact('start');
 	others_flow('one unrecordable row');
 	intact('one unrecordable row');
 	psql('DROP TRIGGER refuse_log ON webhook.delivery_log');
+	others_flow('log accepts the row again');    # new outcomes retry the held one too
 	ok(status_is($bad, 'succeeded', 60), 'one unrecordable row: recorded once the log accepts it');
 	psql("DELETE FROM webhook.endpoints WHERE id = $ep");
+}
+
+# --- auto-disable when one of the failing endpoints cannot be updated ---------------------------
+{
+	psql("ALTER SYSTEM SET webhook.disable_after = '2s'; SELECT pg_reload_conf()");
+	ok(poll_until($node, 'postgres', 'SHOW webhook.disable_after', '2s', 30), 'auto-disable: 2 s');
+	# 1000 s scaled by 0.001: about 1 s between attempts.
+	my %ep = map {
+		($_ => endpoint("$_.test", "/status/500/$_", retry_schedule_s => "'{" . join(',', (1000) x 20) . "}'"))
+	} qw(frozen dying);
+	psql(qq{
+		CREATE FUNCTION public.refuse_update() RETURNS trigger LANGUAGE plpgsql AS \$\$
+		BEGIN
+		    IF OLD.id = $ep{frozen} THEN
+		        RAISE EXCEPTION 'endpoint $ep{frozen} is frozen on purpose';
+		    END IF;
+		    RETURN NEW;
+		END \$\$;
+		CREATE TRIGGER refuse_update BEFORE UPDATE ON webhook.endpoints
+		    FOR EACH ROW EXECUTE FUNCTION public.refuse_update();});
+	my $log_offset = -s $node->logfile;
+	# The frozen one fails first, so it is due for disabling whenever the
+	# other one is.
+	send_event('frozen.test');
+	ok(poll_until($node, 'postgres', "SELECT count(*) > 0 FROM webhook.delivery_log WHERE endpoint_id = $ep{frozen}"),
+		'auto-disable: the frozen endpoint is failing');
+	send_event('dying.test');
+	ok(poll_until($node, 'postgres', "SELECT NOT active FROM webhook.endpoints WHERE id = $ep{dying}"),
+		'auto-disable: the failing endpoint that can be updated is disabled');
+	is(psql("SELECT active FROM webhook.endpoints WHERE id = $ep{frozen}"), 't',
+		'auto-disable: the one that cannot be updated stays active');
+	my $why = qr/could not disable webhook endpoint $ep{frozen}: endpoint $ep{frozen} is frozen on purpose/;
+	my $deadline = time + 30;
+	sleep 0.1 while !$node->log_contains($why, $log_offset) && time < $deadline;
+	ok($node->log_contains($why, $log_offset), 'auto-disable: and the server log says why');
+	others_flow('auto-disable');
+	intact('auto-disable');
+	psql("DROP TRIGGER refuse_update ON webhook.endpoints;
+	      DELETE FROM webhook.endpoints WHERE id IN ($ep{frozen}, $ep{dying});
+	      ALTER SYSTEM RESET webhook.disable_after; SELECT pg_reload_conf()");
 }
 
 # --- rate_limit_per_s = 1e-300 (#8) ----------------------------------------------------------
