@@ -15,6 +15,7 @@
 #include "access/htup_details.h"
 #include "access/relation.h"
 #include "access/table.h"
+#include "access/xact.h"
 #include "catalog/catalog.h"
 #include "catalog/dependency.h"
 #include "catalog/heap.h"
@@ -796,14 +797,60 @@ dry_run_payload_queries(Relation rel, const WatchDef *def)
 }
 
 /*
+ * The dry run of a watch trigger that a CREATE TRIGGER made: a restore
+ * grants privileges only after it has created every trigger, so there a
+ * privilege the condition lacks only warns (the watch is made, and writes to
+ * the table fail until the grant comes).  Any other error still refuses it.
+ */
+static void
+dry_run_restored_payload_queries(Relation rel, const WatchDef *def)
+{
+	MemoryContext oldcontext = CurrentMemoryContext;
+	ResourceOwner oldowner = CurrentResourceOwner;
+
+	BeginInternalSubTransaction(NULL);
+	MemoryContextSwitchTo(oldcontext);
+	PG_TRY();
+	{
+		dry_run_payload_queries(rel, def);
+		ReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(oldcontext);
+		CurrentResourceOwner = oldowner;
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+
+		MemoryContextSwitchTo(oldcontext);
+		edata = CopyErrorData();
+		FlushErrorState();
+		RollbackAndReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(oldcontext);
+		CurrentResourceOwner = oldowner;
+		SPI_unregister_relation("webhook_old");
+		SPI_unregister_relation("webhook_new");
+		if (edata->sqlerrcode != ERRCODE_INSUFFICIENT_PRIVILEGE)
+			ReThrowError(edata);
+		ereport(WARNING,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("the owner of table %s cannot run its watch condition yet: %s",
+						table_name(RelationGetRelid(rel)), edata->message),
+				 errdetail("A restore grants privileges after it creates triggers."),
+				 errhint("Writes to the table fail until its owner has the privileges the condition needs.")));
+	}
+	PG_END_TRY();
+}
+
+/*
  * Check the options of watch() (or of a restored watch trigger) as the
  * table's owner gave them, and turn them into what a watch keeps: column
  * numbers and a parsed condition.  Every check is here, so that a restore
- * cannot make a watch that watch() refuses.  Needs SPI.
+ * cannot make a watch that watch() refuses (but for the privileges it has
+ * yet to grant: restored is true for a CREATE TRIGGER).  Needs SPI.
  */
 static void
 make_watch_def(Relation rel, const char *prefix, ArrayType *operations, ArrayType *columns,
-			   const char *condition, ArrayType *exclude_columns, WatchDef *def)
+			   const char *condition, ArrayType *exclude_columns, bool restored, WatchDef *def)
 {
 	int			ops;
 	const char *op_names[WATCH_OPS];
@@ -825,7 +872,10 @@ make_watch_def(Relation rel, const char *prefix, ArrayType *operations, ArrayTyp
 	def->rtable = NIL;
 	if (condition != NULL)
 		def->condition = parse_condition(rel, condition, &def->rtable);
-	dry_run_payload_queries(rel, def);
+	if (restored)
+		dry_run_restored_payload_queries(rel, def);
+	else
+		dry_run_payload_queries(rel, def);
 }
 
 /* Write (or replace) a table's watch row, as the extension's owner. */
@@ -893,7 +943,7 @@ webhook_watch(PG_FUNCTION_ARGS)
 				   PG_ARGISNULL(3) ? NULL : PG_GETARG_ARRAYTYPE_P(3),
 				   PG_ARGISNULL(4) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(4)),
 				   PG_ARGISNULL(5) ? NULL : PG_GETARG_ARRAYTYPE_P(5),
-				   &def);
+				   false, &def);
 
 	/* Names are bound: from here on, resolve them in pg_catalog only. */
 	save_nestlevel = pin_search_path();
@@ -1362,7 +1412,7 @@ adopt_watch_trigger(Oid trigoid, Oid relid, Oid fnoid)
 
 	check_table_owner(relid, "watch");
 	make_watch_def(rel, args[0], array_arg(args[1]), array_arg(args[2]),
-				   args[3][0] != '\0' ? args[3] : NULL, array_arg(args[4]), &def);
+				   args[3][0] != '\0' ? args[3] : NULL, array_arg(args[4]), true, &def);
 	if (!(def.ops & (1 << op)))
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),

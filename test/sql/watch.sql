@@ -826,6 +826,32 @@ INSERT INTO regress_watch.orders VALUES (1, 'new', 'n');
 RESET ROLE;
 SELECT webhook.unwatch('regress_watch.orders');
 
+-- A watch trigger made by CREATE TRIGGER, as a restore makes it, gets the
+-- same checks; only a privilege the owner lacks warns, since a restore
+-- grants privileges after it has created the triggers.
+CREATE TEMP TABLE regress_temp_restored (id integer);
+CREATE TRIGGER webhook_watch_insert AFTER INSERT ON regress_temp_restored REFERENCING NEW TABLE AS webhook_new
+    FOR EACH STATEMENT EXECUTE FUNCTION webhook._watch_trigger('order', '{insert}', '', '', '');
+\echo SQLSTATE :SQLSTATE
+DROP TABLE regress_temp_restored;
+CREATE TRIGGER webhook_watch_insert AFTER INSERT ON regress_watch.customers REFERENCING NEW TABLE AS webhook_new
+    FOR EACH STATEMENT EXECUTE FUNCTION webhook._watch_trigger('customers', '{insert}', '', '(new.xmin IS NOT NULL)', '');
+\echo SQLSTATE :SQLSTATE
+SET webhook.strict_event_types = on;
+CREATE TRIGGER webhook_watch_insert AFTER INSERT ON regress_watch.customers REFERENCING NEW TABLE AS webhook_new
+    FOR EACH STATEMENT EXECUTE FUNCTION webhook._watch_trigger('customers', '{insert}', '', '', '');
+\echo SQLSTATE :SQLSTATE
+RESET webhook.strict_event_types;
+BEGIN;
+CREATE TRIGGER webhook_watch_insert AFTER INSERT ON regress_watch.orders REFERENCING NEW TABLE AS webhook_new
+    FOR EACH STATEMENT EXECUTE FUNCTION webhook._watch_trigger('orders', '{insert}', '', '(EXISTS (SELECT FROM regress_watch.private p WHERE p.id = new.id))', '');
+SELECT "table", operations, condition FROM webhook.watches WHERE "table" = 'regress_watch.orders'::regclass;
+GRANT SELECT ON regress_watch.private TO regress_webhook_owner;
+INSERT INTO regress_watch.private VALUES (7);
+INSERT INTO regress_watch.orders VALUES (7, 'new', 'n');
+SELECT event_type FROM webhook.events;
+ROLLBACK;
+
 -- Leave nothing behind.
 SET client_min_messages = warning;
 DROP SCHEMA regress_evil CASCADE;
