@@ -37,6 +37,7 @@
 #include "utils/guc.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
+#include "utils/regproc.h"
 #include "utils/snapmgr.h"
 #include "utils/syscache.h"
 #include "utils/timeout.h"
@@ -70,19 +71,71 @@ WebhookTransformGucInit(void)
 }
 
 /*
+ * Is fn the wrapper of an existing endpoint, webhook._transform_<id> calling
+ * that endpoint's transform, and is it attached to the extension already?
+ * Anyone granted every function of the schema can call
+ * _attach_transform_wrapper: only such a wrapper may be attached.
+ */
+static bool
+is_transform_wrapper(Oid fn, Oid extension, bool *attached)
+{
+	static SPIPlanPtr plan = NULL;
+	Oid			argtypes[2] = {OIDOID, OIDOID};
+	Datum		values[2] = {ObjectIdGetDatum(fn), ObjectIdGetDatum(extension)};
+	bool		found;
+	bool		isnull;
+	int			ret;
+
+	SPI_connect();
+	ret = SPI_execute_plan(webhook_prepare_once(&plan,
+												"SELECT EXISTS (SELECT FROM pg_catalog.pg_depend x"
+												"                WHERE x.classid = 'pg_catalog.pg_proc'::pg_catalog.regclass AND x.objid = p.oid"
+												"                  AND x.refclassid = 'pg_catalog.pg_extension'::pg_catalog.regclass"
+												"                  AND x.refobjid = $2 AND x.deptype = 'a')"
+												"  FROM pg_catalog.pg_proc p, webhook.endpoints e"
+												" WHERE p.oid = $1 AND p.pronamespace = 'webhook'::pg_catalog.regnamespace"
+												"   AND e.id = pg_catalog.substring(p.proname, '^_transform_([0-9]{1,18})$')::bigint"
+												"   AND p.oid = pg_catalog.to_regprocedure(pg_catalog.format("
+												"                 'webhook.%I(text, timestamptz, jsonb)', p.proname))"
+												"   AND EXISTS (SELECT FROM pg_catalog.pg_depend t"
+												"                WHERE t.classid = 'pg_catalog.pg_proc'::pg_catalog.regclass AND t.objid = p.oid"
+												"                  AND t.refclassid = 'pg_catalog.pg_proc'::pg_catalog.regclass"
+												"                  AND t.refobjid = e.transform AND t.deptype = 'n')",
+												2, argtypes),
+						   values, NULL, true, 1);
+	if (ret != SPI_OK_SELECT)
+		elog(ERROR, "could not look up transform wrapper: %s", SPI_result_code_string(ret));
+	found = SPI_processed == 1;
+	*attached = found &&
+		DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	SPI_finish();
+	return found;
+}
+
+/*
  * Make a wrapper depend on the extension, so that DROP EXTENSION takes it
  * along instead of refusing because of it.  Called by the endpoints trigger
- * after each CREATE OR REPLACE, which forgets such dependencies.
+ * after each CREATE OR REPLACE, which forgets such dependencies.  Anything
+ * but an endpoint's wrapper is refused: a builtin attached would block DROP
+ * EXTENSION, someone else's function would vanish with the extension.
  */
 Datum
 webhook_attach_transform_wrapper(PG_FUNCTION_ARGS)
 {
+	Oid			fn = PG_GETARG_OID(0);
 	ObjectAddress wrapper;
 	ObjectAddress extension;
+	bool		attached;
 
-	ObjectAddressSet(wrapper, ProcedureRelationId, PG_GETARG_OID(0));
+	ObjectAddressSet(wrapper, ProcedureRelationId, fn);
 	ObjectAddressSet(extension, ExtensionRelationId, get_extension_oid("webhook", false));
-	recordDependencyOn(&wrapper, &extension, DEPENDENCY_AUTO);
+	if (!is_transform_wrapper(fn, extension.objectId, &attached))
+		ereport(ERROR,
+				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
+				 errmsg("function %s is not the transform wrapper of an endpoint", format_procedure(fn)),
+				 errdetail("Only an endpoint's webhook._transform_<id> function, which the endpoints triggers make, can be attached to the extension.")));
+	if (!attached)
+		recordDependencyOn(&wrapper, &extension, DEPENDENCY_AUTO);
 	PG_RETURN_VOID();
 }
 
