@@ -223,7 +223,10 @@ transform_wrapper(int64 endpoint_id, Oid *owner)
  * Call the wrapper as its owner, restricted as PostgreSQL runs index
  * expressions: the transform can leave nothing behind (deferred triggers,
  * temp objects, settings) that would later run or apply as the worker's
- * superuser.  Returns the new body, allocated in the delivery's context.
+ * superuser.  And read-only: what it wrote would commit with the transforms'
+ * transaction (an event it sent to its own endpoint, again and again).  Set
+ * inside the caller's subtransaction, where no transform can set it back.
+ * Returns the new body, allocated in the delivery's context.
  */
 static char *
 transform_call(Delivery *d)
@@ -248,6 +251,8 @@ transform_call(Delivery *d)
 
 	GetUserIdAndSecContext(&save_userid, &save_sec_context);
 	save_nestlevel = NewGUCNestLevel();
+	(void) set_config_option("transaction_read_only", "on", PGC_SUSET, PGC_S_SESSION,
+							 GUC_ACTION_SAVE, true, 0, false);
 	SetUserIdAndSecContext(owner, save_sec_context |
 						   SECURITY_LOCAL_USERID_CHANGE | SECURITY_RESTRICTED_OPERATION);
 	transform_timer_start();
@@ -280,6 +285,8 @@ transform_failure(Delivery *d, ErrorData *edata)
 						name ? name : "(dropped)", webhook_transform_timeout_ms);
 	if (name == NULL)
 		return pstrdup(edata->message);
+	if (edata->sqlerrcode == ERRCODE_READ_ONLY_SQL_TRANSACTION)
+		return psprintf("transform %s failed: %s (transforms run read-only)", name, edata->message);
 	return psprintf("transform %s failed: %s", name, edata->message);
 }
 

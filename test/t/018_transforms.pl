@@ -247,6 +247,39 @@ is(psql("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND objid = 4
 	'and no session lock taken by the transform is left');
 intact('transform settings');
 
+# --- transforms run read-only ---------------------------------------------------
+# A write would commit with the transform's transaction; a transform that
+# sent its own endpoint's event types would loop for ever.
+psql(q{
+	CREATE TABLE shapes.written (note text);
+	GRANT INSERT ON shapes.written TO PUBLIC;
+	CREATE FUNCTION shapes.writes(t text, at timestamptz, p jsonb) RETURNS jsonb LANGUAGE plpgsql
+	    AS $$ BEGIN INSERT INTO shapes.written VALUES (t); RETURN p; END $$;
+	CREATE FUNCTION shapes.sends(t text, at timestamptz, p jsonb) RETURNS jsonb LANGUAGE plpgsql
+	    AS $$ BEGIN PERFORM webhook.send('echo.' || t, p); RETURN p; END $$;
+	CREATE FUNCTION shapes.unlocks(t text, at timestamptz, p jsonb) RETURNS jsonb LANGUAGE plpgsql
+	    AS $$ BEGIN SET LOCAL transaction_read_only = off; INSERT INTO shapes.written VALUES (t); RETURN p; END $$;
+});
+endpoint($_, "shapes.$_") for qw(writes sends unlocks);
+for my $name (qw(writes sends unlocks))
+{
+	$ev = send_event("$name.one");
+	ok(poll_until($node, 'postgres',
+			"SELECT status <> 'pending' FROM webhook.deliveries WHERE event_id = '$ev'", 't', 60),
+		"$name: the delivery is settled");
+	like(psql("SELECT d.status || ' ' || coalesce(l.error_class || ': ' || l.error, '')
+	             FROM webhook.deliveries d LEFT JOIN webhook.delivery_log l ON l.delivery_id = d.id
+	            WHERE d.event_id = '$ev'"),
+		qr/^failed transform: transform $name failed: .*read-only/,
+		"$name: a transform that writes fails its delivery, with error_class transform and the reason");
+}
+is(psql('SELECT count(*) FROM shapes.written'), '0', 'nothing a transform wrote was kept');
+is(psql("SELECT count(*) FROM webhook.events WHERE event_type LIKE 'echo.%'"), '0',
+	'no event a transform sent was kept');
+is(scalar(grep { $_->{path} =~ m{^/(writes|sends|unlocks)$} } @{ requests($r) }), 0,
+	'and nothing was sent for them');
+intact('read-only transforms');
+
 # --- the wrapper follows its endpoint -------------------------------------------
 my $moved = endpoint('moved', 'shapes.report');
 psql("UPDATE webhook.endpoints SET id = 424242 WHERE id = $moved");
