@@ -280,6 +280,65 @@ is(scalar(grep { $_->{path} =~ m{^/(writes|sends|unlocks)$} } @{ requests($r) })
 	'and nothing was sent for them');
 intact('read-only transforms');
 
+# --- a transform that ignores its cancel --------------------------------------------
+# It catches query_canceled and carries on: the worker cannot take it back
+# but ends itself, and the restarted worker fails that endpoint's deliveries
+# at once, without running the transform, until the endpoint or the function
+# changes.  Nothing else is held, and nothing is lost.
+psql(q{
+	CREATE FUNCTION shapes.stubborn(t text, at timestamptz, p jsonb) RETURNS jsonb LANGUAGE plpgsql
+	    AS $$
+	    BEGIN
+	        LOOP
+	            BEGIN
+	                PERFORM pg_sleep(0.2);
+	            EXCEPTION WHEN query_canceled THEN
+	                RAISE LOG 'stubborn transform caught a cancel';
+	            END;
+	        END LOOP;
+	    END $$;
+});
+my $stubborn = endpoint('stubborn', 'shapes.stubborn');
+endpoint('bystander');
+my $worker_sql = "SELECT pid FROM pg_stat_activity
+                   WHERE backend_type = 'webhook delivery worker' AND datname = 'postgres'";
+my $worker_before = psql($worker_sql);
+# Both are claimed in one batch: the bystander's delivery is not lost when
+# the worker ends itself.
+my ($stuck, $bystander) = split /\|/,
+  psql(q{SELECT webhook.send('stubborn.one', '{}'), webhook.send('bystander.one', '{}')});
+canary_arrives($node, 'postgres', $r, 'a transform that ignores its cancel');
+ok(wait_status($bystander, 'succeeded'), 'a delivery claimed with it is delivered');
+ok(wait_status($stuck, 'failed'), 'its delivery fails');
+like(psql("SELECT error_class || ': ' || error FROM webhook.delivery_log WHERE event_id = '$stuck'"),
+	qr/^transform: transform stubborn failed: .*ignored its cancel.*not run again until/,
+	'with error_class transform and the reason');
+like(slurp_file($node->logfile), qr/the transform of endpoint $stubborn ignored its cancel/,
+	'the worker said why it ended itself');
+my $worker_after = psql($worker_sql);
+isnt($worker_after, $worker_before, 'the worker was restarted');
+assert_server_intact($node, $started, 'a transform that ignores its cancel');
+
+$ev = send_event('stubborn.two');
+ok(wait_status($ev, 'failed'), 'the next delivery of that endpoint fails');
+like(psql("SELECT error_class || ': ' || error FROM webhook.delivery_log WHERE event_id = '$ev'"),
+	qr/^transform: .*ignored its cancel/, 'for the same reason');
+is(psql($worker_sql), $worker_after, 'without running the transform: the worker stayed');
+intact('a transform that ignored its cancel, again');
+
+# A change of the endpoint row runs the transform again.
+psql("UPDATE webhook.endpoints SET description = 'changed' WHERE id = $stubborn");
+$ev = send_event('stubborn.three');
+ok(wait_status($ev, 'failed'), 'after the endpoint changed, the transform runs, and fails again');
+my $logged = () = slurp_file($node->logfile) =~ /the transform of endpoint $stubborn ignored its cancel/g;
+is($logged, 2, 'the worker ended itself once more');
+# So does a new version of the function.
+psql(q{CREATE OR REPLACE FUNCTION shapes.stubborn(t text, at timestamptz, p jsonb) RETURNS jsonb
+       LANGUAGE sql AS $$ SELECT p $$});
+$ev = send_event('stubborn.four');
+ok(wait_status($ev, 'succeeded'), 'after the function changed, the transform runs, and succeeds');
+intact('a stubborn transform replaced');
+
 # --- the wrapper follows its endpoint -------------------------------------------
 my $moved = endpoint('moved', 'shapes.report');
 psql("UPDATE webhook.endpoints SET id = 424242 WHERE id = $moved");
