@@ -12,7 +12,9 @@
  * another.  A backend whose DDL needs a database to itself (DROP DATABASE,
  * ALTER DATABASE ... RENAME, CREATE DATABASE ... TEMPLATE) marks the slot
  * "aside" with its own PID: the worker leaves and is not started again until
- * that backend's transaction ends.
+ * that backend's transaction ends.  It also remembers the transforms that
+ * ignored their cancel (transform.c), so that the worker started after one
+ * ended itself does not run them again.
  */
 #include "postgres.h"
 
