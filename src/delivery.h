@@ -57,6 +57,7 @@ typedef struct Delivery
 
 	/* the endpoint's transform, run after the claim (transform.c) */
 	Oid			transform;		/* the endpoint's function, as claimed */
+	TransactionId endpoint_xmin;	/* the version of the endpoint row claimed */
 	TimestampTz created_at;		/* the event's, an argument of the transform */
 	struct varlena *payload;	/* likewise; NULL once the transform ran */
 	char	   *transform_error;	/* why the transform failed */
@@ -117,7 +118,8 @@ extern TimestampTz queue_next_due(int n_busy, int64 *busy_ids, double *rates);
 extern void queue_housekeeping(bool had_failures);
 
 /* transform.c: endpoint transforms, run after the claim has committed */
-extern void transform_defer(Delivery *d, Oid func, TimestampTz created_at, Datum payload);
+extern void transform_defer(Delivery *d, Oid func, TransactionId endpoint_xmin,
+							TimestampTz created_at, Datum payload);
 extern void transform_apply(dlist_head *claimed);
 
 #endif							/* WEBHOOK_DELIVERY_H */

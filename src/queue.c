@@ -105,7 +105,7 @@ static const char *claim_sql =
 "           CASE WHEN ep.previous_secret_expires_at > pg_catalog.now() AND ep.signing <> 'none' THEN ep.previous_secret END,"
 "           ep.auth_username, ep.auth_password,"
 "           coalesce(ep.rate_limit_per_s, 0), ep.transform::oid, ep.transform_role::oid,"
-"           ev.created_at, ev.payload";
+"           ev.created_at, ev.payload, ep.xmin";
 
 /*
  * Record a batch of attempts: the delivery's new state, one log row each,
@@ -543,6 +543,7 @@ queue_claim(int limit, dlist_head *out, int n_busy, EndpointLoad **busy,
 				bool		isnull;
 
 				transform_defer(d, DatumGetObjectId(func),
+								DatumGetTransactionId(SPI_getbinval(tuple, tuptable->tupdesc, 23, &isnull)),
 								DatumGetTimestampTz(SPI_getbinval(tuple, tuptable->tupdesc, 21, &isnull)),
 								SPI_getbinval(tuple, tuptable->tupdesc, 22, &isnull));
 			}

@@ -12,7 +12,9 @@
  * another.  A backend whose DDL needs a database to itself (DROP DATABASE,
  * ALTER DATABASE ... RENAME, CREATE DATABASE ... TEMPLATE) marks the slot
  * "aside" with its own PID: the worker leaves and is not started again until
- * that backend's transaction ends.
+ * that backend's transaction ends.  It also remembers the transforms that
+ * ignored their cancel (transform.c), so that the worker started after one
+ * ended itself does not run them again.
  */
 #include "postgres.h"
 
@@ -362,4 +364,41 @@ webhook_worker_no_extension(void)
 	LWLockAcquire(webhook_shared->lock, LW_EXCLUSIVE);
 	my_slot->no_extension = true;
 	LWLockRelease(webhook_shared->lock);
+}
+
+/* The same transform, at the same versions of its endpoint and function? */
+static bool
+same_transform(const WebhookStalledTransform *a, const WebhookStalledTransform *b)
+{
+	return a->dboid == b->dboid && a->endpoint_id == b->endpoint_id &&
+		a->endpoint_xmin == b->endpoint_xmin && a->func == b->func &&
+		a->func_xmin == b->func_xmin;
+}
+
+/*
+ * Remember a transform that ignored its cancel, for the worker that comes
+ * after this one: shared memory outlives the worker, not the server.
+ */
+void
+webhook_remember_stalled_transform(const WebhookStalledTransform *stalled)
+{
+	LWLockAcquire(webhook_shared->lock, LW_EXCLUSIVE);
+	webhook_shared->stalled[webhook_shared->next_stalled] = *stalled;
+	webhook_shared->next_stalled = (webhook_shared->next_stalled + 1) % WEBHOOK_MAX_STALLED_TRANSFORMS;
+	LWLockRelease(webhook_shared->lock);
+}
+
+/* Has this transform, at these versions, ignored its cancel before? */
+bool
+webhook_is_stalled_transform(const WebhookStalledTransform *transform)
+{
+	bool		stalled = false;
+
+	if (webhook_shared == NULL)
+		return false;
+	LWLockAcquire(webhook_shared->lock, LW_SHARED);
+	for (int i = 0; i < WEBHOOK_MAX_STALLED_TRANSFORMS && !stalled; i++)
+		stalled = same_transform(&webhook_shared->stalled[i], transform);
+	LWLockRelease(webhook_shared->lock);
+	return stalled;
 }

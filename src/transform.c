@@ -8,9 +8,12 @@
  * transform relies on (its function, its role).  The worker runs transforms
  * after the claim has committed, in a transaction of their own, each in a
  * subtransaction under webhook.transform_timeout_ms, as the wrapper's owner
- * and restricted as PostgreSQL runs index expressions: an error, a timeout
- * or a bad result fails that delivery alone, and nothing a transform sets
- * outlives it.
+ * and restricted as PostgreSQL runs index expressions, read-only: an error,
+ * a timeout or a bad result fails that delivery alone, and nothing a
+ * transform sets or writes outlives it.  A transform that catches its cancel
+ * and runs on makes the worker end itself; the launcher starts another,
+ * which fails that endpoint's deliveries without running the transform
+ * until the endpoint row or the function changes.
  */
 #include "postgres.h"
 
@@ -29,6 +32,7 @@
 #include "nodes/value.h"
 #include "parser/parse_func.h"
 #include "pgstat.h"
+#include "storage/ipc.h"
 #include "storage/latch.h"
 #include "storage/lmgr.h"
 #include "storage/lock.h"
@@ -37,6 +41,7 @@
 #include "utils/guc.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
+#include "utils/regproc.h"
 #include "utils/snapmgr.h"
 #include "utils/syscache.h"
 #include "utils/timeout.h"
@@ -47,16 +52,29 @@
 /* Longest a transform may run, per delivery. */
 int			webhook_transform_timeout_ms = 1000;
 
-/* Our timer, registered on first use; set when it fired. */
+/*
+ * A transform still running this long after its cancel has caught it: the
+ * worker ends itself, the only way to take back control.
+ */
+#define TRANSFORM_CANCEL_GRACE_MS 1000
+
+/* Our timers, registered on first use; set when they fired. */
 static TimeoutId transform_timeout_id = MAX_TIMEOUTS;
+static TimeoutId transform_abandon_id = MAX_TIMEOUTS;
 static volatile sig_atomic_t transform_timed_out = false;
+static volatile sig_atomic_t transform_abandoned = false;
+
+/* The transform running, as the worker's successor should know it. */
+static WebhookStalledTransform running;
+static bool running_set = false;
 
 PG_FUNCTION_INFO_V1(webhook_attach_transform_wrapper);
 
 /*
  * The setting is defined in every process so that SET and SHOW work
- * anywhere.  A batch's transforms take at most twice the limit, which must
- * stay well within the claim's lease margin (30 s): hence at most 10 s.
+ * anywhere.  A batch's transforms take at most twice the limit and the
+ * grace after a cancel, which must stay well within the claim's lease
+ * margin (30 s): hence at most 10 s.
  */
 void
 WebhookTransformGucInit(void)
@@ -64,25 +82,80 @@ WebhookTransformGucInit(void)
 	DefineCustomIntVariable("webhook.transform_timeout_ms",
 							gettext_noop("Longest an endpoint's transform may run for one delivery."),
 							gettext_noop("A transform that runs longer fails its delivery; transforms that "
-										 "do not start within this time of the first go back to the queue."),
+										 "do not start within this time of the first go back to the queue. "
+										 "One that catches its cancel and runs on for another second ends "
+										 "the delivery worker, and is not run again until its endpoint or "
+										 "its function changes."),
 							&webhook_transform_timeout_ms, 1000, 1, 10000,
 							PGC_SIGHUP, GUC_UNIT_MS, NULL, NULL, NULL);
 }
 
 /*
+ * Is fn the wrapper of an existing endpoint, webhook._transform_<id> calling
+ * that endpoint's transform, and is it attached to the extension already?
+ * Anyone granted every function of the schema can call
+ * _attach_transform_wrapper: only such a wrapper may be attached.
+ */
+static bool
+is_transform_wrapper(Oid fn, Oid extension, bool *attached)
+{
+	static SPIPlanPtr plan = NULL;
+	Oid			argtypes[2] = {OIDOID, OIDOID};
+	Datum		values[2] = {ObjectIdGetDatum(fn), ObjectIdGetDatum(extension)};
+	bool		found;
+	bool		isnull;
+	int			ret;
+
+	SPI_connect();
+	ret = SPI_execute_plan(webhook_prepare_once(&plan,
+												"SELECT EXISTS (SELECT FROM pg_catalog.pg_depend x"
+												"                WHERE x.classid = 'pg_catalog.pg_proc'::pg_catalog.regclass AND x.objid = p.oid"
+												"                  AND x.refclassid = 'pg_catalog.pg_extension'::pg_catalog.regclass"
+												"                  AND x.refobjid = $2 AND x.deptype = 'a')"
+												"  FROM pg_catalog.pg_proc p, webhook.endpoints e"
+												" WHERE p.oid = $1 AND p.pronamespace = 'webhook'::pg_catalog.regnamespace"
+												"   AND e.id = pg_catalog.substring(p.proname, '^_transform_([0-9]{1,18})$')::bigint"
+												"   AND p.oid = pg_catalog.to_regprocedure(pg_catalog.format("
+												"                 'webhook.%I(text, timestamptz, jsonb)', p.proname))"
+												"   AND EXISTS (SELECT FROM pg_catalog.pg_depend t"
+												"                WHERE t.classid = 'pg_catalog.pg_proc'::pg_catalog.regclass AND t.objid = p.oid"
+												"                  AND t.refclassid = 'pg_catalog.pg_proc'::pg_catalog.regclass"
+												"                  AND t.refobjid = e.transform AND t.deptype = 'n')",
+												2, argtypes),
+						   values, NULL, true, 1);
+	if (ret != SPI_OK_SELECT)
+		elog(ERROR, "could not look up transform wrapper: %s", SPI_result_code_string(ret));
+	found = SPI_processed == 1;
+	*attached = found &&
+		DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	SPI_finish();
+	return found;
+}
+
+/*
  * Make a wrapper depend on the extension, so that DROP EXTENSION takes it
  * along instead of refusing because of it.  Called by the endpoints trigger
- * after each CREATE OR REPLACE, which forgets such dependencies.
+ * after each CREATE OR REPLACE, which forgets such dependencies.  Anything
+ * but an endpoint's wrapper is refused: a builtin attached would block DROP
+ * EXTENSION, someone else's function would vanish with the extension.
  */
 Datum
 webhook_attach_transform_wrapper(PG_FUNCTION_ARGS)
 {
+	Oid			fn = PG_GETARG_OID(0);
 	ObjectAddress wrapper;
 	ObjectAddress extension;
+	bool		attached;
 
-	ObjectAddressSet(wrapper, ProcedureRelationId, PG_GETARG_OID(0));
+	ObjectAddressSet(wrapper, ProcedureRelationId, fn);
 	ObjectAddressSet(extension, ExtensionRelationId, get_extension_oid("webhook", false));
-	recordDependencyOn(&wrapper, &extension, DEPENDENCY_AUTO);
+	if (!is_transform_wrapper(fn, extension.objectId, &attached))
+		ereport(ERROR,
+				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
+				 errmsg("function %s is not the transform wrapper of an endpoint", format_procedure(fn)),
+				 errdetail("Only an endpoint's webhook._transform_<id> function, which the endpoints triggers make, can be attached to the extension.")));
+	if (!attached)
+		recordDependencyOn(&wrapper, &extension, DEPENDENCY_AUTO);
 	PG_RETURN_VOID();
 }
 
@@ -91,11 +164,13 @@ webhook_attach_transform_wrapper(PG_FUNCTION_ARGS)
  * after the claim has committed.  Called in the claim transaction.
  */
 void
-transform_defer(Delivery *d, Oid func, TimestampTz created_at, Datum payload)
+transform_defer(Delivery *d, Oid func, TransactionId endpoint_xmin,
+				TimestampTz created_at, Datum payload)
 {
 	MemoryContext old = MemoryContextSwitchTo(d->cxt);
 
 	d->transform = func;
+	d->endpoint_xmin = endpoint_xmin;
 	d->created_at = created_at;
 	d->payload = PG_DETOAST_DATUM_COPY(payload);
 	MemoryContextSwitchTo(old);
@@ -111,18 +186,56 @@ transform_timeout_handler(void)
 	SetLatch(MyLatch);
 }
 
-/* Start the time limit of one transform. */
+/*
+ * The transform caught its cancel and runs on: end the worker, as SIGTERM
+ * would.  A FATAL error cannot be caught; the next check for interrupts
+ * (any loop, any wait) raises it.
+ */
+static void
+transform_abandon_handler(void)
+{
+	transform_abandoned = true;
+	ProcDiePending = true;
+	InterruptPending = true;
+	SetLatch(MyLatch);
+}
+
+/*
+ * The worker is ending: if a transform would not stop, tell the worker that
+ * comes next not to run it again.  Runs before the worker leaves its slot,
+ * so before the launcher can start that successor.
+ */
+static void
+transform_at_exit(int code, Datum arg)
+{
+	if (!transform_abandoned || !running_set)
+		return;
+	webhook_remember_stalled_transform(&running);
+	ereport(WARNING,
+			(errcode(ERRCODE_QUERY_CANCELED),
+			 errmsg("the transform of endpoint " INT64_FORMAT " ignored its cancel", running.endpoint_id),
+			 errdetail("The delivery worker ended itself %d ms after canceling it; the endpoint's deliveries fail without running the transform until the endpoint or its transform function changes.",
+					   TRANSFORM_CANCEL_GRACE_MS)));
+}
+
+/* Start the time limit of one transform, and what follows if it is ignored. */
 static void
 transform_timer_start(void)
 {
 	if (transform_timeout_id == MAX_TIMEOUTS)
+	{
 		transform_timeout_id = RegisterTimeout(USER_TIMEOUT, transform_timeout_handler);
+		transform_abandon_id = RegisterTimeout(USER_TIMEOUT, transform_abandon_handler);
+		before_shmem_exit(transform_at_exit, (Datum) 0);
+	}
 	enable_timeout_after(transform_timeout_id, webhook_transform_timeout_ms);
+	enable_timeout_after(transform_abandon_id, webhook_transform_timeout_ms + TRANSFORM_CANCEL_GRACE_MS);
 }
 
 /*
- * Stop the timer.  If it fired just as the transform returned, its cancel is
- * still pending: take it back, and count the transform as too slow.
+ * Stop the timers.  If the first fired just as the transform returned, its
+ * cancel is still pending: take it back, and count the transform as too
+ * slow.  Once the second fired, the worker is ending: keep what it runs.
  */
 static void
 transform_timer_stop(bool check)
@@ -130,6 +243,9 @@ transform_timer_stop(bool check)
 	if (transform_timeout_id == MAX_TIMEOUTS)
 		return;
 	disable_timeout(transform_timeout_id, false);
+	disable_timeout(transform_abandon_id, false);
+	if (!transform_abandoned)
+		running_set = false;
 	if (check && transform_timed_out)
 	{
 		QueryCancelPending = false;
@@ -167,10 +283,39 @@ transform_wrapper(int64 endpoint_id, Oid *owner)
 }
 
 /*
+ * Note which transform is about to run, at which versions of its endpoint
+ * row and function.  One that ignored its cancel at these versions, making
+ * an earlier worker end itself, is not run again.
+ */
+static void
+transform_identify(Delivery *d)
+{
+	HeapTuple	tuple = SearchSysCache1(PROCOID, ObjectIdGetDatum(d->transform));
+
+	memset(&running, 0, sizeof(running));
+	running.dboid = MyDatabaseId;
+	running.endpoint_id = d->endpoint_id;
+	running.endpoint_xmin = d->endpoint_xmin;
+	running.func = d->transform;
+	if (HeapTupleIsValid(tuple))
+	{
+		running.func_xmin = HeapTupleHeaderGetRawXmin(tuple->t_data);
+		ReleaseSysCache(tuple);
+	}
+	if (webhook_is_stalled_transform(&running))
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("it ignored its cancel at webhook.transform_timeout_ms before, so it is not run again until the endpoint or its transform function changes")));
+}
+
+/*
  * Call the wrapper as its owner, restricted as PostgreSQL runs index
  * expressions: the transform can leave nothing behind (deferred triggers,
  * temp objects, settings) that would later run or apply as the worker's
- * superuser.  Returns the new body, allocated in the delivery's context.
+ * superuser.  And read-only: what it wrote would commit with the transforms'
+ * transaction (an event it sent to its own endpoint, again and again).  Set
+ * inside the caller's subtransaction, where no transform can set it back.
+ * Returns the new body, allocated in the delivery's context.
  */
 static char *
 transform_call(Delivery *d)
@@ -185,6 +330,7 @@ transform_call(Delivery *d)
 	text	   *body;
 
 	fmgr_info(transform_wrapper(d->endpoint_id, &owner), &flinfo);
+	transform_identify(d);
 	InitFunctionCallInfoData(*fcinfo, &flinfo, 3, DEFAULT_COLLATION_OID, NULL, NULL);
 	fcinfo->args[0].value = CStringGetTextDatum(d->event_type);
 	fcinfo->args[0].isnull = false;
@@ -195,8 +341,11 @@ transform_call(Delivery *d)
 
 	GetUserIdAndSecContext(&save_userid, &save_sec_context);
 	save_nestlevel = NewGUCNestLevel();
+	(void) set_config_option("transaction_read_only", "on", PGC_SUSET, PGC_S_SESSION,
+							 GUC_ACTION_SAVE, true, 0, false);
 	SetUserIdAndSecContext(owner, save_sec_context |
 						   SECURITY_LOCAL_USERID_CHANGE | SECURITY_RESTRICTED_OPERATION);
+	running_set = true;
 	transform_timer_start();
 	result = FunctionCallInvoke(fcinfo);
 	transform_timer_stop(true);
@@ -227,6 +376,8 @@ transform_failure(Delivery *d, ErrorData *edata)
 						name ? name : "(dropped)", webhook_transform_timeout_ms);
 	if (name == NULL)
 		return pstrdup(edata->message);
+	if (edata->sqlerrcode == ERRCODE_READ_ONLY_SQL_TRANSACTION)
+		return psprintf("transform %s failed: %s (transforms run read-only)", name, edata->message);
 	return psprintf("transform %s failed: %s", name, edata->message);
 }
 

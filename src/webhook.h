@@ -77,6 +77,23 @@ typedef struct WebhookDbStats
 	int32		in_flight;
 } WebhookDbStats;
 
+/*
+ * A transform that went on running after its cancel: the worker ended
+ * itself, and runs this one no more until the endpoint row or the function
+ * changes (a new row version).
+ */
+typedef struct WebhookStalledTransform
+{
+	Oid			dboid;
+	int64		endpoint_id;
+	TransactionId endpoint_xmin;
+	Oid			func;
+	TransactionId func_xmin;
+} WebhookStalledTransform;
+
+/* Stalled transforms remembered; beyond, the oldest is forgotten. */
+#define WEBHOOK_MAX_STALLED_TRANSFORMS 256
+
 /* State in shared memory, protected by lock. */
 typedef struct WebhookShared
 {
@@ -86,6 +103,8 @@ typedef struct WebhookShared
 	bool		rescan_requested;	/* a database may have gained the extension */
 	WebhookWorkerSlot slots[WEBHOOK_MAX_DATABASES];
 	WebhookDbStats stats[WEBHOOK_MAX_DATABASES];
+	WebhookStalledTransform stalled[WEBHOOK_MAX_STALLED_TRANSFORMS];
+	int			next_stalled;	/* the entry to fill next */
 } WebhookShared;
 
 /* NULL unless the library was preloaded. */
@@ -107,6 +126,8 @@ extern WebhookReap webhook_slot_reap(int index, bool worker_stopped, Oid *dboid)
 extern bool webhook_worker_attach(Oid dboid, WebhookDbStats **stats);
 extern bool webhook_worker_asked_to_leave(void);
 extern void webhook_worker_no_extension(void);
+extern void webhook_remember_stalled_transform(const WebhookStalledTransform *stalled);
+extern bool webhook_is_stalled_transform(const WebhookStalledTransform *transform);
 
 /* wake.c */
 extern void WebhookWakeInit(void);

@@ -377,6 +377,35 @@ END
 $$;
 RESET ROLE;
 SELECT transform, transform_role FROM webhook.endpoints WHERE id = 9301;
+-- Attaching a wrapper to the extension, so that DROP EXTENSION takes it
+-- along, is the endpoints trigger's business.  An operator who may execute
+-- every function of the schema attaches nothing else: not a builtin (that
+-- would block DROP EXTENSION), not someone else's function (it would vanish
+-- with the extension), not a function that merely looks like a wrapper.
+CREATE FUNCTION webhook._transform_9399(t text, at timestamptz, p jsonb) RETURNS text
+    LANGUAGE sql AS 'SELECT t';
+SET LOCAL ROLE regress_webhook_operator;
+SAVEPOINT attach;
+SELECT webhook._attach_transform_wrapper('pg_catalog.now()');
+\echo SQLSTATE :SQLSTATE
+ROLLBACK TO attach;
+SELECT webhook._attach_transform_wrapper(0);
+\echo SQLSTATE :SQLSTATE
+ROLLBACK TO attach;
+SELECT webhook._attach_transform_wrapper('regress_ops.shape(text, timestamptz, jsonb)');
+\echo SQLSTATE :SQLSTATE
+ROLLBACK TO attach;
+SELECT webhook._attach_transform_wrapper('webhook._transform_9399(text, timestamptz, jsonb)');
+\echo SQLSTATE :SQLSTATE
+ROLLBACK TO attach;
+-- The endpoint's own wrapper stays attached once, whoever asks again.
+SELECT webhook._attach_transform_wrapper('webhook._transform_9301(text, timestamptz, jsonb)');
+RESET ROLE;
+SELECT d.objid::regprocedure AS attached, count(*)
+  FROM pg_depend d
+ WHERE d.classid = 'pg_proc'::regclass AND d.refclassid = 'pg_extension'::regclass
+   AND d.refobjid = (SELECT oid FROM pg_extension WHERE extname = 'webhook') AND d.deptype = 'a'
+ GROUP BY d.objid ORDER BY 1;
 SET LOCAL ROLE regress_webhook_operator;
 UPDATE webhook.endpoints SET transform = 'regress_ops.secret_shape'::regproc WHERE id = 9301;
 \echo SQLSTATE :SQLSTATE

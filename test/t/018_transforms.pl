@@ -247,6 +247,98 @@ is(psql("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND objid = 4
 	'and no session lock taken by the transform is left');
 intact('transform settings');
 
+# --- transforms run read-only ---------------------------------------------------
+# A write would commit with the transform's transaction; a transform that
+# sent its own endpoint's event types would loop for ever.
+psql(q{
+	CREATE TABLE shapes.written (note text);
+	GRANT INSERT ON shapes.written TO PUBLIC;
+	CREATE FUNCTION shapes.writes(t text, at timestamptz, p jsonb) RETURNS jsonb LANGUAGE plpgsql
+	    AS $$ BEGIN INSERT INTO shapes.written VALUES (t); RETURN p; END $$;
+	CREATE FUNCTION shapes.sends(t text, at timestamptz, p jsonb) RETURNS jsonb LANGUAGE plpgsql
+	    AS $$ BEGIN PERFORM webhook.send('echo.' || t, p); RETURN p; END $$;
+	CREATE FUNCTION shapes.unlocks(t text, at timestamptz, p jsonb) RETURNS jsonb LANGUAGE plpgsql
+	    AS $$ BEGIN SET LOCAL transaction_read_only = off; INSERT INTO shapes.written VALUES (t); RETURN p; END $$;
+});
+endpoint($_, "shapes.$_") for qw(writes sends unlocks);
+for my $name (qw(writes sends unlocks))
+{
+	$ev = send_event("$name.one");
+	ok(poll_until($node, 'postgres',
+			"SELECT status <> 'pending' FROM webhook.deliveries WHERE event_id = '$ev'", 't', 60),
+		"$name: the delivery is settled");
+	like(psql("SELECT d.status || ' ' || coalesce(l.error_class || ': ' || l.error, '')
+	             FROM webhook.deliveries d LEFT JOIN webhook.delivery_log l ON l.delivery_id = d.id
+	            WHERE d.event_id = '$ev'"),
+		qr/^failed transform: transform $name failed: .*read-only/,
+		"$name: a transform that writes fails its delivery, with error_class transform and the reason");
+}
+is(psql('SELECT count(*) FROM shapes.written'), '0', 'nothing a transform wrote was kept');
+is(psql("SELECT count(*) FROM webhook.events WHERE event_type LIKE 'echo.%'"), '0',
+	'no event a transform sent was kept');
+is(scalar(grep { $_->{path} =~ m{^/(writes|sends|unlocks)$} } @{ requests($r) }), 0,
+	'and nothing was sent for them');
+intact('read-only transforms');
+
+# --- a transform that ignores its cancel --------------------------------------------
+# It catches query_canceled and carries on: the worker cannot take it back
+# but ends itself, and the restarted worker fails that endpoint's deliveries
+# at once, without running the transform, until the endpoint or the function
+# changes.  Nothing else is held, and nothing is lost.
+psql(q{
+	CREATE FUNCTION shapes.stubborn(t text, at timestamptz, p jsonb) RETURNS jsonb LANGUAGE plpgsql
+	    AS $$
+	    BEGIN
+	        LOOP
+	            BEGIN
+	                PERFORM pg_sleep(0.2);
+	            EXCEPTION WHEN query_canceled THEN
+	                RAISE LOG 'stubborn transform caught a cancel';
+	            END;
+	        END LOOP;
+	    END $$;
+});
+my $stubborn = endpoint('stubborn', 'shapes.stubborn');
+endpoint('bystander');
+my $worker_sql = "SELECT pid FROM pg_stat_activity
+                   WHERE backend_type = 'webhook delivery worker' AND datname = 'postgres'";
+my $worker_before = psql($worker_sql);
+# Both are claimed in one batch: the bystander's delivery is not lost when
+# the worker ends itself.
+my ($stuck, $bystander) = split /\|/,
+  psql(q{SELECT webhook.send('stubborn.one', '{}'), webhook.send('bystander.one', '{}')});
+canary_arrives($node, 'postgres', $r, 'a transform that ignores its cancel');
+ok(wait_status($bystander, 'succeeded'), 'a delivery claimed with it is delivered');
+ok(wait_status($stuck, 'failed'), 'its delivery fails');
+like(psql("SELECT error_class || ': ' || error FROM webhook.delivery_log WHERE event_id = '$stuck'"),
+	qr/^transform: transform stubborn failed: .*ignored its cancel.*not run again until/,
+	'with error_class transform and the reason');
+like(slurp_file($node->logfile), qr/the transform of endpoint $stubborn ignored its cancel/,
+	'the worker said why it ended itself');
+my $worker_after = psql($worker_sql);
+isnt($worker_after, $worker_before, 'the worker was restarted');
+assert_server_intact($node, $started, 'a transform that ignores its cancel');
+
+$ev = send_event('stubborn.two');
+ok(wait_status($ev, 'failed'), 'the next delivery of that endpoint fails');
+like(psql("SELECT error_class || ': ' || error FROM webhook.delivery_log WHERE event_id = '$ev'"),
+	qr/^transform: .*ignored its cancel/, 'for the same reason');
+is(psql($worker_sql), $worker_after, 'without running the transform: the worker stayed');
+intact('a transform that ignored its cancel, again');
+
+# A change of the endpoint row runs the transform again.
+psql("UPDATE webhook.endpoints SET description = 'changed' WHERE id = $stubborn");
+$ev = send_event('stubborn.three');
+ok(wait_status($ev, 'failed'), 'after the endpoint changed, the transform runs, and fails again');
+my $logged = () = slurp_file($node->logfile) =~ /the transform of endpoint $stubborn ignored its cancel/g;
+is($logged, 2, 'the worker ended itself once more');
+# So does a new version of the function.
+psql(q{CREATE OR REPLACE FUNCTION shapes.stubborn(t text, at timestamptz, p jsonb) RETURNS jsonb
+       LANGUAGE sql AS $$ SELECT p $$});
+$ev = send_event('stubborn.four');
+ok(wait_status($ev, 'succeeded'), 'after the function changed, the transform runs, and succeeds');
+intact('a stubborn transform replaced');
+
 # --- the wrapper follows its endpoint -------------------------------------------
 my $moved = endpoint('moved', 'shapes.report');
 psql("UPDATE webhook.endpoints SET id = 424242 WHERE id = $moved");
