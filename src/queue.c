@@ -28,8 +28,8 @@
 #include "urlcheck.h"
 #include "webhook.h"
 
-/* How long recording an outcome waits for a row another session locked. */
-#define RECORD_LOCK_TIMEOUT "1s"
+/* How long the worker's writes wait for a row another session locked. */
+#define WRITE_LOCK_TIMEOUT "1s"
 
 static SPIPlanPtr claim_plan = NULL;
 static SPIPlanPtr record_plan = NULL;
@@ -227,6 +227,18 @@ end_work(void)
 	/* Commit leaves TopMemoryContext current: go back, or the loop leaks. */
 	MemoryContextSwitchTo(work_caller_cxt);
 	pgstat_report_stat(false);
+}
+
+/*
+ * For the rest of this transaction, a row another session keeps locked
+ * fails the statement (or the row's subtransaction) soon, instead of
+ * stopping the worker until that session ends.
+ */
+static void
+wait_briefly_for_locks(void)
+{
+	(void) set_config_option("lock_timeout", WRITE_LOCK_TIMEOUT, PGC_SUSET, PGC_S_SESSION,
+							 GUC_ACTION_LOCAL, true, 0, false);
 }
 
 /* Prepare a statement once, and keep it for the life of the process. */
@@ -572,6 +584,7 @@ queue_housekeeping(bool had_failures)
 		Datum		value = Float8GetDatum((double) webhook_disable_after_s);
 
 		begin_work("disabling failing endpoints");
+		wait_briefly_for_locks();
 		ret = SPI_execute_with_args("SELECT webhook._disable_failing_endpoints(pg_catalog.make_interval(secs => $1))",
 									1, &type, &value, NULL, false, 1);
 		if (ret != SPI_OK_SELECT)
@@ -762,9 +775,7 @@ queue_record(Delivery **done, int n, bool *recorded)
 	int			n_recorded = 0;
 
 	begin_work("recording delivery outcomes");
-	/* A row another session has locked fails alone, and soon. */
-	(void) set_config_option("lock_timeout", RECORD_LOCK_TIMEOUT, PGC_SUSET, PGC_S_SESSION,
-							 GUC_ACTION_LOCAL, true, 0, false);
+	wait_briefly_for_locks();
 	edata = try_in_subtransaction(record_rows, &all);
 	if (edata == NULL)
 	{

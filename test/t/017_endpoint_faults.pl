@@ -211,6 +211,7 @@ intact('start');
 	is(arrived('/ok/badheader'), 0, 'bad headers: nothing was sent');
 	others_flow('bad headers');
 	intact('bad headers');
+	psql("DELETE FROM webhook.endpoints WHERE name LIKE 'badheader.%'");
 }
 
 # --- a 410 from an endpoint that webhook.require_https now refuses (#7) ------------------
@@ -320,7 +321,27 @@ intact('start');
 	others_flow('auto-disable');
 	intact('auto-disable');
 	psql("DROP TRIGGER refuse_update ON webhook.endpoints;
-	      DELETE FROM webhook.endpoints WHERE id IN ($ep{frozen}, $ep{dying});
+	      DELETE FROM webhook.endpoints WHERE id IN ($ep{frozen}, $ep{dying})");
+
+	# Now a session that stays open is editing the endpoint row.
+	%ep = map {
+		($_ => endpoint("$_.test", "/status/500/$_", retry_schedule_s => "'{" . join(',', (1000) x 20) . "}'"))
+	} qw(lockedep dying2);
+	my $bg = $node->background_psql('postgres');
+	$bg->query_safe("BEGIN; UPDATE webhook.endpoints SET description = 'editing' WHERE id = $ep{lockedep}");
+	send_event('lockedep.test');
+	ok(poll_until($node, 'postgres', "SELECT count(*) > 0 FROM webhook.delivery_log WHERE endpoint_id = $ep{lockedep}"),
+		'auto-disable, locked: the locked endpoint is failing');
+	send_event('dying2.test');
+	ok(poll_until($node, 'postgres', "SELECT NOT active FROM webhook.endpoints WHERE id = $ep{dying2}"),
+		'auto-disable, locked: the failing endpoint that is not locked is disabled');
+	others_flow('auto-disable, locked');
+	intact('auto-disable, locked');
+	$bg->query_safe('ROLLBACK');
+	$bg->quit;
+	ok(poll_until($node, 'postgres', "SELECT NOT active FROM webhook.endpoints WHERE id = $ep{lockedep}"),
+		'auto-disable, locked: disabled too once the lock is gone');
+	psql("DELETE FROM webhook.endpoints WHERE id IN ($ep{lockedep}, $ep{dying2});
 	      ALTER SYSTEM RESET webhook.disable_after; SELECT pg_reload_conf()");
 }
 
