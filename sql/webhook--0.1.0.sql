@@ -212,7 +212,10 @@ CREATE TABLE webhook.deliveries (
     status           text NOT NULL DEFAULT 'pending'
                      CONSTRAINT deliveries_status_check
                      CHECK (status IN ('pending', 'succeeded', 'failed')),
-    attempts         integer NOT NULL DEFAULT 0,
+    -- The worker counts on from here: bounded so that the count never
+    -- overflows (src/delivery.h, WEBHOOK_MAX_ATTEMPTS).
+    attempts         integer NOT NULL DEFAULT 0
+                     CONSTRAINT deliveries_attempts_check CHECK (attempts BETWEEN 0 AND 1000000),
     next_attempt_at  timestamptz NOT NULL DEFAULT pg_catalog.now(),
     claimed_at       timestamptz,
     last_attempt_at  timestamptz,
@@ -274,7 +277,8 @@ CREATE INDEX delivery_log_attempted_at_idx ON webhook.delivery_log (attempted_at
 CREATE TABLE webhook.endpoint_state (
     endpoint_id          bigint PRIMARY KEY REFERENCES webhook.endpoints (id) ON DELETE CASCADE,
     failing_since        timestamptz,
-    consecutive_failures integer NOT NULL DEFAULT 0,
+    consecutive_failures integer NOT NULL DEFAULT 0
+                         CONSTRAINT endpoint_state_consecutive_failures_check CHECK (consecutive_failures >= 0),
     last_success_at      timestamptz,
     last_failure_at      timestamptz,
     last_error           text

@@ -16,6 +16,13 @@
 
 #include "signing.h"
 
+/*
+ * The most attempts a delivery records, as webhook.deliveries.attempts'
+ * CHECK constraint says: far beyond any retry schedule, and short of
+ * overflowing the count.
+ */
+#define WEBHOOK_MAX_ATTEMPTS 1000000
+
 /* Where a delivery stands after an attempt. */
 typedef enum DeliveryStatus
 {

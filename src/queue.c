@@ -49,7 +49,9 @@ static SPIPlanPtr deactivate_plan = NULL;
  * ordered endpoint that pauses the endpoint rather than skip ahead.  Sealed
  * values come back sealed: the worker unseals them one by one, so that one
  * that does not decrypt fails only its own delivery.  Of the retry schedule
- * only the delay after this attempt is read (NULL: no retry left).
+ * only the delay after this attempt is read (NULL: no retry left); an
+ * attempts count below 0, as a row written before its CHECK constraint may
+ * hold, counts as 0.
  */
 static const char *claim_sql =
 "WITH busy AS ("
@@ -99,8 +101,9 @@ static const char *claim_sql =
 "           ARRAY(SELECT ARRAY[h.key, h.value] FROM pg_catalog.jsonb_each_text("
 "                   CASE WHEN pg_catalog.jsonb_typeof(ep.headers) = 'object' THEN ep.headers END) AS h),"
 "           ep.timeout_ms,"
-"           CASE WHEN d.attempts < coalesce(pg_catalog.array_length(ep.retry_schedule_s, 1), 0)"
-"                THEN greatest(coalesce(ep.retry_schedule_s[pg_catalog.array_lower(ep.retry_schedule_s, 1) + d.attempts], 0), 0) END,"
+"           CASE WHEN greatest(d.attempts, 0) < coalesce(pg_catalog.array_length(ep.retry_schedule_s, 1), 0)"
+"                THEN greatest(coalesce(ep.retry_schedule_s[pg_catalog.array_lower(ep.retry_schedule_s, 1)"
+"                                                           + greatest(d.attempts, 0)], 0), 0) END,"
 "           CASE WHEN ep.ordered THEN 1 ELSE coalesce(ep.max_in_flight, $4) END,"
 "           CASE WHEN ep.previous_secret_expires_at > pg_catalog.now() AND ep.signing <> 'none' THEN ep.previous_secret END,"
 "           ep.auth_username, ep.auth_password,"
@@ -111,6 +114,8 @@ static const char *claim_sql =
  * Record a batch of attempts: the delivery's new state, one log row each,
  * and each endpoint's failure streak.  A delivery that is no longer pending
  * (closed while in flight) keeps its state, but the attempt is still logged.
+ * The streak stops growing at the integer limit, so that no value a row
+ * holds fails the statement.
  */
 static const char *record_sql =
 "WITH r AS ("
@@ -156,7 +161,8 @@ static const char *record_sql =
 "         failing_since = CASE WHEN EXCLUDED.last_success_at IS NOT NULL THEN EXCLUDED.failing_since"
 "                              ELSE coalesce(s.failing_since, EXCLUDED.failing_since) END,"
 "         consecutive_failures = CASE WHEN EXCLUDED.last_success_at IS NOT NULL THEN EXCLUDED.consecutive_failures"
-"                                     ELSE s.consecutive_failures + EXCLUDED.consecutive_failures END"
+"                                     ELSE least(greatest(s.consecutive_failures, 0)::bigint"
+"                                                + EXCLUDED.consecutive_failures, 2147483647)::integer END"
 ")"
 "INSERT INTO webhook.delivery_log (delivery_id, endpoint_id, event_id, attempt, url, attempted_at,"
 "                                  duration_ms, status_code, error_class, error, response_body)"
@@ -458,6 +464,17 @@ keys_from_tuple(Delivery *d, HeapTuple tuple, TupleDesc desc)
 	forget_secret(previous);
 }
 
+/*
+ * The number of the attempt about to be made, from the attempts a row
+ * records: a count out of bounds (a row written before the CHECK constraint)
+ * starts again at the first attempt, or stays at the last one allowed.
+ */
+static int32
+attempt_number(int32 attempts)
+{
+	return Min(Max(attempts, 0), WEBHOOK_MAX_ATTEMPTS - 1) + 1;
+}
+
 /* Copy one claimed row into a Delivery that outlives the transaction. */
 static Delivery *
 delivery_from_tuple(HeapTuple tuple, TupleDesc desc)
@@ -471,7 +488,7 @@ delivery_from_tuple(HeapTuple tuple, TupleDesc desc)
 
 	d->cxt = cxt;
 	d->id = DatumGetInt64(SPI_getbinval(tuple, desc, 1, &isnull));
-	d->attempt = DatumGetInt32(SPI_getbinval(tuple, desc, 2, &isnull)) + 1;
+	d->attempt = attempt_number(DatumGetInt32(SPI_getbinval(tuple, desc, 2, &isnull)));
 	d->event_id = TextDatumGetCString(SPI_getbinval(tuple, desc, 3, &isnull));
 	d->event_type = TextDatumGetCString(SPI_getbinval(tuple, desc, 4, &isnull));
 	d->body = TextDatumGetCString(SPI_getbinval(tuple, desc, 5, &isnull));

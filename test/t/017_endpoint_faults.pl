@@ -3,11 +3,12 @@
 # (plain and on an ordered endpoint); timeout_ms = 2147483647; sealed values
 # that no longer decrypt; a 410 from an endpoint whose URL require_https now
 # refuses; a tiny rate limit; a huge retry schedule; a Retry-After date far
-# in the future.  Values the write-time checks may refuse are forced in as a
-# row written before those checks existed would hold them: the column's CHECK
-# constraints dropped, and the endpoints triggers off (session_replication_role
-# = replica).  After each fault: the postmaster never restarted, and an event
-# sent now is delivered.
+# in the future; an attempts count or a failure streak out of range; a
+# locked endpoint_state row.  Values the write-time checks may refuse are
+# forced in as a row written before those checks existed would hold them:
+# the column's CHECK constraints dropped, and the endpoints triggers off
+# (session_replication_role = replica).  After each fault: the postmaster
+# never restarted, and an event sent now is delivered.
 use strict;
 use warnings;
 
@@ -35,25 +36,31 @@ sub endpoint
 		join(', ', @names), join(', ', @vals)));
 }
 
-# Write a value that today's checks refuse, as a row written before they
-# existed holds it: drop the column's CHECK constraints (the bounds came
-# later), and write past the endpoints triggers.
-sub force
+# Drop a table's CHECK constraints on one column, as before they existed.
+sub drop_checks
 {
-	my ($id, $column, $value) = @_;
+	my ($table, $column) = @_;
 	psql(qq{DO \$\$
 		DECLARE c name;
 		BEGIN
 		    FOR c IN SELECT conname FROM pg_constraint
-		              WHERE conrelid = 'webhook.endpoints'::regclass AND contype = 'c'
+		              WHERE conrelid = '$table'::regclass AND contype = 'c'
 		                AND conkey = ARRAY[(SELECT attnum FROM pg_attribute
-		                                     WHERE attrelid = 'webhook.endpoints'::regclass
-		                                       AND attname = '$column')] LOOP
-		        EXECUTE format('ALTER TABLE webhook.endpoints DROP CONSTRAINT %I', c);
+		                                     WHERE attrelid = '$table'::regclass AND attname = '$column')] LOOP
+		        EXECUTE format('ALTER TABLE %s DROP CONSTRAINT %I', '$table'::regclass, c);
 		    END LOOP;
-		END \$\$;
-		SET session_replication_role = replica;
-		UPDATE webhook.endpoints SET $column = $value WHERE id = $id});
+		END \$\$});
+}
+
+# Write a value that today's checks refuse, as a row written before they
+# existed holds it: without the column's CHECK constraints (the bounds came
+# later), and past the endpoints triggers.
+sub force
+{
+	my ($id, $column, $value) = @_;
+	drop_checks('webhook.endpoints', $column);
+	psql("SET session_replication_role = replica;
+	      UPDATE webhook.endpoints SET $column = $value WHERE id = $id");
 }
 
 sub send_event
@@ -457,6 +464,75 @@ SKIP:
 	is(arrived('/ok/sealed'), 0, 'undecryptable: nothing was sent without its secrets');
 	others_flow('undecryptable');
 	intact('undecryptable');
+}
+
+# --- deliveries.attempts out of range, written by an operator ---------------------------
+{
+	my $ep = endpoint('attempts.test', '/status/500/attempts', retry_schedule_s => "'{1,1}'");
+	psql('CREATE ROLE ops;
+	      GRANT USAGE ON SCHEMA webhook TO ops;
+	      GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA webhook TO ops;
+	      GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA webhook TO ops;');
+	my $insert = sub {
+		my ($attempts) = @_;
+		return "SET ROLE ops;
+			WITH ev AS (INSERT INTO webhook.events (event_type, payload, body)
+			            VALUES ('attempts.test', '{}', '{}') RETURNING id)
+			INSERT INTO webhook.deliveries (event_id, endpoint_id, attempts)
+			SELECT ev.id, $ep, $attempts FROM ev RETURNING event_id";
+	};
+	my @values = (-1000000000, 2147483647);
+	for my $attempts (@values)
+	{
+		my $ret = $node->psql('postgres', $insert->($attempts), stderr => \my $err);
+		isnt($ret, 0, "attempts = $attempts: refused");
+		like($err, qr/attempts/, "attempts = $attempts: the error names the column");
+	}
+	# Rows written before that check existed.
+	drop_checks('webhook.deliveries', 'attempts');
+	my %ev = map { ($_ => psql($insert->($_))) } @values;
+	others_flow('attempts out of range');    # wakes the worker
+	ok(status_is($ev{-1000000000}, 'failed', 60), 'attempts = -1000000000: fails after its retries');
+	is(psql("SELECT format('%s..%s (%s)', min(attempt), max(attempt), count(*)) FROM webhook.delivery_log WHERE event_id = '$ev{-1000000000}'"),
+		'1..3 (3)', 'attempts = -1000000000: counted from the first attempt');
+	ok(status_is($ev{2147483647}, 'failed', 60), 'attempts = 2147483647: fails, no retry left');
+	is(psql("SELECT format('%s..%s (%s)', min(attempt), max(attempt), count(*)) FROM webhook.delivery_log WHERE event_id = '$ev{2147483647}'"),
+		'1000000..1000000 (1)', 'attempts = 2147483647: logged as the last attempt the bound allows');
+	others_flow('attempts out of range');
+	intact('attempts out of range');
+	psql("DELETE FROM webhook.endpoints WHERE id = $ep");
+}
+
+# --- a failure streak at the integer limit ---------------------------------------------
+{
+	my $ep = endpoint('streak.test', '/status/500/streak', retry_schedule_s => "'{}'");
+	my $ret = $node->psql('postgres', "INSERT INTO webhook.endpoint_state (endpoint_id, consecutive_failures) VALUES ($ep, -1)",
+		stderr => \my $err);
+	isnt($ret, 0, 'negative failure streak: refused');
+	psql("INSERT INTO webhook.endpoint_state (endpoint_id, consecutive_failures) VALUES ($ep, 2147483647)
+	      ON CONFLICT (endpoint_id) DO UPDATE SET consecutive_failures = 2147483647");
+	my $ev = send_event('streak.test');
+	ok(status_is($ev, 'failed'), 'streak at the limit: the failure is recorded');
+	is(psql("SELECT consecutive_failures FROM webhook.endpoint_state WHERE endpoint_id = $ep"), '2147483647',
+		'streak at the limit: stays at the limit');
+	others_flow('streak at the limit');
+	intact('streak at the limit');
+	psql("DELETE FROM webhook.endpoints WHERE id = $ep");
+}
+
+# --- an endpoint_state row locked by another session ---------------------------------------
+{
+	my $ep = endpoint('statelock.test', '/ok/statelock');
+	ok(status_is(send_event('statelock.test'), 'succeeded'), 'locked state: the endpoint has a state row');
+	my $bg = $node->background_psql('postgres');
+	$bg->query_safe("BEGIN; SELECT * FROM webhook.endpoint_state WHERE endpoint_id = $ep FOR UPDATE");
+	my $ev = send_event('statelock.test');
+	others_flow('locked state');
+	intact('locked state');
+	$bg->query_safe('COMMIT');
+	ok(status_is($ev, 'succeeded', 60), 'locked state: recorded once the lock is released');
+	$bg->quit;
+	psql("DELETE FROM webhook.endpoints WHERE id = $ep");
 }
 
 is(arrived('/ok/other'), $n_other, 'the other endpoint got each of its events once');
