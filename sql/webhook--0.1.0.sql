@@ -300,6 +300,7 @@ DECLARE
     pattern text;
     v_row jsonb;
     v_column name;
+    v_check text[];
 BEGIN
     -- Before the NOT NULL constraint, whose error would print the row and its secret.
     IF NEW.url IS NULL THEN
@@ -307,9 +308,19 @@ BEGIN
             USING ERRCODE = 'not_null_violation',
                   HINT = 'Give the receiver''s absolute http:// or https:// URL, such as https://example.com/webhooks.';
     END IF;
-    -- Turning an endpoint off never needs its URL re-checked: a 410 or the
-    -- auto-disable must work for a URL that a newer policy would refuse.
-    IF TG_OP = 'INSERT' OR NEW.url IS DISTINCT FROM OLD.url OR NEW.active THEN
+    -- The columns to check: those the write changes, or all of them when it
+    -- inserts or re-activates the endpoint (webhook._endpoints_seal follows
+    -- the same rule).  A row that an older rule, a newer policy or a restore
+    -- let in stays writable for anything else: a 410 or the auto-disable must
+    -- turn it off whatever its other columns hold.
+    v_row := to_jsonb(NEW);
+    v_check := ARRAY(SELECT c.key FROM jsonb_each(v_row) AS c
+                      WHERE c.value IS DISTINCT FROM
+                            CASE WHEN TG_OP = 'UPDATE' AND (OLD.active OR NOT NEW.active)
+                                 THEN to_jsonb(OLD) -> c.key END);
+    -- The URL is what the worker contacts: checked too at any write that
+    -- leaves the endpoint on, and never when the write turns it off.
+    IF 'url' = ANY (v_check) OR NEW.active THEN
         IF octet_length(NEW.url) > 2048 THEN
             RAISE EXCEPTION 'url is too long'
                 USING ERRCODE = 'program_limit_exceeded',
@@ -330,28 +341,30 @@ BEGIN
                               ELSE 'Use an absolute http:// or https:// URL with a host, such as https://example.com/webhooks.' END;
     END IF;
 
-    IF NEW.event_types IS NULL THEN
+    IF 'event_types' = ANY (v_check) AND NEW.event_types IS NULL THEN
         RAISE EXCEPTION 'event_types must not be null'
             USING ERRCODE = 'null_value_not_allowed',
                   HINT = 'Use ''{*}'' to subscribe to every event type, or ''{}'' to subscribe to none.';
     END IF;
-    IF array_ndims(NEW.event_types) > 1
-       OR EXISTS (SELECT 1 FROM unnest(NEW.event_types) AS p(elem) WHERE p.elem IS NULL) THEN
+    IF 'event_types' = ANY (v_check)
+       AND (array_ndims(NEW.event_types) > 1
+            OR EXISTS (SELECT 1 FROM unnest(NEW.event_types) AS p(elem) WHERE p.elem IS NULL)) THEN
         RAISE EXCEPTION 'event_types must be a flat list of patterns without nulls'
             USING ERRCODE = 'invalid_parameter_value',
                   HINT = 'For example: {order.created}, {order.*} or {*}.';
     END IF;
-    IF cardinality(NEW.event_types) > 1000 THEN
+    IF 'event_types' = ANY (v_check) AND cardinality(NEW.event_types) > 1000 THEN
         RAISE EXCEPTION 'too many event type patterns'
             USING ERRCODE = 'program_limit_exceeded',
                   DETAIL = format('The list has %s patterns.', cardinality(NEW.event_types)),
                   HINT = 'An endpoint has at most 1000 patterns; subscribe to a prefix such as order.* instead.';
     END IF;
-    FOREACH pattern IN ARRAY NEW.event_types LOOP
+    FOREACH pattern IN ARRAY CASE WHEN 'event_types' = ANY (v_check) THEN NEW.event_types ELSE '{}' END LOOP
         PERFORM webhook._require_event_type(pattern, true);
     END LOOP;
 
-    IF NEW.signing IS NULL OR NEW.signing NOT IN ('standard', 'ed25519', 'hmac-sha256', 'none') THEN
+    IF 'signing' = ANY (v_check)
+       AND (NEW.signing IS NULL OR NEW.signing NOT IN ('standard', 'ed25519', 'hmac-sha256', 'none')) THEN
         RAISE EXCEPTION 'unknown signing scheme "%"', coalesce(NEW.signing, 'NULL')
             USING ERRCODE = 'invalid_parameter_value',
                   HINT = 'Use one of standard, ed25519, hmac-sha256 or none.';
@@ -362,14 +375,14 @@ BEGIN
 
     -- Bounds on what the worker computes with: each refused here, so that no
     -- value can overflow or stall a claim.
-    IF NEW.timeout_ms IS NULL OR NEW.timeout_ms NOT BETWEEN 1 AND 300000 THEN
+    IF 'timeout_ms' = ANY (v_check) AND (NEW.timeout_ms IS NULL OR NEW.timeout_ms NOT BETWEEN 1 AND 300000) THEN
         RAISE EXCEPTION 'timeout_ms must be between 1 and 300000'
             USING ERRCODE = 'invalid_parameter_value',
                   DETAIL = format('The value given was %s.', coalesce(NEW.timeout_ms::text, 'NULL')),
                   HINT = 'The default is 15000 (15 seconds); the longest allowed is 300000 (5 minutes).';
     END IF;
 
-    IF NEW.max_in_flight NOT BETWEEN 1 AND 10000 THEN
+    IF 'max_in_flight' = ANY (v_check) AND NEW.max_in_flight NOT BETWEEN 1 AND 10000 THEN
         RAISE EXCEPTION 'max_in_flight must be between 1 and 10000'
             USING ERRCODE = 'invalid_parameter_value',
                   DETAIL = format('The value given was %s.', NEW.max_in_flight),
@@ -377,7 +390,7 @@ BEGIN
     END IF;
 
     -- NaN compares greater than every number, so the upper bound refuses it.
-    IF NEW.rate_limit_per_s NOT BETWEEN 0.001 AND 100000 THEN
+    IF 'rate_limit_per_s' = ANY (v_check) AND NEW.rate_limit_per_s NOT BETWEEN 0.001 AND 100000 THEN
         RAISE EXCEPTION 'rate_limit_per_s must be between 0.001 and 100000'
             USING ERRCODE = 'invalid_parameter_value',
                   DETAIL = format('The value given was %s.', NEW.rate_limit_per_s),
@@ -418,32 +431,33 @@ BEGIN
         END IF;
     END IF;
 
-    IF cardinality(NEW.retry_schedule_s) > 100 THEN
+    IF 'retry_schedule_s' = ANY (v_check) AND cardinality(NEW.retry_schedule_s) > 100 THEN
         RAISE EXCEPTION 'retry_schedule_s has too many delays'
             USING ERRCODE = 'program_limit_exceeded',
                   DETAIL = format('The list has %s delays.', cardinality(NEW.retry_schedule_s)),
                   HINT = 'A retry schedule has at most 100 delays, each of at most 604800 seconds (a week).';
     END IF;
-    IF NEW.retry_schedule_s IS NULL OR array_ndims(NEW.retry_schedule_s) > 1
-       OR EXISTS (SELECT 1 FROM unnest(NEW.retry_schedule_s) AS s(delay)
-                   WHERE s.delay IS NULL OR s.delay NOT BETWEEN 0 AND 604800) THEN
+    IF 'retry_schedule_s' = ANY (v_check)
+       AND (NEW.retry_schedule_s IS NULL OR array_ndims(NEW.retry_schedule_s) > 1
+            OR EXISTS (SELECT 1 FROM unnest(NEW.retry_schedule_s) AS s(delay)
+                        WHERE s.delay IS NULL OR s.delay NOT BETWEEN 0 AND 604800)) THEN
         RAISE EXCEPTION 'retry_schedule_s must be a list of delays in seconds between 0 and 604800'
             USING ERRCODE = 'invalid_parameter_value',
                   HINT = 'Use ''{}'' for no retries; the default is {5,300,1800,7200,18000,36000,36000}, and a delay is at most 604800 seconds (a week).';
     END IF;
 
-    IF NEW.auth_password IS NOT NULL AND NEW.auth_username IS NULL THEN
+    IF v_check && '{auth_username,auth_password}' AND NEW.auth_password IS NOT NULL AND NEW.auth_username IS NULL THEN
         RAISE EXCEPTION 'auth_password is set without auth_username'
             USING ERRCODE = 'invalid_parameter_value',
                   HINT = 'Set both for HTTP Basic authentication, or neither.';
     END IF;
-    IF octet_length(NEW.auth_username) > 256 THEN
+    IF 'auth_username' = ANY (v_check) AND octet_length(NEW.auth_username) > 256 THEN
         RAISE EXCEPTION 'auth_username is too long'
             USING ERRCODE = 'program_limit_exceeded',
                   DETAIL = format('It has %s bytes.', octet_length(NEW.auth_username)),
                   HINT = 'A Basic authentication user name has at most 256 bytes.';
     END IF;
-    IF NEW.auth_username IS NOT NULL AND (NEW.auth_username ~ '[:\r\n]' OR NEW.auth_username = '') THEN
+    IF 'auth_username' = ANY (v_check) AND NEW.auth_username IS NOT NULL AND (NEW.auth_username ~ '[:\r\n]' OR NEW.auth_username = '') THEN
         RAISE EXCEPTION 'invalid auth_username'
             USING ERRCODE = 'invalid_parameter_value',
                   DETAIL = 'A Basic authentication user name must not be empty nor contain ":" or a line break.';

@@ -7,11 +7,13 @@
  *		webhook.master_key_file.  Being a trigger, it cannot be called from
  *		SQL: no role gets a function that encrypts or decrypts on demand.
  *
- * Sealed values an UPDATE leaves as they were are not opened again: they
- * were checked when written, and a row whose key was lost stays writable (to
- * deactivate it, say).  Values still in clear are checked and sealed at
- * every write, so a row written before the key was set is sealed at its next
- * write.
+ * A write checks what it changes; an INSERT, and an UPDATE that re-activates
+ * the endpoint, check every column.  So a row that an older rule or a
+ * restore let in stays writable for anything else: a 410 or the auto-disable
+ * can turn it off.  Sealed values an UPDATE leaves as they were are not
+ * opened again: they were checked when written, and a row whose key was lost
+ * stays writable too.  Values still in clear are sealed at every write, so a
+ * row written before the key was set is sealed at its next write.
  */
 #include "postgres.h"
 
@@ -42,6 +44,7 @@ typedef struct EndpointRow
 	TupleDesc	desc;
 	HeapTuple	new;
 	HeapTuple	old;
+	bool		check_all;		/* an INSERT, or a re-activation */
 	int			ncols;
 	int			cols[4];
 	Datum		values[4];
@@ -89,7 +92,27 @@ changed(EndpointRow *row, const char *name)
 	return !datumIsEqual(new_value, old_value, att->attbyval, att->attlen);
 }
 
-/* Must this write check and seal the value of this column? */
+/* Does this UPDATE turn the endpoint on (active from false to true)? */
+static bool
+is_activation(EndpointRow *row)
+{
+	int			attnum = column(row, "active");
+	bool		new_null,
+				old_null;
+	Datum		new_value = heap_getattr(row->new, attnum, row->desc, &new_null);
+	Datum		old_value = heap_getattr(row->old, attnum, row->desc, &old_null);
+
+	return !new_null && DatumGetBool(new_value) && (old_null || !DatumGetBool(old_value));
+}
+
+/* Must this write check the value of this column? */
+static bool
+to_check(EndpointRow *row, const char *name)
+{
+	return row->check_all || changed(row, name);
+}
+
+/* Must this write seal the value of this column? */
 static bool
 to_seal(EndpointRow *row, const char *name, const char *value)
 {
@@ -154,20 +177,21 @@ require_max_bytes(const char *column_name, const char *plain, size_t max_bytes)
 }
 
 /*
- * Check one secret in clear against the signing scheme and return it sealed.
- * The reason never quotes the secret.
+ * Check one secret in clear against the signing scheme (when check says so)
+ * and return it sealed.  The reason never quotes the secret.
  */
 static Datum
 checked_secret(const char *stored, WebhookSigning signing, const char *signing_name,
-			   const char *column_name)
+			   const char *column_name, bool check)
 {
 	char	   *plain = webhook_unseal_value(stored);
 	WebhookKey	key;
 	const char *problem;
 	char	   *sealed;
 
-	require_max_bytes(column_name, plain, WEBHOOK_SECRET_MAX_BYTES);
-	problem = signing == SIGNING_NONE ? NULL : webhook_decode_key(signing, plain, &key);
+	if (check)
+		require_max_bytes(column_name, plain, WEBHOOK_SECRET_MAX_BYTES);
+	problem = !check || signing == SIGNING_NONE ? NULL : webhook_decode_key(signing, plain, &key);
 	explicit_bzero(&key, sizeof(key));
 	if (problem)
 		ereport(ERROR,
@@ -197,18 +221,21 @@ seal_credentials(EndpointRow *row)
 	/* A new scheme may not take the old secret: check it again. */
 	if (secret && (secret_to_seal || changed(row, "signing")))
 	{
-		Datum		sealed = checked_secret(secret, signing, signing_name, "secret");
+		Datum		sealed = checked_secret(secret, signing, signing_name, "secret",
+											to_check(row, "secret") || to_check(row, "signing"));
 
 		if (secret_to_seal)
 			replace(row, "secret", sealed);
 	}
 	if (to_seal(row, "previous_secret", previous))
-		replace(row, "previous_secret", checked_secret(previous, signing, signing_name, "previous_secret"));
+		replace(row, "previous_secret", checked_secret(previous, signing, signing_name, "previous_secret",
+													   to_check(row, "previous_secret")));
 	if (to_seal(row, "auth_password", password))
 	{
 		char	   *plain = webhook_unseal_value(password);
 
-		require_max_bytes("auth_password", plain, WEBHOOK_AUTH_PASSWORD_MAX_BYTES);
+		if (to_check(row, "auth_password"))
+			require_max_bytes("auth_password", plain, WEBHOOK_AUTH_PASSWORD_MAX_BYTES);
 		replace(row, "auth_password", CStringGetTextDatum(webhook_seal_value(plain)));
 		explicit_bzero(plain, strlen(plain));
 	}
@@ -235,20 +262,23 @@ require_distinct_header(const char *name, const char *signature_header, bool hma
 				 errhint("Use auth_username and auth_password for Basic authentication, or an Authorization header, not both.")));
 }
 
-/* Check one extra header's value in clear and return it sealed. */
+/*
+ * Check one extra header's value in clear (when check says so) and return
+ * it sealed.
+ */
 static char *
-checked_header_value(const char *name, const char *stored, size_t *bytes)
+checked_header_value(const char *name, const char *stored, size_t *bytes, bool check)
 {
 	char	   *plain = webhook_unseal_value(stored);
 	size_t		len = strlen(plain);
 	char	   *sealed;
 
-	if (webhook_header_check(name, plain) == HEADER_BAD_VALUE)
+	if (check && webhook_header_check(name, plain) == HEADER_BAD_VALUE)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("value of header \"%s\" contains a line break", name),
 				 errhint("A header value is one line.")));
-	if (len > WEBHOOK_HEADER_VALUE_MAX_BYTES)
+	if (check && len > WEBHOOK_HEADER_VALUE_MAX_BYTES)
 		ereport(ERROR,
 				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
 				 errmsg("value of header \"%s\" is too long", name),
@@ -271,12 +301,14 @@ headers_not_an_object(void)
 }
 
 /*
- * The extra headers: names checked on every write; when the write changes
- * them, every value checked in clear, their number and size bounded, and the
- * values sealed.  Otherwise only values still in clear are checked and sealed.
+ * The extra headers: names checked when check_names says so; when the write
+ * changes them, every value checked in clear, their number and size bounded,
+ * and the values sealed.  Otherwise only values still in clear are sealed,
+ * and checked on an INSERT or a re-activation.
  */
 static void
-seal_headers(EndpointRow *row, const char *signature_header, bool hmac, bool basic_auth)
+seal_headers(EndpointRow *row, bool check_names, const char *signature_header, bool hmac,
+			 bool basic_auth)
 {
 	bool		isnull;
 	Datum		datum = heap_getattr(row->new, column(row, "headers"), row->desc, &isnull);
@@ -294,6 +326,8 @@ seal_headers(EndpointRow *row, const char *signature_header, bool hmac, bool bas
 	if (isnull)
 		return;
 	headers = DatumGetJsonbP(datum);
+	if (!JB_ROOT_IS_OBJECT(headers) && !to_check(row, "headers"))
+		return;
 	if (!JB_ROOT_IS_OBJECT(headers))
 		headers_not_an_object();
 	if (rewrite && JB_ROOT_COUNT(headers) > WEBHOOK_HEADERS_MAX)
@@ -309,8 +343,11 @@ seal_headers(EndpointRow *row, const char *signature_header, bool hmac, bool bas
 		if (token == WJB_KEY)
 		{
 			name = pnstrdup(v.val.string.val, v.val.string.len);
-			require_header_name(name, "header");
-			require_distinct_header(name, signature_header, hmac, basic_auth);
+			if (check_names)
+			{
+				require_header_name(name, "header");
+				require_distinct_header(name, signature_header, hmac, basic_auth);
+			}
 		}
 		else if (token == WJB_VALUE && v.type != jbvString)
 			ereport(ERROR,
@@ -323,7 +360,7 @@ seal_headers(EndpointRow *row, const char *signature_header, bool hmac, bool bas
 
 			if (rewrite || !webhook_is_sealed(stored))
 			{
-				v.val.string.val = checked_header_value(name, stored, &bytes);
+				v.val.string.val = checked_header_value(name, stored, &bytes, rewrite || row->check_all);
 				v.val.string.len = strlen(v.val.string.val);
 				modified |= strcmp(stored, v.val.string.val) != 0;
 			}
@@ -354,6 +391,7 @@ webhook_endpoints_seal(PG_FUNCTION_ARGS)
 	char	   *signing;
 	bool		hmac;
 	bool		basic_auth;
+	bool		check_names;
 
 	if (!CALLED_AS_TRIGGER(fcinfo) || !TRIGGER_FIRED_BEFORE(trigdata->tg_event) ||
 		!TRIGGER_FIRED_FOR_ROW(trigdata->tg_event) ||
@@ -365,9 +403,13 @@ webhook_endpoints_seal(PG_FUNCTION_ARGS)
 	{
 		row.new = trigdata->tg_newtuple;
 		row.old = trigdata->tg_trigtuple;
+		row.check_all = is_activation(&row);
 	}
 	else
+	{
 		row.new = trigdata->tg_trigtuple;
+		row.check_all = true;
+	}
 
 	signature_header = new_text(&row, "signature_header");
 	signing = new_text(&row, "signing");
@@ -375,15 +417,19 @@ webhook_endpoints_seal(PG_FUNCTION_ARGS)
 		elog(ERROR, "endpoint row reached webhook._endpoints_seal() with NULL signing or signature_header");
 	hmac = strcmp(signing, "hmac-sha256") == 0;
 	basic_auth = new_text(&row, "auth_username") != NULL;
-	require_header_name(signature_header, "signature header");
-	if (hmac && basic_auth && pg_strcasecmp(signature_header, "authorization") == 0)
+	/* Names, and whether they clash, depend on these columns. */
+	check_names = to_check(&row, "headers") || to_check(&row, "signature_header") ||
+		to_check(&row, "signing") || to_check(&row, "auth_username");
+	if (check_names)
+		require_header_name(signature_header, "signature header");
+	if (check_names && hmac && basic_auth && pg_strcasecmp(signature_header, "authorization") == 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("signature header \"%s\" would replace the Basic authentication header", signature_header),
 				 errhint("Choose another signature_header, such as X-Hub-Signature-256.")));
 
 	seal_credentials(&row);
-	seal_headers(&row, signature_header, hmac, basic_auth);
+	seal_headers(&row, check_names, signature_header, hmac, basic_auth);
 
 	if (row.ncols == 0)
 		return PointerGetDatum(row.new);

@@ -2,13 +2,14 @@
 # worker's claims lapse while the worker idles; a locked pending delivery
 # (plain and on an ordered endpoint); timeout_ms = 2147483647; sealed values
 # that no longer decrypt; a 410 from an endpoint whose URL require_https now
-# refuses; a tiny rate limit; a huge retry schedule; a Retry-After date far
-# in the future; an attempts count or a failure streak out of range; a
-# locked endpoint_state row.  Values the write-time checks may refuse are
-# forced in as a row written before those checks existed would hold them:
-# the column's CHECK constraints dropped, and the endpoints triggers off
-# (session_replication_role = replica).  After each fault: the postmaster
-# never restarted, and an event sent now is delivered.
+# refuses, or from one holding a timeout_ms or header the checks now refuse
+# (and their auto-disable); a tiny rate limit; a huge retry schedule; a
+# Retry-After date far in the future; an attempts count or a failure streak
+# out of range; a locked endpoint_state row.  Values the write-time checks
+# may refuse are forced in as a row written before those checks existed
+# would hold them: the column's CHECK constraints dropped, and the endpoints
+# triggers off (session_replication_role = replica).  After each fault: the
+# postmaster never restarted, and an event sent now is delivered.
 use strict;
 use warnings;
 
@@ -254,6 +255,20 @@ intact('start');
 	ok(poll_until($node, 'postgres', 'SHOW webhook.require_https', 'off', 30), 'require_https: off');
 }
 
+# --- a 410 from an endpoint holding a value today's bounds refuse --------------------------------
+{
+	my $ep = endpoint('oldrow.test', '/status/410/oldrow');
+	force($ep, 'timeout_ms', 2147483647);
+	my $ev = send_event('oldrow.test');
+	ok(status_is($ev, 'failed'), '410, old row: the delivery failed');
+	ok( poll_until($node, 'postgres',
+			"SELECT NOT active AND disabled_reason LIKE '%410%' FROM webhook.endpoints WHERE id = $ep"),
+		'410, old row: the endpoint is deactivated although its timeout_ms is out of bounds');
+	others_flow('410, old row');
+	intact('410, old row');
+	psql("DELETE FROM webhook.endpoints WHERE id = $ep");
+}
+
 # --- a 410 from an endpoint that cannot be deactivated (#7) -----------------------------------
 {
 	my $ep = endpoint('stuck.test', '/status/410/stuck', retry_schedule_s => "'{}'");
@@ -313,7 +328,8 @@ intact('start');
 	# 1000 s scaled by 0.001: about 1 s between attempts.
 	my %ep = map {
 		($_ => endpoint("$_.test", "/status/500/$_", retry_schedule_s => "'{" . join(',', (1000) x 20) . "}'"))
-	} qw(frozen dying);
+	} qw(frozen dying badname);
+	force($ep{badname}, 'headers', q{'{"X-Bad Name": "v"}'});
 	psql(qq{
 		CREATE FUNCTION public.refuse_update() RETURNS trigger LANGUAGE plpgsql AS \$\$
 		BEGIN
@@ -333,6 +349,9 @@ intact('start');
 	send_event('dying.test');
 	ok(poll_until($node, 'postgres', "SELECT NOT active FROM webhook.endpoints WHERE id = $ep{dying}"),
 		'auto-disable: the failing endpoint that can be updated is disabled');
+	send_event('badname.test');
+	ok(poll_until($node, 'postgres', "SELECT NOT active FROM webhook.endpoints WHERE id = $ep{badname}"),
+		'auto-disable: an endpoint with a header name the checks now refuse is disabled');
 	is(psql("SELECT active FROM webhook.endpoints WHERE id = $ep{frozen}"), 't',
 		'auto-disable: the one that cannot be updated stays active');
 	my $why = qr/could not disable webhook endpoint $ep{frozen}: endpoint $ep{frozen} is frozen on purpose/;
@@ -342,7 +361,7 @@ intact('start');
 	others_flow('auto-disable');
 	intact('auto-disable');
 	psql("DROP TRIGGER refuse_update ON webhook.endpoints;
-	      DELETE FROM webhook.endpoints WHERE id IN ($ep{frozen}, $ep{dying})");
+	      DELETE FROM webhook.endpoints WHERE id IN ($ep{frozen}, $ep{dying}, $ep{badname})");
 
 	# Now a session that stays open is editing the endpoint row.
 	%ep = map {
