@@ -299,12 +299,14 @@ sub _write_file
 	close $fh or die "cannot write $path: $!";
 }
 
-# The postmaster's start time: unchanged as long as no backend crashed (a
-# crash makes the postmaster reinitialize, which resets it).
+# Who the server is: the postmaster's start time (a full restart changes it)
+# and when the shared statistics were last reset (crash recovery discards
+# them, while pg_postmaster_start_time() survives a crash-restart).
 sub postmaster_started
 {
 	my ($node) = @_;
-	return $node->safe_psql('postgres', 'SELECT pg_postmaster_start_time()');
+	return $node->safe_psql('postgres',
+		"SELECT pg_postmaster_start_time() || ' / stats since ' || stats_reset FROM pg_stat_bgwriter");
 }
 
 # The server survived whatever the test just did: same postmaster start time
