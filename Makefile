@@ -1,14 +1,17 @@
 # webhook: PGXS build.  Tests: see README.md ("make installcheck" and "make prove").
 EXTENSION = webhook
 MODULE_big = webhook
-OBJS = src/webhook.o src/shared.o src/launcher.o src/worker.o src/queue.o src/http.o \
+OBJS = src/module.o src/shmem.o src/launcher.o src/worker.o src/queue.o src/http.o \
        src/signing.o src/sigcore.o src/validate.o src/urlcheck.o src/waitset.o src/ids.o src/netguard.o src/wake.o \
-       src/watch.o src/sealing.o src/endpoint_secrets.o src/transform.o
+       src/watch.o src/sealing.o src/endpoint_secrets.o src/transform.o \
+       src/schedule.o src/error_classes.o src/endpoint_load.o src/spi_util.o src/version_gate.o
 DATA = $(wildcard sql/webhook--*.sql)
 PGFILEDESC = "webhook - transactional outgoing webhooks"
 
 SHLIB_LINK = -lcurl -lcrypto
 PG_CPPFLAGS = -I$(srcdir)/src
+EXTVERSION = 0.2.0
+PG_CPPFLAGS += -DWEBHOOK_EXTVERSION='"$(EXTVERSION)"'
 
 # pg_regress: inputs in test/sql, expected output in expected/, own server
 # with the library preloaded (initdb refuses root: run as an ordinary user).

@@ -1,7 +1,8 @@
 /*
  * delivery.h
  *		One delivery attempt as the worker holds it in memory, from claim to
- *		recorded outcome, and the interfaces of the worker's parts.
+ *		recorded outcome.  The parts that fill it have their own headers:
+ *		queue.h (claim, record), transform.h, http.h (request, result).
  */
 #ifndef WEBHOOK_DELIVERY_H
 #define WEBHOOK_DELIVERY_H
@@ -14,6 +15,7 @@
 #include "portability/instr_time.h"
 #include "utils/timestamp.h"
 
+#include "schedule.h"
 #include "signing.h"
 
 /*
@@ -22,14 +24,6 @@
  * overflowing the count.
  */
 #define WEBHOOK_MAX_ATTEMPTS 1000000
-
-/* Where a delivery stands after an attempt. */
-typedef enum DeliveryStatus
-{
-	DELIVERY_PENDING,
-	DELIVERY_SUCCEEDED,
-	DELIVERY_FAILED
-} DeliveryStatus;
 
 typedef struct Delivery
 {
@@ -91,42 +85,9 @@ typedef struct Delivery
 	uint64		bytes_sent;
 	DeliveryStatus status;
 	TimestampTz next_attempt_at;
-	const char *error_class;
+	WebhookErrorClass error_class;	/* ERROR_CLASS_NONE: it succeeded */
 	char	   *error;
 	bool		deactivate_endpoint;
 } Delivery;
-
-/* http.c: requests driven by one curl multi handle inside a WaitEventSet */
-extern void http_init(void);
-extern void http_reload_policy(void);
-extern void http_start(Delivery *d);
-extern bool http_wait(long timeout_ms);
-extern Delivery *http_next_done(void);
-extern int	http_in_flight(void);
-
-/* queue.c: the SQL side, each call one short transaction */
-extern bool queue_extension_present(void);
-extern void queue_release_claims(void);
-/* What the worker knows of the endpoints it is sending to. */
-typedef struct EndpointLoad
-{
-	int64		endpoint_id;	/* hash key */
-	int32		in_flight;
-	int32		max_in_flight;
-	double		rate_limit_per_s;	/* 0: no limit */
-	double		tokens;			/* token bucket, when rate limited */
-	TimestampTz refilled_at;
-} EndpointLoad;
-
-extern int	queue_claim(int limit, dlist_head *out, int n_busy, EndpointLoad **busy,
-						int n_held, Delivery **held);
-extern int	queue_record(Delivery **done, int n, bool *recorded);
-extern TimestampTz queue_next_due(int n_busy, int64 *busy_ids, double *rates);
-extern void queue_housekeeping(bool had_failures);
-
-/* transform.c: endpoint transforms, run after the claim has committed */
-extern void transform_defer(Delivery *d, Oid func, TransactionId endpoint_xmin,
-							TimestampTz created_at, Datum payload);
-extern void transform_apply(dlist_head *claimed);
 
 #endif							/* WEBHOOK_DELIVERY_H */

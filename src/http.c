@@ -20,8 +20,9 @@
 #include "utils/memutils.h"
 #include "utils/wait_event.h"
 
-#include "delivery.h"
+#include "http.h"
 #include "netguard.h"
+#include "schedule.h"
 #include "validate.h"
 #include "waitset.h"
 #include "webhook.h"
@@ -225,29 +226,19 @@ http_init(void)
 	http_reload_policy();
 }
 
-/* Build a delivery's request and hand it to curl. */
-void
-http_start(Delivery *d)
+/*
+ * The request's headers: content type, the Standard Webhooks id, timestamp
+ * and signature (both signatures while a rotated-out secret is in its
+ * grace period), or the endpoint's own signature header, then the event
+ * type and the endpoint's extra headers.  Built in the delivery's context.
+ */
+static struct curl_slist *
+request_headers(Delivery *d)
 {
 	char		line[256];
 	char		signature[WEBHOOK_SIGNATURE_MAX];
-	long long	timestamp;
+	long long	timestamp = (long long) (time(NULL));
 	struct curl_slist *h = NULL;
-	MemoryContext old = MemoryContextSwitchTo(d->cxt);
-
-	/* Connections opened under an older policy must not be reused. */
-	if (policy_changed && n_in_flight == 0)
-	{
-		recreate_multi();
-		policy_changed = false;
-	}
-
-	d->attempted_at = GetCurrentTimestamp();
-	INSTR_TIME_SET_CURRENT(d->started);
-	d->retry_after_s = -1;
-	d->response_cap = (size_t) webhook_response_body_limit_kb * 1024;
-	d->response = d->response_cap > 0 ? palloc(d->response_cap) : NULL;
-	timestamp = (long long) (time(NULL));
 
 	if (!webhook_compute_signature(&d->key, d->event_id, timestamp, d->body, d->body_len, signature))
 		signature[0] = '\0';
@@ -277,52 +268,86 @@ http_start(Delivery *d)
 	for (int i = 0; i < d->n_headers; i++)
 		h = curl_slist_append(h, d->headers[i]);
 	h = curl_slist_append(h, "Expect:");
-	d->request_headers = h;
+	return h;
+}
 
-	d->easy = curl_easy_init();
-	if (d->easy == NULL || h == NULL)
-		ereport(ERROR,
-				(errcode(ERRCODE_OUT_OF_MEMORY),
-				 errmsg("could not create a libcurl request")));
-	curl_easy_setopt(d->easy, CURLOPT_URL, d->url);
-	curl_easy_setopt(d->easy, CURLOPT_PROTOCOLS_STR, "http,https");
-	curl_easy_setopt(d->easy, CURLOPT_FOLLOWLOCATION, 0L);
+/*
+ * The transfer's options: a POST of the body to the endpoint's URL, http
+ * or https only, no redirects, no proxy (the guard checks the endpoint's
+ * own address, in open_socket_callback), the endpoint's timeouts, and our
+ * callbacks, which only fill fields of the delivery.
+ */
+static void
+configure_transfer(Delivery *d)
+{
+	CURL	   *e = d->easy;
+
+	curl_easy_setopt(e, CURLOPT_URL, d->url);
+	curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
+	curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
 	/* Never a proxy from http_proxy & co.: the guard checks the endpoint's address. */
-	curl_easy_setopt(d->easy, CURLOPT_PROXY, "");
-	curl_easy_setopt(d->easy, CURLOPT_NOSIGNAL, 1L);
-	curl_easy_setopt(d->easy, CURLOPT_POST, 1L);
-	curl_easy_setopt(d->easy, CURLOPT_POSTFIELDS, d->body);
-	curl_easy_setopt(d->easy, CURLOPT_POSTFIELDSIZE, (long) d->body_len);
-	curl_easy_setopt(d->easy, CURLOPT_HTTPHEADER, h);
-	curl_easy_setopt(d->easy, CURLOPT_USERAGENT, "webhook-pg/0.1");
-	curl_easy_setopt(d->easy, CURLOPT_TIMEOUT_MS, (long) d->timeout_ms);
-	curl_easy_setopt(d->easy, CURLOPT_CONNECTTIMEOUT_MS, (long) Min(webhook_connect_timeout_ms, d->timeout_ms));
-	curl_easy_setopt(d->easy, CURLOPT_HTTP_VERSION, (long) CURL_HTTP_VERSION_2TLS);
+	curl_easy_setopt(e, CURLOPT_PROXY, "");
+	curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(e, CURLOPT_POST, 1L);
+	curl_easy_setopt(e, CURLOPT_POSTFIELDS, d->body);
+	curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE, (long) d->body_len);
+	curl_easy_setopt(e, CURLOPT_HTTPHEADER, d->request_headers);
+	curl_easy_setopt(e, CURLOPT_USERAGENT, "webhook-pg/0.1");
+	curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long) d->timeout_ms);
+	curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, (long) Min(webhook_connect_timeout_ms, d->timeout_ms));
+	curl_easy_setopt(e, CURLOPT_HTTP_VERSION, (long) CURL_HTTP_VERSION_2TLS);
 	/* Wait to multiplex only where HTTP/2 is possible; on plain http it
 	 * would queue requests behind a slow one on the same host. */
 	if (pg_strncasecmp(d->url, "https:", 6) == 0)
-		curl_easy_setopt(d->easy, CURLOPT_PIPEWAIT, 1L);
+		curl_easy_setopt(e, CURLOPT_PIPEWAIT, 1L);
 	if (policy_changed)
 	{
-		curl_easy_setopt(d->easy, CURLOPT_FRESH_CONNECT, 1L);
-		curl_easy_setopt(d->easy, CURLOPT_FORBID_REUSE, 1L);
+		curl_easy_setopt(e, CURLOPT_FRESH_CONNECT, 1L);
+		curl_easy_setopt(e, CURLOPT_FORBID_REUSE, 1L);
 	}
-	curl_easy_setopt(d->easy, CURLOPT_TCP_NODELAY, 1L);
-	curl_easy_setopt(d->easy, CURLOPT_WRITEFUNCTION, write_callback);
-	curl_easy_setopt(d->easy, CURLOPT_WRITEDATA, d);
-	curl_easy_setopt(d->easy, CURLOPT_HEADERFUNCTION, header_callback);
-	curl_easy_setopt(d->easy, CURLOPT_HEADERDATA, d);
-	curl_easy_setopt(d->easy, CURLOPT_OPENSOCKETFUNCTION, open_socket_callback);
-	curl_easy_setopt(d->easy, CURLOPT_OPENSOCKETDATA, d);
-	curl_easy_setopt(d->easy, CURLOPT_CLOSESOCKETFUNCTION, waitset_close_callback);
-	curl_easy_setopt(d->easy, CURLOPT_ERRORBUFFER, d->curl_error);
-	curl_easy_setopt(d->easy, CURLOPT_PRIVATE, d);
+	curl_easy_setopt(e, CURLOPT_TCP_NODELAY, 1L);
+	curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, write_callback);
+	curl_easy_setopt(e, CURLOPT_WRITEDATA, d);
+	curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, header_callback);
+	curl_easy_setopt(e, CURLOPT_HEADERDATA, d);
+	curl_easy_setopt(e, CURLOPT_OPENSOCKETFUNCTION, open_socket_callback);
+	curl_easy_setopt(e, CURLOPT_OPENSOCKETDATA, d);
+	curl_easy_setopt(e, CURLOPT_CLOSESOCKETFUNCTION, waitset_close_callback);
+	curl_easy_setopt(e, CURLOPT_ERRORBUFFER, d->curl_error);
+	curl_easy_setopt(e, CURLOPT_PRIVATE, d);
 	if (d->auth_username)
 	{
-		curl_easy_setopt(d->easy, CURLOPT_HTTPAUTH, (long) CURLAUTH_BASIC);
-		curl_easy_setopt(d->easy, CURLOPT_USERNAME, d->auth_username);
-		curl_easy_setopt(d->easy, CURLOPT_PASSWORD, d->auth_password ? d->auth_password : "");
+		curl_easy_setopt(e, CURLOPT_HTTPAUTH, (long) CURLAUTH_BASIC);
+		curl_easy_setopt(e, CURLOPT_USERNAME, d->auth_username);
+		curl_easy_setopt(e, CURLOPT_PASSWORD, d->auth_password ? d->auth_password : "");
 	}
+}
+
+/* Build a delivery's request and hand it to curl. */
+void
+http_start(Delivery *d)
+{
+	MemoryContext old = MemoryContextSwitchTo(d->cxt);
+
+	/* Connections opened under an older policy must not be reused. */
+	if (policy_changed && n_in_flight == 0)
+	{
+		recreate_multi();
+		policy_changed = false;
+	}
+
+	d->attempted_at = GetCurrentTimestamp();
+	INSTR_TIME_SET_CURRENT(d->started);
+	d->retry_after_s = -1;
+	d->response_cap = (size_t) webhook_response_body_limit_kb * 1024;
+	d->response = d->response_cap > 0 ? palloc(d->response_cap) : NULL;
+	d->request_headers = request_headers(d);
+	d->easy = curl_easy_init();
+	if (d->easy == NULL || d->request_headers == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_OUT_OF_MEMORY),
+				 errmsg("could not create a libcurl request")));
+	configure_transfer(d);
 	d->curl_error[0] = '\0';
 
 	if (curl_multi_add_handle(multi, d->easy) != CURLM_OK)
@@ -386,45 +411,19 @@ http_wait(long timeout_ms)
 	return latch_set;
 }
 
-/* Classify a finished transfer into the log's stable error classes. */
-static void
-classify_result(Delivery *d, CURLcode code)
+/* The error class of a transfer that libcurl ended with an error. */
+static WebhookErrorClass
+curl_error_class(CURLcode code)
 {
-	const char *message = d->curl_error[0] ? d->curl_error : curl_easy_strerror(code);
-
-	if (code == CURLE_OK || (code == CURLE_WRITE_ERROR && d->response_cut && d->status_code > 0))
-	{
-		d->error_class = (d->status_code >= 200 && d->status_code < 300) ? NULL : "http";
-		d->error = d->error_class ? psprintf("HTTP %ld", d->status_code) : NULL;
-		return;
-	}
-
-	d->status_code = 0;
-	d->error = pstrdup(message);
-	if (d->headers_too_large)
-	{
-		d->error_class = "too_large";
-		d->error = psprintf("response headers exceed %d bytes", RESPONSE_HEADERS_LIMIT);
-		return;
-	}
-	if (d->blocked_class)
-	{
-		d->error_class = "blocked";
-		d->error = psprintf("connection refused by the network guard: %s address", d->blocked_class);
-		return;
-	}
 	switch (code)
 	{
 		case CURLE_OPERATION_TIMEDOUT:
-			d->error_class = "timeout";
-			break;
+			return ERROR_CLASS_TIMEOUT;
 		case CURLE_COULDNT_RESOLVE_HOST:
 		case CURLE_COULDNT_RESOLVE_PROXY:
-			d->error_class = "dns";
-			break;
+			return ERROR_CLASS_DNS;
 		case CURLE_COULDNT_CONNECT:
-			d->error_class = "connect";
-			break;
+			return ERROR_CLASS_CONNECT;
 		case CURLE_SSL_CONNECT_ERROR:
 		case CURLE_PEER_FAILED_VERIFICATION:
 		case CURLE_SSL_CERTPROBLEM:
@@ -436,31 +435,56 @@ classify_result(Delivery *d, CURLcode code)
 		case CURLE_SSL_CRL_BADFILE:
 		case CURLE_SSL_SHUTDOWN_FAILED:
 		case CURLE_SSL_ENGINE_INITFAILED:
-			d->error_class = "tls";
-			break;
+			return ERROR_CLASS_TLS;
 		case CURLE_GOT_NOTHING:
 		case CURLE_RECV_ERROR:
 		case CURLE_SEND_ERROR:
 		case CURLE_PARTIAL_FILE:
-			d->error_class = "connection";
-			break;
+			return ERROR_CLASS_CONNECTION;
 		case CURLE_WEIRD_SERVER_REPLY:
 		case CURLE_HTTP2:
 		case CURLE_HTTP2_STREAM:
 		case CURLE_HTTP3:
 		case CURLE_UNSUPPORTED_PROTOCOL:
-			d->error_class = "protocol";
-			break;
+			return ERROR_CLASS_PROTOCOL;
 		case CURLE_URL_MALFORMAT:
-			d->error_class = "invalid_url";
-			break;
+			return ERROR_CLASS_INVALID_URL;
 		case CURLE_FILESIZE_EXCEEDED:
-			d->error_class = "too_large";
-			break;
+			return ERROR_CLASS_TOO_LARGE;
 		default:
-			d->error_class = "internal";
-			break;
+			return ERROR_CLASS_INTERNAL;
 	}
+}
+
+/* Classify a finished transfer into the log's error classes (schedule.c). */
+static void
+classify_result(Delivery *d, CURLcode code)
+{
+	const char *message = d->curl_error[0] ? d->curl_error : curl_easy_strerror(code);
+
+	if (code == CURLE_OK || (code == CURLE_WRITE_ERROR && d->response_cut && d->status_code > 0))
+	{
+		d->error_class = (d->status_code >= 200 && d->status_code < 300) ?
+			ERROR_CLASS_NONE : ERROR_CLASS_HTTP;
+		d->error = d->error_class != ERROR_CLASS_NONE ? psprintf("HTTP %ld", d->status_code) : NULL;
+		return;
+	}
+
+	d->status_code = 0;
+	d->error = pstrdup(message);
+	if (d->headers_too_large)
+	{
+		d->error_class = ERROR_CLASS_TOO_LARGE;
+		d->error = psprintf("response headers exceed %d bytes", RESPONSE_HEADERS_LIMIT);
+		return;
+	}
+	if (d->blocked_class)
+	{
+		d->error_class = ERROR_CLASS_BLOCKED;
+		d->error = psprintf("connection refused by the network guard: %s address", d->blocked_class);
+		return;
+	}
+	d->error_class = curl_error_class(code);
 }
 
 /* The next finished request, with status and error filled in; NULL if none. */

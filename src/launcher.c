@@ -10,8 +10,8 @@
  * worker that stops for any other reason is started again shortly after.  A
  * database refused a worker (no slot, max_worker_processes reached) is tried
  * again as soon as one of our workers exits, and every second while any
- * waits.  What runs is recorded in shared memory (shared.c), so a restarted
- * launcher adopts the running workers.
+ * waits.  What runs is recorded in shared memory (shmem.c), so a restarted
+ * launcher adopts the running workers, and a second launcher leaves.
  */
 #include "postgres.h"
 
@@ -36,7 +36,9 @@
 #include "utils/timestamp.h"
 #include "utils/wait_event.h"
 
-#include "webhook.h"
+#include "launcher.h"
+#include "schedule.h"
+#include "shmem.h"
 
 /* Wait before starting again a worker that stopped unexpectedly. */
 #define RESTART_DELAY_MS 1000
@@ -49,6 +51,8 @@ static BackgroundWorkerHandle *handles[WEBHOOK_MAX_DATABASES];
 static List *no_extension = NIL;
 /* Databases refused a worker at the last scan, so warned about already. */
 static List *refused = NIL;
+
+extern PGDLLEXPORT void webhook_launcher_main(Datum main_arg);
 
 /* Register the launcher at server start. */
 void
@@ -227,20 +231,12 @@ reap_workers(void)
 	return rescan_ms;
 }
 
-/* The earlier of two times, where 0 means "none". */
-static TimestampTz
-earliest(TimestampTz a, TimestampTz b)
-{
-	if (a == 0 || (b != 0 && b < a))
-		return b;
-	return a;
-}
-
 /* Background worker entry point of the launcher. */
 void
 webhook_launcher_main(Datum main_arg)
 {
 	TimestampTz rescan_at = 0;
+	pid_t		other;
 
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
 	pqsignal(SIGTERM, die);
@@ -249,7 +245,13 @@ webhook_launcher_main(Datum main_arg)
 	BackgroundWorkerUnblockSignals();
 	BackgroundWorkerInitializeConnection(NULL, NULL, 0);
 	pgstat_report_appname("webhook launcher");
-	webhook_launcher_attach();
+	other = webhook_launcher_attach();
+	if (other != 0)
+	{
+		ereport(LOG,
+				(errmsg("webhook launcher is already running under PID %d", (int) other)));
+		proc_exit(0);
+	}
 
 	for (;;)
 	{
@@ -265,7 +267,7 @@ webhook_launcher_main(Datum main_arg)
 
 		reap_ms = reap_workers();
 		if (reap_ms >= 0)
-			rescan_at = earliest(rescan_at,
+			rescan_at = schedule_earliest(rescan_at,
 								 TimestampTzPlusMilliseconds(GetCurrentTimestamp(), reap_ms));
 		if (webhook_take_rescan_request())
 		{

@@ -4,27 +4,30 @@
  *		the next due time.  Each call is one short transaction with saved
  *		plans and works on a whole batch; no transaction is ever open while
  *		requests are in flight.  One row's values or locks fail only that
- *		row's delivery or outcome, never the batch.
+ *		row's delivery or outcome, never the batch.  The claim also asks
+ *		whether the extension is there at the library's version
+ *		(version_gate.c), so that no query runs against another schema.
  */
 #include "postgres.h"
 
 #include "access/xact.h"
-#include "miscadmin.h"
-#include "utils/resowner.h"
 #include "catalog/pg_type.h"
-#include "commands/extension.h"
 #include "executor/spi.h"
 #include "mb/pg_wchar.h"
+#include "miscadmin.h"
 #include "pgstat.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
+#include "utils/resowner.h"
 #include "utils/snapmgr.h"
 
-#include "delivery.h"
+#include "queue.h"
 #include "sealing.h"
+#include "spi_util.h"
+#include "transform.h"
 #include "urlcheck.h"
 #include "webhook.h"
 
@@ -247,22 +250,6 @@ wait_briefly_for_locks(void)
 							 GUC_ACTION_LOCAL, true, 0, false);
 }
 
-/* Prepare a statement once, and keep it for the life of the process. */
-SPIPlanPtr
-webhook_prepare_once(SPIPlanPtr *plan, const char *sql, int nargs, Oid *argtypes)
-{
-	if (*plan == NULL)
-	{
-		SPIPlanPtr	p = SPI_prepare(sql, nargs, argtypes);
-
-		if (p == NULL)
-			elog(ERROR, "SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
-		SPI_keepplan(p);
-		*plan = p;
-	}
-	return *plan;
-}
-
 /* A one-dimensional array Datum from C values. */
 static Datum
 make_array(Datum *values, bool *nulls, int n, Oid elemtype)
@@ -278,33 +265,26 @@ make_array(Datum *values, bool *nulls, int n, Oid elemtype)
 											  elemtype, typlen, typbyval, typalign));
 }
 
-/* Is the extension still installed here?  Asked in its own transaction. */
-bool
-queue_extension_present(void)
-{
-	bool		present;
-	MemoryContext cxt = CurrentMemoryContext;
-
-	SetCurrentStatementStartTimestamp();
-	StartTransactionCommand();
-	present = OidIsValid(get_extension_oid("webhook", true));
-	CommitTransactionCommand();
-	MemoryContextSwitchTo(cxt);
-	return present;
-}
-
 /*
- * A worker that starts owns no requests yet: whatever earlier workers of this
- * database had claimed was cut short, so make it due now instead of waiting
- * for the lease to run out.  A row another session has locked keeps its
- * claim until the lease lapses, rather than make the worker wait.
+ * A worker starts: is the extension here, at our version?  If so, it owns no
+ * requests yet: whatever earlier workers of this database had claimed was
+ * cut short, so make it due now instead of waiting for the lease to run out.
+ * A row another session has locked keeps its claim until the lease lapses,
+ * rather than make the worker wait.
  */
-void
-queue_release_claims(void)
+ExtensionState
+queue_start(void)
 {
+	ExtensionState state;
 	int			ret;
 
 	begin_work("releasing claims of an earlier worker");
+	state = version_gate_check();
+	if (state != EXTENSION_READY)
+	{
+		end_work();
+		return state;
+	}
 	ret = SPI_execute("UPDATE webhook.deliveries SET claimed_at = NULL"
 					  " WHERE id IN (SELECT id FROM webhook.deliveries"
 					  "               WHERE status = 'pending' AND claimed_at IS NOT NULL"
@@ -316,6 +296,7 @@ queue_release_claims(void)
 				(errmsg("webhook delivery worker took over %llu deliveries claimed by its predecessor",
 						(unsigned long long) SPI_processed)));
 	end_work();
+	return state;
 }
 
 /*
@@ -515,69 +496,101 @@ delivery_from_tuple(HeapTuple tuple, TupleDesc desc)
 }
 
 /*
- * Claim a batch of due deliveries and append them to out.  busy holds the
- * endpoints the worker is sending to (in flight, tokens); held, the
- * deliveries whose outcome it has not recorded yet.  Returns how many were
- * claimed.
+ * The claim statement's arguments from what the worker holds: the endpoints
+ * it is sending to (ids, requests in flight, tokens) and the deliveries
+ * whose outcome it has not recorded yet.  values[0] (the limit) and
+ * values[3] (the default cap) are the caller's.
  */
-int
-queue_claim(int limit, dlist_head *out, int n_busy, EndpointLoad **busy,
-			int n_held, Delivery **held)
+static void
+claim_arguments(Datum *values, const EndpointLoadSnapshot *load, int n_held, Delivery **held)
 {
-	Oid			argtypes[6] = {INT4OID, INT8ARRAYOID, INT4ARRAYOID, INT4OID, FLOAT8ARRAYOID,
-	INT8ARRAYOID};
-	Datum		values[6];
+	int			n_busy = load->n_busy;
 	Datum	   *ids = palloc(sizeof(Datum) * Max(n_busy, 1));
 	Datum	   *counts = palloc(sizeof(Datum) * Max(n_busy, 1));
 	Datum	   *tokens = palloc(sizeof(Datum) * Max(n_busy, 1));
 	bool	   *tokens_null = palloc(sizeof(bool) * Max(n_busy, 1));
 	Datum	   *held_ids = palloc(sizeof(Datum) * Max(n_held, 1));
-	int			ret;
-	int			n;
 
 	for (int i = 0; i < n_busy; i++)
 	{
-		ids[i] = Int64GetDatum(busy[i]->endpoint_id);
-		counts[i] = Int32GetDatum(busy[i]->in_flight);
-		tokens[i] = Float8GetDatum(busy[i]->tokens);
-		tokens_null[i] = busy[i]->rate_limit_per_s <= 0;
+		EndpointLoad *busy = load->busy[i];
+
+		ids[i] = Int64GetDatum(busy->endpoint_id);
+		counts[i] = Int32GetDatum(busy->in_flight);
+		tokens[i] = Float8GetDatum(busy->bucket.tokens);
+		tokens_null[i] = busy->bucket.rate_per_s <= 0;
 	}
 	for (int i = 0; i < n_held; i++)
 		held_ids[i] = Int64GetDatum(held[i]->id);
-
-	begin_work("claiming due deliveries");
-	values[0] = Int32GetDatum(limit);
 	values[1] = make_array(ids, NULL, n_busy, INT8OID);
 	values[2] = make_array(counts, NULL, n_busy, INT4OID);
-	values[3] = Int32GetDatum(webhook_max_in_flight_per_endpoint);
 	values[4] = make_array(tokens, tokens_null, n_busy, FLOAT8OID);
 	values[5] = make_array(held_ids, NULL, n_held, INT8OID);
+}
+
+/*
+ * One claimed row as a Delivery, its transform (if the endpoint has one)
+ * kept to run after the claim commits.
+ */
+static Delivery *
+claimed_delivery(HeapTuple tuple, TupleDesc desc)
+{
+	Delivery   *d = delivery_from_tuple(tuple, desc);
+	bool		no_transform;
+	Datum		func = SPI_getbinval(tuple, desc, 19, &no_transform);
+
+	if (!no_transform)
+	{
+		bool		isnull;
+
+		transform_defer(d, DatumGetObjectId(func),
+						DatumGetTransactionId(SPI_getbinval(tuple, desc, 23, &isnull)),
+						DatumGetTimestampTz(SPI_getbinval(tuple, desc, 21, &isnull)),
+						SPI_getbinval(tuple, desc, 22, &isnull));
+	}
+	return d;
+}
+
+/*
+ * Claim a batch of due deliveries and append them to out.  load holds the
+ * endpoints the worker is sending to; held, the deliveries whose outcome it
+ * has not recorded yet.  Returns how many were claimed, or -1 without
+ * touching the queue when the extension is not there at our version
+ * (*state says why).
+ */
+int
+queue_claim(int limit, dlist_head *out, const EndpointLoadSnapshot *load,
+			int n_held, Delivery **held, ExtensionState *state)
+{
+	Oid			argtypes[6] = {INT4OID, INT8ARRAYOID, INT4ARRAYOID, INT4OID, FLOAT8ARRAYOID,
+	INT8ARRAYOID};
+	Datum		values[6];
+	SPITupleTable *tuptable;
+	int			ret;
+	int			n;
+
+	begin_work("claiming due deliveries");
+	*state = version_gate_check();
+	if (*state != EXTENSION_READY)
+	{
+		end_work();
+		return -1;
+	}
+	values[0] = Int32GetDatum(limit);
+	values[3] = Int32GetDatum(webhook_max_in_flight_per_endpoint);
+	claim_arguments(values, load, n_held, held);
 	ret = SPI_execute_plan(webhook_prepare_once(&claim_plan, claim_sql, 6, argtypes), values, NULL, false, 0);
 	if (ret != SPI_OK_UPDATE_RETURNING)
 		elog(ERROR, "could not claim deliveries: %s", SPI_result_code_string(ret));
 
+	/* Unsealing may run SPI and replace SPI_tuptable: keep this one. */
+	tuptable = SPI_tuptable;
 	n = (int) SPI_processed;
+	for (int i = 0; i < n; i++)
 	{
-		SPITupleTable *tuptable = SPI_tuptable;
+		Delivery   *d = claimed_delivery(tuptable->vals[i], tuptable->tupdesc);
 
-		for (int i = 0; i < n; i++)
-		{
-			HeapTuple	tuple = tuptable->vals[i];
-			Delivery   *d = delivery_from_tuple(tuple, tuptable->tupdesc);
-			bool		no_transform;
-			Datum		func = SPI_getbinval(tuple, tuptable->tupdesc, 19, &no_transform);
-
-			if (!no_transform)
-			{
-				bool		isnull;
-
-				transform_defer(d, DatumGetObjectId(func),
-								DatumGetTransactionId(SPI_getbinval(tuple, tuptable->tupdesc, 23, &isnull)),
-								DatumGetTimestampTz(SPI_getbinval(tuple, tuptable->tupdesc, 21, &isnull)),
-								SPI_getbinval(tuple, tuptable->tupdesc, 22, &isnull));
-			}
-			dlist_push_tail(out, &d->node);
-		}
+		dlist_push_tail(out, &d->node);
 	}
 	end_work();
 	return n;
@@ -697,8 +710,9 @@ record_rows(void *arg)
 		cols[5][i] = Float8GetDatum(d->duration_ms);
 		cols[6][i] = Int32GetDatum((int32) d->status_code);
 		nulls[6][i] = d->status_code <= 0;
-		cols[7][i] = d->error_class ? CStringGetTextDatum(d->error_class) : (Datum) 0;
-		nulls[7][i] = d->error_class == NULL;
+		cols[7][i] = d->error_class != ERROR_CLASS_NONE ?
+			CStringGetTextDatum(webhook_error_class_name(d->error_class)) : (Datum) 0;
+		nulls[7][i] = d->error_class == ERROR_CLASS_NONE;
 		cols[8][i] = d->error ? CStringGetTextDatum(d->error) : (Datum) 0;
 		nulls[8][i] = d->error == NULL;
 		cols[9][i] = d->response_len > 0 ? response_text(d) : (Datum) 0;

@@ -46,7 +46,9 @@
 #include "utils/syscache.h"
 #include "utils/timeout.h"
 
-#include "delivery.h"
+#include "shmem.h"
+#include "spi_util.h"
+#include "transform.h"
 #include "webhook.h"
 
 /* Longest a transform may run, per delivery. */

@@ -2,8 +2,9 @@
  * wake.c
  *		Wake the delivery worker when a transaction that queued work commits
  *		(COMMIT PREPARED included), start or stop workers as databases gain
- *		or lose the extension, and have a worker step aside for DDL that
- *		needs its database to itself.
+ *		or lose the extension, tell the worker when the extension is created
+ *		or updated, and have a worker step aside for DDL that needs its
+ *		database to itself.
  *
  * Nothing here wakes at rollback: an aborted transaction wakes nobody.  The
  * hooks act only once PostgreSQL's own permission checks have passed (or
@@ -14,6 +15,7 @@
 #include "access/xact.h"
 #include "catalog/objectaccess.h"
 #include "catalog/pg_database.h"
+#include "catalog/pg_extension.h"
 #include "commands/dbcommands.h"
 #include "commands/defrem.h"
 #include "commands/extension.h"
@@ -23,8 +25,10 @@
 #include "tcop/utility.h"
 #include "utils/acl.h"
 #include "utils/elog.h"
+#include "utils/inval.h"
 
-#include "webhook.h"
+#include "shmem.h"
+#include "wake.h"
 
 PG_FUNCTION_INFO_V1(webhook_wake_worker_at_commit);
 PG_FUNCTION_INFO_V1(webhook_start_worker_at_commit);
@@ -104,7 +108,7 @@ webhook_wake_worker_at_commit(PG_FUNCTION_ARGS)
 Datum
 webhook_start_worker_at_commit(PG_FUNCTION_ARGS)
 {
-	if (webhook_shared == NULL)
+	if (!webhook_shmem_attached())
 	{
 		if (!warned_not_preloaded)
 			ereport(NOTICE,
@@ -131,8 +135,29 @@ step_aside_for_ddl(Oid dboid)
 }
 
 /*
+ * CREATE EXTENSION webhook or ALTER EXTENSION webhook (UPDATE) ran: at
+ * commit, wake the worker, and have it look again at the installed version
+ * (version_gate.c), which an update of pg_extension alone would not make it
+ * do.  Right after the insert the new extension's name is not visible yet:
+ * then it may be ours, and a needless wake-up costs little.
+ */
+static void
+extension_changed(Oid extoid)
+{
+	char	   *name = get_extension_name(extoid);
+
+	if (name != NULL && strcmp(name, "webhook") != 0)
+		return;
+	register_callback_once();
+	wake_worker_at_commit = true;
+	CacheInvalidateRelcacheByRelid(ExtensionRelationId);
+}
+
+/*
  * DROP DATABASE waits for other sessions to leave, and our worker is one.
  * The drop hook runs once PostgreSQL has checked that the role may drop it.
+ * The post-create and post-alter hooks of an extension run for CREATE and
+ * ALTER EXTENSION, once they have done their work.
  */
 static void
 webhook_object_access(ObjectAccessType access, Oid classId, Oid objectId,
@@ -140,8 +165,13 @@ webhook_object_access(ObjectAccessType access, Oid classId, Oid objectId,
 {
 	if (prev_object_access_hook)
 		prev_object_access_hook(access, classId, objectId, subId, arg);
-	if (webhook_shared != NULL && access == OAT_DROP && classId == DatabaseRelationId)
+	if (!webhook_shmem_attached())
+		return;
+	if (access == OAT_DROP && classId == DatabaseRelationId)
 		step_aside_for_ddl(objectId);
+	else if ((access == OAT_POST_CREATE || access == OAT_POST_ALTER) &&
+			 classId == ExtensionRelationId && subId == 0)
+		extension_changed(objectId);
 }
 
 /* The value of a CREATE/ALTER DATABASE option, or NULL. */
@@ -200,7 +230,7 @@ webhook_ProcessUtility(PlannedStmt *pstmt, const char *queryString,
 {
 	Node	   *parsetree = pstmt->utilityStmt;
 
-	if (webhook_shared != NULL)
+	if (webhook_shmem_attached())
 	{
 		Oid			alone = database_needed_alone(parsetree);
 
@@ -221,7 +251,7 @@ webhook_ProcessUtility(PlannedStmt *pstmt, const char *queryString,
 		standard_ProcessUtility(pstmt, queryString, readOnlyTree, context,
 								params, queryEnv, dest, qc);
 
-	if (webhook_shared == NULL)
+	if (!webhook_shmem_attached())
 		return;
 	if (IsA(parsetree, TransactionStmt) &&
 		((TransactionStmt *) parsetree)->kind == TRANS_STMT_COMMIT_PREPARED)

@@ -54,7 +54,7 @@
 #include "utils/syscache.h"
 
 #include "validate.h"
-#include "webhook.h"
+#include "spi_util.h"
 
 PG_FUNCTION_INFO_V1(webhook_watch_trigger);
 PG_FUNCTION_INFO_V1(webhook_watch);

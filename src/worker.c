@@ -1,15 +1,17 @@
 /*
  * worker.c
- *		The delivery worker of one database: claim due deliveries, send them
- *		all at once through libcurl, record what happened, sleep until the
- *		next thing to do.
+ *		The delivery worker of one database, a loop of four steps: claim due
+ *		deliveries and send them all at once through libcurl, sleep until
+ *		something needs the worker, record what happened.
  *
  * Each turn of the loop claims in one short transaction and records in
  * another; requests are in flight only between transactions.  A worker that
  * dies leaves claimed deliveries pending, and its successor takes them over
  * at start, so delivery is at least once.  An outcome that cannot be
  * recorded stays in memory and is tried again later; its delivery is never
- * claimed meanwhile, and other deliveries go on.
+ * claimed meanwhile, and other deliveries go on.  While the extension is
+ * installed at another version than the library's, the worker runs no
+ * query on it and waits to be woken (version_gate.c).
  */
 #include "postgres.h"
 
@@ -22,23 +24,23 @@
 #include "storage/ipc.h"
 #include "storage/proc.h"
 #include "tcop/tcopprot.h"
-#include "commands/dbcommands.h"
 #include "utils/guc.h"
-#include "utils/hsearch.h"
 #include "utils/memutils.h"
 #include "utils/timestamp.h"
 
-#include "delivery.h"
+#include "endpoint_load.h"
+#include "http.h"
+#include "queue.h"
+#include "schedule.h"
+#include "shmem.h"
+#include "transform.h"
+#include "version_gate.h"
 #include "webhook.h"
+
+extern PGDLLEXPORT void webhook_worker_main(Datum main_arg);
 
 /* After draining the queue, wait this long before claiming again. */
 #define CLAIM_COALESCE_MS 1
-
-/* Retry-After is honoured up to a day. */
-#define MAX_RETRY_AFTER_S (24 * 60 * 60)
-
-/* A rate-limited endpoint's next token is waited for at most this long. */
-#define MAX_THROTTLE_WAIT_S 3600
 
 /*
  * Something is due but the claim could take none of it (a row locked by
@@ -49,8 +51,27 @@
 /* While this many outcomes wait to be recorded, claim nothing more. */
 #define MAX_UNRECORDED 1000
 
-/* Endpoints being sent to: in-flight counts and token buckets. */
-static HTAB *endpoint_load = NULL;
+/* What the worker's loop carries from one turn to the next. */
+typedef struct WorkerState
+{
+	bool		need_claim;		/* something may be claimable: claim when there
+								 * is room */
+	bool		gated;			/* the extension is at another version: run no
+								 * query until woken and it is ours */
+	bool		claims_released;	/* an earlier worker's claims were released */
+	TimestampTz next_due;		/* the next pending delivery comes due (0:
+								 * none known) */
+	TimestampTz throttle_wake;	/* an empty token bucket holds a token again */
+	TimestampTz retry_at;		/* a failed transaction may be tried again */
+	TimestampTz claim_after;	/* commits have gathered: claim again */
+	TimestampTz record_at;		/* try again to record outcomes that failed */
+	int			errors;			/* claim or housekeeping failures in a row */
+	int			record_errors;	/* recording failures in a row */
+	Delivery  **finished;		/* finished requests not recorded yet */
+	int			n_finished;
+	int			finished_cap;	/* room in finished */
+} WorkerState;
+
 static WebhookDbStats *my_stats = NULL;
 
 /*
@@ -80,13 +101,6 @@ worker_leave(const char *why, bool no_extension)
 	proc_exit(0);
 }
 
-/* Has DROP DATABASE or other DDL asked this worker to step aside? */
-static bool
-stop_requested(void)
-{
-	return webhook_worker_asked_to_leave();
-}
-
 /*
  * A cancel request (pg_cancel_backend) is meant to stop what a process is
  * doing, not the process.  Inside one of the worker's transactions it
@@ -103,216 +117,6 @@ drop_idle_cancel(void)
 				(errcode(ERRCODE_QUERY_CANCELED),
 				 errmsg("webhook delivery worker ignored a cancel request between transactions")));
 	}
-}
-
-/* The delay before the next attempt: schedule, scale, ±20% jitter, Retry-After. */
-static TimestampTz
-next_attempt_time(Delivery *d, TimestampTz now)
-{
-	double		seconds = d->retry_delay_s * webhook_retry_delay_scale;
-
-	seconds *= 0.8 + 0.4 * pg_prng_double(&pg_global_prng_state);
-	if ((d->status_code == 429 || d->status_code == 503) && d->retry_after_s >= 0)
-		seconds = Max(seconds, (double) Min(d->retry_after_s, MAX_RETRY_AFTER_S));
-	return now + (TimestampTz) (seconds * USECS_PER_SEC);
-}
-
-/* Decide what an attempt means for the delivery. */
-static void
-decide_outcome(Delivery *d, TimestampTz now)
-{
-	bool		permanent = false;
-
-	if (d->error_class == NULL)
-	{
-		d->status = DELIVERY_SUCCEEDED;
-		return;
-	}
-	if (d->status_code == 410)
-	{
-		permanent = true;
-		d->deactivate_endpoint = true;
-	}
-	else if (strcmp(d->error_class, "blocked") == 0 ||
-			 strcmp(d->error_class, "invalid_url") == 0 ||
-			 strcmp(d->error_class, "secret") == 0 ||
-			 strcmp(d->error_class, "invalid_header") == 0 ||
-			 strcmp(d->error_class, "transform") == 0)
-		permanent = true;
-
-	if (permanent || d->retry_delay_s < 0)
-		d->status = DELIVERY_FAILED;
-	else
-	{
-		d->status = DELIVERY_PENDING;
-		d->next_attempt_at = next_attempt_time(d, now);
-	}
-}
-
-/* The worker's record of an endpoint, created on first use. */
-static EndpointLoad *
-endpoint_load_get(Delivery *d)
-{
-	bool		found;
-	EndpointLoad *load = hash_search(endpoint_load, &d->endpoint_id, HASH_ENTER, &found);
-
-	if (!found)
-	{
-		load->in_flight = 0;
-		load->tokens = Max(d->rate_limit_per_s, 1.0);
-		load->refilled_at = GetCurrentTimestamp();
-	}
-	load->max_in_flight = d->max_in_flight;
-	load->rate_limit_per_s = d->rate_limit_per_s;
-	return load;
-}
-
-/*
- * Count a request against its endpoint's cap (delta +1 at start, -1 at the
- * end); starting one also takes a token from a rate-limited endpoint.
- * Entries of idle endpoints are dropped unless they carry a token bucket.
- */
-static void
-endpoint_load_add(Delivery *d, int delta)
-{
-	EndpointLoad *load = endpoint_load_get(d);
-
-	load->in_flight += delta;
-	if (delta > 0 && load->rate_limit_per_s > 0)
-		load->tokens -= 1.0;
-	if (load->in_flight <= 0 && load->rate_limit_per_s <= 0)
-		hash_search(endpoint_load, &d->endpoint_id, HASH_REMOVE, NULL);
-}
-
-/*
- * Refill token buckets, and list the endpoints being sent to for the claim
- * query; also those that can take nothing now, which the next-due query must
- * skip.  *throttle_wake is when the first empty bucket holds a token again,
- * at most MAX_THROTTLE_WAIT_S away whatever the rate.  An idle endpoint with
- * a full bucket is forgotten: a new entry would start the same.
- */
-static int
-endpoint_load_snapshot(EndpointLoad ***busy, int64 **saturated, int *n_saturated,
-					   TimestampTz *throttle_wake)
-{
-	long		n = hash_get_num_entries(endpoint_load);
-	HASH_SEQ_STATUS status;
-	EndpointLoad *load;
-	TimestampTz now = GetCurrentTimestamp();
-	int			i = 0;
-
-	*busy = palloc(sizeof(EndpointLoad *) * Max(n, 1));
-	*saturated = palloc(sizeof(int64) * Max(n, 1));
-	*n_saturated = 0;
-	*throttle_wake = 0;
-	hash_seq_init(&status, endpoint_load);
-	while ((load = hash_seq_search(&status)) != NULL)
-	{
-		bool		full = load->in_flight >= load->max_in_flight;
-
-		if (load->rate_limit_per_s > 0)
-		{
-			double		burst = Max(load->rate_limit_per_s, 1.0);
-
-			load->tokens = Min(burst, load->tokens +
-							   (double) (now - load->refilled_at) / USECS_PER_SEC * load->rate_limit_per_s);
-			load->refilled_at = now;
-			if (load->in_flight <= 0 && load->tokens >= burst)
-			{
-				hash_search(endpoint_load, &load->endpoint_id, HASH_REMOVE, NULL);
-				continue;
-			}
-			if (load->tokens < 1.0)
-			{
-				double		wait_s = Min((1.0 - load->tokens) / load->rate_limit_per_s,
-										 (double) MAX_THROTTLE_WAIT_S);
-				TimestampTz at = now + (TimestampTz) (wait_s * USECS_PER_SEC) + 1000;
-
-				full = true;
-				if (*throttle_wake == 0 || at < *throttle_wake)
-					*throttle_wake = at;
-			}
-		}
-		(*busy)[i++] = load;
-		if (full)
-			(*saturated)[(*n_saturated)++] = load->endpoint_id;
-	}
-	return i;
-}
-
-/*
- * Take the current rate limits of the endpoints that could take nothing
- * (rates[i] for ids[i], 0 for none), and forget idle ones that no longer
- * have a limit: deleted, deactivated or unlimited since.
- */
-static void
-endpoint_load_refresh(int64 *ids, double *rates, int n)
-{
-	for (int i = 0; i < n; i++)
-	{
-		EndpointLoad *load = hash_search(endpoint_load, &ids[i], HASH_FIND, NULL);
-
-		if (load == NULL)
-			continue;
-		load->rate_limit_per_s = rates[i];
-		if (load->in_flight <= 0 && load->rate_limit_per_s <= 0)
-			hash_search(endpoint_load, &ids[i], HASH_REMOVE, NULL);
-	}
-}
-
-/* Start every claimed delivery, or settle at once those that cannot be sent. */
-static void
-start_claimed(dlist_head *claimed, Delivery ***unsent, int *n_unsent)
-{
-	dlist_mutable_iter iter;
-
-	transform_apply(claimed);
-	dlist_foreach_modify(iter, claimed)
-	{
-		Delivery   *d = dlist_container(Delivery, node, iter.cur);
-
-		dlist_delete(&d->node);
-		if (d->key_problem || d->header_problem || d->transform_error)
-		{
-			MemoryContext old = MemoryContextSwitchTo(d->cxt);
-
-			d->attempted_at = GetCurrentTimestamp();
-			d->error_class = d->key_problem ? "secret" :
-				d->header_problem ? "invalid_header" : "transform";
-			d->error = pstrdup(d->key_problem ? d->key_problem :
-							   d->header_problem ? d->header_problem : d->transform_error);
-			MemoryContextSwitchTo(old);
-			(*unsent)[(*n_unsent)++] = d;
-			continue;
-		}
-		endpoint_load_add(d, 1);
-		http_start(d);
-	}
-}
-
-/* Decide each finished delivery's outcome once, and count it. */
-static bool
-settle_finished(Delivery **finished, int n)
-{
-	TimestampTz now = GetCurrentTimestamp();
-	bool		had_failures = false;
-
-	for (int i = 0; i < n; i++)
-	{
-		Delivery   *d = finished[i];
-
-		decide_outcome(d, now);
-		had_failures |= d->error_class != NULL;
-		if (my_stats)
-		{
-			my_stats->attempts++;
-			my_stats->retries += d->attempt > 1;
-			my_stats->succeeded += d->error_class == NULL;
-			my_stats->failed += d->error_class != NULL;
-			my_stats->bytes_sent += d->bytes_sent;
-		}
-	}
-	return had_failures;
 }
 
 /*
@@ -343,13 +147,324 @@ run_guarded(void (*fn) (void *), void *arg)
 	return ok;
 }
 
+/* The time of the next attempt after one that may be retried. */
+static TimestampTz
+next_attempt_time(Delivery *d, TimestampTz now)
+{
+	return now + schedule_retry_delay_us(d->retry_delay_s, webhook_retry_delay_scale,
+										 pg_prng_double(&pg_global_prng_state),
+										 d->status_code, d->retry_after_s);
+}
+
+/* Decide each finished delivery's outcome once, and count it. */
+static bool
+settle_finished(Delivery **finished, int n)
+{
+	TimestampTz now = GetCurrentTimestamp();
+	bool		had_failures = false;
+
+	for (int i = 0; i < n; i++)
+	{
+		Delivery   *d = finished[i];
+		ScheduleOutcome outcome = schedule_outcome(d->error_class, d->status_code,
+												   d->retry_delay_s);
+		bool		failed = d->error_class != ERROR_CLASS_NONE;
+
+		d->status = outcome.status;
+		d->deactivate_endpoint = outcome.deactivate_endpoint;
+		if (d->status == DELIVERY_PENDING)
+			d->next_attempt_at = next_attempt_time(d, now);
+		had_failures |= failed;
+		if (my_stats)
+		{
+			my_stats->attempts++;
+			my_stats->retries += d->attempt > 1;
+			my_stats->succeeded += !failed;
+			my_stats->failed += failed;
+			my_stats->bytes_sent += d->bytes_sent;
+		}
+	}
+	return had_failures;
+}
+
+/* The next failure's back-off, counting this one. */
+static TimestampTz
+backoff_after_error(int *errors)
+{
+	int			ms = schedule_error_backoff_ms(*errors);
+
+	(*errors)++;
+	return TimestampTzPlusMilliseconds(GetCurrentTimestamp(), ms);
+}
+
+/*
+ * The extension is not there at our version.  Dropped: leave, and tell the
+ * launcher not to start us again.  Another version: say so once, with what
+ * to do, and wait to be woken (ALTER EXTENSION wakes us at commit).
+ */
+static void
+extension_not_ready(WorkerState *s, ExtensionState state)
+{
+	if (state == EXTENSION_MISSING)
+		worker_leave("the extension is not installed in this database", true);
+	if (!s->gated)
+		ereport(LOG,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("webhook delivery worker is waiting: the extension is installed at version %s, the library is version %s",
+						version_gate_installed(), WEBHOOK_EXTVERSION),
+				 errdetail("Deliveries stay queued until the versions match."),
+				 errhint("Run ALTER EXTENSION webhook UPDATE in this database.")));
+	s->gated = true;
+	s->need_claim = false;
+}
+
+/* The transaction of queue_start, run guarded. */
+static void
+start_queue(void *arg)
+{
+	*(ExtensionState *) arg = queue_start();
+}
+
+/*
+ * The extension is there at our version (again): release an earlier
+ * worker's claims first, if that is not done yet.  Returns whether the
+ * worker may claim now.
+ */
+static bool
+extension_ready(WorkerState *s)
+{
+	ExtensionState state;
+
+	if (!s->claims_released)
+	{
+		if (!run_guarded(start_queue, &state))
+		{
+			s->retry_at = backoff_after_error(&s->errors);
+			return false;
+		}
+		if (state != EXTENSION_READY)
+		{
+			extension_not_ready(s, state);
+			return false;
+		}
+		s->claims_released = true;
+	}
+	s->gated = false;
+	return true;
+}
+
+/* A claim's arguments and result, for run_guarded. */
+typedef struct ClaimArgs
+{
+	int			room;			/* deliveries to claim at most */
+	dlist_head	batch;			/* the deliveries claimed */
+	EndpointLoadSnapshot load;	/* endpoints being sent to */
+	WorkerState *s;
+	ExtensionState state;		/* the extension, as the claim found it */
+	int			claimed;		/* how many, or -1: the extension is not ready */
+} ClaimArgs;
+
+/* The claim transaction. */
+static void
+claim_batch(void *arg)
+{
+	ClaimArgs  *c = (ClaimArgs *) arg;
+
+	c->claimed = queue_claim(c->room, &c->batch, &c->load,
+							 c->s->n_finished, c->s->finished, &c->state);
+}
+
+/*
+ * Start every claimed delivery, or settle at once those that cannot be
+ * sent: a secret or header unusable, or a transform that failed.
+ */
+static void
+send_claimed(WorkerState *s, dlist_head *claimed)
+{
+	dlist_mutable_iter iter;
+	int			before = s->n_finished;
+
+	transform_apply(claimed);
+	dlist_foreach_modify(iter, claimed)
+	{
+		Delivery   *d = dlist_container(Delivery, node, iter.cur);
+
+		dlist_delete(&d->node);
+		if (d->key_problem || d->header_problem || d->transform_error)
+		{
+			MemoryContext old = MemoryContextSwitchTo(d->cxt);
+
+			d->attempted_at = GetCurrentTimestamp();
+			d->error_class = d->key_problem ? ERROR_CLASS_SECRET :
+				d->header_problem ? ERROR_CLASS_INVALID_HEADER : ERROR_CLASS_TRANSFORM;
+			d->error = pstrdup(d->key_problem ? d->key_problem :
+							   d->header_problem ? d->header_problem : d->transform_error);
+			MemoryContextSwitchTo(old);
+			s->finished[s->n_finished++] = d;
+			continue;
+		}
+		endpoint_load_add(d, 1);
+		http_start(d);
+	}
+	if (s->n_finished > before)
+		(void) settle_finished(s->finished + before, s->n_finished - before);
+}
+
+/* The next-due query's arguments and result, for run_guarded. */
+typedef struct NextDueArgs
+{
+	EndpointLoadSnapshot load;	/* its saturated endpoints are skipped */
+	double	   *rates;			/* their current rate limits, returned */
+	TimestampTz next_due;
+} NextDueArgs;
+
+/* The next-due transaction. */
+static void
+find_next_due(void *arg)
+{
+	NextDueArgs *a = (NextDueArgs *) arg;
+
+	a->next_due = queue_next_due(a->load.n_saturated, a->load.saturated, a->rates);
+}
+
+/*
+ * The queue is drained: let the next commits gather for a moment rather
+ * than claim once per commit, and find when the next delivery comes due so
+ * as to sleep until then.  claimed is how many the last claim took.
+ */
+static void
+schedule_next_claim(WorkerState *s, int claimed)
+{
+	NextDueArgs a;
+
+	s->claim_after = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), CLAIM_COALESCE_MS);
+	s->need_claim = false;
+	endpoint_load_snapshot(&a.load);
+	s->throttle_wake = a.load.throttle_wake;
+	a.rates = palloc(sizeof(double) * Max(a.load.n_saturated, 1));
+	if (!run_guarded(find_next_due, &a))
+	{
+		s->retry_at = backoff_after_error(&s->errors);
+		return;
+	}
+	s->next_due = a.next_due;
+	endpoint_load_refresh(a.load.saturated, a.rates, a.load.n_saturated);
+	if (claimed == 0 && s->next_due != 0 && s->next_due <= GetCurrentTimestamp())
+		s->next_due = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), RECHECK_MS);
+}
+
+/*
+ * Step 1, claim and send: take as many due deliveries as there is room
+ * for, in one transaction, and start them.  Outcomes not recorded yet stay
+ * in memory, their deliveries excluded from the claim so that nothing is
+ * sent twice.  A short batch means the queue is drained.
+ */
+static void
+claim_and_send(WorkerState *s)
+{
+	ClaimArgs	c;
+
+	if (!extension_ready(s))
+		return;
+	c.room = Min(webhook_batch_size, webhook_max_in_flight - http_in_flight());
+	dlist_init(&c.batch);
+	endpoint_load_snapshot(&c.load);
+	s->throttle_wake = c.load.throttle_wake;
+	c.s = s;
+	if (!run_guarded(claim_batch, &c))
+	{
+		s->retry_at = backoff_after_error(&s->errors);
+		return;
+	}
+	if (c.claimed < 0)
+	{
+		extension_not_ready(s, c.state);
+		return;
+	}
+	s->errors = 0;
+	send_claimed(s, &c.batch);
+	if (c.claimed < c.room)
+		schedule_next_claim(s, c.claimed);
+}
+
+/*
+ * Is there room to claim: no failed transaction waiting out its back-off,
+ * not too many outcomes unrecorded, and requests to spare?
+ */
+static bool
+room_to_claim(WorkerState *s)
+{
+	return s->retry_at == 0 && s->n_finished < MAX_UNRECORDED &&
+		http_in_flight() < webhook_max_in_flight;
+}
+
+/*
+ * A time the worker set for itself has come: a delivery due, a bucket
+ * refilled, a back-off over.  Then it should claim.
+ */
+static void
+note_due_times(WorkerState *s)
+{
+	TimestampTz now = GetCurrentTimestamp();
+	TimestampTz *times[3] = {&s->next_due, &s->throttle_wake, &s->retry_at};
+
+	for (int i = 0; i < 3; i++)
+		if (*times[i] != 0 && now >= *times[i])
+		{
+			*times[i] = 0;
+			s->need_claim = true;
+		}
+}
+
+/*
+ * Step 2, sleep: until a request finishes, a commit wakes the worker, or
+ * the first of the times it set for itself; not at all when there is
+ * something to do right now.  While gated, only a wake-up or a request
+ * ends the sleep.
+ */
+static void
+sleep_until_needed(WorkerState *s)
+{
+	long		timeout_ms = -1;
+
+	if (s->gated)
+		timeout_ms = -1;
+	else if (s->n_finished > 0 && s->record_at == 0)
+		timeout_ms = 0;
+	else if (s->need_claim && room_to_claim(s))
+		timeout_ms = GetCurrentTimestamp() >= s->claim_after ? 0 : CLAIM_COALESCE_MS;
+	else
+	{
+		TimestampTz wake = schedule_earliest(schedule_earliest(s->next_due, s->throttle_wake),
+											 schedule_earliest(s->retry_at, s->record_at));
+
+		if (wake != 0)
+			timeout_ms = schedule_ms_until(GetCurrentTimestamp(), wake);
+	}
+	if (my_stats)
+		my_stats->in_flight = http_in_flight();
+
+	pgstat_report_activity(STATE_IDLE, NULL);
+	if (http_wait(timeout_ms))
+		s->need_claim = true;
+}
+
+/* The housekeeping transaction. */
+static void
+housekeeping(void *arg)
+{
+	queue_housekeeping(*(bool *) arg);
+}
+
+/* A batch of outcomes to record, for run_guarded. */
 typedef struct RecordBatch
 {
 	Delivery  **done;
 	int			n;
-	bool	   *recorded;
+	bool	   *recorded;		/* which were written, returned */
 } RecordBatch;
 
+/* The recording transaction. */
 static void
 record_batch(void *arg)
 {
@@ -386,90 +501,73 @@ record_finished(Delivery **finished, int n)
 	return kept;
 }
 
+/*
+ * Step 3, record: collect what finished and decide each outcome once, then
+ * record new outcomes at once and old ones that could not be recorded after
+ * a back-off.  Housekeeping follows a full recording.  While gated, outcomes
+ * wait in memory.
+ */
 static void
-housekeeping(void *arg)
+record_outcomes(WorkerState *s)
 {
-	queue_housekeeping(*(bool *) arg);
+	Delivery   *d;
+	int			n_new = 0;
+	bool		had_failures;
+
+	while (s->n_finished < s->finished_cap && (d = http_next_done()) != NULL)
+	{
+		endpoint_load_add(d, -1);
+		s->finished[s->n_finished++] = d;
+		n_new++;
+	}
+	had_failures = n_new > 0 && settle_finished(s->finished + s->n_finished - n_new, n_new);
+	if (s->gated || s->n_finished == 0 ||
+		(n_new == 0 && s->record_at != 0 && GetCurrentTimestamp() < s->record_at))
+		return;
+
+	s->n_finished = record_finished(s->finished, s->n_finished);
+	s->need_claim = true;
+	if (s->n_finished > 0)
+	{
+		s->record_at = backoff_after_error(&s->record_errors);
+		return;
+	}
+	s->record_at = 0;
+	s->record_errors = 0;
+	if (!run_guarded(housekeeping, &had_failures))
+		s->retry_at = backoff_after_error(&s->errors);
+	else
+		s->errors = 0;
 }
 
-typedef struct ClaimArgs
-{
-	int			room;
-	dlist_head *batch;
-	int			n_busy;
-	EndpointLoad **busy;
-	int			n_held;
-	Delivery  **held;
-	int			claimed;
-} ClaimArgs;
-
+/*
+ * Before each turn: interrupts, a cancel between transactions, a reload of
+ * the settings, and a request from DDL to step aside.
+ */
 static void
-claim_batch(void *arg)
+begin_turn(void)
 {
-	ClaimArgs  *c = (ClaimArgs *) arg;
-
-	c->claimed = queue_claim(c->room, c->batch, c->n_busy, c->busy, c->n_held, c->held);
+	drop_idle_cancel();
+	CHECK_FOR_INTERRUPTS();
+	if (ConfigReloadPending)
+	{
+		ConfigReloadPending = false;
+		ProcessConfigFile(PGC_SIGHUP);
+		http_reload_policy();
+	}
+	if (webhook_worker_asked_to_leave())
+		worker_leave("DDL on its database asked it to step aside", false);
 }
 
-typedef struct NextDueArgs
-{
-	int			n_saturated;
-	int64	   *saturated;
-	double	   *rates;
-	TimestampTz next_due;
-} NextDueArgs;
-
+/*
+ * Attach, connect, and look at the extension: gone, the worker leaves;
+ * at another version, it starts gated.
+ */
 static void
-find_next_due(void *arg)
+worker_start(Oid dboid, WorkerState *s)
 {
-	NextDueArgs *a = (NextDueArgs *) arg;
+	ExtensionState state;
 
-	a->next_due = queue_next_due(a->n_saturated, a->saturated, a->rates);
-}
-
-/* After a failed transaction, wait longer each time, up to 30 s. */
-static TimestampTz
-backoff_after_error(int *errors)
-{
-	int			ms = Min(1000 << Min(*errors, 5), 30000);
-
-	(*errors)++;
-	return TimestampTzPlusMilliseconds(GetCurrentTimestamp(), ms);
-}
-
-/* Milliseconds from now until a time, clamped to [0, 1 hour]. */
-static long
-ms_until(TimestampTz when)
-{
-	TimestampTz now = GetCurrentTimestamp();
-
-	if (when <= now)
-		return 0;
-	return (long) Min((when - now) / 1000 + 1, 3600 * 1000L);
-}
-
-/* Background worker entry point.  main_arg is the database OID. */
-void
-webhook_worker_main(Datum main_arg)
-{
-	Oid			dboid = DatumGetObjectId(main_arg);
-	MemoryContext loop_cxt;
-	HASHCTL		hctl;
-	bool		need_claim = true;
-	TimestampTz next_due = 0;
-	TimestampTz throttle_wake = 0;
-	TimestampTz retry_at = 0;	/* after a failed transaction */
-	TimestampTz claim_after = 0;	/* gather commits before claiming again */
-	TimestampTz record_at = 0;	/* after outcomes could not be recorded */
-	int			errors = 0;
-	int			record_errors = 0;
-	Delivery  **finished;		/* finished requests not yet recorded */
-	int			n_finished = 0;
-	int			finished_cap;
-
-	pqsignal(SIGHUP, SignalHandlerForConfigReload);
-	pqsignal(SIGTERM, die);
-	BackgroundWorkerUnblockSignals();
 	/* A cancel during start-up would end the worker: hold it until the loop. */
 	HOLD_CANCEL_INTERRUPTS();
 	worker_attach(dboid);
@@ -478,180 +576,58 @@ webhook_worker_main(Datum main_arg)
 	/* Nothing the worker runs may resolve to an object a user planted. */
 	SetConfigOption("search_path", "pg_catalog, pg_temp", PGC_SUSET, PGC_S_OVERRIDE);
 
-	if (!queue_extension_present())
+	version_gate_init();
+	memset(s, 0, sizeof(WorkerState));
+	state = queue_start();
+	if (state == EXTENSION_MISSING)
 		worker_leave("the extension is not installed in this database", true);
 
 	ereport(LOG, (errmsg("webhook delivery worker started")));
+	if (state == EXTENSION_OTHER_VERSION)
+		extension_not_ready(s, state);
+	else
+	{
+		s->claims_released = true;
+		s->need_claim = true;
+	}
 
-	memset(&hctl, 0, sizeof(hctl));
-	hctl.keysize = sizeof(int64);
-	hctl.entrysize = sizeof(EndpointLoad);
-	endpoint_load = hash_create("webhook endpoint load", 256, &hctl, HASH_ELEM | HASH_BLOBS);
-
+	endpoint_load_init();
 	http_init();
-	queue_release_claims();
 
 	/*
 	 * Room for every request in flight plus a claim batch, unrecorded, on top
 	 * of the outcomes held back.
 	 */
-	finished_cap = 2 * 10000 + MAX_UNRECORDED + 1;
-	finished = MemoryContextAlloc(TopMemoryContext, sizeof(Delivery *) * finished_cap);
-	loop_cxt = AllocSetContextCreate(TopMemoryContext, "webhook worker loop", ALLOCSET_DEFAULT_SIZES);
+	s->finished_cap = 2 * 10000 + MAX_UNRECORDED + 1;
+	s->finished = MemoryContextAlloc(TopMemoryContext, sizeof(Delivery *) * s->finished_cap);
 	RESUME_CANCEL_INTERRUPTS();
+}
+
+/*
+ * Background worker entry point.  main_arg is the database OID.  The loop
+ * is README's: claim and send, sleep, record.
+ */
+void
+webhook_worker_main(Datum main_arg)
+{
+	WorkerState s;
+	MemoryContext loop_cxt;
+
+	pqsignal(SIGHUP, SignalHandlerForConfigReload);
+	pqsignal(SIGTERM, die);
+	BackgroundWorkerUnblockSignals();
+	worker_start(DatumGetObjectId(main_arg), &s);
+	loop_cxt = AllocSetContextCreate(TopMemoryContext, "webhook worker loop", ALLOCSET_DEFAULT_SIZES);
 
 	for (;;)
 	{
-		Delivery   *d;
-		long		timeout_ms = -1;
-		bool		had_failures;
-		bool		can_claim;
-		int			n_new;
-
 		MemoryContextReset(loop_cxt);
 		MemoryContextSwitchTo(loop_cxt);
-		drop_idle_cancel();
-		CHECK_FOR_INTERRUPTS();
-
-		if (ConfigReloadPending)
-		{
-			ConfigReloadPending = false;
-			ProcessConfigFile(PGC_SIGHUP);
-			http_reload_policy();
-		}
-		if (stop_requested())
-			worker_leave("DDL on its database asked it to step aside", false);
-
-		if (next_due != 0 && GetCurrentTimestamp() >= next_due)
-		{
-			need_claim = true;
-			next_due = 0;
-		}
-		if (throttle_wake != 0 && GetCurrentTimestamp() >= throttle_wake)
-		{
-			need_claim = true;
-			throttle_wake = 0;
-		}
-		if (retry_at != 0 && GetCurrentTimestamp() >= retry_at)
-		{
-			retry_at = 0;
-			need_claim = true;
-		}
-
-		/*
-		 * Claim while there is room; a short batch means the queue is
-		 * drained.  Outcomes not recorded yet stay in memory, their
-		 * deliveries excluded from claims so that nothing is sent twice;
-		 * while too many are waiting, claim nothing more.
-		 */
-		can_claim = retry_at == 0 && n_finished < MAX_UNRECORDED &&
-			http_in_flight() < webhook_max_in_flight;
-		if (need_claim && can_claim && GetCurrentTimestamp() >= claim_after)
-		{
-			dlist_head	batch;
-			ClaimArgs	c;
-			int64	   *saturated;
-			int			n_saturated;
-
-			if (!queue_extension_present())
-				worker_leave("the extension was dropped", true);
-
-			dlist_init(&batch);
-			c.room = Min(webhook_batch_size, webhook_max_in_flight - http_in_flight());
-			c.batch = &batch;
-			c.n_busy = endpoint_load_snapshot(&c.busy, &saturated, &n_saturated, &throttle_wake);
-			c.n_held = n_finished;
-			c.held = finished;
-			if (!run_guarded(claim_batch, &c))
-				retry_at = backoff_after_error(&errors);
-			else
-			{
-				int			before = n_finished;
-
-				errors = 0;
-
-				start_claimed(&batch, &finished, &n_finished);
-				if (n_finished > before)
-					(void) settle_finished(finished + before, n_finished - before);
-				if (c.claimed < c.room)
-				{
-					NextDueArgs a;
-
-					/*
-					 * The queue is drained: let the next commits gather for a
-					 * moment rather than claim once per commit.
-					 */
-					claim_after = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), CLAIM_COALESCE_MS);
-					need_claim = false;
-					(void) endpoint_load_snapshot(&c.busy, &a.saturated, &a.n_saturated, &throttle_wake);
-					a.rates = palloc(sizeof(double) * Max(a.n_saturated, 1));
-					if (!run_guarded(find_next_due, &a))
-						retry_at = backoff_after_error(&errors);
-					else
-					{
-						next_due = a.next_due;
-						endpoint_load_refresh(a.saturated, a.rates, a.n_saturated);
-						if (c.claimed == 0 && next_due != 0 && next_due <= GetCurrentTimestamp())
-							next_due = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), RECHECK_MS);
-					}
-				}
-			}
-		}
-
-		/* Sleep only when there is nothing to do right now. */
-		can_claim = retry_at == 0 && n_finished < MAX_UNRECORDED &&
-			http_in_flight() < webhook_max_in_flight;
-		if (n_finished > 0 && record_at == 0)
-			timeout_ms = 0;
-		else if (need_claim && can_claim)
-			timeout_ms = GetCurrentTimestamp() >= claim_after ? 0 : CLAIM_COALESCE_MS;
-		else
-		{
-			TimestampTz wake = 0;
-			TimestampTz candidates[4] = {next_due, throttle_wake, retry_at, record_at};
-
-			for (int i = 0; i < 4; i++)
-				if (candidates[i] != 0 && (wake == 0 || candidates[i] < wake))
-					wake = candidates[i];
-			if (wake != 0)
-				timeout_ms = ms_until(wake);
-		}
-		if (my_stats)
-			my_stats->in_flight = http_in_flight();
-
-		pgstat_report_activity(STATE_IDLE, NULL);
-		if (http_wait(timeout_ms))
-			need_claim = true;
-
-		/*
-		 * Collect what finished, decide each outcome once, then record: new
-		 * outcomes at once, old ones that could not be recorded after a
-		 * back-off.
-		 */
-		n_new = 0;
-		while (n_finished < finished_cap && (d = http_next_done()) != NULL)
-		{
-			endpoint_load_add(d, -1);
-			finished[n_finished++] = d;
-			n_new++;
-		}
-		had_failures = n_new > 0 && settle_finished(finished + n_finished - n_new, n_new);
-		if (n_finished > 0 &&
-			(n_new > 0 || record_at == 0 || GetCurrentTimestamp() >= record_at))
-		{
-			n_finished = record_finished(finished, n_finished);
-			need_claim = true;
-			if (n_finished > 0)
-				record_at = backoff_after_error(&record_errors);
-			else
-			{
-				record_at = 0;
-				record_errors = 0;
-				if (!run_guarded(housekeeping, &had_failures))
-					retry_at = backoff_after_error(&errors);
-				else
-					errors = 0;
-			}
-		}
+		begin_turn();
+		note_due_times(&s);
+		if (s.need_claim && room_to_claim(&s) && GetCurrentTimestamp() >= s.claim_after)
+			claim_and_send(&s);
+		sleep_until_needed(&s);
+		record_outcomes(&s);
 	}
 }

@@ -1,5 +1,5 @@
 /*
- * shared.c
+ * shmem.c
  *		The state that the launcher, the delivery workers and ordinary
  *		backends share, and the only code that touches it.
  *
@@ -14,18 +14,63 @@
  * "aside" with its own PID: the worker leaves and is not started again until
  * that backend's transaction ends.  It also remembers the transforms that
  * ignored their cancel (transform.c), so that the worker started after one
- * ended itself does not run them again.
+ * ended itself does not run them again.  The launcher records its PID too,
+ * so that a second launcher leaves rather than take over (autoprewarm's
+ * guard).  The delivery counters are read by webhook_worker_stats().
  */
 #include "postgres.h"
 
+#include "commands/dbcommands.h"
+#include "fmgr.h"
+#include "funcapi.h"
 #include "miscadmin.h"
 #include "storage/ipc.h"
+#include "storage/latch.h"
+#include "storage/lwlock.h"
 #include "storage/procarray.h"
 #include "storage/shmem.h"
+#include "utils/builtins.h"
 
-#include "webhook.h"
+#include "shmem.h"
 
-WebhookShared *webhook_shared = NULL;
+/* Where a database's slot stands. */
+typedef enum WebhookSlotState
+{
+	WEBHOOK_SLOT_FREE = 0,
+	WEBHOOK_SLOT_STARTING,		/* the launcher started a worker for it */
+	WEBHOOK_SLOT_RUNNING,		/* the worker with this pid delivers */
+	WEBHOOK_SLOT_EXITED			/* the worker left; the launcher decides */
+} WebhookSlotState;
+
+/* The delivery worker of one database. */
+typedef struct WebhookWorkerSlot
+{
+	Oid			dboid;
+	WebhookSlotState state;
+	pid_t		pid;			/* the attached worker, 0 if none */
+	Latch	   *latch;			/* its latch, set to wake it */
+	bool		no_extension;	/* it left: the extension is not installed */
+	pid_t		aside_for;		/* backend whose DDL needs the database alone */
+} WebhookWorkerSlot;
+
+/* Stalled transforms remembered; beyond, the oldest is forgotten. */
+#define WEBHOOK_MAX_STALLED_TRANSFORMS 256
+
+/* State in shared memory, protected by lock. */
+typedef struct WebhookShared
+{
+	LWLock	   *lock;
+	pid_t		launcher_pid;	/* the launcher running, 0 if none */
+	Latch	   *launcher_latch;
+	bool		rescan_requested;	/* a database may have gained the extension */
+	WebhookWorkerSlot slots[WEBHOOK_MAX_DATABASES];
+	WebhookDbStats stats[WEBHOOK_MAX_DATABASES];
+	WebhookStalledTransform stalled[WEBHOOK_MAX_STALLED_TRANSFORMS];
+	int			next_stalled;	/* the entry to fill next */
+} WebhookShared;
+
+/* NULL unless the library was preloaded. */
+static WebhookShared *webhook_shared = NULL;
 
 static shmem_request_hook_type prev_shmem_request_hook = NULL;
 static shmem_startup_hook_type prev_shmem_startup_hook = NULL;
@@ -64,12 +109,22 @@ webhook_shmem_startup(void)
 
 /* Install the shared memory hooks; only while preloading. */
 void
-WebhookSharedInit(void)
+WebhookShmemInit(void)
 {
 	prev_shmem_request_hook = shmem_request_hook;
 	shmem_request_hook = webhook_shmem_request;
 	prev_shmem_startup_hook = shmem_startup_hook;
 	shmem_startup_hook = webhook_shmem_startup;
+}
+
+/*
+ * Is there shared state to use?  Only when the library was preloaded; the
+ * SQL functions work without it, and nothing delivers.
+ */
+bool
+webhook_shmem_attached(void)
+{
+	return webhook_shared != NULL;
 }
 
 /* The slot of a database, or NULL; the caller holds the lock. */
@@ -203,12 +258,21 @@ launcher_detach(int code, Datum arg)
  * The launcher starts: adopt running workers as they are.  Slots whose
  * worker was started by an earlier launcher but has not attached are
  * dropped: that worker finds no reservation and leaves, and this launcher
- * starts another.
+ * starts another.  Returns 0, or the PID of another launcher that is still
+ * running, in which case nothing changes and this one should leave.
  */
-void
+pid_t
 webhook_launcher_attach(void)
 {
+	pid_t		other;
+
 	LWLockAcquire(webhook_shared->lock, LW_EXCLUSIVE);
+	other = webhook_shared->launcher_pid;
+	if (other != 0 && other != MyProcPid && BackendPidGetProc(other) != NULL)
+	{
+		LWLockRelease(webhook_shared->lock);
+		return other;
+	}
 	webhook_shared->launcher_pid = MyProcPid;
 	webhook_shared->launcher_latch = MyLatch;
 	webhook_shared->rescan_requested = true;
@@ -221,6 +285,7 @@ webhook_launcher_attach(void)
 	}
 	LWLockRelease(webhook_shared->lock);
 	before_shmem_exit(launcher_detach, (Datum) 0);
+	return 0;
 }
 
 /* Has a backend asked for a rescan since the launcher last looked? */
@@ -401,4 +466,49 @@ webhook_is_stalled_transform(const WebhookStalledTransform *transform)
 		stalled = same_transform(&webhook_shared->stalled[i], transform);
 	LWLockRelease(webhook_shared->lock);
 	return stalled;
+}
+
+PG_FUNCTION_INFO_V1(webhook_worker_stats);
+
+/*
+ * SQL: one row per database that has had a delivery worker since the server
+ * started, with its counters.  Empty when the library is not preloaded.
+ */
+Datum
+webhook_worker_stats(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+
+	InitMaterializedSRF(fcinfo, 0);
+	if (webhook_shared == NULL)
+		return (Datum) 0;
+
+	for (int i = 0; i < WEBHOOK_MAX_DATABASES; i++)
+	{
+		WebhookDbStats stats;
+		Datum		values[8];
+		bool		nulls[8] = {0};
+		char	   *dbname;
+
+		LWLockAcquire(webhook_shared->lock, LW_SHARED);
+		stats = webhook_shared->stats[i];
+		LWLockRelease(webhook_shared->lock);
+		if (stats.dboid == InvalidOid)
+			continue;
+		dbname = get_database_name(stats.dboid);
+		if (dbname == NULL)
+			continue;
+		values[0] = CStringGetDatum(dbname);
+		values[0] = DirectFunctionCall1(namein, values[0]);
+		values[1] = Int32GetDatum(stats.pid);
+		nulls[1] = stats.pid == 0;
+		values[2] = Int64GetDatum((int64) stats.attempts);
+		values[3] = Int64GetDatum((int64) stats.succeeded);
+		values[4] = Int64GetDatum((int64) stats.failed);
+		values[5] = Int64GetDatum((int64) stats.retries);
+		values[6] = Int64GetDatum((int64) stats.bytes_sent);
+		values[7] = Int32GetDatum(stats.in_flight);
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+	}
+	return (Datum) 0;
 }

@@ -1,21 +1,23 @@
 /*
- * webhook.c
- *		Module load: settings, shared memory and the launcher.
+ * module.c
+ *		Module load: the settings, and one Init call per subsystem that needs
+ *		hooks, shared memory or a background worker.
  *
  * The SQL functions work whether or not the library is preloaded; delivery
  * needs shared_preload_libraries = 'webhook' so that the launcher can run.
  */
 #include "postgres.h"
 
-#include "commands/dbcommands.h"
 #include "fmgr.h"
-#include "funcapi.h"
 #include "miscadmin.h"
-#include "utils/builtins.h"
 #include "utils/guc.h"
 
+#include "launcher.h"
 #include "netguard.h"
 #include "sealing.h"
+#include "shmem.h"
+#include "transform.h"
+#include "wake.h"
 #include "webhook.h"
 
 PG_MODULE_MAGIC;
@@ -133,51 +135,6 @@ _PG_init(void)
 	if (!process_shared_preload_libraries_in_progress)
 		return;
 
-	WebhookSharedInit();
+	WebhookShmemInit();
 	WebhookLauncherRegister();
-}
-
-PG_FUNCTION_INFO_V1(webhook_worker_stats);
-
-/*
- * SQL: one row per database that has had a delivery worker since the server
- * started, with its counters.  Empty when the library is not preloaded.
- */
-Datum
-webhook_worker_stats(PG_FUNCTION_ARGS)
-{
-	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
-
-	InitMaterializedSRF(fcinfo, 0);
-	if (webhook_shared == NULL)
-		return (Datum) 0;
-
-	for (int i = 0; i < WEBHOOK_MAX_DATABASES; i++)
-	{
-		WebhookDbStats stats;
-		Datum		values[8];
-		bool		nulls[8] = {0};
-		char	   *dbname;
-
-		LWLockAcquire(webhook_shared->lock, LW_SHARED);
-		stats = webhook_shared->stats[i];
-		LWLockRelease(webhook_shared->lock);
-		if (stats.dboid == InvalidOid)
-			continue;
-		dbname = get_database_name(stats.dboid);
-		if (dbname == NULL)
-			continue;
-		values[0] = CStringGetDatum(dbname);
-		values[0] = DirectFunctionCall1(namein, values[0]);
-		values[1] = Int32GetDatum(stats.pid);
-		nulls[1] = stats.pid == 0;
-		values[2] = Int64GetDatum((int64) stats.attempts);
-		values[3] = Int64GetDatum((int64) stats.succeeded);
-		values[4] = Int64GetDatum((int64) stats.failed);
-		values[5] = Int64GetDatum((int64) stats.retries);
-		values[6] = Int64GetDatum((int64) stats.bytes_sent);
-		values[7] = Int32GetDatum(stats.in_flight);
-		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
-	}
-	return (Datum) 0;
 }

@@ -1,0 +1,21 @@
+/*
+ * queue.h
+ *		The delivery worker's SQL, each call one short transaction (queue.c).
+ */
+#ifndef WEBHOOK_QUEUE_H
+#define WEBHOOK_QUEUE_H
+
+#include "lib/ilist.h"
+
+#include "delivery.h"
+#include "endpoint_load.h"
+#include "version_gate.h"
+
+extern ExtensionState queue_start(void);
+extern int	queue_claim(int limit, dlist_head *out, const EndpointLoadSnapshot *load,
+						int n_held, Delivery **held, ExtensionState *state);
+extern int	queue_record(Delivery **done, int n, bool *recorded);
+extern TimestampTz queue_next_due(int n_busy, int64 *busy_ids, double *rates);
+extern void queue_housekeeping(bool had_failures);
+
+#endif							/* WEBHOOK_QUEUE_H */

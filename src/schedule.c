@@ -1,0 +1,196 @@
+/*
+ * schedule.c
+ *		The delivery worker's rules of time and outcome, in plain C: the
+ *		error classes, what an attempt's result means for its delivery, the
+ *		delay before a retry, the back-off after a failed transaction, and
+ *		the token buckets of rate-limited endpoints.
+ *
+ * Nothing here calls the backend, so test/unit/schedule_test.c checks it
+ * without a server; the worker supplies the clock and the random numbers.
+ */
+#include "schedule.h"
+
+#include <stddef.h>
+#include <string.h>
+
+#define USECS_PER_SEC INT64_C(1000000)
+
+/* Retry-After is honoured up to a day. */
+#define MAX_RETRY_AFTER_S (24 * 60 * 60)
+
+/* A rate-limited endpoint's next token is waited for at most this long. */
+#define MAX_THROTTLE_WAIT_S 3600
+
+/* The longest sleep the worker computes; it wakes up to look again. */
+#define MAX_SLEEP_MS (3600 * 1000L)
+
+/*
+ * Every error class an attempt can end with, written once.  The worker
+ * records the name; webhook_error_classes() shows the table in SQL.  A
+ * permanent class fails the delivery at once: retrying the same request
+ * to the same address cannot help.
+ */
+const WebhookErrorClassInfo webhook_error_class_table[ERROR_CLASS_COUNT] = {
+	[ERROR_CLASS_NONE] = {NULL, NULL, false},
+	[ERROR_CLASS_HTTP] = {"http", "the receiver answered with a status outside 200-299", false},
+	[ERROR_CLASS_TIMEOUT] = {"timeout", "no complete answer within the endpoint's timeout_ms", false},
+	[ERROR_CLASS_CONNECT] = {"connect", "the receiver's address refused or did not accept the connection", false},
+	[ERROR_CLASS_DNS] = {"dns", "the receiver's host name did not resolve", false},
+	[ERROR_CLASS_TLS] = {"tls", "the TLS handshake or the certificate check failed", false},
+	[ERROR_CLASS_CONNECTION] = {"connection", "the connection broke while the request or answer was under way", false},
+	[ERROR_CLASS_PROTOCOL] = {"protocol", "the receiver's answer was not valid HTTP", false},
+	[ERROR_CLASS_BLOCKED] = {"blocked", "the network guard refused the receiver's address", true},
+	[ERROR_CLASS_INVALID_URL] = {"invalid_url", "the endpoint's URL cannot be requested", true},
+	[ERROR_CLASS_TOO_LARGE] = {"too_large", "the answer's headers or body went beyond the worker's limits", false},
+	[ERROR_CLASS_SECRET] = {"secret", "a secret or credential of the endpoint cannot be used", true},
+	[ERROR_CLASS_INVALID_HEADER] = {"invalid_header", "a header of the endpoint must not be sent", true},
+	[ERROR_CLASS_TRANSFORM] = {"transform", "the endpoint's transform failed", true},
+	[ERROR_CLASS_INTERNAL] = {"internal", "the HTTP client failed in a way none of the other classes describes", false},
+};
+
+/* The log's name of an error class; NULL for success or a value out of range. */
+const char *
+webhook_error_class_name(WebhookErrorClass klass)
+{
+	if ((int) klass <= ERROR_CLASS_NONE || klass >= ERROR_CLASS_COUNT)
+		return NULL;
+	return webhook_error_class_table[klass].name;
+}
+
+/* The class a logged name stands for; ERROR_CLASS_NONE when none does. */
+WebhookErrorClass
+webhook_error_class_from_name(const char *name)
+{
+	if (name == NULL)
+		return ERROR_CLASS_NONE;
+	for (int i = ERROR_CLASS_NONE + 1; i < ERROR_CLASS_COUNT; i++)
+		if (strcmp(webhook_error_class_table[i].name, name) == 0)
+			return (WebhookErrorClass) i;
+	return ERROR_CLASS_NONE;
+}
+
+/*
+ * What an attempt means for its delivery: success, another try later, or
+ * failure for good.  A 410 Gone asks never to be called again, so it also
+ * deactivates the endpoint; retry_delay_s < 0 means the endpoint's retry
+ * schedule has no attempt left.
+ */
+ScheduleOutcome
+schedule_outcome(WebhookErrorClass klass, long status_code, int retry_delay_s)
+{
+	ScheduleOutcome outcome = {DELIVERY_SUCCEEDED, false};
+	bool		permanent;
+
+	if (klass == ERROR_CLASS_NONE)
+		return outcome;
+	if (status_code == 410)
+	{
+		permanent = true;
+		outcome.deactivate_endpoint = true;
+	}
+	else
+		permanent = klass > ERROR_CLASS_NONE && klass < ERROR_CLASS_COUNT &&
+			webhook_error_class_table[klass].permanent;
+	outcome.status = (permanent || retry_delay_s < 0) ? DELIVERY_FAILED : DELIVERY_PENDING;
+	return outcome;
+}
+
+/*
+ * The wait before the next attempt, in microseconds: the endpoint's
+ * schedule times webhook.retry_delay_scale, spread by ±20% (jitter in
+ * [0, 1)) so that retries of one outage do not arrive together, and no
+ * shorter than a Retry-After the receiver sent with 429 or 503 (up to a
+ * day; retry_after_s < 0: none).
+ */
+int64_t
+schedule_retry_delay_us(int retry_delay_s, double scale, double jitter,
+						long status_code, int retry_after_s)
+{
+	double		seconds = retry_delay_s * scale;
+
+	seconds *= 0.8 + 0.4 * jitter;
+	if ((status_code == 429 || status_code == 503) && retry_after_s >= 0)
+	{
+		int			honoured = retry_after_s < MAX_RETRY_AFTER_S ? retry_after_s : MAX_RETRY_AFTER_S;
+
+		if ((double) honoured > seconds)
+			seconds = (double) honoured;
+	}
+	return (int64_t) (seconds * USECS_PER_SEC);
+}
+
+/*
+ * After the errors-th failed transaction in a row (counting from 0), wait
+ * longer each time, up to 30 s: a database that refuses the worker's
+ * statements is not hammered, and one that recovers is soon used again.
+ */
+int
+schedule_error_backoff_ms(int errors)
+{
+	int			shift = errors < 5 ? (errors > 0 ? errors : 0) : 5;
+	int			ms = 1000 << shift;
+
+	return ms < 30000 ? ms : 30000;
+}
+
+/*
+ * Milliseconds from now until when, rounded up and clamped to [0, 1 hour],
+ * for a wait: never negative, and never so long that a lost wake-up keeps
+ * the worker asleep for good.
+ */
+long
+schedule_ms_until(int64_t now, int64_t when)
+{
+	int64_t		ms;
+
+	if (when <= now)
+		return 0;
+	ms = (when - now) / 1000 + 1;
+	return ms < MAX_SLEEP_MS ? (long) ms : MAX_SLEEP_MS;
+}
+
+/* The earlier of two times, where 0 means "none". */
+int64_t
+schedule_earliest(int64_t a, int64_t b)
+{
+	if (a == 0 || (b != 0 && b < a))
+		return b;
+	return a;
+}
+
+/*
+ * A bucket holds at most a second's worth of tokens, and at least one, so
+ * that an endpoint limited below one request a second may still send.
+ */
+double
+schedule_bucket_burst(double rate_per_s)
+{
+	return rate_per_s > 1.0 ? rate_per_s : 1.0;
+}
+
+/*
+ * Refill a rate-limited endpoint's bucket up to now.  Returns true when it
+ * holds no whole token, with *wake_at set to when it will (at most an hour
+ * away, whatever the rate, and a millisecond late rather than early).
+ */
+bool
+schedule_refill(TokenBucket *bucket, int64_t now, int64_t *wake_at)
+{
+	double		burst = schedule_bucket_burst(bucket->rate_per_s);
+	double		wait_s;
+
+	*wake_at = 0;
+	if (bucket->rate_per_s <= 0)
+		return false;
+	bucket->tokens += (double) (now - bucket->refilled_at) / USECS_PER_SEC * bucket->rate_per_s;
+	if (bucket->tokens > burst)
+		bucket->tokens = burst;
+	bucket->refilled_at = now;
+	if (bucket->tokens >= 1.0)
+		return false;
+	wait_s = (1.0 - bucket->tokens) / bucket->rate_per_s;
+	if (wait_s > MAX_THROTTLE_WAIT_S)
+		wait_s = MAX_THROTTLE_WAIT_S;
+	*wake_at = now + (int64_t) (wait_s * USECS_PER_SEC) + 1000;
+	return true;
+}

@@ -1,0 +1,90 @@
+/*
+ * schedule.h
+ *		When the delivery worker does things, and what an attempt's result
+ *		means: retry delays, back-off after errors, token buckets, outcomes,
+ *		and the error classes written to webhook.delivery_log.
+ *
+ * Plain C: no PostgreSQL headers and no backend calls, so that
+ * test/unit/schedule_test.c can check every rule here without a server.
+ * Times are microseconds, as in PostgreSQL's TimestampTz; 0 means "none".
+ */
+#ifndef WEBHOOK_SCHEDULE_H
+#define WEBHOOK_SCHEDULE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+/*
+ * Why an attempt failed, as webhook.delivery_log.error_class names it.  The
+ * names and meanings live in one table (schedule.c); SQL reads it through
+ * webhook_error_classes().  ERROR_CLASS_NONE: the attempt succeeded.
+ */
+typedef enum WebhookErrorClass
+{
+	ERROR_CLASS_NONE = 0,
+	ERROR_CLASS_HTTP,
+	ERROR_CLASS_TIMEOUT,
+	ERROR_CLASS_CONNECT,
+	ERROR_CLASS_DNS,
+	ERROR_CLASS_TLS,
+	ERROR_CLASS_CONNECTION,
+	ERROR_CLASS_PROTOCOL,
+	ERROR_CLASS_BLOCKED,
+	ERROR_CLASS_INVALID_URL,
+	ERROR_CLASS_TOO_LARGE,
+	ERROR_CLASS_SECRET,
+	ERROR_CLASS_INVALID_HEADER,
+	ERROR_CLASS_TRANSFORM,
+	ERROR_CLASS_INTERNAL,
+	ERROR_CLASS_COUNT			/* not a class: the number of entries */
+} WebhookErrorClass;
+
+/* One error class: its name in the log, what it means, whether to retry. */
+typedef struct WebhookErrorClassInfo
+{
+	const char *name;
+	const char *meaning;
+	bool		permanent;		/* retrying cannot help: fail the delivery */
+} WebhookErrorClassInfo;
+
+/* Indexed by WebhookErrorClass; entry 0 (success) has no name. */
+extern const WebhookErrorClassInfo webhook_error_class_table[ERROR_CLASS_COUNT];
+
+extern const char *webhook_error_class_name(WebhookErrorClass klass);
+extern WebhookErrorClass webhook_error_class_from_name(const char *name);
+
+/* Where a delivery stands after an attempt. */
+typedef enum DeliveryStatus
+{
+	DELIVERY_PENDING,
+	DELIVERY_SUCCEEDED,
+	DELIVERY_FAILED
+} DeliveryStatus;
+
+/* What an attempt means for its delivery (schedule_outcome). */
+typedef struct ScheduleOutcome
+{
+	DeliveryStatus status;
+	bool		deactivate_endpoint;	/* the receiver answered 410 Gone */
+} ScheduleOutcome;
+
+extern ScheduleOutcome schedule_outcome(WebhookErrorClass klass, long status_code,
+										int retry_delay_s);
+extern int64_t schedule_retry_delay_us(int retry_delay_s, double scale, double jitter,
+									   long status_code, int retry_after_s);
+extern int	schedule_error_backoff_ms(int errors);
+extern long schedule_ms_until(int64_t now, int64_t when);
+extern int64_t schedule_earliest(int64_t a, int64_t b);
+
+/* A rate-limited endpoint's token bucket (schedule_refill). */
+typedef struct TokenBucket
+{
+	double		rate_per_s;		/* 0: no limit */
+	double		tokens;
+	int64_t		refilled_at;
+} TokenBucket;
+
+extern double schedule_bucket_burst(double rate_per_s);
+extern bool schedule_refill(TokenBucket *bucket, int64_t now, int64_t *wake_at);
+
+#endif							/* WEBHOOK_SCHEDULE_H */

@@ -1,0 +1,15 @@
+/*
+ * spi_util.h
+ *		SPI plans prepared once per process (spi_util.c); used by the worker's
+ *		queries and by the watch trigger.
+ */
+#ifndef WEBHOOK_SPI_UTIL_H
+#define WEBHOOK_SPI_UTIL_H
+
+#include "postgres.h"
+
+#include "executor/spi.h"
+
+extern SPIPlanPtr webhook_prepare_once(SPIPlanPtr *plan, const char *sql, int nargs, Oid *argtypes);
+
+#endif							/* WEBHOOK_SPI_UTIL_H */

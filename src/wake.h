@@ -1,0 +1,11 @@
+/*
+ * wake.h
+ *		Hooks that wake, start or stop workers when transactions commit and
+ *		DDL runs (wake.c).
+ */
+#ifndef WEBHOOK_WAKE_H
+#define WEBHOOK_WAKE_H
+
+extern void WebhookWakeInit(void);
+
+#endif							/* WEBHOOK_WAKE_H */
