@@ -207,7 +207,11 @@ extension_not_ready(WorkerState *s, ExtensionState state)
 {
 	if (state == EXTENSION_MISSING)
 		worker_leave("the extension is not installed in this database", true);
-	if (!s->gated)
+	if (s->gated)
+		ereport(DEBUG1,
+				(errmsg("webhook delivery worker is still waiting: the extension is installed at version %s",
+						version_gate_installed())));
+	else
 		ereport(LOG,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("webhook delivery worker is waiting: the extension is installed at version %s, the library is version %s",

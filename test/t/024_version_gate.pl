@@ -1,0 +1,88 @@
+# The version gate: a library built for another version than the one the
+# extension is installed at (the package was upgraded, ALTER EXTENSION
+# webhook UPDATE not run yet) delivers nothing and says once what to do; it
+# waits without polling, and starts delivering as soon as it is woken with
+# the versions matching.  The old version is faked by updating pg_extension,
+# which sends no invalidation: the server restarts to pick it up, as after a
+# package upgrade.
+use strict;
+use warnings;
+
+use FindBin;
+use lib "$FindBin::Bin";
+use WebhookTest;
+use PostgreSQL::Test::Utils;
+use Test::More;
+
+my $r = start_receiver();
+my $node = node_with_webhook('version_gate', log_min_messages => 'debug1');
+
+$node->safe_psql('postgres', 'CREATE EXTENSION webhook');
+my $version = $node->safe_psql('postgres',
+	"SELECT extversion FROM pg_extension WHERE extname = 'webhook'");
+my $url = $r->url('/hooks/gate');
+$node->safe_psql('postgres',
+	"INSERT INTO webhook.endpoints (name, url) VALUES ('gate', '$url')");
+
+# --- at the library's version, events are delivered ---------------------------
+my $first = $node->safe_psql('postgres',
+	q{SELECT webhook.send('gate.before', '{"n": 1}')});
+ok( poll_until(
+		$node, 'postgres',
+		"SELECT status FROM webhook.deliveries WHERE event_id = '$first'",
+		'succeeded', 30),
+	'a delivery succeeds while the versions match');
+
+# --- installed at another version: the worker waits ----------------------------
+$node->safe_psql('postgres',
+	"UPDATE pg_extension SET extversion = '0.0.9' WHERE extname = 'webhook'");
+my $log_offset = -s $node->logfile;
+$node->restart;
+my $waiting = qr/webhook delivery worker is waiting: the extension is installed at version 0\.0\.9, the library is version \Q$version\E/;
+ok($node->wait_for_log($waiting, $log_offset),
+	'the worker says it waits for the versions to match');
+ok($node->log_contains(qr/HINT:\s+Run ALTER EXTENSION webhook UPDATE in this database\./, $log_offset),
+	'with a hint to run ALTER EXTENSION webhook UPDATE');
+
+# webhook.send wakes the worker at commit: it looks again, and still waits.
+my $still_offset = -s $node->logfile;
+my $gated = $node->safe_psql('postgres',
+	q{SELECT webhook.send('gate.during', '{"n": 2}')});
+ok( $node->wait_for_log(
+		qr/webhook delivery worker is still waiting: the extension is installed at version 0\.0\.9/,
+		$still_offset),
+	'woken by a send, the worker looks again and goes on waiting');
+is( $node->safe_psql('postgres',
+		"SELECT status || ' ' || attempts FROM webhook.deliveries WHERE event_id = '$gated'"),
+	'pending 0',
+	'nothing is delivered while the versions differ');
+is( $node->safe_psql('postgres',
+		"SELECT count(*) FROM webhook.delivery_log l
+		   JOIN webhook.deliveries d ON d.id = l.delivery_id
+		  WHERE d.event_id = '$gated'"),
+	'0', 'and no attempt is logged');
+
+# --- the versions match again: the next wake-up starts delivery ----------------
+my $restored_at = $node->safe_psql('postgres',
+	"UPDATE pg_extension SET extversion = '$version' WHERE extname = 'webhook';
+	 SELECT now()");
+my $after = $node->safe_psql('postgres',
+	q{SELECT webhook.send('gate.after', '{"n": 3}')});
+ok( poll_until(
+		$node, 'postgres',
+		"SELECT count(*) FROM webhook.deliveries
+		  WHERE event_id IN ('$gated', '$after') AND status = 'succeeded'",
+		'2', 30),
+	'once woken with the versions matching, the worker delivers what waited');
+is( $node->safe_psql('postgres',
+		"SELECT bool_and(l.attempted_at >= '$restored_at') AND count(*) = 1
+		   FROM webhook.delivery_log l JOIN webhook.deliveries d ON d.id = l.delivery_id
+		  WHERE d.event_id = '$gated'"),
+	't', 'the event sent while waiting was attempted once, after the versions matched');
+
+my $log = substr(slurp_file($node->logfile), $log_offset);
+my $count = () = $log =~ /$waiting/g;
+is($count, 1, 'the worker said it waits once, not at every wake-up');
+
+$node->stop;
+done_testing();
