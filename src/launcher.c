@@ -231,7 +231,56 @@ reap_workers(void)
 	return rescan_ms;
 }
 
-/* Background worker entry point of the launcher. */
+/*
+ * When the databases should be scanned next, given the last choice: sooner
+ * if a worker left (to start it again, or let a waiting database take its
+ * slot), now if a backend asked for a rescan.
+ */
+static TimestampTz
+next_rescan(TimestampTz rescan_at)
+{
+	long		reap_ms = reap_workers();
+
+	if (reap_ms >= 0)
+		rescan_at = schedule_earliest(rescan_at,
+									  TimestampTzPlusMilliseconds(GetCurrentTimestamp(), reap_ms));
+	if (webhook_take_rescan_request())
+	{
+		/* Some database may have gained the extension: look at all. */
+		list_free(no_extension);
+		no_extension = NIL;
+		rescan_at = GetCurrentTimestamp();
+	}
+	return rescan_at;
+}
+
+/*
+ * Sleep until the latch is set or rescan_at (0: none) comes; the latch is
+ * set when a worker leaves or a backend asks for a rescan.
+ */
+static void
+launcher_sleep(TimestampTz rescan_at)
+{
+	long		timeout_ms = -1;
+
+	if (rescan_at != 0)
+	{
+		long		secs;
+		int			usecs;
+
+		TimestampDifference(GetCurrentTimestamp(), rescan_at, &secs, &usecs);
+		timeout_ms = secs * 1000 + usecs / 1000 + 1;
+	}
+	(void) WaitLatch(MyLatch,
+					 WL_LATCH_SET | WL_EXIT_ON_PM_DEATH | (timeout_ms >= 0 ? WL_TIMEOUT : 0),
+					 timeout_ms, PG_WAIT_EXTENSION);
+	ResetLatch(MyLatch);
+}
+
+/*
+ * Background worker entry point of the launcher.  A second launcher (there
+ * is one per server) leaves at once.
+ */
 void
 webhook_launcher_main(Datum main_arg)
 {
@@ -255,9 +304,6 @@ webhook_launcher_main(Datum main_arg)
 
 	for (;;)
 	{
-		long		reap_ms;
-		long		timeout_ms = -1;
-
 		CHECK_FOR_INTERRUPTS();
 		if (ConfigReloadPending)
 		{
@@ -265,18 +311,7 @@ webhook_launcher_main(Datum main_arg)
 			ProcessConfigFile(PGC_SIGHUP);
 		}
 
-		reap_ms = reap_workers();
-		if (reap_ms >= 0)
-			rescan_at = schedule_earliest(rescan_at,
-								 TimestampTzPlusMilliseconds(GetCurrentTimestamp(), reap_ms));
-		if (webhook_take_rescan_request())
-		{
-			/* Some database may have gained the extension: look at all. */
-			list_free(no_extension);
-			no_extension = NIL;
-			rescan_at = GetCurrentTimestamp();
-		}
-
+		rescan_at = next_rescan(rescan_at);
 		if (rescan_at != 0 && GetCurrentTimestamp() >= rescan_at)
 		{
 			rescan_at = 0;
@@ -286,18 +321,6 @@ webhook_launcher_main(Datum main_arg)
 			if (refused != NIL)
 				rescan_at = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), REFUSED_RETRY_MS);
 		}
-
-		if (rescan_at != 0)
-		{
-			long		secs;
-			int			usecs;
-
-			TimestampDifference(GetCurrentTimestamp(), rescan_at, &secs, &usecs);
-			timeout_ms = secs * 1000 + usecs / 1000 + 1;
-		}
-		(void) WaitLatch(MyLatch,
-						 WL_LATCH_SET | WL_EXIT_ON_PM_DEATH | (timeout_ms >= 0 ? WL_TIMEOUT : 0),
-						 timeout_ms, PG_WAIT_EXTENSION);
-		ResetLatch(MyLatch);
+		launcher_sleep(rescan_at);
 	}
 }
