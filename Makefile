@@ -8,10 +8,15 @@ OBJS = src/webhook.o src/shared.o src/launcher.o src/worker.o src/queue.o src/ht
        src/signing.o src/sigcore.o src/validate.o src/urlcheck.o src/waitset.o src/ids.o src/netguard.o src/wake.o \
        src/watch.o src/sealing.o src/endpoint_secrets.o src/transform.o
 # The install script of this version is built from the topic files in sql/src
-# (in name order); every upgrade script is a tracked file.
+# (in name order).  sql/webhook--0.1.0.sql is the script released as 0.1.0
+# (git 2b8c360), FROZEN: never edit it, change sql/src and write an upgrade
+# script instead.  Every upgrade script sql/webhook--A--B.sql is a tracked file
+# and installed by the wildcard.  On a release, freeze the built script the
+# same way (copy it to a tracked file, add it to DATA, drop it from .gitignore)
+# before raising EXTVERSION.
 SQL_SRC = $(sort $(wildcard sql/src/*.sql))
 DATA_built = sql/$(EXTENSION)--$(EXTVERSION).sql
-DATA = $(wildcard sql/$(EXTENSION)--*--*.sql)
+DATA = sql/$(EXTENSION)--0.1.0.sql $(wildcard sql/$(EXTENSION)--*--*.sql)
 PGFILEDESC = "webhook - transactional outgoing webhooks"
 
 SHLIB_LINK = -lcurl -lcrypto
