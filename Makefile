@@ -23,16 +23,19 @@ SHLIB_LINK = -lcurl -lcrypto
 PG_CPPFLAGS = -I$(srcdir)/src
 PG_CPPFLAGS += -DWEBHOOK_EXTVERSION='"$(EXTVERSION)"'
 
-# pg_regress: inputs in test/sql, expected output in expected/, own server
+# pg_regress: inputs in test/sql, expected output in test/expected, own server
 # with the library preloaded (initdb refuses root: run as an ordinary user).
+# PostgreSQL 15's pg_regress looks for expected/ under --outputdir (there is no
+# --expecteddir before 16), so the output goes to test/ too: test/results,
+# test/regression.diffs and test/regression.out.
 REGRESS = $(patsubst test/sql/%.sql,%,$(sort $(wildcard test/sql/*.sql)))
-REGRESS_OPTS = --inputdir=test --temp-instance=./tmp_check --temp-config=test/regress.conf --load-extension=webhook
+REGRESS_OPTS = --inputdir=test --outputdir=test --temp-instance=./tmp_check --temp-config=test/regress.conf --load-extension=webhook
 
 # TAP tests in test/t, run by "make prove" after "make install".
 PROVE_TESTS = $(sort $(wildcard test/t/*.pl))
 PROVE_FLAGS = -I $(srcdir)/test/t --timer
 
-EXTRA_CLEAN = $(EXTENSION).control tmp_check/ tmp_check_iso results regression.diffs regression.out log test/unit/netguard_test
+EXTRA_CLEAN = $(EXTENSION).control tmp_check/ tmp_check_iso test/results test/regression.diffs test/regression.out test/log test/unit/netguard_test
 
 PG_CONFIG ?= pg_config
 PGXS := $(shell $(PG_CONFIG) --pgxs)
