@@ -42,7 +42,8 @@ typedef struct Delivery
 	WebhookKey	key;
 	const char *key_problem;	/* a secret or credential unusable: why, to
 								 * fail without sending */
-	WebhookKey	previous_key;	/* a rotated-out secret still in its grace period */
+	WebhookKey	previous_key;	/* a rotated-out secret still in its grace
+								 * period */
 	bool		has_previous_key;
 	char	   *auth_username;	/* HTTP Basic authentication, or NULL */
 	char	   *auth_password;
@@ -50,8 +51,8 @@ typedef struct Delivery
 	int			n_headers;
 	char	  **headers;		/* "Name: value" lines from endpoints.headers */
 	int			timeout_ms;
-	int			retry_delay_s;	/* wait after this attempt if it fails, or
-								 * -1: no retry left */
+	int			retry_delay_s;	/* wait after this attempt if it fails, or -1:
+								 * no retry left */
 	int			max_in_flight;	/* 1 for ordered endpoints */
 	double		rate_limit_per_s;	/* 0: no limit */
 	const char *header_problem; /* a header that must not be sent: why */

@@ -29,10 +29,11 @@
 
 #define MAX_OCCURRED_EVENTS 512
 #define RESPONSE_READ_LIMIT (1024 * 1024)	/* stop reading bodies beyond this */
-#define RESPONSE_HEADERS_LIMIT (64 * 1024)	/* refuse responses with more header bytes */
+#define RESPONSE_HEADERS_LIMIT (64 * 1024)	/* refuse responses with more
+											 * header bytes */
 
 static CURLM *multi = NULL;
-static long max_connections = 1000;	/* sockets curl may open at once */
+static long max_connections = 1000; /* sockets curl may open at once */
 static int	n_in_flight = 0;
 
 
@@ -41,7 +42,7 @@ static instr_time curl_timer_set_at;
 
 static NetGuardPolicy policy;
 static bool policy_valid = false;
-static bool policy_changed = false;	/* pooled connections predate the policy */
+static bool policy_changed = false; /* pooled connections predate the policy */
 
 /* Remember when curl next wants to be called without socket activity. */
 static int
@@ -160,7 +161,11 @@ recreate_multi(void)
 	curl_multi_setopt(multi, CURLMOPT_TIMERFUNCTION, timer_callback);
 	curl_multi_setopt(multi, CURLMOPT_PIPELINING, CURLPIPE_MULTIPLEX);
 	curl_multi_setopt(multi, CURLMOPT_MAXCONNECTS, (long) webhook_max_in_flight);
-	/* Beyond this many sockets, requests wait in curl's queue rather than fail. */
+
+	/*
+	 * Beyond this many sockets, requests wait in curl's queue rather than
+	 * fail.
+	 */
 	curl_multi_setopt(multi, CURLMOPT_MAX_TOTAL_CONNECTIONS, (long) max_connections);
 }
 
@@ -285,7 +290,11 @@ configure_transfer(Delivery *d)
 	curl_easy_setopt(e, CURLOPT_URL, d->url);
 	curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
 	curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
-	/* Never a proxy from http_proxy & co.: the guard checks the endpoint's address. */
+
+	/*
+	 * Never a proxy from http_proxy & co.: the guard checks the endpoint's
+	 * address.
+	 */
 	curl_easy_setopt(e, CURLOPT_PROXY, "");
 	curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
 	curl_easy_setopt(e, CURLOPT_POST, 1L);
@@ -296,8 +305,11 @@ configure_transfer(Delivery *d)
 	curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long) d->timeout_ms);
 	curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, (long) Min(webhook_connect_timeout_ms, d->timeout_ms));
 	curl_easy_setopt(e, CURLOPT_HTTP_VERSION, (long) CURL_HTTP_VERSION_2TLS);
-	/* Wait to multiplex only where HTTP/2 is possible; on plain http it
-	 * would queue requests behind a slow one on the same host. */
+
+	/*
+	 * Wait to multiplex only where HTTP/2 is possible; on plain http it would
+	 * queue requests behind a slow one on the same host.
+	 */
 	if (pg_strncasecmp(d->url, "https:", 6) == 0)
 		curl_easy_setopt(e, CURLOPT_PIPEWAIT, 1L);
 	if (policy_changed)

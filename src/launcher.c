@@ -47,8 +47,10 @@
 
 /* The workers this launcher started, by slot. */
 static BackgroundWorkerHandle *handles[WEBHOOK_MAX_DATABASES];
+
 /* Databases whose worker found no extension: skipped until a rescan request. */
 static List *no_extension = NIL;
+
 /* Databases refused a worker at the last scan, so warned about already. */
 static List *refused = NIL;
 

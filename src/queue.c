@@ -401,7 +401,7 @@ headers_from_datum(Delivery *d, Datum pairs)
 		char	   *name = TextDatumGetCString(elems[i]);
 		char	   *what = psprintf("the endpoint's header \"%s\"", name);
 		char	   *value = nulls[i + 1] ? pstrdup("") :
-			unseal_for_delivery(TextDatumGetCString(elems[i + 1]), what, &d->key_problem);
+		unseal_for_delivery(TextDatumGetCString(elems[i + 1]), what, &d->key_problem);
 		WebhookHeaderProblem problem;
 
 		if (value == NULL)
@@ -681,7 +681,7 @@ record_rows(void *arg)
 {
 	RecordRows *r = (RecordRows *) arg;
 	Oid			argtypes[11] = {INT8ARRAYOID, INT4ARRAYOID, TEXTARRAYOID, TIMESTAMPTZARRAYOID,
-	TIMESTAMPTZARRAYOID, FLOAT8ARRAYOID, INT4ARRAYOID, TEXTARRAYOID, TEXTARRAYOID,
+		TIMESTAMPTZARRAYOID, FLOAT8ARRAYOID, INT4ARRAYOID, TEXTARRAYOID, TEXTARRAYOID,
 	TEXTARRAYOID, TEXTARRAYOID};
 	Oid			elemtypes[11] = {INT8OID, INT4OID, TEXTOID, TIMESTAMPTZOID, TIMESTAMPTZOID,
 	FLOAT8OID, INT4OID, TEXTOID, TEXTOID, TEXTOID, TEXTOID};

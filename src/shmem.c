@@ -62,7 +62,8 @@ typedef struct WebhookShared
 	LWLock	   *lock;
 	pid_t		launcher_pid;	/* the launcher running, 0 if none */
 	Latch	   *launcher_latch;
-	bool		rescan_requested;	/* a database may have gained the extension */
+	bool		rescan_requested;	/* a database may have gained the
+									 * extension */
 	WebhookWorkerSlot slots[WEBHOOK_MAX_DATABASES];
 	WebhookDbStats stats[WEBHOOK_MAX_DATABASES];
 	WebhookStalledTransform stalled[WEBHOOK_MAX_STALLED_TRANSFORMS];

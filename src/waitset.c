@@ -25,7 +25,8 @@
 typedef struct SocketEntry
 {
 	curl_socket_t fd;			/* hash key */
-	int			what;			/* what curl wants: CURL_POLL_IN/OUT/INOUT, 0 none */
+	int			what;			/* what curl wants: CURL_POLL_IN/OUT/INOUT, 0
+								 * none */
 	uint32		registered;		/* WL_SOCKET_* now in the wait set, 0 if none */
 	int			pos;			/* position in the wait set, -1 if none */
 	bool		closed;			/* curl closed it; forget at next sync */

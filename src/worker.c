@@ -54,11 +54,12 @@ extern PGDLLEXPORT void webhook_worker_main(Datum main_arg);
 /* What the worker's loop carries from one turn to the next. */
 typedef struct WorkerState
 {
-	bool		need_claim;		/* something may be claimable: claim when there
-								 * is room */
+	bool		need_claim;		/* something may be claimable: claim when
+								 * there is room */
 	bool		gated;			/* the extension is at another version: run no
 								 * query until woken and it is ours */
-	bool		claims_released;	/* an earlier worker's claims were released */
+	bool		claims_released;	/* an earlier worker's claims were
+									 * released */
 	TimestampTz next_due;		/* the next pending delivery comes due (0:
 								 * none known) */
 	TimestampTz throttle_wake;	/* an empty token bucket holds a token again */

@@ -118,7 +118,12 @@ CREATE TABLE webhook.delivery_log (
     response_body text
 );
 COMMENT ON TABLE webhook.delivery_log IS 'one row per HTTP attempt, written by the delivery worker';
-COMMENT ON COLUMN webhook.delivery_log.error_class IS 'stable failure class: http, timeout, connect, dns, tls, protocol, blocked, too_large, secret, invalid_header, transform, internal';
+COMMENT ON COLUMN webhook.delivery_log.error_class IS 'why the attempt failed (NULL: it succeeded), a name that stays the same across versions: one of webhook.error_classes()';
+-- The error classes with their meaning, from the table the worker itself
+-- uses (src/schedule.c): the one list there is.
+CREATE FUNCTION webhook.error_classes(OUT error_class text, OUT meaning text)
+RETURNS SETOF record LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE ROWS 16
+AS 'MODULE_PATHNAME', 'webhook_error_classes';
 COMMENT ON COLUMN webhook.delivery_log.delivery_id IS 'the delivery attempted; a history row, so no foreign key: retention deletes log rows with their delivery';
 COMMENT ON COLUMN webhook.delivery_log.endpoint_id IS 'the endpoint at the time; kept after the endpoint is deleted';
 

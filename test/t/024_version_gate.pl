@@ -4,7 +4,7 @@
 # waits without polling, and starts delivering as soon as it is woken with
 # the versions matching.  The old version is faked by updating pg_extension,
 # which sends no invalidation: the server restarts to pick it up, as after a
-# package upgrade.
+# package upgrade.  Also: webhook.error_classes() shows the worker's table.
 use strict;
 use warnings;
 
@@ -83,6 +83,16 @@ is( $node->safe_psql('postgres',
 my $log = substr(slurp_file($node->logfile), $log_offset);
 my $count = () = $log =~ /$waiting/g;
 is($count, 1, 'the worker said it waits once, not at every wake-up');
+
+# --- the error classes, as SQL sees the worker's table ----------------------------
+is( $node->safe_psql('postgres',
+		"SELECT string_agg(error_class, ',') FROM webhook.error_classes()"),
+	'http,timeout,connect,dns,tls,connection,protocol,blocked,invalid_url,too_large,'
+	  . 'secret,invalid_header,transform,internal',
+	'webhook.error_classes() lists every class the worker writes');
+is( $node->safe_psql('postgres',
+		"SELECT count(*) FROM webhook.error_classes() WHERE meaning IS NULL OR meaning = ''"),
+	'0', 'each with its meaning');
 
 $node->stop;
 done_testing();

@@ -19,42 +19,43 @@
 
 #define SRC_DIR "../../src"
 
-static int  failures = 0;
-static int  checks = 0;
+static int	failures = 0;
+static int	checks = 0;
 
 static void
 expect(const char *what, bool ok)
 {
-    checks++;
-    if (!ok)
-    {
-        failures++;
-        printf("FAIL %s\n", what);
-    }
+	checks++;
+	if (!ok)
+	{
+		failures++;
+		printf("FAIL %s\n", what);
+	}
 }
 
 static void
 expect_int(const char *what, long long got, long long want)
 {
-    checks++;
-    if (got != want)
-    {
-        failures++;
-        printf("FAIL %s: got %lld, want %lld\n", what, got, want);
-    }
+	checks++;
+	if (got != want)
+	{
+		failures++;
+		printf("FAIL %s: got %lld, want %lld\n", what, got, want);
+	}
 }
 
 /* Every class by its C name, as the producers spell it. */
 #define CLASS(x) {ERROR_CLASS_##x, #x}
 static const struct
 {
-    WebhookErrorClass klass;
-    const char *ident;
-}           classes[] = {
-    CLASS(HTTP), CLASS(TIMEOUT), CLASS(CONNECT), CLASS(DNS), CLASS(TLS),
-    CLASS(CONNECTION), CLASS(PROTOCOL), CLASS(BLOCKED), CLASS(INVALID_URL),
-    CLASS(TOO_LARGE), CLASS(SECRET), CLASS(INVALID_HEADER), CLASS(TRANSFORM),
-    CLASS(INTERNAL),
+	WebhookErrorClass klass;
+	const char *ident;
+}			classes[] = {
+
+	CLASS(HTTP), CLASS(TIMEOUT), CLASS(CONNECT), CLASS(DNS), CLASS(TLS),
+	CLASS(CONNECTION), CLASS(PROTOCOL), CLASS(BLOCKED), CLASS(INVALID_URL),
+	CLASS(TOO_LARGE), CLASS(SECRET), CLASS(INVALID_HEADER), CLASS(TRANSFORM),
+	CLASS(INTERNAL),
 };
 #define N_CLASSES (sizeof(classes) / sizeof(classes[0]))
 
@@ -62,217 +63,223 @@ static const struct
 static void
 lower(const char *ident, char *out, size_t size)
 {
-    size_t      i;
+	size_t		i;
 
-    for (i = 0; ident[i] && i + 1 < size; i++)
-        out[i] = (char) tolower((unsigned char) ident[i]);
-    out[i] = '\0';
+	for (i = 0; ident[i] && i + 1 < size; i++)
+		out[i] = (char) tolower((unsigned char) ident[i]);
+	out[i] = '\0';
 }
 
 /* The table: one named, explained entry per class, names unique. */
 static void
 test_table(void)
 {
-    expect_int("one C name per class", (long long) N_CLASSES, ERROR_CLASS_COUNT - 1);
-    expect("success has no name", webhook_error_class_name(ERROR_CLASS_NONE) == NULL);
-    expect("out of range has no name", webhook_error_class_name(ERROR_CLASS_COUNT) == NULL);
-    for (size_t i = 0; i < N_CLASSES; i++)
-    {
-        char        want[64];
-        const char *name = webhook_error_class_name(classes[i].klass);
-        const char *meaning = webhook_error_class_table[classes[i].klass].meaning;
+	expect_int("one C name per class", (long long) N_CLASSES, ERROR_CLASS_COUNT - 1);
+	expect("success has no name", webhook_error_class_name(ERROR_CLASS_NONE) == NULL);
+	expect("out of range has no name", webhook_error_class_name(ERROR_CLASS_COUNT) == NULL);
+	for (size_t i = 0; i < N_CLASSES; i++)
+	{
+		char		want[64];
+		const char *name = webhook_error_class_name(classes[i].klass);
+		const char *meaning = webhook_error_class_table[classes[i].klass].meaning;
 
-        lower(classes[i].ident, want, sizeof(want));
-        expect(classes[i].ident, name != NULL && strcmp(name, want) == 0);
-        expect("meaning given", meaning != NULL && strlen(meaning) > 10);
-        expect("name found back", webhook_error_class_from_name(want) == classes[i].klass);
-    }
-    expect("unknown name", webhook_error_class_from_name("nonsense") == ERROR_CLASS_NONE);
-    expect("NULL name", webhook_error_class_from_name(NULL) == ERROR_CLASS_NONE);
+		lower(classes[i].ident, want, sizeof(want));
+		expect(classes[i].ident, name != NULL && strcmp(name, want) == 0);
+		expect("meaning given", meaning != NULL && strlen(meaning) > 10);
+		expect("name found back", webhook_error_class_from_name(want) == classes[i].klass);
+	}
+	expect("unknown name", webhook_error_class_from_name("nonsense") == ERROR_CLASS_NONE);
+	expect("NULL name", webhook_error_class_from_name(NULL) == ERROR_CLASS_NONE);
 }
 
 /* Is ERROR_CLASS_<ident> one of the classes (or the two markers)? */
 static bool
 known_ident(const char *ident)
 {
-    if (strcmp(ident, "NONE") == 0 || strcmp(ident, "COUNT") == 0)
-        return true;
-    for (size_t i = 0; i < N_CLASSES; i++)
-        if (strcmp(classes[i].ident, ident) == 0)
-            return true;
-    return false;
+	if (strcmp(ident, "NONE") == 0 || strcmp(ident, "COUNT") == 0)
+		return true;
+	for (size_t i = 0; i < N_CLASSES; i++)
+		if (strcmp(classes[i].ident, ident) == 0)
+			return true;
+	return false;
 }
 
 /* Check one source file's uses of error classes. */
 static void
 scan_source(const char *path)
 {
-    FILE       *f = fopen(path, "r");
-    char        line[4096];
-    int         lineno = 0;
+	FILE	   *f = fopen(path, "r");
+	char		line[4096];
+	int			lineno = 0;
 
-    if (f == NULL)
-    {
-        expect(path, false);
-        return;
-    }
-    while (fgets(line, sizeof(line), f) != NULL)
-    {
-        char       *p = line;
-        char        what[4200];
+	if (f == NULL)
+	{
+		expect(path, false);
+		return;
+	}
+	while (fgets(line, sizeof(line), f) != NULL)
+	{
+		char	   *p = line;
+		char		what[4200];
 
-        lineno++;
-        snprintf(what, sizeof(what), "%s:%d: a class name written as a string", path, lineno);
-        expect(what, strstr(line, "error_class = \"") == NULL &&
-               strstr(line, "error_class ? \"") == NULL);
-        while ((p = strstr(p, "ERROR_CLASS_")) != NULL)
-        {
-            char        ident[64];
-            size_t      n = 0;
+		lineno++;
+		snprintf(what, sizeof(what), "%s:%d: a class name written as a string", path, lineno);
+		expect(what, strstr(line, "error_class = \"") == NULL &&
+			   strstr(line, "error_class ? \"") == NULL);
+		while ((p = strstr(p, "ERROR_CLASS_")) != NULL)
+		{
+			char		ident[64];
+			size_t		n = 0;
 
-            p += strlen("ERROR_CLASS_");
-            while ((isupper((unsigned char) p[n]) || p[n] == '_') && n + 1 < sizeof(ident))
-            {
-                ident[n] = p[n];
-                n++;
-            }
-            ident[n] = '\0';
-            snprintf(what, sizeof(what), "%s:%d: ERROR_CLASS_%s is in the table", path, lineno, ident);
-            expect(what, n > 0 && known_ident(ident));
-            p += n;
-        }
-    }
-    fclose(f);
+			p += strlen("ERROR_CLASS_");
+			while ((isupper((unsigned char) p[n]) || p[n] == '_') && n + 1 < sizeof(ident))
+			{
+				ident[n] = p[n];
+				n++;
+			}
+			ident[n] = '\0';
+			snprintf(what, sizeof(what), "%s:%d: ERROR_CLASS_%s is in the table", path, lineno, ident);
+			expect(what, n > 0 && known_ident(ident));
+			p += n;
+		}
+	}
+	fclose(f);
 }
 
 /* Every class the C code produces, in every source file, is in the table. */
 static void
 test_sources(void)
 {
-    DIR        *dir = opendir(SRC_DIR);
-    struct dirent *e;
-    int         scanned = 0;
+	DIR		   *dir = opendir(SRC_DIR);
+	struct dirent *e;
+	int			scanned = 0;
 
-    expect("src readable", dir != NULL);
-    if (dir == NULL)
-        return;
-    while ((e = readdir(dir)) != NULL)
-    {
-        size_t      len = strlen(e->d_name);
-        char        path[512];
+	expect("src readable", dir != NULL);
+	if (dir == NULL)
+		return;
+	while ((e = readdir(dir)) != NULL)
+	{
+		size_t		len = strlen(e->d_name);
+		char		path[512];
 
-        if (len < 3 || strcmp(e->d_name + len - 2, ".c") != 0)
-            continue;
-        snprintf(path, sizeof(path), "%s/%s", SRC_DIR, e->d_name);
-        scan_source(path);
-        scanned++;
-    }
-    closedir(dir);
-    expect("sources scanned", scanned > 5);
+		if (len < 3 || strcmp(e->d_name + len - 2, ".c") != 0)
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", SRC_DIR, e->d_name);
+		scan_source(path);
+		scanned++;
+	}
+	closedir(dir);
+	expect("sources scanned", scanned > 5);
 }
 
 /* What an attempt means for its delivery. */
 static void
 test_outcome(void)
 {
-    ScheduleOutcome o;
+	ScheduleOutcome o;
 
-    o = schedule_outcome(ERROR_CLASS_NONE, 200, 10);
-    expect("2xx succeeds", o.status == DELIVERY_SUCCEEDED && !o.deactivate_endpoint);
-    o = schedule_outcome(ERROR_CLASS_HTTP, 500, 10);
-    expect("500 retried", o.status == DELIVERY_PENDING);
-    o = schedule_outcome(ERROR_CLASS_HTTP, 500, -1);
-    expect("500 without retries left fails", o.status == DELIVERY_FAILED);
-    o = schedule_outcome(ERROR_CLASS_HTTP, 410, 10);
-    expect("410 fails and deactivates", o.status == DELIVERY_FAILED && o.deactivate_endpoint);
-    o = schedule_outcome(ERROR_CLASS_TIMEOUT, 0, 10);
-    expect("timeout retried", o.status == DELIVERY_PENDING);
-    o = schedule_outcome(ERROR_CLASS_TOO_LARGE, 0, 10);
-    expect("too_large retried", o.status == DELIVERY_PENDING);
-    o = schedule_outcome(ERROR_CLASS_INTERNAL, 0, 10);
-    expect("internal retried", o.status == DELIVERY_PENDING);
-    o = schedule_outcome(ERROR_CLASS_CONNECTION, 0, 10);
-    expect("connection retried", o.status == DELIVERY_PENDING);
-    {
-        WebhookErrorClass permanent[] = {ERROR_CLASS_BLOCKED, ERROR_CLASS_INVALID_URL,
-            ERROR_CLASS_SECRET, ERROR_CLASS_INVALID_HEADER, ERROR_CLASS_TRANSFORM};
+	o = schedule_outcome(ERROR_CLASS_NONE, 200, 10);
+	expect("2xx succeeds", o.status == DELIVERY_SUCCEEDED && !o.deactivate_endpoint);
+	o = schedule_outcome(ERROR_CLASS_HTTP, 500, 10);
+	expect("500 retried", o.status == DELIVERY_PENDING);
+	o = schedule_outcome(ERROR_CLASS_HTTP, 500, -1);
+	expect("500 without retries left fails", o.status == DELIVERY_FAILED);
+	o = schedule_outcome(ERROR_CLASS_HTTP, 410, 10);
+	expect("410 fails and deactivates", o.status == DELIVERY_FAILED && o.deactivate_endpoint);
+	o = schedule_outcome(ERROR_CLASS_TIMEOUT, 0, 10);
+	expect("timeout retried", o.status == DELIVERY_PENDING);
+	o = schedule_outcome(ERROR_CLASS_TOO_LARGE, 0, 10);
+	expect("too_large retried", o.status == DELIVERY_PENDING);
+	o = schedule_outcome(ERROR_CLASS_INTERNAL, 0, 10);
+	expect("internal retried", o.status == DELIVERY_PENDING);
+	o = schedule_outcome(ERROR_CLASS_CONNECTION, 0, 10);
+	expect("connection retried", o.status == DELIVERY_PENDING);
+	{
+		WebhookErrorClass permanent[] = {ERROR_CLASS_BLOCKED, ERROR_CLASS_INVALID_URL,
+		ERROR_CLASS_SECRET, ERROR_CLASS_INVALID_HEADER, ERROR_CLASS_TRANSFORM};
 
-        for (size_t i = 0; i < sizeof(permanent) / sizeof(permanent[0]); i++)
-        {
-            o = schedule_outcome(permanent[i], 0, 10);
-            expect(webhook_error_class_name(permanent[i]),
-                   o.status == DELIVERY_FAILED && !o.deactivate_endpoint);
-        }
-    }
+		for (size_t i = 0; i < sizeof(permanent) / sizeof(permanent[0]); i++)
+		{
+			o = schedule_outcome(permanent[i], 0, 10);
+			expect(webhook_error_class_name(permanent[i]),
+				   o.status == DELIVERY_FAILED && !o.deactivate_endpoint);
+		}
+	}
 }
 
 /* The delay before a retry: scale, jitter, Retry-After. */
 static void
 test_retry_delay(void)
 {
-    expect_int("jitter 0: 80%", schedule_retry_delay_us(10, 1.0, 0.0, 500, -1), 8000000);
-    expect_int("jitter 0.5: 100%", schedule_retry_delay_us(10, 1.0, 0.5, 500, -1), 10000000);
-    expect_int("scaled", schedule_retry_delay_us(10, 0.01, 0.5, 500, -1), 100000);
-    expect_int("Retry-After on 429", schedule_retry_delay_us(10, 1.0, 0.5, 429, 60), 60000000);
-    expect_int("Retry-After on 503", schedule_retry_delay_us(10, 1.0, 0.5, 503, 60), 60000000);
-    expect_int("short Retry-After", schedule_retry_delay_us(10, 1.0, 0.5, 429, 1), 10000000);
-    expect_int("Retry-After ignored on 500", schedule_retry_delay_us(10, 1.0, 0.5, 500, 60), 10000000);
-    expect_int("Retry-After up to a day", schedule_retry_delay_us(0, 1.0, 0.5, 429, 1000000),
-               (long long) 86400 * 1000000);
+	expect_int("jitter 0: 80%", schedule_retry_delay_us(10, 1.0, 0.0, 500, -1), 8000000);
+	expect_int("jitter 0.5: 100%", schedule_retry_delay_us(10, 1.0, 0.5, 500, -1), 10000000);
+	expect_int("scaled", schedule_retry_delay_us(10, 0.01, 0.5, 500, -1), 100000);
+	expect_int("Retry-After on 429", schedule_retry_delay_us(10, 1.0, 0.5, 429, 60), 60000000);
+	expect_int("Retry-After on 503", schedule_retry_delay_us(10, 1.0, 0.5, 503, 60), 60000000);
+	expect_int("short Retry-After", schedule_retry_delay_us(10, 1.0, 0.5, 429, 1), 10000000);
+	expect_int("Retry-After ignored on 500", schedule_retry_delay_us(10, 1.0, 0.5, 500, 60), 10000000);
+	expect_int("Retry-After up to a day", schedule_retry_delay_us(0, 1.0, 0.5, 429, 1000000),
+			   (long long) 86400 * 1000000);
 }
 
 /* Back-off, sleeps, earliest of two times. */
 static void
 test_times(void)
 {
-    expect_int("first back-off", schedule_error_backoff_ms(0), 1000);
-    expect_int("second back-off", schedule_error_backoff_ms(1), 2000);
-    expect_int("fifth back-off", schedule_error_backoff_ms(4), 16000);
-    expect_int("back-off capped", schedule_error_backoff_ms(5), 30000);
-    expect_int("back-off stays capped", schedule_error_backoff_ms(1000), 30000);
-    expect_int("past: no wait", schedule_ms_until(5000000, 4000000), 0);
-    expect_int("now: no wait", schedule_ms_until(5000000, 5000000), 0);
-    expect_int("rounded up", schedule_ms_until(0, 1500), 2);
-    expect_int("at most an hour", schedule_ms_until(0, INT64_C(10) * 3600 * 1000000), 3600 * 1000L);
-    expect_int("earliest, none", schedule_earliest(0, 0), 0);
-    expect_int("earliest, one", schedule_earliest(0, 7), 7);
-    expect_int("earliest, other", schedule_earliest(7, 0), 7);
-    expect_int("earliest, both", schedule_earliest(9, 7), 7);
+	expect_int("first back-off", schedule_error_backoff_ms(0), 1000);
+	expect_int("second back-off", schedule_error_backoff_ms(1), 2000);
+	expect_int("fifth back-off", schedule_error_backoff_ms(4), 16000);
+	expect_int("back-off capped", schedule_error_backoff_ms(5), 30000);
+	expect_int("back-off stays capped", schedule_error_backoff_ms(1000), 30000);
+	expect_int("past: no wait", schedule_ms_until(5000000, 4000000), 0);
+	expect_int("now: no wait", schedule_ms_until(5000000, 5000000), 0);
+	expect_int("rounded up", schedule_ms_until(0, 1500), 2);
+	expect_int("at most an hour", schedule_ms_until(0, INT64_C(10) * 3600 * 1000000), 3600 * 1000L);
+	expect_int("earliest, none", schedule_earliest(0, 0), 0);
+	expect_int("earliest, one", schedule_earliest(0, 7), 7);
+	expect_int("earliest, other", schedule_earliest(7, 0), 7);
+	expect_int("earliest, both", schedule_earliest(9, 7), 7);
 }
 
 /* Token buckets of rate-limited endpoints. */
 static void
 test_buckets(void)
 {
-    TokenBucket b = {2.0, 0.0, 0};
-    int64_t     wake;
+	TokenBucket b = {2.0, 0.0, 0};
+	int64_t		wake;
 
-    expect("burst at least one", schedule_bucket_burst(0.5) == 1.0);
-    expect("burst a second's worth", schedule_bucket_burst(5.0) == 5.0);
-    expect("empty after a quarter second", schedule_refill(&b, 250000, &wake));
-    expect("half a token", b.tokens == 0.5);
-    expect_int("wakes when a token is there", wake, 500000 + 1000);
-    expect("full after ten seconds", !schedule_refill(&b, 10250000, &wake));
-    expect("capped at the burst", b.tokens == 2.0);
-    expect_int("no wake when not empty", wake, 0);
+	expect("burst at least one", schedule_bucket_burst(0.5) == 1.0);
+	expect("burst a second's worth", schedule_bucket_burst(5.0) == 5.0);
+	expect("empty after a quarter second", schedule_refill(&b, 250000, &wake));
+	expect("half a token", b.tokens == 0.5);
+	expect_int("wakes when a token is there", wake, 500000 + 1000);
+	expect("full after ten seconds", !schedule_refill(&b, 10250000, &wake));
+	expect("capped at the burst", b.tokens == 2.0);
+	expect_int("no wake when not empty", wake, 0);
 
-    b = (TokenBucket) {0.0, 0.0, 0};
-    expect("no limit: never empty", !schedule_refill(&b, 1000000, &wake));
+	b = (TokenBucket)
+	{
+		0.0, 0.0, 0
+	};
+	expect("no limit: never empty", !schedule_refill(&b, 1000000, &wake));
 
-    b = (TokenBucket) {0.0001, 0.0, 0};
-    expect("slow limit: empty", schedule_refill(&b, 0, &wake));
-    expect_int("waits at most an hour", wake, INT64_C(3600) * 1000000 + 1000);
+	b = (TokenBucket)
+	{
+		0.0001, 0.0, 0
+	};
+	expect("slow limit: empty", schedule_refill(&b, 0, &wake));
+	expect_int("waits at most an hour", wake, INT64_C(3600) * 1000000 + 1000);
 }
 
 int
 main(void)
 {
-    test_table();
-    test_sources();
-    test_outcome();
-    test_retry_delay();
-    test_times();
-    test_buckets();
-    printf("%d checks, %d failures\n", checks, failures);
-    return failures == 0 ? 0 : 1;
+	test_table();
+	test_sources();
+	test_outcome();
+	test_retry_delay();
+	test_times();
+	test_buckets();
+	printf("%d checks, %d failures\n", checks, failures);
+	return failures == 0 ? 0 : 1;
 }
