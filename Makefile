@@ -36,7 +36,7 @@ REGRESS_OPTS = --inputdir=test --outputdir=test --temp-instance=./tmp_check --te
 PROVE_TESTS = $(sort $(wildcard test/t/*.pl))
 PROVE_FLAGS = -I $(srcdir)/test/t --timer
 
-EXTRA_CLEAN = $(EXTENSION).control tmp_check/ tmp_check_iso test/results test/regression.diffs test/regression.out test/log test/unit/netguard_test
+EXTRA_CLEAN = $(EXTENSION).control tmp_check/ tmp_check_iso test/results test/regression.diffs test/regression.out test/log test/unit/netguard_test test/unit/schedule_test
 
 PG_CONFIG ?= pg_config
 PGXS := $(shell $(PG_CONFIG) --pgxs)
@@ -47,7 +47,8 @@ include $(PGXS)
 prove:
 	$(prove_installcheck)
 
-# C unit tests of the network guard, with gcc and with clang's ASan/UBSan.
+# C unit tests of the network guard and the worker's schedule, with gcc and
+# with clang's ASan/UBSan.
 unit:
 	$(MAKE) -C test/unit check check-asan
 
