@@ -6,7 +6,8 @@ EXTVERSION = 0.2.0
 MODULE_big = webhook
 OBJS = src/webhook.o src/shared.o src/launcher.o src/worker.o src/queue.o src/http.o \
        src/signing.o src/sigcore.o src/validate.o src/urlcheck.o src/waitset.o src/ids.o src/netguard.o src/wake.o \
-       src/watch.o src/sealing.o src/endpoint_secrets.o src/transform.o
+       src/watch.o src/sealing.o src/endpoint_secrets.o src/transform.o \
+       src/compat.o
 # The install script of this version is built from the topic files in sql/src
 # (in name order).  sql/webhook--0.1.0.sql is the script released as 0.1.0
 # (git 2b8c360), FROZEN: never edit it, change sql/src and write an upgrade

@@ -53,6 +53,7 @@
 #include "utils/ruleutils.h"
 #include "utils/syscache.h"
 
+#include "compat.h"
 #include "validate.h"
 #include "webhook.h"
 
@@ -403,23 +404,15 @@ system_column_walker(Node *node, SystemColumnContext *context)
 }
 
 /*
- * A condition as PostgreSQL's own parser reads it: exactly one boolean
- * expression over NEW and OLD, names bound now (so renames do not matter).
- * Nothing of the text is ever pasted into a query.
+ * The one expression a condition's text holds, as PostgreSQL's parser reads
+ * it (names not yet bound); an error when the text holds anything else.
+ * Also the rule of src/compat.c's webhook._expression_problem().
  */
-static Node *
-parse_condition(Relation rel, const char *text, List **rtable)
+Node *
+webhook_condition_expression(const char *text)
 {
-	ErrorContextCallback errcallback;
 	SelectStmt *sel;
 	ResTarget  *target = NULL;
-	ParseState *pstate;
-	Node	   *expr;
-
-	errcallback.callback = condition_error_callback;
-	errcallback.arg = (void *) text;
-	errcallback.previous = error_context_stack;
-	error_context_stack = &errcallback;
 
 	sel = castNode(SelectStmt,
 				   linitial_node(RawStmt, raw_parser(text, RAW_PARSE_PLPGSQL_EXPR))->stmt);
@@ -434,9 +427,30 @@ parse_condition(Relation rel, const char *text, List **rtable)
 				 errmsg("watch condition must be a single expression"),
 				 errdetail("The condition was: %s", text),
 				 errhint(CONDITION_HINT)));
+	return target->val;
+}
 
+/*
+ * A condition as PostgreSQL's own parser reads it: exactly one boolean
+ * expression over NEW and OLD, names bound now (so renames do not matter).
+ * Nothing of the text is ever pasted into a query.
+ */
+static Node *
+parse_condition(Relation rel, const char *text, List **rtable)
+{
+	ErrorContextCallback errcallback;
+	Node	   *raw;
+	ParseState *pstate;
+	Node	   *expr;
+
+	errcallback.callback = condition_error_callback;
+	errcallback.arg = (void *) text;
+	errcallback.previous = error_context_stack;
+	error_context_stack = &errcallback;
+
+	raw = webhook_condition_expression(text);
 	pstate = condition_parse_state(rel, text);
-	expr = transformExpr(pstate, target->val, EXPR_KIND_WHERE);
+	expr = transformExpr(pstate, raw, EXPR_KIND_WHERE);
 	if (exprType(expr) != BOOLOID)
 		ereport(ERROR,
 				(errcode(ERRCODE_DATATYPE_MISMATCH),
@@ -493,6 +507,22 @@ column_numbers(Relation rel, ArrayType *names, const char *what)
 		elems[i] = Int16GetDatum(attnum);
 	}
 	return PointerGetDatum(construct_array(elems, n, INT2OID, sizeof(int16), true, TYPALIGN_SHORT));
+}
+
+/*
+ * What watch() keeps of these options: column numbers, and the condition
+ * parsed (pg_node_tree text), with watch()'s errors.  For src/compat.c,
+ * which reads the watches that version 0.1.0 kept by name and as SQL text.
+ */
+void
+webhook_watch_kept_form(Relation rel, ArrayType *columns, const char *condition,
+						ArrayType *exclude_columns, Datum kept_columns[2], char **kept_condition)
+{
+	List	   *rtable;
+
+	kept_columns[0] = column_numbers(rel, columns, "columns");
+	kept_columns[1] = column_numbers(rel, exclude_columns, "exclude_columns");
+	*kept_condition = condition ? nodeToString(parse_condition(rel, condition, &rtable)) : NULL;
 }
 
 /* The current names of the columns a watch keeps by number. */
@@ -1059,6 +1089,19 @@ read_watch_options(Oid relid, const char *operation, WatchOptions *opts)
 	desc = SPI_tuptable->tupdesc;
 	opts->event_prefix = SPI_getvalue(tup, desc, 1);
 	opts->wants_operation = DatumGetBool(SPI_getbinval(tup, desc, 2, &isnull));
+
+	/*
+	 * Compatibility: until ALTER EXTENSION webhook UPDATE runs, a 0.1.0
+	 * schema keeps columns as text[] of names and the condition as SQL text.
+	 * src/compat.c reads them into what a watch keeps now (column numbers, a
+	 * parsed condition), so the text never reaches stringToNode.
+	 */
+	if (SPI_gettypeid(desc, 3) == TEXTARRAYOID)
+	{
+		webhook_compat_watch_row(relid, tup, desc, &opts->columns, &opts->condition,
+								 &opts->exclude_columns);
+		return true;
+	}
 	d = SPI_getbinval(tup, desc, 3, &isnull);
 	opts->columns = isnull ? (Datum) 0 : SPI_datumTransfer(d, false, -1);
 	opts->condition = SPI_getvalue(tup, desc, 4);
