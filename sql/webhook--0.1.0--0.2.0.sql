@@ -761,9 +761,12 @@ BEGIN
     PERFORM set_config('session_replication_role', 'replica', true);
     FOR ep IN
         UPDATE webhook.endpoints e
-           SET timeout_ms = least(greatest(o.timeout_ms, 1), 300000),
-               max_in_flight = least(greatest(o.max_in_flight, 1), 10000),
-               rate_limit_per_s = least(greatest(o.rate_limit_per_s, 0.001), 100000),
+           SET timeout_ms = CASE WHEN o.timeout_ms NOT BETWEEN 1 AND 300000
+                                 THEN least(greatest(o.timeout_ms, 1), 300000) ELSE o.timeout_ms END,
+               max_in_flight = CASE WHEN o.max_in_flight NOT BETWEEN 1 AND 10000
+                                    THEN least(greatest(o.max_in_flight, 1), 10000) ELSE o.max_in_flight END,
+               rate_limit_per_s = CASE WHEN o.rate_limit_per_s NOT BETWEEN 0.001 AND 100000
+                                       THEN least(greatest(o.rate_limit_per_s, 0.001), 100000) ELSE o.rate_limit_per_s END,
                updated_at = now()
           FROM webhook.endpoints o
          WHERE o.id = e.id

@@ -2,9 +2,10 @@
  * compat.c
  *		What the library keeps for a schema of an older version, between the
  *		swap of the package (and a restart) and ALTER EXTENSION webhook
- *		UPDATE: the C entry points that only older install scripts name, and
- *		the reading of watches as version 0.1.0 kept them.  Each delegates to
- *		the current rule; nothing here is a rule of its own.
+ *		UPDATE: the C entry points that only older install scripts name, the
+ *		release's check of sealed secrets, and the reading of watches as
+ *		version 0.1.0 kept them.  Each delegates to the current rule;
+ *		nothing here is a rule of its own.
  *
  * sql/webhook--0.1.0--0.2.0.sql removes every user of this file from the
  * schema; the file goes when no supported version names its functions.
@@ -15,10 +16,12 @@
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "fmgr.h"
+#include "parser/parse_func.h"
 #include "utils/builtins.h"
 #include "utils/rel.h"
 
 #include "compat.h"
+#include "sealing.h"
 #include "urlcheck.h"
 
 PG_FUNCTION_INFO_V1(webhook_header_problem);
@@ -68,6 +71,32 @@ webhook_expression_problem(PG_FUNCTION_ARGS)
 {
 	(void) webhook_condition_expression(text_to_cstring(PG_GETARG_TEXT_PP(0)));
 	PG_RETURN_NULL();
+}
+
+/*
+ * Does the schema still hold the release's endpoints trigger?  The released
+ * 0.1.0 (git 2b8c360) is the only install with webhook._header_problem().
+ */
+static bool
+release_schema(void)
+{
+	Oid			argtypes[2] = {TEXTOID, TEXTOID};
+
+	return OidIsValid(LookupFuncName(list_make2(makeString("webhook"), makeString("_header_problem")),
+									 2, argtypes, true));
+}
+
+/*
+ * For webhook._secret_problem() (signing.c): the released 0.1.0 endpoints
+ * trigger checks the stored secret at every write, sealed or not, and 0.1.0
+ * opened a sealed one to judge it.  Today no caller gets a ciphertext
+ * judged, so under that schema a sealed secret passes unopened, as one
+ * checked when it was written; under any other it is judged as it stands.
+ */
+bool
+webhook_compat_sealed_secret_passes(const char *secret)
+{
+	return webhook_is_sealed(secret) && release_schema();
 }
 
 /* A text[] column of an SPI row, detoasted; NULL for a null. */

@@ -11,6 +11,7 @@
 #include "port.h"
 #include "utils/builtins.h"
 
+#include "compat.h"
 #include "signing.h"
 
 PG_FUNCTION_INFO_V1(webhook_generate_secret);
@@ -82,8 +83,12 @@ webhook_secret_problem(PG_FUNCTION_ARGS)
 	WebhookSigning signing = signing_arg(PG_GETARG_TEXT_PP(0));
 	char	   *secret = text_to_cstring(PG_GETARG_TEXT_PP(1));
 	WebhookKey	key;
-	const char *problem = webhook_decode_key(signing, secret, &key);
+	const char *problem;
 
+	/* A 0.1.0 schema's endpoints trigger passes stored, sealed secrets (src/compat.c). */
+	if (webhook_compat_sealed_secret_passes(secret))
+		PG_RETURN_NULL();
+	problem = webhook_decode_key(signing, secret, &key);
 	explicit_bzero(&key, sizeof(key));
 	explicit_bzero(secret, strlen(secret));
 	if (problem == NULL)

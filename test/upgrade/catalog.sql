@@ -1,15 +1,21 @@
--- What the webhook extension made in this database, one line per fact,
+-- What the webhook extension made in this database, one fact per row,
 -- without object ids: test/t/025_upgrade.pl compares an updated database
 -- with a fresh install by this output.  Members and what hangs off them
 -- (columns, constraints, indexes, triggers, policies, defaults, rules,
--- row types), their definitions, owners, privileges, comments and
--- dependencies; the extension's dump configuration; and the watches
--- (their triggers on application tables included).
+-- row types), the transform wrappers, their definitions, owners,
+-- privileges, comments and dependencies; the extension's dump
+-- configuration; and the watches (their triggers on application tables
+-- included).
 WITH ext AS (
     SELECT * FROM pg_extension WHERE extname = 'webhook'
 ), members AS (
     SELECT d.classid, d.objid, d.objsubid FROM pg_depend d, ext
      WHERE d.refclassid = 'pg_extension'::regclass AND d.refobjid = ext.oid AND d.deptype = 'e'
+), attached AS (
+    -- what the extension made at run time and takes along on DROP EXTENSION:
+    -- the transform wrappers
+    SELECT d.classid, d.objid, d.objsubid FROM pg_depend d, ext
+     WHERE d.refclassid = 'pg_extension'::regclass AND d.refobjid = ext.oid AND d.deptype = 'a'
 ), member_rels AS (
     SELECT m.objid AS relid FROM members m WHERE m.classid = 'pg_class'::regclass
 ), watch_triggers AS (
@@ -17,6 +23,8 @@ WITH ext AS (
      WHERE t.tgfoid = 'webhook._watch_trigger()'::regprocedure
 ), owned AS (
     SELECT classid, objid, objsubid FROM members
+    UNION
+    SELECT classid, objid, objsubid FROM attached
     UNION
     SELECT d.classid, d.objid, d.objsubid FROM pg_depend d JOIN member_rels r ON d.refobjid = r.relid
      WHERE d.refclassid = 'pg_class'::regclass AND d.deptype IN ('a', 'i', 'n')
@@ -27,6 +35,8 @@ WITH ext AS (
 ), facts AS (
     -- membership
     SELECT 'member: ' || pg_describe_object(classid, objid, objsubid) AS line FROM members
+    UNION ALL
+    SELECT 'attached: ' || pg_describe_object(classid, objid, objsubid) FROM attached
     -- dependencies of everything the extension owns (but membership)
     UNION ALL
     SELECT format('depend: %s -> %s (%s)', pg_describe_object(d.classid, d.objid, d.objsubid),
@@ -37,7 +47,7 @@ WITH ext AS (
     UNION ALL
     SELECT format(E'function: %s owner %s acl %s\n%s', p.oid::regprocedure, p.proowner::regrole,
                   p.proacl, pg_get_functiondef(p.oid))
-      FROM pg_proc p JOIN members m ON m.classid = 'pg_proc'::regclass AND m.objid = p.oid
+      FROM pg_proc p JOIN owned o ON o.classid = 'pg_proc'::regclass AND o.objid = p.oid
     -- relations: kind, options, owner, privileges, row level security
     UNION ALL
     SELECT format('relation: %s kind %s persistence %s owner %s options %s acl %s rls %s/%s replident %s',
