@@ -689,6 +689,7 @@ DECLARE
     v_watches jsonb;
     w jsonb;
     v_table regclass;
+    v_trigger record;
     v_detail text;
     v_hint text;
 BEGIN
@@ -741,6 +742,20 @@ BEGIN
         UPDATE webhook.table_watches t
            SET created_at = (w ->> 'created_at')::timestamptz, updated_at = (w ->> 'updated_at')::timestamptz
          WHERE t.table_oid = v_table;
+    END LOOP;
+
+    -- The release removed a watch's row when any column of its table was
+    -- dropped, and left the triggers, which then made nothing.  0.2.0 would
+    -- warn at each write about a trigger without a watch: they go.
+    FOR v_trigger IN
+        SELECT tg.tgname, tg.tgrelid::regclass AS tbl FROM pg_catalog.pg_trigger tg
+         WHERE tg.tgfoid = 'webhook._watch_trigger()'::regprocedure AND tg.tgnargs = 0
+           AND NOT EXISTS (SELECT FROM webhook.table_watches w WHERE w.table_oid = tg.tgrelid)
+         ORDER BY 2, 1
+    LOOP
+        EXECUTE format('DROP TRIGGER %I ON %s', v_trigger.tgname, v_trigger.tbl);
+        RAISE WARNING 'trigger % on table % had no watch since 0.1.0 lost it: dropped', v_trigger.tgname, v_trigger.tbl
+            USING HINT = 'Call webhook.watch() for the table to make its events again.';
     END LOOP;
 END;
 $$;

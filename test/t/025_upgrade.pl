@@ -234,6 +234,39 @@ sub update_variant
 			"$label: the old watch() refuses a condition that closes its parentheses");
 	}
 
+	if ($v{release})
+	{
+		# A watch that today's rules refuse stops the update, which leaves
+		# the database as it was; once the watch is fixed the update runs.
+		# The triggers of a watch whose row the release lost (it did so at a
+		# DROP COLUMN) make nothing, and go.
+		$node->safe_psql('postgres', 'CREATE DATABASE broken');
+		$node->safe_psql('broken', q{
+			CREATE EXTENSION webhook VERSION '0.1.0';
+			CREATE TABLE public.t (a int, b int);
+			SELECT webhook.watch('public.t', columns => '{b}');
+			ALTER TABLE public.t RENAME COLUMN b TO c;
+			CREATE TABLE public.u (a int, b int);
+			SELECT webhook.watch('public.u');
+			ALTER TABLE public.u DROP COLUMN b});
+		is($node->safe_psql('broken', q{SELECT count(*) FROM webhook.table_watches}), '1',
+			"$label: the release lost a watch at a DROP COLUMN");
+		my ($rc, $out, $err) = $node->psql('broken', 'ALTER EXTENSION webhook UPDATE');
+		like($err, qr/the watch of table public.t cannot be carried over to webhook 0\.2\.0: column "b" of public.t does not exist/,
+			"$label: a watch 0.2.0 cannot keep stops the update, naming it");
+		is($node->safe_psql('broken', q{SELECT extversion FROM pg_extension WHERE extname = 'webhook'}),
+			'0.1.0', "$label: and the database stays at 0.1.0");
+		$node->safe_psql('broken', q{SELECT webhook.unwatch('public.t')});
+		($rc, $out, $err) = $node->psql('broken', 'ALTER EXTENSION webhook UPDATE');
+		is($node->safe_psql('broken', q{SELECT extversion FROM pg_extension WHERE extname = 'webhook'}),
+			'0.2.0', "$label: without it the update runs");
+		like($err, qr/WARNING:  trigger webhook_watch_delete on table public.u had no watch/,
+			"$label: and says which triggers it drops");
+		is($node->safe_psql('broken', q{SELECT count(*) FROM pg_trigger WHERE tgrelid = 'public.u'::regclass}),
+			'0', "$label: the lost watch's triggers are gone");
+		$node->safe_psql('postgres', 'DROP DATABASE broken');
+	}
+
 	# Events from send() and from the watched table, delivered to nobody yet.
 	$psql->(while_active(q{
 		SELECT webhook.send('order.created', '{"order": 1}');
@@ -357,7 +390,7 @@ sub update_variant
 	my $updated = $node->safe_psql('postgres', $catalog_sql);
 	my $fresh = $node->safe_psql('fresh', $catalog_sql);
 	my $diff = difference($fresh, $updated, 'fresh CREATE EXTENSION webhook', "updated from $label");
-	is($diff, '', "$label: the updated schema equals a fresh install's (test/upgrade/catalog.sql)")
+	ok($diff eq '', "$label: the updated schema equals a fresh install's (test/upgrade/catalog.sql)")
 	  or diag "Bring sql/webhook--0.1.0--0.2.0.sql in step with the install script:\n$diff";
 	cmp_ok(scalar(() = $updated =~ /^member: /mg), '>', 50, "$label: the comparison saw the extension's objects");
 
