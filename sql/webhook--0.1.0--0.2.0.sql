@@ -802,12 +802,6 @@ BEGIN
                   HINT = 'timeout_ms is between 1 and 300000, max_in_flight between 1 and 10000, rate_limit_per_s between 0.001 and 100000.';
     END LOOP;
     PERFORM set_config('session_replication_role', replication_role, true);
-
-    -- Counters the worker keeps: bounded so that they never overflow.
-    UPDATE webhook.deliveries d SET attempts = least(greatest(d.attempts, 0), 1000000)
-     WHERE d.attempts NOT BETWEEN 0 AND 1000000;
-    UPDATE webhook.endpoint_state s SET consecutive_failures = 0
-     WHERE s.consecutive_failures < 0;
 END;
 $$;
 
@@ -819,17 +813,22 @@ ALTER TABLE webhook.endpoints
     DROP CONSTRAINT endpoints_rate_limit_check,
     ADD CONSTRAINT endpoints_rate_limit_check CHECK (rate_limit_per_s BETWEEN 0.001 AND 100000);
 
--- The queue may be large: checked only where the constraint is missing.
+-- Counters the worker keeps, bounded so that they never overflow.  The
+-- queue may be large: read only where the constraint is missing.
 DO $$
 BEGIN
     IF NOT EXISTS (SELECT FROM pg_catalog.pg_constraint c
                     WHERE c.conrelid = 'webhook.deliveries'::regclass AND c.conname = 'deliveries_attempts_check') THEN
+        UPDATE webhook.deliveries d SET attempts = least(greatest(d.attempts, 0), 1000000)
+         WHERE d.attempts NOT BETWEEN 0 AND 1000000;
         ALTER TABLE webhook.deliveries
             ADD CONSTRAINT deliveries_attempts_check CHECK (attempts BETWEEN 0 AND 1000000);
     END IF;
     IF NOT EXISTS (SELECT FROM pg_catalog.pg_constraint c
                     WHERE c.conrelid = 'webhook.endpoint_state'::regclass
                       AND c.conname = 'endpoint_state_consecutive_failures_check') THEN
+        UPDATE webhook.endpoint_state s SET consecutive_failures = 0
+         WHERE s.consecutive_failures < 0;
         ALTER TABLE webhook.endpoint_state
             ADD CONSTRAINT endpoint_state_consecutive_failures_check CHECK (consecutive_failures >= 0);
     END IF;
@@ -867,18 +866,40 @@ CREATE OR REPLACE TRIGGER table_watches_guard BEFORE INSERT OR UPDATE ON webhook
 -- the endpoints whose transform the release set.  Made in this script, a
 -- wrapper would be a member of the extension; like one the trigger makes,
 -- it only depends on it (DROP EXTENSION takes it along).
+--
+-- The release recorded no dependency on the transform or its role, so
+-- either may be gone.  Such an endpoint is paused and its transform
+-- cleared, as 0.2.0 does when a transform is dropped (see
+-- webhook._forget_dropped_transforms): its pending deliveries wait.
 DO $$
 DECLARE
     ep record;
     wrapper text;
+    replication_role text := current_setting('session_replication_role');
 BEGIN
+    PERFORM set_config('session_replication_role', 'replica', true);
+    FOR ep IN
+        UPDATE webhook.endpoints e
+           SET transform = NULL, transform_role = NULL, active = false, updated_at = now(),
+               disabled_at = now(), disabled_reason = 'its transform was dropped'
+         WHERE e.transform IS NOT NULL
+           AND (NOT EXISTS (SELECT FROM pg_catalog.pg_proc p WHERE p.oid = e.transform)
+                OR NOT EXISTS (SELECT FROM pg_catalog.pg_roles r WHERE r.oid = e.transform_role))
+        RETURNING e.id, e.name
+    LOOP
+        RAISE WARNING 'endpoint % (%) is paused: its transform or the role it ran as was dropped',
+            ep.id, coalesce(ep.name, 'no name')
+            USING DETAIL = 'Its pending deliveries wait; untransformed payloads are not sent.',
+                  HINT = 'Set another transform, or none, then set active = true.';
+    END LOOP;
+    PERFORM set_config('session_replication_role', replication_role, true);
+
     FOR ep IN
         SELECT e.id, e.transform_role, n.nspname, p.proname
           FROM webhook.endpoints e
           JOIN pg_catalog.pg_proc p ON p.oid = e.transform
           JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace
-         WHERE e.transform_role IS NOT NULL
-           AND to_regprocedure(format('webhook.%I(text, timestamptz, jsonb)', '_transform_' || e.id)) IS NULL
+         WHERE to_regprocedure(format('webhook.%I(text, timestamptz, jsonb)', '_transform_' || e.id)) IS NULL
          ORDER BY e.id
     LOOP
         wrapper := format('webhook.%I(text, timestamptz, jsonb)', '_transform_' || ep.id);

@@ -85,7 +85,7 @@ webhook_secret_problem(PG_FUNCTION_ARGS)
 	WebhookKey	key;
 	const char *problem;
 
-	/* A 0.1.0 schema's endpoints trigger passes stored, sealed secrets (src/compat.c). */
+	/* The release's endpoints trigger passes sealed secrets (src/compat.c). */
 	if (webhook_compat_sealed_secret_passes(secret))
 		PG_RETURN_NULL();
 	problem = webhook_decode_key(signing, secret, &key);

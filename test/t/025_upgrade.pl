@@ -248,7 +248,10 @@ sub update_variant
 			ALTER TABLE public.t RENAME COLUMN b TO c;
 			CREATE TABLE public.u (a int, b int);
 			SELECT webhook.watch('public.u');
-			ALTER TABLE public.u DROP COLUMN b});
+			ALTER TABLE public.u DROP COLUMN b;
+			CREATE FUNCTION public.gone(text, timestamptz, jsonb) RETURNS jsonb LANGUAGE sql RETURN $3;
+			INSERT INTO webhook.endpoints (name, url, transform) VALUES ('lost', 'http://127.0.0.1:9/', 'public.gone');
+			DROP FUNCTION public.gone});
 		is($node->safe_psql('broken', q{SELECT count(*) FROM webhook.table_watches}), '1',
 			"$label: the release lost a watch at a DROP COLUMN");
 		my ($rc, $out, $err) = $node->psql('broken', 'ALTER EXTENSION webhook UPDATE');
@@ -264,6 +267,11 @@ sub update_variant
 			"$label: and says which triggers it drops");
 		is($node->safe_psql('broken', q{SELECT count(*) FROM pg_trigger WHERE tgrelid = 'public.u'::regclass}),
 			'0', "$label: the lost watch's triggers are gone");
+		like($err, qr/WARNING:  endpoint \d+ \(lost\) is paused: its transform or the role it ran as was dropped/,
+			"$label: an endpoint whose transform the release let go is paused, with a warning");
+		is($node->safe_psql('broken', q{SELECT format('%s %s %s', active, transform, disabled_reason)
+		                                  FROM webhook.endpoints WHERE name = 'lost'}),
+			'f  its transform was dropped', "$label: its transform is cleared");
 		$node->safe_psql('postgres', 'DROP DATABASE broken');
 	}
 
