@@ -26,9 +26,9 @@
 #include "utils/jsonb.h"
 #include "utils/rel.h"
 
+#include "header_rules.h"
 #include "sealing.h"
-#include "signing.h"
-#include "urlcheck.h"
+#include "signature.h"
 
 PG_FUNCTION_INFO_V1(webhook_endpoints_seal);
 
@@ -155,7 +155,7 @@ require_header_name(const char *name, const char *what)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("%s \"%s\" is set by the extension or by HTTP itself and cannot be overridden", what, name),
-				 errdetail("The extension sets webhook-*, Content-Type, Content-Length and Host; Connection, Transfer-Encoding, Keep-Alive, TE, Trailer, Upgrade, Expect and Proxy-* belong to the HTTP connection."),
+				 errdetail("%s", webhook_reserved_headers_detail),
 				 errhint("Use another name, such as X-Signature.")));
 }
 

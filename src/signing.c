@@ -1,7 +1,9 @@
 /*
  * signing.c
- *		SQL functions over secrets and signatures: generate_secret, sign,
- *		verify, public keys.  The cryptography itself is in sigcore.c.
+ *		SQL functions over signing schemes, secrets and signatures:
+ *		generate_secret, sign, verify, public keys, and the scheme checks the
+ *		install script uses.  The schemes and the cryptography themselves are
+ *		in signature.c.
  */
 #include "postgres.h"
 
@@ -11,7 +13,7 @@
 #include "port.h"
 #include "utils/builtins.h"
 
-#include "signing.h"
+#include "signature.h"
 
 PG_FUNCTION_INFO_V1(webhook_generate_secret);
 PG_FUNCTION_INFO_V1(webhook_secret_problem);

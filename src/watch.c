@@ -53,7 +53,7 @@
 #include "utils/ruleutils.h"
 #include "utils/syscache.h"
 
-#include "validate.h"
+#include "event_checks.h"
 #include "webhook.h"
 
 PG_FUNCTION_INFO_V1(webhook_watch_trigger);

@@ -1,11 +1,12 @@
 /*
- * signing.h
- *		Request signatures and secrets (Standard Webhooks v1 / v1a, GitHub-style
- *		hex HMAC).  The functions here are plain C (sigcore.c): no palloc, no
- *		ereport, so they can be fuzzed and called from anywhere.
+ * signature.h
+ *		Signing schemes, request signatures and secrets (Standard Webhooks
+ *		v1 / v1a, GitHub-style hex HMAC).  The functions here are plain C
+ *		(signature.c): no palloc, no ereport, so they can be fuzzed and called
+ *		from anywhere.
  */
-#ifndef WEBHOOK_SIGNING_H
-#define WEBHOOK_SIGNING_H
+#ifndef WEBHOOK_SIGNATURE_H
+#define WEBHOOK_SIGNATURE_H
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -53,4 +54,4 @@ extern bool webhook_ed25519_public_from_seed(const unsigned char *seed, unsigned
 extern int	webhook_base64_encode(const unsigned char *src, int len, char *dst, int dstlen);
 extern int	webhook_base64_decode(const char *src, unsigned char *dst, int dstlen);
 
-#endif							/* WEBHOOK_SIGNING_H */
+#endif							/* WEBHOOK_SIGNATURE_H */

@@ -1,8 +1,10 @@
 /*
- * sigcore.c
- *		Secrets and signatures in plain C: decoding keys, signing a request,
- *		verifying one.  Used by the delivery worker, the SQL functions in
- *		signing.c and the fuzz targets in test/fuzz.
+ * signature.c
+ *		The signing schemes and their cryptography in plain C: the table of
+ *		schemes, decoding keys, signing a request, verifying one.  No palloc
+ *		or ereport: used by the delivery worker, by the SQL functions and the
+ *		endpoints trigger (signing.c, endpoint_secrets.c) and by the fuzz
+ *		targets in test/fuzz.
  *
  * standard:    Standard Webhooks v1, v1,<base64 HMAC-SHA256(key, id.ts.body)>,
  *              key = base64 after the whsec_ prefix.
@@ -19,7 +21,7 @@
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 
-#include "signing.h"
+#include "signature.h"
 
 static const char b64_alphabet[] =
 "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
