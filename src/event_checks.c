@@ -21,6 +21,7 @@ PG_FUNCTION_INFO_V1(webhook_is_event_type_pattern);
 PG_FUNCTION_INFO_V1(webhook_require_event_type);
 PG_FUNCTION_INFO_V1(webhook_require_unreserved_event_type);
 PG_FUNCTION_INFO_V1(webhook_type_patterns);
+PG_FUNCTION_INFO_V1(webhook_check_payload_size);
 
 /* What is wrong with an event type or a subscription pattern, if anything. */
 typedef enum EventTypeProblem
@@ -181,4 +182,35 @@ webhook_type_patterns(PG_FUNCTION_ARGS)
 		}
 	}
 	PG_RETURN_DATUM(makeArrayResult(astate, CurrentMemoryContext));
+}
+
+/*
+ * The one payload-size rule, for send() and for every row a watch emits: the
+ * payload's JSON text has at most webhook.max_payload_bytes bytes.  The hint
+ * names what the sender can change.
+ */
+static void
+require_payload_size(int64 bytes, bool from_watch)
+{
+	if (bytes > webhook_max_payload_bytes)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("payload is too large"),
+				 errdetail("The payload has " INT64_FORMAT " bytes; webhook.max_payload_bytes is %d.",
+						   bytes, webhook_max_payload_bytes),
+				 from_watch ?
+				 errhint("Send a reference to the data instead, exclude large columns with exclude_columns, or raise webhook.max_payload_bytes.") :
+				 errhint("Send a reference to the data instead, or raise webhook.max_payload_bytes.")));
+}
+
+/*
+ * SQL: webhook._check_payload_size(bytes, from_watch): true, or the error of
+ * a payload that is too large.  Returning true lets a set-based INSERT check
+ * each row inside a CASE.
+ */
+Datum
+webhook_check_payload_size(PG_FUNCTION_ARGS)
+{
+	require_payload_size(PG_GETARG_INT64(0), PG_GETARG_BOOL(1));
+	PG_RETURN_BOOL(true);
 }

@@ -20,6 +20,20 @@ typedef enum WebhookSigning
 	SIGNING_UNKNOWN
 } WebhookSigning;
 
+/* A signing scheme: its name in webhook.endpoints.signing, and its kind. */
+typedef struct WebhookSigningScheme
+{
+	const char *name;
+	WebhookSigning signing;
+	bool		signs;			/* sends a signature, so has a secret */
+	bool		public_key;		/* receivers verify with a public key */
+	bool		in_signature_header;	/* sent in the endpoint's signature_header,
+										 * not in webhook-signature */
+} WebhookSigningScheme;
+
+extern const WebhookSigningScheme webhook_signing_schemes[];
+extern const int webhook_signing_scheme_count;
+
 /* A decoded signing key, ready for repeated use. */
 typedef struct WebhookKey
 {
@@ -40,6 +54,7 @@ typedef enum WebhookVerifyResult
 	VERIFY_BAD_SECRET			/* the secret or key cannot be used */
 } WebhookVerifyResult;
 
+extern const WebhookSigningScheme *webhook_signing_scheme(const char *name);
 extern WebhookSigning webhook_signing_from_name(const char *name);
 extern const char *webhook_decode_key(WebhookSigning signing, const char *secret, WebhookKey *key);
 extern bool webhook_compute_signature(const WebhookKey *key, const char *msg_id,
