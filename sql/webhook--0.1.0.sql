@@ -18,6 +18,17 @@ CREATE FUNCTION webhook._url_problem(url text)
 RETURNS text LANGUAGE C STABLE STRICT PARALLEL SAFE
 AS 'MODULE_PATHNAME', 'webhook_url_problem';
 
+-- Is this the name of a signing scheme?  The CHECK of webhook.endpoints.signing
+-- (src/signature.c holds the one list of schemes).
+CREATE FUNCTION webhook._is_signing_scheme(signing text)
+RETURNS boolean LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE
+AS 'MODULE_PATHNAME', 'webhook_is_signing_scheme';
+
+-- Raise the error for a signing scheme that is unknown or NULL, naming them all.
+CREATE FUNCTION webhook._require_signing_scheme(signing text)
+RETURNS void LANGUAGE C IMMUTABLE PARALLEL SAFE
+AS 'MODULE_PATHNAME', 'webhook_require_signing_scheme';
+
 -- NULL when the secret can be used with the signing scheme, else the reason.
 -- A sealed value is not opened: this is no oracle on ciphertexts.
 CREATE FUNCTION webhook._secret_problem(signing text, secret text)
@@ -72,13 +83,13 @@ AS 'MODULE_PATHNAME', 'webhook_uuid_v7';
 ------------------------------------------------------------------------------
 
 -- What errors and events show of a URL: scheme://host[:port], never user
--- info, path, query or fragment (src/urlcheck.c holds the rule).
+-- info, path, query or fragment (src/url_rules.c holds the rule).
 CREATE FUNCTION webhook._url_origin(url text)
 RETURNS text LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE
 AS 'MODULE_PATHNAME', 'webhook_url_origin_sql';
 
 -- An event type name: dot-separated segments of [A-Za-z0-9_-], at most
--- 256 bytes (src/validate.c holds the rule).
+-- 256 bytes (src/event_checks.c holds the rule).
 CREATE FUNCTION webhook._is_event_type_name(name text)
 RETURNS boolean LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE
 AS 'MODULE_PATHNAME', 'webhook_is_event_type_name';
@@ -106,6 +117,13 @@ AS 'MODULE_PATHNAME', 'webhook_require_unreserved_event_type';
 CREATE FUNCTION webhook._type_patterns(event_type text)
 RETURNS text[] LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE
 AS 'MODULE_PATHNAME', 'webhook_type_patterns';
+
+-- The one payload-size rule, for send() and every row of a watch: true, or
+-- the error of a payload above webhook.max_payload_bytes (from_watch picks
+-- the hint).  src/event_checks.c holds the rule.
+CREATE FUNCTION webhook._check_payload_size(bytes bigint, from_watch boolean)
+RETURNS boolean LANGUAGE C STABLE STRICT PARALLEL SAFE
+AS 'MODULE_PATHNAME', 'webhook_check_payload_size';
 
 -- Does a list of subscription patterns take this event type?  One overlap,
 -- so the planner inlines it.
@@ -154,7 +172,7 @@ CREATE TABLE webhook.endpoints (
     active           boolean NOT NULL DEFAULT true,
     signing          text NOT NULL DEFAULT 'standard'
                      CONSTRAINT endpoints_signing_check
-                     CHECK (signing IN ('standard', 'ed25519', 'hmac-sha256', 'none')),
+                     CHECK (webhook._is_signing_scheme(signing)),
     secret           text,
     previous_secret  text,
     previous_secret_expires_at timestamptz,
@@ -363,11 +381,8 @@ BEGIN
         PERFORM webhook._require_event_type(pattern, true);
     END LOOP;
 
-    IF 'signing' = ANY (v_check)
-       AND (NEW.signing IS NULL OR NEW.signing NOT IN ('standard', 'ed25519', 'hmac-sha256', 'none')) THEN
-        RAISE EXCEPTION 'unknown signing scheme "%"', coalesce(NEW.signing, 'NULL')
-            USING ERRCODE = 'invalid_parameter_value',
-                  HINT = 'Use one of standard, ed25519, hmac-sha256 or none.';
+    IF 'signing' = ANY (v_check) THEN
+        PERFORM webhook._require_signing_scheme(NEW.signing);
     END IF;
 
     -- Header names and values, the signature header and secrets are checked
@@ -764,13 +779,7 @@ BEGIN
     IF send.payload IS NULL THEN
         PERFORM webhook._raise_null_payload();
     END IF;
-    IF pg_catalog.octet_length(send.payload::text) > pg_catalog.current_setting('webhook.max_payload_bytes', true)::bigint THEN
-        RAISE EXCEPTION 'payload is too large'
-            USING ERRCODE = 'program_limit_exceeded',
-                  DETAIL = format('The payload has %s bytes; webhook.max_payload_bytes is %s.',
-                                  octet_length(send.payload::text), current_setting('webhook.max_payload_bytes', true)),
-                  HINT = 'Send a reference to the data instead, or raise webhook.max_payload_bytes.';
-    END IF;
+    PERFORM webhook._check_payload_size(pg_catalog.octet_length(send.payload::text), false);
     IF octet_length(send.idempotency_key) > 256 THEN
         RAISE EXCEPTION 'idempotency key is too long'
             USING ERRCODE = 'program_limit_exceeded',
@@ -781,6 +790,17 @@ BEGIN
 END;
 $$;
 COMMENT ON FUNCTION webhook.send(text, jsonb, text) IS 'enqueue an event in the current transaction; returns its id (the webhook-id)';
+
+-- The one error for an endpoint id that names no endpoint.
+CREATE FUNCTION webhook._raise_no_endpoint(endpoint_id bigint)
+RETURNS void LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    RAISE EXCEPTION 'endpoint % does not exist', endpoint_id
+        USING ERRCODE = 'no_data_found', HINT = 'See SELECT id, name, url FROM webhook.endpoints.';
+END;
+$$;
 
 -- The public key that receivers of an ed25519 endpoint verify with.
 CREATE FUNCTION webhook.public_key(endpoint_id bigint)
@@ -793,8 +813,7 @@ DECLARE
 BEGIN
     SELECT e.signing, e.secret INTO ep FROM webhook.endpoints e WHERE e.id = public_key.endpoint_id;
     IF NOT FOUND THEN
-        RAISE EXCEPTION 'endpoint % does not exist', endpoint_id
-            USING ERRCODE = 'no_data_found', HINT = 'The ids of endpoints are in webhook.endpoints.';
+        PERFORM webhook._raise_no_endpoint(endpoint_id);
     END IF;
     IF ep.signing <> 'ed25519' THEN
         RAISE EXCEPTION 'endpoint % does not use ed25519 signing', endpoint_id
@@ -823,8 +842,7 @@ DECLARE
 BEGIN
     SELECT e.signing, e.secret INTO ep FROM webhook.endpoints e WHERE e.id = rotate_secret.endpoint_id FOR UPDATE;
     IF NOT FOUND THEN
-        RAISE EXCEPTION 'endpoint % does not exist', endpoint_id
-            USING ERRCODE = 'no_data_found', HINT = 'See SELECT id, name, url FROM webhook.endpoints.';
+        PERFORM webhook._raise_no_endpoint(endpoint_id);
     END IF;
     IF ep.signing = 'none' THEN
         RAISE EXCEPTION 'endpoint % does not sign its requests', endpoint_id
@@ -874,19 +892,6 @@ BEGIN
 END;
 $$;
 
--- The error of a payload above webhook.max_payload_bytes.
-CREATE FUNCTION webhook._raise_too_large(bytes bigint, max_bytes bigint)
-RETURNS text LANGUAGE plpgsql VOLATILE
-SET search_path = pg_catalog, pg_temp
-AS $$
-BEGIN
-    RAISE EXCEPTION 'payload is too large'
-        USING ERRCODE = 'program_limit_exceeded',
-              DETAIL = format('The payload has %s bytes; webhook.max_payload_bytes is %s.', bytes, max_bytes),
-              HINT = 'Send a reference to the data instead, exclude large columns with exclude_columns, or raise webhook.max_payload_bytes.';
-END;
-$$;
-
 -- The value of a header in a JSON object of headers, whatever its case.
 CREATE FUNCTION webhook._header(headers jsonb, name text)
 RETURNS text LANGUAGE sql IMMUTABLE PARALLEL SAFE
@@ -913,7 +918,7 @@ RETURN CASE WHEN jsonb_typeof(headers) <> 'object'
 COMMENT ON FUNCTION webhook.verify(text, jsonb, text, interval) IS 'verify a Standard Webhooks request: signature and timestamp';
 
 ------------------------------------------------------------------------------
--- Watching application tables (src/watch.c holds the trigger)
+-- Watching application tables (src/watch*.c)
 ------------------------------------------------------------------------------
 
 -- One row per watched table, written only by webhook.watch(), webhook.unwatch()
@@ -935,10 +940,16 @@ CREATE TABLE webhook.table_watches (
 );
 COMMENT ON TABLE webhook.table_watches IS 'options of webhook.watch() per table; read webhook.watches';
 
+-- May the current role manage, and see, the watch of this table?  Its owner
+-- and the roles with the owner's privileges may (src/watch.c holds the rule,
+-- which watch() and unwatch() apply too); nobody may for a dropped table.
+CREATE FUNCTION webhook._owns_table(tbl regclass)
+RETURNS boolean LANGUAGE C STABLE STRICT PARALLEL SAFE
+AS 'MODULE_PATHNAME', 'webhook_owns_table_sql';
+
 ALTER TABLE webhook.table_watches ENABLE ROW LEVEL SECURITY;
 CREATE POLICY table_watches_owner ON webhook.table_watches
-    USING (pg_catalog.pg_has_role(CURRENT_USER,
-              (SELECT c.relowner FROM pg_catalog.pg_class c WHERE c.oid = table_oid), 'USAGE'));
+    USING (webhook._owns_table(table_oid));
 
 -- Only webhook.watch() writes watch rows, even for the extension's owner
 -- (and a data-only restore): see src/watch.c.
@@ -967,7 +978,6 @@ DECLARE
     v_deliveries bigint;
     -- Every body of the statement starts alike: build that once.
     v_head text := pg_catalog.left(webhook._event_body(event_type, 'null', now()), -5);
-    v_max_bytes bigint := coalesce(current_setting('webhook.max_payload_bytes', true)::bigint, 1048576);
 BEGIN
     -- The catalogue may have changed since watch() checked the type.
     PERFORM webhook._check_event_type(_enqueue_many.event_type);
@@ -979,8 +989,8 @@ BEGIN
         INSERT INTO webhook.events (event_type, payload, body, created_at)
         SELECT _enqueue_many.event_type, p.payload,
                CASE WHEN p.payload IS NULL THEN webhook._raise_null_payload()
-                    WHEN octet_length(b.body) <= v_max_bytes + octet_length(v_head) + 1 THEN b.body
-                    ELSE webhook._raise_too_large(octet_length(b.body) - octet_length(v_head) - 1, v_max_bytes) END,
+                    WHEN webhook._check_payload_size(octet_length(b.body) - octet_length(v_head) - 1, true)
+                    THEN b.body END,
                v_now
           FROM unnest(_enqueue_many.payloads) AS p(payload)
          CROSS JOIN LATERAL (SELECT v_head || p.payload::text || '}' AS body) b
@@ -1113,8 +1123,7 @@ DECLARE
 BEGIN
     SELECT e.active INTO v_active FROM webhook.endpoints e WHERE e.id = ping.endpoint_id;
     IF NOT FOUND THEN
-        RAISE EXCEPTION 'endpoint % does not exist', endpoint_id
-            USING ERRCODE = 'no_data_found', HINT = 'See SELECT id, name, url FROM webhook.endpoints.';
+        PERFORM webhook._raise_no_endpoint(endpoint_id);
     END IF;
     IF NOT v_active THEN
         RAISE EXCEPTION 'endpoint % is not active', endpoint_id
@@ -1180,8 +1189,7 @@ BEGIN
             USING ERRCODE = 'no_data_found', HINT = 'Events older than webhook.retention_succeeded may have been purged.';
     END IF;
     IF endpoint_id IS NOT NULL AND NOT EXISTS (SELECT 1 FROM webhook.endpoints e WHERE e.id = replay.endpoint_id) THEN
-        RAISE EXCEPTION 'endpoint % does not exist', endpoint_id
-            USING ERRCODE = 'no_data_found', HINT = 'See SELECT id, name, url FROM webhook.endpoints.';
+        PERFORM webhook._raise_no_endpoint(endpoint_id);
     END IF;
     INSERT INTO webhook.deliveries (event_id, endpoint_id)
     SELECT replay.event_id, ep.id FROM webhook.endpoints ep
@@ -1207,8 +1215,7 @@ DECLARE
     v_count bigint;
 BEGIN
     IF NOT EXISTS (SELECT 1 FROM webhook.endpoints e WHERE e.id = recover.endpoint_id) THEN
-        RAISE EXCEPTION 'endpoint % does not exist', endpoint_id
-            USING ERRCODE = 'no_data_found', HINT = 'See SELECT id, name, url FROM webhook.endpoints.';
+        PERFORM webhook._raise_no_endpoint(endpoint_id);
     END IF;
     UPDATE webhook.deliveries d
        SET status = 'pending', next_attempt_at = now(), completed_at = NULL
@@ -1399,7 +1406,8 @@ REVOKE ALL ON ALL FUNCTIONS IN SCHEMA webhook FROM PUBLIC;
 
 -- The SQL API that needs no secret, and the pure checks it relies on: the
 -- triggers on webhook.endpoints and webhook.event_types run as the writing
--- role, watch() as the table's owner, verify() as its caller.  Nothing here
+-- role, watch() as the table's owner, verify() and the operations (ping,
+-- replay, recover, rotate_secret) as their caller.  Nothing here
 -- reads, encrypts or decrypts a stored value.
 GRANT EXECUTE ON FUNCTION webhook.generate_secret(text), webhook.uuid_v7(),
     webhook.sign(text, text, bigint, text, text), webhook.verify(text, jsonb, text, interval),
@@ -1407,7 +1415,8 @@ GRANT EXECUTE ON FUNCTION webhook.generate_secret(text), webhook.uuid_v7(),
     webhook._require_event_type(text, boolean), webhook._column_names(regclass, int2[]),
     webhook._watch_condition(regclass),
     webhook._verify(text, text, text, text, text, double precision), webhook._header(jsonb, text),
-    webhook._raise_invalid(text, text)
+    webhook._raise_invalid(text, text), webhook._raise_no_endpoint(bigint),
+    webhook._is_signing_scheme(text), webhook._require_signing_scheme(text), webhook._owns_table(regclass)
     TO PUBLIC;
 -- A table's owner may watch it: watch() and unwatch() check ownership and
 -- write the watch table themselves; nobody else writes it, and row level
