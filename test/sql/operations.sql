@@ -4,6 +4,10 @@
 -- Everything runs in transactions that are rolled back, so the delivery
 -- worker never sees a delivery; failed and old rows are made by hand.
 \set SHOW_CONTEXT never
+-- Four endpoints that several sections below start from (pg_regress gives
+-- the test directory in PG_ABS_SRCDIR).
+\getenv abs_srcdir PG_ABS_SRCDIR
+\set endpoints_fixture :abs_srcdir '/sql/include/operations_endpoints.sql'
 
 SELECT count(*) AS endpoints, (SELECT count(*) FROM webhook.events) AS events FROM webhook.endpoints;
 
@@ -11,11 +15,7 @@ SELECT count(*) AS endpoints, (SELECT count(*) FROM webhook.events) AS events FR
 -- ping(): a webhook.ping event for one endpoint, whatever it subscribes to.
 --
 BEGIN;
-INSERT INTO webhook.endpoints (id, name, url, event_types) VALUES
-    (9301, 'orders', 'https://example.com/orders', '{order.*}'),
-    (9302, 'nothing', 'https://example.com/nothing', '{}'),
-    (9304, 'everything', 'https://example.com/everything', '{*}');
-INSERT INTO webhook.endpoints (id, name, url, active) VALUES (9303, 'paused', 'https://example.com/paused', false);
+\i :endpoints_fixture
 SELECT pg_typeof(webhook.ping(9302)) AS returns;
 SELECT webhook.ping(9301) AS ping_delivery \gset
 SELECT d.endpoint_id, d.status, d.attempts, d.next_attempt_at = now() AS due_now,
@@ -75,11 +75,7 @@ ROLLBACK;
 -- to one endpoint; returns the number of new deliveries.
 --
 BEGIN;
-INSERT INTO webhook.endpoints (id, name, url, event_types) VALUES
-    (9301, 'orders', 'https://example.com/orders', '{order.*}'),
-    (9302, 'nothing', 'https://example.com/nothing', '{}'),
-    (9304, 'everything', 'https://example.com/everything', '{*}');
-INSERT INTO webhook.endpoints (id, name, url, active) VALUES (9303, 'paused', 'https://example.com/paused', false);
+\i :endpoints_fixture
 SELECT webhook.send('order.created', '{"id": 2}') AS event_2 \gset
 UPDATE webhook.deliveries SET status = 'succeeded', attempts = 1, completed_at = now() WHERE event_id = :'event_2';
 -- A new subscriber since the event was sent gets it too.

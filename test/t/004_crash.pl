@@ -31,13 +31,6 @@ my $ep = $node->safe_psql(
 	INSERT INTO webhook.endpoints (name, url, event_types, max_in_flight)
 	VALUES ('crash', '$url', '{crash.*}', $CAP) RETURNING id});
 
-sub worker_pid
-{
-	return $node->safe_psql('postgres',
-		"SELECT pid FROM pg_stat_activity
-		  WHERE backend_type = 'webhook delivery worker' AND datname = 'postgres'");
-}
-
 sub wait_worker
 {
 	my ($not_pid) = @_;
@@ -144,7 +137,7 @@ ok(wait_worker(), 'delivery worker is running');
 {
 	my @ids = send_batch('crash.kill9');
 	wait_mid_flight('crash.kill9');
-	my $pid = worker_pid();
+	my $pid = worker_pid($node);
 	like($pid, qr/^\d+$/, 'found the worker pid');
 	my $log_offset = -s $node->logfile;
 	kill 'KILL', $pid;
@@ -159,7 +152,7 @@ ok(wait_worker(), 'delivery worker is running');
 {
 	my @ids = send_batch('crash.immediate');
 	wait_mid_flight('crash.immediate');
-	my $pid = worker_pid();
+	my $pid = worker_pid($node);
 	my $log_offset = -s $node->logfile;
 	$node->stop('immediate');
 	$node->start;
@@ -171,7 +164,7 @@ ok(wait_worker(), 'delivery worker is running');
 {
 	my @ids = send_batch('crash.fast');
 	wait_mid_flight('crash.fast');
-	my $pid = worker_pid();
+	my $pid = worker_pid($node);
 	my $log_offset = -s $node->logfile;
 	$node->stop('fast');
 	$node->start;
@@ -183,7 +176,7 @@ ok(wait_worker(), 'delivery worker is running');
 {
 	my @ids = send_batch('crash.terminate');
 	wait_mid_flight('crash.terminate');
-	my $pid = worker_pid();
+	my $pid = worker_pid($node);
 	my $log_offset = -s $node->logfile;
 	is($node->safe_psql('postgres', "SELECT pg_terminate_backend($pid)"),
 		't', 'terminated the worker');

@@ -39,16 +39,6 @@ sub send_event
 
 sub psql { return $node->safe_psql('postgres', $_[0]); }
 
-# Wait until every delivery of an event has status $status.
-sub wait_status
-{
-	my ($ev, $status, $timeout_s) = @_;
-	return poll_until($node, 'postgres',
-		"SELECT count(*) > 0 AND bool_and(status = '$status')
-		   FROM webhook.deliveries WHERE event_id = '$ev'",
-		't', $timeout_s // 30);
-}
-
 sub requests_for
 {
 	my ($ev) = @_;
@@ -81,11 +71,11 @@ my ($retry_ep, $retry_ev);
 	($retry_ep, $secret) = endpoint('retried', '{retry.test}', '/status/500/retry',
 		retry_schedule_s => "'{}'");
 	$retry_ev = send_event('retry.test', '{"what": "retry"}');
-	ok(wait_status($retry_ev, 'failed'), 'retry: with no retries left the delivery failed');
+	ok(wait_status($node, $retry_ev, 'failed'), 'retry: with no retries left the delivery failed');
 	my $did = psql("SELECT id FROM webhook.deliveries WHERE event_id = '$retry_ev'");
 	psql("UPDATE webhook.endpoints SET url = '" . $r->url('/ok/retry') . "' WHERE id = $retry_ep");
 	psql("SELECT webhook.retry($did)");
-	ok(wait_status($retry_ev, 'succeeded'), 'retry: after webhook.retry() it succeeded');
+	ok(wait_status($node, $retry_ev, 'succeeded'), 'retry: after webhook.retry() it succeeded');
 	is(psql("SELECT attempts FROM webhook.deliveries WHERE id = $did"), '2',
 		'retry: the delivery counts two attempts');
 	my @got = requests_for($retry_ev);
@@ -116,14 +106,14 @@ my ($retry_ep, $retry_ev);
 	my ($ep) = endpoint('recovered', '{recover.test}', '/status/500/recover',
 		retry_schedule_s => "'{}'");
 	my $before = send_event('recover.test', '{"n": 0}');
-	ok(wait_status($before, 'failed'), 'recover: an early event failed');
+	ok(wait_status($node, $before, 'failed'), 'recover: an early event failed');
 	my $since = psql('SELECT clock_timestamp()');
 	my @evs = map { send_event('recover.test', qq({"n": $_})) } 1 .. 3;
-	ok(!(grep { !wait_status($_, 'failed') } @evs), 'recover: three later events failed');
+	ok(!(grep { !wait_status($node, $_, 'failed') } @evs), 'recover: three later events failed');
 	psql("UPDATE webhook.endpoints SET url = '" . $r->url('/ok/recover') . "' WHERE id = $ep");
 	is(psql("SELECT webhook.recover($ep, '$since')"), '3',
 		'recover: re-queues the three failed since the given time');
-	ok(!(grep { !wait_status($_, 'succeeded') } @evs), 'recover: all three then succeeded');
+	ok(!(grep { !wait_status($node, $_, 'succeeded') } @evs), 'recover: all three then succeeded');
 	is(psql("SELECT status FROM webhook.deliveries WHERE event_id = '$before'"), 'failed',
 		'recover: the one failed before that time is left alone');
 	is(scalar(grep { $_->{path} eq '/ok/recover' } @{ requests($r) }), 3,
@@ -139,7 +129,7 @@ my ($retry_ep, $retry_ev);
 	my @evs = split /\n/,
 	  psql("SELECT webhook.send('ord.test', jsonb_build_object('seq', g)) FROM generate_series(1, 5) g");
 	is(scalar @evs, 5, 'ordered: five events queued');
-	ok(!(grep { !wait_status($_, 'succeeded') } @evs), 'ordered: all five succeeded');
+	ok(!(grep { !wait_status($node, $_, 'succeeded') } @evs), 'ordered: all five succeeded');
 	my @seq = map { decode($_->{body})->{data}{seq} // '?' }
 	  grep { $_->{path} eq '/fail-first/2/ordkey/ord' } @{ requests($r) };
 	is(join(',', @seq), '1,1,1,2,3,4,5',
@@ -193,17 +183,17 @@ my ($fail_ep, $plain_ep);
 	($plain_ep) = endpoint('plain', '{plain.test}', '/plain');
 
 	my $ev = send_event('txfail.test', '{"msg": "x"}');
-	ok(wait_status($ev, 'failed'), 'failing transform: the delivery failed');
+	ok(wait_status($node, $ev, 'failed'), 'failing transform: the delivery failed');
 	is( psql("SELECT count(*) || '|' || string_agg(error_class, ',') || '|' || bool_and(error LIKE '%transform refuses txfail.test%')::int
 	            FROM webhook.delivery_log WHERE event_id = '$ev'"),
 		'1|transform|1', 'failing transform: one log row, error_class transform, with the error');
 	is(scalar(requests_for($ev)), 0, 'failing transform: nothing was sent');
 
 	my $after = send_event('plain.test', '{"after": "transform failure"}');
-	ok(wait_status($after, 'succeeded'), 'failing transform: the worker goes on delivering to other endpoints');
+	ok(wait_status($node, $after, 'succeeded'), 'failing transform: the worker goes on delivering to other endpoints');
 
 	my $tev = send_event('txok.test', '{"msg": "hello"}');
-	ok(wait_status($tev, 'succeeded'), 'transform: the delivery succeeded');
+	ok(wait_status($node, $tev, 'succeeded'), 'transform: the delivery succeeded');
 	my ($req) = requests_for($tev);
 	$req //= { headers => {}, body => '' };
 	my $expected = psql(q{SELECT public.tx_text('txok.test', now(), '{"msg": "hello"}')::text});
@@ -293,7 +283,7 @@ is( psql("SELECT attempts > 0, succeeded > 0, failed > 0, succeeded + failed <= 
 			  WHERE backend_type = 'webhook delivery worker' AND pid <> $old_pid", '1', 30),
 		'retention: a new delivery worker started');
 	my $trigger = send_event('plain.test', '{"trigger": "housekeeping"}');
-	ok(wait_status($trigger, 'succeeded'), 'retention: a new delivery is recorded');
+	ok(wait_status($node, $trigger, 'succeeded'), 'retention: a new delivery is recorded');
 	ok( poll_until($node, 'postgres',
 			"SELECT count(*) FROM webhook.deliveries WHERE status = 'succeeded'
 			    AND completed_at < (SELECT completed_at - interval '1 s' FROM webhook.deliveries

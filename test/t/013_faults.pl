@@ -36,25 +36,10 @@ sub send_event
 	return psql("SELECT webhook.send('$type', '" . ($payload // '{}') . "')");
 }
 
-sub wait_status
-{
-	my ($ev, $status, $timeout_s) = @_;
-	return poll_until($node, 'postgres',
-		"SELECT count(*) > 0 AND bool_and(status = '$status')
-		   FROM webhook.deliveries WHERE event_id = '$ev'",
-		't', $timeout_s // 30);
-}
-
 sub requests_at
 {
 	my ($rcv, $path) = @_;
 	return grep { $_->{path} eq $path } @{ requests($rcv) };
-}
-
-sub worker_pid
-{
-	return psql("SELECT pid FROM pg_stat_activity
-	              WHERE backend_type = 'webhook delivery worker' AND datname = 'postgres'");
 }
 
 # --- a receiver misbehaving ----------------------------------------------------
@@ -75,7 +60,7 @@ sub worker_pid
 	for my $name (sort keys %case)
 	{
 		my ($path, $class) = @{ $case{$name} };
-		ok(wait_status($ev{$name}, 'failed'), "$path: the delivery failed (no retries configured)");
+		ok(wait_status($node, $ev{$name}, 'failed'), "$path: the delivery failed (no retries configured)");
 		is( psql("SELECT count(*) || '|' || coalesce(string_agg(error_class, ','), '-') || '|'
 		                 || coalesce(string_agg(status_code::text, ','), '-')
 		            FROM webhook.delivery_log WHERE event_id = '$ev{$name}'"),
@@ -100,7 +85,7 @@ sub worker_pid
 
 	my $r2 = start_receiver(port => $port);
 	is($r2->{port}, $port, 'down: a receiver now listens on that port');
-	ok(wait_status($ev, 'succeeded'), 'down: once the receiver is back, the delivery succeeds');
+	ok(wait_status($node, $ev, 'succeeded'), 'down: once the receiver is back, the delivery succeeds');
 	my @classes = split /,/, psql("SELECT string_agg(coalesce(error_class, 'ok'), ',' ORDER BY attempt)
 	                                 FROM webhook.delivery_log WHERE event_id = '$ev'");
 	is($classes[-1], 'ok', 'down: the last attempt succeeded');
@@ -164,7 +149,7 @@ sub worker_pid
 # --- a 5 MB response ---------------------------------------------------------------
 SKIP:
 {
-	my $pid = worker_pid();
+	my $pid = worker_pid($node);
 	my $rss = sub {
 		open my $fh, '<', "/proc/$pid/status" or return undef;
 		my ($kb) = map { /^VmRSS:\s+(\d+)\s+kB/ ? $1 : () } <$fh>;
@@ -176,7 +161,7 @@ SKIP:
 	my ($ep) = endpoint('big.test', $r->url('/big/5000000'));
 	my @evs = split /\n/,
 	  psql("SELECT webhook.send('big.test', jsonb_build_object('i', g)) FROM generate_series(1, 3) g");
-	ok(!(grep { !wait_status($_, 'succeeded') } @evs), '5 MB response: the deliveries succeeded');
+	ok(!(grep { !wait_status($node, $_, 'succeeded') } @evs), '5 MB response: the deliveries succeeded');
 	is( psql("SELECT count(*) || '|' || min(status_code) || '|' || bool_and(error_class IS NULL)::int
 	            FROM webhook.delivery_log WHERE endpoint_id = $ep"),
 		'3|200|1', '5 MB response: logged as 200 without error');
@@ -185,7 +170,7 @@ SKIP:
 	cmp_ok($max, '<=', 4096, '5 MB response: at most 4 KiB of the body is stored');
 	cmp_ok($min, '>', 0, '5 MB response: the start of the body is stored');
 	my $after = $rss->();
-	is(worker_pid(), $pid, 'the same worker is still running');
+	is(worker_pid($node), $pid, 'the same worker is still running');
 	diag("worker VmRSS: $before kB before, " . ($after // '?') . ' kB after three 5 MB responses');
 	cmp_ok(($after // 1e9) - $before, '<', 50 * 1024, '5 MB response: worker RSS grew by less than 50 MB');
 }

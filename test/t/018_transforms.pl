@@ -47,15 +47,6 @@ sub send_event
 	return psql("SELECT webhook.send('$type', '" . ($payload // '{}') . "')");
 }
 
-sub wait_status
-{
-	my ($ev, $status, $timeout_s) = @_;
-	return poll_until($node, 'postgres',
-		"SELECT count(*) > 0 AND bool_and(status = '$status')
-		   FROM webhook.deliveries WHERE event_id = '$ev'",
-		't', $timeout_s // 60);
-}
-
 # The body the receiver got for event $ev, decoded.
 sub body_of
 {
@@ -117,7 +108,7 @@ psql(q{DELETE FROM webhook.endpoints WHERE url LIKE 'http://127.0.0.1:1/%'});
 # --- the transform's function -------------------------------------------------
 my $shaped = endpoint('shaped', 'shapes.tag', 'regress_shaper');
 my $ev = send_event('shaped.one', '{"n": 1}');
-ok(wait_status($ev, 'succeeded'), 'a transform set by a role is delivered');
+ok(wait_status($node, $ev, 'succeeded'), 'a transform set by a role is delivered');
 is_deeply(body_of($ev), { shaped => JSON::PP::true, by => 'regress_shaper', n => 1 },
 	'and it ran as that role');
 
@@ -134,7 +125,7 @@ psql(q{ALTER FUNCTION shapes.tag(text, timestamptz, jsonb) RENAME TO tag2;
 is(psql("SELECT transform::text FROM webhook.endpoints WHERE id = $shaped"), 'shapes_moved.tag2',
 	'RENAME and SET SCHEMA of a transform are followed');
 $ev = send_event('shaped.two', '{"n": 2}');
-ok(wait_status($ev, 'succeeded'), 'and the renamed transform still runs');
+ok(wait_status($node, $ev, 'succeeded'), 'and the renamed transform still runs');
 is(body_of($ev)->{shaped}, JSON::PP::true, 'and shapes the body');
 intact('RENAME and SET SCHEMA');
 
@@ -152,7 +143,7 @@ psql("UPDATE webhook.endpoints SET id = 434343 WHERE id = $spare");
 is(psql("SELECT proowner::regrole FROM pg_proc WHERE proname = '_transform_434343'"), '"regress Heir"',
 	'a new endpoint id moves the wrapper, with its owner');
 $ev = send_event('shaped.three', '{"n": 3}');
-ok(wait_status($ev, 'succeeded'), 'after REASSIGN OWNED and DROP ROLE the transform runs');
+ok(wait_status($node, $ev, 'succeeded'), 'after REASSIGN OWNED and DROP ROLE the transform runs');
 is(body_of($ev)->{by}, 'regress Heir', 'as the role that now owns it');
 psql("UPDATE webhook.endpoints SET description = 'touched' WHERE id = $shaped");
 is(psql("SELECT transform_role FROM webhook.endpoints WHERE id = $shaped"), '"regress Heir"',
@@ -199,7 +190,7 @@ psql(q{SET session_replication_role = replica; DROP FUNCTION shapes.gone(text, t
 is(psql("SELECT count(*) FROM webhook.endpoints e JOIN pg_proc p ON p.oid = e.transform WHERE e.id = $dangling"),
 	'0', 'the endpoint names a function that no longer exists');
 $ev = send_event('dangling.one');
-ok(wait_status($ev, 'failed'), 'its delivery fails');
+ok(wait_status($node, $ev, 'failed'), 'its delivery fails');
 like(psql("SELECT error_class || ': ' || error FROM webhook.delivery_log WHERE event_id = '$ev'"),
 	qr/^transform: .*no longer exists/, 'with error_class transform and the reason');
 intact('dropped transform function');
@@ -214,7 +205,7 @@ ok(poll_until($node, 'postgres',
 my ($locked) = psql_result(
 	"SELECT 1 FROM webhook.deliveries WHERE event_id = '$ev' FOR UPDATE NOWAIT");
 is($locked, '1', 'while it runs, its claim has committed: the delivery row is not locked');
-ok(wait_status($ev, 'succeeded'), 'a transform within the limit is delivered');
+ok(wait_status($node, $ev, 'succeeded'), 'a transform within the limit is delivered');
 
 psql('ALTER SYSTEM SET webhook.transform_timeout_ms = 500; SELECT pg_reload_conf()');
 # Three in one claim: the first uses up the time, the others go back to the
@@ -222,25 +213,25 @@ psql('ALTER SYSTEM SET webhook.transform_timeout_ms = 500; SELECT pg_reload_conf
 my @too_slow = split /\n/, psql(q{SELECT webhook.send('slow.two', '{"sleep": 600}') FROM generate_series(1, 3)});
 my $quick = send_event('slow.three', '{"sleep": 0}');
 canary_arrives($node, 'postgres', $r, 'a transform over the limit');
-ok(wait_status($_, 'failed'), 'a transform over the limit fails its delivery') for @too_slow;
+ok(wait_status($node, $_, 'failed'), 'a transform over the limit fails its delivery') for @too_slow;
 like(psql("SELECT error_class || ': ' || error FROM webhook.delivery_log WHERE event_id = '$too_slow[0]'"),
 	qr/^transform: .*webhook\.transform_timeout_ms/, 'with error_class transform, naming the setting');
 my $ids = join ',', map { "'$_'" } @too_slow;
 is(psql("SELECT count(*) FROM webhook.delivery_log WHERE event_id IN ($ids)"), '3',
 	'each slow transform ran and was logged once, whether or not it fitted in the first batch');
 like(slurp_file($node->logfile), qr/deliveries went back to the queue/, 'some had gone back to the queue');
-ok(wait_status($quick, 'succeeded'), 'another delivery of the same endpoint succeeds');
+ok(wait_status($node, $quick, 'succeeded'), 'another delivery of the same endpoint succeeds');
 assert_server_intact($node, $started, 'transform timeout');
 
 # --- nothing a transform sets outlives it ---------------------------------------
 endpoint('meddle', 'shapes.meddle');
 endpoint('report', 'shapes.report');
 my $before = send_event('report.one');
-ok(wait_status($before, 'succeeded'), 'the reporting transform is delivered');
+ok(wait_status($node, $before, 'succeeded'), 'the reporting transform is delivered');
 $ev = send_event('meddle.one');
-ok(wait_status($ev, 'succeeded'), 'a transform that changes settings is delivered');
+ok(wait_status($node, $ev, 'succeeded'), 'a transform that changes settings is delivered');
 my $after = send_event('report.two');
-ok(wait_status($after, 'succeeded'), 'and the next transform too');
+ok(wait_status($node, $after, 'succeeded'), 'and the next transform too');
 is_deeply(body_of($after), body_of($before), 'which sees the worker\'s settings unchanged')
   or diag explain [ body_of($before), body_of($after) ];
 is(psql("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND objid = 4242"), '0',
@@ -308,8 +299,8 @@ my $worker_before = psql($worker_sql);
 my ($stuck, $bystander) = split /\|/,
   psql(q{SELECT webhook.send('stubborn.one', '{}'), webhook.send('bystander.one', '{}')});
 canary_arrives($node, 'postgres', $r, 'a transform that ignores its cancel');
-ok(wait_status($bystander, 'succeeded'), 'a delivery claimed with it is delivered');
-ok(wait_status($stuck, 'failed'), 'its delivery fails');
+ok(wait_status($node, $bystander, 'succeeded'), 'a delivery claimed with it is delivered');
+ok(wait_status($node, $stuck, 'failed'), 'its delivery fails');
 like(psql("SELECT error_class || ': ' || error FROM webhook.delivery_log WHERE event_id = '$stuck'"),
 	qr/^transform: transform stubborn failed: .*ignored its cancel.*not run again until/,
 	'with error_class transform and the reason');
@@ -320,7 +311,7 @@ isnt($worker_after, $worker_before, 'the worker was restarted');
 assert_server_intact($node, $started, 'a transform that ignores its cancel');
 
 $ev = send_event('stubborn.two');
-ok(wait_status($ev, 'failed'), 'the next delivery of that endpoint fails');
+ok(wait_status($node, $ev, 'failed'), 'the next delivery of that endpoint fails');
 like(psql("SELECT error_class || ': ' || error FROM webhook.delivery_log WHERE event_id = '$ev'"),
 	qr/^transform: .*ignored its cancel/, 'for the same reason');
 is(psql($worker_sql), $worker_after, 'without running the transform: the worker stayed');
@@ -329,14 +320,14 @@ intact('a transform that ignored its cancel, again');
 # A change of the endpoint row runs the transform again.
 psql("UPDATE webhook.endpoints SET description = 'changed' WHERE id = $stubborn");
 $ev = send_event('stubborn.three');
-ok(wait_status($ev, 'failed'), 'after the endpoint changed, the transform runs, and fails again');
+ok(wait_status($node, $ev, 'failed'), 'after the endpoint changed, the transform runs, and fails again');
 my $logged = () = slurp_file($node->logfile) =~ /the transform of endpoint $stubborn ignored its cancel/g;
 is($logged, 2, 'the worker ended itself once more');
 # So does a new version of the function.
 psql(q{CREATE OR REPLACE FUNCTION shapes.stubborn(t text, at timestamptz, p jsonb) RETURNS jsonb
        LANGUAGE sql AS $$ SELECT p $$});
 $ev = send_event('stubborn.four');
-ok(wait_status($ev, 'succeeded'), 'after the function changed, the transform runs, and succeeds');
+ok(wait_status($node, $ev, 'succeeded'), 'after the function changed, the transform runs, and succeeds');
 intact('a stubborn transform replaced');
 
 # --- the wrapper follows its endpoint -------------------------------------------

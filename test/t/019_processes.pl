@@ -21,13 +21,6 @@ my $started = postmaster_started($node);
 
 sub psql { return $node->safe_psql('postgres', $_[0]); }
 
-sub worker_pid
-{
-	my ($db) = @_;
-	return psql("SELECT pid FROM pg_stat_activity
-	              WHERE backend_type = 'webhook delivery worker' AND datname = '$db'");
-}
-
 sub launcher_pid
 {
 	return psql("SELECT pid FROM pg_stat_activity WHERE backend_type = 'webhook launcher'");
@@ -45,7 +38,7 @@ sub new_worker
 			  WHERE backend_type = 'webhook delivery worker' AND datname = '$db' $not_old",
 			'1', 60),
 		"$label: $db has a delivery worker");
-	return worker_pid($db);
+	return worker_pid($node, $db);
 }
 
 # One launcher, at most one worker per database, server intact, and an event
@@ -88,7 +81,7 @@ check_processes('setup', 'd');
 {
 	# May create databases, but owns none.
 	psql('CREATE ROLE intruder LOGIN CREATEDB');
-	my $pid = worker_pid('d');
+	my $pid = worker_pid($node, 'd');
 	for my $i (1 .. 3)
 	{
 		my ($ret, $out, $err) =
@@ -104,7 +97,7 @@ check_processes('setup', 'd');
 			"refused $sql: permission denied");
 	}
 	check_processes('after refused DDL', 'd');
-	is(worker_pid('d'), $pid, 'refused DDL: the worker was never stopped');
+	is(worker_pid($node, 'd'), $pid, 'refused DDL: the worker was never stopped');
 }
 
 # --- #14: COMMIT PREPARED wakes the worker like COMMIT ------------------------
@@ -137,7 +130,7 @@ check_processes('setup', 'd');
 
 # --- #15: a cancel ends neither the worker nor the launcher --------------------
 {
-	my $wpid = worker_pid('d');
+	my $wpid = worker_pid($node, 'd');
 	my $lpid = launcher_pid();
 	for (1 .. 3)
 	{
@@ -147,7 +140,7 @@ check_processes('setup', 'd');
 	}
 	check_processes('after cancels', 'd');
 	sleep 1;
-	is(worker_pid('d'), $wpid, 'cancelled worker: still the same process');
+	is(worker_pid($node, 'd'), $wpid, 'cancelled worker: still the same process');
 	is(launcher_pid(), $lpid, 'cancelled launcher: still the same process');
 }
 
@@ -165,7 +158,7 @@ check_processes('setup', 'd');
 			"SELECT count(*) FROM webhook.deliveries WHERE event_id IN ($list) AND claimed_at IS NOT NULL",
 			'3', 30),
 		'launcher restart: three slow requests in flight');
-	my $wpid = worker_pid('d');
+	my $wpid = worker_pid($node, 'd');
 	my $lpid = launcher_pid();
 	psql("SELECT pg_terminate_backend($lpid)");
 	ok( poll_until(
@@ -175,7 +168,7 @@ check_processes('setup', 'd');
 			'1', 60),
 		'launcher restart: a new launcher has scanned the databases');
 	check_processes('launcher restart with requests in flight', 'd');
-	is(worker_pid('d'), $wpid, 'launcher restart: the running worker was adopted');
+	is(worker_pid($node, 'd'), $wpid, 'launcher restart: the running worker was adopted');
 	ok( poll_until(
 			$node, 'd',
 			"SELECT count(*) FROM webhook.deliveries WHERE event_id IN ($list) AND status = 'succeeded'",
@@ -197,7 +190,7 @@ for my $i (1 .. 5)
 		"launcher terminated ($i): a new one runs");
 	check_processes("launcher terminated ($i)", 'd');
 
-	my $wpid = worker_pid('d');
+	my $wpid = worker_pid($node, 'd');
 	psql("SELECT pg_terminate_backend($wpid)");
 	new_worker('d', $wpid, "worker terminated ($i)");
 	check_processes("worker terminated ($i)", 'd');
@@ -206,14 +199,14 @@ no_duplicates('launcher and worker terminated repeatedly');
 
 # --- #16: CREATE DATABASE ... TEMPLATE and ALTER DATABASE ... RENAME -----------
 {
-	my $pid = worker_pid('d');
+	my $pid = worker_pid($node, 'd');
 	my ($ret, $out, $err) = $node->psql('postgres', 'CREATE DATABASE x TEMPLATE d');
 	is($ret, 0, 'CREATE DATABASE x TEMPLATE d succeeds') or diag($err);
 	new_worker('d', $pid, 'after CREATE DATABASE ... TEMPLATE');
 	new_worker('x', undef, 'after CREATE DATABASE ... TEMPLATE') if $ret == 0;
 	check_processes('after CREATE DATABASE ... TEMPLATE', 'd', ($ret == 0 ? 'x' : ()));
 
-	$pid = worker_pid('d');
+	$pid = worker_pid($node, 'd');
 	($ret, $out, $err) = $node->psql('postgres', 'ALTER DATABASE d RENAME TO e');
 	is($ret, 0, 'ALTER DATABASE d RENAME TO e succeeds') or diag($err);
 	my $db = $ret == 0 ? 'e' : 'd';
@@ -223,7 +216,7 @@ no_duplicates('launcher and worker terminated repeatedly');
 	# The same for moving the database to another tablespace.
 	my $dir = PostgreSQL::Test::Utils::tempdir();
 	psql("CREATE TABLESPACE elsewhere LOCATION '$dir'");
-	$pid = worker_pid($db);
+	$pid = worker_pid($node, $db);
 	($ret, $out, $err) = $node->psql('postgres', "ALTER DATABASE $db SET TABLESPACE elsewhere");
 	is($ret, 0, 'ALTER DATABASE ... SET TABLESPACE succeeds') or diag($err);
 	new_worker($db, $pid, 'after ALTER DATABASE ... SET TABLESPACE');

@@ -52,7 +52,7 @@ use Time::HiRes qw(time sleep);
 our @EXPORT = qw(start_receiver requests wait_for_requests
   verify_standard_signature verify_hex_hmac self_test_vectors
   node_with_webhook poll_until postmaster_started assert_server_intact
-  canary_arrives);
+  canary_arrives wait_status worker_pid);
 
 # The receiver lives next to this directory (test/receiver.py); resolve it
 # from this file so it does not matter where prove was started from.
@@ -236,6 +236,29 @@ sub poll_until
 	Test::More::diag("poll_until timed out after ${timeout_s}s:\n$query\n"
 		  . "expected: $expected\ngot: $stdout\nstderr: $stderr");
 	return 0;
+}
+
+# Wait until every delivery of one event has reached a status ('succeeded',
+# 'failed', ...), within $timeout_s seconds (poll_until's default when not
+# given).  Returns 1 on success, 0 (with a diag) on timeout.
+sub wait_status
+{
+	my ($node, $event_id, $status, $timeout_s) = @_;
+	return poll_until($node, 'postgres',
+		"SELECT count(*) > 0 AND bool_and(status = '$status')
+		   FROM webhook.deliveries WHERE event_id = '$event_id'",
+		't', $timeout_s);
+}
+
+# The pid of the delivery worker of database $dbname (default postgres), or
+# an empty string when it has none running.
+sub worker_pid
+{
+	my ($node, $dbname) = @_;
+	$dbname //= 'postgres';
+	return $node->safe_psql('postgres',
+		"SELECT pid FROM pg_stat_activity
+		  WHERE backend_type = 'webhook delivery worker' AND datname = '$dbname'");
 }
 
 # A 127.0.0.1 TCP port that nothing listens on right now (bound, then

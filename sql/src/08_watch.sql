@@ -1,0 +1,186 @@
+------------------------------------------------------------------------------
+-- Watching application tables (src/watch*.c)
+------------------------------------------------------------------------------
+
+-- One row per watched table, written only by webhook.watch(), webhook.unwatch()
+-- and a restore of a watch's triggers, with watch()'s checks (see
+-- webhook._watch_ddl_end), as the owner of this table.  Columns are kept by number
+-- and the condition parsed, as PostgreSQL keeps a trigger's WHEN clause: the
+-- watch's triggers depend on what they name, so DROP refuses or cascades and
+-- RENAME keeps working.  Row level security lets a table's owner see the
+-- watch of that table and no other.
+CREATE TABLE webhook.table_watches (
+    table_oid       regclass PRIMARY KEY,
+    event_prefix    text NOT NULL,
+    operations      text[] NOT NULL,
+    columns         int2[],
+    condition       pg_node_tree,
+    exclude_columns int2[],
+    created_at      timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    updated_at      timestamptz NOT NULL DEFAULT pg_catalog.now()
+);
+COMMENT ON TABLE webhook.table_watches IS 'options of webhook.watch() per table; read webhook.watches';
+
+-- May the current role manage, and see, the watch of this table?  Its owner
+-- and the roles with the owner's privileges may (src/watch.c holds the rule,
+-- which watch() and unwatch() apply too); nobody may for a dropped table.
+CREATE FUNCTION webhook._owns_table(tbl regclass)
+RETURNS boolean LANGUAGE C STABLE STRICT PARALLEL SAFE
+AS 'MODULE_PATHNAME', 'webhook_owns_table_sql';
+
+ALTER TABLE webhook.table_watches ENABLE ROW LEVEL SECURITY;
+CREATE POLICY table_watches_owner ON webhook.table_watches
+    USING (webhook._owns_table(table_oid));
+
+-- Only webhook.watch() writes watch rows, even for the extension's owner
+-- (and a data-only restore): see src/watch.c.
+CREATE FUNCTION webhook._watches_guard()
+RETURNS trigger LANGUAGE C
+AS 'MODULE_PATHNAME', 'webhook_watches_guard';
+CREATE TRIGGER table_watches_guard BEFORE INSERT OR UPDATE ON webhook.table_watches
+    FOR EACH ROW EXECUTE FUNCTION webhook._watches_guard();
+
+-- The statement-level trigger behind webhook.watch(): selects the changed
+-- rows as the table's owner and enqueues them as the extension's owner.
+CREATE FUNCTION webhook._watch_trigger()
+RETURNS trigger LANGUAGE C
+AS 'MODULE_PATHNAME', 'webhook_watch_trigger';
+
+-- Enqueue one event per payload, set-based: one statement for the events and
+-- one for their deliveries, whatever the number of rows.
+CREATE FUNCTION webhook._enqueue_many(event_type text, payloads jsonb[])
+RETURNS bigint LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+SET plan_cache_mode = force_generic_plan
+AS $$
+#variable_conflict use_column
+DECLARE
+    v_now timestamptz := now();
+    v_deliveries bigint;
+    -- Every body of the statement starts alike: build that once.
+    v_head text := pg_catalog.left(webhook._event_body(event_type, 'null', now()), -5);
+BEGIN
+    -- The catalogue may have changed since watch() checked the type.
+    PERFORM webhook._check_event_type(_enqueue_many.event_type);
+    -- The endpoints are matched once for the whole statement.
+    WITH targets AS MATERIALIZED (
+        SELECT ep.id FROM webhook.endpoints ep
+         WHERE ep.active AND webhook._subscribed(ep.event_types, _enqueue_many.event_type)
+    ), ev AS (
+        INSERT INTO webhook.events (event_type, payload, body, created_at)
+        SELECT _enqueue_many.event_type, p.payload,
+               CASE WHEN p.payload IS NULL THEN webhook._raise_null_payload()
+                    WHEN webhook._check_payload_size(octet_length(b.body) - octet_length(v_head) - 1, true)
+                    THEN b.body END,
+               v_now
+          FROM unnest(_enqueue_many.payloads) AS p(payload)
+         CROSS JOIN LATERAL (SELECT v_head || p.payload::text || '}' AS body) b
+        RETURNING id
+    )
+    INSERT INTO webhook.deliveries (event_id, endpoint_id)
+    SELECT ev.id, t.id FROM ev CROSS JOIN targets t;
+    GET DIAGNOSTICS v_deliveries = ROW_COUNT;
+    IF v_deliveries > 0 THEN
+        PERFORM webhook._wake_worker_at_commit();
+    END IF;
+    RETURN v_deliveries;
+END;
+$$;
+
+-- Emit <prefix>.created / .updated / .deleted from a table's row changes.
+-- Calling it again replaces the watch's options.  The condition is one
+-- boolean expression over NEW and OLD, parsed by PostgreSQL's parser.
+CREATE FUNCTION webhook.watch(tbl regclass,
+                              event_prefix text DEFAULT NULL,
+                              operations text[] DEFAULT '{insert,update,delete}',
+                              columns text[] DEFAULT NULL,
+                              condition text DEFAULT NULL,
+                              exclude_columns text[] DEFAULT NULL)
+RETURNS void LANGUAGE C VOLATILE
+AS 'MODULE_PATHNAME', 'webhook_watch';
+COMMENT ON FUNCTION webhook.watch(regclass, text, text[], text[], text, text[]) IS 'emit <prefix>.created/.updated/.deleted events from row changes of a table';
+
+-- Stop watching a table: true when it had a watch.
+CREATE FUNCTION webhook.unwatch(tbl regclass)
+RETURNS boolean LANGUAGE C VOLATILE STRICT
+AS 'MODULE_PATHNAME', 'webhook_unwatch';
+
+-- The condition of a table's watch as SQL, with today's names.
+CREATE FUNCTION webhook._watch_condition(tbl regclass)
+RETURNS text LANGUAGE C STABLE STRICT
+AS 'MODULE_PATHNAME', 'webhook_watch_condition';
+
+-- The current names of columns kept by number.
+CREATE FUNCTION webhook._column_names(tbl regclass, attnums int2[])
+RETURNS text[] LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+RETURN CASE WHEN attnums IS NOT NULL THEN
+           coalesce((SELECT array_agg(a.attname::text ORDER BY k.i)
+                       FROM unnest(attnums) WITH ORDINALITY AS k(attnum, i)
+                       JOIN pg_attribute a ON a.attrelid = tbl AND a.attnum = k.attnum),
+                    '{}')
+       END;
+
+-- A watch goes when one of its triggers goes: with the watched table, or by
+-- CASCADE from a column, table or function it relied on.  Its other
+-- triggers go with it, and a NOTICE says so.
+CREATE FUNCTION webhook._forget_dropped_watches()
+RETURNS event_trigger LANGUAGE plpgsql
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    w record;
+    t record;
+BEGIN
+    FOR w IN
+        DELETE FROM webhook.table_watches tw
+         WHERE EXISTS (SELECT FROM unnest(tw.operations) AS op
+                        WHERE NOT EXISTS (SELECT FROM pg_trigger tg
+                                           WHERE tg.tgrelid = tw.table_oid
+                                             AND tg.tgname = 'webhook_watch_' || op))
+        RETURNING tw.table_oid::oid AS relid
+    LOOP
+        RAISE NOTICE 'watch of table % removed',
+            coalesce((SELECT o.object_identity FROM pg_event_trigger_dropped_objects() o
+                       WHERE o.classid = 'pg_class'::regclass AND o.objid = w.relid AND o.objsubid = 0
+                       LIMIT 1),
+                     w.relid::regclass::text)
+            USING DETAIL = 'Something the watch relied on was dropped.',
+                  HINT = 'Use webhook.watch() to watch the table again.';
+        FOR t IN SELECT tg.tgname FROM pg_trigger tg
+                  WHERE tg.tgrelid = w.relid AND tg.tgname IN ('webhook_watch_insert', 'webhook_watch_update', 'webhook_watch_delete')
+        LOOP
+            EXECUTE format('DROP TRIGGER %I ON %s', t.tgname, w.relid::regclass);
+        END LOOP;
+    END LOOP;
+END;
+$$;
+
+CREATE EVENT TRIGGER webhook_forget_dropped_watches ON sql_drop
+    EXECUTE FUNCTION webhook._forget_dropped_watches();
+
+-- pg_dump keeps a watch in its triggers' arguments (the options of watch(),
+-- with today's names), not in webhook.table_watches, whose rows hold column
+-- numbers and object ids that a restore changes.  After a command that may
+-- rename something a watch names, the arguments are brought up to date; a
+-- CREATE TRIGGER of a watch trigger with its arguments (as a restore runs
+-- it) makes the watch again, with watch()'s checks.
+CREATE FUNCTION webhook._watch_ddl_end()
+RETURNS event_trigger LANGUAGE C
+AS 'MODULE_PATHNAME', 'webhook_watch_ddl_end';
+CREATE EVENT TRIGGER webhook_watch_ddl_end ON ddl_command_end
+    WHEN TAG IN ('CREATE TRIGGER', 'ALTER TABLE', 'ALTER SCHEMA', 'ALTER FUNCTION', 'ALTER ROUTINE',
+                 'ALTER TYPE', 'ALTER DOMAIN', 'ALTER OPERATOR', 'ALTER COLLATION', 'ALTER SEQUENCE',
+                 'ALTER VIEW', 'ALTER EXTENSION')
+    EXECUTE FUNCTION webhook._watch_ddl_end();
+
+-- Every watched table and its options.
+CREATE VIEW webhook.watches WITH (security_invoker = true) AS
+SELECT w.table_oid AS "table", w.event_prefix, w.operations,
+       webhook._column_names(w.table_oid, w.columns) AS columns,
+       webhook._watch_condition(w.table_oid) AS condition,
+       webhook._column_names(w.table_oid, w.exclude_columns) AS exclude_columns,
+       w.created_at, w.updated_at
+  FROM webhook.table_watches w;
+COMMENT ON VIEW webhook.watches IS 'tables watched by webhook.watch() and their options';

@@ -1,0 +1,225 @@
+------------------------------------------------------------------------------
+-- Operating: test sends, replay, retention
+------------------------------------------------------------------------------
+
+-- Send a webhook.ping event to one endpoint now, whatever it subscribes to,
+-- to check that a new receiver is reachable and verifies signatures.
+CREATE FUNCTION webhook.ping(endpoint_id bigint)
+RETURNS bigint LANGUAGE plpgsql VOLATILE STRICT
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_active boolean;
+    v_payload jsonb;
+    v_now timestamptz := now();
+    v_event_id uuid;
+    v_delivery_id bigint;
+BEGIN
+    SELECT e.active INTO v_active FROM webhook.endpoints e WHERE e.id = ping.endpoint_id;
+    IF NOT FOUND THEN
+        PERFORM webhook._raise_no_endpoint(endpoint_id);
+    END IF;
+    IF NOT v_active THEN
+        RAISE EXCEPTION 'endpoint % is not active', endpoint_id
+            USING ERRCODE = 'object_not_in_prerequisite_state',
+                  HINT = 'UPDATE webhook.endpoints SET active = true first.';
+    END IF;
+    v_payload := jsonb_build_object('endpoint_id', endpoint_id, 'message', 'ping');
+    INSERT INTO webhook.events (event_type, payload, body, created_at)
+    VALUES ('webhook.ping', v_payload, webhook._event_body('webhook.ping', v_payload, v_now), v_now)
+    RETURNING id INTO v_event_id;
+    INSERT INTO webhook.deliveries (event_id, endpoint_id) VALUES (v_event_id, ping.endpoint_id)
+    RETURNING id INTO v_delivery_id;
+    PERFORM webhook._wake_worker_at_commit();
+    RETURN v_delivery_id;
+END;
+$$;
+COMMENT ON FUNCTION webhook.ping(bigint) IS 'send a webhook.ping event to one endpoint now; returns the delivery id';
+
+-- Re-queue one delivery now; it keeps its webhook-id and attempt count.
+CREATE FUNCTION webhook.retry(delivery_id bigint)
+RETURNS void LANGUAGE plpgsql VOLATILE STRICT
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_status text;
+    v_endpoint bigint;
+BEGIN
+    SELECT d.status, d.endpoint_id INTO v_status, v_endpoint FROM webhook.deliveries d
+     WHERE d.id = retry.delivery_id FOR UPDATE;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'delivery % does not exist', delivery_id
+            USING ERRCODE = 'no_data_found', HINT = 'Delivery ids are in webhook.deliveries and webhook.delivery_log.';
+    END IF;
+    IF v_endpoint IS NULL THEN
+        RAISE EXCEPTION 'delivery % belongs to a deleted endpoint', delivery_id
+            USING ERRCODE = 'object_not_in_prerequisite_state',
+                  HINT = 'Use webhook.replay(event_id, endpoint_id) to send its event to another endpoint.';
+    END IF;
+    UPDATE webhook.deliveries d
+       SET status = 'pending', next_attempt_at = now(), completed_at = NULL
+     WHERE d.id = retry.delivery_id AND d.claimed_at IS NULL;
+    PERFORM webhook._wake_worker_at_commit();
+END;
+$$;
+COMMENT ON FUNCTION webhook.retry(bigint) IS 're-queue one delivery now';
+
+-- Deliver an event again: to one endpoint, or to every active endpoint
+-- subscribed to its type today.  Returns the number of new deliveries.
+CREATE FUNCTION webhook.replay(event_id uuid, endpoint_id bigint DEFAULT NULL)
+RETURNS bigint LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_type text;
+    v_count bigint;
+BEGIN
+    IF event_id IS NULL THEN
+        RAISE EXCEPTION 'event_id must not be null' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    SELECT e.event_type INTO v_type FROM webhook.events e WHERE e.id = replay.event_id;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'event % does not exist', event_id
+            USING ERRCODE = 'no_data_found', HINT = 'Events older than webhook.retention_succeeded may have been purged.';
+    END IF;
+    IF endpoint_id IS NOT NULL AND NOT EXISTS (SELECT 1 FROM webhook.endpoints e WHERE e.id = replay.endpoint_id) THEN
+        PERFORM webhook._raise_no_endpoint(endpoint_id);
+    END IF;
+    INSERT INTO webhook.deliveries (event_id, endpoint_id)
+    SELECT replay.event_id, ep.id FROM webhook.endpoints ep
+     WHERE CASE WHEN replay.endpoint_id IS NULL
+                THEN ep.active AND webhook._subscribed(ep.event_types, v_type)
+                ELSE ep.id = replay.endpoint_id END;
+    GET DIAGNOSTICS v_count = ROW_COUNT;
+    IF v_count > 0 THEN
+        PERFORM webhook._wake_worker_at_commit();
+    END IF;
+    RETURN v_count;
+END;
+$$;
+COMMENT ON FUNCTION webhook.replay(uuid, bigint) IS 'deliver an event again, to one endpoint or to all that match today';
+
+-- Re-queue every failed delivery of an endpoint since a time, e.g. after
+-- the receiver's outage is fixed.  Returns how many.
+CREATE FUNCTION webhook.recover(endpoint_id bigint, since timestamptz)
+RETURNS bigint LANGUAGE plpgsql VOLATILE STRICT
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_count bigint;
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM webhook.endpoints e WHERE e.id = recover.endpoint_id) THEN
+        PERFORM webhook._raise_no_endpoint(endpoint_id);
+    END IF;
+    UPDATE webhook.deliveries d
+       SET status = 'pending', next_attempt_at = now(), completed_at = NULL
+     WHERE d.endpoint_id = recover.endpoint_id AND d.status = 'failed' AND d.created_at >= since;
+    GET DIAGNOSTICS v_count = ROW_COUNT;
+    IF v_count > 0 THEN
+        PERFORM webhook._wake_worker_at_commit();
+    END IF;
+    RETURN v_count;
+END;
+$$;
+COMMENT ON FUNCTION webhook.recover(bigint, timestamptz) IS 're-queue the failed deliveries of an endpoint since a time';
+
+-- Delete finished deliveries (with their log) and events older than a
+-- given age, in small batches so no lock is held for long.  The worker does
+-- the same on its own with webhook.retention_succeeded / retention_failed.
+CREATE FUNCTION webhook.purge(older_than interval)
+RETURNS bigint LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_total bigint := 0;
+    v_batch bigint;
+BEGIN
+    IF older_than IS NULL OR older_than < interval '0' THEN
+        RAISE EXCEPTION 'older_than must be a non-negative interval'
+            USING ERRCODE = 'invalid_parameter_value', HINT = 'For example webhook.purge(''30 days'').';
+    END IF;
+    LOOP
+        v_batch := webhook._purge_batch(now() - older_than, now() - older_than, 1000);
+        v_total := v_total + v_batch;
+        EXIT WHEN v_batch = 0;
+    END LOOP;
+    RETURN v_total;
+END;
+$$;
+COMMENT ON FUNCTION webhook.purge(interval) IS 'delete finished deliveries, their log rows and events older than an age';
+
+-- One batch of retention: finished deliveries completed before the cutoffs
+-- (their log rows go with them), then events left with no delivery.
+CREATE FUNCTION webhook._purge_batch(succeeded_before timestamptz, failed_before timestamptz, batch integer)
+RETURNS bigint LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_deliveries bigint;
+    v_events bigint;
+BEGIN
+    -- Events are indexed by age, and a delivery finishes after its event was
+    -- made: old events lead to the deliveries that may be old enough.
+    WITH doomed AS (
+        SELECT d.id FROM webhook.events e
+          JOIN webhook.deliveries d ON d.event_id = e.id
+         WHERE e.created_at < greatest(succeeded_before, failed_before)
+           AND d.status <> 'pending'
+           AND d.completed_at < CASE WHEN d.status = 'succeeded' THEN succeeded_before ELSE failed_before END
+         LIMIT batch
+         FOR UPDATE OF d SKIP LOCKED
+    ), log AS (
+        DELETE FROM webhook.delivery_log l USING doomed WHERE l.delivery_id = doomed.id
+    )
+    DELETE FROM webhook.deliveries d USING doomed WHERE d.id = doomed.id;
+    GET DIAGNOSTICS v_deliveries = ROW_COUNT;
+
+    WITH doomed AS (
+        SELECT e.id FROM webhook.events e
+         WHERE e.created_at < least(succeeded_before, failed_before)
+           AND NOT EXISTS (SELECT 1 FROM webhook.deliveries d WHERE d.event_id = e.id)
+         LIMIT batch
+         FOR UPDATE SKIP LOCKED
+    )
+    DELETE FROM webhook.events e USING doomed WHERE e.id = doomed.id;
+    GET DIAGNOSTICS v_events = ROW_COUNT;
+    RETURN v_deliveries + v_events;
+END;
+$$;
+
+-- Deactivate endpoints whose deliveries have all failed for longer than a
+-- period, and announce each with a webhook.endpoint.disabled event.  Each in
+-- its own subtransaction: one that cannot be updated (a lock, a row a newer
+-- check refuses) stays active with a warning, and the others are disabled.
+CREATE FUNCTION webhook._disable_failing_endpoints(failing_for interval)
+RETURNS bigint LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    ep record;
+    v_count bigint := 0;
+BEGIN
+    FOR ep IN
+        SELECT e.id, e.name, e.url, s.failing_since, s.last_error
+          FROM webhook.endpoints e JOIN webhook.endpoint_state s ON s.endpoint_id = e.id
+         WHERE e.active AND s.failing_since < now() - failing_for
+    LOOP
+        BEGIN
+            UPDATE webhook.endpoints e
+               SET active = false, disabled_at = now(),
+                   disabled_reason = format('every delivery failed since %s', ep.failing_since)
+             WHERE e.id = ep.id AND e.active;
+            IF FOUND THEN
+                PERFORM webhook._enqueue('webhook.endpoint.disabled',
+                                         jsonb_build_object('endpoint_id', ep.id, 'name', ep.name, 'url_origin', webhook._url_origin(ep.url),
+                                                            'failing_since', ep.failing_since, 'last_error', ep.last_error),
+                                         NULL);
+                v_count := v_count + 1;
+            END IF;
+        EXCEPTION WHEN OTHERS THEN
+            RAISE WARNING 'could not disable webhook endpoint %: %', ep.id, SQLERRM USING ERRCODE = SQLSTATE;
+        END;
+    END LOOP;
+    RETURN v_count;
+END;
+$$;

@@ -1,0 +1,29 @@
+------------------------------------------------------------------------------
+-- Privileges: nothing is public. An application role that only sends events
+-- needs USAGE on the schema and EXECUTE on webhook.send (see README).
+------------------------------------------------------------------------------
+
+REVOKE ALL ON ALL TABLES IN SCHEMA webhook FROM PUBLIC;
+REVOKE ALL ON ALL FUNCTIONS IN SCHEMA webhook FROM PUBLIC;
+
+-- The SQL API that needs no secret, and the pure checks it relies on: the
+-- triggers on webhook.endpoints and webhook.event_types run as the writing
+-- role, watch() as the table's owner, verify() and the operations (ping,
+-- replay, recover, rotate_secret) as their caller.  Nothing here
+-- reads, encrypts or decrypts a stored value.
+GRANT EXECUTE ON FUNCTION webhook.generate_secret(text), webhook.uuid_v7(),
+    webhook.sign(text, text, bigint, text, text), webhook.verify(text, jsonb, text, interval),
+    webhook._url_problem(text), webhook._url_origin(text), webhook._is_event_type_name(text), webhook._is_event_type_pattern(text),
+    webhook._require_event_type(text, boolean), webhook._column_names(regclass, int2[]),
+    webhook._watch_condition(regclass),
+    webhook._verify(text, text, text, text, text, double precision), webhook._header(jsonb, text),
+    webhook._raise_invalid(text, text), webhook._raise_no_endpoint(bigint),
+    webhook._is_signing_scheme(text), webhook._require_signing_scheme(text), webhook._owns_table(regclass)
+    TO PUBLIC;
+-- A table's owner may watch it: watch() and unwatch() check ownership and
+-- write the watch table themselves; nobody else writes it, and row level
+-- security shows each owner their own watches.
+GRANT EXECUTE ON FUNCTION webhook.watch(regclass, text, text[], text[], text, text[]),
+    webhook.unwatch(regclass), webhook._watch_trigger() TO PUBLIC;
+GRANT SELECT ON webhook.table_watches TO PUBLIC;
+GRANT SELECT ON webhook.watches TO PUBLIC;
