@@ -27,8 +27,9 @@ typedef struct WebhookSigningScheme
 	WebhookSigning signing;
 	bool		signs;			/* sends a signature, so has a secret */
 	bool		public_key;		/* receivers verify with a public key */
-	bool		in_signature_header;	/* sent in the endpoint's signature_header,
-										 * not in webhook-signature */
+	bool		in_signature_header;	/* sent in the endpoint's
+										 * signature_header, not in
+										 * webhook-signature */
 } WebhookSigningScheme;
 
 extern const WebhookSigningScheme webhook_signing_schemes[];

@@ -63,6 +63,7 @@ condition_parse_state(Relation rel, const char *text)
 	const char *aliases[2] = {"old", "new"};
 
 	pstate->p_sourcetext = text;
+
 	for (int i = 0; i < 2; i++)
 	{
 		ParseNamespaceItem *nsitem;
@@ -149,6 +150,7 @@ watch_parse_condition(Relation rel, const char *text, List **rtable)
 
 	errcallback.callback = condition_error_callback;
 	errcallback.arg = (void *) text;
+
 	errcallback.previous = error_context_stack;
 	error_context_stack = &errcallback;
 

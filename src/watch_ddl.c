@@ -174,7 +174,7 @@ watch_replace_triggers(Relation rel, const WatchDef *def)
 {
 	Oid			relid = RelationGetRelid(rel);
 	List	   *args = watch_trigger_args(rel, def->prefix, def->operations, def->columns,
-										 def->condition ? nodeToString(def->condition) : NULL);
+										  def->condition ? nodeToString(def->condition) : NULL);
 
 	watch_drop_triggers(relid);
 	for (int k = 0; k < WATCH_OPS; k++)
