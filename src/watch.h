@@ -50,7 +50,6 @@ typedef struct WatchDef
 } WatchDef;
 
 /* watch.c */
-extern bool webhook_owns_table(Oid relid);
 extern void webhook_require_table_owner(Oid relid, const char *action);
 extern Oid	watch_relation_owner(Oid relid);
 extern Oid	watch_extension_owner(void);
