@@ -73,7 +73,7 @@ webhook_is_signing_scheme(PG_FUNCTION_ARGS)
 }
 
 /*
- * SQL: webhook._require_signing_scheme(signing), the error of the endpoints
+ * SQL: webhook._check_endpoint_signing(signing), the error of the endpoints
  * trigger for an unknown or NULL scheme.
  */
 Datum

@@ -19,11 +19,6 @@ CREATE FUNCTION webhook._is_signing_scheme(signing text)
 RETURNS boolean LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE
 AS 'MODULE_PATHNAME', 'webhook_is_signing_scheme';
 
--- Raise the error for a signing scheme that is unknown or NULL, naming them all.
-CREATE FUNCTION webhook._require_signing_scheme(signing text)
-RETURNS void LANGUAGE C IMMUTABLE PARALLEL SAFE
-AS 'MODULE_PATHNAME', 'webhook_require_signing_scheme';
-
 -- NULL when the secret can be used with the signing scheme, else the reason.
 -- A sealed value is not opened: this is no oracle on ciphertexts.
 CREATE FUNCTION webhook._secret_problem(signing text, secret text)

@@ -18,7 +18,12 @@ GRANT EXECUTE ON FUNCTION webhook.generate_secret(text), webhook.uuid_v7(),
     webhook._watch_condition(regclass),
     webhook._verify(text, text, text, text, text, double precision), webhook._header(jsonb, text),
     webhook._raise_invalid(text, text), webhook._raise_no_endpoint(bigint),
-    webhook._is_signing_scheme(text), webhook._require_signing_scheme(text), webhook._owns_table(regclass)
+    webhook._is_signing_scheme(text), webhook._owns_table(regclass),
+    webhook._check_endpoint_url(text), webhook._check_endpoint_event_types(text[]),
+    webhook._check_endpoint_signing(text), webhook._check_endpoint_limits(text[], integer, integer, double precision),
+    webhook._endpoint_transform_role(boolean, regproc, regrole, bigint, regproc, regrole),
+    webhook._check_endpoint_retry_schedule(integer[]), webhook._check_endpoint_auth(text[], text, text),
+    webhook._check_endpoint_not_null(jsonb, regclass)
     TO PUBLIC;
 -- A table's owner may watch it: watch() and unwatch() check ownership and
 -- write the watch table themselves; nobody else writes it, and row level
