@@ -22,7 +22,7 @@
 
 #include "compat.h"
 #include "sealing.h"
-#include "urlcheck.h"
+#include "header_rules.h"
 
 PG_FUNCTION_INFO_V1(webhook_header_problem);
 PG_FUNCTION_INFO_V1(webhook_expression_problem);
@@ -31,7 +31,7 @@ PG_FUNCTION_INFO_V1(webhook_expression_problem);
  * SQL (0.1.0): webhook._header_problem(name, value), which the 0.1.0
  * endpoints trigger turns into its errors: NULL, or 'name', 'reserved' or
  * 'value', by the rule the worker and the 0.2.0 trigger apply
- * (urlcheck.c).  A name too long is a bad name to that trigger.
+ * (header_rules.c).  A name too long is a bad name to that trigger.
  */
 Datum
 webhook_header_problem(PG_FUNCTION_ARGS)

@@ -14,7 +14,7 @@
 #include "portability/instr_time.h"
 #include "utils/timestamp.h"
 
-#include "signing.h"
+#include "signature.h"
 
 /*
  * The most attempts a delivery records, as webhook.deliveries.attempts'

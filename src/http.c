@@ -22,7 +22,7 @@
 
 #include "delivery.h"
 #include "netguard.h"
-#include "validate.h"
+#include "url_policy.h"
 #include "waitset.h"
 #include "webhook.h"
 

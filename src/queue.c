@@ -25,7 +25,7 @@
 
 #include "delivery.h"
 #include "sealing.h"
-#include "urlcheck.h"
+#include "header_rules.h"
 #include "webhook.h"
 
 /* How long the worker's writes wait for a row another session locked. */

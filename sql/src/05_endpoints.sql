@@ -70,19 +70,11 @@ END;
 $$;
 
 -- The signing scheme, named before the CHECK constraint sees it, so that the
--- writer gets the list of schemes rather than the constraint's name.
+-- writer gets the list of schemes rather than the constraint's name
+-- (src/signature.c holds the one list, src/signing.c the error).
 CREATE FUNCTION webhook._check_endpoint_signing(signing text)
-RETURNS void LANGUAGE plpgsql IMMUTABLE
-SET search_path = pg_catalog, pg_temp
-AS $$
-BEGIN
-    IF signing IS NULL OR signing NOT IN ('standard', 'ed25519', 'hmac-sha256', 'none') THEN
-        RAISE EXCEPTION 'unknown signing scheme "%"', coalesce(signing, 'NULL')
-            USING ERRCODE = 'invalid_parameter_value',
-                  HINT = 'Use one of standard, ed25519, hmac-sha256 or none.';
-    END IF;
-END;
-$$;
+RETURNS void LANGUAGE C IMMUTABLE PARALLEL SAFE
+AS 'MODULE_PATHNAME', 'webhook_require_signing_scheme';
 
 -- Bounds on what the worker computes with (of the columns in checked, those
 -- the write must check): each refused here, so that no value can overflow or
@@ -477,3 +469,15 @@ $$;
 
 CREATE EVENT TRIGGER webhook_forget_dropped_transforms ON sql_drop
     EXECUTE FUNCTION webhook._forget_dropped_transforms();
+
+-- The one error for an endpoint id that names no endpoint: public_key(),
+-- rotate_secret(), ping(), replay() and recover() raise it.
+CREATE FUNCTION webhook._raise_no_endpoint(endpoint_id bigint)
+RETURNS void LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    RAISE EXCEPTION 'endpoint % does not exist', endpoint_id
+        USING ERRCODE = 'no_data_found', HINT = 'See SELECT id, name, url FROM webhook.endpoints.';
+END;
+$$;
