@@ -16,7 +16,7 @@
 #include "utils/timestamp.h"
 
 #include "schedule.h"
-#include "signing.h"
+#include "signature.h"
 
 /*
  * The most attempts a delivery records, as webhook.deliveries.attempts'

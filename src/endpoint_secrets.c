@@ -26,9 +26,9 @@
 #include "utils/jsonb.h"
 #include "utils/rel.h"
 
+#include "header_rules.h"
 #include "sealing.h"
-#include "signing.h"
-#include "urlcheck.h"
+#include "signature.h"
 
 PG_FUNCTION_INFO_V1(webhook_endpoints_seal);
 
@@ -155,7 +155,7 @@ require_header_name(const char *name, const char *what)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("%s \"%s\" is set by the extension or by HTTP itself and cannot be overridden", what, name),
-				 errdetail("The extension sets webhook-*, Content-Type, Content-Length and Host; Connection, Transfer-Encoding, Keep-Alive, TE, Trailer, Upgrade, Expect and Proxy-* belong to the HTTP connection."),
+				 errdetail("%s", webhook_reserved_headers_detail),
 				 errhint("Use another name, such as X-Signature.")));
 }
 
@@ -248,9 +248,9 @@ seal_credentials(EndpointRow *row)
  * every write.
  */
 static void
-require_distinct_header(const char *name, const char *signature_header, bool hmac, bool basic_auth)
+require_distinct_header(const char *name, const char *signature_header, bool sig_in_header, bool basic_auth)
 {
-	if (hmac && pg_strcasecmp(name, signature_header) == 0)
+	if (sig_in_header && pg_strcasecmp(name, signature_header) == 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("header \"%s\" is the signature header of this endpoint", name),
@@ -307,7 +307,7 @@ headers_not_an_object(void)
  * and checked on an INSERT or a re-activation.
  */
 static void
-seal_headers(EndpointRow *row, bool check_names, const char *signature_header, bool hmac,
+seal_headers(EndpointRow *row, bool check_names, const char *signature_header, bool sig_in_header,
 			 bool basic_auth)
 {
 	bool		isnull;
@@ -346,7 +346,7 @@ seal_headers(EndpointRow *row, bool check_names, const char *signature_header, b
 			if (check_names)
 			{
 				require_header_name(name, "header");
-				require_distinct_header(name, signature_header, hmac, basic_auth);
+				require_distinct_header(name, signature_header, sig_in_header, basic_auth);
 			}
 		}
 		else if (token == WJB_VALUE && v.type != jbvString)
@@ -389,7 +389,8 @@ webhook_endpoints_seal(PG_FUNCTION_ARGS)
 	EndpointRow row = {0};
 	char	   *signature_header;
 	char	   *signing;
-	bool		hmac;
+	const WebhookSigningScheme *scheme;
+	bool		sig_in_header;
 	bool		basic_auth;
 	bool		check_names;
 
@@ -415,21 +416,24 @@ webhook_endpoints_seal(PG_FUNCTION_ARGS)
 	signing = new_text(&row, "signing");
 	if (signature_header == NULL || signing == NULL)
 		elog(ERROR, "endpoint row reached webhook._endpoints_seal() with NULL signing or signature_header");
-	hmac = strcmp(signing, "hmac-sha256") == 0;
+	scheme = webhook_signing_scheme(signing);
+	if (scheme == NULL)
+		elog(ERROR, "endpoint row reached webhook._endpoints_seal() with an unknown signing scheme");
+	sig_in_header = scheme->in_signature_header;
 	basic_auth = new_text(&row, "auth_username") != NULL;
 	/* Names, and whether they clash, depend on these columns. */
 	check_names = to_check(&row, "headers") || to_check(&row, "signature_header") ||
 		to_check(&row, "signing") || to_check(&row, "auth_username");
 	if (check_names)
 		require_header_name(signature_header, "signature header");
-	if (check_names && hmac && basic_auth && pg_strcasecmp(signature_header, "authorization") == 0)
+	if (check_names && sig_in_header && basic_auth && pg_strcasecmp(signature_header, "authorization") == 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("signature header \"%s\" would replace the Basic authentication header", signature_header),
 				 errhint("Choose another signature_header, such as X-Hub-Signature-256.")));
 
 	seal_credentials(&row);
-	seal_headers(&row, check_names, signature_header, hmac, basic_auth);
+	seal_headers(&row, check_names, signature_header, sig_in_header, basic_auth);
 
 	if (row.ncols == 0)
 		return PointerGetDatum(row.new);

@@ -23,7 +23,7 @@
 #include "http.h"
 #include "netguard.h"
 #include "schedule.h"
-#include "validate.h"
+#include "url_policy.h"
 #include "waitset.h"
 #include "webhook.h"
 

@@ -21,7 +21,7 @@ webhook_uuid_v7(PG_FUNCTION_ARGS)
 	pg_uuid_t  *uuid = palloc(UUID_LEN);
 	TimestampTz now = GetCurrentTimestamp();
 	uint64		unix_ms = (uint64) (now / 1000) +
-		(uint64) (POSTGRES_EPOCH_JDATE - UNIX_EPOCH_JDATE) * SECS_PER_DAY * 1000;
+	(uint64) (POSTGRES_EPOCH_JDATE - UNIX_EPOCH_JDATE) * SECS_PER_DAY * 1000;
 
 	if (!pg_strong_random(uuid->data + 6, UUID_LEN - 6))
 		ereport(ERROR,

@@ -25,16 +25,16 @@
  * the right of prefix_len cleared. */
 typedef struct NetGuardNetwork
 {
-    int         family;
-    unsigned char addr[16];
-    int         prefix_len;
+	int			family;
+	unsigned char addr[16];
+	int			prefix_len;
 } NetGuardNetwork;
 
 typedef struct NetGuardPolicy
 {
-    bool        allow_private;  /* permit every IP destination */
-    int         n_allowed;
-    NetGuardNetwork allowed[NETGUARD_MAX_NETWORKS];
+	bool		allow_private;	/* permit every IP destination */
+	int			n_allowed;
+	NetGuardNetwork allowed[NETGUARD_MAX_NETWORKS];
 } NetGuardPolicy;
 
 /*
@@ -47,7 +47,7 @@ typedef struct NetGuardPolicy
  * writes a short lower-case reason into errbuf (if errbuf/errlen allow).
  */
 extern bool netguard_parse_allowlist(const char *list, NetGuardPolicy *policy,
-                                     char *errbuf, size_t errlen);
+									 char *errbuf, size_t errlen);
 
 /*
  * Classify a destination address.  Returns NULL for a public unicast
@@ -68,7 +68,7 @@ extern const char *netguard_classify(const struct sockaddr *sa);
  * allow_private.
  */
 extern const char *netguard_check(const NetGuardPolicy *policy,
-                                  const struct sockaddr *sa);
+								  const struct sockaddr *sa);
 
 /*
  * Parse a URL host as an IP literal (IPv4 in any inet_aton form such as
@@ -79,4 +79,4 @@ extern const char *netguard_check(const NetGuardPolicy *policy,
  */
 extern bool netguard_classify_literal(const char *host, const char **klass);
 
-#endif                          /* NETGUARD_H */
+#endif							/* NETGUARD_H */

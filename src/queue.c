@@ -26,9 +26,9 @@
 
 #include "queue.h"
 #include "sealing.h"
+#include "header_rules.h"
 #include "spi_util.h"
 #include "transform.h"
-#include "urlcheck.h"
 #include "webhook.h"
 
 /* How long the worker's writes wait for a row another session locked. */

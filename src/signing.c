@@ -1,39 +1,87 @@
 /*
  * signing.c
- *		SQL functions over secrets and signatures: generate_secret, sign,
- *		verify, public keys.  The cryptography itself is in sigcore.c.
+ *		SQL functions over signing schemes, secrets and signatures:
+ *		generate_secret, sign, verify, public keys, and the scheme checks the
+ *		install script uses.  The schemes and the cryptography themselves are
+ *		in signature.c.
  */
 #include "postgres.h"
 
 #include <time.h>
 
 #include "fmgr.h"
+#include "lib/stringinfo.h"
 #include "port.h"
 #include "utils/builtins.h"
 
-#include "signing.h"
+#include "compat.h"
+#include "signature.h"
 
 PG_FUNCTION_INFO_V1(webhook_generate_secret);
 PG_FUNCTION_INFO_V1(webhook_secret_problem);
 PG_FUNCTION_INFO_V1(webhook_sign);
 PG_FUNCTION_INFO_V1(webhook_ed25519_public_key);
 PG_FUNCTION_INFO_V1(webhook_verify);
+PG_FUNCTION_INFO_V1(webhook_is_signing_scheme);
+PG_FUNCTION_INFO_V1(webhook_require_signing_scheme);
 
 #define HMAC_SECRET_BYTES 32
+
+/* The names of every scheme, for errors: "a, b, c or d". */
+static char *
+scheme_names(void)
+{
+	StringInfoData buf;
+
+	initStringInfo(&buf);
+	for (int i = 0; i < webhook_signing_scheme_count; i++)
+		appendStringInfo(&buf, "%s%s",
+						 i == 0 ? "" : i == webhook_signing_scheme_count - 1 ? " or " : ", ",
+						 webhook_signing_schemes[i].name);
+	return buf.data;
+}
+
+/*
+ * The one check of a signing scheme's name (NULL too), for the SQL
+ * functions and the endpoints trigger alike: the scheme, or the error that
+ * names them all.
+ */
+static const WebhookSigningScheme *
+require_signing_scheme(const char *name)
+{
+	const WebhookSigningScheme *scheme = name ? webhook_signing_scheme(name) : NULL;
+
+	if (scheme == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("unknown signing scheme \"%s\"", name ? name : "NULL"),
+				 errhint("Use one of %s.", scheme_names())));
+	return scheme;
+}
 
 /* Parse the signing argument of a SQL function, with a clear error. */
 static WebhookSigning
 signing_arg(text *name)
 {
-	char	   *s = text_to_cstring(name);
-	WebhookSigning signing = webhook_signing_from_name(s);
+	return require_signing_scheme(text_to_cstring(name))->signing;
+}
 
-	if (signing == SIGNING_UNKNOWN)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("unknown signing scheme \"%s\"", s),
-				 errhint("Use one of standard, ed25519, hmac-sha256 or none.")));
-	return signing;
+/* SQL: webhook._is_signing_scheme(signing), the CHECK of webhook.endpoints. */
+Datum
+webhook_is_signing_scheme(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_BOOL(webhook_signing_scheme(text_to_cstring(PG_GETARG_TEXT_PP(0))) != NULL);
+}
+
+/*
+ * SQL: webhook._check_endpoint_signing(signing), the error of the endpoints
+ * trigger for an unknown or NULL scheme.
+ */
+Datum
+webhook_require_signing_scheme(PG_FUNCTION_ARGS)
+{
+	(void) require_signing_scheme(PG_ARGISNULL(0) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(0)));
+	PG_RETURN_VOID();
 }
 
 /*
@@ -43,14 +91,14 @@ signing_arg(text *name)
 Datum
 webhook_generate_secret(PG_FUNCTION_ARGS)
 {
-	WebhookSigning signing = signing_arg(PG_GETARG_TEXT_PP(0));
+	const WebhookSigningScheme *scheme = require_signing_scheme(text_to_cstring(PG_GETARG_TEXT_PP(0)));
 	unsigned char raw[2 * ED25519_KEY_BYTES];
 	char		b64[128];
 
-	if (signing == SIGNING_NONE)
+	if (!scheme->signs)
 		PG_RETURN_NULL();
 
-	if (signing == SIGNING_ED25519)
+	if (scheme->public_key)
 	{
 		if (!pg_strong_random(raw, ED25519_KEY_BYTES) ||
 			!webhook_ed25519_public_from_seed(raw, raw + ED25519_KEY_BYTES))
@@ -82,8 +130,12 @@ webhook_secret_problem(PG_FUNCTION_ARGS)
 	WebhookSigning signing = signing_arg(PG_GETARG_TEXT_PP(0));
 	char	   *secret = text_to_cstring(PG_GETARG_TEXT_PP(1));
 	WebhookKey	key;
-	const char *problem = webhook_decode_key(signing, secret, &key);
+	const char *problem;
 
+	/* The release's endpoints trigger passes sealed secrets (src/compat.c). */
+	if (webhook_compat_sealed_secret_passes(secret))
+		PG_RETURN_NULL();
+	problem = webhook_decode_key(signing, secret, &key);
 	explicit_bzero(&key, sizeof(key));
 	explicit_bzero(secret, strlen(secret));
 	if (problem == NULL)

@@ -13,6 +13,12 @@ CREATE FUNCTION webhook._url_problem(url text)
 RETURNS text LANGUAGE C STABLE STRICT PARALLEL SAFE
 AS 'MODULE_PATHNAME', 'webhook_url_problem';
 
+-- Is this the name of a signing scheme?  The CHECK of webhook.endpoints.signing
+-- (src/signature.c holds the one list of schemes).
+CREATE FUNCTION webhook._is_signing_scheme(signing text)
+RETURNS boolean LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE
+AS 'MODULE_PATHNAME', 'webhook_is_signing_scheme';
+
 -- NULL when the secret can be used with the signing scheme, else the reason.
 -- A sealed value is not opened: this is no oracle on ciphertexts.
 CREATE FUNCTION webhook._secret_problem(signing text, secret text)

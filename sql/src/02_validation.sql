@@ -3,13 +3,13 @@
 ------------------------------------------------------------------------------
 
 -- What errors and events show of a URL: scheme://host[:port], never user
--- info, path, query or fragment (src/urlcheck.c holds the rule).
+-- info, path, query or fragment (src/url_rules.c holds the rule).
 CREATE FUNCTION webhook._url_origin(url text)
 RETURNS text LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE
 AS 'MODULE_PATHNAME', 'webhook_url_origin_sql';
 
 -- An event type name: dot-separated segments of [A-Za-z0-9_-], at most
--- 256 bytes (src/validate.c holds the rule).
+-- 256 bytes (src/event_checks.c holds the rule).
 CREATE FUNCTION webhook._is_event_type_name(name text)
 RETURNS boolean LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE
 AS 'MODULE_PATHNAME', 'webhook_is_event_type_name';
@@ -37,6 +37,13 @@ AS 'MODULE_PATHNAME', 'webhook_require_unreserved_event_type';
 CREATE FUNCTION webhook._type_patterns(event_type text)
 RETURNS text[] LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE
 AS 'MODULE_PATHNAME', 'webhook_type_patterns';
+
+-- The one payload-size rule, for send() and every row of a watch: true, or
+-- the error of a payload above webhook.max_payload_bytes (from_watch picks
+-- the hint).  src/event_checks.c holds the rule.
+CREATE FUNCTION webhook._check_payload_size(bytes bigint, from_watch boolean)
+RETURNS boolean LANGUAGE C STABLE STRICT PARALLEL SAFE
+AS 'MODULE_PATHNAME', 'webhook_check_payload_size';
 
 -- Does a list of subscription patterns take this event type?  One overlap,
 -- so the planner inlines it.

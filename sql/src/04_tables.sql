@@ -7,7 +7,7 @@ CREATE TABLE webhook.endpoints (
     active           boolean NOT NULL DEFAULT true,
     signing          text NOT NULL DEFAULT 'standard'
                      CONSTRAINT endpoints_signing_check
-                     CHECK (signing IN ('standard', 'ed25519', 'hmac-sha256', 'none')),
+                     CHECK (webhook._is_signing_scheme(signing)),
     secret           text,
     previous_secret  text,
     previous_secret_expires_at timestamptz,

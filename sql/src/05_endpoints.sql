@@ -2,17 +2,239 @@
 -- Endpoint validation and defaults
 ------------------------------------------------------------------------------
 
+-- The checks of endpoints_before_write, one rule each, in the order the
+-- trigger applies them.  Each raises the error a writer sees and returns
+-- nothing else; they run as the writing role, like the trigger.
+
+-- The URL is what the worker contacts: a bounded length, then the rules of
+-- src/urlcheck.c (scheme, credentials, require_https, private addresses),
+-- which depend on settings, hence STABLE.
+CREATE FUNCTION webhook._check_endpoint_url(url text)
+RETURNS void LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    problem text;
+BEGIN
+    IF octet_length(url) > 2048 THEN
+        RAISE EXCEPTION 'url is too long'
+            USING ERRCODE = 'program_limit_exceeded',
+                  DETAIL = format('It has %s bytes.', octet_length(url)),
+                  HINT = 'A webhook URL has at most 2048 bytes.';
+    END IF;
+    problem := webhook._url_problem(url);
+    IF problem IS NOT NULL THEN
+        RAISE EXCEPTION 'invalid webhook url "%"', webhook._url_origin(url)
+            USING ERRCODE = 'invalid_parameter_value', DETAIL = problem,
+                  HINT = CASE WHEN problem LIKE '%credentials%'
+                              THEN 'Put credentials in the headers column, for example {"Authorization": "Bearer ..."}.'
+                              WHEN problem LIKE '%require_https%'
+                              THEN 'Use an https:// URL, or ask a superuser to turn webhook.require_https off.'
+                              WHEN problem LIKE '%address%'
+                              THEN 'A superuser can allow private networks with webhook.allow_private_networks or webhook.allowed_networks.'
+                              ELSE 'Use an absolute http:// or https:// URL with a host, such as https://example.com/webhooks.' END;
+    END IF;
+END;
+$$;
+
+-- The subscription: a flat list of at most 1000 patterns, each a valid
+-- pattern, so that matching an event stays one cheap array overlap.
+CREATE FUNCTION webhook._check_endpoint_event_types(event_types text[])
+RETURNS void LANGUAGE plpgsql IMMUTABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    pattern text;
+BEGIN
+    IF event_types IS NULL THEN
+        RAISE EXCEPTION 'event_types must not be null'
+            USING ERRCODE = 'null_value_not_allowed',
+                  HINT = 'Use ''{*}'' to subscribe to every event type, or ''{}'' to subscribe to none.';
+    END IF;
+    IF array_ndims(event_types) > 1
+       OR EXISTS (SELECT 1 FROM unnest(event_types) AS p(elem) WHERE p.elem IS NULL) THEN
+        RAISE EXCEPTION 'event_types must be a flat list of patterns without nulls'
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'For example: {order.created}, {order.*} or {*}.';
+    END IF;
+    IF cardinality(event_types) > 1000 THEN
+        RAISE EXCEPTION 'too many event type patterns'
+            USING ERRCODE = 'program_limit_exceeded',
+                  DETAIL = format('The list has %s patterns.', cardinality(event_types)),
+                  HINT = 'An endpoint has at most 1000 patterns; subscribe to a prefix such as order.* instead.';
+    END IF;
+    FOREACH pattern IN ARRAY event_types LOOP
+        PERFORM webhook._require_event_type(pattern, true);
+    END LOOP;
+END;
+$$;
+
+-- The signing scheme, named before the CHECK constraint sees it, so that the
+-- writer gets the list of schemes rather than the constraint's name
+-- (src/signature.c holds the one list, src/signing.c the error).
+CREATE FUNCTION webhook._check_endpoint_signing(signing text)
+RETURNS void LANGUAGE C IMMUTABLE PARALLEL SAFE
+AS 'MODULE_PATHNAME', 'webhook_require_signing_scheme';
+
+-- Bounds on what the worker computes with (of the columns in checked, those
+-- the write must check): each refused here, so that no value can overflow or
+-- stall a claim.
+CREATE FUNCTION webhook._check_endpoint_limits(checked text[], timeout_ms integer,
+                                               max_in_flight integer, rate_limit_per_s double precision)
+RETURNS void LANGUAGE plpgsql IMMUTABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF 'timeout_ms' = ANY (checked) AND (timeout_ms IS NULL OR timeout_ms NOT BETWEEN 1 AND 300000) THEN
+        RAISE EXCEPTION 'timeout_ms must be between 1 and 300000'
+            USING ERRCODE = 'invalid_parameter_value',
+                  DETAIL = format('The value given was %s.', coalesce(timeout_ms::text, 'NULL')),
+                  HINT = 'The default is 15000 (15 seconds); the longest allowed is 300000 (5 minutes).';
+    END IF;
+
+    IF 'max_in_flight' = ANY (checked) AND max_in_flight NOT BETWEEN 1 AND 10000 THEN
+        RAISE EXCEPTION 'max_in_flight must be between 1 and 10000'
+            USING ERRCODE = 'invalid_parameter_value',
+                  DETAIL = format('The value given was %s.', max_in_flight),
+                  HINT = 'Leave it NULL to use webhook.max_in_flight_per_endpoint.';
+    END IF;
+
+    -- NaN compares greater than every number, so the upper bound refuses it.
+    IF 'rate_limit_per_s' = ANY (checked) AND rate_limit_per_s NOT BETWEEN 0.001 AND 100000 THEN
+        RAISE EXCEPTION 'rate_limit_per_s must be between 0.001 and 100000'
+            USING ERRCODE = 'invalid_parameter_value',
+                  DETAIL = format('The value given was %s.', rate_limit_per_s),
+                  HINT = 'Leave it NULL for no limit; 0.001 is one request every 1000 seconds.';
+    END IF;
+END;
+$$;
+
+-- The role an endpoint's transform runs as (a transform runs as the role
+-- that set it, never as the worker), after checking that the function can be
+-- a transform and that this role may execute it.  The old_ arguments are
+-- NULL on INSERT.  Reads the catalogs and current_user, hence STABLE.
+CREATE FUNCTION webhook._endpoint_transform_role(is_insert boolean, transform regproc, transform_role regrole,
+                                                 old_id bigint, old_transform regproc, old_transform_role regrole)
+RETURNS regrole LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF transform IS NULL THEN
+        RETURN NULL;
+    ELSIF NOT is_insert AND transform IS NOT DISTINCT FROM old_transform THEN
+        -- Only setting transform sets it, but REASSIGN OWNED may have given
+        -- the transform's wrapper (see _endpoints_sync_transform) to another role.
+        RETURN coalesce(
+            (SELECT p.proowner::regrole FROM pg_proc p
+              WHERE p.oid = to_regprocedure(format('webhook.%I(text, timestamptz, jsonb)', '_transform_' || old_id))),
+            old_transform_role);
+    ELSIF is_insert OR transform IS DISTINCT FROM old_transform THEN
+        IF NOT EXISTS (SELECT 1 FROM pg_proc p
+                        WHERE p.oid = transform AND p.prokind = 'f' AND p.pronargs = 3
+                          AND p.proargtypes[0] = 'text'::regtype AND p.proargtypes[1] = 'timestamptz'::regtype
+                          AND p.proargtypes[2] = 'jsonb'::regtype
+                          AND p.prorettype IN ('jsonb'::regtype, 'text'::regtype, 'json'::regtype)) THEN
+            RAISE EXCEPTION 'function % cannot be a transform', transform
+                USING ERRCODE = 'invalid_parameter_value',
+                      DETAIL = 'A transform takes (event_type text, created_at timestamptz, payload jsonb) and returns jsonb, json or text.';
+        END IF;
+        -- A role given on INSERT is kept when the writer could act as it
+        -- anyway, so that a restore keeps each transform's role.
+        IF NOT is_insert OR transform_role IS NULL
+           OR NOT EXISTS (SELECT FROM pg_roles r WHERE r.oid = transform_role)
+           OR NOT pg_has_role(current_user, transform_role, 'MEMBER') THEN
+            transform_role := current_user::regrole;
+        END IF;
+        IF NOT has_function_privilege(transform_role, transform, 'EXECUTE') THEN
+            RAISE EXCEPTION 'permission denied for function %', transform
+                USING ERRCODE = 'insufficient_privilege',
+                      DETAIL = format('The transform would run as role %s.', transform_role);
+        END IF;
+    END IF;
+    RETURN transform_role;
+END;
+$$;
+
+-- The retry schedule: at most 100 delays of at most a week each, so that a
+-- due time can neither overflow nor keep a delivery pending for years.
+CREATE FUNCTION webhook._check_endpoint_retry_schedule(retry_schedule_s integer[])
+RETURNS void LANGUAGE plpgsql IMMUTABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF cardinality(retry_schedule_s) > 100 THEN
+        RAISE EXCEPTION 'retry_schedule_s has too many delays'
+            USING ERRCODE = 'program_limit_exceeded',
+                  DETAIL = format('The list has %s delays.', cardinality(retry_schedule_s)),
+                  HINT = 'A retry schedule has at most 100 delays, each of at most 604800 seconds (a week).';
+    END IF;
+    IF retry_schedule_s IS NULL OR array_ndims(retry_schedule_s) > 1
+       OR EXISTS (SELECT 1 FROM unnest(retry_schedule_s) AS s(delay)
+                   WHERE s.delay IS NULL OR s.delay NOT BETWEEN 0 AND 604800) THEN
+        RAISE EXCEPTION 'retry_schedule_s must be a list of delays in seconds between 0 and 604800'
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'Use ''{}'' for no retries; the default is {5,300,1800,7200,18000,36000,36000}, and a delay is at most 604800 seconds (a week).';
+    END IF;
+END;
+$$;
+
+-- HTTP Basic credentials (of the columns in checked, those the write must
+-- check): a password needs a user name, and the user name must fit in the
+-- "user:password" the Authorization header encodes.
+CREATE FUNCTION webhook._check_endpoint_auth(checked text[], auth_username text, auth_password text)
+RETURNS void LANGUAGE plpgsql IMMUTABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF checked && '{auth_username,auth_password}' AND auth_password IS NOT NULL AND auth_username IS NULL THEN
+        RAISE EXCEPTION 'auth_password is set without auth_username'
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'Set both for HTTP Basic authentication, or neither.';
+    END IF;
+    IF 'auth_username' = ANY (checked) AND octet_length(auth_username) > 256 THEN
+        RAISE EXCEPTION 'auth_username is too long'
+            USING ERRCODE = 'program_limit_exceeded',
+                  DETAIL = format('It has %s bytes.', octet_length(auth_username)),
+                  HINT = 'A Basic authentication user name has at most 256 bytes.';
+    END IF;
+    IF 'auth_username' = ANY (checked) AND auth_username IS NOT NULL AND (auth_username ~ '[:\r\n]' OR auth_username = '') THEN
+        RAISE EXCEPTION 'invalid auth_username'
+            USING ERRCODE = 'invalid_parameter_value',
+                  DETAIL = 'A Basic authentication user name must not be empty nor contain ":" or a line break.';
+    END IF;
+END;
+$$;
+
+-- Every NOT NULL column of the table, checked on the row as JSON: the
+-- constraint's own error would print the row, secrets and headers included.
+-- Reads the catalog, hence STABLE.
+CREATE FUNCTION webhook._check_endpoint_not_null(row_json jsonb, tbl regclass)
+RETURNS void LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_column name;
+BEGIN
+    FOR v_column IN SELECT a.attname FROM pg_attribute a
+                     WHERE a.attrelid = tbl AND a.attnum > 0 AND a.attnotnull AND NOT a.attisdropped
+                     ORDER BY a.attnum LOOP
+        IF jsonb_typeof(row_json -> v_column) = 'null' THEN
+            RAISE EXCEPTION '% must not be null', v_column
+                USING ERRCODE = 'not_null_violation',
+                      HINT = format('Use DEFAULT for the default value of %s.', v_column);
+        END IF;
+    END LOOP;
+END;
+$$;
+
 -- Check a row of webhook.endpoints before it is written, fill in a secret
 -- and keep updated_at current, so that nothing half-valid reaches the worker.
+-- Each check is a helper above; their order is the order a writer sees errors in.
 CREATE FUNCTION webhook._endpoints_before_write()
 RETURNS trigger LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-    problem text;
-    pattern text;
-    v_row jsonb;
-    v_column name;
     v_check text[];
 BEGIN
     -- Before the NOT NULL constraint, whose error would print the row and its secret.
@@ -26,155 +248,30 @@ BEGIN
     -- the same rule).  A row that an older rule, a newer policy or a restore
     -- let in stays writable for anything else: a 410 or the auto-disable must
     -- turn it off whatever its other columns hold.
-    v_row := to_jsonb(NEW);
-    v_check := ARRAY(SELECT c.key FROM jsonb_each(v_row) AS c
+    v_check := ARRAY(SELECT c.key FROM jsonb_each(to_jsonb(NEW)) AS c
                       WHERE c.value IS DISTINCT FROM
                             CASE WHEN TG_OP = 'UPDATE' AND (OLD.active OR NOT NEW.active)
                                  THEN to_jsonb(OLD) -> c.key END);
-    -- The URL is what the worker contacts: checked too at any write that
-    -- leaves the endpoint on, and never when the write turns it off.
+    -- The URL is checked too at any write that leaves the endpoint on, and
+    -- never when the write turns it off.
     IF 'url' = ANY (v_check) OR NEW.active THEN
-        IF octet_length(NEW.url) > 2048 THEN
-            RAISE EXCEPTION 'url is too long'
-                USING ERRCODE = 'program_limit_exceeded',
-                      DETAIL = format('It has %s bytes.', octet_length(NEW.url)),
-                      HINT = 'A webhook URL has at most 2048 bytes.';
-        END IF;
-        problem := webhook._url_problem(NEW.url);
+        PERFORM webhook._check_endpoint_url(NEW.url);
     END IF;
-    IF problem IS NOT NULL THEN
-        RAISE EXCEPTION 'invalid webhook url "%"', webhook._url_origin(NEW.url)
-            USING ERRCODE = 'invalid_parameter_value', DETAIL = problem,
-                  HINT = CASE WHEN problem LIKE '%credentials%'
-                              THEN 'Put credentials in the headers column, for example {"Authorization": "Bearer ..."}.'
-                              WHEN problem LIKE '%require_https%'
-                              THEN 'Use an https:// URL, or ask a superuser to turn webhook.require_https off.'
-                              WHEN problem LIKE '%address%'
-                              THEN 'A superuser can allow private networks with webhook.allow_private_networks or webhook.allowed_networks.'
-                              ELSE 'Use an absolute http:// or https:// URL with a host, such as https://example.com/webhooks.' END;
+    IF 'event_types' = ANY (v_check) THEN
+        PERFORM webhook._check_endpoint_event_types(NEW.event_types);
     END IF;
-
-    IF 'event_types' = ANY (v_check) AND NEW.event_types IS NULL THEN
-        RAISE EXCEPTION 'event_types must not be null'
-            USING ERRCODE = 'null_value_not_allowed',
-                  HINT = 'Use ''{*}'' to subscribe to every event type, or ''{}'' to subscribe to none.';
+    IF 'signing' = ANY (v_check) THEN
+        PERFORM webhook._check_endpoint_signing(NEW.signing);
     END IF;
-    IF 'event_types' = ANY (v_check)
-       AND (array_ndims(NEW.event_types) > 1
-            OR EXISTS (SELECT 1 FROM unnest(NEW.event_types) AS p(elem) WHERE p.elem IS NULL)) THEN
-        RAISE EXCEPTION 'event_types must be a flat list of patterns without nulls'
-            USING ERRCODE = 'invalid_parameter_value',
-                  HINT = 'For example: {order.created}, {order.*} or {*}.';
-    END IF;
-    IF 'event_types' = ANY (v_check) AND cardinality(NEW.event_types) > 1000 THEN
-        RAISE EXCEPTION 'too many event type patterns'
-            USING ERRCODE = 'program_limit_exceeded',
-                  DETAIL = format('The list has %s patterns.', cardinality(NEW.event_types)),
-                  HINT = 'An endpoint has at most 1000 patterns; subscribe to a prefix such as order.* instead.';
-    END IF;
-    FOREACH pattern IN ARRAY CASE WHEN 'event_types' = ANY (v_check) THEN NEW.event_types ELSE '{}' END LOOP
-        PERFORM webhook._require_event_type(pattern, true);
-    END LOOP;
-
-    IF 'signing' = ANY (v_check)
-       AND (NEW.signing IS NULL OR NEW.signing NOT IN ('standard', 'ed25519', 'hmac-sha256', 'none')) THEN
-        RAISE EXCEPTION 'unknown signing scheme "%"', coalesce(NEW.signing, 'NULL')
-            USING ERRCODE = 'invalid_parameter_value',
-                  HINT = 'Use one of standard, ed25519, hmac-sha256 or none.';
-    END IF;
-
     -- Header names and values, the signature header and secrets are checked
     -- in clear by webhook._endpoints_seal(), the trigger that fires next.
-
-    -- Bounds on what the worker computes with: each refused here, so that no
-    -- value can overflow or stall a claim.
-    IF 'timeout_ms' = ANY (v_check) AND (NEW.timeout_ms IS NULL OR NEW.timeout_ms NOT BETWEEN 1 AND 300000) THEN
-        RAISE EXCEPTION 'timeout_ms must be between 1 and 300000'
-            USING ERRCODE = 'invalid_parameter_value',
-                  DETAIL = format('The value given was %s.', coalesce(NEW.timeout_ms::text, 'NULL')),
-                  HINT = 'The default is 15000 (15 seconds); the longest allowed is 300000 (5 minutes).';
+    PERFORM webhook._check_endpoint_limits(v_check, NEW.timeout_ms, NEW.max_in_flight, NEW.rate_limit_per_s);
+    NEW.transform_role := webhook._endpoint_transform_role(TG_OP = 'INSERT', NEW.transform, NEW.transform_role,
+                                                           OLD.id, OLD.transform, OLD.transform_role);
+    IF 'retry_schedule_s' = ANY (v_check) THEN
+        PERFORM webhook._check_endpoint_retry_schedule(NEW.retry_schedule_s);
     END IF;
-
-    IF 'max_in_flight' = ANY (v_check) AND NEW.max_in_flight NOT BETWEEN 1 AND 10000 THEN
-        RAISE EXCEPTION 'max_in_flight must be between 1 and 10000'
-            USING ERRCODE = 'invalid_parameter_value',
-                  DETAIL = format('The value given was %s.', NEW.max_in_flight),
-                  HINT = 'Leave it NULL to use webhook.max_in_flight_per_endpoint.';
-    END IF;
-
-    -- NaN compares greater than every number, so the upper bound refuses it.
-    IF 'rate_limit_per_s' = ANY (v_check) AND NEW.rate_limit_per_s NOT BETWEEN 0.001 AND 100000 THEN
-        RAISE EXCEPTION 'rate_limit_per_s must be between 0.001 and 100000'
-            USING ERRCODE = 'invalid_parameter_value',
-                  DETAIL = format('The value given was %s.', NEW.rate_limit_per_s),
-                  HINT = 'Leave it NULL for no limit; 0.001 is one request every 1000 seconds.';
-    END IF;
-
-    -- A transform runs as the role that set it, never as the worker.
-    IF NEW.transform IS NULL THEN
-        NEW.transform_role := NULL;
-    ELSIF TG_OP = 'UPDATE' AND NEW.transform IS NOT DISTINCT FROM OLD.transform THEN
-        -- Only setting transform sets it, but REASSIGN OWNED may have given
-        -- the transform's wrapper (see _endpoints_sync_transform) to another role.
-        NEW.transform_role := coalesce(
-            (SELECT p.proowner::regrole FROM pg_proc p
-              WHERE p.oid = to_regprocedure(format('webhook.%I(text, timestamptz, jsonb)', '_transform_' || OLD.id))),
-            OLD.transform_role);
-    ELSIF TG_OP = 'INSERT' OR NEW.transform IS DISTINCT FROM OLD.transform THEN
-        IF NOT EXISTS (SELECT 1 FROM pg_proc p
-                        WHERE p.oid = NEW.transform AND p.prokind = 'f' AND p.pronargs = 3
-                          AND p.proargtypes[0] = 'text'::regtype AND p.proargtypes[1] = 'timestamptz'::regtype
-                          AND p.proargtypes[2] = 'jsonb'::regtype
-                          AND p.prorettype IN ('jsonb'::regtype, 'text'::regtype, 'json'::regtype)) THEN
-            RAISE EXCEPTION 'function % cannot be a transform', NEW.transform
-                USING ERRCODE = 'invalid_parameter_value',
-                      DETAIL = 'A transform takes (event_type text, created_at timestamptz, payload jsonb) and returns jsonb, json or text.';
-        END IF;
-        -- A role given on INSERT is kept when the writer could act as it
-        -- anyway, so that a restore keeps each transform's role.
-        IF TG_OP = 'UPDATE' OR NEW.transform_role IS NULL
-           OR NOT EXISTS (SELECT FROM pg_roles r WHERE r.oid = NEW.transform_role)
-           OR NOT pg_has_role(current_user, NEW.transform_role, 'MEMBER') THEN
-            NEW.transform_role := current_user::regrole;
-        END IF;
-        IF NOT has_function_privilege(NEW.transform_role, NEW.transform, 'EXECUTE') THEN
-            RAISE EXCEPTION 'permission denied for function %', NEW.transform
-                USING ERRCODE = 'insufficient_privilege',
-                      DETAIL = format('The transform would run as role %s.', NEW.transform_role);
-        END IF;
-    END IF;
-
-    IF 'retry_schedule_s' = ANY (v_check) AND cardinality(NEW.retry_schedule_s) > 100 THEN
-        RAISE EXCEPTION 'retry_schedule_s has too many delays'
-            USING ERRCODE = 'program_limit_exceeded',
-                  DETAIL = format('The list has %s delays.', cardinality(NEW.retry_schedule_s)),
-                  HINT = 'A retry schedule has at most 100 delays, each of at most 604800 seconds (a week).';
-    END IF;
-    IF 'retry_schedule_s' = ANY (v_check)
-       AND (NEW.retry_schedule_s IS NULL OR array_ndims(NEW.retry_schedule_s) > 1
-            OR EXISTS (SELECT 1 FROM unnest(NEW.retry_schedule_s) AS s(delay)
-                        WHERE s.delay IS NULL OR s.delay NOT BETWEEN 0 AND 604800)) THEN
-        RAISE EXCEPTION 'retry_schedule_s must be a list of delays in seconds between 0 and 604800'
-            USING ERRCODE = 'invalid_parameter_value',
-                  HINT = 'Use ''{}'' for no retries; the default is {5,300,1800,7200,18000,36000,36000}, and a delay is at most 604800 seconds (a week).';
-    END IF;
-
-    IF v_check && '{auth_username,auth_password}' AND NEW.auth_password IS NOT NULL AND NEW.auth_username IS NULL THEN
-        RAISE EXCEPTION 'auth_password is set without auth_username'
-            USING ERRCODE = 'invalid_parameter_value',
-                  HINT = 'Set both for HTTP Basic authentication, or neither.';
-    END IF;
-    IF 'auth_username' = ANY (v_check) AND octet_length(NEW.auth_username) > 256 THEN
-        RAISE EXCEPTION 'auth_username is too long'
-            USING ERRCODE = 'program_limit_exceeded',
-                  DETAIL = format('It has %s bytes.', octet_length(NEW.auth_username)),
-                  HINT = 'A Basic authentication user name has at most 256 bytes.';
-    END IF;
-    IF 'auth_username' = ANY (v_check) AND NEW.auth_username IS NOT NULL AND (NEW.auth_username ~ '[:\r\n]' OR NEW.auth_username = '') THEN
-        RAISE EXCEPTION 'invalid auth_username'
-            USING ERRCODE = 'invalid_parameter_value',
-                  DETAIL = 'A Basic authentication user name must not be empty nor contain ":" or a line break.';
-    END IF;
+    PERFORM webhook._check_endpoint_auth(v_check, NEW.auth_username, NEW.auth_password);
 
     -- A secret is generated when missing, and again when the scheme changes
     -- to or from ed25519 without a new secret (the key kinds differ).
@@ -192,18 +289,7 @@ BEGIN
         END IF;
     END IF;
 
-    -- Every other NOT NULL column: the constraint's own error would print
-    -- the row, secrets and headers included.
-    v_row := to_jsonb(NEW);
-    FOR v_column IN SELECT a.attname FROM pg_attribute a
-                     WHERE a.attrelid = TG_RELID AND a.attnum > 0 AND a.attnotnull AND NOT a.attisdropped
-                     ORDER BY a.attnum LOOP
-        IF jsonb_typeof(v_row -> v_column) = 'null' THEN
-            RAISE EXCEPTION '% must not be null', v_column
-                USING ERRCODE = 'not_null_violation',
-                      HINT = format('Use DEFAULT for the default value of %s.', v_column);
-        END IF;
-    END LOOP;
+    PERFORM webhook._check_endpoint_not_null(to_jsonb(NEW), TG_RELID);
     RETURN NEW;
 END;
 $$;
@@ -383,3 +469,15 @@ $$;
 
 CREATE EVENT TRIGGER webhook_forget_dropped_transforms ON sql_drop
     EXECUTE FUNCTION webhook._forget_dropped_transforms();
+
+-- The one error for an endpoint id that names no endpoint: public_key(),
+-- rotate_secret(), ping(), replay() and recover() raise it.
+CREATE FUNCTION webhook._raise_no_endpoint(endpoint_id bigint)
+RETURNS void LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    RAISE EXCEPTION 'endpoint % does not exist', endpoint_id
+        USING ERRCODE = 'no_data_found', HINT = 'See SELECT id, name, url FROM webhook.endpoints.';
+END;
+$$;

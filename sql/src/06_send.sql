@@ -91,13 +91,7 @@ BEGIN
     IF send.payload IS NULL THEN
         PERFORM webhook._raise_null_payload();
     END IF;
-    IF pg_catalog.octet_length(send.payload::text) > pg_catalog.current_setting('webhook.max_payload_bytes', true)::bigint THEN
-        RAISE EXCEPTION 'payload is too large'
-            USING ERRCODE = 'program_limit_exceeded',
-                  DETAIL = format('The payload has %s bytes; webhook.max_payload_bytes is %s.',
-                                  octet_length(send.payload::text), current_setting('webhook.max_payload_bytes', true)),
-                  HINT = 'Send a reference to the data instead, or raise webhook.max_payload_bytes.';
-    END IF;
+    PERFORM webhook._check_payload_size(pg_catalog.octet_length(send.payload::text), false);
     IF octet_length(send.idempotency_key) > 256 THEN
         RAISE EXCEPTION 'idempotency key is too long'
             USING ERRCODE = 'program_limit_exceeded',
@@ -120,8 +114,7 @@ DECLARE
 BEGIN
     SELECT e.signing, e.secret INTO ep FROM webhook.endpoints e WHERE e.id = public_key.endpoint_id;
     IF NOT FOUND THEN
-        RAISE EXCEPTION 'endpoint % does not exist', endpoint_id
-            USING ERRCODE = 'no_data_found', HINT = 'The ids of endpoints are in webhook.endpoints.';
+        PERFORM webhook._raise_no_endpoint(endpoint_id);
     END IF;
     IF ep.signing <> 'ed25519' THEN
         RAISE EXCEPTION 'endpoint % does not use ed25519 signing', endpoint_id

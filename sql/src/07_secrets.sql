@@ -15,8 +15,7 @@ DECLARE
 BEGIN
     SELECT e.signing, e.secret INTO ep FROM webhook.endpoints e WHERE e.id = rotate_secret.endpoint_id FOR UPDATE;
     IF NOT FOUND THEN
-        RAISE EXCEPTION 'endpoint % does not exist', endpoint_id
-            USING ERRCODE = 'no_data_found', HINT = 'See SELECT id, name, url FROM webhook.endpoints.';
+        PERFORM webhook._raise_no_endpoint(endpoint_id);
     END IF;
     IF ep.signing = 'none' THEN
         RAISE EXCEPTION 'endpoint % does not sign its requests', endpoint_id
@@ -63,19 +62,6 @@ AS $$
 BEGIN
     RAISE EXCEPTION 'payload must not be null'
         USING ERRCODE = 'null_value_not_allowed', HINT = 'Send ''{}'' for an event without data.';
-END;
-$$;
-
--- The error of a payload above webhook.max_payload_bytes.
-CREATE FUNCTION webhook._raise_too_large(bytes bigint, max_bytes bigint)
-RETURNS text LANGUAGE plpgsql VOLATILE
-SET search_path = pg_catalog, pg_temp
-AS $$
-BEGIN
-    RAISE EXCEPTION 'payload is too large'
-        USING ERRCODE = 'program_limit_exceeded',
-              DETAIL = format('The payload has %s bytes; webhook.max_payload_bytes is %s.', bytes, max_bytes),
-              HINT = 'Send a reference to the data instead, exclude large columns with exclude_columns, or raise webhook.max_payload_bytes.';
 END;
 $$;
 

@@ -1,5 +1,5 @@
 ------------------------------------------------------------------------------
--- Watching application tables (src/watch.c holds the trigger)
+-- Watching application tables (src/watch*.c)
 ------------------------------------------------------------------------------
 
 -- One row per watched table, written only by webhook.watch(), webhook.unwatch()
@@ -21,10 +21,16 @@ CREATE TABLE webhook.table_watches (
 );
 COMMENT ON TABLE webhook.table_watches IS 'options of webhook.watch() per table; read webhook.watches';
 
+-- May the current role manage, and see, the watch of this table?  Its owner
+-- and the roles with the owner's privileges may (src/watch.c holds the rule,
+-- which watch() and unwatch() apply too); nobody may for a dropped table.
+CREATE FUNCTION webhook._owns_table(tbl regclass)
+RETURNS boolean LANGUAGE C STABLE STRICT PARALLEL SAFE
+AS 'MODULE_PATHNAME', 'webhook_owns_table_sql';
+
 ALTER TABLE webhook.table_watches ENABLE ROW LEVEL SECURITY;
 CREATE POLICY table_watches_owner ON webhook.table_watches
-    USING (pg_catalog.pg_has_role(CURRENT_USER,
-              (SELECT c.relowner FROM pg_catalog.pg_class c WHERE c.oid = table_oid), 'USAGE'));
+    USING (webhook._owns_table(table_oid));
 
 -- Only webhook.watch() writes watch rows, even for the extension's owner
 -- (and a data-only restore): see src/watch.c.
@@ -53,7 +59,6 @@ DECLARE
     v_deliveries bigint;
     -- Every body of the statement starts alike: build that once.
     v_head text := pg_catalog.left(webhook._event_body(event_type, 'null', now()), -5);
-    v_max_bytes bigint := coalesce(current_setting('webhook.max_payload_bytes', true)::bigint, 1048576);
 BEGIN
     -- The catalogue may have changed since watch() checked the type.
     PERFORM webhook._check_event_type(_enqueue_many.event_type);
@@ -65,8 +70,8 @@ BEGIN
         INSERT INTO webhook.events (event_type, payload, body, created_at)
         SELECT _enqueue_many.event_type, p.payload,
                CASE WHEN p.payload IS NULL THEN webhook._raise_null_payload()
-                    WHEN octet_length(b.body) <= v_max_bytes + octet_length(v_head) + 1 THEN b.body
-                    ELSE webhook._raise_too_large(octet_length(b.body) - octet_length(v_head) - 1, v_max_bytes) END,
+                    WHEN webhook._check_payload_size(octet_length(b.body) - octet_length(v_head) - 1, true)
+                    THEN b.body END,
                v_now
           FROM unnest(_enqueue_many.payloads) AS p(payload)
          CROSS JOIN LATERAL (SELECT v_head || p.payload::text || '}' AS body) b

@@ -17,8 +17,7 @@ DECLARE
 BEGIN
     SELECT e.active INTO v_active FROM webhook.endpoints e WHERE e.id = ping.endpoint_id;
     IF NOT FOUND THEN
-        RAISE EXCEPTION 'endpoint % does not exist', endpoint_id
-            USING ERRCODE = 'no_data_found', HINT = 'See SELECT id, name, url FROM webhook.endpoints.';
+        PERFORM webhook._raise_no_endpoint(endpoint_id);
     END IF;
     IF NOT v_active THEN
         RAISE EXCEPTION 'endpoint % is not active', endpoint_id
@@ -84,8 +83,7 @@ BEGIN
             USING ERRCODE = 'no_data_found', HINT = 'Events older than webhook.retention_succeeded may have been purged.';
     END IF;
     IF endpoint_id IS NOT NULL AND NOT EXISTS (SELECT 1 FROM webhook.endpoints e WHERE e.id = replay.endpoint_id) THEN
-        RAISE EXCEPTION 'endpoint % does not exist', endpoint_id
-            USING ERRCODE = 'no_data_found', HINT = 'See SELECT id, name, url FROM webhook.endpoints.';
+        PERFORM webhook._raise_no_endpoint(endpoint_id);
     END IF;
     INSERT INTO webhook.deliveries (event_id, endpoint_id)
     SELECT replay.event_id, ep.id FROM webhook.endpoints ep
@@ -111,8 +109,7 @@ DECLARE
     v_count bigint;
 BEGIN
     IF NOT EXISTS (SELECT 1 FROM webhook.endpoints e WHERE e.id = recover.endpoint_id) THEN
-        RAISE EXCEPTION 'endpoint % does not exist', endpoint_id
-            USING ERRCODE = 'no_data_found', HINT = 'See SELECT id, name, url FROM webhook.endpoints.';
+        PERFORM webhook._raise_no_endpoint(endpoint_id);
     END IF;
     UPDATE webhook.deliveries d
        SET status = 'pending', next_attempt_at = now(), completed_at = NULL

@@ -8,7 +8,8 @@ REVOKE ALL ON ALL FUNCTIONS IN SCHEMA webhook FROM PUBLIC;
 
 -- The SQL API that needs no secret, and the pure checks it relies on: the
 -- triggers on webhook.endpoints and webhook.event_types run as the writing
--- role, watch() as the table's owner, verify() as its caller.  Nothing here
+-- role, watch() as the table's owner, verify() and the operations (ping,
+-- replay, recover, rotate_secret) as their caller.  Nothing here
 -- reads, encrypts or decrypts a stored value.
 GRANT EXECUTE ON FUNCTION webhook.generate_secret(text), webhook.uuid_v7(),
     webhook.sign(text, text, bigint, text, text), webhook.verify(text, jsonb, text, interval),
@@ -16,7 +17,13 @@ GRANT EXECUTE ON FUNCTION webhook.generate_secret(text), webhook.uuid_v7(),
     webhook._require_event_type(text, boolean), webhook._column_names(regclass, int2[]),
     webhook._watch_condition(regclass),
     webhook._verify(text, text, text, text, text, double precision), webhook._header(jsonb, text),
-    webhook._raise_invalid(text, text)
+    webhook._raise_invalid(text, text), webhook._raise_no_endpoint(bigint),
+    webhook._is_signing_scheme(text), webhook._owns_table(regclass),
+    webhook._check_endpoint_url(text), webhook._check_endpoint_event_types(text[]),
+    webhook._check_endpoint_signing(text), webhook._check_endpoint_limits(text[], integer, integer, double precision),
+    webhook._endpoint_transform_role(boolean, regproc, regrole, bigint, regproc, regrole),
+    webhook._check_endpoint_retry_schedule(integer[]), webhook._check_endpoint_auth(text[], text, text),
+    webhook._check_endpoint_not_null(jsonb, regclass)
     TO PUBLIC;
 -- A table's owner may watch it: watch() and unwatch() check ownership and
 -- write the watch table themselves; nobody else writes it, and row level

@@ -1,6 +1,6 @@
 /*
  * fuzz_url.c
- *		libFuzzer target: endpoint URL and header validation (src/urlcheck.c)
+ *		libFuzzer target: endpoint URL and header validation (src/url_rules.c, src/header_rules.c)
  *		must never crash, overflow or leak, whatever the input; and what
  *		messages show of a URL never holds user info, path, query or fragment.
  */
@@ -8,7 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "urlcheck.h"
+#include "header_rules.h"
+#include "url_rules.h"
 
 int			LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

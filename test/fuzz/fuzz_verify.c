@@ -1,13 +1,13 @@
 /*
  * fuzz_verify.c
  *		libFuzzer target: webhook.verify()'s core and secret decoding
- *		(src/sigcore.c) on arbitrary secrets, headers and bodies.
+ *		(src/signature.c) on arbitrary secrets, headers and bodies.
  */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "signing.h"
+#include "signature.h"
 
 int			LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

@@ -1,20 +1,19 @@
 /*
- * urlcheck.c
- *		Endpoint URL and header checks in plain C, made with libcurl's own URL
+ * url_rules.c
+ *		The rules for endpoint URLs in plain C, made with libcurl's own URL
  *		parser so that what is accepted at INSERT time is exactly what curl
- *		will request.  No palloc or ereport: validate.c wraps these for SQL,
- *		and test/fuzz drives them directly.
+ *		will request.  No palloc or ereport: url_policy.c applies them under
+ *		the current settings for SQL, and test/fuzz drives them directly.
  */
 #include <netdb.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include <sys/socket.h>
 
 #include <curl/curl.h>
 
-#include "urlcheck.h"
+#include "url_rules.h"
 
 /* A sentence for each way curl's parser refuses a URL. */
 static const char *
@@ -195,33 +194,4 @@ webhook_url_origin(const char *url, char *buf, size_t buflen)
 		}
 	}
 	snprintf(buf, buflen, "%.*s%.*s", (int) scheme_len, url, (int) strcspn(rest, "/?#"), rest);
-}
-
-/*
- * The one rule for the names and values of request headers, used for the
- * extra headers of an endpoint and for its signature header alike: the name
- * is an HTTP token of bounded length that neither the extension nor HTTP's
- * own framing sets, and the value cannot start a new header line.
- */
-WebhookHeaderProblem
-webhook_header_check(const char *name, const char *value)
-{
-	static const char *reserved[] = {"content-type", "content-length", "host",
-		"transfer-encoding", "connection", "keep-alive", "te", "trailer", "upgrade",
-	"expect"};
-	size_t		len = strlen(name);
-
-	if (len > WEBHOOK_HEADER_NAME_MAX_BYTES)
-		return HEADER_NAME_TOO_LONG;
-	if (len == 0 ||
-		strspn(name, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789!#$%&'*+.^_`|~-") != len)
-		return HEADER_BAD_NAME;
-	if (strncasecmp(name, "webhook-", 8) == 0 || strncasecmp(name, "proxy-", 6) == 0)
-		return HEADER_RESERVED;
-	for (size_t i = 0; i < sizeof(reserved) / sizeof(reserved[0]); i++)
-		if (strcasecmp(name, reserved[i]) == 0)
-			return HEADER_RESERVED;
-	if (strpbrk(value, "\r\n") != NULL)
-		return HEADER_BAD_VALUE;
-	return HEADER_OK;
 }

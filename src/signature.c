@@ -1,8 +1,10 @@
 /*
- * sigcore.c
- *		Secrets and signatures in plain C: decoding keys, signing a request,
- *		verifying one.  Used by the delivery worker, the SQL functions in
- *		signing.c and the fuzz targets in test/fuzz.
+ * signature.c
+ *		The signing schemes and their cryptography in plain C: the table of
+ *		schemes, decoding keys, signing a request, verifying one.  No palloc
+ *		or ereport: used by the delivery worker, by the SQL functions and the
+ *		endpoints trigger (signing.c, endpoint_secrets.c) and by the fuzz
+ *		targets in test/fuzz.
  *
  * standard:    Standard Webhooks v1, v1,<base64 HMAC-SHA256(key, id.ts.body)>,
  *              key = base64 after the whsec_ prefix.
@@ -19,24 +21,41 @@
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 
-#include "signing.h"
+#include "signature.h"
 
 static const char b64_alphabet[] =
 "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+/*
+ * The signing schemes, the one list of them: webhook.endpoints' CHECK
+ * constraint and trigger, the SQL functions and the worker all read it.
+ */
+const WebhookSigningScheme webhook_signing_schemes[] = {
+	{"standard", SIGNING_STANDARD, true, false, false},
+	{"ed25519", SIGNING_ED25519, true, true, false},
+	{"hmac-sha256", SIGNING_HMAC_SHA256, true, false, true},
+	{"none", SIGNING_NONE, false, false, false},
+};
+
+const int	webhook_signing_scheme_count = sizeof(webhook_signing_schemes) / sizeof(webhook_signing_schemes[0]);
+
+/* The scheme of this name (as in the signing column), or NULL. */
+const WebhookSigningScheme *
+webhook_signing_scheme(const char *name)
+{
+	for (int i = 0; i < webhook_signing_scheme_count; i++)
+		if (strcmp(name, webhook_signing_schemes[i].name) == 0)
+			return &webhook_signing_schemes[i];
+	return NULL;
+}
 
 /* Map the signing column's text to the enum used everywhere else. */
 WebhookSigning
 webhook_signing_from_name(const char *name)
 {
-	if (strcmp(name, "standard") == 0)
-		return SIGNING_STANDARD;
-	if (strcmp(name, "ed25519") == 0)
-		return SIGNING_ED25519;
-	if (strcmp(name, "hmac-sha256") == 0)
-		return SIGNING_HMAC_SHA256;
-	if (strcmp(name, "none") == 0)
-		return SIGNING_NONE;
-	return SIGNING_UNKNOWN;
+	const WebhookSigningScheme *scheme = webhook_signing_scheme(name);
+
+	return scheme ? scheme->signing : SIGNING_UNKNOWN;
 }
 
 /* Standard base64 with padding into dst (NUL terminated); returns the length. */

@@ -1,7 +1,10 @@
 /*
- * validate.c
- *		SQL access to the endpoint checks of urlcheck.c, under the current
- *		network settings.
+ * event_checks.c
+ *		What send() and a watch check of an event before it is queued: the
+ *		rule for event type names and subscription patterns, the types the
+ *		extension keeps for itself, and the payload size.  Each rule is
+ *		written here once; the install script calls these functions from its
+ *		CHECK constraints, triggers and send().
  */
 #include "postgres.h"
 
@@ -10,76 +13,15 @@
 #include "utils/array.h"
 #include "utils/builtins.h"
 
-#include "netguard.h"
-#include "urlcheck.h"
-#include "validate.h"
+#include "event_checks.h"
 #include "webhook.h"
-
-PG_FUNCTION_INFO_V1(webhook_url_problem);
-
-/*
- * The network policy from the current settings.  Returns false, with the
- * reason in errbuf, when webhook.allowed_networks cannot be parsed.
- */
-bool
-webhook_current_policy(NetGuardPolicy *policy, char *errbuf, size_t errlen)
-{
-	memset(policy, 0, sizeof(*policy));
-	if (!netguard_parse_allowlist(webhook_allowed_networks ? webhook_allowed_networks : "",
-								  policy, errbuf, errlen))
-		return false;
-	policy->allow_private = webhook_allow_private_networks;
-	return true;
-}
-
-/*
- * Why a URL cannot be a webhook target under the current settings, or NULL.
- * The reasons are full sentences, shown as the DETAIL of the endpoint
- * trigger's error.
- */
-static const char *
-webhook_url_problem_text(const char *url)
-{
-	NetGuardPolicy policy;
-	char		policy_error[128];
-	bool		policy_ok = webhook_current_policy(&policy, policy_error, sizeof(policy_error));
-	char	   *buf = palloc(512);
-
-	return webhook_url_check(url, webhook_require_https, policy_ok ? &policy : NULL,
-							 policy_error, buf, 512);
-}
-
-/* SQL: webhook._url_problem(url), used by the endpoints trigger. */
-Datum
-webhook_url_problem(PG_FUNCTION_ARGS)
-{
-	const char *problem = webhook_url_problem_text(text_to_cstring(PG_GETARG_TEXT_PP(0)));
-
-	if (problem == NULL)
-		PG_RETURN_NULL();
-	PG_RETURN_TEXT_P(cstring_to_text(problem));
-}
-
-PG_FUNCTION_INFO_V1(webhook_url_origin_sql);
-
-/*
- * SQL: webhook._url_origin(url), what errors and events show of an
- * endpoint's URL (see webhook_url_origin).
- */
-Datum
-webhook_url_origin_sql(PG_FUNCTION_ARGS)
-{
-	char		buf[512];
-
-	webhook_url_origin(text_to_cstring(PG_GETARG_TEXT_PP(0)), buf, sizeof(buf));
-	PG_RETURN_TEXT_P(cstring_to_text(buf));
-}
 
 PG_FUNCTION_INFO_V1(webhook_is_event_type_name);
 PG_FUNCTION_INFO_V1(webhook_is_event_type_pattern);
 PG_FUNCTION_INFO_V1(webhook_require_event_type);
 PG_FUNCTION_INFO_V1(webhook_require_unreserved_event_type);
 PG_FUNCTION_INFO_V1(webhook_type_patterns);
+PG_FUNCTION_INFO_V1(webhook_check_payload_size);
 
 /* What is wrong with an event type or a subscription pattern, if anything. */
 typedef enum EventTypeProblem
@@ -240,4 +182,35 @@ webhook_type_patterns(PG_FUNCTION_ARGS)
 		}
 	}
 	PG_RETURN_DATUM(makeArrayResult(astate, CurrentMemoryContext));
+}
+
+/*
+ * The one payload-size rule, for send() and for every row a watch emits: the
+ * payload's JSON text has at most webhook.max_payload_bytes bytes.  The hint
+ * names what the sender can change.
+ */
+static void
+require_payload_size(int64 bytes, bool from_watch)
+{
+	if (bytes > webhook_max_payload_bytes)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("payload is too large"),
+				 errdetail("The payload has " INT64_FORMAT " bytes; webhook.max_payload_bytes is %d.",
+						   bytes, webhook_max_payload_bytes),
+				 from_watch ?
+				 errhint("Send a reference to the data instead, exclude large columns with exclude_columns, or raise webhook.max_payload_bytes.") :
+				 errhint("Send a reference to the data instead, or raise webhook.max_payload_bytes.")));
+}
+
+/*
+ * SQL: webhook._check_payload_size(bytes, from_watch): true, or the error of
+ * a payload that is too large.  Returning true lets a set-based INSERT check
+ * each row inside a CASE.
+ */
+Datum
+webhook_check_payload_size(PG_FUNCTION_ARGS)
+{
+	require_payload_size(PG_GETARG_INT64(0), PG_GETARG_BOOL(1));
+	PG_RETURN_BOOL(true);
 }

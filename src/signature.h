@@ -1,11 +1,12 @@
 /*
- * signing.h
- *		Request signatures and secrets (Standard Webhooks v1 / v1a, GitHub-style
- *		hex HMAC).  The functions here are plain C (sigcore.c): no palloc, no
- *		ereport, so they can be fuzzed and called from anywhere.
+ * signature.h
+ *		Signing schemes, request signatures and secrets (Standard Webhooks
+ *		v1 / v1a, GitHub-style hex HMAC).  The functions here are plain C
+ *		(signature.c): no palloc, no ereport, so they can be fuzzed and called
+ *		from anywhere.
  */
-#ifndef WEBHOOK_SIGNING_H
-#define WEBHOOK_SIGNING_H
+#ifndef WEBHOOK_SIGNATURE_H
+#define WEBHOOK_SIGNATURE_H
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -18,6 +19,21 @@ typedef enum WebhookSigning
 	SIGNING_NONE,
 	SIGNING_UNKNOWN
 } WebhookSigning;
+
+/* A signing scheme: its name in webhook.endpoints.signing, and its kind. */
+typedef struct WebhookSigningScheme
+{
+	const char *name;
+	WebhookSigning signing;
+	bool		signs;			/* sends a signature, so has a secret */
+	bool		public_key;		/* receivers verify with a public key */
+	bool		in_signature_header;	/* sent in the endpoint's
+										 * signature_header, not in
+										 * webhook-signature */
+} WebhookSigningScheme;
+
+extern const WebhookSigningScheme webhook_signing_schemes[];
+extern const int webhook_signing_scheme_count;
 
 /* A decoded signing key, ready for repeated use. */
 typedef struct WebhookKey
@@ -39,6 +55,7 @@ typedef enum WebhookVerifyResult
 	VERIFY_BAD_SECRET			/* the secret or key cannot be used */
 } WebhookVerifyResult;
 
+extern const WebhookSigningScheme *webhook_signing_scheme(const char *name);
 extern WebhookSigning webhook_signing_from_name(const char *name);
 extern const char *webhook_decode_key(WebhookSigning signing, const char *secret, WebhookKey *key);
 extern bool webhook_compute_signature(const WebhookKey *key, const char *msg_id,
@@ -53,4 +70,4 @@ extern bool webhook_ed25519_public_from_seed(const unsigned char *seed, unsigned
 extern int	webhook_base64_encode(const unsigned char *src, int len, char *dst, int dstlen);
 extern int	webhook_base64_decode(const char *src, unsigned char *dst, int dstlen);
 
-#endif							/* WEBHOOK_SIGNING_H */
+#endif							/* WEBHOOK_SIGNATURE_H */

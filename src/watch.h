@@ -1,0 +1,78 @@
+/*
+ * watch.h
+ *		What the files of webhook.watch() share: the operations a watch can
+ *		emit, a watch's options, and the helpers each file needs of the
+ *		others.  watch.c defines a watch (webhook.watch(), unwatch()),
+ *		watch_condition.c reads its condition, watch_trigger.c turns a
+ *		statement's changed rows into events, watch_ddl.c keeps the watch's
+ *		triggers (creation, dependencies, dump and restore).
+ */
+#ifndef WEBHOOK_WATCH_H
+#define WEBHOOK_WATCH_H
+
+#include "nodes/pg_list.h"
+#include "utils/array.h"
+#include "utils/relcache.h"
+
+/* An operation a watch can emit. */
+typedef struct WatchOp
+{
+	const char *name;			/* as in webhook.table_watches.operations */
+	const char *trigger;		/* the statement-level trigger emitting it */
+	const char *event;			/* its CREATE TRIGGER event */
+	const char *transitions;	/* its REFERENCING clause */
+	const char *suffix;			/* of the event type it makes */
+} WatchOp;
+
+/* The operations, in the order watches list them (see watch.c). */
+#define WATCH_OPS 3
+extern const WatchOp watch_ops[WATCH_OPS];
+
+/* The options of one watch, as read from webhook.table_watches. */
+typedef struct WatchOptions
+{
+	char	   *event_prefix;
+	bool		wants_operation;
+	Datum		columns;		/* int2[] of column numbers, or 0 */
+	char	   *condition;		/* pg_node_tree text, or NULL */
+	Datum		exclude_columns;	/* int2[] of column numbers, or 0 */
+} WatchOptions;
+
+/* A watch as watch() checked it, before it is stored. */
+typedef struct WatchDef
+{
+	char	   *prefix;
+	int			ops;			/* a bit per entry of watch_ops */
+	Datum		operations;		/* the same as text[] */
+	Datum		columns[2];		/* int2[] of columns and exclude_columns, or 0 */
+	Node	   *condition;		/* parsed, or NULL */
+	List	   *rtable;			/* the condition's range table */
+} WatchDef;
+
+/* watch.c */
+extern void webhook_require_table_owner(Oid relid, const char *action);
+extern Oid	watch_relation_owner(Oid relid);
+extern Oid	watch_extension_owner(void);
+extern char *watch_table_name(Oid relid);
+extern int	watch_execute_as(Oid role, int sec_flags, const char *sql, int nargs, Oid *argtypes,
+							 Datum *values, const char *nulls);
+extern int	watch_pin_search_path(void);
+extern List *watch_column_names(Oid relid, Datum attnums);
+extern Datum watch_column_names_array(Oid relid, Datum attnums);
+extern void watch_make_def(Relation rel, const char *prefix, ArrayType *operations, ArrayType *columns,
+						   const char *condition, ArrayType *exclude_columns, bool restored,
+						   WatchDef *def);
+extern void watch_store(Oid relid, const WatchDef *def);
+
+/* watch_condition.c */
+extern Node *watch_parse_condition(Relation rel, const char *text, List **rtable);
+extern char *watch_deparse_condition(Relation rel, const char *stored);
+
+/* watch_trigger.c */
+extern void watch_dry_run(Relation rel, const WatchDef *def, bool restored);
+
+/* watch_ddl.c */
+extern void watch_drop_triggers(Oid relid);
+extern void watch_replace_triggers(Relation rel, const WatchDef *def);
+
+#endif							/* WEBHOOK_WATCH_H */
