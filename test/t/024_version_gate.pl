@@ -4,7 +4,9 @@
 # waits without polling, and starts delivering as soon as it is woken with
 # the versions matching.  The old version is faked by updating pg_extension,
 # which sends no invalidation: the server restarts to pick it up, as after a
-# package upgrade.  Also: webhook.error_classes() shows the worker's table.
+# package upgrade.  Then a real one: a database created at 0.1.0 gets nothing
+# delivered until ALTER EXTENSION webhook UPDATE, whose commit wakes the
+# worker.  Also: webhook.error_classes() shows the worker's table.
 use strict;
 use warnings;
 
@@ -83,6 +85,32 @@ is( $node->safe_psql('postgres',
 my $log = substr(slurp_file($node->logfile), $log_offset);
 my $count = () = $log =~ /$waiting/g;
 is($count, 1, 'the worker said it waits once, not at every wake-up');
+
+# --- a real update: the worker waits at 0.1.0, and ALTER EXTENSION wakes it ---
+$node->safe_psql('postgres', 'CREATE DATABASE olddb');
+$log_offset = -s $node->logfile;
+$node->safe_psql('olddb', "CREATE EXTENSION webhook VERSION '0.1.0'");
+ok( $node->wait_for_log(
+		qr/webhook delivery worker is waiting: the extension is installed at version 0\.1\.0/,
+		$log_offset),
+	'in a database still at 0.1.0, the worker waits');
+$node->safe_psql('olddb',
+	"INSERT INTO webhook.endpoints (name, url) VALUES ('old', '$url')");
+$still_offset = -s $node->logfile;
+my $old = $node->safe_psql('olddb',
+	q{SELECT webhook.send('gate.old', '{"n": 4}')});
+ok( $node->wait_for_log(
+		qr/webhook delivery worker is still waiting: the extension is installed at version 0\.1\.0/,
+		$still_offset),
+	'woken by a send at 0.1.0, it goes on waiting');
+is($node->safe_psql('olddb', "SELECT status FROM webhook.deliveries WHERE event_id = '$old'"),
+	'pending', 'nothing is delivered before the update');
+$node->safe_psql('olddb', 'ALTER EXTENSION webhook UPDATE');
+ok( poll_until(
+		$node, 'olddb',
+		"SELECT status FROM webhook.deliveries WHERE event_id = '$old'",
+		'succeeded', 30),
+	'ALTER EXTENSION webhook UPDATE wakes the worker at commit, and it delivers');
 
 # --- the error classes, as SQL sees the worker's table ----------------------------
 is( $node->safe_psql('postgres',
