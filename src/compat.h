@@ -16,6 +16,7 @@
 
 /* compat.c */
 extern bool webhook_compat_sealed_secret_passes(const char *secret);
+
 /* a watch row of a 0.1.0 schema, read as watch() keeps it now */
 extern void webhook_compat_watch_row(Oid relid, HeapTuple tup, TupleDesc desc, Datum *columns,
 									 char **condition, Datum *exclude_columns);

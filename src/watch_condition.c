@@ -147,6 +147,7 @@ watch_parse_condition(Relation rel, const char *text, List **rtable)
 
 	errcallback.callback = condition_error_callback;
 	errcallback.arg = (void *) text;
+
 	errcallback.previous = error_context_stack;
 	error_context_stack = &errcallback;
 
