@@ -380,6 +380,29 @@ forget_secret(char *plain)
 }
 
 /*
+ * What the delivery log says of a header the one header rule refuses (a row
+ * written past the endpoints triggers, e.g. with triggers disabled).
+ */
+static const char *
+header_problem_text(WebhookHeaderProblem problem)
+{
+	switch (problem)
+	{
+		case HEADER_BAD_NAME:
+			return "a name that is not an HTTP token";
+		case HEADER_NAME_TOO_LONG:
+			return "a name that is too long";
+		case HEADER_RESERVED:
+			return "a name the extension sets itself";
+		case HEADER_BAD_VALUE:
+			return "a line break in a value";
+		case HEADER_OK:
+			break;
+	}
+	return "none";
+}
+
+/*
  * The endpoint's extra headers as "Name: value" lines, from the claim's
  * array of [name, value] pairs.  A header the write-time checks would refuse
  * (a row restored or written with triggers off) fails the delivery rather
@@ -411,9 +434,7 @@ headers_from_datum(Delivery *d, Datum pairs)
 		{
 			if (d->header_problem == NULL)
 				d->header_problem = psprintf("the endpoint's headers hold one that cannot be sent: %s",
-											 problem == HEADER_BAD_NAME ? "a name that is not an HTTP token" :
-											 problem == HEADER_RESERVED ? "a name the extension sets itself" :
-											 "a line break in a value");
+											 header_problem_text(problem));
 			forget_secret(value);
 			continue;
 		}
@@ -478,9 +499,14 @@ delivery_from_tuple(HeapTuple tuple, TupleDesc desc)
 	d->url = TextDatumGetCString(SPI_getbinval(tuple, desc, 7, &isnull));
 	keys_from_tuple(d, tuple, desc);
 	d->signature_header = TextDatumGetCString(SPI_getbinval(tuple, desc, 10, &isnull));
-	if (d->key.signing == SIGNING_HMAC_SHA256 &&
-		webhook_header_check(d->signature_header, "") == HEADER_BAD_NAME)
-		d->header_problem = "the endpoint's signature_header is not an HTTP token";
+	if (d->key.signing == SIGNING_HMAC_SHA256)
+	{
+		WebhookHeaderProblem problem = webhook_header_check(d->signature_header, "");
+
+		if (problem != HEADER_OK)
+			d->header_problem = psprintf("the endpoint's signature_header cannot be sent: %s",
+										 header_problem_text(problem));
+	}
 	headers_from_datum(d, SPI_getbinval(tuple, desc, 11, &isnull));
 	d->timeout_ms = DatumGetInt32(SPI_getbinval(tuple, desc, 12, &isnull));
 	retry_delay = SPI_getbinval(tuple, desc, 13, &isnull);

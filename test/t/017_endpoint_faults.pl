@@ -233,6 +233,14 @@ intact('start');
 		is(psql("SELECT string_agg(error_class, ',') FROM webhook.delivery_log WHERE event_id = '$ev{$what}'"),
 			'invalid_header', "bad header $what: logged as error_class invalid_header");
 	}
+	# The signature header obeys the same rule as the extra headers.
+	my $sig = endpoint('badheader.signature', '/ok/badheader',
+		signing => "'hmac-sha256'", signature_header => "'X-Signature'");
+	force($sig, 'signature_header', q{'Transfer-Encoding'});
+	my $sig_ev = send_event('badheader.signature');
+	ok(status_is($sig_ev, 'failed'), 'reserved signature_header: the delivery failed');
+	is(psql("SELECT string_agg(error_class, ',') FROM webhook.delivery_log WHERE event_id = '$sig_ev'"),
+		'invalid_header', 'reserved signature_header: logged as error_class invalid_header');
 	is(arrived('/ok/badheader'), 0, 'bad headers: nothing was sent');
 	others_flow('bad headers');
 	intact('bad headers');
