@@ -36,6 +36,7 @@ bool		webhook_strict_event_types = false;
 int			webhook_disable_after_s = 5 * 24 * 3600;
 int			webhook_retention_succeeded_s = 7 * 24 * 3600;
 int			webhook_retention_failed_s = 30 * 24 * 3600;
+int			webhook_transform_timeout_ms = 1000;
 
 void		_PG_init(void);
 
@@ -119,8 +120,22 @@ WebhookGucInit(void)
 							gettext_noop("0 keeps them."),
 							&webhook_retention_failed_s, 30 * 24 * 3600, 0, INT_MAX,
 							PGC_SIGHUP, GUC_UNIT_S, NULL, NULL, NULL);
+
+	/*
+	 * A batch's transforms take at most twice this limit and the grace after
+	 * a cancel (transform.c), which must stay well within the claim's lease
+	 * margin (30 s): hence at most 10 s.
+	 */
+	DefineCustomIntVariable("webhook.transform_timeout_ms",
+							gettext_noop("Longest an endpoint's transform may run for one delivery."),
+							gettext_noop("A transform that runs longer fails its delivery; transforms that "
+										 "do not start within this time of the first go back to the queue. "
+										 "One that catches its cancel and runs on for another second ends "
+										 "the delivery worker, and is not run again until its endpoint or "
+										 "its function changes."),
+							&webhook_transform_timeout_ms, 1000, 1, 10000,
+							PGC_SIGHUP, GUC_UNIT_MS, NULL, NULL, NULL);
 	WebhookSealingGucInit();
-	WebhookTransformGucInit();
 
 	MarkGUCPrefixReserved("webhook");
 }

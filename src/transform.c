@@ -52,7 +52,6 @@
 #include "webhook.h"
 
 /* Longest a transform may run, per delivery. */
-int			webhook_transform_timeout_ms = 1000;
 
 /*
  * A transform still running this long after its cancel has caught it: the
@@ -71,26 +70,6 @@ static WebhookStalledTransform running;
 static bool running_set = false;
 
 PG_FUNCTION_INFO_V1(webhook_attach_transform_wrapper);
-
-/*
- * The setting is defined in every process so that SET and SHOW work
- * anywhere.  A batch's transforms take at most twice the limit and the
- * grace after a cancel, which must stay well within the claim's lease
- * margin (30 s): hence at most 10 s.
- */
-void
-WebhookTransformGucInit(void)
-{
-	DefineCustomIntVariable("webhook.transform_timeout_ms",
-							gettext_noop("Longest an endpoint's transform may run for one delivery."),
-							gettext_noop("A transform that runs longer fails its delivery; transforms that "
-										 "do not start within this time of the first go back to the queue. "
-										 "One that catches its cancel and runs on for another second ends "
-										 "the delivery worker, and is not run again until its endpoint or "
-										 "its function changes."),
-							&webhook_transform_timeout_ms, 1000, 1, 10000,
-							PGC_SIGHUP, GUC_UNIT_MS, NULL, NULL, NULL);
-}
 
 /*
  * Is fn the wrapper of an existing endpoint, webhook._transform_<id> calling

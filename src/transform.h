@@ -10,9 +10,7 @@
 
 #include "delivery.h"
 
-extern int	webhook_transform_timeout_ms;
 
-extern void WebhookTransformGucInit(void);
 extern void transform_defer(Delivery *d, Oid func, TransactionId endpoint_xmin,
 							TimestampTz created_at, Datum payload);
 extern void transform_apply(dlist_head *claimed);

@@ -22,5 +22,6 @@ extern bool webhook_strict_event_types;
 extern int	webhook_disable_after_s;
 extern int	webhook_retention_succeeded_s;
 extern int	webhook_retention_failed_s;
+extern int	webhook_transform_timeout_ms;
 
 #endif							/* WEBHOOK_H */
