@@ -14,6 +14,7 @@
 
 #include "launcher.h"
 #include "netguard.h"
+#include "proxy.h"
 #include "sealing.h"
 #include "shmem.h"
 #include "transform.h"
@@ -120,6 +121,7 @@ WebhookGucInit(void)
 							&webhook_retention_failed_s, 30 * 24 * 3600, 0, INT_MAX,
 							PGC_SIGHUP, GUC_UNIT_S, NULL, NULL, NULL);
 	WebhookSealingGucInit();
+	WebhookProxyGucInit();
 	WebhookTransformGucInit();
 
 	MarkGUCPrefixReserved("webhook");
