@@ -267,6 +267,7 @@ redact(char *text, const char *secret)
 
 	if (len == 0 || strstr(text, secret) == NULL)
 		return text;
+
 	initStringInfo(&out);
 	while ((hit = strstr(p, secret)) != NULL)
 	{
