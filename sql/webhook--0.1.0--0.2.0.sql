@@ -1246,6 +1246,17 @@ COMMENT ON VIEW webhook.watches IS 'tables watched by webhook.watch() and their 
 
 COMMENT ON COLUMN webhook.delivery_log.error_class IS 'why the attempt failed (NULL: it succeeded), a name that stays the same across versions: one of webhook.error_classes()';
 
+-- Proxies (src/proxy.c): the endpoints' proxy column, checked and sealed by
+-- its own trigger, which fires after endpoints_seal.
+ALTER TABLE webhook.endpoints ADD COLUMN IF NOT EXISTS proxy text;
+COMMENT ON COLUMN webhook.endpoints.proxy IS 'http:// or https:// proxy for this endpoint, credentials allowed (sealed); NULL: webhook.proxy; ''direct'': no proxy';
+CREATE OR REPLACE FUNCTION webhook._endpoints_proxy()
+RETURNS trigger LANGUAGE C
+AS 'MODULE_PATHNAME', 'webhook_endpoints_proxy';
+CREATE OR REPLACE TRIGGER endpoints_seal_proxy
+    BEFORE INSERT OR UPDATE ON webhook.endpoints
+    FOR EACH ROW EXECUTE FUNCTION webhook._endpoints_proxy();
+
 -- Watches travel in their triggers' arguments, no longer as rows of
 -- webhook.table_watches (see webhook._watch_ddl_end): the only way to take
 -- a table out of the dump configuration is to leave the extension and join

@@ -64,6 +64,16 @@ typedef struct Delivery
 	struct varlena *payload;	/* likewise; NULL once the transform ran */
 	char	   *transform_error;	/* why the transform failed */
 
+	/*
+	 * the proxy (proxy.c), chosen at the claim from the endpoint's proxy
+	 * column and webhook.proxy
+	 */
+	char	   *proxy;			/* URL, credentials included; NULL: direct */
+	bool		proxy_trusted;	/* webhook.proxy, set by a superuser: the
+								 * guard lets the connection to it through */
+	char	   *proxy_problem;	/* the receiver's URL refused by the guard:
+								 * why, to fail without sending */
+
 	/* the request */
 	CURL	   *easy;
 	struct curl_slist *request_headers;

@@ -22,6 +22,7 @@
 
 #include "http.h"
 #include "netguard.h"
+#include "proxy.h"
 #include "schedule.h"
 #include "url_policy.h"
 #include "waitset.h"
@@ -56,7 +57,9 @@ timer_callback(CURLM *m, long timeout_ms, void *userp)
 /*
  * Refuse to connect to addresses the network policy forbids.  This runs for
  * the address curl resolved and is about to connect to, so a DNS name that
- * points somewhere private (or is rebound to) is caught.
+ * points somewhere private (or is rebound to) is caught.  Through a proxy,
+ * that address is the proxy's: webhook.proxy, a superuser's choice, is let
+ * through; an endpoint's own proxy is checked like a receiver (proxy.c).
  */
 static curl_socket_t
 open_socket_callback(void *clientp, curlsocktype purpose, struct curl_sockaddr *address)
@@ -64,6 +67,8 @@ open_socket_callback(void *clientp, curlsocktype purpose, struct curl_sockaddr *
 	Delivery   *d = (Delivery *) clientp;
 	const char *klass;
 
+	if (d->proxy_trusted)
+		return socket(address->family, address->socktype, address->protocol);
 	if (!policy_valid)
 	{
 		d->blocked_class = "invalid webhook.allowed_networks";
@@ -187,6 +192,9 @@ http_reload_policy(void)
 				 errhint("Requests to non-public addresses are refused until it is fixed.")));
 	if (valid != policy_valid || (valid && memcmp(&fresh, &policy, sizeof(policy)) != 0))
 		policy_changed = multi != NULL;
+	/* A new webhook.proxy: connections to the old one are not reused either. */
+	if (proxy_setting_changed())
+		policy_changed = multi != NULL;
 	policy = fresh;
 	policy_valid = valid;
 }
@@ -278,9 +286,9 @@ request_headers(Delivery *d)
 
 /*
  * The transfer's options: a POST of the body to the endpoint's URL, http
- * or https only, no redirects, no proxy (the guard checks the endpoint's
- * own address, in open_socket_callback), the endpoint's timeouts, and our
- * callbacks, which only fill fields of the delivery.
+ * or https only, no redirects, the configured proxy or none (proxy.c), the
+ * endpoint's timeouts, and our callbacks, which only fill fields of the
+ * delivery.
  */
 static void
 configure_transfer(Delivery *d)
@@ -291,11 +299,8 @@ configure_transfer(Delivery *d)
 	curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
 	curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
 
-	/*
-	 * Never a proxy from http_proxy & co.: the guard checks the endpoint's
-	 * address.
-	 */
-	curl_easy_setopt(e, CURLOPT_PROXY, "");
+	/* The configured proxy, never one from http_proxy & co. */
+	proxy_configure_transfer(d);
 	curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
 	curl_easy_setopt(e, CURLOPT_POST, 1L);
 	curl_easy_setopt(e, CURLOPT_POSTFIELDS, d->body);
@@ -493,10 +498,19 @@ classify_result(Delivery *d, CURLcode code)
 	if (d->blocked_class)
 	{
 		d->error_class = ERROR_CLASS_BLOCKED;
-		d->error = psprintf("connection refused by the network guard: %s address", d->blocked_class);
+		d->error = psprintf("connection %srefused by the network guard: %s address",
+							d->proxy ? "to the endpoint's proxy " : "", d->blocked_class);
 		return;
 	}
 	d->error_class = curl_error_class(code);
+}
+
+/* The error of an attempt, saying which proxy it went through, if any. */
+static void
+describe_result(Delivery *d, CURLcode code)
+{
+	classify_result(d, code);
+	proxy_describe_error(d);
 }
 
 /* The next finished request, with status and error filled in; NULL if none. */
@@ -529,7 +543,7 @@ http_next_done(void)
 		d->duration_ms = INSTR_TIME_GET_MILLISEC(now);
 
 		old = MemoryContextSwitchTo(d->cxt);
-		classify_result(d, msg->data.result);
+		describe_result(d, msg->data.result);
 		MemoryContextSwitchTo(old);
 
 		curl_multi_remove_handle(multi, d->easy);

@@ -14,6 +14,7 @@
 
 #include "launcher.h"
 #include "netguard.h"
+#include "proxy.h"
 #include "sealing.h"
 #include "shmem.h"
 #include "transform.h"
@@ -136,6 +137,7 @@ WebhookGucInit(void)
 							&webhook_transform_timeout_ms, 1000, 1, 10000,
 							PGC_SIGHUP, GUC_UNIT_MS, NULL, NULL, NULL);
 	WebhookSealingGucInit();
+	WebhookProxyGucInit();
 
 	MarkGUCPrefixReserved("webhook");
 }

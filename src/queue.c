@@ -24,6 +24,7 @@
 #include "utils/resowner.h"
 #include "utils/snapmgr.h"
 
+#include "proxy.h"
 #include "queue.h"
 #include "sealing.h"
 #include "header_rules.h"
@@ -111,7 +112,8 @@ static const char *claim_sql =
 "           CASE WHEN ep.previous_secret_expires_at > pg_catalog.now() AND ep.signing <> 'none' THEN ep.previous_secret END,"
 "           ep.auth_username, ep.auth_password,"
 "           coalesce(ep.rate_limit_per_s, 0), ep.transform::oid, ep.transform_role::oid,"
-"           ev.created_at, ev.payload, ep.xmin";
+"           ev.created_at, ev.payload, ep.xmin,"
+"           ep.proxy AS proxy";
 
 /*
  * Record a batch of attempts: the delivery's new state, one log row each,
@@ -477,6 +479,22 @@ attempt_number(int32 attempts)
 	return Min(Max(attempts, 0), WEBHOOK_MAX_ATTEMPTS - 1) + 1;
 }
 
+/*
+ * Proxies (proxy.c): the endpoint's proxy column, read by name, unsealed,
+ * and with webhook.proxy made the delivery's proxy.  One that does not
+ * decrypt fails the delivery.
+ */
+static void
+proxy_from_tuple(Delivery *d, HeapTuple tuple, TupleDesc desc)
+{
+	int			attnum = SPI_fnumber(desc, "proxy");
+
+	if (attnum <= 0)
+		elog(ERROR, "the claim query returns no column \"proxy\"");
+	proxy_choose(d, unseal_for_delivery(SPI_getvalue(tuple, desc, attnum),
+										"the endpoint's proxy", &d->key_problem));
+}
+
 /* Copy one claimed row into a Delivery that outlives the transaction. */
 static Delivery *
 delivery_from_tuple(HeapTuple tuple, TupleDesc desc)
@@ -516,6 +534,7 @@ delivery_from_tuple(HeapTuple tuple, TupleDesc desc)
 	d->auth_password = unseal_for_delivery(SPI_getvalue(tuple, desc, 17),
 										   "the endpoint's auth_password", &d->key_problem);
 	d->rate_limit_per_s = DatumGetFloat8(SPI_getbinval(tuple, desc, 18, &isnull));
+	proxy_from_tuple(d, tuple, desc);
 
 	MemoryContextSwitchTo(old);
 	return d;

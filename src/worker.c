@@ -281,7 +281,8 @@ claim_batch(void *arg)
 
 /*
  * Start every claimed delivery, or settle at once those that cannot be
- * sent: a secret or header unusable, or a transform that failed.
+ * sent: a secret or header unusable, a transform that failed, or a receiver
+ * the network guard refuses to reach through a proxy (proxy.c).
  */
 static void
 send_claimed(WorkerState *s, dlist_head *claimed)
@@ -295,15 +296,17 @@ send_claimed(WorkerState *s, dlist_head *claimed)
 		Delivery   *d = dlist_container(Delivery, node, iter.cur);
 
 		dlist_delete(&d->node);
-		if (d->key_problem || d->header_problem || d->transform_error)
+		if (d->key_problem || d->header_problem || d->transform_error || d->proxy_problem)
 		{
 			MemoryContext old = MemoryContextSwitchTo(d->cxt);
 
 			d->attempted_at = GetCurrentTimestamp();
 			d->error_class = d->key_problem ? ERROR_CLASS_SECRET :
-				d->header_problem ? ERROR_CLASS_INVALID_HEADER : ERROR_CLASS_TRANSFORM;
+				d->header_problem ? ERROR_CLASS_INVALID_HEADER :
+				d->transform_error ? ERROR_CLASS_TRANSFORM : ERROR_CLASS_BLOCKED;
 			d->error = pstrdup(d->key_problem ? d->key_problem :
-							   d->header_problem ? d->header_problem : d->transform_error);
+							   d->header_problem ? d->header_problem :
+							   d->transform_error ? d->transform_error : d->proxy_problem);
 			MemoryContextSwitchTo(old);
 			s->finished[s->n_finished++] = d;
 			continue;

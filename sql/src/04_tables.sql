@@ -28,8 +28,11 @@ CREATE TABLE webhook.endpoints (
     disabled_at      timestamptz,
     disabled_reason  text,
     created_at       timestamptz NOT NULL DEFAULT pg_catalog.now(),
-    updated_at       timestamptz NOT NULL DEFAULT pg_catalog.now()
+    updated_at       timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    -- Proxies (src/proxy.c): checked and sealed by webhook._endpoints_proxy().
+    proxy            text
 );
+COMMENT ON COLUMN webhook.endpoints.proxy IS 'http:// or https:// proxy for this endpoint, credentials allowed (sealed); NULL: webhook.proxy; ''direct'': no proxy';
 COMMENT ON TABLE webhook.endpoints IS 'receivers of webhooks, managed with INSERT, UPDATE and DELETE';
 COMMENT ON COLUMN webhook.endpoints.event_types IS 'subscriptions: exact event types, "prefix.*" or "*"';
 COMMENT ON COLUMN webhook.endpoints.signing IS 'standard (Standard Webhooks v1), ed25519 (v1a), hmac-sha256 (hex in signature_header) or none';

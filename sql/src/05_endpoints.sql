@@ -309,6 +309,17 @@ CREATE TRIGGER endpoints_seal
     BEFORE INSERT OR UPDATE ON webhook.endpoints
     FOR EACH ROW EXECUTE FUNCTION webhook._endpoints_seal();
 
+-- Proxies: check the proxy column in clear (syntax, and its address by the
+-- network guard) and seal it under webhook.master_key_file (src/proxy.c).
+-- Triggers fire in name order: this one after endpoints_seal.
+CREATE FUNCTION webhook._endpoints_proxy()
+RETURNS trigger LANGUAGE C
+AS 'MODULE_PATHNAME', 'webhook_endpoints_proxy';
+
+CREATE TRIGGER endpoints_seal_proxy
+    BEFORE INSERT OR UPDATE ON webhook.endpoints
+    FOR EACH ROW EXECUTE FUNCTION webhook._endpoints_proxy();
+
 -- The worker sleeps until the next due delivery of an active endpoint; a
 -- change to endpoints (re-activation, a new cap or rate) may bring one
 -- closer, so wake it when the change commits.

@@ -144,8 +144,11 @@ sub difference
 }
 
 # Rows of the work the update must keep, as text (bounded columns aside).
+# An endpoint's NULL columns are left out: a column new in 0.2.0 (proxy, ...)
+# is NULL after the update where the row before had none, and any value that
+# changes to or from NULL still shows.
 my $kept_sql = q{
-	SELECT 'endpoint ' || e.id || ' ' || (to_jsonb(e) - '{timeout_ms,max_in_flight,updated_at}'::text[])::text
+	SELECT 'endpoint ' || e.id || ' ' || (jsonb_strip_nulls(to_jsonb(e)) - '{timeout_ms,max_in_flight,updated_at}'::text[])::text
 	  FROM webhook.endpoints e
 	UNION ALL SELECT 'event ' || to_jsonb(v)::text FROM webhook.events v
 	UNION ALL SELECT 'delivery ' || to_jsonb(d)::text FROM webhook.deliveries d
