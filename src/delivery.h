@@ -15,6 +15,7 @@
 #include "portability/instr_time.h"
 #include "utils/timestamp.h"
 
+#include "request_format.h"
 #include "schedule.h"
 #include "signature.h"
 
@@ -63,6 +64,16 @@ typedef struct Delivery
 	TimestampTz created_at;		/* the event's, an argument of the transform */
 	struct varlena *payload;	/* likewise; NULL once the transform ran */
 	char	   *transform_error;	/* why the transform failed */
+
+	/*
+	 * The request's format (request_format.c), decoded by name from the
+	 * claim; the signature encoding is in key and previous_key.
+	 */
+	WebhookRequestFormat format;
+	char	   *event_type_header;	/* the header naming the event type */
+	char	   *cloudevents_source; /* ce-source; NULL for standard */
+	char	   *event_data;		/* the event's data as JSON; NULL for standard */
+	char	   *event_time;		/* ce-time, RFC 3339; NULL for standard */
 
 	/* the request */
 	CURL	   *easy;
