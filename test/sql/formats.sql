@@ -108,6 +108,37 @@ RESET ROLE;
 SELECT format, event_type_header, signature_encoding, cloudevents_source
   FROM webhook.endpoints WHERE name = 'fmt_writer';
 
+-- The README's configurations of the seeds' own formats, as written there,
+-- in a transaction rolled back: nothing is ever sent to those hosts.
+BEGIN;
+CREATE FUNCTION public.completeevent_body(event_type text, created_at timestamptz, payload jsonb)
+RETURNS text LANGUAGE sql
+RETURN format('{"event":%s,"timestamp":%s,"data":%s}', to_json(event_type),
+              to_json(to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')), payload);
+INSERT INTO webhook.endpoints (url, signing, secret, signature_header, signature_encoding,
+                               event_type_header, transform)
+VALUES ('https://app.example.com/completeevent', 'hmac-sha256', 'the receiver''s secret',
+        'X-CompleteEvent-Signature', 'hex', 'X-CompleteEvent-Event', 'public.completeevent_body');
+INSERT INTO webhook.endpoints (url, signing, secret, signature_header, signature_encoding)
+VALUES ('https://app.example.com/commenda', 'hmac-sha256', 'the receiver''s secret',
+        'Commenda-X-Secret', 'hex');
+CREATE FUNCTION public.github_body(event_type text, created_at timestamptz, payload jsonb)
+RETURNS jsonb LANGUAGE sql
+RETURN payload;
+INSERT INTO webhook.endpoints (url, event_types, signing, secret, signature_header,
+                               event_type_header, transform)
+VALUES ('https://ci.example.com/github', '{push, pull_request}', 'hmac-sha256', 'the receiver''s secret',
+        'X-Hub-Signature-256', 'X-GitHub-Event', 'public.github_body');
+INSERT INTO webhook.endpoints (url, format, cloudevents_source)
+VALUES ('https://events.example.com/in', 'cloudevents', 'https://shop.example.com');
+SELECT url, event_types, format, signing, signature_header, signature_encoding, event_type_header, transform, cloudevents_source
+  FROM webhook.endpoints WHERE url LIKE 'https://%.example.com/%' ORDER BY id;
+SELECT webhook.send('push', '{"ref": "refs/heads/main"}') IS NOT NULL AS sent;
+SELECT e.url, count(d.id) AS deliveries
+  FROM webhook.endpoints e LEFT JOIN webhook.deliveries d ON d.endpoint_id = e.id
+ WHERE e.url LIKE 'https://%.example.com/%' GROUP BY e.id, e.url ORDER BY e.id;
+ROLLBACK;
+
 -- webhook.sign() still writes hmac-sha256 signatures as sha256=<hex>.
 SELECT webhook.sign('It''s a Secret to Everybody', 'x', 0, 'Hello, World!', 'hmac-sha256');
 
