@@ -9,7 +9,8 @@ OBJS = src/module.o src/shmem.o src/launcher.o src/worker.o src/queue.o src/http
        src/event_checks.o src/waitset.o src/ids.o src/netguard.o src/wake.o \
        src/watch.o src/watch_condition.o src/watch_trigger.o src/watch_ddl.o src/sealing.o src/endpoint_secrets.o src/transform.o \
        src/compat.o src/proxy.o src/proxy_rules.o \
-       src/schedule.o src/error_classes.o src/endpoint_load.o src/spi_util.o src/version_gate.o
+       src/schedule.o src/error_classes.o src/endpoint_load.o src/spi_util.o src/version_gate.o \
+       src/request_format.o
 # The install script of this version is built from the topic files in sql/src
 # (in name order).  sql/webhook--0.1.0.sql is the script released as 0.1.0
 # (git 2b8c360), FROZEN: never edit it, change sql/src and write an upgrade

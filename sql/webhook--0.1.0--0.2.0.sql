@@ -1324,3 +1324,109 @@ GRANT EXECUTE ON FUNCTION webhook.watch(regclass, text, text[], text[], text, te
     webhook.unwatch(regclass), webhook._watch_trigger() TO PUBLIC;
 GRANT SELECT ON webhook.table_watches TO PUBLIC;
 GRANT SELECT ON webhook.watches TO PUBLIC;
+
+------------------------------------------------------------------------------
+-- Request formats (issue 15: CloudEvents and the seeds' own formats), as
+-- 0.2.0's install script makes them: the name checks, the columns at the
+-- end of webhook.endpoints, their trigger, and the same privileges.
+------------------------------------------------------------------------------
+
+-- Is this the name of an endpoint format?  The CHECK of webhook.endpoints.format
+-- (src/request_format.c holds the one list of formats).
+CREATE FUNCTION webhook._is_request_format(format text)
+RETURNS boolean LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE
+AS 'MODULE_PATHNAME', 'webhook_is_request_format';
+
+-- Is this the name of a signature encoding?  The CHECK of
+-- webhook.endpoints.signature_encoding (src/signature.c holds the one list).
+CREATE FUNCTION webhook._is_signature_encoding(signature_encoding text)
+RETURNS boolean LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE
+AS 'MODULE_PATHNAME', 'webhook_is_signature_encoding';
+
+ALTER TABLE webhook.endpoints
+    ADD COLUMN format             text NOT NULL DEFAULT 'standard'
+                                  CONSTRAINT endpoints_format_check
+                                  CHECK (webhook._is_request_format(format)),
+    ADD COLUMN event_type_header  text NOT NULL DEFAULT 'webhook-event-type',
+    ADD COLUMN signature_encoding text NOT NULL DEFAULT 'sha256=hex'
+                                  CONSTRAINT endpoints_signature_encoding_check
+                                  CHECK (webhook._is_signature_encoding(signature_encoding)),
+    ADD COLUMN cloudevents_source text;
+COMMENT ON COLUMN webhook.endpoints.format IS 'standard (the event''s body), cloudevents (CloudEvents 1.0 HTTP binary mode) or cloudevents-structured (one application/cloudevents+json document)';
+COMMENT ON COLUMN webhook.endpoints.event_type_header IS 'header that names the event type, default webhook-event-type';
+COMMENT ON COLUMN webhook.endpoints.signature_encoding IS 'how an hmac-sha256 signature is written: sha256=hex (default), hex or base64';
+COMMENT ON COLUMN webhook.endpoints.cloudevents_source IS 'CloudEvents source attribute (a URI-reference); NULL means /webhook/<database name>';
+
+-- The errors for a format or a signature encoding that does not exist,
+-- naming those that do (src/request_format.c, src/signature.c).
+CREATE FUNCTION webhook._check_endpoint_format(format text)
+RETURNS void LANGUAGE C IMMUTABLE PARALLEL SAFE
+AS 'MODULE_PATHNAME', 'webhook_require_request_format';
+
+CREATE FUNCTION webhook._check_endpoint_signature_encoding(signature_encoding text)
+RETURNS void LANGUAGE C IMMUTABLE PARALLEL SAFE
+AS 'MODULE_PATHNAME', 'webhook_require_signature_encoding';
+
+-- A CloudEvents source is a URI-reference (RFC 3986): its characters, with
+-- % only as the start of a %XY escape, at most 1024 bytes.  NULL is the
+-- default, /webhook/<database name>.
+CREATE FUNCTION webhook._check_endpoint_cloudevents_source(cloudevents_source text)
+RETURNS void LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF cloudevents_source IS NULL THEN
+        RETURN;
+    END IF;
+    IF octet_length(cloudevents_source) > 1024 THEN
+        RAISE EXCEPTION 'cloudevents_source is too long'
+            USING ERRCODE = 'program_limit_exceeded',
+                  DETAIL = format('It has %s bytes.', octet_length(cloudevents_source)),
+                  HINT = 'A CloudEvents source has at most 1024 bytes.';
+    END IF;
+    IF cloudevents_source !~ '^([A-Za-z0-9._~:/?#@!$&''()*+,;=\[\]-]|%[0-9A-Fa-f]{2})+$' THEN
+        RAISE EXCEPTION 'invalid cloudevents_source "%"', cloudevents_source
+            USING ERRCODE = 'invalid_parameter_value',
+                  DETAIL = 'A CloudEvents source is a non-empty URI-reference: no spaces, quotes or other characters RFC 3986 leaves out, and % only in %XY escapes.',
+                  HINT = 'Use a URI such as https://example.com/billing or a path such as /billing/orders, or NULL for /webhook/<database name>.';
+    END IF;
+END;
+$$;
+
+-- Check the format columns of a row of webhook.endpoints: those the write
+-- changes, or all of them when it inserts or re-activates the endpoint, as
+-- webhook._endpoints_before_write does.  The event_type_header is a header
+-- name, checked by the one header rule in webhook._endpoints_seal().
+-- Triggers fire in name order: this one after endpoints_seal.
+CREATE FUNCTION webhook._endpoints_check_format()
+RETURNS trigger LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_all boolean := TG_OP = 'INSERT' OR (NEW.active AND NOT OLD.active);
+BEGIN
+    IF v_all OR NEW.format IS DISTINCT FROM OLD.format THEN
+        PERFORM webhook._check_endpoint_format(NEW.format);
+    END IF;
+    IF v_all OR NEW.signature_encoding IS DISTINCT FROM OLD.signature_encoding THEN
+        PERFORM webhook._check_endpoint_signature_encoding(NEW.signature_encoding);
+    END IF;
+    IF v_all OR NEW.cloudevents_source IS DISTINCT FROM OLD.cloudevents_source THEN
+        PERFORM webhook._check_endpoint_cloudevents_source(NEW.cloudevents_source);
+    END IF;
+    RETURN NEW;
+END;
+$$;
+
+CREATE TRIGGER endpoints_shape
+    BEFORE INSERT OR UPDATE ON webhook.endpoints
+    FOR EACH ROW EXECUTE FUNCTION webhook._endpoints_check_format();
+
+REVOKE ALL ON FUNCTION webhook._is_request_format(text), webhook._is_signature_encoding(text),
+    webhook._check_endpoint_format(text), webhook._check_endpoint_signature_encoding(text),
+    webhook._check_endpoint_cloudevents_source(text), webhook._endpoints_check_format()
+    FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION webhook._is_request_format(text), webhook._is_signature_encoding(text),
+    webhook._check_endpoint_format(text), webhook._check_endpoint_signature_encoding(text),
+    webhook._check_endpoint_cloudevents_source(text)
+    TO PUBLIC;

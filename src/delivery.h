@@ -15,6 +15,7 @@
 #include "portability/instr_time.h"
 #include "utils/timestamp.h"
 
+#include "request_format.h"
 #include "schedule.h"
 #include "signature.h"
 
@@ -73,6 +74,16 @@ typedef struct Delivery
 								 * guard lets the connection to it through */
 	char	   *proxy_problem;	/* the receiver's URL refused by the guard:
 								 * why, to fail without sending */
+
+	/*
+	 * The request's format (request_format.c), decoded by name from the
+	 * claim; the signature encoding is in key and previous_key.
+	 */
+	WebhookRequestFormat format;
+	char	   *event_type_header;	/* the header naming the event type */
+	char	   *cloudevents_source; /* ce-source; NULL for standard */
+	char	   *event_data;		/* the event's data as JSON; NULL for standard */
+	char	   *event_time;		/* ce-time, RFC 3339; NULL for standard */
 
 	/* the request */
 	CURL	   *easy;

@@ -27,6 +27,7 @@
 #include "utils/rel.h"
 
 #include "header_rules.h"
+#include "request_format.h"
 #include "sealing.h"
 #include "signature.h"
 
@@ -431,6 +432,28 @@ webhook_endpoints_seal(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("signature header \"%s\" would replace the Basic authentication header", signature_header),
 				 errhint("Choose another signature_header, such as X-Hub-Signature-256.")));
+
+	/*
+	 * Request formats (issue 15): the event_type_header obeys the one header
+	 * rule, unless it is the extension's own default, and must not replace
+	 * the signature header.  A 0.1.0 schema, served until ALTER EXTENSION
+	 * UPDATE, has no such column.
+	 */
+	if (SPI_fnumber(row.desc, "event_type_header") > 0 &&
+		(to_check(&row, "event_type_header") || check_names))
+	{
+		char	   *event_type_header = new_text(&row, "event_type_header");
+
+		if (event_type_header == NULL)
+			elog(ERROR, "endpoint row reached webhook._endpoints_seal() with a NULL event_type_header");
+		if (pg_strcasecmp(event_type_header, WEBHOOK_DEFAULT_EVENT_TYPE_HEADER) != 0)
+			require_header_name(event_type_header, "event type header");
+		if (sig_in_header && pg_strcasecmp(event_type_header, signature_header) == 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("event type header \"%s\" is the signature header of this endpoint", event_type_header),
+					 errhint("Choose another event_type_header or signature_header.")));
+	}
 
 	seal_credentials(&row);
 	seal_headers(&row, check_names, signature_header, sig_in_header, basic_auth);

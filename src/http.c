@@ -23,6 +23,7 @@
 #include "http.h"
 #include "netguard.h"
 #include "proxy.h"
+#include "request_format.h"
 #include "schedule.h"
 #include "url_policy.h"
 #include "waitset.h"
@@ -240,7 +241,8 @@ http_init(void)
 }
 
 /*
- * The request's headers: content type, the Standard Webhooks id, timestamp
+ * The request's headers: content type (and CloudEvents attributes, by the
+ * endpoint's format), the Standard Webhooks id, timestamp
  * and signature (both signatures while a rotated-out secret is in its
  * grace period), or the endpoint's own signature header, then the event
  * type and the endpoint's extra headers.  Built in the delivery's context.
@@ -256,7 +258,8 @@ request_headers(Delivery *d)
 	if (!webhook_compute_signature(&d->key, d->event_id, timestamp, d->body, d->body_len, signature))
 		signature[0] = '\0';
 
-	h = curl_slist_append(h, "Content-Type: application/json");
+	/* The endpoint's format: Content-Type and CloudEvents headers. */
+	h = request_format_headers(d, h);
 	snprintf(line, sizeof(line), "webhook-id: %s", d->event_id);
 	h = curl_slist_append(h, line);
 	snprintf(line, sizeof(line), "webhook-timestamp: %lld", timestamp);
@@ -277,7 +280,8 @@ request_headers(Delivery *d)
 	{
 		h = curl_slist_append(h, psprintf("%s: %s", d->signature_header, signature));
 	}
-	h = curl_slist_append(h, psprintf("webhook-event-type: %s", d->event_type));
+	/* The event type, in the endpoint's event_type_header. */
+	h = curl_slist_append(h, request_format_event_type_line(d));
 	for (int i = 0; i < d->n_headers; i++)
 		h = curl_slist_append(h, d->headers[i]);
 	h = curl_slist_append(h, "Expect:");

@@ -26,6 +26,7 @@
 
 #include "proxy.h"
 #include "queue.h"
+#include "request_format.h"
 #include "sealing.h"
 #include "header_rules.h"
 #include "spi_util.h"
@@ -113,7 +114,20 @@ static const char *claim_sql =
 "           ep.auth_username, ep.auth_password,"
 "           coalesce(ep.rate_limit_per_s, 0), ep.transform::oid, ep.transform_role::oid,"
 "           ev.created_at, ev.payload, ep.xmin,"
-"           ep.proxy AS proxy";
+"           ep.proxy AS proxy,"
+/*
+ * The endpoint's request format (request_format.c), decoded by name: the
+ * format, its event type header and signature encoding and, for the
+ * CloudEvents formats, the source, the event's data and its time, written
+ * as webhook._event_body writes the body's timestamp.
+ */
+"           ep.format AS format, ep.event_type_header AS event_type_header,"
+"           ep.signature_encoding AS signature_encoding,"
+"           CASE WHEN ep.format <> 'standard' THEN ep.cloudevents_source END AS cloudevents_source,"
+"           CASE WHEN ep.format <> 'standard' THEN ev.payload::text END AS format_data,"
+"           CASE WHEN ep.format <> 'standard'"
+"                THEN pg_catalog.to_char(ev.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"') END"
+"             AS format_time";
 
 /*
  * Record a batch of attempts: the delivery's new state, one log row each,
@@ -535,6 +549,8 @@ delivery_from_tuple(HeapTuple tuple, TupleDesc desc)
 										   "the endpoint's auth_password", &d->key_problem);
 	d->rate_limit_per_s = DatumGetFloat8(SPI_getbinval(tuple, desc, 18, &isnull));
 	proxy_from_tuple(d, tuple, desc);
+	/* The request format's columns, by name (request_format.c). */
+	request_format_from_claim(d, tuple, desc);
 
 	MemoryContextSwitchTo(old);
 	return d;

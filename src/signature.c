@@ -10,7 +10,8 @@
  *              key = base64 after the whsec_ prefix.
  * ed25519:     Standard Webhooks v1a, v1a,<base64 ed25519 signature of the same
  *              bytes>, secret whsk_<base64 of seed || public key>.
- * hmac-sha256: sha256=<hex HMAC-SHA256(secret, body)>, as GitHub sends it.
+ * hmac-sha256: sha256=<hex HMAC-SHA256(secret, body)>, as GitHub sends it,
+ *              or bare hex, or base64 (the endpoint's signature_encoding).
  */
 #include <errno.h>
 #include <stdio.h>
@@ -38,6 +39,28 @@ const WebhookSigningScheme webhook_signing_schemes[] = {
 };
 
 const int	webhook_signing_scheme_count = sizeof(webhook_signing_schemes) / sizeof(webhook_signing_schemes[0]);
+
+/*
+ * The value forms of an hmac-sha256 signature header, the one list of them:
+ * webhook.endpoints' CHECK constraint and trigger and the worker read it.
+ */
+const WebhookSignatureEncodingForm webhook_signature_encodings[] = {
+	{"sha256=hex", SIGNATURE_SHA256_HEX},
+	{"hex", SIGNATURE_HEX},
+	{"base64", SIGNATURE_BASE64},
+};
+
+const int	webhook_signature_encoding_count = sizeof(webhook_signature_encodings) / sizeof(webhook_signature_encodings[0]);
+
+/* The signature encoding of this name (as in signature_encoding), or NULL. */
+const WebhookSignatureEncodingForm *
+webhook_signature_encoding(const char *name)
+{
+	for (int i = 0; i < webhook_signature_encoding_count; i++)
+		if (strcmp(name, webhook_signature_encodings[i].name) == 0)
+			return &webhook_signature_encodings[i];
+	return NULL;
+}
 
 /* The scheme of this name (as in the signing column), or NULL. */
 const WebhookSigningScheme *
@@ -251,7 +274,7 @@ signed_content(const char *msg_id, const char *timestamp, const char *body, size
 /*
  * Sign one request into out (WEBHOOK_SIGNATURE_MAX bytes).  Standard
  * schemes sign "<id>.<timestamp>.<body>"; the GitHub-style scheme signs the
- * body alone.  Returns false if signing failed.
+ * body alone, written as the key's encoding says.  Returns false if signing failed.
  */
 bool
 webhook_compute_signature(const WebhookKey *key, const char *msg_id,
@@ -274,8 +297,19 @@ webhook_compute_signature(const WebhookKey *key, const char *msg_id,
 		if (HMAC(EVP_sha256(), key->bytes, key->len, (const unsigned char *) body, body_len,
 				 mac, &maclen) == NULL)
 			return false;
-		memcpy(out, "sha256=", 7);
-		hex_encode_lower(mac, maclen, out + 7);
+		switch (key->encoding)
+		{
+			case SIGNATURE_SHA256_HEX:
+				memcpy(out, "sha256=", 7);
+				hex_encode_lower(mac, maclen, out + 7);
+				break;
+			case SIGNATURE_HEX:
+				hex_encode_lower(mac, maclen, out);
+				break;
+			case SIGNATURE_BASE64:
+				webhook_base64_encode(mac, maclen, out, WEBHOOK_SIGNATURE_MAX);
+				break;
+		}
 		return true;
 	}
 

@@ -35,10 +35,34 @@ typedef struct WebhookSigningScheme
 extern const WebhookSigningScheme webhook_signing_schemes[];
 extern const int webhook_signing_scheme_count;
 
+/*
+ * How an hmac-sha256 signature is written in its header (the endpoint's
+ * signature_encoding): "sha256=<hex>" as GitHub sends it, bare hex, or
+ * base64.  The first is the default and enum value 0.
+ */
+typedef enum WebhookSignatureEncoding
+{
+	SIGNATURE_SHA256_HEX = 0,
+	SIGNATURE_HEX,
+	SIGNATURE_BASE64
+} WebhookSignatureEncoding;
+
+/* A signature encoding: its name in webhook.endpoints.signature_encoding. */
+typedef struct WebhookSignatureEncodingForm
+{
+	const char *name;
+	WebhookSignatureEncoding encoding;
+} WebhookSignatureEncodingForm;
+
+extern const WebhookSignatureEncodingForm webhook_signature_encodings[];
+extern const int webhook_signature_encoding_count;
+
 /* A decoded signing key, ready for repeated use. */
 typedef struct WebhookKey
 {
 	WebhookSigning signing;
+	WebhookSignatureEncoding encoding;	/* hmac-sha256 only; set after
+										 * decoding, which leaves the default */
 	int			len;
 	unsigned char bytes[128];
 } WebhookKey;
@@ -57,6 +81,7 @@ typedef enum WebhookVerifyResult
 
 extern const WebhookSigningScheme *webhook_signing_scheme(const char *name);
 extern WebhookSigning webhook_signing_from_name(const char *name);
+extern const WebhookSignatureEncodingForm *webhook_signature_encoding(const char *name);
 extern const char *webhook_decode_key(WebhookSigning signing, const char *secret, WebhookKey *key);
 extern bool webhook_compute_signature(const WebhookKey *key, const char *msg_id,
 									  long long timestamp, const char *body, size_t body_len,

@@ -24,6 +24,8 @@ PG_FUNCTION_INFO_V1(webhook_ed25519_public_key);
 PG_FUNCTION_INFO_V1(webhook_verify);
 PG_FUNCTION_INFO_V1(webhook_is_signing_scheme);
 PG_FUNCTION_INFO_V1(webhook_require_signing_scheme);
+PG_FUNCTION_INFO_V1(webhook_is_signature_encoding);
+PG_FUNCTION_INFO_V1(webhook_require_signature_encoding);
 
 #define HMAC_SECRET_BYTES 32
 
@@ -81,6 +83,42 @@ Datum
 webhook_require_signing_scheme(PG_FUNCTION_ARGS)
 {
 	(void) require_signing_scheme(PG_ARGISNULL(0) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(0)));
+	PG_RETURN_VOID();
+}
+
+/*
+ * SQL: webhook._is_signature_encoding(signature_encoding), the CHECK of
+ * webhook.endpoints (signature.c holds the one list).
+ */
+Datum
+webhook_is_signature_encoding(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_BOOL(webhook_signature_encoding(text_to_cstring(PG_GETARG_TEXT_PP(0))) != NULL);
+}
+
+/*
+ * SQL: webhook._check_endpoint_signature_encoding(signature_encoding), the
+ * error of the endpoints trigger for an unknown or NULL encoding, naming
+ * every one there is.
+ */
+Datum
+webhook_require_signature_encoding(PG_FUNCTION_ARGS)
+{
+	const char *name = PG_ARGISNULL(0) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(0));
+	StringInfoData names;
+
+	if (name != NULL && webhook_signature_encoding(name) != NULL)
+		PG_RETURN_VOID();
+	initStringInfo(&names);
+	for (int i = 0; i < webhook_signature_encoding_count; i++)
+		appendStringInfo(&names, "%s%s",
+						 i == 0 ? "" : i == webhook_signature_encoding_count - 1 ? " or " : ", ",
+						 webhook_signature_encodings[i].name);
+	ereport(ERROR,
+			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+			 errmsg("unknown signature encoding \"%s\"", name ? name : "NULL"),
+			 errdetail("The signature_encoding says how an hmac-sha256 signature is written in its header."),
+			 errhint("Use one of %s.", names.data)));
 	PG_RETURN_VOID();
 }
 

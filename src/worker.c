@@ -31,6 +31,7 @@
 #include "endpoint_load.h"
 #include "http.h"
 #include "queue.h"
+#include "request_format.h"
 #include "schedule.h"
 #include "shmem.h"
 #include "transform.h"
@@ -296,6 +297,8 @@ send_claimed(WorkerState *s, dlist_head *claimed)
 		Delivery   *d = dlist_container(Delivery, node, iter.cur);
 
 		dlist_delete(&d->node);
+		/* The body the endpoint's format sends (request_format.c). */
+		request_format_shape(d);
 		if (d->key_problem || d->header_problem || d->transform_error || d->proxy_problem)
 		{
 			MemoryContext old = MemoryContextSwitchTo(d->cxt);

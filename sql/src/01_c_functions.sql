@@ -67,3 +67,16 @@ AS 'MODULE_PATHNAME', 'webhook_ed25519_public_key';
 CREATE FUNCTION webhook.uuid_v7()
 RETURNS uuid LANGUAGE C VOLATILE PARALLEL SAFE
 AS 'MODULE_PATHNAME', 'webhook_uuid_v7';
+
+-- Request formats (issue 15: CloudEvents and the seeds' own formats).
+-- Is this the name of an endpoint format?  The CHECK of webhook.endpoints.format
+-- (src/request_format.c holds the one list of formats).
+CREATE FUNCTION webhook._is_request_format(format text)
+RETURNS boolean LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE
+AS 'MODULE_PATHNAME', 'webhook_is_request_format';
+
+-- Is this the name of a signature encoding?  The CHECK of
+-- webhook.endpoints.signature_encoding (src/signature.c holds the one list).
+CREATE FUNCTION webhook._is_signature_encoding(signature_encoding text)
+RETURNS boolean LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE
+AS 'MODULE_PATHNAME', 'webhook_is_signature_encoding';

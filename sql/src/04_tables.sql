@@ -30,7 +30,16 @@ CREATE TABLE webhook.endpoints (
     created_at       timestamptz NOT NULL DEFAULT pg_catalog.now(),
     updated_at       timestamptz NOT NULL DEFAULT pg_catalog.now(),
     -- Proxies (src/proxy.c): checked and sealed by webhook._endpoints_proxy().
-    proxy            text
+    proxy            text,
+    -- Request formats (issue 15: CloudEvents and the seeds' own formats)
+    format             text NOT NULL DEFAULT 'standard'
+                       CONSTRAINT endpoints_format_check
+                       CHECK (webhook._is_request_format(format)),
+    event_type_header  text NOT NULL DEFAULT 'webhook-event-type',
+    signature_encoding text NOT NULL DEFAULT 'sha256=hex'
+                       CONSTRAINT endpoints_signature_encoding_check
+                       CHECK (webhook._is_signature_encoding(signature_encoding)),
+    cloudevents_source text
 );
 COMMENT ON COLUMN webhook.endpoints.proxy IS 'http:// or https:// proxy for this endpoint, credentials allowed (sealed); NULL: webhook.proxy; ''direct'': no proxy';
 COMMENT ON TABLE webhook.endpoints IS 'receivers of webhooks, managed with INSERT, UPDATE and DELETE';
@@ -46,6 +55,11 @@ COMMENT ON COLUMN webhook.endpoints.ordered IS 'deliver this endpoint''s events 
 COMMENT ON COLUMN webhook.endpoints.transform IS 'function (event_type text, created_at timestamptz, payload jsonb) returning the body to send (jsonb or text)';
 COMMENT ON COLUMN webhook.endpoints.transform_role IS 'role the transform runs as: whoever last set transform';
 COMMENT ON COLUMN webhook.endpoints.max_in_flight IS 'cap on concurrent requests to this endpoint; NULL means webhook.max_in_flight_per_endpoint';
+-- Request formats (issue 15)
+COMMENT ON COLUMN webhook.endpoints.format IS 'standard (the event''s body), cloudevents (CloudEvents 1.0 HTTP binary mode) or cloudevents-structured (one application/cloudevents+json document)';
+COMMENT ON COLUMN webhook.endpoints.event_type_header IS 'header that names the event type, default webhook-event-type';
+COMMENT ON COLUMN webhook.endpoints.signature_encoding IS 'how an hmac-sha256 signature is written: sha256=hex (default), hex or base64';
+COMMENT ON COLUMN webhook.endpoints.cloudevents_source IS 'CloudEvents source attribute (a URI-reference); NULL means /webhook/<database name>';
 
 CREATE TABLE webhook.events (
     id              uuid PRIMARY KEY DEFAULT webhook.uuid_v7(),

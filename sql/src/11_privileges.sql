@@ -25,6 +25,12 @@ GRANT EXECUTE ON FUNCTION webhook.generate_secret(text), webhook.uuid_v7(),
     webhook._check_endpoint_retry_schedule(integer[]), webhook._check_endpoint_auth(text[], text, text),
     webhook._check_endpoint_not_null(jsonb, regclass)
     TO PUBLIC;
+-- Request formats (issue 15): the checks of the endpoints' format columns,
+-- which the endpoints triggers and CHECK constraints run as the writing role.
+GRANT EXECUTE ON FUNCTION webhook._is_request_format(text), webhook._is_signature_encoding(text),
+    webhook._check_endpoint_format(text), webhook._check_endpoint_signature_encoding(text),
+    webhook._check_endpoint_cloudevents_source(text)
+    TO PUBLIC;
 -- A table's owner may watch it: watch() and unwatch() check ownership and
 -- write the watch table themselves; nobody else writes it, and row level
 -- security shows each owner their own watches.

@@ -146,9 +146,11 @@ sub difference
 # Rows of the work the update must keep, as text (bounded columns aside).
 # An endpoint's NULL columns are left out: a column new in 0.2.0 (proxy, ...)
 # is NULL after the update where the row before had none, and any value that
-# changes to or from NULL still shows.
+# changes to or from NULL still shows.  The format columns the update adds
+# with defaults are checked after it.
 my $kept_sql = q{
-	SELECT 'endpoint ' || e.id || ' ' || (jsonb_strip_nulls(to_jsonb(e)) - '{timeout_ms,max_in_flight,updated_at}'::text[])::text
+	SELECT 'endpoint ' || e.id || ' ' || (jsonb_strip_nulls(to_jsonb(e)) - '{timeout_ms,max_in_flight,updated_at}'::text[]
+	         - '{format,event_type_header,signature_encoding,cloudevents_source}'::text[])::text
 	  FROM webhook.endpoints e
 	UNION ALL SELECT 'event ' || to_jsonb(v)::text FROM webhook.events v
 	UNION ALL SELECT 'delivery ' || to_jsonb(d)::text FROM webhook.deliveries d
@@ -330,6 +332,11 @@ sub update_variant
 		"$label: 0.2.0 installed");
 	is(difference($kept, $psql->($kept_sql), 'before the update', 'after the update'), '',
 		"$label: every row is kept");
+	# Request formats (issue 15): endpoints keep today's request.
+	is($psql->(q{SELECT count(*) FROM webhook.endpoints
+	              WHERE (format, event_type_header, signature_encoding) IS DISTINCT FROM
+	                    ('standard', 'webhook-event-type', 'sha256=hex') OR cloudevents_source IS NOT NULL}),
+		'0', "$label: the endpoints' new format columns hold their defaults");
 	if ($v{release})
 	{
 		like($err, qr/WARNING:  endpoint \d+ \(headers\) had a value outside the bounds/,
