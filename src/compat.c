@@ -62,7 +62,7 @@ webhook_header_problem(PG_FUNCTION_ARGS)
 /*
  * SQL (0.1.0): webhook._expression_problem(condition), which the 0.1.0
  * watch() asks before it pastes a condition into its trial query.  The rule
- * is today's (watch.c): PostgreSQL's parser must read exactly one
+ * is today's (watch_condition.c): PostgreSQL's parser must read exactly one
  * expression, so the text cannot close the parentheses it is put in.  Text
  * that breaks it gets that rule's error; NULL otherwise.
  */

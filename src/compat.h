@@ -1,7 +1,7 @@
 /*
  * compat.h
  *		What the library keeps for schemas of older versions (compat.c), and
- *		the rules of watch.c it delegates to.
+ *		the rules of the watch files it delegates to.
  */
 #ifndef WEBHOOK_COMPAT_H
 #define WEBHOOK_COMPAT_H
@@ -21,8 +21,10 @@ extern bool webhook_compat_sealed_secret_passes(const char *secret);
 extern void webhook_compat_watch_row(Oid relid, HeapTuple tup, TupleDesc desc, Datum *columns,
 									 char **condition, Datum *exclude_columns);
 
-/* watch.c */
+/* watch_condition.c */
 extern Node *webhook_condition_expression(const char *text);
+
+/* watch_def.c */
 extern void webhook_watch_kept_form(Relation rel, ArrayType *columns, const char *condition,
 									ArrayType *exclude_columns, Datum kept_columns[2],
 									char **kept_condition);

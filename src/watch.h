@@ -1,11 +1,14 @@
 /*
  * watch.h
  *		What the files of webhook.watch() share: the operations a watch can
- *		emit, a watch's options, and the helpers each file needs of the
- *		others.  watch.c defines a watch (webhook.watch(), unwatch()),
- *		watch_condition.c reads its condition, watch_trigger.c turns a
- *		statement's changed rows into events, watch_ddl.c keeps the watch's
- *		triggers (creation, dependencies, dump and restore).
+ *		emit, a watch's options, and the helpers each file needs of the ones
+ *		below it.  The files call only downward, bottom first:
+ *		watch_condition.c reads a watch's condition; watch_def.c says what a
+ *		watch is (operations, owners, columns, its row); watch_trigger.c turns
+ *		a statement's changed rows into events; watch_options.c checks a
+ *		watch's options into a WatchDef; watch_ddl.c keeps the watch's
+ *		triggers (creation, dependencies, dump and restore); watch.c is the
+ *		SQL API (webhook.watch(), unwatch()).
  */
 #ifndef WEBHOOK_WATCH_H
 #define WEBHOOK_WATCH_H
@@ -24,7 +27,7 @@ typedef struct WatchOp
 	const char *suffix;			/* of the event type it makes */
 } WatchOp;
 
-/* The operations, in the order watches list them (see watch.c). */
+/* The operations, in the order watches list them (see watch_def.c). */
 #define WATCH_OPS 3
 extern const WatchOp watch_ops[WATCH_OPS];
 
@@ -49,7 +52,8 @@ typedef struct WatchDef
 	List	   *rtable;			/* the condition's range table */
 } WatchDef;
 
-/* watch.c */
+/* watch_def.c */
+extern void watch_check_relation_exists(Oid relid);
 extern void webhook_require_table_owner(Oid relid, const char *action);
 extern Oid	watch_relation_owner(Oid relid);
 extern Oid	watch_extension_owner(void);
@@ -57,12 +61,12 @@ extern char *watch_table_name(Oid relid);
 extern int	watch_execute_as(Oid role, int sec_flags, const char *sql, int nargs, Oid *argtypes,
 							 Datum *values, const char *nulls);
 extern int	watch_pin_search_path(void);
+extern Datum watch_column_numbers(Relation rel, ArrayType *names, const char *what);
 extern List *watch_column_names(Oid relid, Datum attnums);
+extern Datum watch_text_array(const char **items, int n);
 extern Datum watch_column_names_array(Oid relid, Datum attnums);
-extern void watch_make_def(Relation rel, const char *prefix, ArrayType *operations, ArrayType *columns,
-						   const char *condition, ArrayType *exclude_columns, bool restored,
-						   WatchDef *def);
 extern void watch_store(Oid relid, const WatchDef *def);
+extern bool watch_remove(Oid relid);
 
 /* watch_condition.c */
 extern Node *watch_parse_condition(Relation rel, const char *text, List **rtable);
@@ -70,6 +74,11 @@ extern char *watch_deparse_condition(Relation rel, const char *stored);
 
 /* watch_trigger.c */
 extern void watch_dry_run(Relation rel, const WatchDef *def, bool restored);
+
+/* watch_options.c */
+extern void watch_make_def(Relation rel, const char *prefix, ArrayType *operations, ArrayType *columns,
+						   const char *condition, ArrayType *exclude_columns, bool restored,
+						   WatchDef *def);
 
 /* watch_ddl.c */
 extern void watch_drop_triggers(Oid relid);

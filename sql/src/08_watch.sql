@@ -22,7 +22,7 @@ CREATE TABLE webhook.table_watches (
 COMMENT ON TABLE webhook.table_watches IS 'options of webhook.watch() per table; read webhook.watches';
 
 -- May the current role manage, and see, the watch of this table?  Its owner
--- and the roles with the owner's privileges may (src/watch.c holds the rule,
+-- and the roles with the owner's privileges may (src/watch_def.c holds the rule,
 -- which watch() and unwatch() apply too); nobody may for a dropped table.
 CREATE FUNCTION webhook._owns_table(tbl regclass)
 RETURNS boolean LANGUAGE C STABLE STRICT PARALLEL SAFE
@@ -33,7 +33,7 @@ CREATE POLICY table_watches_owner ON webhook.table_watches
     USING (webhook._owns_table(table_oid));
 
 -- Only webhook.watch() writes watch rows, even for the extension's owner
--- (and a data-only restore): see src/watch.c.
+-- (and a data-only restore): see src/watch_def.c.
 CREATE FUNCTION webhook._watches_guard()
 RETURNS trigger LANGUAGE C
 AS 'MODULE_PATHNAME', 'webhook_watches_guard';
