@@ -26,6 +26,7 @@
 #include "utils/jsonb.h"
 #include "utils/rel.h"
 
+#include "endpoint_tls.h"
 #include "header_rules.h"
 #include "sealing.h"
 #include "signature.h"
@@ -46,9 +47,9 @@ typedef struct EndpointRow
 	HeapTuple	old;
 	bool		check_all;		/* an INSERT, or a re-activation */
 	int			ncols;
-	int			cols[4];
-	Datum		values[4];
-	bool		nulls[4];
+	int			cols[8];
+	Datum		values[8];
+	bool		nulls[8];
 } EndpointRow;
 
 /* A column's attribute number, by name. */
@@ -379,6 +380,34 @@ seal_headers(EndpointRow *row, bool check_names, const char *signature_header, b
 }
 
 /*
+ * TLS (src/endpoint_tls.c): ca_cert checked as PEM certificates, and
+ * client_cert with client_key as a matching pair, when the write must check
+ * them; client_key opened for that, and sealed like the credentials above.
+ */
+static void
+seal_tls(EndpointRow *row)
+{
+	char	   *ca_cert = new_text(row, "ca_cert");
+	char	   *client_cert = new_text(row, "client_cert");
+	char	   *client_key = new_text(row, "client_key");
+	bool		check_pair = to_check(row, "client_cert") || to_check(row, "client_key");
+	bool		key_to_seal = to_seal(row, "client_key", client_key);
+	char	   *plain;
+
+	if (ca_cert != NULL && to_check(row, "ca_cert"))
+		webhook_require_tls_ca(ca_cert);
+	if (!check_pair && !key_to_seal)
+		return;
+	plain = client_key ? webhook_unseal_value(client_key) : NULL;
+	if (check_pair)
+		webhook_require_tls_client(client_cert, plain);
+	if (key_to_seal)
+		replace(row, "client_key", CStringGetTextDatum(webhook_seal_value(plain)));
+	if (plain)
+		explicit_bzero(plain, strlen(plain));
+}
+
+/*
  * Trigger webhook._endpoints_seal(), BEFORE INSERT OR UPDATE FOR EACH ROW on
  * webhook.endpoints: see the head of this file.
  */
@@ -434,6 +463,7 @@ webhook_endpoints_seal(PG_FUNCTION_ARGS)
 
 	seal_credentials(&row);
 	seal_headers(&row, check_names, signature_header, sig_in_header, basic_auth);
+	seal_tls(&row);
 
 	if (row.ncols == 0)
 		return PointerGetDatum(row.new);

@@ -111,7 +111,9 @@ static const char *claim_sql =
 "           CASE WHEN ep.previous_secret_expires_at > pg_catalog.now() AND ep.signing <> 'none' THEN ep.previous_secret END,"
 "           ep.auth_username, ep.auth_password,"
 "           coalesce(ep.rate_limit_per_s, 0), ep.transform::oid, ep.transform_role::oid,"
-"           ev.created_at, ev.payload, ep.xmin";
+"           ev.created_at, ev.payload, ep.xmin,"
+/* TLS: decoded by name (tls_from_tuple) */
+"           ep.ca_cert AS tls_ca_cert, ep.client_cert AS tls_client_cert, ep.client_key AS tls_client_key";
 
 /*
  * Record a batch of attempts: the delivery's new state, one log row each,
@@ -477,6 +479,22 @@ attempt_number(int32 attempts)
 	return Min(Max(attempts, 0), WEBHOOK_MAX_ATTEMPTS - 1) + 1;
 }
 
+/*
+ * TLS: the endpoint's CA bundle and client certificate, and its client key
+ * unsealed like the other credentials.  Found by their aliases in the claim,
+ * so that columns appended after them do not move them.
+ */
+static void
+tls_from_tuple(Delivery *d, HeapTuple tuple, TupleDesc desc)
+{
+	char	   *stored_key = SPI_getvalue(tuple, desc, SPI_fnumber(desc, "tls_client_key"));
+
+	d->tls_ca_cert = SPI_getvalue(tuple, desc, SPI_fnumber(desc, "tls_ca_cert"));
+	d->tls_client_cert = SPI_getvalue(tuple, desc, SPI_fnumber(desc, "tls_client_cert"));
+	d->tls_client_key = unseal_for_delivery(stored_key, "the endpoint's client_key", &d->key_problem);
+	forget_secret(stored_key);
+}
+
 /* Copy one claimed row into a Delivery that outlives the transaction. */
 static Delivery *
 delivery_from_tuple(HeapTuple tuple, TupleDesc desc)
@@ -516,6 +534,7 @@ delivery_from_tuple(HeapTuple tuple, TupleDesc desc)
 	d->auth_password = unseal_for_delivery(SPI_getvalue(tuple, desc, 17),
 										   "the endpoint's auth_password", &d->key_problem);
 	d->rate_limit_per_s = DatumGetFloat8(SPI_getbinval(tuple, desc, 18, &isnull));
+	tls_from_tuple(d, tuple, desc);
 
 	MemoryContextSwitchTo(old);
 	return d;

@@ -28,7 +28,12 @@ CREATE TABLE webhook.endpoints (
     disabled_at      timestamptz,
     disabled_reason  text,
     created_at       timestamptz NOT NULL DEFAULT pg_catalog.now(),
-    updated_at       timestamptz NOT NULL DEFAULT pg_catalog.now()
+    updated_at       timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    -- TLS: the CA bundle the receiver is verified against, and a client
+    -- certificate with its key for mutual TLS (checked by src/endpoint_tls.c).
+    ca_cert          text,
+    client_cert      text,
+    client_key       text
 );
 COMMENT ON TABLE webhook.endpoints IS 'receivers of webhooks, managed with INSERT, UPDATE and DELETE';
 COMMENT ON COLUMN webhook.endpoints.event_types IS 'subscriptions: exact event types, "prefix.*" or "*"';
@@ -43,6 +48,10 @@ COMMENT ON COLUMN webhook.endpoints.ordered IS 'deliver this endpoint''s events 
 COMMENT ON COLUMN webhook.endpoints.transform IS 'function (event_type text, created_at timestamptz, payload jsonb) returning the body to send (jsonb or text)';
 COMMENT ON COLUMN webhook.endpoints.transform_role IS 'role the transform runs as: whoever last set transform';
 COMMENT ON COLUMN webhook.endpoints.max_in_flight IS 'cap on concurrent requests to this endpoint; NULL means webhook.max_in_flight_per_endpoint';
+-- TLS
+COMMENT ON COLUMN webhook.endpoints.ca_cert IS 'PEM CA certificates to verify the receiver against, instead of the system store; NULL for the system store';
+COMMENT ON COLUMN webhook.endpoints.client_cert IS 'PEM client certificate (then any intermediates) for mutual TLS, with client_key';
+COMMENT ON COLUMN webhook.endpoints.client_key IS 'PEM private key of client_cert, without a passphrase; sealed at rest like the secrets';
 
 CREATE TABLE webhook.events (
     id              uuid PRIMARY KEY DEFAULT webhook.uuid_v7(),
