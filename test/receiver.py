@@ -259,6 +259,24 @@ class Handler(http.server.BaseHTTPRequestHandler):
         self._send(b["status"], text.encode("utf-8"), extra)
 
 
+def drain_and_close(sock):
+    """After a failed TLS handshake: read what the client still sends (its
+    request, under TLS 1.3) until it hangs up, at most 5 s, so that closing
+    sends a FIN and no reset that could overtake our TLS alert."""
+    raw = None
+    try:
+        raw = socket.socket(fileno=os.dup(sock.fileno()))
+        raw.settimeout(5)
+        while raw.recv(CHUNK):
+            pass
+    except OSError:
+        pass
+    finally:
+        if raw is not None:
+            raw.close()
+        sock.close()
+
+
 def tls_summary(conn):
     """The TLS version and the client certificate's CN of a connection."""
     cert = conn.getpeercert() or {}
@@ -284,10 +302,12 @@ class Server(http.server.ThreadingHTTPServer):
         if self.tls_context is not None:
             try:
                 request.settimeout(30)
-                request = self.tls_context.wrap_socket(request, server_side=True)
+                request = self.tls_context.wrap_socket(
+                    request, server_side=True, do_handshake_on_connect=False)
+                request.do_handshake()
                 request.settimeout(None)
             except (ssl.SSLError, OSError):
-                request.close()
+                drain_and_close(request)
                 return
             try:
                 super().finish_request(request, client_address)
