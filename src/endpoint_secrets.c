@@ -3,8 +3,8 @@
  *		The checks of webhook.endpoints that must see the values that will be
  *		sent, and their sealing.  A BEFORE trigger that fires after the SQL
  *		validation trigger: it opens any value given already sealed, checks
- *		secrets and request headers in clear, and seals them again under
- *		webhook.master_key_file.  Being a trigger, it cannot be called from
+ *		secrets, request headers and the TLS client key in clear, and seals
+ *		them again under webhook.master_key_file.  Being a trigger, it cannot be called from
  *		SQL: no role gets a function that encrypts or decrypts on demand.
  *
  * A write checks what it changes; an INSERT, and an UPDATE that re-activates
@@ -387,13 +387,21 @@ seal_headers(EndpointRow *row, bool check_names, const char *signature_header, b
 static void
 seal_tls(EndpointRow *row)
 {
-	char	   *ca_cert = new_text(row, "ca_cert");
-	char	   *client_cert = new_text(row, "client_cert");
-	char	   *client_key = new_text(row, "client_key");
-	bool		check_pair = to_check(row, "client_cert") || to_check(row, "client_key");
-	bool		key_to_seal = to_seal(row, "client_key", client_key);
+	char	   *ca_cert;
+	char	   *client_cert;
+	char	   *client_key;
+	bool		check_pair;
+	bool		key_to_seal;
 	char	   *plain;
 
+	/* A schema from before 0.2.0, until ALTER EXTENSION webhook UPDATE. */
+	if (SPI_fnumber(row->desc, "client_key") <= 0)
+		return;
+	ca_cert = new_text(row, "ca_cert");
+	client_cert = new_text(row, "client_cert");
+	client_key = new_text(row, "client_key");
+	check_pair = to_check(row, "client_cert") || to_check(row, "client_key");
+	key_to_seal = to_seal(row, "client_key", client_key);
 	if (ca_cert != NULL && to_check(row, "ca_cert"))
 		webhook_require_tls_ca(ca_cert);
 	if (!check_pair && !key_to_seal)

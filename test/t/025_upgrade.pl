@@ -143,9 +143,10 @@ sub difference
 	return $out . $err;
 }
 
-# Rows of the work the update must keep, as text (bounded columns aside).
+# Rows of the work the update must keep, as text (bounded columns aside, and
+# the columns the update adds: ca_cert, client_cert, client_key).
 my $kept_sql = q{
-	SELECT 'endpoint ' || e.id || ' ' || (to_jsonb(e) - '{timeout_ms,max_in_flight,updated_at}'::text[])::text
+	SELECT 'endpoint ' || e.id || ' ' || (to_jsonb(e) - '{timeout_ms,max_in_flight,updated_at,ca_cert,client_cert,client_key}'::text[])::text
 	  FROM webhook.endpoints e
 	UNION ALL SELECT 'event ' || to_jsonb(v)::text FROM webhook.events v
 	UNION ALL SELECT 'delivery ' || to_jsonb(d)::text FROM webhook.deliveries d
