@@ -344,6 +344,9 @@ configure_transfer(Delivery *d)
  * one; the key goes with its certificate, which the endpoints trigger
  * checked.  Our copy of the key is wiped once libcurl has its own.
  */
+#if LIBCURL_VERSION_NUM < 0x074D00
+#error "libcurl 7.77.0 or later is needed (CURLOPT_CAINFO_BLOB)"
+#endif
 static void
 configure_tls(Delivery *d)
 {
