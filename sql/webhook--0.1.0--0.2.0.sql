@@ -1430,3 +1430,14 @@ GRANT EXECUTE ON FUNCTION webhook._is_request_format(text), webhook._is_signatur
     webhook._check_endpoint_format(text), webhook._check_endpoint_signature_encoding(text),
     webhook._check_endpoint_cloudevents_source(text)
     TO PUBLIC;
+
+-- TLS: the CA bundle the receiver is verified against, and a client
+-- certificate with its key for mutual TLS (checked and client_key sealed by
+-- webhook._endpoints_seal(), src/endpoint_tls.c).
+ALTER TABLE webhook.endpoints
+    ADD COLUMN ca_cert text,
+    ADD COLUMN client_cert text,
+    ADD COLUMN client_key text;
+COMMENT ON COLUMN webhook.endpoints.ca_cert IS 'PEM CA certificates to verify the receiver against, instead of the system store; NULL for the system store';
+COMMENT ON COLUMN webhook.endpoints.client_cert IS 'PEM client certificate (then any intermediates) for mutual TLS, with client_key';
+COMMENT ON COLUMN webhook.endpoints.client_key IS 'PEM private key of client_cert, without a passphrase; sealed at rest like the secrets';

@@ -58,6 +58,12 @@ typedef struct Delivery
 	double		rate_limit_per_s;	/* 0: no limit */
 	const char *header_problem; /* a header that must not be sent: why */
 
+	/* TLS: the endpoint's PEM texts, NULL when unset (queue.c, http.c) */
+	char	   *tls_ca_cert;	/* verify the receiver against this, not the
+								 * system store */
+	char	   *tls_client_cert;	/* mutual TLS, with tls_client_key */
+	char	   *tls_client_key; /* in clear: wiped once libcurl has it */
+
 	/* the endpoint's transform, run after the claim (transform.c) */
 	Oid			transform;		/* the endpoint's function, as claimed */
 	TransactionId endpoint_xmin;	/* the version of the endpoint row claimed */

@@ -3,8 +3,8 @@
  *		The checks of webhook.endpoints that must see the values that will be
  *		sent, and their sealing.  A BEFORE trigger that fires after the SQL
  *		validation trigger: it opens any value given already sealed, checks
- *		secrets and request headers in clear, and seals them again under
- *		webhook.master_key_file.  Being a trigger, it cannot be called from
+ *		secrets, request headers and the TLS client key in clear, and seals
+ *		them again under webhook.master_key_file.  Being a trigger, it cannot be called from
  *		SQL: no role gets a function that encrypts or decrypts on demand.
  *
  * A write checks what it changes; an INSERT, and an UPDATE that re-activates
@@ -26,6 +26,7 @@
 #include "utils/jsonb.h"
 #include "utils/rel.h"
 
+#include "endpoint_tls.h"
 #include "header_rules.h"
 #include "request_format.h"
 #include "sealing.h"
@@ -47,9 +48,9 @@ typedef struct EndpointRow
 	HeapTuple	old;
 	bool		check_all;		/* an INSERT, or a re-activation */
 	int			ncols;
-	int			cols[4];
-	Datum		values[4];
-	bool		nulls[4];
+	int			cols[8];
+	Datum		values[8];
+	bool		nulls[8];
 } EndpointRow;
 
 /* A column's attribute number, by name. */
@@ -380,6 +381,42 @@ seal_headers(EndpointRow *row, bool check_names, const char *signature_header, b
 }
 
 /*
+ * TLS (src/endpoint_tls.c): ca_cert checked as PEM certificates, and
+ * client_cert with client_key as a matching pair, when the write must check
+ * them; client_key opened for that, and sealed like the credentials above.
+ */
+static void
+seal_tls(EndpointRow *row)
+{
+	char	   *ca_cert;
+	char	   *client_cert;
+	char	   *client_key;
+	bool		check_pair;
+	bool		key_to_seal;
+	char	   *plain;
+
+	/* A schema from before 0.2.0, until ALTER EXTENSION webhook UPDATE. */
+	if (SPI_fnumber(row->desc, "client_key") <= 0)
+		return;
+	ca_cert = new_text(row, "ca_cert");
+	client_cert = new_text(row, "client_cert");
+	client_key = new_text(row, "client_key");
+	check_pair = to_check(row, "client_cert") || to_check(row, "client_key");
+	key_to_seal = to_seal(row, "client_key", client_key);
+	if (ca_cert != NULL && to_check(row, "ca_cert"))
+		webhook_require_tls_ca(ca_cert);
+	if (!check_pair && !key_to_seal)
+		return;
+	plain = client_key ? webhook_unseal_value(client_key) : NULL;
+	if (check_pair)
+		webhook_require_tls_client(client_cert, plain);
+	if (key_to_seal)
+		replace(row, "client_key", CStringGetTextDatum(webhook_seal_value(plain)));
+	if (plain)
+		explicit_bzero(plain, strlen(plain));
+}
+
+/*
  * Trigger webhook._endpoints_seal(), BEFORE INSERT OR UPDATE FOR EACH ROW on
  * webhook.endpoints: see the head of this file.
  */
@@ -457,6 +494,7 @@ webhook_endpoints_seal(PG_FUNCTION_ARGS)
 
 	seal_credentials(&row);
 	seal_headers(&row, check_names, signature_header, sig_in_header, basic_auth);
+	seal_tls(&row);
 
 	if (row.ncols == 0)
 		return PointerGetDatum(row.new);

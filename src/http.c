@@ -344,6 +344,51 @@ configure_transfer(Delivery *d)
 	}
 }
 
+/*
+ * TLS: the endpoint's CA bundle and client certificate with its key, handed
+ * to libcurl as in-memory PEM (copied by libcurl), never as files.  libcurl
+ * reuses a connection, and resumes a TLS session, only for a transfer whose
+ * CA blob and client certificate blob equal the connection's (its
+ * Curl_ssl_config_matches), so endpoints with other TLS settings never share
+ * one; the key goes with its certificate, which the endpoints trigger
+ * checked.  Our copy of the key is wiped once libcurl has its own.
+ */
+#if LIBCURL_VERSION_NUM < 0x074D00
+#error "libcurl 7.77.0 or later is needed (CURLOPT_CAINFO_BLOB)"
+#endif
+static void
+configure_tls(Delivery *d)
+{
+	CURL	   *e = d->easy;
+	struct curl_blob blob;
+
+	if (d->tls_ca_cert)
+	{
+		blob.data = d->tls_ca_cert;
+		blob.len = strlen(d->tls_ca_cert);
+		blob.flags = CURL_BLOB_COPY;
+		curl_easy_setopt(e, CURLOPT_CAINFO_BLOB, &blob);
+	}
+	if (d->tls_client_cert && d->tls_client_key)
+	{
+		blob.data = d->tls_client_cert;
+		blob.len = strlen(d->tls_client_cert);
+		blob.flags = CURL_BLOB_COPY;
+		curl_easy_setopt(e, CURLOPT_SSLCERT_BLOB, &blob);
+		curl_easy_setopt(e, CURLOPT_SSLCERTTYPE, "PEM");
+		blob.data = d->tls_client_key;
+		blob.len = strlen(d->tls_client_key);
+		blob.flags = CURL_BLOB_COPY;
+		curl_easy_setopt(e, CURLOPT_SSLKEY_BLOB, &blob);
+		curl_easy_setopt(e, CURLOPT_SSLKEYTYPE, "PEM");
+	}
+	if (d->tls_client_key)
+	{
+		explicit_bzero(d->tls_client_key, strlen(d->tls_client_key));
+		d->tls_client_key = NULL;
+	}
+}
+
 /* Build a delivery's request and hand it to curl. */
 void
 http_start(Delivery *d)
@@ -369,6 +414,7 @@ http_start(Delivery *d)
 				(errcode(ERRCODE_OUT_OF_MEMORY),
 				 errmsg("could not create a libcurl request")));
 	configure_transfer(d);
+	configure_tls(d);
 	d->curl_error[0] = '\0';
 
 	if (curl_multi_add_handle(multi, d->easy) != CURLM_OK)
@@ -477,6 +523,19 @@ curl_error_class(CURLcode code)
 	}
 }
 
+/*
+ * TLS: a TLS alert from the receiver after the handshake, as TLS 1.3 sends
+ * when it refuses the client certificate (or its absence) once the client
+ * has finished its part, reaches libcurl as a read or write error; it is a
+ * certificate failure all the same.
+ */
+static bool
+is_tls_alert(CURLcode code, const char *message)
+{
+	return (code == CURLE_RECV_ERROR || code == CURLE_SEND_ERROR) &&
+		strstr(message, "SSL routines") != NULL && strstr(message, " alert ") != NULL;
+}
+
 /* Classify a finished transfer into the log's error classes (schedule.c). */
 static void
 classify_result(Delivery *d, CURLcode code)
@@ -506,7 +565,7 @@ classify_result(Delivery *d, CURLcode code)
 							d->proxy ? "to the endpoint's proxy " : "", d->blocked_class);
 		return;
 	}
-	d->error_class = curl_error_class(code);
+	d->error_class = is_tls_alert(code, message) ? ERROR_CLASS_TLS : curl_error_class(code);
 }
 
 /* The error of an attempt, saying which proxy it went through, if any. */

@@ -127,7 +127,9 @@ static const char *claim_sql =
 "           CASE WHEN ep.format <> 'standard' THEN ev.payload::text END AS format_data,"
 "           CASE WHEN ep.format <> 'standard'"
 "                THEN pg_catalog.to_char(ev.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"') END"
-"             AS format_time";
+"             AS format_time,"
+/* TLS: decoded by name (tls_from_tuple) */
+"           ep.ca_cert AS tls_ca_cert, ep.client_cert AS tls_client_cert, ep.client_key AS tls_client_key";
 
 /*
  * Record a batch of attempts: the delivery's new state, one log row each,
@@ -509,6 +511,22 @@ proxy_from_tuple(Delivery *d, HeapTuple tuple, TupleDesc desc)
 										"the endpoint's proxy", &d->key_problem));
 }
 
+/*
+ * TLS: the endpoint's CA bundle and client certificate, and its client key
+ * unsealed like the other credentials.  Found by their aliases in the claim,
+ * so that columns appended after them do not move them.
+ */
+static void
+tls_from_tuple(Delivery *d, HeapTuple tuple, TupleDesc desc)
+{
+	char	   *stored_key = SPI_getvalue(tuple, desc, SPI_fnumber(desc, "tls_client_key"));
+
+	d->tls_ca_cert = SPI_getvalue(tuple, desc, SPI_fnumber(desc, "tls_ca_cert"));
+	d->tls_client_cert = SPI_getvalue(tuple, desc, SPI_fnumber(desc, "tls_client_cert"));
+	d->tls_client_key = unseal_for_delivery(stored_key, "the endpoint's client_key", &d->key_problem);
+	forget_secret(stored_key);
+}
+
 /* Copy one claimed row into a Delivery that outlives the transaction. */
 static Delivery *
 delivery_from_tuple(HeapTuple tuple, TupleDesc desc)
@@ -551,6 +569,7 @@ delivery_from_tuple(HeapTuple tuple, TupleDesc desc)
 	proxy_from_tuple(d, tuple, desc);
 	/* The request format's columns, by name (request_format.c). */
 	request_format_from_claim(d, tuple, desc);
+	tls_from_tuple(d, tuple, desc);
 
 	MemoryContextSwitchTo(old);
 	return d;

@@ -4,17 +4,26 @@
 Python 3 standard library only (runs on Debian 12's python3).
 
     python3 test/receiver.py --port-file PATH --log PATH [--port N] [--host A]
+        [--tls-cert PEM --tls-key PEM [--tls-client-ca PEM]]
 
 Binds 127.0.0.1 (or --host, which must be a loopback address such as
 127.0.0.2; port 0 = ephemeral), writes the real port to --port-file
 atomically once listening, and runs until SIGTERM/SIGINT.
+
+With --tls-cert and --tls-key it speaks HTTPS (HTTP/1.1 only: no ALPN h2)
+with that certificate; with --tls-client-ca too, it requires a client
+certificate issued by that CA, and a connection without one fails its TLS
+handshake before any request is read (nothing is logged for it).  The
+handshake runs in the connection's own thread, never in the accepting one.
 
 Every request (any method) is appended to --log as one JSON line *before* the
 requested behaviour is carried out:
 
     {"t": <unix time received>, "method": ..., "path": <path incl. query>,
      "headers": {<lower-cased name>: <value, repeats joined with ", ">},
-     "body": <utf-8 decoded, errors=replace>, "conn": <id per TCP connection>}
+     "body": <utf-8 decoded, errors=replace>, "conn": <id per TCP connection>,
+     "tls": {"version": ..., "client_cert": <client subject CN or null>}}
+    ("tls" only with --tls-cert)
 
 The response is chosen by path segments, which can be combined, e.g.
 /ok, /status/503, /delay/2000/ok, /status/429/retry-after/2:
@@ -44,6 +53,7 @@ import os
 import signal
 import socket
 import socketserver
+import ssl
 import sys
 import threading
 import time
@@ -191,10 +201,13 @@ class Handler(http.server.BaseHTTPRequestHandler):
         for k, v in self.headers.items():
             k = k.lower()
             headers[k] = headers[k] + ", " + v if k in headers else v
-        log_request({"t": received, "method": self.command, "path": full_path,
-                     "headers": headers,
-                     "body": body.decode("utf-8", errors="replace"),
-                     "conn": self.conn_id})
+        entry = {"t": received, "method": self.command, "path": full_path,
+                 "headers": headers,
+                 "body": body.decode("utf-8", errors="replace"),
+                 "conn": self.conn_id}
+        if hasattr(self.connection, "version"):
+            entry["tls"] = tls_summary(self.connection)
+        log_request(entry)
 
         b = parse_behaviour(urllib.parse.urlsplit(full_path).path)
 
@@ -246,11 +259,62 @@ class Handler(http.server.BaseHTTPRequestHandler):
         self._send(b["status"], text.encode("utf-8"), extra)
 
 
+def drain_and_close(sock):
+    """After a failed TLS handshake: read what the client still sends (its
+    request, under TLS 1.3) until it hangs up, at most 5 s, so that closing
+    sends a FIN and no reset that could overtake our TLS alert."""
+    raw = None
+    try:
+        raw = socket.socket(fileno=os.dup(sock.fileno()))
+        raw.settimeout(5)
+        while raw.recv(CHUNK):
+            pass
+    except OSError:
+        pass
+    finally:
+        if raw is not None:
+            raw.close()
+        sock.close()
+
+
+def tls_summary(conn):
+    """The TLS version and the client certificate's CN of a connection."""
+    cert = conn.getpeercert() or {}
+    cn = None
+    for rdn in cert.get("subject", ()):
+        for key, value in rdn:
+            if key == "commonName":
+                cn = value
+    return {"version": conn.version(), "client_cert": cn}
+
+
 class Server(http.server.ThreadingHTTPServer):
     daemon_threads = True
     block_on_close = False
     allow_reuse_address = True
     request_queue_size = 1024
+
+    tls_context = None                 # an ssl.SSLContext with --tls-cert
+
+    # The TLS handshake, in the connection's thread: a client that fails it
+    # (no client certificate, an unknown CA) is dropped without a request.
+    def finish_request(self, request, client_address):
+        if self.tls_context is not None:
+            try:
+                request.settimeout(30)
+                request = self.tls_context.wrap_socket(
+                    request, server_side=True, do_handshake_on_connect=False)
+                request.do_handshake()
+                request.settimeout(None)
+            except (ssl.SSLError, OSError):
+                drain_and_close(request)
+                return
+            try:
+                super().finish_request(request, client_address)
+            finally:
+                request.close()
+            return
+        super().finish_request(request, client_address)
 
     def handle_error(self, request, client_address):
         # Client hang-ups and resets are expected in these tests; stay quiet.
@@ -267,9 +331,23 @@ def main():
     ap.add_argument("--log", required=True)
     ap.add_argument("--port", type=int, default=0)
     ap.add_argument("--host", default="127.0.0.1")
+    ap.add_argument("--tls-cert", help="serve HTTPS with this PEM certificate")
+    ap.add_argument("--tls-key", help="the PEM private key of --tls-cert")
+    ap.add_argument("--tls-client-ca",
+                    help="require a client certificate issued by this PEM CA")
     args = ap.parse_args()
     if not (args.host.startswith("127.") or args.host == "::1"):
         ap.error("--host must be a loopback address")
+    if bool(args.tls_cert) != bool(args.tls_key) or (args.tls_client_ca and not args.tls_cert):
+        ap.error("--tls-cert and --tls-key go together; --tls-client-ca needs them")
+    if args.tls_cert:
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain(args.tls_cert, args.tls_key)
+        ctx.set_alpn_protocols(["http/1.1"])
+        if args.tls_client_ca:
+            ctx.load_verify_locations(args.tls_client_ca)
+            ctx.verify_mode = ssl.CERT_REQUIRED
+        Server.tls_context = ctx
 
     LOG_FILE = open(args.log, "a", encoding="utf-8")
     if ":" in args.host:

@@ -39,7 +39,12 @@ CREATE TABLE webhook.endpoints (
     signature_encoding text NOT NULL DEFAULT 'sha256=hex'
                        CONSTRAINT endpoints_signature_encoding_check
                        CHECK (webhook._is_signature_encoding(signature_encoding)),
-    cloudevents_source text
+    cloudevents_source text,
+    -- TLS: the CA bundle the receiver is verified against, and a client
+    -- certificate with its key for mutual TLS (checked by src/endpoint_tls.c).
+    ca_cert          text,
+    client_cert      text,
+    client_key       text
 );
 COMMENT ON COLUMN webhook.endpoints.proxy IS 'http:// or https:// proxy for this endpoint, credentials allowed (sealed); NULL: webhook.proxy; ''direct'': no proxy';
 COMMENT ON TABLE webhook.endpoints IS 'receivers of webhooks, managed with INSERT, UPDATE and DELETE';
@@ -60,6 +65,10 @@ COMMENT ON COLUMN webhook.endpoints.format IS 'standard (the event''s body), clo
 COMMENT ON COLUMN webhook.endpoints.event_type_header IS 'header that names the event type, default webhook-event-type';
 COMMENT ON COLUMN webhook.endpoints.signature_encoding IS 'how an hmac-sha256 signature is written: sha256=hex (default), hex or base64';
 COMMENT ON COLUMN webhook.endpoints.cloudevents_source IS 'CloudEvents source attribute (a URI-reference); NULL means /webhook/<database name>';
+-- TLS
+COMMENT ON COLUMN webhook.endpoints.ca_cert IS 'PEM CA certificates to verify the receiver against, instead of the system store; NULL for the system store';
+COMMENT ON COLUMN webhook.endpoints.client_cert IS 'PEM client certificate (then any intermediates) for mutual TLS, with client_key';
+COMMENT ON COLUMN webhook.endpoints.client_key IS 'PEM private key of client_cert, without a passphrase; sealed at rest like the secrets';
 
 CREATE TABLE webhook.events (
     id              uuid PRIMARY KEY DEFAULT webhook.uuid_v7(),

@@ -150,7 +150,7 @@ sub difference
 # with defaults are checked after it.
 my $kept_sql = q{
 	SELECT 'endpoint ' || e.id || ' ' || (jsonb_strip_nulls(to_jsonb(e)) - '{timeout_ms,max_in_flight,updated_at}'::text[]
-	         - '{format,event_type_header,signature_encoding,cloudevents_source}'::text[])::text
+	         - '{format,event_type_header,signature_encoding,cloudevents_source,ca_cert,client_cert,client_key}'::text[])::text
 	  FROM webhook.endpoints e
 	UNION ALL SELECT 'event ' || to_jsonb(v)::text FROM webhook.events v
 	UNION ALL SELECT 'delivery ' || to_jsonb(d)::text FROM webhook.deliveries d

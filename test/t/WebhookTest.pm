@@ -65,7 +65,9 @@ my %LIVE;
 # Start test/receiver.py on an ephemeral 127.0.0.1 port and wait (up to 30 s)
 # until it has written its port file, so callers can use ->{port} at once.
 # Options: port => N listens on that port instead (e.g. one from free_port(),
-# for a receiver that "comes back" where deliveries were failing to connect).
+# for a receiver that "comes back" where deliveries were failing to connect);
+# tls => { cert => PEM file, key => PEM file, client_ca => PEM file } serves
+# HTTPS (client_ca: requiring a client certificate from that CA).
 sub start_receiver
 {
 	my (%opts) = @_;
@@ -76,13 +78,17 @@ sub start_receiver
 		log => "$dir/requests.jsonl",
 		stderr => "$dir/receiver.stderr",
 		owner => $$,
+		scheme => $opts{tls} ? 'https' : 'http',
 	}, 'WebhookTest::Receiver';
+	my $tls = $opts{tls} // {};
 
 	$self->{handle} = IPC::Run::start(
 		[
 			$ENV{PYTHON} || 'python3', $RECEIVER_PY,
 			'--port-file', $port_file, '--log', $self->{log},
-			(defined $opts{port} ? ('--port', $opts{port}) : ())
+			(defined $opts{port} ? ('--port', $opts{port}) : ()),
+			($tls->{cert} ? ('--tls-cert', $tls->{cert}, '--tls-key', $tls->{key}) : ()),
+			($tls->{client_ca} ? ('--tls-client-ca', $tls->{client_ca}) : ())
 		],
 		'<', \undef, '>', $self->{stderr}, '2>', $self->{stderr});
 	$LIVE{"$self"} = [ $self->{handle}, $$ ];
@@ -382,12 +388,12 @@ END
 
 package WebhookTest::Receiver;
 
-# "http://127.0.0.1:PORT/path" for use in webhook subscriptions.
+# "http://127.0.0.1:PORT/path" (https with tls) for use in webhook subscriptions.
 sub url
 {
 	my ($self, $path) = @_;
 	$path //= '/';
-	return "http://127.0.0.1:$self->{port}$path";
+	return "$self->{scheme}://127.0.0.1:$self->{port}$path";
 }
 
 # SIGTERM (SIGKILL after 5 s); idempotent and only in the starting process
