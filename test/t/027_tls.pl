@@ -22,49 +22,11 @@ use PostgreSQL::Test::Utils;
 use Test::More;
 use Time::HiRes qw(time sleep);
 
-# --- the test PKI ---------------------------------------------------------------
-my $pki = PostgreSQL::Test::Utils::tempdir('pki');
-
-# Run the openssl command; die with its output when it fails.
-sub openssl
-{
-	my @args = @_;
-	my ($out, $err) = ('', '');
-	IPC::Run::run([ 'openssl', @args ], '<', \undef, '>', \$out, '2>', \$err)
-	  or die "openssl @args failed: $err";
-	return $out;
-}
-
-# A P-256 key and a certificate for $cn: self-signed (a CA) without $ca,
-# otherwise issued by CA $ca with the extensions in $ext.
-sub make_cert
-{
-	my ($name, $cn, $ca, $ext) = @_;
-	my @key = ('-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes',
-		'-keyout', "$pki/$name.key", '-subj', "/CN=$cn");
-	if (!$ca)
-	{
-		openssl('req', '-x509', @key, '-days', '2', '-out', "$pki/$name.pem",
-			'-addext', 'basicConstraints=critical,CA:TRUE',
-			'-addext', 'keyUsage=critical,keyCertSign,cRLSign');
-		return;
-	}
-	openssl('req', @key, '-out', "$pki/$name.csr");
-	PostgreSQL::Test::Utils::append_to_file("$pki/$name.ext", $ext);
-	openssl('x509', '-req', '-in', "$pki/$name.csr", '-CA', "$pki/$ca.pem",
-		'-CAkey', "$pki/$ca.key", '-CAcreateserial', '-days', '2',
-		'-extfile', "$pki/$name.ext", '-out', "$pki/$name.pem");
-	return;
-}
-make_cert('ca', 'webhook test CA');
-make_cert('other_ca', 'another test CA');
-make_cert('server', '127.0.0.1', 'ca',
-	"subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth\n");
-make_cert('client', 'webhook-test-client', 'ca',
-	"extendedKeyUsage=clientAuth\n");
+# --- the test PKI (WebhookTest::make_test_pki) ---------------------------------
+my $pki = make_test_pki();
 my %pem = map { $_ => slurp_file("$pki/$_") }
   qw(ca.pem other_ca.pem client.pem client.key);
-like(openssl('x509', '-in', "$pki/server.pem", '-noout', '-ext', 'subjectAltName'),
+like(run_openssl('x509', '-in', "$pki/server.pem", '-noout', '-ext', 'subjectAltName'),
 	qr/IP Address:127\.0\.0\.1/, 'the server certificate names 127.0.0.1');
 
 # --- receivers and the server ---------------------------------------------------

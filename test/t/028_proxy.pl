@@ -39,7 +39,7 @@ sub start_proxy
 		[
 			$ENV{PYTHON} || 'python3', $PROXY_PY,
 			'--port-file', "$dir/port", '--log', $self->{log},
-			'--upstream-port', $r->{port}, '--max-requests', 50,
+			'--upstream-port', ($opts{upstream} // $r)->{port}, '--max-requests', 50,
 			(defined $opts{auth} ? ('--auth', $opts{auth}) : ())
 		],
 		'<', \undef, '>', "$dir/stderr", '2>', "$dir/stderr");
@@ -187,6 +187,27 @@ my $rport = $r->{port};
 	is($connect[0]{target}, "127.0.0.1:$rport", 'CONNECT: to the receiver');
 	like(attempts($ev), qr/\(through proxy http:\/\/127\.0\.0\.1:$a->{port}\)$/,
 		'CONNECT: the error names the proxy');
+}
+
+# --- https:// through a CONNECT tunnel, end to end --------------------------
+# A TLS receiver with a certificate from the test CA, reached only through an
+# endpoint's proxy that tunnels to it: the TLS session runs inside the tunnel,
+# verified by the endpoint's ca_cert, and the proxy sees no request of its own.
+{
+	my $pki = make_test_pki();
+	my $tls = start_receiver(tls => { cert => "$pki/server.pem", key => "$pki/server.key" });
+	my $tunnel = start_proxy(upstream => $tls);
+	my $ca = slurp_file("$pki/ca.pem");
+	endpoint('tls-tunnel', $tls->url('/tls-tunnel'), retry_schedule_s => q('{}'),
+		proxy => "'http://127.0.0.1:$tunnel->{port}'", ca_cert => "\$pem\$$ca\$pem\$");
+	my $ev = send_event('tls-tunnel');
+	is(settled($ev), 'succeeded', 'https through CONNECT: delivered');
+	my @connect = grep { $_->{method} eq 'CONNECT' } @{ requests($tunnel) };
+	is(scalar(@connect), 1, 'https through CONNECT: one tunnel');
+	is($connect[0]{target}, "127.0.0.1:$tls->{port}", 'https through CONNECT: to the TLS receiver');
+	my @got = seen($tls, $ev);
+	is(scalar(@got), 1, 'https through CONNECT: the TLS receiver got it once');
+	like($got[0]{tls}{version} // '', qr/^TLSv1\.[23]$/, 'https through CONNECT: over TLS inside the tunnel');
 }
 
 # --- a reload of webhook.proxy takes effect ----------------------------------

@@ -52,7 +52,7 @@ use Time::HiRes qw(time sleep);
 our @EXPORT = qw(start_receiver requests wait_for_requests
   verify_standard_signature verify_hex_hmac self_test_vectors
   node_with_webhook poll_until postmaster_started assert_server_intact
-  canary_arrives wait_status worker_pid);
+  canary_arrives wait_status worker_pid make_test_pki run_openssl);
 
 # The receiver lives next to this directory (test/receiver.py); resolve it
 # from this file so it does not matter where prove was started from.
@@ -265,6 +265,55 @@ sub worker_pid
 	return $node->safe_psql('postgres',
 		"SELECT pid FROM pg_stat_activity
 		  WHERE backend_type = 'webhook delivery worker' AND datname = '$dbname'");
+}
+
+# Run the openssl command; die with its output when it fails.
+sub run_openssl
+{
+	my @args = @_;
+	my ($out, $err) = ('', '');
+	IPC::Run::run([ 'openssl', @args ], '<', \undef, '>', \$out, '2>', \$err)
+	  or die "openssl @args failed: $err";
+	return $out;
+}
+
+# A P-256 key and a certificate for $cn in $dir: self-signed (a CA) without
+# $ca, otherwise issued by CA $ca with the extensions in $ext.
+sub _make_cert
+{
+	my ($dir, $name, $cn, $ca, $ext) = @_;
+	my @key = ('-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes',
+		'-keyout', "$dir/$name.key", '-subj', "/CN=$cn");
+	if (!$ca)
+	{
+		run_openssl('req', '-x509', @key, '-days', '2', '-out', "$dir/$name.pem",
+			'-addext', 'basicConstraints=critical,CA:TRUE',
+			'-addext', 'keyUsage=critical,keyCertSign,cRLSign');
+		return;
+	}
+	run_openssl('req', @key, '-out', "$dir/$name.csr");
+	PostgreSQL::Test::Utils::append_to_file("$dir/$name.ext", $ext);
+	run_openssl('x509', '-req', '-in', "$dir/$name.csr", '-CA', "$dir/$ca.pem",
+		'-CAkey', "$dir/$ca.key", '-CAcreateserial', '-days', '2',
+		'-extfile', "$dir/$name.ext", '-out', "$dir/$name.pem");
+	return;
+}
+
+# The tests' own PKI, made in a new temporary directory (returned): a CA
+# (ca.pem/ca.key), another CA (other_ca), a server certificate for
+# 127.0.0.1 (server.pem/server.key) and a client certificate
+# (client.pem/client.key), both issued by ca.
+sub make_test_pki
+{
+	my $dir = PostgreSQL::Test::Utils::tempdir('pki');
+
+	_make_cert($dir, 'ca', 'webhook test CA');
+	_make_cert($dir, 'other_ca', 'another test CA');
+	_make_cert($dir, 'server', '127.0.0.1', 'ca',
+		"subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth\n");
+	_make_cert($dir, 'client', 'webhook-test-client', 'ca',
+		"extendedKeyUsage=clientAuth\n");
+	return $dir;
 }
 
 # A 127.0.0.1 TCP port that nothing listens on right now (bound, then
