@@ -174,9 +174,12 @@ static void
 format_clash(Delivery *d)
 {
 	bool		binary = d->format == FORMAT_CLOUDEVENTS;
-	const char *custom_name = pg_strcasecmp(d->event_type_header, WEBHOOK_DEFAULT_EVENT_TYPE_HEADER) != 0 ?
-		d->event_type_header : NULL;
+	const char *custom_name = NULL;
 	const char *problem = NULL;
+
+	/* The default is a webhook-* name, which no extra header may take. */
+	if (pg_strcasecmp(d->event_type_header, WEBHOOK_DEFAULT_EVENT_TYPE_HEADER) != 0)
+		custom_name = d->event_type_header;
 
 	if (webhook_header_clash(d->event_type_header, NULL, binary) != HEADER_CLASH_NONE ||
 		(d->key.signing == SIGNING_HMAC_SHA256 &&

@@ -204,13 +204,15 @@ webhook_sign(PG_FUNCTION_ARGS)
 	int64		timestamp = PG_GETARG_INT64(2);
 	text	   *body = PG_GETARG_TEXT_PP(3);
 	WebhookSigning signing = signing_arg(PG_GETARG_TEXT_PP(4));
-	const WebhookSignatureEncodingForm *form = PG_NARGS() > 5 ?	/* not in 0.1.0's sign() */
-		require_signature_encoding(text_to_cstring(PG_GETARG_TEXT_PP(5))) :
-		&webhook_signature_encodings[0];	/* the default */
+	const WebhookSignatureEncodingForm *form = &webhook_signature_encodings[0];
 	WebhookKey	key;
-	const char *problem = webhook_decode_key(signing, secret, &key);
+	const char *problem;
 	char		out[WEBHOOK_SIGNATURE_MAX];
 
+	/* 0.1.0's sign(), served until the update, has no signature_encoding. */
+	if (PG_NARGS() > 5)
+		form = require_signature_encoding(text_to_cstring(PG_GETARG_TEXT_PP(5)));
+	problem = webhook_decode_key(signing, secret, &key);
 	if (problem)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
