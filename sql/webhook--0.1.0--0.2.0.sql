@@ -1431,6 +1431,19 @@ GRANT EXECUTE ON FUNCTION webhook._is_request_format(text), webhook._is_signatur
     webhook._check_endpoint_cloudevents_source(text)
     TO PUBLIC;
 
+-- webhook.sign() takes the signature_encoding of an hmac-sha256 signature,
+-- as endpoints do: a new signature, so the release's sign() goes (calls
+-- with four or five arguments keep working), with the same privileges.
+DROP FUNCTION webhook.sign(text, text, bigint, text, text);
+-- The signature header value for one request, exactly as the worker sends it
+-- (an hmac-sha256 one in the endpoint's signature_encoding).
+CREATE FUNCTION webhook.sign(secret text, msg_id text, "timestamp" bigint, body text,
+                             signing text DEFAULT 'standard', signature_encoding text DEFAULT 'sha256=hex')
+RETURNS text LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE
+AS 'MODULE_PATHNAME', 'webhook_sign';
+REVOKE ALL ON FUNCTION webhook.sign(text, text, bigint, text, text, text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION webhook.sign(text, text, bigint, text, text, text) TO PUBLIC;
+
 -- TLS: the CA bundle the receiver is verified against, and a client
 -- certificate with its key for mutual TLS (checked and client_key sealed by
 -- webhook._endpoints_seal(), src/endpoint_tls.c).

@@ -417,6 +417,81 @@ seal_tls(EndpointRow *row)
 }
 
 /*
+ * Refuse a header name, of the kind what says, that format cloudevents
+ * (binary, when binary is true) sends itself: a ce-* attribute.
+ */
+static void
+require_no_cloudevents_clash(const char *name, const char *what, bool binary)
+{
+	if (webhook_header_clash(name, NULL, binary) == HEADER_CLASH_CLOUDEVENTS)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("%s \"%s\" is a CloudEvents attribute, which format cloudevents sets itself", what, name),
+				 errdetail("%s", webhook_cloudevents_headers_detail),
+				 errhint("Use a name that does not start with ce-, or format cloudevents-structured.")));
+}
+
+/*
+ * Request formats (issue 15): the headers the format sends must not be sent
+ * twice.  The event_type_header obeys the one header rule, unless it is the
+ * extension's own default, and must not be the signature header; no extra
+ * header may be named like it; and in format cloudevents (binary mode) no
+ * header the user names, extra, event type or signature header, may be a
+ * ce-* attribute (src/header_rules.c holds the rule).  Checked when the
+ * names or the format change.  A 0.1.0 schema, served until ALTER EXTENSION
+ * UPDATE, has no such columns: the caller skips this.
+ */
+static void
+require_format_headers(EndpointRow *row, const char *signature_header, bool sig_in_header)
+{
+	char	   *event_type_header = new_text(row, "event_type_header");
+	char	   *format = new_text(row, "format");
+	bool		binary = format != NULL && request_format_from_name(format) == FORMAT_CLOUDEVENTS;
+	bool		isnull;
+	Datum		headers = heap_getattr(row->new, column(row, "headers"), row->desc, &isnull);
+	const char *custom_name;
+
+	if (event_type_header == NULL)
+		elog(ERROR, "endpoint row reached webhook._endpoints_seal() with a NULL event_type_header");
+	/* The default is a webhook-* name, which no extra header may take. */
+	custom_name = pg_strcasecmp(event_type_header, WEBHOOK_DEFAULT_EVENT_TYPE_HEADER) != 0 ?
+		event_type_header : NULL;
+	if (custom_name)
+		require_header_name(event_type_header, "event type header");
+	if (sig_in_header && pg_strcasecmp(event_type_header, signature_header) == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("event type header \"%s\" is the signature header of this endpoint", event_type_header),
+				 errhint("Choose another event_type_header or signature_header.")));
+	require_no_cloudevents_clash(event_type_header, "event type header", binary);
+	if (sig_in_header)
+		require_no_cloudevents_clash(signature_header, "signature header", binary);
+
+	/* Names are never sealed: read them as written. */
+	if (!isnull && JB_ROOT_IS_OBJECT(DatumGetJsonbP(headers)))
+	{
+		JsonbIterator *it = JsonbIteratorInit(&DatumGetJsonbP(headers)->root);
+		JsonbValue	v;
+		JsonbIteratorToken token;
+
+		while ((token = JsonbIteratorNext(&it, &v, true)) != WJB_DONE)
+		{
+			char	   *name;
+
+			if (token != WJB_KEY)
+				continue;
+			name = pnstrdup(v.val.string.val, v.val.string.len);
+			if (webhook_header_clash(name, custom_name, false) == HEADER_CLASH_EVENT_TYPE)
+				ereport(ERROR,
+						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						 errmsg("header \"%s\" is the event type header of this endpoint", name),
+						 errhint("Remove it from headers, or choose another event_type_header.")));
+			require_no_cloudevents_clash(name, "header", binary);
+		}
+	}
+}
+
+/*
  * Trigger webhook._endpoints_seal(), BEFORE INSERT OR UPDATE FOR EACH ROW on
  * webhook.endpoints: see the head of this file.
  */
@@ -470,27 +545,10 @@ webhook_endpoints_seal(PG_FUNCTION_ARGS)
 				 errmsg("signature header \"%s\" would replace the Basic authentication header", signature_header),
 				 errhint("Choose another signature_header, such as X-Hub-Signature-256.")));
 
-	/*
-	 * Request formats (issue 15): the event_type_header obeys the one header
-	 * rule, unless it is the extension's own default, and must not replace
-	 * the signature header.  A 0.1.0 schema, served until ALTER EXTENSION
-	 * UPDATE, has no such column.
-	 */
+	/* Request formats (issue 15): see require_format_headers(). */
 	if (SPI_fnumber(row.desc, "event_type_header") > 0 &&
-		(to_check(&row, "event_type_header") || check_names))
-	{
-		char	   *event_type_header = new_text(&row, "event_type_header");
-
-		if (event_type_header == NULL)
-			elog(ERROR, "endpoint row reached webhook._endpoints_seal() with a NULL event_type_header");
-		if (pg_strcasecmp(event_type_header, WEBHOOK_DEFAULT_EVENT_TYPE_HEADER) != 0)
-			require_header_name(event_type_header, "event type header");
-		if (sig_in_header && pg_strcasecmp(event_type_header, signature_header) == 0)
-			ereport(ERROR,
-					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-					 errmsg("event type header \"%s\" is the signature header of this endpoint", event_type_header),
-					 errhint("Choose another event_type_header or signature_header.")));
-	}
+		(check_names || to_check(&row, "event_type_header") || to_check(&row, "format")))
+		require_format_headers(&row, signature_header, sig_in_header);
 
 	seal_credentials(&row);
 	seal_headers(&row, check_names, signature_header, sig_in_header, basic_auth);

@@ -2,7 +2,8 @@
  * header_rules.c
  *		The one rule for request header names and values, in plain C: which
  *		names are HTTP tokens the extension lets users set, and which values
- *		fit on one header line.  The endpoints trigger (endpoint_secrets.c)
+ *		fit on one header line, and which names the request format already
+ *		sends.  The endpoints trigger (endpoint_secrets.c)
  *		applies it to the extra headers and to the signature header alike, the
  *		worker again to what it sends, and test/fuzz drives it directly.
  */
@@ -50,4 +51,25 @@ webhook_header_check(const char *name, const char *value)
 	if (strpbrk(value, "\r\n") != NULL)
 		return HEADER_BAD_VALUE;
 	return HEADER_OK;
+}
+
+/* The names binary CloudEvents reserves, in words, for the errors. */
+const char *const webhook_cloudevents_headers_detail =
+"In format cloudevents (binary mode) every ce-* header is a CloudEvents attribute: the extension sends ce-specversion, ce-id, ce-source, ce-type and ce-time, and Content-Type.";
+
+/*
+ * Would a header the user names (an extra header, the event type header or
+ * the signature header) be sent twice, beside one the request format sets:
+ * the event type header (pass NULL to skip that test), or in CloudEvents
+ * binary mode any ce-* attribute?  The endpoints trigger refuses such a
+ * name when written, the worker a row written past the trigger.
+ */
+WebhookHeaderClash
+webhook_header_clash(const char *name, const char *event_type_header, bool cloudevents_binary)
+{
+	if (event_type_header != NULL && strcasecmp(name, event_type_header) == 0)
+		return HEADER_CLASH_EVENT_TYPE;
+	if (cloudevents_binary && strncasecmp(name, "ce-", 3) == 0)
+		return HEADER_CLASH_CLOUDEVENTS;
+	return HEADER_CLASH_NONE;
 }

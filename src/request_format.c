@@ -53,7 +53,7 @@ static const struct
 };
 
 /* The format of this name (as in the format column), or FORMAT_UNKNOWN. */
-static WebhookRequestFormat
+WebhookRequestFormat
 request_format_from_name(const char *name)
 {
 	for (int i = 0; i < lengthof(request_formats); i++)
@@ -164,6 +164,49 @@ claim_text(HeapTuple tuple, TupleDesc desc, const char *alias)
 }
 
 /*
+ * A header the user names that the format sends itself, in a row written
+ * past the endpoints trigger (which refuses it): an extra header named like
+ * the event type header, or in binary CloudEvents a ce-* extra, event type
+ * or signature header.  It fails the delivery (invalid_header) rather than
+ * be sent twice.  d->headers holds "Name: value" lines; a name has no colon.
+ */
+static void
+format_clash(Delivery *d)
+{
+	bool		binary = d->format == FORMAT_CLOUDEVENTS;
+	const char *custom_name = NULL;
+	const char *problem = NULL;
+
+	/* The default is a webhook-* name, which no extra header may take. */
+	if (pg_strcasecmp(d->event_type_header, WEBHOOK_DEFAULT_EVENT_TYPE_HEADER) != 0)
+		custom_name = d->event_type_header;
+
+	if (webhook_header_clash(d->event_type_header, NULL, binary) != HEADER_CLASH_NONE ||
+		(d->key.signing == SIGNING_HMAC_SHA256 &&
+		 webhook_header_clash(d->signature_header, NULL, binary) != HEADER_CLASH_NONE))
+		problem = "the endpoint's event_type_header or signature_header is a CloudEvents attribute, which format cloudevents sets itself";
+	for (int i = 0; i < d->n_headers && problem == NULL; i++)
+	{
+		char	   *name = pnstrdup(d->headers[i], strcspn(d->headers[i], ":"));
+
+		switch (webhook_header_clash(name, custom_name, binary))
+		{
+			case HEADER_CLASH_EVENT_TYPE:
+				problem = "the endpoint's headers hold one named like its event_type_header";
+				break;
+			case HEADER_CLASH_CLOUDEVENTS:
+				problem = "the endpoint's headers hold a CloudEvents attribute (ce-*), which format cloudevents sets itself";
+				break;
+			case HEADER_CLASH_NONE:
+				break;
+		}
+		pfree(name);
+	}
+	if (problem != NULL && d->header_problem == NULL)
+		d->header_problem = problem;
+}
+
+/*
  * The format columns of one claimed row, decoded by name (claim_sql in
  * queue.c appends them after ep.xmin), in the delivery's context.  A value
  * the write-time checks would refuse (a row written past the triggers)
@@ -189,6 +232,8 @@ request_format_from_claim(Delivery *d, HeapTuple tuple, TupleDesc desc)
 	if (form == NULL && d->key.signing == SIGNING_HMAC_SHA256 && d->header_problem == NULL)
 		d->header_problem = "the endpoint's signature_encoding is unknown";
 	d->key.encoding = d->previous_key.encoding = form ? form->encoding : SIGNATURE_SHA256_HEX;
+
+	format_clash(d);
 
 	if (d->format == FORMAT_CLOUDEVENTS || d->format == FORMAT_CLOUDEVENTS_STRUCTURED)
 	{

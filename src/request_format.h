@@ -29,6 +29,7 @@ typedef enum WebhookRequestFormat
 
 struct Delivery;
 
+extern WebhookRequestFormat request_format_from_name(const char *name);
 extern void request_format_from_claim(struct Delivery *d, HeapTuple tuple, TupleDesc desc);
 extern void request_format_shape(struct Delivery *d);
 extern struct curl_slist *request_format_headers(struct Delivery *d, struct curl_slist *h);

@@ -97,18 +97,18 @@ webhook_is_signature_encoding(PG_FUNCTION_ARGS)
 }
 
 /*
- * SQL: webhook._check_endpoint_signature_encoding(signature_encoding), the
- * error of the endpoints trigger for an unknown or NULL encoding, naming
- * every one there is.
+ * The one check of a signature encoding's name (NULL too), for
+ * webhook.sign() and the endpoints trigger alike: the encoding, or the error
+ * that names them all.
  */
-Datum
-webhook_require_signature_encoding(PG_FUNCTION_ARGS)
+static const WebhookSignatureEncodingForm *
+require_signature_encoding(const char *name)
 {
-	const char *name = PG_ARGISNULL(0) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(0));
+	const WebhookSignatureEncodingForm *form = name ? webhook_signature_encoding(name) : NULL;
 	StringInfoData names;
 
-	if (name != NULL && webhook_signature_encoding(name) != NULL)
-		PG_RETURN_VOID();
+	if (form != NULL)
+		return form;
 	initStringInfo(&names);
 	for (int i = 0; i < webhook_signature_encoding_count; i++)
 		appendStringInfo(&names, "%s%s",
@@ -119,6 +119,17 @@ webhook_require_signature_encoding(PG_FUNCTION_ARGS)
 			 errmsg("unknown signature encoding \"%s\"", name ? name : "NULL"),
 			 errdetail("The signature_encoding says how an hmac-sha256 signature is written in its header."),
 			 errhint("Use one of %s.", names.data)));
+	return NULL;
+}
+
+/*
+ * SQL: webhook._check_endpoint_signature_encoding(signature_encoding), the
+ * error of the endpoints trigger for an unknown or NULL encoding.
+ */
+Datum
+webhook_require_signature_encoding(PG_FUNCTION_ARGS)
+{
+	(void) require_signature_encoding(PG_ARGISNULL(0) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(0)));
 	PG_RETURN_VOID();
 }
 
@@ -181,7 +192,10 @@ webhook_secret_problem(PG_FUNCTION_ARGS)
 	PG_RETURN_TEXT_P(cstring_to_text(problem));
 }
 
-/* SQL: the signature header value the worker would send for these bytes. */
+/*
+ * SQL: the signature header value the worker would send for these bytes,
+ * an hmac-sha256 one in the given signature_encoding (sha256=hex if none).
+ */
 Datum
 webhook_sign(PG_FUNCTION_ARGS)
 {
@@ -190,10 +204,15 @@ webhook_sign(PG_FUNCTION_ARGS)
 	int64		timestamp = PG_GETARG_INT64(2);
 	text	   *body = PG_GETARG_TEXT_PP(3);
 	WebhookSigning signing = signing_arg(PG_GETARG_TEXT_PP(4));
+	const WebhookSignatureEncodingForm *form = &webhook_signature_encodings[0];
 	WebhookKey	key;
-	const char *problem = webhook_decode_key(signing, secret, &key);
+	const char *problem;
 	char		out[WEBHOOK_SIGNATURE_MAX];
 
+	/* 0.1.0's sign(), served until the update, has no signature_encoding. */
+	if (PG_NARGS() > 5)
+		form = require_signature_encoding(text_to_cstring(PG_GETARG_TEXT_PP(5)));
+	problem = webhook_decode_key(signing, secret, &key);
 	if (problem)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
@@ -201,6 +220,7 @@ webhook_sign(PG_FUNCTION_ARGS)
 				 errdetail("%s", problem)));
 	if (signing == SIGNING_NONE)
 		PG_RETURN_NULL();
+	key.encoding = form->encoding;
 	if (!webhook_compute_signature(&key, msg_id, (long long) timestamp,
 								   VARDATA_ANY(body), VARSIZE_ANY_EXHDR(body), out))
 		ereport(ERROR,

@@ -35,9 +35,10 @@ CREATE FUNCTION webhook._start_worker_at_commit()
 RETURNS void LANGUAGE C VOLATILE PARALLEL UNSAFE
 AS 'MODULE_PATHNAME', 'webhook_start_worker_at_commit';
 
--- The signature header value for one request, exactly as the worker sends it.
+-- The signature header value for one request, exactly as the worker sends it
+-- (an hmac-sha256 one in the endpoint's signature_encoding).
 CREATE FUNCTION webhook.sign(secret text, msg_id text, "timestamp" bigint, body text,
-                             signing text DEFAULT 'standard')
+                             signing text DEFAULT 'standard', signature_encoding text DEFAULT 'sha256=hex')
 RETURNS text LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE
 AS 'MODULE_PATHNAME', 'webhook_sign';
 

@@ -12,7 +12,7 @@ REVOKE ALL ON ALL FUNCTIONS IN SCHEMA webhook FROM PUBLIC;
 -- replay, recover, rotate_secret) as their caller.  Nothing here
 -- reads, encrypts or decrypts a stored value.
 GRANT EXECUTE ON FUNCTION webhook.generate_secret(text), webhook.uuid_v7(),
-    webhook.sign(text, text, bigint, text, text), webhook.verify(text, jsonb, text, interval),
+    webhook.sign(text, text, bigint, text, text, text), webhook.verify(text, jsonb, text, interval),
     webhook._url_problem(text), webhook._url_origin(text), webhook._is_event_type_name(text), webhook._is_event_type_pattern(text),
     webhook._require_event_type(text, boolean), webhook._column_names(regclass, int2[]),
     webhook._watch_condition(regclass),

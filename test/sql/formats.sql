@@ -141,6 +141,48 @@ ROLLBACK;
 
 -- webhook.sign() still writes hmac-sha256 signatures as sha256=<hex>.
 SELECT webhook.sign('It''s a Secret to Everybody', 'x', 0, 'Hello, World!', 'hmac-sha256');
+-- ... and in any signature_encoding, named as endpoints name them.
+SELECT e, webhook.sign('It''s a Secret to Everybody', 'x', 0, 'Hello, World!', 'hmac-sha256', e)
+  FROM unnest(ARRAY['sha256=hex', 'hex', 'base64']) AS e;
+SELECT webhook.sign('It''s a Secret to Everybody', 'x', 0, 'Hello, World!', 'hmac-sha256', 'HEX');
+SELECT webhook.sign('It''s a Secret to Everybody', 'x', 0, 'Hello, World!', 'hmac-sha256', NULL) IS NULL AS strict;
+-- Other schemes have one form, whatever the encoding says.
+SELECT webhook.sign('whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw', 'msg_p5jXN8AQM9LWM0D4loKWxJek', 1614265330,
+                    '{"test": 2432232314}', 'standard', 'hex')
+     = webhook.sign('whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw', 'msg_p5jXN8AQM9LWM0D4loKWxJek', 1614265330,
+                    '{"test": 2432232314}') AS same;
+
+-- No header is sent twice.  An extra header may not take the name of the
+-- event type header, whichever of the two the write sets (the default,
+-- webhook-event-type, is a reserved name anyway).
+INSERT INTO webhook.endpoints (url, event_type_header, headers)
+VALUES ('https://example.com/hook', 'X-GitHub-Event', '{"x-github-event": "push"}');
+INSERT INTO webhook.endpoints (name, url, event_type_header, headers)
+VALUES ('clash', 'https://example.com/hook', 'X-GitHub-Event', '{"X-Api-Key": "k"}');
+UPDATE webhook.endpoints SET headers = '{"X-Api-Key": "k", "X-GITHUB-EVENT": "push"}' WHERE name = 'clash';
+UPDATE webhook.endpoints SET event_type_header = 'x-api-key' WHERE name = 'clash';
+UPDATE webhook.endpoints SET headers = '{"Webhook-Event-Type": "x"}', event_type_header = DEFAULT WHERE name = 'clash';
+-- In format cloudevents (binary mode) the extension sends the ce-*
+-- attributes and Content-Type: no header the user names may be one, extra,
+-- event type or signature header, whichever the write sets.
+SELECT h, pg_temp.outcome(format('INSERT INTO webhook.endpoints (url, format, headers) VALUES (%L, %L, %L)',
+                                 'https://example.com/hook', 'cloudevents', jsonb_build_object(h, 'v'))) AS outcome
+  FROM unnest(ARRAY['ce-id', 'CE-Source', 'ce-type', 'Ce-Time', 'ce-specversion', 'ce-myextension',
+                    'Content-Type', 'X-Ce-Id', 'ce', 'cex-id']) AS h;
+INSERT INTO webhook.endpoints (url, format, headers) VALUES ('https://example.com/hook', 'cloudevents', '{"ce-id": "forged"}');
+INSERT INTO webhook.endpoints (url, format, event_type_header) VALUES ('https://example.com/hook', 'cloudevents', 'ce-type');
+INSERT INTO webhook.endpoints (url, format, signing, signature_header)
+VALUES ('https://example.com/hook', 'cloudevents', 'hmac-sha256', 'CE-Signature');
+-- Other formats leave ce-* names free; turning the format to cloudevents
+-- checks them.
+UPDATE webhook.endpoints SET headers = '{"ce-id": "mine"}', event_type_header = 'X-GitHub-Event' WHERE name = 'clash';
+UPDATE webhook.endpoints SET format = 'cloudevents-structured' WHERE name = 'clash';
+UPDATE webhook.endpoints SET format = 'cloudevents' WHERE name = 'clash';
+UPDATE webhook.endpoints SET headers = '{"X-Api-Key": "k"}', event_type_header = 'ce-type' WHERE name = 'clash';
+UPDATE webhook.endpoints SET format = 'cloudevents' WHERE name = 'clash';
+UPDATE webhook.endpoints SET event_type_header = DEFAULT, format = 'cloudevents' WHERE name = 'clash';
+UPDATE webhook.endpoints SET headers = '{"ce-id": "mine"}' WHERE name = 'clash';
+SELECT format, event_type_header, headers ? 'X-Api-Key' AS has_key FROM webhook.endpoints WHERE name = 'clash';
 
 -- Leave nothing behind.
 DELETE FROM webhook.endpoints;

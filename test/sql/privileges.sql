@@ -27,7 +27,7 @@ SELECT c.relname,
 -- What the application role may do with the functions of the SQL API.
 SELECT f AS function, has_function_privilege('regress_webhook_app', f, 'EXECUTE') AS app_may_execute
   FROM unnest(ARRAY['webhook.send(text, jsonb, text)', 'webhook.public_key(bigint)',
-                    'webhook.generate_secret(text)', 'webhook.sign(text, text, bigint, text, text)',
+                    'webhook.generate_secret(text)', 'webhook.sign(text, text, bigint, text, text, text)',
                     'webhook._check_event_type(text)', 'webhook._wake_worker_at_commit()',
                     'webhook._endpoints_before_write()', 'webhook._endpoints_before_delete()',
                     'webhook._seal(text)', 'webhook._unseal(text)', 'webhook._secret_problem(text, text)',

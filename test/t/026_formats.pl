@@ -398,6 +398,31 @@ psql(q{
 		'an event type header past the triggers: nothing was sent');
 }
 
+# Headers sent twice, in rows written past the triggers (which refuse them):
+# an extra header named like the event type header, and in binary
+# CloudEvents a ce-* extra header, event type header or signature header.
+for my $case (
+	[ 'clash.event', 'an extra header named like the event type header',
+		q{event_type_header = 'X-Event', headers = '{"x-event": "forged"}'} ],
+	[ 'clash.ce', 'a ce-* extra header in binary CloudEvents',
+		q{format = 'cloudevents', headers = '{"CE-Id": "forged"}'} ],
+	[ 'clash.cetype', 'a ce-* event type header in binary CloudEvents',
+		q{format = 'cloudevents', event_type_header = 'ce-type'} ],
+	[ 'clash.cesig', 'a ce-* signature header in binary CloudEvents',
+		q{format = 'cloudevents', signing = 'hmac-sha256', secret = 'shh', signature_header = 'ce-signature'} ])
+{
+	my ($type, $what, $set) = @$case;
+	my ($id) = endpoint($type, signing => "'none'");
+	psql("SET session_replication_role = replica;
+	      UPDATE webhook.endpoints SET $set WHERE id = $id");
+	my $ev = psql("SELECT webhook.send('$type', '{}')");
+	ok(wait_status($node, $ev, 'failed', 60), "$what past the triggers: failed");
+	is(psql("SELECT error_class FROM webhook.delivery_log l JOIN webhook.deliveries d ON d.id = l.delivery_id
+	          WHERE d.event_id = '$ev'"), 'invalid_header', "$what past the triggers: invalid_header");
+	ok(!(grep { ($_->{headers}{'webhook-id'} // '') eq $ev } @{ requests($r) }),
+		"$what past the triggers: nothing was sent");
+}
+
 $r->stop;
 $node->stop;
 done_testing();
