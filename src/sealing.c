@@ -15,6 +15,7 @@
 #include <openssl/evp.h>
 
 #include "common/base64.h"
+#include "common/file_perm.h"
 #include "fmgr.h"
 #include "storage/fd.h"
 #include "utils/builtins.h"
@@ -42,6 +43,20 @@ static char *loaded_path = NULL;
 static time_t loaded_mtime = 0;
 
 /*
+ * The permission bits a key file must not have: none for others, and none
+ * for the group unless the data directory itself is group-readable (initdb
+ * --allow-group-access), where PostgreSQL and pg_basebackup write every file
+ * 0640.
+ */
+static mode_t
+key_file_forbidden_mode(void)
+{
+	if (pg_file_create_mode & S_IRGRP)
+		return S_IRWXO | S_IWGRP | S_IXGRP;
+	return S_IRWXO | S_IRWXG;
+}
+
+/*
  * Load the master key (src/master_key.c says which file): 32 raw bytes, or
  * 64 hex digits, or base64 of 32 bytes.  A missing default key file is
  * created when create says so (a value is being sealed), and otherwise an
@@ -67,7 +82,7 @@ load_master_key(bool create)
 		ereport(ERROR,
 				(errcode_for_file_access(),
 				 errmsg("could not read webhook master key file \"%s\": %m", path)));
-	if (st.st_mode & (S_IRWXG | S_IRWXO))
+	if (st.st_mode & key_file_forbidden_mode())
 		ereport(ERROR,
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 				 errmsg("webhook master key file \"%s\" is readable by other users", path),

@@ -132,9 +132,14 @@ unlike($dump, qr/\Q$password\E/, 'pg_dump: no password in clear');
 # pg_basebackup copies the data directory but for a few files it excludes
 # by name: the key file travels, and the standby opens the secrets.
 $node->backup('base');
-ok(-f $node->backup_dir . '/base/webhook_master.key', 'pg_basebackup copies webhook_master.key');
+my $backup_key = $node->backup_dir . '/base/webhook_master.key';
+ok(-f $backup_key, 'pg_basebackup copies webhook_master.key');
+is((stat $backup_key)[2] & 07777, 0600, 'pg_basebackup keeps it readable by its owner only');
 my $standby = PostgreSQL::Test::Cluster->new('default_key_standby');
 $standby->init_from_backup($node, 'base', has_streaming => 1);
+# init_from_backup copies the backup with File::Copy, which drops the
+# modes pg_basebackup wrote; a key readable by others is refused.
+chmod 0600, $standby->data_dir . '/webhook_master.key' or die "chmod: $!";
 $standby->start;
 $node->wait_for_catchup($standby);
 is($standby->safe_psql('postgres', "SELECT webhook.endpoint_secret($ep)"), $secret,
