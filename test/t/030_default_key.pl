@@ -2,10 +2,12 @@
 # webhook.master_key_file.  The key file webhook_master.key appears in the
 # data directory at the first seal, mode 0600; concurrent first uses leave
 # one key; values are stored sealed and requests are signed and sent in
-# clear; a restart keeps working; pg_dump holds no secret in clear.  With the
+# clear; a restart keeps working; pg_dump holds no secret in clear; a
+# standby made by pg_basebackup opens the secrets.  With the
 # key file deleted, the deliveries that need it fail with error_class
 # secret while others flow, and a write says the key is missing (no new key
-# is made over the sealed values).
+# is made over the sealed values); the key copied back, deliveries resume.
+# Last, the change to a new key that README.md describes.
 use strict;
 use warnings;
 
@@ -177,6 +179,25 @@ print $fh $saved_key;
 close $fh;
 chmod 0600, $key_file or die "chmod $key_file: $!";
 delivered_in_clear('key copied back', 3);
+
+# --- changing the key, as README.md says ---------------------------------------------
+# The values read in clear under the old key (here the test knows them), a
+# new key file named, every sealed column written back in clear.
+my $new_key = $node->data_dir . '/webhook_new.key';
+open $fh, '>', $new_key or die "cannot write $new_key: $!";
+print $fh join('', map { sprintf '%02x', int(rand(256)) } 1 .. 32), "\n";
+close $fh;
+chmod 0600, $new_key or die "chmod $new_key: $!";
+my $old_stored = psql("SELECT secret FROM webhook.endpoints WHERE id = $ep");
+psql("ALTER SYSTEM SET webhook.master_key_file = 'webhook_new.key'; SELECT pg_reload_conf()");
+ok(poll_until($node, 'postgres', 'SHOW webhook.master_key_file', 'webhook_new.key', 30), 'new key: in use');
+psql(qq{UPDATE webhook.endpoints SET secret = '$secret', auth_password = '$password',
+	        headers = '{"X-Api-Key": "$header_value"}' WHERE id = $ep});
+is( psql(qq{SELECT secret LIKE 'whenc:v1:%' AND secret <> '$old_stored' AND auth_password LIKE 'whenc:v1:%'
+	                AND headers ->> 'X-Api-Key' LIKE 'whenc:v1:%'
+	           FROM webhook.endpoints WHERE id = $ep}),
+	't', 'new key: the values written back are sealed again');
+delivered_in_clear('new key', 4);
 
 assert_server_intact($node, $started, 'default key');
 $node->stop;
