@@ -1454,3 +1454,17 @@ ALTER TABLE webhook.endpoints
 COMMENT ON COLUMN webhook.endpoints.ca_cert IS 'PEM CA certificates to verify the receiver against, instead of the system store; NULL for the system store';
 COMMENT ON COLUMN webhook.endpoints.client_cert IS 'PEM client certificate (then any intermediates) for mutual TLS, with client_key';
 COMMENT ON COLUMN webhook.endpoints.client_key IS 'PEM private key of client_cert, without a passphrase; sealed at rest like the secrets';
+
+-- Secrets encrypted by default (issue 15, src/master_key.c): 0.1.0 stored
+-- secrets in clear unless webhook.master_key_file was set.  Writing a row
+-- again makes webhook._endpoints_seal() and webhook._endpoints_proxy() seal
+-- every value they find in clear (creating the default key file on first
+-- use); sealed values are left as they are.
+UPDATE webhook.endpoints e SET secret = e.secret
+ WHERE (e.secret IS NOT NULL AND e.secret NOT LIKE 'whenc:v1:%')
+    OR (e.previous_secret IS NOT NULL AND e.previous_secret NOT LIKE 'whenc:v1:%')
+    OR (e.auth_password IS NOT NULL AND e.auth_password NOT LIKE 'whenc:v1:%')
+    OR (e.proxy IS NOT NULL AND e.proxy <> 'direct' AND e.proxy NOT LIKE 'whenc:v1:%')
+    OR (e.client_key IS NOT NULL AND e.client_key NOT LIKE 'whenc:v1:%')
+    OR (jsonb_typeof(e.headers) = 'object'
+        AND EXISTS (SELECT FROM jsonb_each_text(e.headers) h WHERE h.value NOT LIKE 'whenc:v1:%'));

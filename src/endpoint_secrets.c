@@ -4,8 +4,9 @@
  *		sent, and their sealing.  A BEFORE trigger that fires after the SQL
  *		validation trigger: it opens any value given already sealed, checks
  *		secrets, request headers and the TLS client key in clear, and seals
- *		them again under webhook.master_key_file.  Being a trigger, it cannot be called from
- *		SQL: no role gets a function that encrypts or decrypts on demand.
+ *		them again under the master key (src/master_key.c).  Being a trigger,
+ *		it cannot be called from SQL: no role gets a function that encrypts
+ *		or decrypts on demand.
  *
  * A write checks what it changes; an INSERT, and an UPDATE that re-activates
  * the endpoint, check every column.  So a row that an older rule or a

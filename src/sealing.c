@@ -1,8 +1,9 @@
 /*
  * sealing.c
- *		Secrets at rest: when the superuser names a master key file, secrets,
- *		private keys and credentials are stored AES-256-GCM encrypted, so a
- *		dump or a stolen disk does not reveal them.
+ *		Secrets at rest: secrets, private keys and credentials are stored
+ *		AES-256-GCM encrypted, so a dump or a stolen disk does not reveal them.
+ *		The key is in webhook.master_key_file, or by default in a file of the
+ *		data directory created on first use (src/master_key.c).
  *
  * A sealed value is "whenc:v1:" followed by base64(12-byte IV || ciphertext
  * || 16-byte tag).  Unsealing a value that is not sealed returns it as is, so
@@ -14,12 +15,14 @@
 #include <openssl/evp.h>
 
 #include "common/base64.h"
+#include "common/file_perm.h"
 #include "fmgr.h"
 #include "storage/fd.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
 #include "utils/memutils.h"
 
+#include "master_key.h"
 #include "sealing.h"
 #include "webhook.h"
 
@@ -40,36 +43,58 @@ static char *loaded_path = NULL;
 static time_t loaded_mtime = 0;
 
 /*
- * Load the master key named by webhook.master_key_file: 32 raw bytes, or 64
- * hex digits, or base64 of 32 bytes.  Returns false when no file is set.
+ * The permission bits a key file must not have: none for others, and none
+ * for the group unless the data directory itself is group-readable (initdb
+ * --allow-group-access), where PostgreSQL and pg_basebackup write every file
+ * 0640.
  */
-static bool
-load_master_key(void)
+static mode_t
+key_file_forbidden_mode(void)
+{
+	if (pg_file_create_mode & S_IRGRP)
+		return S_IRWXO | S_IWGRP | S_IXGRP;
+	return S_IRWXO | S_IRWXG;
+}
+
+/*
+ * Load the master key (src/master_key.c says which file): 32 raw bytes, or
+ * 64 hex digits, or base64 of 32 bytes.  A missing default key file is
+ * created when create says so (a value is being sealed), and otherwise an
+ * error: values sealed under it cannot be opened.
+ */
+static void
+load_master_key(bool create)
 {
 	struct stat st;
 	char		buf[256];
 	int			n;
 	FILE	   *f;
+	bool		is_default;
+	const char *path = webhook_master_key_path(&is_default);
 
-	if (webhook_master_key_file == NULL || webhook_master_key_file[0] == '\0')
-		return false;
-	if (stat(webhook_master_key_file, &st) != 0)
+	if (stat(path, &st) != 0 && errno == ENOENT && is_default)
+	{
+		if (!create)
+			webhook_master_key_missing(path);
+		webhook_master_key_create(path);
+	}
+	if (stat(path, &st) != 0)
 		ereport(ERROR,
 				(errcode_for_file_access(),
-				 errmsg("could not read webhook.master_key_file \"%s\": %m", webhook_master_key_file)));
-	if (st.st_mode & (S_IRWXG | S_IRWXO))
+				 errmsg("could not read webhook master key file \"%s\": %m", path)));
+	if (st.st_mode & key_file_forbidden_mode())
 		ereport(ERROR,
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-				 errmsg("webhook.master_key_file \"%s\" is readable by other users", webhook_master_key_file),
+				 errmsg("webhook master key file \"%s\" is readable by other users", path),
 				 errhint("Run chmod 600 on it, as the operating system user that runs the server.")));
-	if (loaded_path && strcmp(loaded_path, webhook_master_key_file) == 0 && st.st_mtime == loaded_mtime)
-		return true;
+	if (loaded_path && strcmp(loaded_path, path) == 0 && st.st_mtime == loaded_mtime)
+		return;
 
-	f = AllocateFile(webhook_master_key_file, "r");
+	f = AllocateFile(path, "r");
 	if (f == NULL)
 		ereport(ERROR,
 				(errcode_for_file_access(),
-				 errmsg("could not open webhook.master_key_file \"%s\": %m", webhook_master_key_file)));
+				 errmsg("could not open webhook master key file \"%s\": %m", path)));
 	n = fread(buf, 1, sizeof(buf) - 1, f);
 	FreeFile(f);
 	while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r' || buf[n - 1] == ' '))
@@ -88,7 +113,7 @@ load_master_key(void)
 			pg_b64_decode(buf, n, tmp, sizeof(tmp)) != KEY_LEN)
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-					 errmsg("webhook.master_key_file \"%s\" does not hold a 256-bit key", webhook_master_key_file),
+					 errmsg("webhook master key file \"%s\" does not hold a 256-bit key", path),
 					 errhint("Write 64 hex digits into it, for example with: openssl rand -hex 32.")));
 		memcpy(master_key, tmp, KEY_LEN);
 		explicit_bzero(tmp, sizeof(tmp));
@@ -96,9 +121,8 @@ load_master_key(void)
 	explicit_bzero(buf, sizeof(buf));
 	if (loaded_path)
 		pfree(loaded_path);
-	loaded_path = MemoryContextStrdup(TopMemoryContext, webhook_master_key_file);
+	loaded_path = MemoryContextStrdup(TopMemoryContext, path);
 	loaded_mtime = st.st_mtime;
-	return true;
 }
 
 /* Is a value in sealed form? */
@@ -108,7 +132,7 @@ webhook_is_sealed(const char *value)
 	return strncmp(value, SEAL_PREFIX, SEAL_PREFIX_LEN) == 0;
 }
 
-/* Encrypt a value if a master key is configured and it is not sealed yet. */
+/* Encrypt a value that is not sealed yet, creating the default key if need be. */
 char *
 webhook_seal_value(const char *plain)
 {
@@ -121,8 +145,9 @@ webhook_seal_value(const char *plain)
 	char	   *b64;
 	int			b64len;
 
-	if (webhook_is_sealed(plain) || !load_master_key())
+	if (webhook_is_sealed(plain))
 		return pstrdup(plain);
+	load_master_key(true);
 
 	buf = palloc(IV_LEN + len + TAG_LEN);
 	if (!pg_strong_random(iv, IV_LEN))
@@ -165,11 +190,7 @@ webhook_unseal_value(const char *value)
 
 	if (!webhook_is_sealed(value))
 		return pstrdup(value);
-	if (!load_master_key())
-		ereport(ERROR,
-				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-				 errmsg("a webhook secret is encrypted but webhook.master_key_file is not set"),
-				 errhint("Set webhook.master_key_file to the key file the secret was encrypted with.")));
+	load_master_key(false);
 
 	b64len = strlen(b64);
 	raw = palloc(pg_b64_dec_len(b64len) + 1);
@@ -190,7 +211,7 @@ webhook_unseal_value(const char *value)
 		ereport(ERROR,
 				(errcode(ERRCODE_DATA_CORRUPTED),
 				 errmsg("could not decrypt a webhook secret"),
-				 errdetail("The master key in webhook.master_key_file is not the one the secret was encrypted with.")));
+				 errdetail("The webhook master key file is not the one the secret was encrypted with.")));
 	plain[outl + finl] = '\0';
 	return plain;
 }
@@ -215,7 +236,7 @@ WebhookSealingGucInit(void)
 {
 	DefineCustomStringVariable("webhook.master_key_file",
 							   gettext_noop("File holding the 256-bit key that encrypts webhook secrets at rest."),
-							   gettext_noop("Empty: secrets are stored as given."),
+							   gettext_noop("Empty: webhook_master.key in the data directory, created on first use."),
 							   &webhook_master_key_file, "",
 							   PGC_SIGHUP, GUC_SUPERUSER_ONLY, NULL, NULL, NULL);
 }

@@ -42,7 +42,8 @@ CREATE FUNCTION webhook.sign(secret text, msg_id text, "timestamp" bigint, body 
 RETURNS text LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE
 AS 'MODULE_PATHNAME', 'webhook_sign';
 
--- Encrypt a secret under webhook.master_key_file (unchanged when none is set).
+-- Encrypt a secret under the master key (webhook.master_key_file, or by
+-- default webhook_master.key in the data directory, created on first use).
 -- Endpoints do not need it: their values are sealed by _endpoints_seal().
 CREATE FUNCTION webhook._seal(value text)
 RETURNS text LANGUAGE C VOLATILE STRICT PARALLEL SAFE

@@ -299,7 +299,7 @@ CREATE TRIGGER endpoints_before_write
     FOR EACH ROW EXECUTE FUNCTION webhook._endpoints_before_write();
 
 -- Then check, in clear, what the row sends (secrets, header names and
--- values, the signature header) and seal it under webhook.master_key_file.
+-- values, the signature header) and seal it under the master key.
 -- Triggers fire in name order: this one after endpoints_before_write.
 CREATE FUNCTION webhook._endpoints_seal()
 RETURNS trigger LANGUAGE C
@@ -310,7 +310,7 @@ CREATE TRIGGER endpoints_seal
     FOR EACH ROW EXECUTE FUNCTION webhook._endpoints_seal();
 
 -- Proxies: check the proxy column in clear (syntax, and its address by the
--- network guard) and seal it under webhook.master_key_file (src/proxy.c).
+-- network guard) and seal it under the master key (src/proxy.c).
 -- Triggers fire in name order: this one after endpoints_seal.
 CREATE FUNCTION webhook._endpoints_proxy()
 RETURNS trigger LANGUAGE C

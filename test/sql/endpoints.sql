@@ -1,6 +1,8 @@
 -- webhook.endpoints: defaults, secrets, updates, and every bad input refused
 -- with its exact error (message, DETAIL, HINT and SQLSTATE) and nothing written.
 -- No event is sent here, so the delivery worker has nothing to do.
+-- Secrets are sealed at rest by default (webhook_master.key, created on first
+-- use): the values given are read back through webhook._unseal().
 \set SHOW_CONTEXT never
 
 --
@@ -10,14 +12,14 @@ INSERT INTO webhook.endpoints (url) VALUES ('https://example.com/hook') RETURNIN
 \x on
 SELECT url, name, description, event_types, active, signing, signature_header, headers,
        timeout_ms, retry_schedule_s, max_in_flight, disabled_at, disabled_reason,
-       secret ~ '^whsec_[A-Za-z0-9+/]{43}=$' AS secret_is_whsec_base64,
-       length(decode(substr(secret, 7), 'base64')) AS secret_bytes,
+       webhook._unseal(secret) ~ '^whsec_[A-Za-z0-9+/]{43}=$' AS secret_is_whsec_base64,
+       length(decode(substr(webhook._unseal(secret), 7), 'base64')) AS secret_bytes,
        created_at = updated_at AS same_timestamps
   FROM webhook.endpoints WHERE id = :minimal_id;
 \x off
 -- Every generated secret is new.
 INSERT INTO webhook.endpoints (url) VALUES ('https://example.com/hook') RETURNING id AS second_id \gset
-SELECT a.secret <> b.secret AS secrets_differ
+SELECT webhook._unseal(a.secret) <> webhook._unseal(b.secret) AS secrets_differ
   FROM webhook.endpoints a, webhook.endpoints b WHERE a.id = :minimal_id AND b.id = :second_id;
 
 --
@@ -25,19 +27,19 @@ SELECT a.secret <> b.secret AS secrets_differ
 --
 INSERT INTO webhook.endpoints (name, url, secret)
 VALUES ('given', 'https://example.com/given', 'whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw')
-RETURNING name, signing, secret;
+RETURNING name, signing, webhook._unseal(secret) AS secret;
 -- Without the whsec_ prefix, as some systems store it.
 INSERT INTO webhook.endpoints (name, url, secret)
 VALUES ('unprefixed', 'https://example.com/given', 'C2FVsBQIhrscChlQIMV+b5sSYspob7oD')
-RETURNING name, signing, secret;
+RETURNING name, signing, webhook._unseal(secret) AS secret;
 -- GitHub style: any non-empty string is the HMAC key.
 INSERT INTO webhook.endpoints (name, url, signing, secret, signature_header)
 VALUES ('github', 'https://example.com/github', 'hmac-sha256', 'It''s a Secret to Everybody', 'X-Hub-Signature-256')
-RETURNING name, signing, secret, signature_header;
+RETURNING name, signing, webhook._unseal(secret) AS secret, signature_header;
 -- Generated secrets for the other schemes.
 INSERT INTO webhook.endpoints (name, url, signing)
 VALUES ('hmac-generated', 'https://example.com/github', 'hmac-sha256')
-RETURNING name, signing, secret ~ '^whsec_[A-Za-z0-9+/]{43}=$' AS secret_is_whsec_base64;
+RETURNING name, signing, webhook._unseal(secret) ~ '^whsec_[A-Za-z0-9+/]{43}=$' AS secret_is_whsec_base64;
 INSERT INTO webhook.endpoints (name, url, signing)
 VALUES ('unsigned', 'https://example.com/unsigned', 'none')
 RETURNING name, signing, secret IS NULL AS no_secret;
@@ -47,10 +49,10 @@ RETURNING name, signing, secret IS NULL AS no_secret;
 --
 INSERT INTO webhook.endpoints (name, url, signing)
 VALUES ('ed', 'https://example.com/ed', 'ed25519') RETURNING id AS ed_id \gset
-SELECT secret ~ '^whsk_[A-Za-z0-9+/]{86}==$' AS secret_is_whsk_base64,
-       length(decode(substr(secret, 6), 'base64')) AS secret_bytes,
+SELECT webhook._unseal(secret) ~ '^whsk_[A-Za-z0-9+/]{86}==$' AS secret_is_whsk_base64,
+       length(decode(substr(webhook._unseal(secret), 6), 'base64')) AS secret_bytes,
        webhook.public_key(id) ~ '^whpk_[A-Za-z0-9+/]{43}=$' AS public_key_is_whpk_base64,
-       webhook.public_key(id) = 'whpk_' || encode(substr(decode(substr(secret, 6), 'base64'), 33), 'base64')
+       webhook.public_key(id) = 'whpk_' || encode(substr(decode(substr(webhook._unseal(secret), 6), 'base64'), 33), 'base64')
            AS public_key_is_second_half_of_secret
   FROM webhook.endpoints WHERE id = :ed_id;
 -- A given ed25519 secret (the Svix test key) gives the published public key.
@@ -60,7 +62,7 @@ VALUES ('ed-given', 'https://example.com/ed', 'ed25519',
 -- The seed alone is accepted too, and kept as given.
 INSERT INTO webhook.endpoints (name, url, signing, secret)
 VALUES ('ed-seed', 'https://example.com/ed', 'ed25519', 'whsk_6Xb/dCcHpPea21PS1N9VY/NZW723CEc77N4rJCubMbc=');
-SELECT name, secret, webhook.public_key(id) FROM webhook.endpoints WHERE name IN ('ed-given', 'ed-seed') ORDER BY name;
+SELECT name, webhook._unseal(secret) AS secret, webhook.public_key(id) FROM webhook.endpoints WHERE name IN ('ed-given', 'ed-seed') ORDER BY name;
 -- public_key of an endpoint that does not sign with ed25519, of none, of NULL.
 INSERT INTO webhook.endpoints (id, url) VALUES (900001, 'https://example.com/standard');
 SELECT webhook.public_key(900001);
@@ -84,17 +86,17 @@ UPDATE webhook.endpoints SET updated_at = '1999-01-01 00:00:00+00' WHERE id = :o
 SELECT updated_at > '2001-02-03 04:05:06+00' AS updated_at_current FROM webhook.endpoints WHERE id = :old_id;
 -- Switching to or from ed25519 without a new secret generates one of the right kind;
 -- between HMAC schemes the secret is kept; a secret given in the UPDATE is kept.
-SELECT secret AS old_secret FROM webhook.endpoints WHERE id = :old_id \gset
+SELECT webhook._unseal(secret) AS old_secret FROM webhook.endpoints WHERE id = :old_id \gset
 UPDATE webhook.endpoints SET signing = 'hmac-sha256' WHERE id = :old_id;
-SELECT signing, secret = :'old_secret' AS secret_kept FROM webhook.endpoints WHERE id = :old_id;
+SELECT signing, webhook._unseal(secret) = :'old_secret' AS secret_kept FROM webhook.endpoints WHERE id = :old_id;
 UPDATE webhook.endpoints SET signing = 'ed25519' WHERE id = :old_id;
-SELECT signing, secret ~ '^whsk_[A-Za-z0-9+/]{86}==$' AS secret_is_whsk_base64 FROM webhook.endpoints WHERE id = :old_id;
+SELECT signing, webhook._unseal(secret) ~ '^whsk_[A-Za-z0-9+/]{86}==$' AS secret_is_whsk_base64 FROM webhook.endpoints WHERE id = :old_id;
 UPDATE webhook.endpoints SET signing = 'standard' WHERE id = :old_id;
-SELECT signing, secret ~ '^whsec_[A-Za-z0-9+/]{43}=$' AS secret_is_whsec_base64,
-       secret <> :'old_secret' AS secret_is_new
+SELECT signing, webhook._unseal(secret) ~ '^whsec_[A-Za-z0-9+/]{43}=$' AS secret_is_whsec_base64,
+       webhook._unseal(secret) <> :'old_secret' AS secret_is_new
   FROM webhook.endpoints WHERE id = :old_id;
 UPDATE webhook.endpoints SET secret = 'whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD' WHERE id = :old_id;
-SELECT secret FROM webhook.endpoints WHERE id = :old_id;
+SELECT webhook._unseal(secret) AS secret FROM webhook.endpoints WHERE id = :old_id;
 -- Re-activating an endpoint clears why it was disabled.
 UPDATE webhook.endpoints SET active = false, disabled_at = now(), disabled_reason = 'receiver answered 410 Gone'
  WHERE id = :old_id;
@@ -343,16 +345,17 @@ SELECT count(*) = :endpoints_before AS nothing_written FROM webhook.endpoints;
 INSERT INTO webhook.endpoints (url, secret, timeout_ms, max_in_flight, retry_schedule_s, event_types, headers)
 VALUES ('https://example.com/edge', 'whsec_' || encode(decode(repeat('ab', 16), 'hex'), 'base64'), 1, 1, '{}',
         '{}', '{"Authorization": "Bearer abc123", "X-Api-Key": "k", "X-Webhook-Signature": "not used by standard signing"}')
-RETURNING timeout_ms, max_in_flight, retry_schedule_s, event_types, headers;
+RETURNING timeout_ms, max_in_flight, retry_schedule_s, event_types,
+          (SELECT jsonb_object_agg(h.key, webhook._unseal(h.value)) FROM jsonb_each_text(headers) h) AS headers;
 INSERT INTO webhook.endpoints (url, retry_schedule_s, event_types)
 VALUES ('https://example.com/edge', '{0,0}', '{order.created,order.*,*,a-b_c.D9}')
 RETURNING retry_schedule_s, event_types;
 INSERT INTO webhook.endpoints (url, signing, secret)
 VALUES ('https://example.com/edge', 'hmac-sha256', repeat('s', 128))
-RETURNING length(secret);
+RETURNING length(webhook._unseal(secret));
 INSERT INTO webhook.endpoints (url, secret)
 VALUES ('https://example.com/edge', 'whsec_' || translate(encode(decode(repeat('ab', 64), 'hex'), 'base64'), E'\n', ''))
-RETURNING length(decode(substr(secret, 7), 'base64')) AS secret_bytes;
+RETURNING length(decode(substr(webhook._unseal(secret), 7), 'base64')) AS secret_bytes;
 -- Host names are checked when the worker connects, not here.
 INSERT INTO webhook.endpoints (url) VALUES ('http://localhost:8080/hook') RETURNING url;
 

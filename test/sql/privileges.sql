@@ -118,10 +118,10 @@ DELETE FROM webhook.events WHERE id = :'committed_by_app';
 --
 SET ROLE regress_webhook_ops;
 INSERT INTO webhook.endpoints (name, url) VALUES ('ops', 'https://example.com/ops');
-SELECT name, signing, secret ~ '^whsec_[A-Za-z0-9+/]{43}=$' AS secret_is_whsec_base64
+SELECT name, signing, webhook.endpoint_secret(id) ~ '^whsec_[A-Za-z0-9+/]{43}=$' AS secret_is_whsec_base64
   FROM webhook.endpoints WHERE name = 'ops';
 UPDATE webhook.endpoints SET signing = 'ed25519' WHERE name = 'ops';
-SELECT name, signing, secret ~ '^whsk_[A-Za-z0-9+/]{86}==$' AS secret_is_whsk_base64,
+SELECT name, signing, webhook.endpoint_secret(id) ~ '^whsk_[A-Za-z0-9+/]{86}==$' AS secret_is_whsk_base64,
        webhook.public_key(id) ~ '^whpk_[A-Za-z0-9+/]{43}=$' AS public_key_is_whpk_base64
   FROM webhook.endpoints WHERE name = 'ops';
 INSERT INTO webhook.endpoints (url) VALUES ('http://127.0.0.1/ops');

@@ -41,7 +41,7 @@ INSERT INTO webhook.endpoints (id, url, proxy) VALUES
     (9303, 'https://example.com/c', 'http://proxy.example.com:3128'),
     (9304, 'https://example.com/d', 'https://proxy.example.com/'),
     (9305, 'https://example.com/e', 'http://user:p%40ss@proxy.example.com:8080');
-SELECT id, proxy FROM webhook.endpoints WHERE id BETWEEN 9301 AND 9305 ORDER BY id;
+SELECT id, webhook._unseal(proxy) AS proxy, proxy LIKE 'whenc:v1:%' AS sealed FROM webhook.endpoints WHERE id BETWEEN 9301 AND 9305 ORDER BY id;
 ROLLBACK;
 
 -- Refused: other schemes, a path, query or fragment, no host, port 0, the

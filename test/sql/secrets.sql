@@ -1,6 +1,8 @@
 -- Secrets: webhook.rotate_secret(), webhook.verify() as a receiver would
--- run it, Basic authentication columns, and secrets at rest under
--- webhook.master_key_file (set with ALTER SYSTEM and a reload, reset at the end).
+-- run it, Basic authentication columns, and secrets at rest: sealed by
+-- default under webhook_master.key in the data directory (created on first
+-- use), or under webhook.master_key_file (set with ALTER SYSTEM and a reload,
+-- reset at the end).  Values are read back in clear with webhook._unseal().
 -- Endpoints are created in transactions that are rolled back, except one
 -- inactive endpoint with no delivery, deleted at the end.
 \set SHOW_CONTEXT never
@@ -15,32 +17,32 @@ INSERT INTO webhook.endpoints (id, name, url, signing) VALUES
     (9202, 'ed25519', 'https://example.com/ed25519', 'ed25519'),
     (9203, 'github', 'https://example.com/github', 'hmac-sha256'),
     (9204, 'unsigned', 'https://example.com/unsigned', 'none');
-SELECT previous_secret, previous_secret_expires_at FROM webhook.endpoints WHERE id = 9201;
+SELECT webhook._unseal(previous_secret) AS previous_secret, previous_secret_expires_at FROM webhook.endpoints WHERE id = 9201;
 SELECT webhook.rotate_secret(9201) AS new_secret \gset
 SELECT :'new_secret' ~ '^whsec_[A-Za-z0-9+/]{43}=$' AS new_secret_is_whsec,
-       secret = :'new_secret' AS stored,
-       previous_secret,
+       webhook._unseal(secret) = :'new_secret' AS stored,
+       webhook._unseal(previous_secret) AS previous_secret,
        previous_secret_expires_at = now() + interval '24 hours' AS grace_24h_by_default,
-       webhook._secret_problem('standard', secret) IS NULL AS usable
+       webhook._secret_problem('standard', webhook._unseal(secret)) IS NULL AS usable
   FROM webhook.endpoints WHERE id = 9201;
 -- Again, with a grace period: the current secret becomes the previous one.
 SELECT webhook.rotate_secret(9201, interval '1 hour') AS newer_secret \gset
-SELECT secret = :'newer_secret' AS stored, :'newer_secret' <> :'new_secret' AS fresh,
-       previous_secret = :'new_secret' AS previous_is_last,
+SELECT webhook._unseal(secret) = :'newer_secret' AS stored, :'newer_secret' <> :'new_secret' AS fresh,
+       webhook._unseal(previous_secret) = :'new_secret' AS previous_is_last,
        previous_secret_expires_at - now() AS grace
   FROM webhook.endpoints WHERE id = 9201;
 SELECT webhook.rotate_secret(9201, interval '0') IS NOT NULL AS zero_grace_allowed;
 SELECT previous_secret_expires_at = now() AS expires_now FROM webhook.endpoints WHERE id = 9201;
 -- ed25519: returns the new public key, the one webhook.public_key() gives.
-SELECT secret AS old_ed25519_secret, webhook.public_key(id) AS old_public_key
+SELECT webhook._unseal(secret) AS old_ed25519_secret, webhook.public_key(id) AS old_public_key
   FROM webhook.endpoints WHERE id = 9202 \gset
 SELECT webhook.rotate_secret(9202) AS new_public_key \gset
 SELECT :'new_public_key' ~ '^whpk_[A-Za-z0-9+/]{43}=$' AS returns_whpk,
        :'new_public_key' = webhook.public_key(9202) AS equals_public_key,
        :'new_public_key' <> :'old_public_key' AS new_key_pair,
-       secret ~ '^whsk_[A-Za-z0-9+/]{86}==$' AS secret_is_whsk,
-       webhook._ed25519_public_key(secret) = :'new_public_key' AS secret_matches,
-       previous_secret = :'old_ed25519_secret' AS previous_kept,
+       webhook._unseal(secret) ~ '^whsk_[A-Za-z0-9+/]{86}==$' AS secret_is_whsk,
+       webhook._ed25519_public_key(webhook._unseal(secret)) = :'new_public_key' AS secret_matches,
+       webhook._unseal(previous_secret) = :'old_ed25519_secret' AS previous_kept,
        previous_secret_expires_at = now() + interval '24 hours' AS grace_24h
   FROM webhook.endpoints WHERE id = 9202;
 -- hmac-sha256 rotates too.
@@ -198,8 +200,12 @@ INSERT INTO webhook.endpoints (id, url, auth_username, auth_password)
 VALUES (9211, 'https://example.com/basic', 'user', 'p:w d');
 INSERT INTO webhook.endpoints (id, url, auth_username) VALUES (9212, 'https://example.com/basic-no-password', 'user');
 INSERT INTO webhook.endpoints (id, url, headers) VALUES (9213, 'https://example.com/bearer', '{"Authorization": "Bearer abc"}');
--- Without a master key, everything is stored as given.
-SELECT id, auth_username, auth_password, headers FROM webhook.endpoints WHERE id BETWEEN 9211 AND 9213 ORDER BY id;
+-- Stored sealed under the default key, and opened to what was given.
+SELECT id, auth_username, webhook._unseal(auth_password) AS auth_password,
+       coalesce((SELECT jsonb_object_agg(h.key, webhook._unseal(h.value)) FROM jsonb_each_text(headers) h), '{}') AS headers,
+       auth_password IS NULL OR auth_password LIKE 'whenc:v1:%' AS password_sealed,
+       headers = '{}' OR headers ->> 'Authorization' LIKE 'whenc:v1:%' AS header_sealed
+  FROM webhook.endpoints WHERE id BETWEEN 9211 AND 9213 ORDER BY id;
 -- Clearing the user name while a password is set is refused as well.
 UPDATE webhook.endpoints SET auth_username = NULL WHERE id = 9211;
 \echo SQLSTATE :SQLSTATE
@@ -221,7 +227,12 @@ RESET ROLE;
 SET webhook.master_key_file = 'regress_webhook.key';
 \echo SQLSTATE :SQLSTATE
 SHOW webhook.master_key_file;
-SELECT webhook._seal('whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw') AS without_a_key;
+-- Without webhook.master_key_file, values are sealed under webhook_master.key,
+-- which the first seal created in the data directory (64 hex digits and a
+-- line break; its mode, 0600, is checked by test/t/030_default_key.pl).
+SELECT webhook._seal('whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw') LIKE 'whenc:v1:%' AS sealed_by_default,
+       webhook._unseal(webhook._seal('whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw')) AS opens_again,
+       (pg_stat_file('webhook_master.key')).size AS default_key_file_bytes;
 -- A role with only table privileges on webhook.endpoints manages endpoints.
 BEGIN;
 SET LOCAL ROLE regress_webhook_manager;
@@ -229,12 +240,17 @@ INSERT INTO webhook.endpoints (id, url, auth_username, auth_password)
 VALUES (9221, 'https://example.com/managed', 'user', 'pw');
 UPDATE webhook.endpoints SET description = 'managed' WHERE id = 9221;
 RESET ROLE;
-SELECT id, description, secret ~ '^whsec_' AS plain_secret, auth_password FROM webhook.endpoints WHERE id = 9221;
+SELECT id, description, secret LIKE 'whenc:v1:%' AS secret_sealed, webhook._unseal(secret) ~ '^whsec_' AS whsec_secret,
+       webhook._unseal(auth_password) AS auth_password FROM webhook.endpoints WHERE id = 9221;
 ROLLBACK;
--- An endpoint written before the key exists (inactive, and no event is sent).
+-- An endpoint stored in clear, as 0.1.0 stored it without a key (inactive,
+-- and no event is sent): written with the triggers off, as the update from
+-- 0.1.0 or a restore of such a dump with --disable-triggers leaves it.
+SET session_replication_role = replica;
 INSERT INTO webhook.endpoints (id, name, url, active, secret, auth_username, auth_password, headers)
 VALUES (9230, 'regress_before_key', 'https://example.com/before', false,
         'whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw', 'user', 'old-pw', '{"X-Api-Key": "k-old"}');
+RESET session_replication_role;
 
 -- The key file.  COPY TO a file makes it readable by others (mode 0644,
 -- whatever the server's umask), which is refused.
@@ -385,7 +401,8 @@ SHOW webhook.master_key_file;
 SELECT webhook._unseal(:'sealed');
 \echo SQLSTATE :SQLSTATE
 
--- Without a key, a sealed value cannot be read, and new values are stored as given.
+-- Back to the default key: a value sealed under another key cannot be read,
+-- and new values are sealed under webhook_master.key.
 ALTER SYSTEM RESET webhook.master_key_file;
 SELECT pg_reload_conf();
 SELECT pg_sleep(0.2);
@@ -393,7 +410,7 @@ DO $$ BEGIN IF current_setting('webhook.master_key_file') <> '' THEN PERFORM pg_
 SHOW webhook.master_key_file;
 SELECT webhook._unseal(:'sealed');
 \echo SQLSTATE :SQLSTATE
-SELECT webhook._seal('whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw') AS without_a_key;
+SELECT webhook._seal('whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw') LIKE 'whenc:v1:%' AS sealed_by_default;
 -- The endpoint written before the key is as it was.
 SELECT secret, auth_password, headers FROM webhook.endpoints WHERE id = 9230;
 -- A sealed value cannot be written without the key that opens it.
@@ -403,7 +420,8 @@ INSERT INTO webhook.endpoints (url, headers) VALUES ('https://example.com/sealed
 --
 -- No error prints a secret, a password or a header value: a NULL in each NOT
 -- NULL column and a value breaking each CHECK constraint, on INSERT and
--- UPDATE of a row that has all three, with no master key (stored in clear).
+-- UPDATE of a row that has all three (sealed under the default key; the
+-- statements hold them in clear).
 --
 INSERT INTO webhook.endpoints (url, active, secret, auth_username, auth_password, headers)
 VALUES ('https://example.com/leak', NULL, 'whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw', 'user', 'regress-pw-leak',

@@ -18,8 +18,9 @@ SELECT :'ca_pem' LIKE '-----BEGIN CERTIFICATE-----%' AS ca_made, :'client_pem' L
        :'encrypted_key' LIKE '-----BEGIN ENCRYPTED PRIVATE KEY-----%' AS encrypted_key_made;
 
 --
--- Accepted: a CA, a bundle, a client certificate with its key; without a
--- master key everything is stored as given.
+-- Accepted: a CA, a bundle, a client certificate with its key; the
+-- certificates are stored as given, client_key sealed under the default key
+-- (webhook_master.key) and opened to the key given.
 --
 BEGIN;
 INSERT INTO webhook.endpoints (id, url, ca_cert, client_cert, client_key)
@@ -29,7 +30,7 @@ INSERT INTO webhook.endpoints (id, url, client_cert, client_key)
 VALUES (9303, 'https://example.com/chain', :'client_pem' || :'ca_pem', :'client_key');
 SELECT id, ca_cert IN (:'ca_pem', :'ca_pem' || :'client_pem') AS ca_cert_as_given,
        client_cert IN (:'client_pem', :'client_pem' || :'ca_pem') AS client_cert_as_given,
-       client_key = :'client_key' AS client_key_as_given
+       webhook._unseal(client_key) = :'client_key' AS client_key_as_given
   FROM webhook.endpoints WHERE id BETWEEN 9301 AND 9303 ORDER BY id;
 -- Clearing all three, or only the CA, is fine.
 UPDATE webhook.endpoints SET ca_cert = NULL WHERE id = 9301;

@@ -32,7 +32,7 @@ my ($ep, $secret) = split /\|/, $node->safe_psql(
 	INSERT INTO webhook.endpoints (name, url, headers)
 	VALUES ('std', '$url',
 	        '{"X-Api-Key": "key-123", "Authorization": "Bearer tok-456"}')
-	RETURNING id, secret});
+	RETURNING id, webhook._unseal(secret)});
 like($secret, qr/^whsec_/, 'a standard secret is generated');
 
 my $event_id = $node->safe_psql('postgres',
@@ -126,7 +126,7 @@ my ($hep, $hsecret) = split /\|/, $node->safe_psql(
 	INSERT INTO webhook.endpoints (name, url, signing, secret, signature_header, event_types)
 	VALUES ('gh', '$hurl', 'hmac-sha256', 'It''s a Secret to Everybody',
 	        'X-Hub-Signature-256', '{gh.*}')
-	RETURNING id, secret});
+	RETURNING id, webhook._unseal(secret)});
 is($hsecret, "It's a Secret to Everybody", 'a given secret is kept as given');
 my $hevent = $node->safe_psql('postgres',
 	q{SELECT webhook.send('gh.push', '{"ref": "refs/heads/main"}')});

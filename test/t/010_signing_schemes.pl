@@ -21,7 +21,8 @@ my $r = start_receiver();
 my $node = node_with_webhook('signing');
 $node->safe_psql('postgres', 'CREATE EXTENSION webhook');
 
-# An endpoint that takes only event type $type; returns (id, secret as stored).
+# An endpoint that takes only event type $type; returns (id, secret in clear:
+# it is stored sealed, by default under webhook_master.key).
 sub endpoint
 {
 	my ($type, $path, %cols) = @_;
@@ -29,7 +30,7 @@ sub endpoint
 	my @vals = ("'$type'", "'" . $r->url($path) . "'", "'{$type}'",
 		map { $cols{$_} } sort keys %cols);
 	return split /\|/, $node->safe_psql('postgres',
-		sprintf('INSERT INTO webhook.endpoints (%s) VALUES (%s) RETURNING id, secret',
+		sprintf('INSERT INTO webhook.endpoints (%s) VALUES (%s) RETURNING id, webhook._unseal(secret)',
 			join(', ', @names), join(', ', @vals)));
 }
 
@@ -207,7 +208,7 @@ SKIP:
 		'SELECT string_agg(d::text, E\'\n\') FROM webhook.deliveries d');
 	my @secrets = split /\n/, $node->safe_psql('postgres',
 		"SELECT webhook.endpoint_secret(id) FROM webhook.endpoints WHERE secret IS NOT NULL
-		 UNION ALL SELECT previous_secret FROM webhook.endpoints WHERE previous_secret IS NOT NULL");
+		 UNION ALL SELECT webhook._unseal(previous_secret) FROM webhook.endpoints WHERE previous_secret IS NOT NULL");
 	ok(length($log) > 0, 'basic auth: the log has rows to look at');
 	unlike($log, qr/\Q$pw\E/, 'delivery_log holds no auth password');
 	my $b64 = encode_base64("$user:$pw", '');
@@ -240,9 +241,10 @@ SKIP:
 	my $plain_secret = 'whsec_' . encode_base64(join('', map { chr(int(rand(256))) } 1 .. 32), '');
 	my $pw = 'sealed-pw-Kd93-xyz';
 	my $hdr = 'sealed-header-value-31415';
-	my ($id, $stored) = endpoint('sealed.test', '/sealed',
+	my ($id) = endpoint('sealed.test', '/sealed',
 		secret => "'$plain_secret'", auth_username => "'sealer'",
 		auth_password => "'$pw'", headers => qq{'{"X-Api-Key": "$hdr"}'});
+	my $stored = $node->safe_psql('postgres', "SELECT secret FROM webhook.endpoints WHERE id = $id");
 	like($stored, qr/^whenc:v1:/, 'master key: the stored secret is whenc:v1:...');
 	is( $node->safe_psql('postgres',
 			"SELECT auth_password LIKE 'whenc:v1:%' AND headers->>'X-Api-Key' LIKE 'whenc:v1:%'

@@ -26,7 +26,7 @@ sub endpoint
 	my @vals = ("'$name'", "'" . $r->url($path) . "'", "'$types'",
 		map { $cols{$_} } sort keys %cols);
 	return split /\|/, $node->safe_psql('postgres',
-		sprintf('INSERT INTO webhook.endpoints (%s) VALUES (%s) RETURNING id, secret',
+		sprintf('INSERT INTO webhook.endpoints (%s) VALUES (%s) RETURNING id, webhook._unseal(secret)',
 			join(', ', @names), join(', ', @vals)));
 }
 

@@ -492,6 +492,10 @@ SKIP:
 			"undecryptable $what: endpoint_health shows it");
 	}
 	is(arrived('/ok/sealed'), 0, 'undecryptable: nothing was sent without its secrets');
+	# Back to the default key (webhook_master.key), under which the other
+	# endpoints' secrets are sealed: they flow past the ones that do not open.
+	psql("ALTER SYSTEM RESET webhook.master_key_file; SELECT pg_reload_conf()");
+	ok(poll_until($node, 'postgres', 'SHOW webhook.master_key_file', '', 30), 'the default key in use again');
 	others_flow('undecryptable');
 	intact('undecryptable');
 }

@@ -147,9 +147,15 @@ sub difference
 # An endpoint's NULL columns are left out: a column new in 0.2.0 (proxy, ...)
 # is NULL after the update where the row before had none, and any value that
 # changes to or from NULL still shows.  The format columns the update adds
-# with defaults are checked after it.
+# with defaults are checked after it.  Secrets are compared in clear: the
+# update seals those 0.1.0 stored in clear.
 my $kept_sql = q{
-	SELECT 'endpoint ' || e.id || ' ' || (jsonb_strip_nulls(to_jsonb(e)) - '{timeout_ms,max_in_flight,updated_at}'::text[]
+	SELECT 'endpoint ' || e.id || ' ' || (jsonb_strip_nulls(to_jsonb(e) || jsonb_build_object(
+	           'secret', webhook._unseal(e.secret), 'previous_secret', webhook._unseal(e.previous_secret),
+	           'auth_password', webhook._unseal(e.auth_password),
+	           'headers', coalesce((SELECT jsonb_object_agg(h.key, webhook._unseal(h.value))
+	                                  FROM jsonb_each_text(e.headers) h), '{}')))
+	         - '{timeout_ms,max_in_flight,updated_at}'::text[]
 	         - '{format,event_type_header,signature_encoding,cloudevents_source,ca_cert,client_cert,client_key}'::text[])::text
 	  FROM webhook.endpoints e
 	UNION ALL SELECT 'event ' || to_jsonb(v)::text FROM webhook.events v
@@ -219,6 +225,20 @@ sub update_variant
 	is($psql->(q{SELECT count(*) FROM webhook.endpoints
 	              WHERE secret LIKE 'whenc:v1:%' AND (headers = '{}' OR headers->>'X-Api-Key' LIKE 'whenc:v1:%')}),
 		'5', "$label: secrets and header values are sealed");
+	# Secrets encrypted by default (issue 15): 0.1.0 without a master key
+	# stored them in clear.  Two endpoints as it left them (written past the
+	# triggers, which would seal them today); the update seals them.
+	$psql->(q{
+		SET session_replication_role = replica;
+		UPDATE webhook.endpoints SET secret = webhook._unseal(secret) WHERE name = 'signed';
+		UPDATE webhook.endpoints SET auth_password = webhook._unseal(auth_password),
+		       headers = jsonb_build_object('X-Api-Key', webhook._unseal(headers ->> 'X-Api-Key'))
+		 WHERE name = 'headers';
+		RESET session_replication_role});
+	is($psql->(q{SELECT count(*) FROM webhook.endpoints
+	              WHERE secret NOT LIKE 'whenc:v1:%' OR auth_password NOT LIKE 'whenc:v1:%'
+	                 OR headers ->> 'X-Api-Key' NOT LIKE 'whenc:v1:%'}),
+		'2', "$label: two endpoints hold secrets in clear, as 0.1.0 without a key stored them");
 
 	if ($v{release})
 	{
@@ -332,6 +352,12 @@ sub update_variant
 		"$label: 0.2.0 installed");
 	is(difference($kept, $psql->($kept_sql), 'before the update', 'after the update'), '',
 		"$label: every row is kept");
+	# Secrets encrypted by default (issue 15): none is left in clear.
+	is($psql->(q{SELECT count(*) FROM webhook.endpoints
+	              WHERE secret NOT LIKE 'whenc:v1:%' OR previous_secret NOT LIKE 'whenc:v1:%'
+	                 OR auth_password NOT LIKE 'whenc:v1:%'
+	                 OR EXISTS (SELECT FROM jsonb_each_text(headers) h WHERE h.value NOT LIKE 'whenc:v1:%')}),
+		'0', "$label: the update sealed every secret stored in clear");
 	# Request formats (issue 15): endpoints keep today's request.
 	is($psql->(q{SELECT count(*) FROM webhook.endpoints
 	              WHERE (format, event_type_header, signature_encoding) IS DISTINCT FROM
