@@ -129,7 +129,10 @@ static const char *claim_sql =
 "                THEN pg_catalog.to_char(ev.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"') END"
 "             AS format_time,"
 /* TLS: decoded by name (tls_from_tuple) */
-"           ep.ca_cert AS tls_ca_cert, ep.client_cert AS tls_client_cert, ep.client_key AS tls_client_key";
+"           ep.ca_cert AS tls_ca_cert, ep.client_cert AS tls_client_cert, ep.client_key AS tls_client_key,"
+/* OAuth2 client credentials: decoded by name (oauth_from_tuple) */
+"           ep.oauth_token_url AS oauth_token_url, ep.oauth_client_id AS oauth_client_id,"
+"           ep.oauth_client_secret AS oauth_client_secret, ep.oauth_scope AS oauth_scope";
 
 /*
  * Record a batch of attempts: the delivery's new state, one log row each,
@@ -527,6 +530,27 @@ tls_from_tuple(Delivery *d, HeapTuple tuple, TupleDesc desc)
 	forget_secret(stored_key);
 }
 
+/*
+ * OAuth2 client credentials (oauth.c): the token URL, client id and scope,
+ * and the client secret unsealed like the other credentials.  Found by
+ * their aliases in the claim.
+ */
+static void
+oauth_from_tuple(Delivery *d, HeapTuple tuple, TupleDesc desc)
+{
+	char	   *stored_secret = SPI_getvalue(tuple, desc, SPI_fnumber(desc, "oauth_client_secret"));
+
+	d->oauth_token_url = SPI_getvalue(tuple, desc, SPI_fnumber(desc, "oauth_token_url"));
+	d->oauth_client_id = SPI_getvalue(tuple, desc, SPI_fnumber(desc, "oauth_client_id"));
+	d->oauth_scope = SPI_getvalue(tuple, desc, SPI_fnumber(desc, "oauth_scope"));
+	d->oauth_client_secret = unseal_for_delivery(stored_secret, "the endpoint's oauth_client_secret",
+												 &d->key_problem);
+	forget_secret(stored_secret);
+	if (d->oauth_token_url != NULL && (d->oauth_client_id == NULL || d->oauth_client_secret == NULL) &&
+		d->key_problem == NULL)
+		d->key_problem = "the endpoint's OAuth2 client credentials are incomplete";
+}
+
 /* Copy one claimed row into a Delivery that outlives the transaction. */
 static Delivery *
 delivery_from_tuple(HeapTuple tuple, TupleDesc desc)
@@ -570,6 +594,7 @@ delivery_from_tuple(HeapTuple tuple, TupleDesc desc)
 	/* The request format's columns, by name (request_format.c). */
 	request_format_from_claim(d, tuple, desc);
 	tls_from_tuple(d, tuple, desc);
+	oauth_from_tuple(d, tuple, desc);
 
 	MemoryContextSwitchTo(old);
 	return d;
