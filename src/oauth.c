@@ -26,9 +26,8 @@
 
 #include <curl/curl.h>
 
-#include "common/cryptohash.h"
+#include "common/hashfn.h"
 #include "common/jsonapi.h"
-#include "common/sha2.h"
 #include "lib/stringinfo.h"
 #include "mb/pg_wchar.h"
 #include "utils/hsearch.h"
@@ -42,6 +41,7 @@
 #include "url_rules.h"
 
 #define OAUTH_TOKEN_MAX_BYTES 8192
+#define OAUTH_DIGEST_BYTES 16	/* two 64-bit hashes of the credentials */
 #define OAUTH_REFRESH_MARGIN_MS 30000	/* refresh this long before expiry, at
 										 * most */
 #define OAUTH_LIFETIME_MAX_S 86400	/* a token is kept at most this long */
@@ -51,12 +51,12 @@
 typedef struct OAuthEndpoint
 {
 	int64		endpoint_id;	/* hash key */
-	uint8		config[PG_SHA256_DIGEST_LENGTH];	/* the credentials last
+	uint8		config[OAUTH_DIGEST_BYTES];	/* the credentials last
 													 * claimed */
 	char	   *token;			/* in TopMemoryContext; NULL: none */
 	TimestampTz refresh_at;		/* fetch a new one from then on */
 	Delivery   *fetch;			/* the token request in flight, or NULL */
-	uint8		fetch_config[PG_SHA256_DIGEST_LENGTH];	/* what it asks with */
+	uint8		fetch_config[OAUTH_DIGEST_BYTES];	/* what it asks with */
 	dlist_head	parked;			/* deliveries waiting for the token */
 } OAuthEndpoint;
 
@@ -78,33 +78,38 @@ endpoint_table(void)
 	return endpoints;
 }
 
-/* Add one value to the credentials' digest, NULL told apart from "". */
+/* Add one value to the credentials' text, NULL told apart from "". */
 static void
-digest_add(pg_cryptohash_ctx *ctx, const char *value)
+digest_add(StringInfo buf, const char *value)
 {
-	uint8		mark = value ? 1 : 0;
-
-	pg_cryptohash_update(ctx, &mark, 1);
+	appendStringInfoChar(buf, value ? '1' : '0');
 	if (value)
-		pg_cryptohash_update(ctx, (const uint8 *) value, strlen(value) + 1);
+		appendBinaryStringInfo(buf, value, strlen(value) + 1);
 }
 
-/* The digest of what a token request of this delivery would send where. */
+/*
+ * A digest of what a token request of this delivery would send where: two
+ * seeded 64-bit hashes, so that a change of credentials is noticed without
+ * keeping them.  (pg_cryptohash needs a resource owner, which the worker
+ * has not between transactions.)
+ */
 static void
 credentials_digest(Delivery *d, uint8 *out)
 {
-	pg_cryptohash_ctx *ctx = pg_cryptohash_create(PG_SHA256);
+	StringInfoData buf;
+	uint64		h[2];
 
-	if (ctx == NULL || pg_cryptohash_init(ctx) < 0)
-		elog(ERROR, "could not compute a SHA-256 digest");
-	digest_add(ctx, d->oauth_token_url);
-	digest_add(ctx, d->oauth_client_id);
-	digest_add(ctx, d->oauth_client_secret);
-	digest_add(ctx, d->oauth_scope);
-	digest_add(ctx, d->proxy);
-	if (pg_cryptohash_final(ctx, out, PG_SHA256_DIGEST_LENGTH) < 0)
-		elog(ERROR, "could not compute a SHA-256 digest");
-	pg_cryptohash_free(ctx);
+	initStringInfo(&buf);
+	digest_add(&buf, d->oauth_token_url);
+	digest_add(&buf, d->oauth_client_id);
+	digest_add(&buf, d->oauth_client_secret);
+	digest_add(&buf, d->oauth_scope);
+	digest_add(&buf, d->proxy);
+	h[0] = hash_bytes_extended((const unsigned char *) buf.data, buf.len, UINT64CONST(0x6f61757468));
+	h[1] = hash_bytes_extended((const unsigned char *) buf.data, buf.len, UINT64CONST(0x746f6b656e));
+	memcpy(out, h, OAUTH_DIGEST_BYTES);
+	explicit_bzero(buf.data, buf.len);
+	pfree(buf.data);
 }
 
 /* Forget an endpoint's token. */
@@ -128,7 +133,7 @@ endpoint_entry(Delivery *d)
 {
 	bool		found;
 	OAuthEndpoint *e = hash_search(endpoint_table(), &d->endpoint_id, HASH_ENTER, &found);
-	uint8		config[PG_SHA256_DIGEST_LENGTH];
+	uint8		config[OAUTH_DIGEST_BYTES];
 
 	credentials_digest(d, config);
 	if (!found)
