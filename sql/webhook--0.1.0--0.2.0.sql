@@ -1459,3 +1459,5 @@ AS 'MODULE_PATHNAME', 'webhook_endpoints_oauth';
 CREATE TRIGGER endpoints_seal_oauth
     BEFORE INSERT OR UPDATE ON webhook.endpoints
     FOR EACH ROW EXECUTE FUNCTION webhook._endpoints_oauth();
+-- Nothing is public, as in a fresh install.
+REVOKE ALL ON FUNCTION webhook._endpoints_oauth() FROM PUBLIC;

@@ -51,8 +51,7 @@
 typedef struct OAuthEndpoint
 {
 	int64		endpoint_id;	/* hash key */
-	uint8		config[OAUTH_DIGEST_BYTES];	/* the credentials last
-													 * claimed */
+	uint8		config[OAUTH_DIGEST_BYTES]; /* the credentials last claimed */
 	char	   *token;			/* in TopMemoryContext; NULL: none */
 	TimestampTz refresh_at;		/* fetch a new one from then on */
 	Delivery   *fetch;			/* the token request in flight, or NULL */
