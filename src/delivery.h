@@ -102,6 +102,9 @@ typedef struct Delivery
 	char	   *oauth_scope;
 	char	   *oauth_bearer;	/* the access token this request sends */
 	bool		oauth_retried;	/* sent once more after a 401 */
+	char	   *oauth_tls_client_key;	/* a copy of tls_client_key for the
+										 * request sent once more: wiped at
+										 * the end */
 	bool		oauth_token_request;	/* not a delivery: a token request */
 
 	/* the request */

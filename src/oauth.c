@@ -182,6 +182,17 @@ oauth_token_request_headers(void)
 	return h;
 }
 
+/* Wipe a delivery's copies of its credentials: its outcome is final. */
+static void
+forget_credentials(Delivery *d)
+{
+	if (d->oauth_client_secret)
+		explicit_bzero(d->oauth_client_secret, strlen(d->oauth_client_secret));
+	if (d->oauth_tls_client_key)
+		explicit_bzero(d->oauth_tls_client_key, strlen(d->oauth_tls_client_key));
+	d->oauth_tls_client_key = NULL;
+}
+
 /* Fail one waiting delivery's attempt with class oauth: nothing was sent. */
 static void
 fail_delivery(Delivery *d, const char *problem, dlist_head *failed)
@@ -195,6 +206,7 @@ fail_delivery(Delivery *d, const char *problem, dlist_head *failed)
 	d->error_class = ERROR_CLASS_OAUTH;
 	d->error = pstrdup(problem);
 	MemoryContextSwitchTo(old);
+	forget_credentials(d);
 	dlist_push_tail(failed, &d->node);
 }
 
@@ -279,6 +291,10 @@ void
 oauth_send(Delivery *d, dlist_head *failed)
 {
 	OAuthEndpoint *e = endpoint_entry(d);
+
+	/* http.c wipes the client key once libcurl has it: keep one for a 401. */
+	if (d->tls_client_key != NULL && !d->oauth_retried && d->oauth_tls_client_key == NULL)
+		d->oauth_tls_client_key = MemoryContextStrdup(d->cxt, d->tls_client_key);
 
 	if (e->token != NULL && GetCurrentTimestamp() < e->refresh_at)
 	{
@@ -584,10 +600,11 @@ oauth_transfer_done(Delivery *d, dlist_head *failed)
 						d->endpoint_id)));
 		reset_result(d);
 		d->oauth_retried = true;
+		d->tls_client_key = d->oauth_tls_client_key;	/* wiped by http.c */
+		d->oauth_tls_client_key = NULL;
 		oauth_send(d, failed);
 		return true;
 	}
-	if (d->oauth_client_secret)
-		explicit_bzero(d->oauth_client_secret, strlen(d->oauth_client_secret));
+	forget_credentials(d);
 	return false;
 }

@@ -197,6 +197,21 @@ like(psql("SELECT error_class || ' ' || error FROM webhook.delivery_log WHERE ev
 	'failing the attempt with class oauth and the timeout');
 is(scalar @{ received('slow') }, 0, 'nothing of it reached the receiver');
 
+# --- the network guard: the token request's address is checked at connect time ---
+endpoint('guarded', $tokens, $auth->url('/oauth/token'), $SECRET, retry_schedule_s => "'{}'");
+psql('ALTER SYSTEM SET webhook.allow_private_networks = off; SELECT pg_reload_conf()');
+ok(poll_until($node, 'postgres', 'SHOW webhook.allow_private_networks', 'off', 30), 'private networks refused');
+my $asked_before = scalar @{ requests($auth) };
+($ev) = @{ send_events('guarded', 1) };
+ok(wait_status($node, $ev, 'failed'), 'a token URL the network guard refuses: the delivery fails');
+like(psql("SELECT error_class || ' ' || error FROM webhook.delivery_log WHERE event_id = '$ev'"),
+	qr{^oauth the OAuth2 token request to http://127\.0\.0\.1:\d+ failed \(blocked\): connection refused by the network guard: loopback address$},
+	'with class oauth: the guard refused the token request');
+is(scalar @{ requests($auth) }, $asked_before, 'the token endpoint was not contacted');
+is(scalar @{ received('guarded') }, 0, 'nor the receiver');
+psql('ALTER SYSTEM RESET webhook.allow_private_networks; SELECT pg_reload_conf()');
+ok(poll_until($node, 'postgres', 'SHOW webhook.allow_private_networks', 'on', 30), 'private networks allowed again');
+
 # --- no client secret in any log ---------------------------------------------------
 {
 	local $ENV{PGOPTIONS} = '-c log_statement=none';    # the query names them
