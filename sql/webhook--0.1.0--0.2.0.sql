@@ -1455,6 +1455,26 @@ COMMENT ON COLUMN webhook.endpoints.ca_cert IS 'PEM CA certificates to verify th
 COMMENT ON COLUMN webhook.endpoints.client_cert IS 'PEM client certificate (then any intermediates) for mutual TLS, with client_key';
 COMMENT ON COLUMN webhook.endpoints.client_key IS 'PEM private key of client_cert, without a passphrase; sealed at rest like the secrets';
 
+-- OAuth2 client credentials (src/endpoint_oauth.c, src/oauth.c): the worker
+-- fetches a token and sends it as Authorization: Bearer.
+ALTER TABLE webhook.endpoints
+    ADD COLUMN oauth_token_url text,
+    ADD COLUMN oauth_client_id text,
+    ADD COLUMN oauth_client_secret text,
+    ADD COLUMN oauth_scope text;
+COMMENT ON COLUMN webhook.endpoints.oauth_token_url IS 'OAuth2 token endpoint (client credentials grant), with oauth_client_id and oauth_client_secret; NULL: no OAuth2';
+COMMENT ON COLUMN webhook.endpoints.oauth_client_id IS 'OAuth2 client id, sent with oauth_client_secret by HTTP Basic authentication to oauth_token_url';
+COMMENT ON COLUMN webhook.endpoints.oauth_client_secret IS 'OAuth2 client secret; sealed at rest like the secrets';
+COMMENT ON COLUMN webhook.endpoints.oauth_scope IS 'OAuth2 scope asked for, space-separated; NULL: none asked';
+CREATE FUNCTION webhook._endpoints_oauth()
+RETURNS trigger LANGUAGE C
+AS 'MODULE_PATHNAME', 'webhook_endpoints_oauth';
+CREATE TRIGGER endpoints_seal_oauth
+    BEFORE INSERT OR UPDATE ON webhook.endpoints
+    FOR EACH ROW EXECUTE FUNCTION webhook._endpoints_oauth();
+-- Nothing is public, as in a fresh install.
+REVOKE ALL ON FUNCTION webhook._endpoints_oauth() FROM PUBLIC;
+
 -- Secrets encrypted by default (issue 15, src/master_key.c): 0.1.0 stored
 -- secrets in clear unless webhook.master_key_file was set.  Writing a row
 -- again makes webhook._endpoints_seal() and webhook._endpoints_proxy() seal

@@ -91,6 +91,22 @@ typedef struct Delivery
 	char	   *event_data;		/* the event's data as JSON; NULL for standard */
 	char	   *event_time;		/* ce-time, RFC 3339; NULL for standard */
 
+	/*
+	 * OAuth2 client credentials (oauth.c), decoded by name from the claim;
+	 * oauth_token_url NULL: none.  A token request is a Delivery too, with
+	 * oauth_token_request set, sent through the same multi handle.
+	 */
+	char	   *oauth_token_url;
+	char	   *oauth_client_id;
+	char	   *oauth_client_secret;	/* in clear: wiped when done */
+	char	   *oauth_scope;
+	char	   *oauth_bearer;	/* the access token this request sends */
+	bool		oauth_retried;	/* sent once more after a 401 */
+	char	   *oauth_tls_client_key;	/* a copy of tls_client_key for the
+										 * request sent once more: wiped at
+										 * the end */
+	bool		oauth_token_request;	/* not a delivery: a token request */
+
 	/* the request */
 	CURL	   *easy;
 	struct curl_slist *request_headers;

@@ -22,6 +22,7 @@
 
 #include "http.h"
 #include "netguard.h"
+#include "oauth.h"
 #include "proxy.h"
 #include "request_format.h"
 #include "schedule.h"
@@ -284,6 +285,9 @@ request_headers(Delivery *d)
 	h = curl_slist_append(h, request_format_event_type_line(d));
 	for (int i = 0; i < d->n_headers; i++)
 		h = curl_slist_append(h, d->headers[i]);
+	/* OAuth2 (oauth.c): the endpoint's access token. */
+	if (d->oauth_bearer != NULL)
+		h = curl_slist_append(h, psprintf("Authorization: Bearer %s", d->oauth_bearer));
 	h = curl_slist_append(h, "Expect:");
 	return h;
 }
@@ -406,8 +410,11 @@ http_start(Delivery *d)
 	INSTR_TIME_SET_CURRENT(d->started);
 	d->retry_after_s = -1;
 	d->response_cap = (size_t) webhook_response_body_limit_kb * 1024;
+	/* OAuth2 (oauth.c): a token request's own answer bound and headers. */
+	if (d->oauth_token_request)
+		d->response_cap = OAUTH_TOKEN_RESPONSE_MAX;
 	d->response = d->response_cap > 0 ? palloc(d->response_cap) : NULL;
-	d->request_headers = request_headers(d);
+	d->request_headers = d->oauth_token_request ? oauth_token_request_headers() : request_headers(d);
 	d->easy = curl_easy_init();
 	if (d->easy == NULL || d->request_headers == NULL)
 		ereport(ERROR,

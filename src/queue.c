@@ -42,6 +42,15 @@ static SPIPlanPtr next_due_plan = NULL;
 static SPIPlanPtr deactivate_plan = NULL;
 
 /*
+ * The time a claim covers, as webhook._claim_lease's argument.  OAuth2
+ * (oauth.c): a delivery may wait for a token request, and after a 401 for
+ * a second one and a second request, each bounded by the endpoint's
+ * timeout_ms, so its claim covers four of them.
+ */
+#define LEASE_TIMEOUT_MS \
+	"ep.timeout_ms * CASE WHEN ep.oauth_token_url IS NULL THEN 1 ELSE 4 END"
+
+/*
  * Claim up to $1 due deliveries.  A claim lapses after the endpoint's lease
  * (webhook._claim_lease); setting claimed_at alone keeps the update HOT.
  * Each endpoint gets at most its free in-flight slots ($2/$3: endpoints with
@@ -64,7 +73,7 @@ static const char *claim_sql =
 "    FROM ROWS FROM (pg_catalog.unnest($2::bigint[]), pg_catalog.unnest($3::integer[]),"
 "                    pg_catalog.unnest($5::float8[])) AS b(endpoint_id, in_flight, tokens)"
 "), room AS ("
-"  SELECT ep.id, ep.ordered, webhook._claim_lease(ep.timeout_ms) AS lease,"
+"  SELECT ep.id, ep.ordered, webhook._claim_lease(" LEASE_TIMEOUT_MS ") AS lease,"
 "         greatest(least(coalesce(ep.max_in_flight, $4) - coalesce(b.in_flight, 0),"
 "                        CASE WHEN ep.ordered THEN 1 - coalesce(b.in_flight, 0) ELSE 2147483647 END,"
 "                        CASE WHEN ep.rate_limit_per_s IS NULL THEN 2147483647"
@@ -129,7 +138,10 @@ static const char *claim_sql =
 "                THEN pg_catalog.to_char(ev.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"') END"
 "             AS format_time,"
 /* TLS: decoded by name (tls_from_tuple) */
-"           ep.ca_cert AS tls_ca_cert, ep.client_cert AS tls_client_cert, ep.client_key AS tls_client_key";
+"           ep.ca_cert AS tls_ca_cert, ep.client_cert AS tls_client_cert, ep.client_key AS tls_client_key,"
+/* OAuth2 client credentials: decoded by name (oauth_from_tuple) */
+"           ep.oauth_token_url AS oauth_token_url, ep.oauth_client_id AS oauth_client_id,"
+"           ep.oauth_client_secret AS oauth_client_secret, ep.oauth_scope AS oauth_scope";
 
 /*
  * Record a batch of attempts: the delivery's new state, one log row each,
@@ -208,11 +220,11 @@ static const char *next_due_sql =
 "              WHERE d.endpoint_id = ep.id AND d.status = 'pending' AND d.claimed_at IS NULL AND NOT ep.ordered"
 "              ORDER BY d.next_attempt_at LIMIT 1)"
 "            UNION ALL"
-"            SELECT min(d.claimed_at) + webhook._claim_lease(ep.timeout_ms) FROM webhook.deliveries d"
+"            SELECT min(d.claimed_at) + webhook._claim_lease(" LEASE_TIMEOUT_MS ") FROM webhook.deliveries d"
 "             WHERE d.endpoint_id = ep.id AND d.status = 'pending' AND d.next_attempt_at <= pg_catalog.now()"
 "               AND d.claimed_at IS NOT NULL AND NOT ep.ordered"
 "            UNION ALL"
-"            (SELECT greatest(d.next_attempt_at, d.claimed_at + webhook._claim_lease(ep.timeout_ms))"
+"            (SELECT greatest(d.next_attempt_at, d.claimed_at + webhook._claim_lease(" LEASE_TIMEOUT_MS "))"
 "               FROM webhook.deliveries d"
 "              WHERE d.endpoint_id = ep.id AND d.status = 'pending' AND ep.ordered"
 "              ORDER BY d.id LIMIT 1)"
@@ -527,6 +539,27 @@ tls_from_tuple(Delivery *d, HeapTuple tuple, TupleDesc desc)
 	forget_secret(stored_key);
 }
 
+/*
+ * OAuth2 client credentials (oauth.c): the token URL, client id and scope,
+ * and the client secret unsealed like the other credentials.  Found by
+ * their aliases in the claim.
+ */
+static void
+oauth_from_tuple(Delivery *d, HeapTuple tuple, TupleDesc desc)
+{
+	char	   *stored_secret = SPI_getvalue(tuple, desc, SPI_fnumber(desc, "oauth_client_secret"));
+
+	d->oauth_token_url = SPI_getvalue(tuple, desc, SPI_fnumber(desc, "oauth_token_url"));
+	d->oauth_client_id = SPI_getvalue(tuple, desc, SPI_fnumber(desc, "oauth_client_id"));
+	d->oauth_scope = SPI_getvalue(tuple, desc, SPI_fnumber(desc, "oauth_scope"));
+	d->oauth_client_secret = unseal_for_delivery(stored_secret, "the endpoint's oauth_client_secret",
+												 &d->key_problem);
+	forget_secret(stored_secret);
+	if (d->oauth_token_url != NULL && (d->oauth_client_id == NULL || d->oauth_client_secret == NULL) &&
+		d->key_problem == NULL)
+		d->key_problem = "the endpoint's OAuth2 client credentials are incomplete";
+}
+
 /* Copy one claimed row into a Delivery that outlives the transaction. */
 static Delivery *
 delivery_from_tuple(HeapTuple tuple, TupleDesc desc)
@@ -570,6 +603,7 @@ delivery_from_tuple(HeapTuple tuple, TupleDesc desc)
 	/* The request format's columns, by name (request_format.c). */
 	request_format_from_claim(d, tuple, desc);
 	tls_from_tuple(d, tuple, desc);
+	oauth_from_tuple(d, tuple, desc);
 
 	MemoryContextSwitchTo(old);
 	return d;

@@ -46,6 +46,7 @@ const WebhookErrorClassInfo webhook_error_class_table[ERROR_CLASS_COUNT] = {
 	[ERROR_CLASS_INVALID_HEADER] = {"invalid_header", "a header of the endpoint must not be sent", true},
 	[ERROR_CLASS_TRANSFORM] = {"transform", "the endpoint's transform failed", true},
 	[ERROR_CLASS_INTERNAL] = {"internal", "the HTTP client failed in a way none of the other classes describes", false},
+	[ERROR_CLASS_OAUTH] = {"oauth", "the OAuth2 token request of the endpoint failed, so nothing was sent to the receiver", false},
 };
 
 /* The log's name of an error class; NULL for success or a value out of range. */

@@ -36,6 +36,7 @@ typedef enum WebhookErrorClass
 	ERROR_CLASS_INVALID_HEADER,
 	ERROR_CLASS_TRANSFORM,
 	ERROR_CLASS_INTERNAL,
+	ERROR_CLASS_OAUTH,
 	ERROR_CLASS_COUNT			/* not a class: the number of entries */
 } WebhookErrorClass;
 

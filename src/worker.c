@@ -30,6 +30,7 @@
 
 #include "endpoint_load.h"
 #include "http.h"
+#include "oauth.h"
 #include "queue.h"
 #include "request_format.h"
 #include "schedule.h"
@@ -281,6 +282,28 @@ claim_batch(void *arg)
 }
 
 /*
+ * OAuth2 (oauth.c): deliveries whose token request failed join the finished
+ * ones, no longer counted in their endpoint's load.  Returns how many.
+ */
+static int
+take_oauth_failed(WorkerState *s, dlist_head *failed)
+{
+	dlist_mutable_iter iter;
+	int			n = 0;
+
+	dlist_foreach_modify(iter, failed)
+	{
+		Delivery   *d = dlist_container(Delivery, node, iter.cur);
+
+		dlist_delete(&d->node);
+		endpoint_load_add(d, -1);
+		s->finished[s->n_finished++] = d;
+		n++;
+	}
+	return n;
+}
+
+/*
  * Start every claimed delivery, or settle at once those that cannot be
  * sent: a secret or header unusable, a transform that failed, or a receiver
  * the network guard refuses to reach through a proxy (proxy.c).
@@ -290,7 +313,9 @@ send_claimed(WorkerState *s, dlist_head *claimed)
 {
 	dlist_mutable_iter iter;
 	int			before = s->n_finished;
+	dlist_head	oauth_failed;
 
+	dlist_init(&oauth_failed);
 	transform_apply(claimed);
 	dlist_foreach_modify(iter, claimed)
 	{
@@ -315,8 +340,13 @@ send_claimed(WorkerState *s, dlist_head *claimed)
 			continue;
 		}
 		endpoint_load_add(d, 1);
-		http_start(d);
+		/* OAuth2 (oauth.c): sent with a token, or waiting for one. */
+		if (d->oauth_token_url != NULL)
+			oauth_send(d, &oauth_failed);
+		else
+			http_start(d);
 	}
+	take_oauth_failed(s, &oauth_failed);
 	if (s->n_finished > before)
 		(void) settle_finished(s->finished + before, s->n_finished - before);
 }
@@ -377,7 +407,7 @@ claim_and_send(WorkerState *s)
 
 	if (!extension_ready(s))
 		return;
-	c.room = Min(webhook_batch_size, webhook_max_in_flight - http_in_flight());
+	c.room = Min(webhook_batch_size, webhook_max_in_flight - http_in_flight() - oauth_waiting());
 	dlist_init(&c.batch);
 	endpoint_load_snapshot(&c.load);
 	s->throttle_wake = c.load.throttle_wake;
@@ -406,7 +436,7 @@ static bool
 room_to_claim(WorkerState *s)
 {
 	return s->retry_at == 0 && s->n_finished < MAX_UNRECORDED &&
-		http_in_flight() < webhook_max_in_flight;
+		http_in_flight() + oauth_waiting() < webhook_max_in_flight;
 }
 
 /*
@@ -525,8 +555,17 @@ record_outcomes(WorkerState *s)
 	int			n_new = 0;
 	bool		had_failures;
 
+	dlist_head	oauth_failed;
+
+	dlist_init(&oauth_failed);
 	while (s->n_finished < s->finished_cap && (d = http_next_done()) != NULL)
 	{
+		/* OAuth2 (oauth.c): a token request, or a 401 sent once more. */
+		if (oauth_transfer_done(d, &oauth_failed))
+		{
+			n_new += take_oauth_failed(s, &oauth_failed);
+			continue;
+		}
 		endpoint_load_add(d, -1);
 		s->finished[s->n_finished++] = d;
 		n_new++;

@@ -42,6 +42,9 @@ The response is chosen by path segments, which can be combined, e.g.
     /redirect/NNN/URL   respond with status NNN (e.g. 302, 307) and a
                         "Location: URL" header; URL is one url-encoded
                         segment (absolute, or a path such as %2Ftarget)
+    /bearer/FILE        401 unless the Authorization header is "Bearer T"
+                        for a T listed (one a line) in FILE, one url-encoded
+                        segment; checked before the other segments act
     anything else       ignored -> 200 "ok"
 """
 
@@ -75,7 +78,7 @@ def parse_behaviour(path):
     """Turn the path (without query) into a dict describing the response."""
     b = {"status": 200, "delay_ms": 0, "retry_after": None, "hang": False,
          "drop": False, "garbage": False, "fail_first": None, "big": None,
-         "body": None, "location": None}
+         "body": None, "location": None, "bearer_file": None}
     segs = [urllib.parse.unquote(s) for s in path.split("/")]
     i = 0
 
@@ -103,6 +106,8 @@ def parse_behaviour(path):
             b["big"] = max(0, intarg(1)); i += 2
         elif s == "redirect" and intarg(1) is not None and arg(2) is not None:
             b["status"] = intarg(1); b["location"] = arg(2); i += 3
+        elif s == "bearer" and arg(1) is not None:
+            b["bearer_file"] = arg(1); i += 2
         elif s == "body" and arg(1) is not None:
             b["body"] = arg(1); i += 2
         elif s in ("hang", "drop", "garbage"):
@@ -110,6 +115,18 @@ def parse_behaviour(path):
         else:
             i += 1          # /ok, /hook, /a/b, ... are just ignored
     return b
+
+
+def bearer_accepted(path, authorization):
+    """Is authorization "Bearer T" for a token T listed in the file?"""
+    if not authorization or not authorization.startswith("Bearer "):
+        return False
+    try:
+        with open(path, encoding="utf-8") as f:
+            tokens = {line.strip() for line in f if line.strip()}
+    except OSError:
+        return False
+    return authorization[len("Bearer "):] in tokens
 
 
 def log_request(entry):
@@ -210,6 +227,12 @@ class Handler(http.server.BaseHTTPRequestHandler):
         log_request(entry)
 
         b = parse_behaviour(urllib.parse.urlsplit(full_path).path)
+
+        if b["bearer_file"] is not None and not bearer_accepted(
+                b["bearer_file"], headers.get("authorization")):
+            self._send(401, b"bearer token refused",
+                       [("WWW-Authenticate", 'Bearer error="invalid_token"')])
+            return
 
         if b["fail_first"] is not None:
             n, key = b["fail_first"]

@@ -44,7 +44,13 @@ CREATE TABLE webhook.endpoints (
     -- certificate with its key for mutual TLS (checked by src/endpoint_tls.c).
     ca_cert          text,
     client_cert      text,
-    client_key       text
+    client_key       text,
+    -- OAuth2 client credentials (src/endpoint_oauth.c, src/oauth.c): the
+    -- worker fetches a token and sends it as Authorization: Bearer.
+    oauth_token_url     text,
+    oauth_client_id     text,
+    oauth_client_secret text,
+    oauth_scope         text
 );
 COMMENT ON COLUMN webhook.endpoints.proxy IS 'http:// or https:// proxy for this endpoint, credentials allowed (sealed); NULL: webhook.proxy; ''direct'': no proxy';
 COMMENT ON TABLE webhook.endpoints IS 'receivers of webhooks, managed with INSERT, UPDATE and DELETE';
@@ -69,6 +75,10 @@ COMMENT ON COLUMN webhook.endpoints.cloudevents_source IS 'CloudEvents source at
 COMMENT ON COLUMN webhook.endpoints.ca_cert IS 'PEM CA certificates to verify the receiver against, instead of the system store; NULL for the system store';
 COMMENT ON COLUMN webhook.endpoints.client_cert IS 'PEM client certificate (then any intermediates) for mutual TLS, with client_key';
 COMMENT ON COLUMN webhook.endpoints.client_key IS 'PEM private key of client_cert, without a passphrase; sealed at rest like the secrets';
+COMMENT ON COLUMN webhook.endpoints.oauth_token_url IS 'OAuth2 token endpoint (client credentials grant), with oauth_client_id and oauth_client_secret; NULL: no OAuth2';
+COMMENT ON COLUMN webhook.endpoints.oauth_client_id IS 'OAuth2 client id, sent with oauth_client_secret by HTTP Basic authentication to oauth_token_url';
+COMMENT ON COLUMN webhook.endpoints.oauth_client_secret IS 'OAuth2 client secret; sealed at rest like the secrets';
+COMMENT ON COLUMN webhook.endpoints.oauth_scope IS 'OAuth2 scope asked for, space-separated; NULL: none asked';
 
 CREATE TABLE webhook.events (
     id              uuid PRIMARY KEY DEFAULT webhook.uuid_v7(),

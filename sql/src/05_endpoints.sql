@@ -320,6 +320,17 @@ CREATE TRIGGER endpoints_seal_proxy
     BEFORE INSERT OR UPDATE ON webhook.endpoints
     FOR EACH ROW EXECUTE FUNCTION webhook._endpoints_proxy();
 
+-- OAuth2 client credentials: url, client id and secret together, the token
+-- URL under the endpoint URL's rules and network guard, the client secret
+-- sealed (src/endpoint_oauth.c).
+CREATE FUNCTION webhook._endpoints_oauth()
+RETURNS trigger LANGUAGE C
+AS 'MODULE_PATHNAME', 'webhook_endpoints_oauth';
+
+CREATE TRIGGER endpoints_seal_oauth
+    BEFORE INSERT OR UPDATE ON webhook.endpoints
+    FOR EACH ROW EXECUTE FUNCTION webhook._endpoints_oauth();
+
 -- Request formats (issue 15: CloudEvents and the seeds' own formats).
 -- The errors for a format or a signature encoding that does not exist,
 -- naming those that do (src/request_format.c, src/signature.c).

@@ -116,7 +116,7 @@ ok( poll_until(
 is( $node->safe_psql('postgres',
 		"SELECT string_agg(error_class, ',') FROM webhook.error_classes()"),
 	'http,timeout,connect,dns,tls,connection,protocol,blocked,invalid_url,too_large,'
-	  . 'secret,invalid_header,transform,internal',
+	  . 'secret,invalid_header,transform,internal,oauth',
 	'webhook.error_classes() lists every class the worker writes');
 is( $node->safe_psql('postgres',
 		"SELECT count(*) FROM webhook.error_classes() WHERE meaning IS NULL OR meaning = ''"),
