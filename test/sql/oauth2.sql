@@ -21,7 +21,9 @@ INSERT INTO webhook.endpoints (id, url, oauth_token_url, oauth_client_id, oauth_
     (9401, 'https://example.com/a', NULL, NULL, NULL, NULL),
     (9402, 'https://example.com/b', 'https://auth.example.com/oauth/token', 'client-1', 's3cret', NULL),
     (9403, 'https://example.com/c', 'https://auth.example.com/token?audience=x', 'client 2', 'p@ss:word', 'webhooks:write events.read');
-SELECT id, oauth_token_url, oauth_client_id, oauth_client_secret, oauth_scope
+-- Sealed at rest (by default too): the stored value is ciphertext.
+SELECT id, oauth_token_url, oauth_client_id, webhook._unseal(oauth_client_secret) AS oauth_client_secret,
+       oauth_client_secret LIKE 'whenc:v1:%' AS sealed, oauth_scope
   FROM webhook.endpoints WHERE id BETWEEN 9401 AND 9403 ORDER BY id;
 -- Taken away all at once.
 UPDATE webhook.endpoints SET oauth_token_url = NULL, oauth_client_id = NULL, oauth_client_secret = NULL,
