@@ -22,7 +22,7 @@ sub endpoint
 	my @names = ('name', 'url', 'event_types', sort keys %cols);
 	my @vals = ("'$type'", "'$url'", "'{$type}'", map { $cols{$_} } sort keys %cols);
 	my $sql = sprintf(
-		'INSERT INTO webhook.endpoints (%s) VALUES (%s) RETURNING id, secret',
+		'INSERT INTO webhook.endpoints (%s) VALUES (%s) RETURNING id, webhook._unseal(secret)',
 		join(', ', @names), join(', ', @vals));
 	return split /\|/, $node->safe_psql('postgres', $sql);
 }

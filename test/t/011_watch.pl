@@ -57,7 +57,7 @@ is($node->safe_psql('postgres', 'SELECT event_prefix FROM webhook.watches'),
 my ($ep, $secret) = split /\|/, $node->safe_psql(
 	'postgres', q{
 	INSERT INTO webhook.endpoints (name, url, event_types)
-	VALUES ('crm', '} . $r->url('/crm') . q{', '{customer.*}') RETURNING id, secret});
+	VALUES ('crm', '} . $r->url('/crm') . q{', '{customer.*}') RETURNING id, webhook._unseal(secret)});
 
 sub as_writer
 {

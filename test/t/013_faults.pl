@@ -26,7 +26,7 @@ sub endpoint
 	my @names = ('name', 'url', 'event_types', sort keys %cols);
 	my @vals = ("'$type'", "'$url'", "'{$type}'", map { $cols{$_} } sort keys %cols);
 	return split /\|/, psql(sprintf(
-		'INSERT INTO webhook.endpoints (%s) VALUES (%s) RETURNING id, secret',
+		'INSERT INTO webhook.endpoints (%s) VALUES (%s) RETURNING id, webhook._unseal(secret)',
 		join(', ', @names), join(', ', @vals)));
 }
 

@@ -51,7 +51,7 @@ is(scalar(@{ requests($proxy) }), 0, 'the canary did not go through the proxy ei
 my $long_name = 'X-' . ('s' x 126);
 my ($gh_id, $gh_secret) = split /\|/, $node->safe_psql('postgres', sprintf(q{
 	INSERT INTO webhook.endpoints (name, url, event_types, signing, signature_header)
-	VALUES ('long-header', '%s', '{egress.long}', 'hmac-sha256', '%s') RETURNING id, secret},
+	VALUES ('long-header', '%s', '{egress.long}', 'hmac-sha256', '%s') RETURNING id, webhook._unseal(secret)},
 	$r->url('/long'), $long_name));
 $ev = $node->safe_psql('postgres', q{SELECT webhook.send('egress.long', '{"n": 2}')});
 ok(poll_until($node, 'postgres',

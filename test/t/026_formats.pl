@@ -35,7 +35,7 @@ sub bytes_of
 }
 
 # An endpoint for exactly event type $type; %cols are SQL literals.
-# Returns (id, secret as stored).
+# Returns (id, secret in clear).
 sub endpoint
 {
 	my ($type, %cols) = @_;
@@ -44,7 +44,7 @@ sub endpoint
 	my @vals = ("'$type'", "'" . $r->url("/$type") . "'", "'{$type}'",
 		map { $cols{$_} } sort keys %cols);
 	return split /\|/, psql(
-		sprintf('INSERT INTO webhook.endpoints (%s) VALUES (%s) RETURNING id, secret',
+		sprintf('INSERT INTO webhook.endpoints (%s) VALUES (%s) RETURNING id, webhook._unseal(secret)',
 			join(', ', @names), join(', ', @vals)), $db);
 }
 
