@@ -31,8 +31,7 @@ $primary->safe_psql(
 	VALUES ('failover', '${\ $r->url('/delay/300/failover')}', '{fo.*}', $CAP)});
 
 $primary->backup('bk');
-my $standby = PostgreSQL::Test::Cluster->new('standby');
-$standby->init_from_backup($primary, 'bk', has_streaming => 1);
+my $standby = standby_from_backup($primary, 'bk', 'standby');
 $standby->start;
 # Synchronous from now on: a commit returns once the standby has it.
 $primary->safe_psql('postgres',

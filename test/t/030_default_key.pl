@@ -137,11 +137,7 @@ $node->backup('base');
 my $backup_key = $node->backup_dir . '/base/webhook_master.key';
 ok(-f $backup_key, 'pg_basebackup copies webhook_master.key');
 is((stat $backup_key)[2] & 07777, 0600, 'pg_basebackup keeps it readable by its owner only');
-my $standby = PostgreSQL::Test::Cluster->new('default_key_standby');
-$standby->init_from_backup($node, 'base', has_streaming => 1);
-# init_from_backup copies the backup with File::Copy, which drops the
-# modes pg_basebackup wrote; a key readable by others is refused.
-chmod 0600, $standby->data_dir . '/webhook_master.key' or die "chmod: $!";
+my $standby = standby_from_backup($node, 'base', 'default_key_standby');
 $standby->start;
 $node->wait_for_catchup($standby);
 is($standby->safe_psql('postgres', "SELECT webhook.endpoint_secret($ep)"), $secret,

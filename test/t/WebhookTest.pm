@@ -52,7 +52,8 @@ use Time::HiRes qw(time sleep);
 our @EXPORT = qw(start_receiver requests wait_for_requests
   verify_standard_signature verify_hex_hmac self_test_vectors
   node_with_webhook poll_until postmaster_started assert_server_intact
-  canary_arrives wait_status worker_pid make_test_pki run_openssl);
+  canary_arrives wait_status worker_pid make_test_pki run_openssl
+  standby_from_backup);
 
 # The receiver lives next to this directory (test/receiver.py); resolve it
 # from this file so it does not matter where prove was started from.
@@ -314,6 +315,21 @@ sub make_test_pki
 	_make_cert($dir, 'client', 'webhook-test-client', 'ca',
 		"extendedKeyUsage=clientAuth\n");
 	return $dir;
+}
+
+# A streaming standby $name made from $primary's backup $backup (not
+# started).  init_from_backup copies the backup with File::Copy, which drops
+# the modes pg_basebackup wrote (it keeps webhook_master.key at 0600, as 030
+# checks), and the server refuses a key file that others may read: the copy
+# gets the mode back.
+sub standby_from_backup
+{
+	my ($primary, $backup, $name) = @_;
+	my $standby = PostgreSQL::Test::Cluster->new($name);
+	$standby->init_from_backup($primary, $backup, has_streaming => 1);
+	my $key = $standby->data_dir . '/webhook_master.key';
+	chmod 0600, $key or die "chmod $key: $!" if -e $key;
+	return $standby;
 }
 
 # A 127.0.0.1 TCP port that nothing listens on right now (bound, then
