@@ -526,6 +526,24 @@ BEGIN
 END;
 $$;
 
+-- The bounds of an endpoint's numeric settings, written once: the CHECK
+-- constraints of webhook.endpoints (the backstop when triggers are off) and
+-- the endpoints trigger's errors (with their hints) both read them here.
+CREATE OR REPLACE FUNCTION webhook._endpoint_bound(setting text, high boolean)
+RETURNS double precision LANGUAGE sql IMMUTABLE PARALLEL SAFE
+RETURN CASE setting
+    WHEN 'timeout_ms' THEN CASE WHEN high THEN 300000 ELSE 1 END
+    WHEN 'max_in_flight' THEN CASE WHEN high THEN 10000 ELSE 1 END
+    WHEN 'rate_limit_per_s' THEN CASE WHEN high THEN 100000 ELSE 0.001 END
+END::double precision;
+
+
+-- Is a value within its setting's bounds?  NULL for NULL, as BETWEEN; NaN
+-- compares greater than every number, so the upper bound refuses it.
+CREATE OR REPLACE FUNCTION webhook._within_bounds(setting text, value double precision)
+RETURNS boolean LANGUAGE sql IMMUTABLE PARALLEL SAFE
+RETURN value BETWEEN webhook._endpoint_bound(setting, false) AND webhook._endpoint_bound(setting, true);
+
 -- Added or changed by 0.2.0's layout: the endpoints trigger's named
 -- checks, and each rule written once (signing schemes, payload size, table
 -- owner, the missing-endpoint error).
@@ -631,26 +649,31 @@ RETURNS void LANGUAGE plpgsql IMMUTABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
-    IF 'timeout_ms' = ANY (checked) AND (timeout_ms IS NULL OR timeout_ms NOT BETWEEN 1 AND 300000) THEN
-        RAISE EXCEPTION 'timeout_ms must be between 1 and 300000'
+    IF 'timeout_ms' = ANY (checked) AND NOT coalesce(webhook._within_bounds('timeout_ms', timeout_ms), false) THEN
+        RAISE EXCEPTION 'timeout_ms must be between % and %',
+                webhook._endpoint_bound('timeout_ms', false), webhook._endpoint_bound('timeout_ms', true)
             USING ERRCODE = 'invalid_parameter_value',
                   DETAIL = format('The value given was %s.', coalesce(timeout_ms::text, 'NULL')),
-                  HINT = 'The default is 15000 (15 seconds); the longest allowed is 300000 (5 minutes).';
+                  HINT = format('The default is 15000 (15 seconds); the longest allowed is %s (5 minutes).',
+                                webhook._endpoint_bound('timeout_ms', true));
     END IF;
 
-    IF 'max_in_flight' = ANY (checked) AND max_in_flight NOT BETWEEN 1 AND 10000 THEN
-        RAISE EXCEPTION 'max_in_flight must be between 1 and 10000'
+    IF 'max_in_flight' = ANY (checked) AND NOT webhook._within_bounds('max_in_flight', max_in_flight) THEN
+        RAISE EXCEPTION 'max_in_flight must be between % and %',
+                webhook._endpoint_bound('max_in_flight', false), webhook._endpoint_bound('max_in_flight', true)
             USING ERRCODE = 'invalid_parameter_value',
                   DETAIL = format('The value given was %s.', max_in_flight),
                   HINT = 'Leave it NULL to use webhook.max_in_flight_per_endpoint.';
     END IF;
 
-    -- NaN compares greater than every number, so the upper bound refuses it.
-    IF 'rate_limit_per_s' = ANY (checked) AND rate_limit_per_s NOT BETWEEN 0.001 AND 100000 THEN
-        RAISE EXCEPTION 'rate_limit_per_s must be between 0.001 and 100000'
+    IF 'rate_limit_per_s' = ANY (checked) AND NOT webhook._within_bounds('rate_limit_per_s', rate_limit_per_s) THEN
+        RAISE EXCEPTION 'rate_limit_per_s must be between % and %',
+                webhook._endpoint_bound('rate_limit_per_s', false), webhook._endpoint_bound('rate_limit_per_s', true)
             USING ERRCODE = 'invalid_parameter_value',
                   DETAIL = format('The value given was %s.', rate_limit_per_s),
-                  HINT = 'Leave it NULL for no limit; 0.001 is one request every 1000 seconds.';
+                  HINT = format('Leave it NULL for no limit; %s is one request every %s seconds.',
+                                webhook._endpoint_bound('rate_limit_per_s', false),
+                                1 / webhook._endpoint_bound('rate_limit_per_s', false));
     END IF;
 END;
 $$;
@@ -1059,17 +1082,21 @@ BEGIN
     PERFORM set_config('session_replication_role', 'replica', true);
     FOR ep IN
         UPDATE webhook.endpoints e
-           SET timeout_ms = CASE WHEN o.timeout_ms NOT BETWEEN 1 AND 300000
-                                 THEN least(greatest(o.timeout_ms, 1), 300000) ELSE o.timeout_ms END,
-               max_in_flight = CASE WHEN o.max_in_flight NOT BETWEEN 1 AND 10000
-                                    THEN least(greatest(o.max_in_flight, 1), 10000) ELSE o.max_in_flight END,
-               rate_limit_per_s = CASE WHEN o.rate_limit_per_s NOT BETWEEN 0.001 AND 100000
-                                       THEN least(greatest(o.rate_limit_per_s, 0.001), 100000) ELSE o.rate_limit_per_s END,
+           SET timeout_ms = CASE WHEN NOT webhook._within_bounds('timeout_ms', o.timeout_ms)
+                                 THEN least(greatest(o.timeout_ms, webhook._endpoint_bound('timeout_ms', false)),
+                                            webhook._endpoint_bound('timeout_ms', true)) ELSE o.timeout_ms END,
+               max_in_flight = CASE WHEN NOT webhook._within_bounds('max_in_flight', o.max_in_flight)
+                                    THEN least(greatest(o.max_in_flight, webhook._endpoint_bound('max_in_flight', false)),
+                                               webhook._endpoint_bound('max_in_flight', true)) ELSE o.max_in_flight END,
+               rate_limit_per_s = CASE WHEN NOT webhook._within_bounds('rate_limit_per_s', o.rate_limit_per_s)
+                                       THEN least(greatest(o.rate_limit_per_s, webhook._endpoint_bound('rate_limit_per_s', false)),
+                                                  webhook._endpoint_bound('rate_limit_per_s', true)) ELSE o.rate_limit_per_s END,
                updated_at = now()
           FROM webhook.endpoints o
          WHERE o.id = e.id
-           AND (o.timeout_ms NOT BETWEEN 1 AND 300000 OR o.max_in_flight NOT BETWEEN 1 AND 10000
-                OR o.rate_limit_per_s NOT BETWEEN 0.001 AND 100000)
+           AND (NOT webhook._within_bounds('timeout_ms', o.timeout_ms)
+                OR NOT webhook._within_bounds('max_in_flight', o.max_in_flight)
+                OR NOT webhook._within_bounds('rate_limit_per_s', o.rate_limit_per_s))
         RETURNING e.id, e.name, o.timeout_ms AS old_timeout_ms, e.timeout_ms, o.max_in_flight AS old_max_in_flight,
                   e.max_in_flight, o.rate_limit_per_s AS old_rate_limit_per_s, e.rate_limit_per_s
     LOOP
@@ -1090,11 +1117,11 @@ $$;
 
 ALTER TABLE webhook.endpoints
     DROP CONSTRAINT endpoints_timeout_ms_check,
-    ADD CONSTRAINT endpoints_timeout_ms_check CHECK (timeout_ms BETWEEN 1 AND 300000),
+    ADD CONSTRAINT endpoints_timeout_ms_check CHECK (webhook._within_bounds('timeout_ms', timeout_ms)),
     DROP CONSTRAINT endpoints_max_in_flight_check,
-    ADD CONSTRAINT endpoints_max_in_flight_check CHECK (max_in_flight BETWEEN 1 AND 10000),
+    ADD CONSTRAINT endpoints_max_in_flight_check CHECK (webhook._within_bounds('max_in_flight', max_in_flight)),
     DROP CONSTRAINT endpoints_rate_limit_check,
-    ADD CONSTRAINT endpoints_rate_limit_check CHECK (rate_limit_per_s BETWEEN 0.001 AND 100000);
+    ADD CONSTRAINT endpoints_rate_limit_check CHECK (webhook._within_bounds('rate_limit_per_s', rate_limit_per_s));
 
 -- One list of signing schemes, in C (src/signature.c): the CHECK asks it.
 ALTER TABLE webhook.endpoints DROP CONSTRAINT endpoints_signing_check,
@@ -1311,6 +1338,7 @@ GRANT EXECUTE ON FUNCTION webhook.generate_secret(text), webhook.uuid_v7(),
     webhook._verify(text, text, text, text, text, double precision), webhook._header(jsonb, text),
     webhook._raise_invalid(text, text), webhook._raise_no_endpoint(bigint),
     webhook._is_signing_scheme(text), webhook._owns_table(regclass),
+    webhook._endpoint_bound(text, boolean), webhook._within_bounds(text, double precision),
     webhook._check_endpoint_url(text), webhook._check_endpoint_event_types(text[]),
     webhook._check_endpoint_signing(text), webhook._check_endpoint_limits(text[], integer, integer, double precision),
     webhook._endpoint_transform_role(boolean, regproc, regrole, bigint, regproc, regrole),

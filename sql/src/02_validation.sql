@@ -50,3 +50,20 @@ AS 'MODULE_PATHNAME', 'webhook_check_payload_size';
 CREATE FUNCTION webhook._subscribed(patterns text[], event_type text)
 RETURNS boolean LANGUAGE sql IMMUTABLE PARALLEL SAFE
 RETURN patterns OPERATOR(pg_catalog.&&) webhook._type_patterns(event_type);
+
+-- The bounds of an endpoint's numeric settings, written once: the CHECK
+-- constraints of webhook.endpoints (the backstop when triggers are off) and
+-- the endpoints trigger's errors (with their hints) both read them here.
+CREATE FUNCTION webhook._endpoint_bound(setting text, high boolean)
+RETURNS double precision LANGUAGE sql IMMUTABLE PARALLEL SAFE
+RETURN CASE setting
+    WHEN 'timeout_ms' THEN CASE WHEN high THEN 300000 ELSE 1 END
+    WHEN 'max_in_flight' THEN CASE WHEN high THEN 10000 ELSE 1 END
+    WHEN 'rate_limit_per_s' THEN CASE WHEN high THEN 100000 ELSE 0.001 END
+END::double precision;
+
+-- Is a value within its setting's bounds?  NULL for NULL, as BETWEEN; NaN
+-- compares greater than every number, so the upper bound refuses it.
+CREATE FUNCTION webhook._within_bounds(setting text, value double precision)
+RETURNS boolean LANGUAGE sql IMMUTABLE PARALLEL SAFE
+RETURN value BETWEEN webhook._endpoint_bound(setting, false) AND webhook._endpoint_bound(setting, true);

@@ -16,12 +16,12 @@ CREATE TABLE webhook.endpoints (
     auth_password    text,
     headers          jsonb NOT NULL DEFAULT '{}',
     timeout_ms       integer NOT NULL DEFAULT 15000
-                     CONSTRAINT endpoints_timeout_ms_check CHECK (timeout_ms BETWEEN 1 AND 300000),
+                     CONSTRAINT endpoints_timeout_ms_check CHECK (webhook._within_bounds('timeout_ms', timeout_ms)),
     retry_schedule_s integer[] NOT NULL DEFAULT '{5,300,1800,7200,18000,36000,36000}',
     max_in_flight    integer
-                     CONSTRAINT endpoints_max_in_flight_check CHECK (max_in_flight BETWEEN 1 AND 10000),
+                     CONSTRAINT endpoints_max_in_flight_check CHECK (webhook._within_bounds('max_in_flight', max_in_flight)),
     rate_limit_per_s double precision
-                     CONSTRAINT endpoints_rate_limit_check CHECK (rate_limit_per_s BETWEEN 0.001 AND 100000),
+                     CONSTRAINT endpoints_rate_limit_check CHECK (webhook._within_bounds('rate_limit_per_s', rate_limit_per_s)),
     ordered          boolean NOT NULL DEFAULT false,
     transform        regproc,
     transform_role   regrole,

@@ -85,26 +85,31 @@ RETURNS void LANGUAGE plpgsql IMMUTABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
-    IF 'timeout_ms' = ANY (checked) AND (timeout_ms IS NULL OR timeout_ms NOT BETWEEN 1 AND 300000) THEN
-        RAISE EXCEPTION 'timeout_ms must be between 1 and 300000'
+    IF 'timeout_ms' = ANY (checked) AND NOT coalesce(webhook._within_bounds('timeout_ms', timeout_ms), false) THEN
+        RAISE EXCEPTION 'timeout_ms must be between % and %',
+                webhook._endpoint_bound('timeout_ms', false), webhook._endpoint_bound('timeout_ms', true)
             USING ERRCODE = 'invalid_parameter_value',
                   DETAIL = format('The value given was %s.', coalesce(timeout_ms::text, 'NULL')),
-                  HINT = 'The default is 15000 (15 seconds); the longest allowed is 300000 (5 minutes).';
+                  HINT = format('The default is 15000 (15 seconds); the longest allowed is %s (5 minutes).',
+                                webhook._endpoint_bound('timeout_ms', true));
     END IF;
 
-    IF 'max_in_flight' = ANY (checked) AND max_in_flight NOT BETWEEN 1 AND 10000 THEN
-        RAISE EXCEPTION 'max_in_flight must be between 1 and 10000'
+    IF 'max_in_flight' = ANY (checked) AND NOT webhook._within_bounds('max_in_flight', max_in_flight) THEN
+        RAISE EXCEPTION 'max_in_flight must be between % and %',
+                webhook._endpoint_bound('max_in_flight', false), webhook._endpoint_bound('max_in_flight', true)
             USING ERRCODE = 'invalid_parameter_value',
                   DETAIL = format('The value given was %s.', max_in_flight),
                   HINT = 'Leave it NULL to use webhook.max_in_flight_per_endpoint.';
     END IF;
 
-    -- NaN compares greater than every number, so the upper bound refuses it.
-    IF 'rate_limit_per_s' = ANY (checked) AND rate_limit_per_s NOT BETWEEN 0.001 AND 100000 THEN
-        RAISE EXCEPTION 'rate_limit_per_s must be between 0.001 and 100000'
+    IF 'rate_limit_per_s' = ANY (checked) AND NOT webhook._within_bounds('rate_limit_per_s', rate_limit_per_s) THEN
+        RAISE EXCEPTION 'rate_limit_per_s must be between % and %',
+                webhook._endpoint_bound('rate_limit_per_s', false), webhook._endpoint_bound('rate_limit_per_s', true)
             USING ERRCODE = 'invalid_parameter_value',
                   DETAIL = format('The value given was %s.', rate_limit_per_s),
-                  HINT = 'Leave it NULL for no limit; 0.001 is one request every 1000 seconds.';
+                  HINT = format('Leave it NULL for no limit; %s is one request every %s seconds.',
+                                webhook._endpoint_bound('rate_limit_per_s', false),
+                                1 / webhook._endpoint_bound('rate_limit_per_s', false));
     END IF;
 END;
 $$;
