@@ -36,6 +36,7 @@
 /* How long the worker's writes wait for a row another session locked. */
 #define WRITE_LOCK_TIMEOUT "1s"
 
+static SPIPlanPtr read_plan = NULL;
 static SPIPlanPtr claim_plan = NULL;
 static SPIPlanPtr record_plan = NULL;
 static SPIPlanPtr next_due_plan = NULL;
@@ -84,7 +85,7 @@ static const char *claim_sql =
 "), due AS ("
 "  (SELECT d.id, d.next_attempt_at FROM room"
 "     CROSS JOIN LATERAL ("
-"       SELECT d.id, d.next_attempt_at FROM webhook.deliveries d"
+"       SELECT d.id, d.next_attempt_at FROM webhook.delivery_state d"
 "        WHERE d.endpoint_id = room.id AND d.status = 'pending' AND d.next_attempt_at <= pg_catalog.now()"
 "          AND (d.claimed_at IS NULL OR d.claimed_at < pg_catalog.now() - room.lease)"
 "          AND d.id <> ALL ($6::bigint[])"
@@ -94,11 +95,11 @@ static const char *claim_sql =
 "   UNION ALL"
 "   SELECT d.id, d.next_attempt_at FROM room"
 "     CROSS JOIN LATERAL ("
-"       SELECT o.id FROM webhook.deliveries o"
+"       SELECT o.id FROM webhook.delivery_state o"
 "        WHERE o.endpoint_id = room.id AND o.status = 'pending'"
 "        ORDER BY o.id LIMIT 1) o"
 "     CROSS JOIN LATERAL ("
-"       SELECT d.id, d.next_attempt_at FROM webhook.deliveries d"
+"       SELECT d.id, d.next_attempt_at FROM webhook.delivery_state d"
 "        WHERE d.id = o.id AND d.status = 'pending' AND d.next_attempt_at <= pg_catalog.now()"
 "          AND (d.claimed_at IS NULL OR d.claimed_at < pg_catalog.now() - room.lease)"
 "          AND d.id <> ALL ($6::bigint[])"
@@ -106,11 +107,11 @@ static const char *claim_sql =
 "    WHERE room.ordered AND room.n > 0)"
 "  ORDER BY 2 LIMIT $1"
 ")"
-"UPDATE webhook.deliveries d"
+"UPDATE webhook.delivery_state d"
 "   SET claimed_at = pg_catalog.now()"
 "  FROM due, webhook.endpoints ep, webhook.events ev"
 " WHERE d.id = due.id AND ep.id = d.endpoint_id AND ev.id = d.event_id"
-" RETURNING d.id, d.attempts, ev.id::text, ev.event_type, ev.body, ep.id, ep.url, ep.signing,"
+" RETURNING d.id, d.attempts, ev.id::text, ev.event_type, webhook._event_body(ev.event_type, ev.payload, ev.created_at), ep.id, ep.url, ep.signing,"
 "           CASE WHEN ep.signing <> 'none' THEN ep.secret END, ep.signature_header,"
 "           ARRAY(SELECT ARRAY[h.key, h.value] FROM pg_catalog.jsonb_each_text("
 "                   CASE WHEN pg_catalog.jsonb_typeof(ep.headers) = 'object' THEN ep.headers END) AS h),"
@@ -161,9 +162,9 @@ static const char *record_sql =
 "                    pg_catalog.unnest($11::text[]))"
 "      AS r(delivery_id, attempt, status, next_attempt_at, attempted_at, duration_ms, status_code,"
 "           error_class, error, response_body, url)"
-"    JOIN webhook.deliveries d ON d.id = r.delivery_id"
+"    JOIN webhook.delivery_state d ON d.id = r.delivery_id"
 "), upd AS ("
-"  UPDATE webhook.deliveries d"
+"  UPDATE webhook.delivery_state d"
 "     SET status = r.status, attempts = r.attempt, claimed_at = NULL,"
 "         next_attempt_at = coalesce(r.next_attempt_at, d.next_attempt_at),"
 "         last_attempt_at = r.attempted_at, last_status_code = r.status_code,"
@@ -216,16 +217,16 @@ static const char *next_due_sql =
 "SELECT (SELECT min(n.due)"
 "          FROM webhook.endpoints ep"
 "          CROSS JOIN LATERAL ("
-"            (SELECT d.next_attempt_at FROM webhook.deliveries d"
+"            (SELECT d.next_attempt_at FROM webhook.delivery_state d"
 "              WHERE d.endpoint_id = ep.id AND d.status = 'pending' AND d.claimed_at IS NULL AND NOT ep.ordered"
 "              ORDER BY d.next_attempt_at LIMIT 1)"
 "            UNION ALL"
-"            SELECT min(d.claimed_at) + webhook._claim_lease(" LEASE_TIMEOUT_MS ") FROM webhook.deliveries d"
+"            SELECT min(d.claimed_at) + webhook._claim_lease(" LEASE_TIMEOUT_MS ") FROM webhook.delivery_state d"
 "             WHERE d.endpoint_id = ep.id AND d.status = 'pending' AND d.next_attempt_at <= pg_catalog.now()"
 "               AND d.claimed_at IS NOT NULL AND NOT ep.ordered"
 "            UNION ALL"
 "            (SELECT greatest(d.next_attempt_at, d.claimed_at + webhook._claim_lease(" LEASE_TIMEOUT_MS "))"
-"               FROM webhook.deliveries d"
+"               FROM webhook.delivery_state d"
 "              WHERE d.endpoint_id = ep.id AND d.status = 'pending' AND ep.ordered"
 "              ORDER BY d.id LIMIT 1)"
 "          ) n(due)"
@@ -315,8 +316,8 @@ queue_start(void)
 		end_work();
 		return state;
 	}
-	ret = SPI_execute("UPDATE webhook.deliveries SET claimed_at = NULL"
-					  " WHERE id IN (SELECT id FROM webhook.deliveries"
+	ret = SPI_execute("UPDATE webhook.delivery_state SET claimed_at = NULL"
+					  " WHERE id IN (SELECT id FROM webhook.delivery_state"
 					  "               WHERE status = 'pending' AND claimed_at IS NOT NULL"
 					  "               FOR UPDATE SKIP LOCKED)", false, 0);
 	if (ret != SPI_OK_UPDATE)
@@ -666,15 +667,38 @@ claimed_delivery(HeapTuple tuple, TupleDesc desc)
 }
 
 /*
+ * Read the next page of committed events into delivery_state rows
+ * (webhook._read_events): the applications' transactions write only the
+ * events, and the worker matches them to endpoints here, off their path.
+ * Must be the transaction's first write, before the claim that takes the
+ * new rows.  Returns whether the page was full (more events may wait).
+ */
+static bool
+read_new_events(int page)
+{
+	Oid			argtypes[1] = {INT4OID};
+	Datum		values[1] = {Int32GetDatum(page)};
+	bool		isnull;
+	int			ret;
+
+	ret = SPI_execute_plan(webhook_prepare_once(&read_plan, "SELECT webhook._read_events($1)", 1, argtypes),
+						   values, NULL, false, 1);
+	if (ret != SPI_OK_SELECT || SPI_processed != 1)
+		elog(ERROR, "could not read new events: %s", SPI_result_code_string(ret));
+	return DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull)) >= page;
+}
+
+/*
  * Claim a batch of due deliveries and append them to out.  load holds the
  * endpoints the worker is sending to; held, the deliveries whose outcome it
- * has not recorded yet.  Returns how many were claimed, or -1 without
- * touching the queue when the extension is not there at our version
- * (*state says why).
+ * has not recorded yet.  New events are read first, up to a page of
+ * them; *more_events says whether more may wait.  Returns how many were
+ * claimed, or -1 without touching the queue when the extension is not there
+ * at our version (*state says why).
  */
 int
 queue_claim(int limit, dlist_head *out, const EndpointLoadSnapshot *load,
-			int n_held, Delivery **held, ExtensionState *state)
+			int n_held, Delivery **held, ExtensionState *state, bool *more_events)
 {
 	Oid			argtypes[6] = {INT4OID, INT8ARRAYOID, INT4ARRAYOID, INT4OID, FLOAT8ARRAYOID,
 	INT8ARRAYOID};
@@ -690,6 +714,7 @@ queue_claim(int limit, dlist_head *out, const EndpointLoadSnapshot *load,
 		end_work();
 		return -1;
 	}
+	*more_events = read_new_events(webhook_batch_size);
 	values[0] = Int32GetDatum(limit);
 	values[3] = Int32GetDatum(webhook_max_in_flight_per_endpoint);
 	claim_arguments(values, load, n_held, held);

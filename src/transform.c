@@ -433,7 +433,7 @@ transform_unclaim(Delivery **untried, int n)
 	value = PointerGetDatum(construct_array(ids, n, INT8OID, sizeof(int64), true, TYPALIGN_DOUBLE));
 	SPI_connect();
 	ret = SPI_execute_plan(webhook_prepare_once(&plan,
-												"UPDATE webhook.deliveries SET claimed_at = NULL"
+												"UPDATE webhook.delivery_state SET claimed_at = NULL"
 												" WHERE id = ANY ($1::bigint[]) AND status = 'pending'",
 												1, &type),
 						   &value, NULL, false, 0);

@@ -269,6 +269,7 @@ typedef struct ClaimArgs
 	WorkerState *s;
 	ExtensionState state;		/* the extension, as the claim found it */
 	int			claimed;		/* how many, or -1: the extension is not ready */
+	bool		more_events;	/* a full page of new events was read */
 } ClaimArgs;
 
 /* The claim transaction. */
@@ -278,7 +279,7 @@ claim_batch(void *arg)
 	ClaimArgs  *c = (ClaimArgs *) arg;
 
 	c->claimed = queue_claim(c->room, &c->batch, &c->load,
-							 c->s->n_finished, c->s->finished, &c->state);
+							 c->s->n_finished, c->s->finished, &c->state, &c->more_events);
 }
 
 /*
@@ -398,7 +399,8 @@ schedule_next_claim(WorkerState *s, int claimed)
  * Step 1, claim and send: take as many due deliveries as there is room
  * for, in one transaction, and start them.  Outcomes not recorded yet stay
  * in memory, their deliveries excluded from the claim so that nothing is
- * sent twice.  A short batch means the queue is drained.
+ * sent twice.  A short batch, with no more new events to read, means the
+ * queue is drained.
  */
 static void
 claim_and_send(WorkerState *s)
@@ -424,7 +426,7 @@ claim_and_send(WorkerState *s)
 	}
 	s->errors = 0;
 	send_claimed(s, &c.batch);
-	if (c.claimed < c.room)
+	if (c.claimed < c.room && !c.more_events)
 		schedule_next_claim(s, c.claimed);
 }
 

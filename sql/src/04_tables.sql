@@ -80,31 +80,71 @@ COMMENT ON COLUMN webhook.endpoints.oauth_client_id IS 'OAuth2 client id, sent w
 COMMENT ON COLUMN webhook.endpoints.oauth_client_secret IS 'OAuth2 client secret; sealed at rest like the secrets';
 COMMENT ON COLUMN webhook.endpoints.oauth_scope IS 'OAuth2 scope asked for, space-separated; NULL: none asked';
 
+-- The queue.  An application's transaction writes one events row per event
+-- and nothing per endpoint: the delivery worker reads committed events by
+-- transaction snapshots (webhook.queue_positions, src/reader.c), matches
+-- them to endpoints and creates their delivery_state rows itself.
 CREATE TABLE webhook.events (
     id              uuid PRIMARY KEY DEFAULT webhook.uuid_v7(),
-    event_type      text NOT NULL
-                    CONSTRAINT events_event_type_check CHECK (webhook._is_event_type_name(event_type)),
+    event_type      text NOT NULL,
     payload         jsonb NOT NULL,
-    body            text NOT NULL,
     idempotency_key text,
-    created_at      timestamptz NOT NULL DEFAULT pg_catalog.now()
+    created_at      timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    -- The writing transaction (top level): the worker reads an event once
+    -- that transaction is visible in its snapshot.  0: never read (the
+    -- event was settled when written, as pings and events from before 0.3.0).
+    txid            xid8 NOT NULL DEFAULT pg_catalog.pg_current_xact_id()
 );
 -- Most events have no idempotency key: index only those that do.
 CREATE UNIQUE INDEX events_idempotency_key_idx ON webhook.events (idempotency_key)
     WHERE idempotency_key IS NOT NULL;
-COMMENT ON TABLE webhook.events IS 'one row per event; id is the webhook-id header, body the exact bytes sent and signed';
+-- The worker reads events in (txid, id) order, a window of transactions at a time.
+CREATE INDEX events_txid_idx ON webhook.events (txid, id);
+COMMENT ON TABLE webhook.events IS 'one row per event; id is the webhook-id header; the body sent is webhook._event_body(event_type, payload, created_at)';
+COMMENT ON COLUMN webhook.events.txid IS 'the transaction that wrote the event; the delivery worker reads it once that transaction is visible';
 
-CREATE TABLE webhook.deliveries (
+-- Where the delivery worker is in the queue: every event whose transaction
+-- is visible in done_snapshot has its delivery_state rows.  While a window
+-- of events is read in pages, window_snapshot is its end and (after_txid,
+-- after_id) the last event read.
+CREATE TABLE webhook.queue_positions (
+    worker          integer PRIMARY KEY,
+    done_snapshot   pg_snapshot NOT NULL,
+    window_snapshot pg_snapshot,
+    after_txid      xid8 NOT NULL DEFAULT '0',
+    after_id        uuid NOT NULL DEFAULT '00000000-0000-0000-0000-000000000000',
+    updated_at      timestamptz NOT NULL DEFAULT pg_catalog.now()
+);
+COMMENT ON TABLE webhook.queue_positions IS 'the delivery worker''s place in webhook.events, as transaction snapshots';
+-- Events written from here on are read by the worker; none before exist.
+INSERT INTO webhook.queue_positions (worker, done_snapshot) VALUES (0, pg_catalog.pg_current_snapshot());
+
+-- Is an event still unread by the delivery worker (it has no delivery_state
+-- rows yet)?  Its transaction is not visible in the worker's done snapshot.
+-- The range test lets the planner use events_txid_idx.
+CREATE FUNCTION webhook._unread(txid xid8, done pg_snapshot)
+RETURNS boolean LANGUAGE sql IMMUTABLE PARALLEL SAFE
+RETURN txid >= pg_catalog.pg_snapshot_xmin(done) AND NOT pg_catalog.pg_visible_in_snapshot(txid, done);
+
+-- The smallest event id (webhook.uuid_v7) made at a time: events with a
+-- smaller id were made before it, so retention finds old events by their
+-- primary key, with no index on created_at for every writer to maintain.
+CREATE FUNCTION webhook._uuid_v7_floor(ts timestamptz)
+RETURNS uuid LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
+RETURN (pg_catalog.lpad(pg_catalog.to_hex(GREATEST(0, pg_catalog.floor(EXTRACT(epoch FROM ts) * 1000))::bigint), 12, '0')
+        || '70008000000000000000')::uuid;
+
+CREATE TABLE webhook.delivery_state (
     id               bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     event_id         uuid NOT NULL REFERENCES webhook.events (id) ON DELETE CASCADE,
     endpoint_id      bigint REFERENCES webhook.endpoints (id) ON DELETE SET NULL,
     status           text NOT NULL DEFAULT 'pending'
-                     CONSTRAINT deliveries_status_check
+                     CONSTRAINT delivery_state_status_check
                      CHECK (status IN ('pending', 'succeeded', 'failed')),
     -- The worker counts on from here: bounded so that the count never
     -- overflows (src/delivery.h, WEBHOOK_MAX_ATTEMPTS).
     attempts         integer NOT NULL DEFAULT 0
-                     CONSTRAINT deliveries_attempts_check CHECK (attempts BETWEEN 0 AND 1000000),
+                     CONSTRAINT delivery_state_attempts_check CHECK (attempts BETWEEN 0 AND 1000000),
     next_attempt_at  timestamptz NOT NULL DEFAULT pg_catalog.now(),
     claimed_at       timestamptz,
     last_attempt_at  timestamptz,
@@ -113,8 +153,8 @@ CREATE TABLE webhook.deliveries (
     created_at       timestamptz NOT NULL DEFAULT pg_catalog.now(),
     completed_at     timestamptz
 );
-COMMENT ON TABLE webhook.deliveries IS 'one row per (event, endpoint): the state of delivering that event there';
-COMMENT ON COLUMN webhook.deliveries.claimed_at IS 'set while a delivery worker has the request in flight; the claim lapses after the endpoint''s timeout plus 30 s';
+COMMENT ON TABLE webhook.delivery_state IS 'one row per (event, endpoint) the worker has read: the state of delivering that event there (read webhook.deliveries)';
+COMMENT ON COLUMN webhook.delivery_state.claimed_at IS 'set while a delivery worker has the request in flight; the claim lapses after the endpoint''s timeout plus 30 s';
 
 -- How long a delivery worker's claim lasts: the endpoint's timeout plus a
 -- margin.  Claims and the worker's next-due query share this one rule; in
@@ -125,19 +165,18 @@ RETURN pg_catalog.make_interval(secs => (pg_catalog.float8(timeout_ms) + 30000) 
 
 -- The worker claims due deliveries per endpoint, and sleeps until the earliest
 -- one.  Claiming changes no indexed column, so it is a HOT update: leave room.
-ALTER TABLE webhook.deliveries SET (fillfactor = 80);
+ALTER TABLE webhook.delivery_state SET (fillfactor = 80);
 -- Dead index entries of finished deliveries slow every claim until vacuumed:
 -- vacuum this queue table after a fixed number of changes, not a fraction.
-ALTER TABLE webhook.deliveries SET (autovacuum_vacuum_scale_factor = 0, autovacuum_vacuum_threshold = 20000,
-                                    autovacuum_vacuum_insert_scale_factor = 0, autovacuum_vacuum_insert_threshold = 50000,
-                                    autovacuum_vacuum_cost_delay = 0);
-CREATE INDEX deliveries_pending_by_endpoint_idx ON webhook.deliveries (endpoint_id, next_attempt_at)
+ALTER TABLE webhook.delivery_state SET (autovacuum_vacuum_scale_factor = 0, autovacuum_vacuum_threshold = 20000,
+                                        autovacuum_vacuum_insert_scale_factor = 0, autovacuum_vacuum_insert_threshold = 50000,
+                                        autovacuum_vacuum_cost_delay = 0);
+CREATE INDEX delivery_state_pending_by_endpoint_idx ON webhook.delivery_state (endpoint_id, next_attempt_at)
     WHERE status = 'pending';
-CREATE INDEX deliveries_event_idx ON webhook.deliveries (event_id);
+CREATE INDEX delivery_state_event_idx ON webhook.delivery_state (event_id);
 -- Ordered endpoints take their oldest pending delivery first.
-CREATE INDEX deliveries_pending_in_order_idx ON webhook.deliveries (endpoint_id, id)
+CREATE INDEX delivery_state_pending_in_order_idx ON webhook.delivery_state (endpoint_id, id)
     WHERE status = 'pending';
-CREATE INDEX events_created_at_idx ON webhook.events (created_at);
 
 CREATE TABLE webhook.delivery_log (
     id            bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,

@@ -423,14 +423,14 @@ CREATE TRIGGER endpoints_after_update
 -- Deliveries still pending for a deleted endpoint can never be made: close
 -- them, so the history says why; their rows stay readable with endpoint_id NULL.
 -- Runs as the extension's owner: a role allowed to DELETE endpoints need not
--- be allowed to write webhook.deliveries.
+-- be allowed to write webhook.delivery_state.
 CREATE FUNCTION webhook._endpoints_before_delete()
 RETURNS trigger LANGUAGE plpgsql
 SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
-    UPDATE webhook.deliveries
+    UPDATE webhook.delivery_state
        SET status = 'failed', last_error = 'endpoint deleted', completed_at = now(), claimed_at = NULL
      WHERE endpoint_id = OLD.id AND status = 'pending';
     RETURN OLD;

@@ -34,9 +34,10 @@ BEGIN
 END;
 $$;
 
--- Enqueue one checked event inside the caller's transaction: the events
--- row (once per idempotency key) and a delivery per subscribed endpoint.
--- send() checks what callers give; the extension's own events come here directly.
+-- Enqueue one checked event inside the caller's transaction: one events
+-- row (once per idempotency key), nothing per endpoint: the delivery worker
+-- matches the endpoints when it reads the event after the commit.  send()
+-- checks what callers give; the extension's own events come here directly.
 CREATE FUNCTION webhook._enqueue(event_type text, payload jsonb, idempotency_key text)
 RETURNS uuid LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp
@@ -44,8 +45,6 @@ AS $$
 #variable_conflict use_column
 DECLARE
     v_event_id uuid;
-    v_now timestamptz := now();
-    v_deliveries bigint;
 BEGIN
     IF _enqueue.idempotency_key IS NOT NULL THEN
         SELECT e.id INTO v_event_id FROM webhook.events e WHERE e.idempotency_key = _enqueue.idempotency_key;
@@ -54,9 +53,8 @@ BEGIN
         END IF;
     END IF;
 
-    INSERT INTO webhook.events AS e (event_type, payload, body, idempotency_key, created_at)
-    VALUES (_enqueue.event_type, _enqueue.payload, webhook._event_body(_enqueue.event_type, _enqueue.payload, v_now),
-            _enqueue.idempotency_key, v_now)
+    INSERT INTO webhook.events AS e (event_type, payload, idempotency_key)
+    VALUES (_enqueue.event_type, _enqueue.payload, _enqueue.idempotency_key)
     ON CONFLICT (idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
     RETURNING e.id INTO v_event_id;
 
@@ -65,16 +63,7 @@ BEGIN
         SELECT e.id INTO v_event_id FROM webhook.events e WHERE e.idempotency_key = _enqueue.idempotency_key;
         RETURN v_event_id;
     END IF;
-
-    INSERT INTO webhook.deliveries (event_id, endpoint_id)
-    SELECT v_event_id, ep.id
-      FROM webhook.endpoints ep
-     WHERE ep.active AND webhook._subscribed(ep.event_types, _enqueue.event_type);
-    GET DIAGNOSTICS v_deliveries = ROW_COUNT;
-
-    IF v_deliveries > 0 THEN
-        PERFORM webhook._wake_worker_at_commit();
-    END IF;
+    PERFORM webhook._wake_worker_at_commit();
     RETURN v_event_id;
 END;
 $$;

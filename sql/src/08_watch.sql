@@ -46,8 +46,8 @@ CREATE FUNCTION webhook._watch_trigger()
 RETURNS trigger LANGUAGE C
 AS 'MODULE_PATHNAME', 'webhook_watch_trigger';
 
--- Enqueue one event per payload, set-based: one statement for the events and
--- one for their deliveries, whatever the number of rows.
+-- Enqueue one event per payload, set-based: one statement whatever the
+-- number of rows, and nothing per endpoint (the worker matches them).
 CREATE FUNCTION webhook._enqueue_many(event_type text, payloads jsonb[])
 RETURNS bigint LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp
@@ -55,35 +55,20 @@ SET plan_cache_mode = force_generic_plan
 AS $$
 #variable_conflict use_column
 DECLARE
-    v_now timestamptz := now();
-    v_deliveries bigint;
-    -- Every body of the statement starts alike: build that once.
-    v_head text := pg_catalog.left(webhook._event_body(event_type, 'null', now()), -5);
+    v_events bigint;
 BEGIN
     -- The catalogue may have changed since watch() checked the type.
     PERFORM webhook._check_event_type(_enqueue_many.event_type);
-    -- The endpoints are matched once for the whole statement.
-    WITH targets AS MATERIALIZED (
-        SELECT ep.id FROM webhook.endpoints ep
-         WHERE ep.active AND webhook._subscribed(ep.event_types, _enqueue_many.event_type)
-    ), ev AS (
-        INSERT INTO webhook.events (event_type, payload, body, created_at)
-        SELECT _enqueue_many.event_type, p.payload,
-               CASE WHEN p.payload IS NULL THEN webhook._raise_null_payload()
-                    WHEN webhook._check_payload_size(octet_length(b.body) - octet_length(v_head) - 1, true)
-                    THEN b.body END,
-               v_now
-          FROM unnest(_enqueue_many.payloads) AS p(payload)
-         CROSS JOIN LATERAL (SELECT v_head || p.payload::text || '}' AS body) b
-        RETURNING id
-    )
-    INSERT INTO webhook.deliveries (event_id, endpoint_id)
-    SELECT ev.id, t.id FROM ev CROSS JOIN targets t;
-    GET DIAGNOSTICS v_deliveries = ROW_COUNT;
-    IF v_deliveries > 0 THEN
+    INSERT INTO webhook.events (event_type, payload)
+    SELECT _enqueue_many.event_type,
+           CASE WHEN p.payload IS NULL THEN webhook._raise_null_payload()::jsonb
+                WHEN webhook._check_payload_size(octet_length(p.payload::text), true) THEN p.payload END
+      FROM unnest(_enqueue_many.payloads) AS p(payload);
+    GET DIAGNOSTICS v_events = ROW_COUNT;
+    IF v_events > 0 THEN
         PERFORM webhook._wake_worker_at_commit();
     END IF;
-    RETURN v_deliveries;
+    RETURN v_events;
 END;
 $$;
 

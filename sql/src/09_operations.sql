@@ -25,10 +25,12 @@ BEGIN
                   HINT = 'UPDATE webhook.endpoints SET active = true first.';
     END IF;
     v_payload := jsonb_build_object('endpoint_id', endpoint_id, 'message', 'ping');
-    INSERT INTO webhook.events (event_type, payload, body, created_at)
-    VALUES ('webhook.ping', v_payload, webhook._event_body('webhook.ping', v_payload, v_now), v_now)
+    -- txid 0: the worker never reads the ping as a new event (which would
+    -- go to every endpoint subscribed to "*"); its one delivery is made here.
+    INSERT INTO webhook.events (event_type, payload, created_at, txid)
+    VALUES ('webhook.ping', v_payload, v_now, '0')
     RETURNING id INTO v_event_id;
-    INSERT INTO webhook.deliveries (event_id, endpoint_id) VALUES (v_event_id, ping.endpoint_id)
+    INSERT INTO webhook.delivery_state (event_id, endpoint_id) VALUES (v_event_id, ping.endpoint_id)
     RETURNING id INTO v_delivery_id;
     PERFORM webhook._wake_worker_at_commit();
     RETURN v_delivery_id;
@@ -45,7 +47,7 @@ DECLARE
     v_status text;
     v_endpoint bigint;
 BEGIN
-    SELECT d.status, d.endpoint_id INTO v_status, v_endpoint FROM webhook.deliveries d
+    SELECT d.status, d.endpoint_id INTO v_status, v_endpoint FROM webhook.delivery_state d
      WHERE d.id = retry.delivery_id FOR UPDATE;
     IF NOT FOUND THEN
         RAISE EXCEPTION 'delivery % does not exist', delivery_id
@@ -56,7 +58,7 @@ BEGIN
             USING ERRCODE = 'object_not_in_prerequisite_state',
                   HINT = 'Use webhook.replay(event_id, endpoint_id) to send its event to another endpoint.';
     END IF;
-    UPDATE webhook.deliveries d
+    UPDATE webhook.delivery_state d
        SET status = 'pending', next_attempt_at = now(), completed_at = NULL
      WHERE d.id = retry.delivery_id AND d.claimed_at IS NULL;
     PERFORM webhook._wake_worker_at_commit();
@@ -85,7 +87,7 @@ BEGIN
     IF endpoint_id IS NOT NULL AND NOT EXISTS (SELECT 1 FROM webhook.endpoints e WHERE e.id = replay.endpoint_id) THEN
         PERFORM webhook._raise_no_endpoint(endpoint_id);
     END IF;
-    INSERT INTO webhook.deliveries (event_id, endpoint_id)
+    INSERT INTO webhook.delivery_state (event_id, endpoint_id)
     SELECT replay.event_id, ep.id FROM webhook.endpoints ep
      WHERE CASE WHEN replay.endpoint_id IS NULL
                 THEN ep.active AND webhook._subscribed(ep.event_types, v_type)
@@ -111,7 +113,7 @@ BEGIN
     IF NOT EXISTS (SELECT 1 FROM webhook.endpoints e WHERE e.id = recover.endpoint_id) THEN
         PERFORM webhook._raise_no_endpoint(endpoint_id);
     END IF;
-    UPDATE webhook.deliveries d
+    UPDATE webhook.delivery_state d
        SET status = 'pending', next_attempt_at = now(), completed_at = NULL
      WHERE d.endpoint_id = recover.endpoint_id AND d.status = 'failed' AND d.created_at >= since;
     GET DIAGNOSTICS v_count = ROW_COUNT;
@@ -158,12 +160,14 @@ DECLARE
     v_deliveries bigint;
     v_events bigint;
 BEGIN
-    -- Events are indexed by age, and a delivery finishes after its event was
-    -- made: old events lead to the deliveries that may be old enough.
+    -- Event ids grow with time (webhook.uuid_v7), and a delivery finishes
+    -- after its event was made: old events lead to the deliveries that may be
+    -- old enough.
     WITH doomed AS (
         SELECT d.id FROM webhook.events e
-          JOIN webhook.deliveries d ON d.event_id = e.id
-         WHERE e.created_at < greatest(succeeded_before, failed_before)
+          JOIN webhook.delivery_state d ON d.event_id = e.id
+         WHERE e.id < webhook._uuid_v7_floor(greatest(succeeded_before, failed_before))
+           AND e.created_at < greatest(succeeded_before, failed_before)
            AND d.status <> 'pending'
            AND d.completed_at < CASE WHEN d.status = 'succeeded' THEN succeeded_before ELSE failed_before END
          LIMIT batch
@@ -171,13 +175,15 @@ BEGIN
     ), log AS (
         DELETE FROM webhook.delivery_log l USING doomed WHERE l.delivery_id = doomed.id
     )
-    DELETE FROM webhook.deliveries d USING doomed WHERE d.id = doomed.id;
+    DELETE FROM webhook.delivery_state d USING doomed WHERE d.id = doomed.id;
     GET DIAGNOSTICS v_deliveries = ROW_COUNT;
 
     WITH doomed AS (
         SELECT e.id FROM webhook.events e
-         WHERE e.created_at < least(succeeded_before, failed_before)
-           AND NOT EXISTS (SELECT 1 FROM webhook.deliveries d WHERE d.event_id = e.id)
+         WHERE e.id < webhook._uuid_v7_floor(least(succeeded_before, failed_before))
+           AND e.created_at < least(succeeded_before, failed_before)
+           AND NOT EXISTS (SELECT 1 FROM webhook.delivery_state d WHERE d.event_id = e.id)
+           AND NOT webhook._unread(e.txid, (SELECT p.done_snapshot FROM webhook.queue_positions p WHERE p.worker = 0))
          LIMIT batch
          FOR UPDATE SKIP LOCKED
     )

@@ -2,6 +2,25 @@
 -- Health, for people in psql
 ------------------------------------------------------------------------------
 
+-- Every delivery: the worker's delivery_state rows, and the deliveries of
+-- events it has not read yet (committed a moment ago, or written by the
+-- current transaction), as pending rows with no id yet, to the endpoints
+-- that match now.  The worker matches endpoints when it reads the event.
+CREATE VIEW webhook.deliveries AS
+SELECT s.id, s.event_id, s.endpoint_id, s.status, s.attempts, s.next_attempt_at, s.claimed_at,
+       s.last_attempt_at, s.last_status_code, s.last_error, s.created_at, s.completed_at
+  FROM webhook.delivery_state s
+UNION ALL
+SELECT NULL::bigint, e.id, ep.id, 'pending'::text, 0, e.created_at, NULL::timestamptz,
+       NULL::timestamptz, NULL::integer, NULL::text, e.created_at, NULL::timestamptz
+  FROM webhook.queue_positions p
+  JOIN webhook.events e ON webhook._unread(e.txid, p.done_snapshot)
+  JOIN webhook.endpoints ep ON ep.active AND webhook._subscribed(ep.event_types, e.event_type)
+ WHERE p.worker = 0
+   AND NOT EXISTS (SELECT 1 FROM webhook.delivery_state s
+                    WHERE s.event_id = e.id AND s.endpoint_id = ep.id);
+COMMENT ON VIEW webhook.deliveries IS 'one row per (event, endpoint): the state of delivering that event there; id is NULL until the worker has read the event';
+
 -- Counters of the delivery workers since the server started.
 CREATE FUNCTION webhook._worker_stats(OUT database name, OUT pid integer, OUT attempts bigint,
                                       OUT succeeded bigint, OUT failed bigint, OUT retries bigint,

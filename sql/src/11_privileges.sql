@@ -26,6 +26,10 @@ GRANT EXECUTE ON FUNCTION webhook.generate_secret(text), webhook.uuid_v7(),
     webhook._check_endpoint_retry_schedule(integer[]), webhook._check_endpoint_auth(text[], text, text),
     webhook._check_endpoint_not_null(jsonb, regclass)
     TO PUBLIC;
+-- The pure functions the webhook.deliveries view calls, run as its reader.
+GRANT EXECUTE ON FUNCTION webhook._unread(xid8, pg_snapshot), webhook._subscribed(text[], text),
+    webhook._type_patterns(text)
+    TO PUBLIC;
 -- Request formats (issue 15): the checks of the endpoints' format columns,
 -- which the endpoints triggers and CHECK constraints run as the writing role.
 GRANT EXECUTE ON FUNCTION webhook._is_request_format(text), webhook._is_signature_encoding(text),

@@ -3,13 +3,13 @@
 SELECT pg_catalog.pg_extension_config_dump('webhook.endpoints', '');
 SELECT pg_catalog.pg_extension_config_dump('webhook.event_types', $$WHERE name NOT LIKE 'webhook.%'$$);
 SELECT pg_catalog.pg_extension_config_dump('webhook.events', '');
-SELECT pg_catalog.pg_extension_config_dump('webhook.deliveries', '');
+SELECT pg_catalog.pg_extension_config_dump('webhook.delivery_state', '');
 SELECT pg_catalog.pg_extension_config_dump('webhook.delivery_log', '');
 SELECT pg_catalog.pg_extension_config_dump('webhook.endpoint_state', '');
 -- Their identity sequences too, so that new rows after a restore do not
 -- collide with restored ones.
 SELECT pg_catalog.pg_extension_config_dump(pg_catalog.pg_get_serial_sequence('webhook.endpoints', 'id')::pg_catalog.regclass, '');
-SELECT pg_catalog.pg_extension_config_dump(pg_catalog.pg_get_serial_sequence('webhook.deliveries', 'id')::pg_catalog.regclass, '');
+SELECT pg_catalog.pg_extension_config_dump(pg_catalog.pg_get_serial_sequence('webhook.delivery_state', 'id')::pg_catalog.regclass, '');
 SELECT pg_catalog.pg_extension_config_dump(pg_catalog.pg_get_serial_sequence('webhook.delivery_log', 'id')::pg_catalog.regclass, '');
 
 -- Start delivering in this database once CREATE EXTENSION commits.

@@ -134,7 +134,7 @@ VALUES ('https://events.example.com/in', 'cloudevents', 'https://shop.example.co
 SELECT url, event_types, format, signing, signature_header, signature_encoding, event_type_header, transform, cloudevents_source
   FROM webhook.endpoints WHERE url LIKE 'https://%.example.com/%' ORDER BY id;
 SELECT webhook.send('push', '{"ref": "refs/heads/main"}') IS NOT NULL AS sent;
-SELECT e.url, count(d.id) AS deliveries
+SELECT e.url, count(d.event_id) AS deliveries
   FROM webhook.endpoints e LEFT JOIN webhook.deliveries d ON d.endpoint_id = e.id
  WHERE e.url LIKE 'https://%.example.com/%' GROUP BY e.id, e.url ORDER BY e.id;
 ROLLBACK;

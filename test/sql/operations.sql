@@ -20,7 +20,8 @@ SELECT pg_typeof(webhook.ping(9302)) AS returns;
 SELECT webhook.ping(9301) AS ping_delivery \gset
 SELECT d.endpoint_id, d.status, d.attempts, d.next_attempt_at = now() AS due_now,
        ev.event_type, ev.payload,
-       regexp_replace(ev.body, '"timestamp":"[^"]*"', '"timestamp":"<created_at>"') AS body
+       regexp_replace(webhook._event_body(ev.event_type, ev.payload, ev.created_at),
+                      '"timestamp":"[^"]*"', '"timestamp":"<created_at>"') AS body
   FROM webhook.deliveries d JOIN webhook.events ev ON ev.id = d.event_id
  WHERE d.id = :ping_delivery;
 -- One delivery per ping: not to the endpoints subscribed to everything.
@@ -42,10 +43,10 @@ BEGIN;
 INSERT INTO webhook.endpoints (id, name, url, event_types) VALUES
     (9301, 'orders', 'https://example.com/orders', '{order.*}'),
     (9304, 'everything', 'https://example.com/everything', '{*}');
-INSERT INTO webhook.events (id, event_type, payload, body) VALUES
-    ('00000000-0000-0000-0000-000000000001', 'order.created', '{"id": 1}', '{}');
+INSERT INTO webhook.events (id, event_type, payload, txid) VALUES
+    ('00000000-0000-0000-0000-000000000001', 'order.created', '{"id": 1}', '0');
 -- Two deliveries that failed for good an hour ago (as the worker records it).
-INSERT INTO webhook.deliveries (id, event_id, endpoint_id, status, attempts, next_attempt_at, last_attempt_at,
+INSERT INTO webhook.delivery_state (id, event_id, endpoint_id, status, attempts, next_attempt_at, last_attempt_at,
                                 last_status_code, last_error, created_at, completed_at)
 OVERRIDING SYSTEM VALUE
 SELECT id, '00000000-0000-0000-0000-000000000001', endpoint_id, 'failed', 8, now() - interval '1 hour',
@@ -77,7 +78,11 @@ ROLLBACK;
 BEGIN;
 \i :endpoints_fixture
 SELECT webhook.send('order.created', '{"id": 2}') AS event_2 \gset
-UPDATE webhook.deliveries SET status = 'succeeded', attempts = 1, completed_at = now() WHERE event_id = :'event_2';
+-- What the worker does once this commits: it reads the events into
+-- delivery_state rows.
+INSERT INTO webhook.delivery_state (event_id, endpoint_id)
+SELECT event_id, endpoint_id FROM webhook.deliveries WHERE id IS NULL ORDER BY event_id, endpoint_id;
+UPDATE webhook.delivery_state SET status = 'succeeded', attempts = 1, completed_at = now() WHERE event_id = :'event_2';
 -- A new subscriber since the event was sent gets it too.
 INSERT INTO webhook.endpoints (id, name, url, event_types) VALUES (9305, 'late', 'https://example.com/late', '{order.created}');
 SELECT webhook.replay(:'event_2') AS new_deliveries;
@@ -102,11 +107,11 @@ BEGIN;
 INSERT INTO webhook.endpoints (id, name, url, event_types) VALUES
     (9301, 'orders', 'https://example.com/orders', '{order.*}'),
     (9304, 'everything', 'https://example.com/everything', '{*}');
-INSERT INTO webhook.events (id, event_type, payload, body, created_at) VALUES
-    ('00000000-0000-0000-0000-000000000011', 'order.created', '{"n": 1}', '{}', now() - interval '3 days'),
-    ('00000000-0000-0000-0000-000000000012', 'order.created', '{"n": 2}', '{}', now() - interval '2 hours'),
-    ('00000000-0000-0000-0000-000000000013', 'order.created', '{"n": 3}', '{}', now() - interval '1 hour');
-INSERT INTO webhook.deliveries (event_id, endpoint_id, status, attempts, created_at, completed_at, last_error) VALUES
+INSERT INTO webhook.events (id, event_type, payload, txid, created_at) VALUES
+    ('00000000-0000-0000-0000-000000000011', 'order.created', '{"n": 1}', '0', now() - interval '3 days'),
+    ('00000000-0000-0000-0000-000000000012', 'order.created', '{"n": 2}', '0', now() - interval '2 hours'),
+    ('00000000-0000-0000-0000-000000000013', 'order.created', '{"n": 3}', '0', now() - interval '1 hour');
+INSERT INTO webhook.delivery_state (event_id, endpoint_id, status, attempts, created_at, completed_at, last_error) VALUES
     ('00000000-0000-0000-0000-000000000011', 9301, 'failed', 8, now() - interval '3 days', now() - interval '2 days', 'HTTP 500'),
     ('00000000-0000-0000-0000-000000000012', 9301, 'failed', 8, now() - interval '2 hours', now() - interval '1 hour', 'HTTP 500'),
     ('00000000-0000-0000-0000-000000000013', 9301, 'succeeded', 1, now() - interval '1 hour', now() - interval '1 hour', NULL),
@@ -130,15 +135,15 @@ ROLLBACK;
 --
 BEGIN;
 INSERT INTO webhook.endpoints (id, name, url, event_types) VALUES (9301, 'orders', 'https://example.com/orders', '{order.*}');
-INSERT INTO webhook.events (id, event_type, payload, body, created_at) VALUES
-    ('00000000-0000-0000-0000-000000000021', 'order.created', '{"n": "old succeeded"}', '{}', now() - interval '3 days'),
-    ('00000000-0000-0000-0000-000000000022', 'order.created', '{"n": "old failed"}', '{}', now() - interval '3 days'),
-    ('00000000-0000-0000-0000-000000000023', 'order.created', '{"n": "old pending"}', '{}', now() - interval '3 days'),
-    ('00000000-0000-0000-0000-000000000024', 'order.created', '{"n": "old, recently succeeded"}', '{}', now() - interval '3 days'),
-    ('00000000-0000-0000-0000-000000000025', 'order.created', '{"n": "old orphan"}', '{}', now() - interval '3 days'),
-    ('00000000-0000-0000-0000-000000000026', 'order.created', '{"n": "recent orphan"}', '{}', now() - interval '1 hour'),
-    ('00000000-0000-0000-0000-000000000027', 'order.created', '{"n": "old, one delivery left"}', '{}', now() - interval '3 days');
-INSERT INTO webhook.deliveries (event_id, endpoint_id, status, attempts, created_at, completed_at) VALUES
+INSERT INTO webhook.events (id, event_type, payload, txid, created_at) VALUES
+    ('00000000-0000-0000-0000-000000000021', 'order.created', '{"n": "old succeeded"}', '0', now() - interval '3 days'),
+    ('00000000-0000-0000-0000-000000000022', 'order.created', '{"n": "old failed"}', '0', now() - interval '3 days'),
+    ('00000000-0000-0000-0000-000000000023', 'order.created', '{"n": "old pending"}', '0', now() - interval '3 days'),
+    ('00000000-0000-0000-0000-000000000024', 'order.created', '{"n": "old, recently succeeded"}', '0', now() - interval '3 days'),
+    ('00000000-0000-0000-0000-000000000025', 'order.created', '{"n": "old orphan"}', '0', now() - interval '3 days'),
+    ('00000000-0000-0000-0000-000000000026', 'order.created', '{"n": "recent orphan"}', '0', now() - interval '1 hour'),
+    ('00000000-0000-0000-0000-000000000027', 'order.created', '{"n": "old, one delivery left"}', '0', now() - interval '3 days');
+INSERT INTO webhook.delivery_state (event_id, endpoint_id, status, attempts, created_at, completed_at) VALUES
     ('00000000-0000-0000-0000-000000000021', 9301, 'succeeded', 1, now() - interval '3 days', now() - interval '3 days'),
     ('00000000-0000-0000-0000-000000000022', 9301, 'failed', 8, now() - interval '3 days', now() - interval '2 days'),
     ('00000000-0000-0000-0000-000000000023', 9301, 'pending', 3, now() - interval '3 days', NULL),
@@ -184,9 +189,9 @@ INSERT INTO webhook.endpoints (id, name, url, event_types) VALUES
     (9301, 'orders', 'https://example.com/orders', '{order.*}'),
     (9304, 'everything', 'https://example.com/everything', '{*}'),
     (9306, 'quiet', 'https://example.com/quiet', '{}');
-INSERT INTO webhook.events (id, event_type, payload, body) VALUES
-    ('00000000-0000-0000-0000-000000000031', 'order.created', '{}', '{}');
-INSERT INTO webhook.deliveries (event_id, endpoint_id, status) VALUES
+INSERT INTO webhook.events (id, event_type, payload, txid) VALUES
+    ('00000000-0000-0000-0000-000000000031', 'order.created', '{}', '0');
+INSERT INTO webhook.delivery_state (event_id, endpoint_id, status) VALUES
     ('00000000-0000-0000-0000-000000000031', 9301, 'pending'),
     ('00000000-0000-0000-0000-000000000031', 9304, 'failed');
 -- Attempts 10, 20, 30 and 120 minutes ago count in the last day, the first

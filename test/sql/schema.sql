@@ -6,14 +6,14 @@ SELECT e.extname, e.extversion, n.nspname AS schema, e.extrelocatable
   FROM pg_extension e JOIN pg_namespace n ON n.oid = e.extnamespace
  WHERE e.extname = 'webhook';
 
--- The five tables, permanent (relpersistence 'p'), and members of the extension.
+-- The tables (and the deliveries view), permanent (relpersistence 'p'), and members of the extension.
 SELECT c.relname, c.relkind, c.relpersistence,
        EXISTS (SELECT 1 FROM pg_depend d
                 WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid AND d.deptype = 'e'
                   AND d.refobjid = (SELECT oid FROM pg_extension WHERE extname = 'webhook')) AS extension_member
   FROM pg_class c
  WHERE c.relnamespace = 'webhook'::regnamespace
-   AND c.relname IN ('endpoints', 'event_types', 'events', 'deliveries', 'delivery_log')
+   AND c.relname IN ('endpoints', 'event_types', 'events', 'deliveries', 'delivery_state', 'queue_positions', 'delivery_log')
  ORDER BY c.relname;
 -- Nothing in the schema is unlogged or temporary: not the tables, their
 -- indexes, their TOAST or their identity sequences.
@@ -29,7 +29,8 @@ SELECT a.attrelid::regclass AS "table", a.attname AS column, format_type(a.attty
   FROM pg_attribute a
   LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
  WHERE a.attrelid IN ('webhook.endpoints'::regclass, 'webhook.event_types'::regclass, 'webhook.events'::regclass,
-                      'webhook.deliveries'::regclass, 'webhook.delivery_log'::regclass)
+                      'webhook.deliveries'::regclass, 'webhook.delivery_state'::regclass,
+                   'webhook.queue_positions'::regclass, 'webhook.delivery_log'::regclass)
    AND a.attnum > 0 AND NOT a.attisdropped
  ORDER BY a.attrelid::regclass::text, a.attnum;
 
@@ -37,7 +38,8 @@ SELECT a.attrelid::regclass AS "table", a.attname AS column, format_type(a.attty
 SELECT conrelid::regclass AS "table", conname, contype, pg_get_constraintdef(oid) AS definition
   FROM pg_constraint
  WHERE conrelid IN ('webhook.endpoints'::regclass, 'webhook.event_types'::regclass, 'webhook.events'::regclass,
-                    'webhook.deliveries'::regclass, 'webhook.delivery_log'::regclass)
+                    'webhook.deliveries'::regclass, 'webhook.delivery_state'::regclass,
+                   'webhook.queue_positions'::regclass, 'webhook.delivery_log'::regclass)
  ORDER BY conrelid::regclass::text, conname;
 
 -- Indexes, among them the partial ones on pending deliveries that the
@@ -45,14 +47,15 @@ SELECT conrelid::regclass AS "table", conname, contype, pg_get_constraintdef(oid
 SELECT tablename, indexname, indexdef
   FROM pg_indexes
  WHERE schemaname = 'webhook'
-   AND tablename IN ('endpoints', 'event_types', 'events', 'deliveries', 'delivery_log')
+   AND tablename IN ('endpoints', 'event_types', 'events', 'deliveries', 'delivery_state', 'queue_positions', 'delivery_log')
  ORDER BY tablename, indexname;
 
 -- Triggers that keep endpoints valid and close deliveries of deleted endpoints.
 SELECT tgrelid::regclass AS "table", tgname, pg_get_triggerdef(oid) AS definition
   FROM pg_trigger
  WHERE tgrelid IN ('webhook.endpoints'::regclass, 'webhook.event_types'::regclass, 'webhook.events'::regclass,
-                   'webhook.deliveries'::regclass, 'webhook.delivery_log'::regclass)
+                   'webhook.deliveries'::regclass, 'webhook.delivery_state'::regclass,
+                   'webhook.queue_positions'::regclass, 'webhook.delivery_log'::regclass)
    AND NOT tgisinternal
  ORDER BY tgrelid::regclass::text, tgname;
 

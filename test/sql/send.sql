@@ -45,7 +45,7 @@ SELECT webhook.send('invoice.paid', '"paid"') AS invoice_paid \gset
 SELECT webhook.send('ping', 'null') AS ping \gset
 
 -- One event each; the deliveries go to the active, subscribed endpoints only.
-SELECT ev.event_type, count(d.id) AS deliveries,
+SELECT ev.event_type, count(d.event_id) AS deliveries,
        string_agg(ep.name, ', ' ORDER BY ep.name) AS endpoints
   FROM webhook.events ev
   LEFT JOIN webhook.deliveries d ON d.event_id = ev.id
@@ -62,12 +62,13 @@ SELECT count(*) AS deliveries, bool_and(status = 'pending') AS pending, bool_and
 
 -- The event row, and the body: the exact bytes every attempt sends and signs.
 SELECT event_type, payload, idempotency_key, created_at = now() AS created_now,
+       txid = pg_current_xact_id() AS written_by_this_transaction,
        body ~ '^\{"type":"[^"]+","timestamp":"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z","data":.*\}$' AS body_shape,
        body::jsonb ->> 'type' = event_type AS body_type,
        body::jsonb -> 'data' = payload AS body_data,
        (body::jsonb ->> 'timestamp')::timestamptz = date_trunc('milliseconds', created_at) AS body_timestamp,
        regexp_replace(body, '"timestamp":"[^"]*"', '"timestamp":"<created_at>"') AS body
-  FROM webhook.events
+  FROM webhook.events CROSS JOIN LATERAL webhook._event_body(event_type, payload, created_at) AS body
  ORDER BY event_type;
 SELECT id = :'item_added' AS id_is_returned_value FROM webhook.events WHERE event_type = 'order.item.added';
 
@@ -93,8 +94,12 @@ INSERT INTO webhook.endpoints (name, url, event_types)
 VALUES ('doomed', 'https://example.com/doomed', '{shipment.*}') RETURNING id AS doomed_id \gset
 SELECT webhook.send('shipment.sent', '{"n": 1}') AS sent \gset
 SELECT webhook.send('shipment.delivered', '{"n": 2}') AS delivered \gset
+-- What the worker does once this commits: it reads the events into
+-- delivery_state rows.
+INSERT INTO webhook.delivery_state (event_id, endpoint_id)
+SELECT event_id, endpoint_id FROM webhook.deliveries WHERE id IS NULL ORDER BY event_id, endpoint_id;
 -- The first was already delivered (as the worker records it).
-UPDATE webhook.deliveries SET status = 'succeeded', attempts = 1, last_attempt_at = now(),
+UPDATE webhook.delivery_state SET status = 'succeeded', attempts = 1, last_attempt_at = now(),
        last_status_code = 200, completed_at = now()
  WHERE event_id = :'sent' AND endpoint_id = :doomed_id;
 INSERT INTO webhook.delivery_log (delivery_id, endpoint_id, event_id, attempt, url, attempted_at, duration_ms, status_code)

@@ -104,10 +104,10 @@ sub one_request
 	like($g->{body}{timestamp} // '', qr/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/,
 		"$type: body timestamp is ISO 8601 UTC");
 	my $db_body = $node->safe_psql('postgres',
-		"SELECT body FROM webhook.events WHERE id = '" . ($h->{'webhook-id'} // '00000000-0000-0000-0000-000000000000') . "'");
+		"SELECT webhook._event_body(event_type, payload, created_at) FROM webhook.events WHERE id = '" . ($h->{'webhook-id'} // '00000000-0000-0000-0000-000000000000') . "'");
 	my $wire = $g->{req}{body};
 	utf8::encode($wire) if utf8::is_utf8($wire);
-	is($wire, $db_body, "$type: the body sent is webhook.events.body");
+	is($wire, $db_body, "$type: the body sent is webhook._event_body() of the event");
 	return $g->{body}{data};
 }
 

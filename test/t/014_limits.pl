@@ -23,11 +23,11 @@ $node->safe_psql('postgres', sprintf(q{
 	INSERT INTO webhook.endpoints (url, active, event_types)
 	SELECT '%s' || g, false, '{limits.*}' FROM generate_series(1, 10) g;
 	WITH ev AS (
-	    INSERT INTO webhook.events (event_type, payload, body)
-	    SELECT 'limits.many', p, webhook._event_body('limits.many', p, now())
+	    INSERT INTO webhook.events (event_type, payload, txid)
+	    SELECT 'limits.many', p, '0'
 	      FROM (SELECT jsonb_build_object('n', g) AS p FROM generate_series(1, 1000) g) s
 	    RETURNING id)
-	INSERT INTO webhook.deliveries (event_id, endpoint_id)
+	INSERT INTO webhook.delivery_state (event_id, endpoint_id)
 	SELECT ev.id, ep.id FROM ev CROSS JOIN webhook.endpoints ep;
 }, $r->url('/many/')));
 is($node->safe_psql('postgres', "SELECT count(*) FROM webhook.deliveries WHERE status = 'pending'"),

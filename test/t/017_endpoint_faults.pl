@@ -137,7 +137,7 @@ intact('start');
 	my $ep = endpoint('lease.test', '/ok/lease', timeout_ms => 1000);
 	my $ev = psql("BEGIN;
 		SELECT webhook.send('lease.test', '{}');
-		UPDATE webhook.deliveries SET claimed_at = now() - interval '28 seconds'
+		UPDATE webhook.delivery_state SET claimed_at = now() - interval '28 seconds'
 		 WHERE endpoint_id = $ep;
 		COMMIT;");
 	ok(status_is($ev, 'succeeded', 30), 'lapsed lease: the delivery is sent once its lease lapses');
@@ -510,9 +510,9 @@ SKIP:
 	my $insert = sub {
 		my ($attempts) = @_;
 		return "SET ROLE ops;
-			WITH ev AS (INSERT INTO webhook.events (event_type, payload, body)
-			            VALUES ('attempts.test', '{}', '{}') RETURNING id)
-			INSERT INTO webhook.deliveries (event_id, endpoint_id, attempts)
+			WITH ev AS (INSERT INTO webhook.events (event_type, payload, txid)
+			            VALUES ('attempts.test', '{}', '0') RETURNING id)
+			INSERT INTO webhook.delivery_state (event_id, endpoint_id, attempts)
 			SELECT ev.id, $ep, $attempts FROM ev RETURNING event_id";
 	};
 	my @values = (-1000000000, 2147483647);
@@ -523,7 +523,7 @@ SKIP:
 		like($err, qr/attempts/, "attempts = $attempts: the error names the column");
 	}
 	# Rows written before that check existed.
-	drop_checks('webhook.deliveries', 'attempts');
+	drop_checks('webhook.delivery_state', 'attempts');
 	my %ev = map { ($_ => psql($insert->($_))) } @values;
 	others_flow('attempts out of range');    # wakes the worker
 	ok(status_is($ev{-1000000000}, 'failed', 60), 'attempts = -1000000000: fails after its retries');

@@ -99,9 +99,9 @@ assert_server_intact($node, $started, 'events after restore');
 # tables: new rows after the restore get ids of their own.
 is($node->safe_psql('dst', q{
 	SELECT string_agg(s.seq, ' ' ORDER BY s.seq) FROM
-	  (SELECT pg_get_serial_sequence('webhook.' || t, 'id') FROM unnest('{endpoints,deliveries,delivery_log}'::text[]) t) s(seq)
+	  (SELECT pg_get_serial_sequence('webhook.' || t, 'id') FROM unnest('{endpoints,delivery_state,delivery_log}'::text[]) t) s(seq)
 	 WHERE s.seq::regclass = ANY ((SELECT extconfig FROM pg_extension WHERE extname = 'webhook')::regclass[])}),
-	'webhook.deliveries_id_seq webhook.delivery_log_id_seq webhook.endpoints_id_seq',
+	'webhook.delivery_log_id_seq webhook.delivery_state_id_seq webhook.endpoints_id_seq',
 	'the identity sequences are configuration of the extension');
 my ($ret, $stdout, $stderr) = $node->psql('dst', q{
 	INSERT INTO webhook.endpoints (name, url, event_types)

@@ -1,0 +1,99 @@
+-- The queue's reader: webhook._window_events() returns exactly the events
+-- whose transactions are visible in the window's end snapshot and not in
+-- the done one, in (txid, id) order, and paging through a window with any
+-- page size returns each of them once.  Synthetic snapshots and txids, in a
+-- transaction that is rolled back (the worker never sees these rows).
+\set SHOW_CONTEXT never
+BEGIN;
+-- Two events for each txid from 95 to 114.
+INSERT INTO webhook.events (id, event_type, payload, txid)
+SELECT ('00000000-0000-7000-8000-' || lpad((t * 10 + k)::text, 12, '0'))::uuid, 'queue.test',
+       jsonb_build_object('t', t, 'k', k), t::text::xid8
+  FROM generate_series(95, 114) AS t, generate_series(1, 2) AS k;
+
+-- done: everything below 100 and 100, 101, 103, 104 had finished; 102 was
+-- running.  cur: everything below 106 has finished, 107 still runs, 106,
+-- 108 and 109 finished.  The window is 102, 105, 106, 108 and 109.
+SELECT string_agg(DISTINCT w.txid::text, ',') AS window_txids, count(*) AS events
+  FROM webhook._window_events('100:105:102', '106:110:107', '0', '00000000-0000-0000-0000-000000000000', 1000) w;
+
+-- The same set as visible(cur) minus visible(done), over every event.
+SELECT count(*) AS differences FROM (
+    (SELECT id FROM webhook._window_events('100:105:102', '106:110:107', '0', '00000000-0000-0000-0000-000000000000', 1000)
+     EXCEPT
+     SELECT id FROM webhook.events e WHERE pg_visible_in_snapshot(e.txid, '106:110:107')
+                                       AND NOT pg_visible_in_snapshot(e.txid, '100:105:102'))
+    UNION ALL
+    (SELECT id FROM webhook.events e WHERE pg_visible_in_snapshot(e.txid, '106:110:107')
+                                       AND NOT pg_visible_in_snapshot(e.txid, '100:105:102')
+     EXCEPT
+     SELECT id FROM webhook._window_events('100:105:102', '106:110:107', '0', '00000000-0000-0000-0000-000000000000', 1000))) d;
+
+-- In (txid, id) order.
+SELECT array_agg(w.txid::text || '/' || right(w.id::text, 4)) AS in_order
+  FROM webhook._window_events('100:105:102', '106:110:107', '0', '00000000-0000-0000-0000-000000000000', 1000) w;
+
+-- Paging with a cursor, for every page size from 1 to 11: each event of the
+-- window once, in order.
+CREATE FUNCTION pg_temp.paged(n integer) RETURNS text LANGUAGE plpgsql AS $$
+DECLARE
+    after_txid xid8 := '0';
+    after_id uuid := '00000000-0000-0000-0000-000000000000';
+    got text[] := '{}';
+    r record;
+    k integer;
+BEGIN
+    LOOP
+        k := 0;
+        FOR r IN SELECT * FROM webhook._window_events('100:105:102', '106:110:107', after_txid, after_id, n) LOOP
+            got := got || (r.txid::text || '/' || right(r.id::text, 4));
+            after_txid := r.txid;
+            after_id := r.id;
+            k := k + 1;
+        END LOOP;
+        EXIT WHEN k < n;
+    END LOOP;
+    RETURN array_to_string(got, ' ');
+END;
+$$;
+SELECT count(DISTINCT pg_temp.paged(n)) AS one_answer,
+       min(pg_temp.paged(n)) = (SELECT string_agg(w.txid::text || '/' || right(w.id::text, 4), ' ')
+                                  FROM webhook._window_events('100:105:102', '106:110:107', '0',
+                                                              '00000000-0000-0000-0000-000000000000', 1000) w) AS same_as_one_page
+  FROM generate_series(1, 11) AS n;
+
+-- An empty window (nothing finished since done) returns nothing.
+SELECT count(*) AS events
+  FROM webhook._window_events('106:110:107', '106:110:107', '0', '00000000-0000-0000-0000-000000000000', 1000);
+-- A transaction that was running at done and still runs is not read; once
+-- it finishes, the next window reads it, though its txid is older.
+SELECT count(*) AS still_running
+  FROM webhook._window_events('106:110:107', '107:112:107', '0', '00000000-0000-0000-0000-000000000000', 1000) w
+ WHERE w.txid = '107';
+SELECT string_agg(DISTINCT w.txid::text, ',') AS late_commit_read
+  FROM webhook._window_events('106:110:107', '112:112:', '0', '00000000-0000-0000-0000-000000000000', 1000) w;
+-- Events written with txid 0 (pings, events from before 0.3.0) are never read.
+SELECT count(*) AS settled_read
+  FROM webhook._window_events('1:1:', '200:200:', '0', '00000000-0000-0000-0000-000000000000', 1000) w
+ WHERE w.txid = '0';
+ROLLBACK;
+
+-- The deliveries view shows the events of the current transaction as
+-- pending deliveries with no id yet, to the endpoints that match now.
+BEGIN;
+INSERT INTO webhook.endpoints (id, name, url, event_types) VALUES
+    (9501, 'queue-a', 'https://example.com/a', '{queue.*}'),
+    (9502, 'queue-b', 'https://example.com/b', '{other.*}'),
+    (9503, 'queue-c', 'https://example.com/c', '{*}');
+SELECT webhook.send('queue.view', '{}') AS queued \gset
+SELECT id, endpoint_id, status, attempts, next_attempt_at = now() AS due_now
+  FROM webhook.deliveries WHERE event_id = :'queued' ORDER BY endpoint_id;
+-- endpoint_health counts them as pending.
+SELECT id, pending FROM webhook.endpoint_health WHERE id BETWEEN 9501 AND 9503 ORDER BY id;
+ROLLBACK;
+SELECT count(*) AS after_rollback FROM webhook.deliveries WHERE event_id = :'queued';
+
+-- Retention finds old events by id: the smallest id of a time.
+SELECT webhook._uuid_v7_floor(now() - interval '1 second') < webhook.uuid_v7() AS floor_below_newer,
+       webhook._uuid_v7_floor(clock_timestamp() + interval '1 second') > webhook.uuid_v7() AS floor_above_older,
+       webhook._uuid_v7_floor('1970-01-01 00:00:00+00') AS epoch;
