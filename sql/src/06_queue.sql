@@ -85,9 +85,6 @@ BEGIN
                after_id = '00000000-0000-0000-0000-000000000000', updated_at = now()
          WHERE p.worker = 0;
     END IF;
-    -- Losing this commit in a crash loses nothing: the rows and the position
-    -- go together, and the events are read again.
-    PERFORM set_config('synchronous_commit', 'off', true);
     RETURN v_read;
 END;
 $$;

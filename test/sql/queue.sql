@@ -97,3 +97,9 @@ SELECT count(*) AS after_rollback FROM webhook.deliveries WHERE event_id = :'que
 SELECT webhook._uuid_v7_floor(now() - interval '1 second') < webhook.uuid_v7() AS floor_below_newer,
        webhook._uuid_v7_floor(clock_timestamp() + interval '1 second') > webhook.uuid_v7() AS floor_above_older,
        webhook._uuid_v7_floor('1970-01-01 00:00:00+00') AS epoch;
+-- One backend's ids only grow, also within a millisecond: a transaction's
+-- events are read in the order they were written.
+SELECT bool_and(prev < id) AS increasing, count(*) AS ids
+  FROM (SELECT id, lag(id) OVER (ORDER BY n) AS prev
+          FROM (SELECT n, webhook.uuid_v7() AS id FROM generate_series(1, 5000) AS n) s) t
+ WHERE prev IS NOT NULL;

@@ -178,13 +178,12 @@ SKIP:
 # --- restart with 2,000 deliveries pending ---------------------------------------------
 {
 	my ($ep) = endpoint('bulk.test', $r->url('/ok/bulk'));
-	# Queue while the endpoint is active (inactive endpoints get no new
-	# deliveries), and deactivate it in the same transaction, so nothing is
-	# sent before the restart.
+	# Deliveries pending for an inactive endpoint (as when it was deactivated
+	# after the worker read its events), so nothing is sent before the restart.
 	psql(qq{
 		BEGIN;
-		SELECT count(webhook.send('bulk.test', jsonb_build_object('i', g))) FROM generate_series(1, 2000) g;
 		UPDATE webhook.endpoints SET active = false WHERE id = $ep;
+		} . pending_for_endpoint_sql($ep, 'bulk.test', 2000) . qq{;
 		COMMIT;});
 	is(psql("SELECT count(*) FROM webhook.deliveries WHERE endpoint_id = $ep AND status = 'pending'"),
 		'2000', 'restart: 2,000 deliveries pending for an inactive endpoint');

@@ -76,8 +76,8 @@ sub queue_inactive
 {
 	my ($id, $type, $n) = @_;
 	return split /\n/, psql("BEGIN;
-		SELECT webhook.send('$type', jsonb_build_object('i', g)) FROM generate_series(1, $n) g;
 		UPDATE webhook.endpoints SET active = false WHERE id = $id;
+		" . pending_for_endpoint_sql($id, $type, $n) . ";
 		COMMIT;");
 }
 
@@ -150,7 +150,7 @@ intact('start');
 	my $ep = endpoint('locked.test', '/ok/locked');
 	my ($ev) = queue_inactive($ep, 'locked.test', 1);
 	my $bg = $node->background_psql('postgres');
-	$bg->query_safe("BEGIN; SELECT id FROM webhook.deliveries WHERE endpoint_id = $ep FOR UPDATE");
+	$bg->query_safe("BEGIN; SELECT id FROM webhook.delivery_state WHERE endpoint_id = $ep FOR UPDATE");
 	psql("UPDATE webhook.endpoints SET active = true WHERE id = $ep");
 	others_flow('locked row');
 	cmp_ok(commits_while_idle(), '<', 60, 'locked row: the worker does not spin on it');

@@ -203,7 +203,7 @@ ok(poll_until($node, 'postgres',
 		  WHERE backend_type = 'webhook delivery worker' AND wait_event = 'PgSleep'", '1', 60),
 	'the slow transform is running');
 my ($locked) = psql_result(
-	"SELECT 1 FROM webhook.deliveries WHERE event_id = '$ev' FOR UPDATE NOWAIT");
+	"SELECT 1 FROM webhook.delivery_state WHERE event_id = '$ev' FOR UPDATE NOWAIT");
 is($locked, '1', 'while it runs, its claim has committed: the delivery row is not locked');
 ok(wait_status($node, $ev, 'succeeded'), 'a transform within the limit is delivered');
 

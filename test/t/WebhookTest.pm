@@ -53,7 +53,7 @@ our @EXPORT = qw(start_receiver requests wait_for_requests
   verify_standard_signature verify_hex_hmac self_test_vectors
   node_with_webhook poll_until postmaster_started assert_server_intact
   canary_arrives wait_status worker_pid make_test_pki run_openssl
-  standby_from_backup);
+  standby_from_backup pending_for_endpoint_sql);
 
 # The receiver lives next to this directory (test/receiver.py); resolve it
 # from this file so it does not matter where prove was started from.
@@ -255,6 +255,21 @@ sub wait_status
 		"SELECT count(*) > 0 AND bool_and(status = '$status')
 		   FROM webhook.deliveries WHERE event_id = '$event_id'",
 		't', $timeout_s);
+}
+
+# SQL that queues $n events of $type with a pending delivery each to one
+# endpoint, as the worker leaves them once it has read them, whether the
+# endpoint is active or not (the worker matches only active endpoints when
+# it reads an event).  The events have txid 0, so the worker never reads
+# them again.  Returns the event ids, one per line.
+sub pending_for_endpoint_sql
+{
+	my ($endpoint_id, $type, $n) = @_;
+	return "WITH ev AS (INSERT INTO webhook.events (event_type, payload, txid)
+	                    SELECT '$type', jsonb_build_object('i', g), '0'
+	                      FROM generate_series(1, $n) g RETURNING id)
+	        INSERT INTO webhook.delivery_state (event_id, endpoint_id)
+	        SELECT id, $endpoint_id FROM ev ORDER BY id RETURNING event_id";
 }
 
 # The pid of the delivery worker of database $dbname (default postgres), or
