@@ -1,18 +1,27 @@
 #!/usr/bin/env bash
 # The webhook benchmark, as one command: `sudo make bench` (or sudo bash bench/run.sh).
 #
-# Builds and installs the extension, starts a throwaway PostgreSQL 15 cluster
-# (default settings, fsync on) in a temporary directory with the extension
-# preloaded, starts bench/receiver.c on 127.0.0.1, runs seven phases, prints
-# a markdown table and writes it to bench/results.md.  BENCH_SMOKE=1 shrinks
-# every phase (whole run under a minute) and writes bench/tmp/results-smoke.md.
+# Builds and installs the extension and the peer pg_net (from
+# ../shared/peers/pg_net-0.20.5.tar.gz beside the repository, or $BENCH_PGNET_TAR;
+# the run goes on without it when it is missing or does not build), starts a
+# throwaway PostgreSQL 15 cluster (default settings, fsync on) in a temporary
+# directory with both preloaded, starts bench/receiver.c on 127.0.0.1, runs the
+# phases (1 throughput with send() included, 1b pg_net, 2 receiver ceiling,
+# 3 latency, 4 enqueue cost against a Hasura-style trigger and the floor,
+# 5 worker memory, 6 fan-out, 7 isolation), prints a markdown table and writes
+# it to bench/results.md.  Everything goes through the extension's public API:
+# webhook.send(), webhook.watch(), webhook.endpoints, reads of
+# webhook.deliveries and webhook.delivery_log (and, for latency, the id and
+# created_at of webhook.events).  BENCH_SMOKE=1 shrinks every
+# phase (whole run 1-2 minutes) and writes bench/tmp/results-smoke.md; it
+# fails only when something breaks, never on a missed target.
 # Everything it started is stopped, and the temporary directory removed, on exit.
 # BENCH_PERF=1 also records a perf profile of the delivery worker in phase 1
 # (bench/tmp/perf-phase1.txt), when perf is installed.  See bench/README.md.
 #
 # Needs: PostgreSQL 15 server + dev packages (initdb, pg_ctl, psql, pgbench,
 # pg_config), a C compiler, libcurl/openssl dev packages (to build the
-# extension), and optionally wrk (`apt-get install wrk`) for the receiver
+# extension and pg_net), and optionally wrk (`apt-get install wrk`) for the receiver
 # ceiling row.  It installs nothing itself.  Run as root (the server then runs
 # as the user postgres, like demo/run) or as a user who may `make install`.
 set -Eeuo pipefail
@@ -143,8 +152,8 @@ if [ ! -f "$pgnet_tar" ]; then
   note "pg_net: $pgnet_tar not found: the pg_net phase is skipped"
 elif tar -xzf "$pgnet_tar" -C "$dir" \
      && pgnet_src=$(find "$dir" -maxdepth 1 -type d -name 'pg_net-*' | head -n 1) && [ -n "$pgnet_src" ] \
-     && make -C "$pgnet_src" PG_CONFIG="$(command -v pg_config)" > "$dir/pg_net-build.log" 2>&1 \
-     && make -C "$pgnet_src" PG_CONFIG="$(command -v pg_config)" install >> "$dir/pg_net-build.log" 2>&1; then
+     && make -C "$pgnet_src" PG_CONFIG="${PG_CONFIG:-pg_config}" > "$dir/pg_net-build.log" 2>&1 \
+     && make -C "$pgnet_src" PG_CONFIG="${PG_CONFIG:-pg_config}" install >> "$dir/pg_net-build.log" 2>&1; then
   have_pgnet=1
   preload=webhook,pg_net
   pgnet_conf="pg_net.batch_size = 1000"
