@@ -1,18 +1,27 @@
 #!/usr/bin/env bash
 # The webhook benchmark, as one command: `sudo make bench` (or sudo bash bench/run.sh).
 #
-# Builds and installs the extension, starts a throwaway PostgreSQL 15 cluster
-# (default settings, fsync on) in a temporary directory with the extension
-# preloaded, starts bench/receiver.c on 127.0.0.1, runs seven phases, prints
-# a markdown table and writes it to bench/results.md.  BENCH_SMOKE=1 shrinks
-# every phase (whole run under a minute) and writes bench/tmp/results-smoke.md.
+# Builds and installs the extension and the peer pg_net (from
+# ../shared/peers/pg_net-0.20.5.tar.gz beside the repository, or $BENCH_PGNET_TAR;
+# the run goes on without it when it is missing or does not build), starts a
+# throwaway PostgreSQL 15 cluster (default settings, fsync on) in a temporary
+# directory with both preloaded, starts bench/receiver.c on 127.0.0.1, runs the
+# phases (1 throughput with send() included, 1b pg_net, 2 receiver ceiling,
+# 3 latency, 4 enqueue cost against a Hasura-style trigger and the floor,
+# 5 worker memory, 6 fan-out, 7 isolation), prints a markdown table and writes
+# it to bench/results.md.  Everything goes through the extension's public API:
+# webhook.send(), webhook.watch(), webhook.endpoints, reads of
+# webhook.deliveries and webhook.delivery_log (and, for latency, the id and
+# created_at of webhook.events).  BENCH_SMOKE=1 shrinks every
+# phase (whole run 1-2 minutes) and writes bench/tmp/results-smoke.md; it
+# fails only when something breaks, never on a missed target.
 # Everything it started is stopped, and the temporary directory removed, on exit.
 # BENCH_PERF=1 also records a perf profile of the delivery worker in phase 1
 # (bench/tmp/perf-phase1.txt), when perf is installed.  See bench/README.md.
 #
 # Needs: PostgreSQL 15 server + dev packages (initdb, pg_ctl, psql, pgbench,
 # pg_config), a C compiler, libcurl/openssl dev packages (to build the
-# extension), and optionally wrk (`apt-get install wrk`) for the receiver
+# extension and pg_net), and optionally wrk (`apt-get install wrk`) for the receiver
 # ceiling row.  It installs nothing itself.  Run as root (the server then runs
 # as the user postgres, like demo/run) or as a user who may `make install`.
 set -Eeuo pipefail
@@ -26,26 +35,35 @@ smoke=${BENCH_SMOKE:-0}
 
 # ---------------------------------------------------------------- sizes
 if [ "$smoke" = 1 ]; then
-  N_TP=300; N_TP_EP=10
+  N_TP=2000; N_TP_EP=10; TP_TX=50; TP_CLIENTS=2
+  PGNET_WAIT=60
   WRK_S=2
   LAT_T=2; LAT_RATES="200 2000"
-  ENQ_T=2; BULK_ROWS=300
+  ENQ_T=2; ENQ_ROUNDS=1; BULK_ROWS=300; BULK_ROUNDS=1
   MEM_TOTAL=2000; MEM_CHUNK=2000
   FAN_N=200
   ISO_F=300; ISO_S=100
   results_file=bench/tmp/results-smoke.md
   STALL_S=20
 else
-  N_TP=100000; N_TP_EP=10
+  N_TP=100000; N_TP_EP=10; TP_TX=1000; TP_CLIENTS=2
+  PGNET_WAIT=400
   WRK_S=5
   LAT_T=10; LAT_RATES="200 2000"
-  ENQ_T=10; BULK_ROWS=100000
+  ENQ_T=5; ENQ_ROUNDS=4; BULK_ROWS=100000; BULK_ROUNDS=4
   MEM_TOTAL=1000000; MEM_CHUNK=100000
   FAN_N=1000
   ISO_F=50000; ISO_S=2000
   results_file=bench/results.md
   STALL_S=60
 fi
+# phase 1: N_TP deliveries = N_TP / N_TP_EP events sent to N_TP_EP endpoints
+# subscribed to one type, in transactions of TP_TX events from TP_CLIENTS clients
+TP_EVENTS=$((N_TP / N_TP_EP))
+TP_NTX=$((TP_EVENTS / TP_TX / TP_CLIENTS * TP_CLIENTS))
+TP_EVENTS=$((TP_NTX * TP_TX))
+N_TP=$((TP_EVENTS * N_TP_EP))
+PGNET_NTX=$((N_TP / TP_TX / TP_CLIENTS * TP_CLIENTS))
 
 # ---------------------------------------------------------------- requirements
 missing=()
@@ -122,12 +140,35 @@ trap 'exit 130' INT TERM
 phase="setup"
 trap 'echo "bench: a command failed at line $LINENO (phase: $phase); server log tail:" >&2; tail -n 5 "$dir/server.log" 2>/dev/null | cut -c1-300 >&2' ERR
 
+# ---------------------------------------------------------------- peer: pg_net
+# pg_net 0.20.5 (../shared/peers, see bench/README.md), built into the same
+# server.  When it does not build, the run says so and goes on without it.
+pgnet_tar=${BENCH_PGNET_TAR:-$repo/../shared/peers/pg_net-0.20.5.tar.gz}
+have_pgnet=0
+preload=webhook
+pgnet_conf=""
+step "build and install the peer pg_net"
+if [ ! -f "$pgnet_tar" ]; then
+  note "pg_net: $pgnet_tar not found: the pg_net phase is skipped"
+elif tar -xzf "$pgnet_tar" -C "$dir" \
+     && pgnet_src=$(find "$dir" -maxdepth 1 -type d -name 'pg_net-*' | head -n 1) && [ -n "$pgnet_src" ] \
+     && make -C "$pgnet_src" PG_CONFIG="${PG_CONFIG:-pg_config}" > "$dir/pg_net-build.log" 2>&1 \
+     && make -C "$pgnet_src" PG_CONFIG="${PG_CONFIG:-pg_config}" install >> "$dir/pg_net-build.log" 2>&1; then
+  have_pgnet=1
+  preload=webhook,pg_net
+  pgnet_conf="pg_net.batch_size = 1000"
+  echo "pg_net built from $(basename "$pgnet_tar") and installed"
+else
+  note "pg_net did not build from $(basename "$pgnet_tar"): the pg_net phase is skipped; build log tail: \`$(tail -n 3 "$dir/pg_net-build.log" 2>/dev/null | tr '\n' ' ' | cut -c1-300)\`"
+fi
+
 # ---------------------------------------------------------------- server
 step "initdb and start PostgreSQL in $dir"
 "${run_as[@]}" initdb -D "$dir/data" -A trust -U postgres >/dev/null
 cat >> "$dir/data/postgresql.conf" <<EOF
 # webhook benchmark: defaults (fsync, synchronous_commit, ...) except these
-shared_preload_libraries = 'webhook'
+shared_preload_libraries = '$preload'
+$pgnet_conf
 webhook.allowed_networks = '127.0.0.1/32'
 max_worker_processes = 16
 shared_buffers = 512MB
@@ -232,24 +273,44 @@ cpu_end() {
   fi
 }
 
-# wait_drain CONDITION TIMEOUT_S: poll every 200 ms until no delivery matching
-# CONDITION is pending; samples the worker's RSS peak meanwhile.  When nothing
-# moves for STALL_S seconds, or after TIMEOUT_S, the worker is stuck: show why
-# and abort the run (the later phases would only be stuck too).
+# wait_done CONDITION EXPECTED TIMEOUT_S [RECEIVER_TARGET]: wait until
+# EXPECTED deliveries matching CONDITION are settled (succeeded or failed) in
+# webhook.deliveries.  Delivery rows appear only once the worker has read the
+# events, so "nothing pending" does not mean "all delivered": settled rows are
+# counted against what was sent.  With RECEIVER_TARGET, it first waits, without
+# querying the database (which would take CPU from the worker), until the
+# receiver has counted that many requests; then it polls the database every
+# 0.5 s (the settled count is not index-only).  Samples the worker's RSS peak
+# meanwhile.  When nothing moves for STALL_S seconds, or after TIMEOUT_S, the
+# worker is stuck: show why and abort the run (later phases would only be
+# stuck too).
 rss_peak=0
-wait_drain() {
-  local cond=$1 timeout=$2 start now pending last=-1 last_change r
+wait_done() {
+  local cond=$1 expected=$2 timeout=$3 rc_target=${4:-} start now n last=-1 last_change r
   start=$(date +%s); last_change=$start
+  if [ -n "$rc_target" ]; then
+    while :; do
+      n=$(rcount)
+      if [ -n "$worker_pid" ]; then r=$(rss_kb "$worker_pid"); [ "${r:-0}" -gt "$rss_peak" ] && rss_peak=$r; fi
+      [ "$n" -ge "$rc_target" ] && break
+      now=$(date +%s)
+      [ "$n" != "$last" ] && { last=$n; last_change=$now; }
+      # no progress at the receiver: let the database poll below tell why
+      if [ $((now - last_change)) -ge "$STALL_S" ] || [ $((now - start)) -ge "$timeout" ]; then break; fi
+      sleep 0.2
+    done
+    last=-1
+  fi
   while :; do
-    pending=$(q "SELECT count(*) FROM webhook.deliveries WHERE status = 'pending' AND ($cond)")
+    n=$(q "SELECT count(*) FROM webhook.deliveries WHERE status <> 'pending' AND ($cond)")
     if [ -n "$worker_pid" ]; then r=$(rss_kb "$worker_pid"); [ "${r:-0}" -gt "$rss_peak" ] && rss_peak=$r; fi
-    [ "$pending" = 0 ] && return 0
+    [ "$n" -ge "$expected" ] && return 0
     now=$(date +%s)
-    [ "$pending" != "$last" ] && { last=$pending; last_change=$now; }
+    [ "$n" != "$last" ] && { last=$n; last_change=$now; }
     if [ $((now - last_change)) -ge "$STALL_S" ] || [ $((now - start)) -ge "$timeout" ]; then
-      abort_run "$pending deliveries still pending ($cond), none completed in the last $((now - last_change)) s"
+      abort_run "$n of $expected deliveries settled ($cond), none in the last $((now - last_change)) s"
     fi
-    sleep 0.2
+    sleep 0.5
   done
 }
 
@@ -272,17 +333,15 @@ abort_run() {
 }
 
 deactivate_all() { q "UPDATE webhook.endpoints SET active = false WHERE active" >/dev/null; }
-vacuum() { q "VACUUM ANALYZE webhook.deliveries, webhook.events, webhook.delivery_log, webhook.endpoints" >/dev/null; }
-# activate IDS: switch endpoints on, wake the worker, print the epoch of the commit
-activate() {
-  q <<SQL
-BEGIN;
-UPDATE webhook.endpoints SET active = true WHERE id = ANY ('$1'::bigint[]);
-SELECT webhook._wake_worker_at_commit();
-COMMIT;
-SELECT extract(epoch FROM clock_timestamp());
-SQL
+# VACUUM ANALYZE every table of the extension (webhook.deliveries may be a view)
+vacuum() {
+  local t
+  t=$(q "SELECT string_agg(format('%I.%I', n.nspname, c.relname), ', ') FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+         WHERE n.nspname = 'webhook' AND c.relkind IN ('r', 'p', 'm')")
+  [ -z "$t" ] || q "VACUUM ANALYZE $t" >/dev/null
 }
+# settled COND: how many deliveries matching COND are succeeded or failed
+settled() { q "SELECT count(*) FROM webhook.deliveries WHERE status <> 'pending' AND ($1)"; }
 
 # write_report: the markdown table and notes, to stdout and $results_file
 write_report() {
@@ -308,7 +367,7 @@ write_report() {
     echo "|---|---|"
     echo "| date | $(date -u '+%Y-%m-%d %H:%M UTC') |"
     echo "| machine | $(nproc) cores (nproc), $cpu_model, $mem_gb GiB RAM, $os, $(uname -r) |"
-    echo "| PostgreSQL | $pg_version; defaults (fsync, synchronous_commit on) except shared_preload_libraries = 'webhook', webhook.allowed_networks = '127.0.0.1/32', max_worker_processes = 16, shared_buffers = 512MB, max_connections = 50 |"
+    echo "| PostgreSQL | $pg_version; defaults (fsync, synchronous_commit on) except shared_preload_libraries = '$preload'${pgnet_conf:+, $pgnet_conf}, webhook.allowed_networks = '127.0.0.1/32', max_worker_processes = 16, shared_buffers = 512MB, max_connections = 50 |"
     echo "| libcurl | ${curl_version#libcurl } |"
     echo "| extension | git $git_rev; webhook.* settings at their defaults (max_in_flight 512, 64 per endpoint, batch_size 500) |"
     echo "| receiver | bench/receiver.c (epoll, keep-alive) on 127.0.0.1, same machine |"
@@ -337,21 +396,9 @@ CREATE FUNCTION bench_payload(i bigint) RETURNS jsonb LANGUAGE sql IMMUTABLE
 RETURN jsonb_build_object('order_id', i, 'customer', 'customer-' || lpad(i::text, 8, '0'),
                           'amount', 12.34, 'currency', 'EUR', 'items', 3,
                           'note', repeat('x', 128));
--- n events of one type, and one delivery each, round-robin over ep_ids; set-based.
-CREATE FUNCTION bench_enqueue(ep_ids bigint[], n int, etype text) RETURNS bigint LANGUAGE plpgsql AS $$
-DECLARE k bigint;
-BEGIN
-  WITH ev AS (
-    INSERT INTO webhook.events (event_type, payload, body)
-    SELECT etype, p.payload, webhook._event_body(etype, p.payload, now())
-      FROM (SELECT bench_payload(g) AS payload FROM generate_series(1, n) AS g) AS p
-    RETURNING id
-  ), numbered AS (SELECT id, row_number() OVER () AS rn FROM ev)
-  INSERT INTO webhook.deliveries (event_id, endpoint_id)
-  SELECT id, ep_ids[1 + rn % cardinality(ep_ids)] FROM numbered;
-  GET DIAGNOSTICS k = ROW_COUNT;
-  RETURN k;
-END $$;
+-- n events of one type through the public API, in the caller's transaction
+CREATE FUNCTION bench_send(etype text, n int) RETURNS bigint LANGUAGE sql
+RETURN (SELECT count(webhook.send(etype, bench_payload(g))) FROM generate_series(1, n) AS g);
 CREATE TABLE bench_lat_raw (id text, us bigint);
 CREATE TABLE bench_lat_runs (rate int, t_from timestamptz, t_to timestamptz);
 SQL
@@ -362,16 +409,14 @@ pg_version=$(q "SHOW server_version")
 
 # ================================================================ 1. throughput
 phase="1. Throughput"
-step "1. throughput: $N_TP deliveries over $N_TP_EP endpoints"
-tp_ids=$(q "WITH e AS (INSERT INTO webhook.endpoints (name, url, event_types, active)
-            SELECT 'tp-' || i, '$base/tp/' || i, '{}', false FROM generate_series(1, $N_TP_EP) AS i RETURNING id)
+step "1. throughput: $(fmt_int "$TP_EVENTS") events × $N_TP_EP endpoints = $(fmt_int "$N_TP") deliveries, send() included"
+tp_ids=$(q "WITH e AS (INSERT INTO webhook.endpoints (name, url, event_types)
+            SELECT 'tp-' || i, '$base/tp/' || i, '{bench.tp}' FROM generate_series(1, $N_TP_EP) AS i RETURNING id)
             SELECT array_agg(id ORDER BY id) FROM e")
-t=$(date +%s.%N)
-q "SELECT bench_enqueue('$tp_ids', $N_TP, 'bench.tp')" >/dev/null
-echo "enqueued in $(fmt1 "$(calc "$(date +%s.%N) - $t")") s"
+body_len=$(q "SELECT octet_length(webhook._event_body('bench.tp', bench_payload(1), now()))")
+echo "SELECT bench_send('bench.tp', $TP_TX);" > "$dir/tp.sql"
 vacuum
 q "CHECKPOINT" >/dev/null
-body_len=$(q "SELECT round(avg(octet_length(body))) FROM webhook.events WHERE event_type = 'bench.tp'")
 rc0=$(rcount)
 cpu_begin
 perf_pid=""
@@ -380,8 +425,13 @@ if [ "${BENCH_PERF:-0}" = 1 ] && command -v perf >/dev/null 2>&1; then
   perf_pid=$!
   sleep 0.5
 fi
-t0=$(activate "$tp_ids")
-wait_drain "endpoint_id = ANY ('$tp_ids')" 600
+# t0: before the first send(); the clients commit $TP_TX events per transaction
+t0=$(date +%s.%N)
+pgbench_ -n -c "$TP_CLIENTS" -j "$TP_CLIENTS" -t $((TP_NTX / TP_CLIENTS)) -f "$dir/tp.sql" > "$dir/pgbench-tp.txt" 2>&1 \
+  || { cat "$dir/pgbench-tp.txt"; exit 1; }
+t_sent=$(date +%s.%N)
+echo "sent $(fmt_int "$TP_EVENTS") events in $(fmt1 "$(calc "$t_sent - $t0")") s"
+wait_done "endpoint_id = ANY ('$tp_ids')" "$N_TP" 600 $((rc0 + N_TP))
 cpu_end "phase 1"
 if [ -n "$perf_pid" ]; then
   kill -INT "$perf_pid"; wait "$perf_pid" || true
@@ -394,17 +444,78 @@ IFS='|' read -r t1 tp_failed tp_done < <(q "SELECT extract(epoch FROM max(comple
 tp_err=$(q "SELECT count(*) FROM webhook.delivery_log WHERE endpoint_id = ANY ('$tp_ids') AND error_class IS NOT NULL")
 rc1=$(rcount)
 tp_rate=$(calc "$tp_done / ($t1 - $t0)")
+tp_send_s=$(calc "$t_sent - $t0")
 echo "delivered $tp_done in $(fmt1 "$(calc "$t1 - $t0")") s: $(fmt_int "$tp_rate")/s; failed deliveries $tp_failed, failed attempts $tp_err; receiver got $((rc1 - rc0)) requests"
-row "1. Throughput" "deliveries/s, $(fmt_int "$N_TP") deliveries (~${body_len}-byte bodies, standard signing) over $N_TP_EP endpoints, COMMIT → last completed_at" "$(fmt_int "$tp_rate")/s" "≥ 10,000/s" "$(judge "$tp_rate" '>=' 10000)"
+row "1. Throughput" "deliveries/s with send() included: $(fmt_int "$TP_EVENTS") events (~${body_len}-byte bodies, standard signing) × $N_TP_EP endpoints subscribed to one type = $(fmt_int "$N_TP") deliveries; send() in transactions of $(fmt_int "$TP_TX") events from $TP_CLIENTS pgbench clients (all committed after $(fmt1 "$tp_send_s") s); first send → last completed_at" "$(fmt_int "$tp_rate")/s" "≥ 15,000/s" "$(judge "$tp_rate" '>=' 15000)"
 row "1. Throughput" "failed deliveries / failed attempts (receiver got $(fmt_int $((rc1 - rc0))) requests)" "$tp_failed / $tp_err" "0" "$(judge "$((tp_failed + tp_err))" '==' 0)"
 deactivate_all
 vacuum
+
+# ================================================================ 1b. pg_net
+phase="1b. pg_net"
+if [ "$have_pgnet" = 1 ]; then
+  step "1b. peer pg_net: $(fmt_int "$N_TP") requests via net.http_post (batch_size 1000)"
+  q "CREATE EXTENSION pg_net" >/dev/null
+  pgnet_version=$(q "SELECT extversion FROM pg_extension WHERE extname = 'pg_net'")
+  # warm-up: one request, so that the worker's start is not timed
+  q "SELECT net.http_post('$base/pgnet/warmup', '{}'::jsonb)" >/dev/null
+  for _ in $(seq 150); do [ "$(q "SELECT count(*) FROM net._http_response")" -gt 0 ] && break; sleep 0.2; done
+  pgnet_warm=$(q "SELECT count(*) FROM net._http_response")
+  q "TRUNCATE net._http_response" >/dev/null
+  [ "$pgnet_warm" != 0 ] || note "pg_net: the warm-up request got no response in 30 s; the phase ran anyway"
+  echo "SELECT count(net.http_post('$base/pgnet', webhook._event_body('bench.tp', bench_payload(g), now())::jsonb)) FROM generate_series(1, $TP_TX) AS g;" > "$dir/pgnet.sql"
+  pgnet_n=$((PGNET_NTX * TP_TX))
+  pgnet_len=$(q "SELECT octet_length(webhook._event_body('bench.tp', bench_payload(1), now())::jsonb::text)")
+  q "CHECKPOINT" >/dev/null
+  rc0=$(rcount)
+  cpu_begin
+  # t0: before the first request is queued
+  t0=$(date +%s.%N)
+  pgbench_ -n -c "$TP_CLIENTS" -j "$TP_CLIENTS" -t $((PGNET_NTX / TP_CLIENTS)) -f "$dir/pgnet.sql" > "$dir/pgbench-pgnet.txt" 2>&1 \
+    || { cat "$dir/pgbench-pgnet.txt"; exit 1; }
+  t_sent=$(date +%s.%N)
+  echo "queued $(fmt_int "$pgnet_n") requests in $(fmt1 "$(calc "$t_sent - $t0")") s"
+  # bounded wait until net._http_response holds them all (or nothing moves for STALL_S)
+  start=$(date +%s); last=-1; last_change=$start
+  while :; do
+    got=$(q "SELECT count(*) FROM net._http_response")
+    [ "$got" -ge "$pgnet_n" ] && break
+    now=$(date +%s)
+    [ "$got" != "$last" ] && { last=$got; last_change=$now; }
+    if [ $((now - last_change)) -ge "$STALL_S" ] || [ $((now - start)) -ge "$PGNET_WAIT" ]; then
+      note "pg_net: only $got of $pgnet_n responses after $((now - start)) s of waiting (none new in the last $((now - last_change)) s); the rest count as failures"
+      break
+    fi
+    sleep 0.5
+  done
+  cpu_end "phase 1b (pg_net)" quiet
+  IFS='|' read -r t1 pgnet_got pgnet_ok pgnet_err < <(q "SELECT extract(epoch FROM max(created)), count(*),
+      count(*) FILTER (WHERE status_code = 200 AND error_msg IS NULL), max(error_msg) FROM net._http_response")
+  rc1=$(rcount)
+  [ -n "$t1" ] || t1=$(date +%s.%N)
+  pgnet_rate=$(calc "$pgnet_ok / ($t1 - $t0)")
+  pgnet_failed=$((pgnet_n - pgnet_ok))
+  echo "pg_net: $pgnet_ok of $pgnet_n answered 200 in $(fmt1 "$(calc "$t1 - $t0")") s: $(fmt_int "$pgnet_rate")/s; $pgnet_failed failed or missing; receiver got $((rc1 - rc0)) requests"
+  [ -z "$pgnet_err" ] || note "pg_net: an error_msg seen in net._http_response: \`${pgnet_err:0:200}\`"
+  row "1b. pg_net (peer)" "pg_net $pgnet_version (0.20.5 source; batch_size 1000; unsigned, no retries): requests/s for $(fmt_int "$pgnet_n") bodies like phase 1's (~${pgnet_len} bytes as jsonb) via net.http_post to the same receiver, in transactions of $(fmt_int "$TP_TX") from $TP_CLIENTS pgbench clients (all committed after $(fmt1 "$(calc "$t_sent - $t0")") s); first request queued → last response in net._http_response" "$(fmt_int "$pgnet_rate")/s" "—" "—"
+  row "1b. pg_net (peer)" "failed or missing responses: status ≠ 200, error_msg, or none within the wait (receiver got $(fmt_int $((rc1 - rc0))) requests)" "$(fmt_int "$pgnet_failed")" "—" "—"
+  if [ "$(calc "($pgnet_rate > 0)")" = 1 ]; then
+    pgnet_ratio=$(calc "$tp_rate / $pgnet_rate")
+    row "1b. pg_net (peer)" "phase 1 deliveries/s ÷ pg_net requests/s (same bodies, receiver and run)" "$(fmt1 "$pgnet_ratio")×" "≥ 15×" "$(judge "$pgnet_ratio" '>=' 15)"
+  else
+    row "1b. pg_net (peer)" "phase 1 deliveries/s ÷ pg_net requests/s" "pg_net delivered nothing" "≥ 15×" "—"
+  fi
+  q "TRUNCATE net._http_response" >/dev/null
+else
+  step "1b. peer pg_net: skipped (not built)"
+  row "1b. pg_net (peer)" "net.http_post of $(fmt_int "$N_TP") bodies to the same receiver" "skipped: pg_net did not build (see the notes)" "—" "—"
+fi
 
 # ================================================================ 2. receiver ceiling
 phase="2. Receiver ceiling"
 step "2. receiver ceiling (wrk)"
 if [ "$have_wrk" = 1 ]; then
-  body=$(q "SELECT body FROM webhook.events WHERE event_type = 'bench.tp' LIMIT 1")
+  body=$(q "SELECT webhook._event_body('bench.tp', bench_payload(1), now())")
   cat > "$dir/post.lua" <<EOF
 wrk.method = "POST"
 wrk.headers["Content-Type"] = "application/json"
@@ -433,6 +544,7 @@ step "3. latency COMMIT → receipt"
 lat_ep=$(q "INSERT INTO webhook.endpoints (name, url, event_types) VALUES ('lat', '$base/lat', '{bench.latency}') RETURNING id")
 echo "SELECT webhook.send('bench.latency', '{\"k\": 1}');" > "$dir/lat.sql"
 q "CHECKPOINT" >/dev/null
+lat_sent=0
 for rate in $LAT_RATES; do
   ta=$(q "SELECT clock_timestamp()")
   cpu_begin
@@ -440,7 +552,9 @@ for rate in $LAT_RATES; do
     || { cat "$dir/pgbench-lat-$rate.txt"; exit 1; }
   cpu_end "phase 3 (pgbench -R $rate)" quiet
   tb=$(q "SELECT clock_timestamp()")
-  wait_drain "endpoint_id = $lat_ep" 120
+  n=$(sed -n 's/^number of transactions actually processed: \([0-9]*\).*/\1/p' "$dir/pgbench-lat-$rate.txt")
+  lat_sent=$((lat_sent + ${n:-0}))
+  wait_done "endpoint_id = $lat_ep" "$lat_sent" 120
   q "INSERT INTO bench_lat_runs VALUES ($rate, '$ta', '$tb')" >/dev/null
   tps=$(sed -n 's/^tps = \([0-9.]*\) .*/\1/p' "$dir/pgbench-lat-$rate.txt")
   eval "lat_tps_$rate=\${tps:-0}"
@@ -465,8 +579,8 @@ for rate in $LAT_RATES; do
   tps_var="lat_tps_$rate"; tps=${!tps_var}
   echo "rate $rate/s: $n_rcv of $n_ev events received; p50 $p50 ms, p99 $p99 ms, max $pmax ms"
   if [ "$rate" = 200 ]; then
-    row "3. Latency @ 200/s" "COMMIT → receipt p50 (pgbench -c4 -j2 -R200, $(fmt_int "$tps") tps, $n_rcv/$n_ev events received)" "$p50 ms" "≤ 5 ms" "$(judge "${p50:-999}" '<=' 5)"
-    row "3. Latency @ 200/s" "COMMIT → receipt p99 (max $pmax ms)" "$p99 ms" "≤ 50 ms" "$(judge "${p99:-999}" '<=' 50)"
+    row "3. Latency @ 200/s" "COMMIT → receipt p50 (pgbench -c4 -j2 -R200, $(fmt_int "$tps") tps, $n_rcv/$n_ev events received)" "$p50 ms" "≤ 3 ms" "$(judge "${p50:-999}" '<=' 3)"
+    row "3. Latency @ 200/s" "COMMIT → receipt p99 (max $pmax ms)" "$p99 ms" "≤ 10 ms" "$(judge "${p99:-999}" '<=' 10)"
   else
     row "3. Latency @ $rate/s" "COMMIT → receipt p50 / p99 / max (pgbench -R$rate reached $(fmt_int "$tps") tps; $n_rcv/$n_ev received)" "$p50 / $p99 / $pmax ms" "—" "—"
   fi
@@ -476,51 +590,82 @@ deactivate_all
 
 # ================================================================ 4. enqueue cost
 phase="4. Enqueue cost"
-step "4. enqueue cost of webhook.watch"
+step "4. enqueue cost: plain, webhook.watch, Hasura-style trigger, floor"
 enq_ep=$(q "INSERT INTO webhook.endpoints (name, url, event_types) VALUES ('enq', '$base/enq', '{bench.watched.*}') RETURNING id")
 q <<'SQL' >/dev/null
-CREATE TABLE bench_plain   (id bigserial PRIMARY KEY, customer text, amount numeric, note text);
-CREATE TABLE bench_watched (id bigserial PRIMARY KEY, customer text, amount numeric, note text);
+CREATE TABLE bench_plain    (id bigserial PRIMARY KEY, customer text, amount numeric, note text);
+CREATE TABLE bench_watched  (id bigserial PRIMARY KEY, customer text, amount numeric, note text);
+CREATE TABLE hasura_watched (id bigserial PRIMARY KEY, customer text, amount numeric, note text);
+CREATE TABLE bench_floor    (id bigserial PRIMARY KEY, customer text, amount numeric, note text);
 SELECT webhook.watch('bench_watched', event_prefix => 'bench.watched');
 SQL
-for t in plain watched; do
+q < bench/peers/hasura_style_trigger.sql >/dev/null
+q < bench/peers/floor_trigger.sql >/dev/null
+enq_tables=(bench_plain bench_watched hasura_watched bench_floor)
+declare -A enq_label=([bench_plain]=plain [bench_watched]=watched [hasura_watched]=Hasura-style [bench_floor]=floor)
+declare -A enq_sum=() enq_runs=() bulk_sum=() bulk_runs=()
+# enq_order ROUND: the four tables, rotated by ROUND, so each one takes each place in turn
+enq_order() { local i n=${#enq_tables[@]}; for ((i = 0; i < n; i++)); do echo "${enq_tables[$(((i + $1) % n))]}"; done; }
+# every event of the watched table delivered, so the next measurement starts with an idle worker
+enq_drain() { wait_done "endpoint_id = $enq_ep" "$(q "SELECT count(*) FROM bench_watched")" 600; }
+for t in "${enq_tables[@]}"; do
   cat > "$dir/enq-$t.sql" <<EOF
 \\set c random(1, 100000)
-INSERT INTO bench_$t (customer, amount, note) VALUES ('customer-' || :c, :c * 0.01, 'a short note about this order');
+INSERT INTO $t (customer, amount, note) VALUES ('customer-' || :c, :c * 0.01, 'a short note about this order');
 EOF
+  enq_sum[$t]=0; enq_runs[$t]=""; bulk_sum[$t]=0; bulk_runs[$t]=""
 done
-for t in plain watched; do
-  q "CHECKPOINT" >/dev/null
-  cpu_begin
-  pgbench_ -n -c 4 -j 2 -T "$ENQ_T" -f "$dir/enq-$t.sql" > "$dir/pgbench-enq-$t.txt" 2>&1 \
-    || { cat "$dir/pgbench-enq-$t.txt"; exit 1; }
-  cpu_end "phase 4 (pgbench INSERT into bench_$t)"
-  tps=$(sed -n 's/^tps = \([0-9.]*\) .*/\1/p' "$dir/pgbench-enq-$t.txt")
-  eval "enq_tps_$t=$tps"
-  echo "single-row INSERT into bench_$t: $tps tps"
-  if [ "$t" = watched ]; then wait_drain "endpoint_id = $enq_ep" 300; fi
+for ((r = 0; r < ENQ_ROUNDS; r++)); do
+  for t in $(enq_order "$r"); do
+    q "CHECKPOINT" >/dev/null
+    cpu_begin
+    pgbench_ -n -c 4 -j 2 -T "$ENQ_T" -f "$dir/enq-$t.sql" > "$dir/pgbench-enq-$t.txt" 2>&1 \
+      || { cat "$dir/pgbench-enq-$t.txt"; exit 1; }
+    if [ "$r" = 0 ]; then cpu_end "phase 4 (pgbench INSERT into $t, round 1)"; else cpu_end "phase 4 (pgbench INSERT into $t, round $((r + 1)))" quiet; fi
+    tps=$(sed -n 's/^tps = \([0-9.]*\) .*/\1/p' "$dir/pgbench-enq-$t.txt")
+    enq_sum[$t]=$(calc "${enq_sum[$t]} + $tps"); enq_runs[$t]="${enq_runs[$t]} $(fmt_int "$tps")"
+    echo "round $((r + 1)): single-row INSERT into $t: $tps tps"
+    if [ "$t" = bench_watched ]; then enq_drain; fi
+  done
 done
-enq_ratio=$(calc "100 * $enq_tps_watched / $enq_tps_plain")
-row "4. Enqueue cost" "single-row INSERT tps, pgbench -c4 -j2 -T$ENQ_T: plain / watched" "$(fmt_int "$enq_tps_plain") / $(fmt_int "$enq_tps_watched") tps" "—" "—"
-row "4. Enqueue cost" "watched tps as % of plain" "$(calc "int($enq_ratio + 0.5)")%" "≥ 50%" "$(judge "$enq_ratio" '>=' 50)"
-for t in plain watched; do
-  q "CHECKPOINT" >/dev/null
-  cpu_begin
-  ms=$(printf '%s\n' '\timing on' "INSERT INTO bench_$t (customer, amount, note) SELECT 'customer-' || g, g * 0.01, 'a short note about this order' FROM generate_series(1, $BULK_ROWS) AS g;" \
-       | "${run_as[@]}" psql -X -v ON_ERROR_STOP=1 -h "$dir" -p "$port" -U postgres -d postgres -f - \
-       | sed -n 's/^Time: \([0-9.]*\) ms.*/\1/p' | tail -n 1)
-  cpu_end "phase 4 (bulk INSERT into bench_$t)" quiet
-  eval "bulk_ms_$t=$ms"
-  echo "INSERT ... SELECT $BULK_ROWS rows into bench_$t: $ms ms"
+for ((r = 0; r < BULK_ROUNDS; r++)); do
+  for t in $(enq_order "$r"); do
+    q "CHECKPOINT" >/dev/null
+    cpu_begin
+    ms=$(printf '%s\n' '\timing on' "INSERT INTO $t (customer, amount, note) SELECT 'customer-' || g, g * 0.01, 'a short note about this order' FROM generate_series(1, $BULK_ROWS) AS g;" \
+         | "${run_as[@]}" psql -X -v ON_ERROR_STOP=1 -h "$dir" -p "$port" -U postgres -d postgres -f - \
+         | sed -n 's/^Time: \([0-9.]*\) ms.*/\1/p' | tail -n 1)
+    cpu_end "phase 4 (bulk INSERT into $t, round $((r + 1)))" quiet
+    bulk_sum[$t]=$(calc "${bulk_sum[$t]} + $ms"); bulk_runs[$t]="${bulk_runs[$t]} $(fmt_int "$ms")"
+    echo "round $((r + 1)): INSERT ... SELECT $BULK_ROWS rows into $t: $ms ms"
+    if [ "$t" = bench_watched ]; then enq_drain; fi
+  done
 done
-bulk_events=$(q "SELECT count(*) FROM webhook.events WHERE event_type = 'bench.watched.created'")
-bulk_ratio=$(calc "$bulk_ms_watched / $bulk_ms_plain")
-row "4. Enqueue cost" "one INSERT … SELECT of $(fmt_int "$BULK_ROWS") rows: plain / watched" "$(fmt_int "$bulk_ms_plain") / $(fmt_int "$bulk_ms_watched") ms" "—" "—"
-row "4. Enqueue cost" "bulk INSERT time, watched ÷ plain" "$(printf '%.2f' "$bulk_ratio")×" "≤ 3×" "$(judge "$bulk_ratio" '<=' 3)"
-wait_drain "endpoint_id = $enq_ep" 600
+declare -A enq_tps=() bulk_ms=()
+for t in "${enq_tables[@]}"; do
+  enq_tps[$t]=$(calc "${enq_sum[$t]} / $ENQ_ROUNDS")
+  bulk_ms[$t]=$(calc "${bulk_sum[$t]} / $BULK_ROUNDS")
+done
+# pct_of_plain T / times_plain T: T's figure against the plain table's
+pct_of_plain() { calc "int(100 * ${enq_tps[$1]} / ${enq_tps[bench_plain]} + 0.5)"; }
+times_plain() { printf '%.2f' "$(calc "${bulk_ms[$1]} / ${bulk_ms[bench_plain]}")"; }
+enq_ratio=$(calc "100 * ${enq_tps[bench_watched]} / ${enq_tps[bench_plain]}")
+bulk_ratio=$(calc "${bulk_ms[bench_watched]} / ${bulk_ms[bench_plain]}")
+row "4. Enqueue cost" "single-row INSERT tps, pgbench -c4 -j2 -T$ENQ_T, mean of $ENQ_ROUNDS run(s) each in rotating order: plain / watched (webhook.watch, the worker delivering alongside) / Hasura-style per-row trigger / floor (statement trigger, transition table)" "$(fmt_int "${enq_tps[bench_plain]}") / $(fmt_int "${enq_tps[bench_watched]}") / $(fmt_int "${enq_tps[hasura_watched]}") / $(fmt_int "${enq_tps[bench_floor]}") tps" "—" "—"
+row "4. Enqueue cost" "single-row INSERT tps as % of plain: watched / Hasura-style / floor" "$(pct_of_plain bench_watched)% / $(pct_of_plain hasura_watched)% / $(pct_of_plain bench_floor)%" "—" "—"
+row "4. Enqueue cost" "single-row INSERT tps, watched as % of plain" "$(calc "int($enq_ratio + 0.5)")%" "≥ 70%" "$(judge "$enq_ratio" '>=' 70)"
+row "4. Enqueue cost" "one INSERT … SELECT of $(fmt_int "$BULK_ROWS") rows (commit included), mean of $BULK_ROUNDS run(s) each in rotating order: plain / watched / Hasura-style / floor" "$(fmt_int "${bulk_ms[bench_plain]}") / $(fmt_int "${bulk_ms[bench_watched]}") / $(fmt_int "${bulk_ms[hasura_watched]}") / $(fmt_int "${bulk_ms[bench_floor]}") ms" "—" "—"
+row "4. Enqueue cost" "bulk INSERT time ÷ plain: watched / Hasura-style / floor" "$(times_plain bench_watched)× / $(times_plain hasura_watched)× / $(times_plain bench_floor)×" "—" "—"
+row "4. Enqueue cost" "bulk INSERT time, watched ÷ plain" "$(printf '%.2f' "$bulk_ratio")×" "≤ 2.5×" "$(judge "$bulk_ratio" '<=' 2.5)"
+note "phase 4, each run in its round's order: single-row INSERT tps$(for t in "${enq_tables[@]}"; do printf ' %s (%s)' "${enq_label[$t]}" "${enq_runs[$t]# }"; done); bulk ms$(for t in "${enq_tables[@]}"; do printf ' %s (%s)' "${enq_label[$t]}" "${bulk_runs[$t]# }"; done)"
 IFS='|' read -r enq_failed enq_total < <(q "SELECT count(*) FILTER (WHERE status <> 'succeeded'), count(*) FROM webhook.deliveries WHERE endpoint_id = $enq_ep")
 [ "$enq_failed" = 0 ] || note "phase 4: $enq_failed of $enq_total deliveries of the watched table did not succeed"
-echo "watched table: $bulk_events events, $enq_total deliveries, $enq_failed not succeeded"
+# the peers must have recorded every row too, or their figures flatter them
+IFS='|' read -r n_h n_he n_f n_fe < <(q "SELECT (SELECT count(*) FROM hasura_watched), (SELECT count(*) FROM hdb.event_log),
+                                                (SELECT count(*) FROM bench_floor), (SELECT count(*) FROM bench_floor_events)")
+[ "$n_h" = "$n_he" ] || note "phase 4: hasura_watched has $n_h rows but hdb.event_log $n_he"
+[ "$n_f" = "$n_fe" ] || note "phase 4: bench_floor has $n_f rows but bench_floor_events $n_fe"
+echo "watched table: $enq_total deliveries, $enq_failed not succeeded; Hasura-style: $n_h rows, $n_he event_log rows; floor: $n_f rows, $n_fe event rows"
 q "SELECT webhook.unwatch('bench_watched')" >/dev/null
 deactivate_all
 vacuum
@@ -530,26 +675,23 @@ phase="5. Worker memory"
 step "5. worker memory over $(fmt_int "$MEM_TOTAL") deliveries"
 find_worker
 mem_ids=$(q "WITH e AS (INSERT INTO webhook.endpoints (name, url, event_types)
-             SELECT 'mem-' || i, '$base/mem/' || i, '{}' FROM generate_series(1, 10) AS i RETURNING id)
+             SELECT 'mem-' || i, '$base/mem/' || i, '{bench.mem}' FROM generate_series(1, 10) AS i RETURNING id)
              SELECT array_agg(id ORDER BY id) FROM e")
 read -r rss0 anon0 file0 shm0 < <(rss_parts "$worker_pid"); rss_peak=$rss0
 mem_pid0=$worker_pid
+rc0=$(rcount)
 cpu_begin
 mem_t0=$(date +%s.%N)
 done_n=0
 while [ "$done_n" -lt "$MEM_TOTAL" ]; do
   n=$((MEM_TOTAL - done_n < MEM_CHUNK ? MEM_TOTAL - done_n : MEM_CHUNK))
-  q <<SQL >/dev/null
-BEGIN;
-SELECT bench_enqueue('$mem_ids', $n, 'bench.mem');
-SELECT webhook._wake_worker_at_commit();
-COMMIT;
-SQL
+  # n deliveries: n / 10 events to the 10 endpoints, in one transaction
+  q "SELECT bench_send('bench.mem', $((n / 10)))" >/dev/null
   done_n=$((done_n + n))
   r=$(rss_kb "$worker_pid"); [ "${r:-0}" -gt "$rss_peak" ] && rss_peak=$r
   printf '  enqueued %s, worker RSS %s kB\n' "$done_n" "$r"
 done
-wait_drain "endpoint_id = ANY ('$mem_ids')" 900
+wait_done "endpoint_id = ANY ('$mem_ids')" "$MEM_TOTAL" 900 $((rc0 + MEM_TOTAL))
 cpu_end "phase 5"
 mem_wall=$(calc "$(date +%s.%N) - $mem_t0")
 sleep 1   # let the worker settle into its idle loop
@@ -567,7 +709,7 @@ else
   row "5. Worker memory" "VmRSS growth of the worker over $(fmt_int "$MEM_TOTAL") deliveries ($(fmt_int $((rss0 / 1024))) → $(fmt_int $((rss1 / 1024))) MB, peak $(fmt_int $((rss_peak / 1024))) MB), of which RssShmem (shared_buffers pages the worker touched, not its own memory) $(fmt1 "$shm_mb") MB" "$(fmt1 "$growth_mb") MB" "< 10 MB" "$(judge "$growth_mb" '<' 10)"
   row "5. Worker memory" "private memory (RssAnon) growth of the worker over the same deliveries ($(fmt1 "$(calc "$anon0 / 1024")") → $(fmt1 "$(calc "$anon1 / 1024")") MB)" "$(fmt1 "$anon_mb") MB" "< 10 MB" "$(judge "$anon_mb" '<' 10)"
 fi
-note "phase 5: $(fmt_int "$mem_done") deliveries enqueued in chunks of $(fmt_int "$MEM_CHUNK") and delivered in $(fmt1 "$mem_wall") s ($(fmt_int "$(calc "$mem_done / $mem_wall")")/s including enqueueing); $mem_bad did not succeed"
+note "phase 5: $(fmt_int "$mem_done") deliveries sent with send() in transactions of $(fmt_int "$((MEM_CHUNK / 10))") events × 10 endpoints and delivered in $(fmt1 "$mem_wall") s ($(fmt_int "$(calc "$mem_done / $mem_wall")")/s including send()); $mem_bad did not succeed"
 deactivate_all
 vacuum
 
@@ -577,11 +719,12 @@ step "6. fan-out to $FAN_N endpoints"
 q "INSERT INTO webhook.endpoints (name, url, event_types)
    SELECT 'fan-' || i, '$base/fan/' || i, '{bench.fanout}' FROM generate_series(1, $FAN_N) AS i" >/dev/null
 rc0=$(rcount)
-fan_event=$(q "SELECT webhook.send('bench.fanout', '{\"fan\": \"out\"}')")
-wait_drain "event_id = '$fan_event'" 120
-IFS='|' read -r fan_n fan_bad fan_ms < <(q "SELECT count(*), count(*) FILTER (WHERE d.status <> 'succeeded'),
-    round((extract(epoch FROM max(d.completed_at) - e.created_at) * 1000)::numeric, 1)
-    FROM webhook.deliveries d JOIN webhook.events e ON e.id = d.event_id WHERE d.event_id = '$fan_event' GROUP BY e.created_at")
+# now() of the sending transaction is the event's created_at
+IFS='|' read -r fan_event fan_t0 < <(q "SELECT webhook.send('bench.fanout', '{\"fan\": \"out\"}'), extract(epoch FROM now())")
+wait_done "event_id = '$fan_event'" "$FAN_N" 120 $((rc0 + FAN_N))
+IFS='|' read -r fan_n fan_bad fan_ms < <(q "SELECT count(*), count(*) FILTER (WHERE status <> 'succeeded'),
+    round(((extract(epoch FROM max(completed_at)) - $fan_t0) * 1000)::numeric, 1)
+    FROM webhook.deliveries WHERE event_id = '$fan_event'")
 rc1=$(rcount)
 echo "fan-out: $fan_n deliveries ($fan_bad not succeeded) in $fan_ms ms; receiver got $((rc1 - rc0))"
 row "6. Fan-out" "one webhook.send() to $(fmt_int "$FAN_N") subscribed endpoints: created_at → last completed_at ($fan_bad not succeeded)" "$fan_ms ms" "—" "—"
@@ -591,32 +734,44 @@ vacuum
 # ================================================================ 7. isolation
 phase="7. Isolation"
 step "7. isolation: fast endpoint F ($ISO_F) next to a 1 s endpoint S ($ISO_S)"
-IFS='|' read -r iso_f iso_s < <(q "WITH f AS (INSERT INTO webhook.endpoints (name, url, event_types, active)
-                                  VALUES ('iso-fast', '$base/iso/fast', '{}', false) RETURNING id),
+IFS='|' read -r iso_f iso_s < <(q "WITH f AS (INSERT INTO webhook.endpoints (name, url, event_types)
+                                  VALUES ('iso-fast', '$base/iso/fast', '{bench.iso.f}') RETURNING id),
                                  s AS (INSERT INTO webhook.endpoints (name, url, event_types, active)
-                                  VALUES ('iso-slow', '$base/slow/iso', '{}', false) RETURNING id)
+                                  VALUES ('iso-slow', '$base/slow/iso', '{bench.iso.s}', false) RETURNING id)
                                  SELECT f.id, s.id FROM f, s")
-# iso_run without|with: enqueue ISO_F deliveries for F (and, "with", top S up to
-# ISO_S pending), activate them in one transaction, and measure F's
-# deliveries/s from that commit to F's last completed_at.
+# iso_run without|with: in one transaction, switch S on ("with") or off
+# ("without") and send ISO_F events for F (and, "with", top S up to ISO_S
+# pending); measure F's deliveries/s from that commit to F's last
+# completed_at.  S is switched off again after each run.
 iso_run() {
-  local from t0 t1 n bad need ids="{$iso_f}"
-  from=$(q "SELECT coalesce(max(id), 0) FROM webhook.deliveries")
-  q "SELECT bench_enqueue('{$iso_f}', $ISO_F, 'bench.iso')" >/dev/null
+  local f_before t0 t1 n bad bad_before need=0 s_on=false rc_before
+  IFS='|' read -r f_before bad_before < <(q "SELECT count(*) FILTER (WHERE status <> 'pending'), count(*) FILTER (WHERE status = 'failed')
+                                              FROM webhook.deliveries WHERE endpoint_id = $iso_f")
   if [ "$1" = with ]; then
-    ids="{$iso_f,$iso_s}"
+    s_on=true
     need=$(q "SELECT $ISO_S - count(*) FROM webhook.deliveries WHERE endpoint_id = $iso_s AND status = 'pending'")
-    [ "$need" -gt 0 ] && q "SELECT bench_enqueue('{$iso_s}', $need, 'bench.iso')" >/dev/null
+    [ "$need" -gt 0 ] || need=0
   fi
   vacuum
   q "CHECKPOINT" >/dev/null
+  rc_before=$(rcount)
   cpu_begin
-  t0=$(activate "$ids")
-  wait_drain "endpoint_id = $iso_f AND id > $from" 600
+  t0=$(q <<SQL
+BEGIN;
+UPDATE webhook.endpoints SET active = $s_on WHERE id = $iso_s;
+SELECT bench_send('bench.iso.f', $ISO_F);
+SELECT bench_send('bench.iso.s', $need);
+COMMIT;
+SELECT extract(epoch FROM clock_timestamp());
+SQL
+)
+  # (S's requests count at the receiver too: the database poll finishes the wait)
+  wait_done "endpoint_id = $iso_f" $((f_before + ISO_F)) 600 $((rc_before + ISO_F))
   cpu_end "phase 7 (F $1 S, run $2)"
-  IFS='|' read -r t1 n bad < <(q "SELECT extract(epoch FROM max(completed_at)), count(*), count(*) FILTER (WHERE status <> 'succeeded')
-                                   FROM webhook.deliveries WHERE endpoint_id = $iso_f AND id > $from")
-  deactivate_all
+  IFS='|' read -r t1 n bad < <(q "SELECT extract(epoch FROM max(completed_at)), count(*) FILTER (WHERE status <> 'pending') - $f_before,
+                                   count(*) FILTER (WHERE status = 'failed') - $bad_before
+                                   FROM webhook.deliveries WHERE endpoint_id = $iso_f")
+  q "UPDATE webhook.endpoints SET active = false WHERE id = $iso_s" >/dev/null
   iso_rate=$(calc "$n / ($t1 - $t0)")
   iso_slow_done=$(q "SELECT count(*) FROM webhook.deliveries WHERE endpoint_id = $iso_s AND status = 'succeeded'
                       AND completed_at BETWEEN to_timestamp($t0) AND to_timestamp($t1)")
@@ -632,7 +787,7 @@ iso_alone=$(calc "($iso_alone1 + $iso_alone2) / 2")
 iso_with=$(calc "($iso_with1 + $iso_with2) / 2")
 slow_left=$(q "SELECT count(*) FROM webhook.deliveries WHERE endpoint_id = $iso_s AND status = 'pending'")
 iso_ratio=$(calc "100 * $iso_with / $iso_alone")
-row "7. Isolation" "F's deliveries/s, $(fmt_int "$ISO_F") pending, mean of 2 alternating runs each: alone ($(fmt_int "$iso_alone1"), $(fmt_int "$iso_alone2")) / with S's $(fmt_int "$ISO_S") pending at 1 s each ($(fmt_int "$iso_with1"), $(fmt_int "$iso_with2"); S finished $iso_slow1 and $iso_slow2 meanwhile)" "$(fmt_int "$iso_alone") / $(fmt_int "$iso_with")/s" "—" "—"
+row "7. Isolation" "F's deliveries/s, $(fmt_int "$ISO_F") events sent in one transaction, mean of 2 alternating runs each: alone ($(fmt_int "$iso_alone1"), $(fmt_int "$iso_alone2")) / with S's $(fmt_int "$ISO_S") pending at 1 s each ($(fmt_int "$iso_with1"), $(fmt_int "$iso_with2"); S finished $iso_slow1 and $iso_slow2 meanwhile)" "$(fmt_int "$iso_alone") / $(fmt_int "$iso_with")/s" "—" "—"
 row "7. Isolation" "F with S as % of F alone" "$(calc "int($iso_ratio + 0.5)")%" "≥ 90%" "$(judge "$iso_ratio" '>=' 90)"
 echo "S still had $slow_left deliveries pending at the end (expected: it is deactivated and left behind)"
 
