@@ -418,6 +418,12 @@ echo "SELECT bench_send('bench.tp', $TP_TX);" > "$dir/tp.sql"
 vacuum
 q "CHECKPOINT" >/dev/null
 rc0=$(rcount)
+# What each delivery costs in writes: rows inserted, updated and deleted in
+# the extension's tables (pg_stat_user_tables, counted at commit) and WAL.
+writes_sql="SELECT coalesce(sum(n_tup_ins + n_tup_upd + n_tup_del), 0) || '|' || coalesce(sum(n_tup_ins), 0) || '|'
+              || coalesce(sum(n_tup_upd), 0) || '|' || pg_current_wal_lsn()
+              FROM pg_stat_user_tables WHERE schemaname = 'webhook'"
+IFS='|' read -r w0_rows w0_ins w0_upd wal0 < <(q "$writes_sql")
 cpu_begin
 perf_pid=""
 if [ "${BENCH_PERF:-0}" = 1 ] && command -v perf >/dev/null 2>&1; then
@@ -443,11 +449,17 @@ IFS='|' read -r t1 tp_failed tp_done < <(q "SELECT extract(epoch FROM max(comple
     count(*) FILTER (WHERE status = 'succeeded') FROM webhook.deliveries WHERE endpoint_id = ANY ('$tp_ids')")
 tp_err=$(q "SELECT count(*) FROM webhook.delivery_log WHERE endpoint_id = ANY ('$tp_ids') AND error_class IS NOT NULL")
 rc1=$(rcount)
+# The worker flushes its table counters at most once a second, after a
+# transaction: give it one more (an event nobody subscribes to) a second on.
+sleep 1.2; q "SELECT webhook.send('bench.flush', '{}')" >/dev/null; sleep 0.5
+IFS='|' read -r w1_rows w1_ins w1_upd wal1 < <(q "$writes_sql")
+tp_wal=$(q "SELECT pg_wal_lsn_diff('$wal1', '$wal0')")
 tp_rate=$(calc "$tp_done / ($t1 - $t0)")
 tp_send_s=$(calc "$t_sent - $t0")
 echo "delivered $tp_done in $(fmt1 "$(calc "$t1 - $t0")") s: $(fmt_int "$tp_rate")/s; failed deliveries $tp_failed, failed attempts $tp_err; receiver got $((rc1 - rc0)) requests"
 row "1. Throughput" "deliveries/s with send() included: $(fmt_int "$TP_EVENTS") events (~${body_len}-byte bodies, standard signing) × $N_TP_EP endpoints subscribed to one type = $(fmt_int "$N_TP") deliveries; send() in transactions of $(fmt_int "$TP_TX") events from $TP_CLIENTS pgbench clients (all committed after $(fmt1 "$tp_send_s") s); first send → last completed_at" "$(fmt_int "$tp_rate")/s" "≥ 15,000/s" "$(judge "$tp_rate" '>=' 15000)"
 row "1. Throughput" "failed deliveries / failed attempts (receiver got $(fmt_int $((rc1 - rc0))) requests)" "$tp_failed / $tp_err" "0" "$(judge "$((tp_failed + tp_err))" '==' 0)"
+row "1. Throughput" "writes per delivery, send() and the worker together: rows inserted + updated + deleted in webhook.* tables (of which inserted / updated), and WAL bytes" "$(printf '%.2f' "$(calc "($w1_rows - $w0_rows) / $N_TP")") rows ($(printf '%.2f' "$(calc "($w1_ins - $w0_ins) / $N_TP")") / $(printf '%.2f' "$(calc "($w1_upd - $w0_upd) / $N_TP")")), $(fmt_int "$(calc "$tp_wal / $N_TP")") B WAL" "—" "—"
 deactivate_all
 vacuum
 

@@ -17,10 +17,13 @@
 #include "executor/spi.h"
 #include "fmgr.h"
 #include "parser/parse_func.h"
+#include "utils/array.h"
 #include "utils/builtins.h"
+#include "utils/memutils.h"
 #include "utils/rel.h"
 
 #include "compat.h"
+#include "spi_util.h"
 #include "sealing.h"
 #include "header_rules.h"
 
@@ -129,4 +132,42 @@ webhook_compat_watch_row(Oid relid, HeapTuple tup, TupleDesc desc, Datum *column
 	*columns = kept[0];
 	*exclude_columns = kept[1];
 	relation_close(rel, AccessShareLock);
+}
+
+/*
+ * Before ALTER EXTENSION webhook UPDATE to 0.3.0 or later, a watch's events
+ * go through the schema's own webhook._enqueue_many(type, payloads), which
+ * also writes their deliveries: the payloads selected into tuptable, as one
+ * jsonb[].  Runs as the caller set it: the extension's owner.
+ */
+void
+webhook_compat_enqueue_many(SPITupleTable *tuptable, uint64 nrows, const char *event_type)
+{
+	static SPIPlanPtr plan = NULL;
+	Oid			argtypes[2] = {TEXTOID, JSONBARRAYOID};
+	Datum		values[2];
+	Datum	   *payloads;
+	int			dims[1];
+	int			lbs[1] = {1};
+	int			ret;
+
+	if (nrows > (uint64) (MaxAllocSize / sizeof(Datum)))
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("too many rows changed in one statement for webhook events")));
+	payloads = palloc(sizeof(Datum) * nrows);
+	for (uint64 i = 0; i < nrows; i++)
+	{
+		bool		isnull;
+
+		payloads[i] = SPI_getbinval(tuptable->vals[i], tuptable->tupdesc, 1, &isnull);
+	}
+	dims[0] = (int) nrows;
+	values[0] = CStringGetTextDatum(event_type);
+	values[1] = PointerGetDatum(construct_md_array(payloads, NULL, 1, dims, lbs,
+												   JSONBOID, -1, false, TYPALIGN_INT));
+	ret = SPI_execute_plan(webhook_prepare_once(&plan, "SELECT webhook._enqueue_many($1, $2)", 2, argtypes),
+						   values, NULL, false, 1);
+	if (ret != SPI_OK_SELECT)
+		elog(ERROR, "could not enqueue the events: %s", SPI_result_code_string(ret));
 }

@@ -10,12 +10,14 @@
 
 #include "access/htup.h"
 #include "access/tupdesc.h"
+#include "executor/spi.h"
 #include "nodes/nodes.h"
 #include "utils/array.h"
 #include "utils/relcache.h"
 
 /* compat.c */
 extern bool webhook_compat_sealed_secret_passes(const char *secret);
+extern void webhook_compat_enqueue_many(SPITupleTable *tuptable, uint64 nrows, const char *event_type);
 
 /* a watch row of a 0.1.0 schema, read as watch() keeps it now */
 extern void webhook_compat_watch_row(Oid relid, HeapTuple tup, TupleDesc desc, Datum *columns,

@@ -70,8 +70,8 @@ event_type_problem(const char *name, size_t len, bool pattern)
 }
 
 /* Raise the error for an event type or pattern that breaks the rule. */
-static void
-require_event_type(text *value, bool pattern)
+void
+webhook_require_event_type_name(text *value, bool pattern)
 {
 	const char *name = VARDATA_ANY(value);
 	size_t		len = VARSIZE_ANY_EXHDR(value);
@@ -148,7 +148,7 @@ webhook_is_event_type_pattern(PG_FUNCTION_ARGS)
 Datum
 webhook_require_event_type(PG_FUNCTION_ARGS)
 {
-	require_event_type(PG_GETARG_TEXT_PP(0), PG_GETARG_BOOL(1));
+	webhook_require_event_type_name(PG_GETARG_TEXT_PP(0), PG_GETARG_BOOL(1));
 	PG_RETURN_VOID();
 }
 
@@ -167,7 +167,7 @@ webhook_type_patterns(PG_FUNCTION_ARGS)
 	int			len;
 	ArrayBuildState *astate = initArrayResult(TEXTOID, CurrentMemoryContext, false);
 
-	require_event_type(type, false);
+	webhook_require_event_type_name(type, false);
 	name = text_to_cstring(type);
 	len = strlen(name);
 	astate = accumArrayResult(astate, PointerGetDatum(cstring_to_text(name)), false, TEXTOID, CurrentMemoryContext);
@@ -189,8 +189,8 @@ webhook_type_patterns(PG_FUNCTION_ARGS)
  * payload's JSON text has at most webhook.max_payload_bytes bytes.  The hint
  * names what the sender can change.
  */
-static void
-require_payload_size(int64 bytes, bool from_watch)
+void
+webhook_require_payload_size(int64 bytes, bool from_watch)
 {
 	if (bytes > webhook_max_payload_bytes)
 		ereport(ERROR,
@@ -211,6 +211,6 @@ require_payload_size(int64 bytes, bool from_watch)
 Datum
 webhook_check_payload_size(PG_FUNCTION_ARGS)
 {
-	require_payload_size(PG_GETARG_INT64(0), PG_GETARG_BOOL(1));
+	webhook_require_payload_size(PG_GETARG_INT64(0), PG_GETARG_BOOL(1));
 	PG_RETURN_BOOL(true);
 }

@@ -12,6 +12,8 @@
 #include "utils/timestamp.h"
 #include "utils/uuid.h"
 
+#include "enqueue.h"
+
 PG_FUNCTION_INFO_V1(webhook_uuid_v7);
 
 /* The last id this backend made, and its millisecond. */
@@ -48,15 +50,14 @@ increment_random_bits(pg_uuid_t *uuid)
 }
 
 /*
- * SQL: webhook.uuid_v7(), the default of webhook.events.id.  Ids one backend
- * makes only grow, also within a millisecond or when the clock steps back:
- * the worker reads one transaction's events in id order, and that is the
- * order its callers wrote them in (ordered endpoints rely on it).
+ * The next event id of this backend.  Ids one backend makes only grow, also
+ * within a millisecond or when the clock steps back: the worker reads one
+ * transaction's events in id order, and that is the order its callers wrote
+ * them in (ordered endpoints rely on it).
  */
-Datum
-webhook_uuid_v7(PG_FUNCTION_ARGS)
+void
+webhook_next_event_id(pg_uuid_t *uuid)
 {
-	pg_uuid_t  *uuid = palloc(UUID_LEN);
 	TimestampTz now = GetCurrentTimestamp();
 	uint64		unix_ms = (uint64) (now / 1000) +
 	(uint64) (POSTGRES_EPOCH_JDATE - UNIX_EPOCH_JDATE) * SECS_PER_DAY * 1000;
@@ -67,7 +68,7 @@ webhook_uuid_v7(PG_FUNCTION_ARGS)
 		if (increment_random_bits(uuid))
 		{
 			memcpy(&last_id, uuid, UUID_LEN);
-			PG_RETURN_UUID_P(uuid);
+			return;
 		}
 		unix_ms = last_ms + 1;
 	}
@@ -82,5 +83,14 @@ webhook_uuid_v7(PG_FUNCTION_ARGS)
 	uuid->data[9] &= 0x7f;
 	memcpy(&last_id, uuid, UUID_LEN);
 	last_ms = unix_ms;
+}
+
+/* SQL: webhook.uuid_v7(), the ids of events written by SQL (pings, fixtures). */
+Datum
+webhook_uuid_v7(PG_FUNCTION_ARGS)
+{
+	pg_uuid_t  *uuid = palloc(UUID_LEN);
+
+	webhook_next_event_id(uuid);
 	PG_RETURN_UUID_P(uuid);
 }

@@ -89,14 +89,22 @@ register_callback_once(void)
 }
 
 /*
- * SQL: called by webhook.send and the table triggers after queueing
- * deliveries.  Only a flag is set here; the wake happens at commit.
+ * Called by whatever writes events (enqueue.c): only a flag is set here;
+ * the worker is woken when the transaction commits, so that it finds the
+ * events visible.
  */
-Datum
-webhook_wake_worker_at_commit(PG_FUNCTION_ARGS)
+void
+webhook_wake_worker_at_commit_flag(void)
 {
 	register_callback_once();
 	wake_worker_at_commit = true;
+}
+
+/* SQL: the same, for events written by SQL (webhook._enqueue, pings). */
+Datum
+webhook_wake_worker_at_commit(PG_FUNCTION_ARGS)
+{
+	webhook_wake_worker_at_commit_flag();
 	PG_RETURN_VOID();
 }
 

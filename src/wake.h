@@ -7,5 +7,6 @@
 #define WEBHOOK_WAKE_H
 
 extern void WebhookWakeInit(void);
+extern void webhook_wake_worker_at_commit_flag(void);
 
 #endif							/* WEBHOOK_WAKE_H */

@@ -3,7 +3,8 @@
  *		The statement-level trigger behind webhook.watch(): turns the rows a
  *		statement changed into events, set-based, whatever their number.  One
  *		payload query per table and operation selects the changed rows with
- *		the watch's filters and condition; webhook._enqueue_many() queues them.
+ *		the watch's filters and condition; its rows go straight into
+ *		webhook.events through an EventWriter (enqueue.c).
  *
  * The watch's options are read, and the events written, as the owner of the
  * extension's tables; the changed rows are selected, and the condition
@@ -27,6 +28,7 @@
 #include "utils/rel.h"
 
 #include "compat.h"
+#include "enqueue.h"
 #include "spi_util.h"
 #include "watch.h"
 #include "webhook.h"
@@ -51,7 +53,6 @@ typedef struct PayloadPlan
 static Oid	payload_argtypes[PAYLOAD_NARGS] = {TEXTARRAYOID, BOOLOID};
 
 static SPIPlanPtr options_plan = NULL;
-static SPIPlanPtr enqueue_plan = NULL;
 static HTAB *payload_plans = NULL;
 
 /*
@@ -387,19 +388,43 @@ hide_payload_query(ErrorData *edata, const char *sql, const char *watch)
 	}
 }
 
-/* Run a payload query (planned once per backend), hiding its text from errors. */
+/* A payload query's parameters, as SPI_execute_plan_extended takes them. */
+static ParamListInfo
+payload_params(const Datum *values, const char *nulls)
+{
+	ParamListInfo params = makeParamList(PAYLOAD_NARGS);
+
+	for (int i = 0; i < PAYLOAD_NARGS; i++)
+	{
+		params->params[i].value = values[i];
+		params->params[i].isnull = nulls[i] == 'n';
+		params->params[i].pflags = PARAM_FLAG_CONST;
+		params->params[i].ptype = payload_argtypes[i];
+	}
+	return params;
+}
+
+/*
+ * Run a payload query (planned once per backend), hiding its text from
+ * errors.  Its rows go to dest, or into SPI_tuptable when dest is NULL.
+ */
 static int
-select_payloads(Relation rel, const char *operation, const char *sql, Datum *values, const char *nulls)
+select_payloads(Relation rel, const char *operation, const char *sql, Datum *values, const char *nulls,
+				DestReceiver *dest)
 {
 	MemoryContext oldcontext = CurrentMemoryContext;
 	char	   *watch = psprintf("webhook watch of table %s", watch_table_name(RelationGetRelid(rel)));
+	SPIExecuteOptions options;
 	int			ret;
 
+	memset(&options, 0, sizeof(options));
+	options.params = payload_params(values, nulls);
+	options.dest = dest;
 	PG_TRY();
 	{
-		ret = SPI_execute_plan(payload_plan(RelationGetRelid(rel), operation, sql,
-											PAYLOAD_NARGS, payload_argtypes),
-							   values, nulls, false, 0);
+		ret = SPI_execute_plan_extended(payload_plan(RelationGetRelid(rel), operation, sql,
+													 PAYLOAD_NARGS, payload_argtypes),
+										&options);
 	}
 	PG_CATCH();
 	{
@@ -473,12 +498,12 @@ warn_no_watch(const TriggerData *trigdata)
 }
 
 /*
- * Select one payload per changed row into SPI_tuptable, with the watch's
- * filters and condition; returns their number.  Runs as the caller set it:
- * the table's owner.
+ * Select one payload per changed row, with the watch's filters and
+ * condition, into dest (or SPI_tuptable when dest is NULL); returns their
+ * number.  Runs as the caller set it: the table's owner.
  */
 static uint64
-select_changed_rows(const TriggerData *trigdata, int op, const WatchOptions *opts)
+select_changed_rows(const TriggerData *trigdata, int op, const WatchOptions *opts, DestReceiver *dest)
 {
 	Relation	rel = trigdata->tg_relation;
 	const char *operation = watch_ops[op].event;
@@ -492,46 +517,50 @@ select_changed_rows(const TriggerData *trigdata, int op, const WatchOptions *opt
 		paired = tuplestore_tuple_count(trigdata->tg_newtable) ==
 			tuplestore_tuple_count(trigdata->tg_oldtable);
 	payload_args(RelationGetRelid(rel), opts, paired, values, nulls);
-	ret = select_payloads(rel, operation, sql, values, nulls);
-	if (ret != SPI_OK_SELECT)
+	ret = select_payloads(rel, operation, sql, values, nulls, dest);
+
+	/*
+	 * SPI says SPI_OK_UTILITY for a SELECT whose rows went to a DestNone
+	 * receiver.
+	 */
+	if (ret != (dest != NULL ? SPI_OK_UTILITY : SPI_OK_SELECT))
 		elog(ERROR, "could not select the changed rows: %s", SPI_result_code_string(ret));
 	return SPI_processed;
 }
 
 /*
- * Enqueue the payloads selected into tuptable as events of one type, with
- * one call of webhook._enqueue_many().  Runs as the caller set it: the
- * extension's owner.
+ * Write the statement's events: the payload query's rows go straight into
+ * webhook.events.  The watch was read, and the events are written, as the
+ * extension's owner; the rows are selected as the table's owner.  A schema
+ * older than the library (before ALTER EXTENSION webhook UPDATE) takes its
+ * own path (compat.c).
  */
 static void
-enqueue_payloads(SPITupleTable *tuptable, uint64 nrows, const char *event_type)
+emit_events(TriggerData *trigdata, int op, const WatchOptions *opts, Oid webhook_owner, int sec_context)
 {
-	Oid			argtypes[2] = {TEXTOID, JSONBARRAYOID};
-	Datum		values[2];
-	Datum	   *payloads;
-	int			dims[1];
-	int			lbs[1] = {1};
-	int			ret;
+	Oid			table_owner = watch_relation_owner(RelationGetRelid(trigdata->tg_relation));
+	int			restricted = sec_context | SECURITY_LOCAL_USERID_CHANGE | SECURITY_RESTRICTED_OPERATION;
+	text	   *event_type = cstring_to_text(psprintf("%s.%s", opts->event_prefix, watch_ops[op].suffix));
+	EventWriter w;
+	uint64		nrows;
 
-	if (nrows > (uint64) (MaxAllocSize / sizeof(Datum)))
-		ereport(ERROR,
-				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
-				 errmsg("too many rows changed in one statement for webhook events")));
-	payloads = palloc(sizeof(Datum) * nrows);
-	for (uint64 i = 0; i < nrows; i++)
+	if (!event_writer_begin(&w, event_type, true))
 	{
-		bool		isnull;
-
-		payloads[i] = SPI_getbinval(tuptable->vals[i], tuptable->tupdesc, 1, &isnull);
+		SetUserIdAndSecContext(table_owner, restricted);
+		nrows = select_changed_rows(trigdata, op, opts, NULL);
+		SetUserIdAndSecContext(webhook_owner, sec_context | SECURITY_LOCAL_USERID_CHANGE);
+		if (nrows > 0)
+			webhook_compat_enqueue_many(SPI_tuptable, nrows, text_to_cstring(event_type));
+		return;
 	}
-	dims[0] = (int) nrows;
-	values[0] = CStringGetTextDatum(event_type);
-	values[1] = PointerGetDatum(construct_md_array(payloads, NULL, 1, dims, lbs,
-												   JSONBOID, -1, false, TYPALIGN_INT));
-	ret = SPI_execute_plan(webhook_prepare_once(&enqueue_plan, "SELECT webhook._enqueue_many($1, $2)", 2, argtypes),
-						   values, NULL, false, 1);
-	if (ret != SPI_OK_SELECT)
-		elog(ERROR, "could not enqueue the events: %s", SPI_result_code_string(ret));
+	SetUserIdAndSecContext(table_owner, restricted);
+	select_changed_rows(trigdata, op, opts, event_writer_receiver(&w));
+	SetUserIdAndSecContext(webhook_owner, sec_context | SECURITY_LOCAL_USERID_CHANGE);
+
+	/* The catalogue may have changed since watch() checked the type. */
+	if (w.written + w.nbuffered > 0)
+		webhook_check_sendable_event_type(event_type);
+	event_writer_end(&w);
 }
 
 /*
@@ -551,7 +580,6 @@ webhook_watch_trigger(PG_FUNCTION_ARGS)
 	int			save_nestlevel;
 	WatchOptions opts;
 	int			op;
-	uint64		nrows;
 
 	check_trigger_protocol(fcinfo);
 	op = fired_operation(trigdata);
@@ -575,16 +603,7 @@ webhook_watch_trigger(PG_FUNCTION_ARGS)
 	if (!read_watch_options(relid, watch_ops[op].name, &opts) || !opts.wants_operation)
 		warn_no_watch(trigdata);
 	else
-	{
-		SetUserIdAndSecContext(watch_relation_owner(relid),
-							   save_sec_context | SECURITY_LOCAL_USERID_CHANGE |
-							   SECURITY_RESTRICTED_OPERATION);
-		nrows = select_changed_rows(trigdata, op, &opts);
-		SetUserIdAndSecContext(webhook_owner, save_sec_context | SECURITY_LOCAL_USERID_CHANGE);
-		if (nrows > 0)
-			enqueue_payloads(SPI_tuptable, nrows,
-							 psprintf("%s.%s", opts.event_prefix, watch_ops[op].suffix));
-	}
+		emit_events(trigdata, op, &opts, webhook_owner, save_sec_context);
 
 	SetUserIdAndSecContext(save_userid, save_sec_context);
 	SPI_finish();

@@ -38,13 +38,6 @@ CREATE FUNCTION webhook._type_patterns(event_type text)
 RETURNS text[] LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE
 AS 'MODULE_PATHNAME', 'webhook_type_patterns';
 
--- The one payload-size rule, for send() and every row of a watch: true, or
--- the error of a payload above webhook.max_payload_bytes (from_watch picks
--- the hint).  src/event_checks.c holds the rule.
-CREATE FUNCTION webhook._check_payload_size(bytes bigint, from_watch boolean)
-RETURNS boolean LANGUAGE C STABLE STRICT PARALLEL SAFE
-AS 'MODULE_PATHNAME', 'webhook_check_payload_size';
-
 -- Does a list of subscription patterns take this event type?  One overlap,
 -- so the planner inlines it.
 CREATE FUNCTION webhook._subscribed(patterns text[], event_type text)

@@ -13,31 +13,17 @@ RETURN '{"type":' || pg_catalog.to_json(event_type)::text
 -- Refuse an event type that a caller may not send: not a valid name, one of
 -- the extension's own ("webhook.*"), or (when strict) not in the catalogue.
 -- The extension's own events skip these checks (see webhook._enqueue), so
--- strict mode never refuses them, whatever the catalogue holds.
+-- strict mode never refuses them, whatever the catalogue holds.  send() and
+-- the watch trigger run the same C check directly (src/enqueue.c).
 CREATE FUNCTION webhook._check_event_type(event_type text)
-RETURNS void LANGUAGE plpgsql STABLE
-SET search_path = pg_catalog, pg_temp
-AS $$
-BEGIN
-    IF event_type IS NULL THEN
-        RAISE EXCEPTION 'event type must not be null'
-            USING ERRCODE = 'null_value_not_allowed', HINT = 'For example: order.created.';
-    END IF;
-    PERFORM webhook._require_event_type(event_type, false);
-    PERFORM webhook._require_unreserved_event_type(event_type);
-    IF current_setting('webhook.strict_event_types', true) = 'on'
-       AND NOT EXISTS (SELECT 1 FROM webhook.event_types t WHERE t.name = event_type) THEN
-        RAISE EXCEPTION 'event type "%" is not in webhook.event_types', event_type
-            USING ERRCODE = 'undefined_object',
-                  HINT = 'Add it with INSERT INTO webhook.event_types (name, description), or turn webhook.strict_event_types off.';
-    END IF;
-END;
-$$;
+RETURNS void LANGUAGE C STABLE
+AS 'MODULE_PATHNAME', 'webhook_check_event_type';
 
--- Enqueue one checked event inside the caller's transaction: one events
--- row (once per idempotency key), nothing per endpoint: the delivery worker
--- matches the endpoints when it reads the event after the commit.  send()
--- checks what callers give; the extension's own events come here directly.
+-- Enqueue one checked event inside the caller's transaction, by SQL: one
+-- events row (once per idempotency key), nothing per endpoint: the delivery
+-- worker matches the endpoints when it reads the event after the commit.
+-- send() comes here for events with an idempotency key (the rest it writes
+-- from C); the extension's own events come here directly.
 CREATE FUNCTION webhook._enqueue(event_type text, payload jsonb, idempotency_key text)
 RETURNS uuid LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp
@@ -69,27 +55,14 @@ END;
 $$;
 
 -- Enqueue one event inside the caller's transaction: it exists, and is
--- delivered, only if that transaction commits.
+-- delivered, only if that transaction commits.  Written in C (src/enqueue.c):
+-- the row goes into webhook.events without a planned INSERT, as COPY writes.
+-- It names no object by search_path (every name it uses is qualified), so it
+-- sets none: SECURITY DEFINER for webhook._enqueue and the catalogue.
 CREATE FUNCTION webhook.send(event_type text, payload jsonb, idempotency_key text DEFAULT NULL)
-RETURNS uuid LANGUAGE plpgsql VOLATILE
+RETURNS uuid LANGUAGE C VOLATILE
 SECURITY DEFINER
-SET search_path = pg_catalog, pg_temp
-AS $$
-BEGIN
-    PERFORM webhook._check_event_type(send.event_type);
-    IF send.payload IS NULL THEN
-        PERFORM webhook._raise_null_payload();
-    END IF;
-    PERFORM webhook._check_payload_size(pg_catalog.octet_length(send.payload::text), false);
-    IF octet_length(send.idempotency_key) > 256 THEN
-        RAISE EXCEPTION 'idempotency key is too long'
-            USING ERRCODE = 'program_limit_exceeded',
-                  DETAIL = format('It has %s bytes.', octet_length(send.idempotency_key)),
-                  HINT = 'An idempotency key has at most 256 bytes; send a hash of a longer key.';
-    END IF;
-    RETURN webhook._enqueue(send.event_type, send.payload, send.idempotency_key);
-END;
-$$;
+AS 'MODULE_PATHNAME', 'webhook_send';
 COMMENT ON FUNCTION webhook.send(text, jsonb, text) IS 'enqueue an event in the current transaction; returns its id (the webhook-id)';
 
 -- The public key that receivers of an ed25519 endpoint verify with.

@@ -54,17 +54,6 @@ BEGIN
 END;
 $$;
 
--- The error of a missing payload, from send() and for each row of a watch.
-CREATE FUNCTION webhook._raise_null_payload()
-RETURNS text LANGUAGE plpgsql VOLATILE
-SET search_path = pg_catalog, pg_temp
-AS $$
-BEGIN
-    RAISE EXCEPTION 'payload must not be null'
-        USING ERRCODE = 'null_value_not_allowed', HINT = 'Send ''{}'' for an event without data.';
-END;
-$$;
-
 -- The value of a header in a JSON object of headers, whatever its case.
 CREATE FUNCTION webhook._header(headers jsonb, name text)
 RETURNS text LANGUAGE sql IMMUTABLE PARALLEL SAFE

@@ -46,32 +46,6 @@ CREATE FUNCTION webhook._watch_trigger()
 RETURNS trigger LANGUAGE C
 AS 'MODULE_PATHNAME', 'webhook_watch_trigger';
 
--- Enqueue one event per payload, set-based: one statement whatever the
--- number of rows, and nothing per endpoint (the worker matches them).
-CREATE FUNCTION webhook._enqueue_many(event_type text, payloads jsonb[])
-RETURNS bigint LANGUAGE plpgsql VOLATILE
-SET search_path = pg_catalog, pg_temp
-SET plan_cache_mode = force_generic_plan
-AS $$
-#variable_conflict use_column
-DECLARE
-    v_events bigint;
-BEGIN
-    -- The catalogue may have changed since watch() checked the type.
-    PERFORM webhook._check_event_type(_enqueue_many.event_type);
-    INSERT INTO webhook.events (event_type, payload)
-    SELECT _enqueue_many.event_type,
-           CASE WHEN p.payload IS NULL THEN webhook._raise_null_payload()::jsonb
-                WHEN webhook._check_payload_size(octet_length(p.payload::text), true) THEN p.payload END
-      FROM unnest(_enqueue_many.payloads) AS p(payload);
-    GET DIAGNOSTICS v_events = ROW_COUNT;
-    IF v_events > 0 THEN
-        PERFORM webhook._wake_worker_at_commit();
-    END IF;
-    RETURN v_events;
-END;
-$$;
-
 -- Emit <prefix>.created / .updated / .deleted from a table's row changes.
 -- Calling it again replaces the watch's options.  The condition is one
 -- boolean expression over NEW and OLD, parsed by PostgreSQL's parser.

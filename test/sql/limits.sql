@@ -156,12 +156,6 @@ BEGIN;
 SELECT webhook.send('order.created', '{}', repeat('k', 256)) IS NOT NULL AS longest_key_sent;
 ROLLBACK;
 
--- A NULL payload among those of a watched statement is refused as in send().
-SELECT webhook._enqueue_many('x.y', ARRAY[NULL]::jsonb[]);
-\echo SQLSTATE :SQLSTATE
-SELECT webhook._enqueue_many('x.y', ARRAY['{}', NULL]::jsonb[]);
-\echo SQLSTATE :SQLSTATE
-
 SELECT count(*) AS endpoints_left FROM webhook.endpoints;
 SELECT count(*) AS custom_event_types FROM webhook.event_types WHERE name NOT LIKE 'webhook.%';
 DROP OWNED BY regress_webhook_limits_app;

@@ -177,6 +177,33 @@ SELECT count(*) - :events_before AS new_events, count(*) FILTER (WHERE event_typ
   FROM webhook.events;
 
 --
+-- send() writes its row from C: what the column defaults would give, ids
+-- growing in the order sent, nothing once rolled back.
+--
+BEGIN;
+SELECT webhook.send('order.created', '{"n": 1}') AS first_id \gset
+SELECT webhook.send('order.created', '{"n": 2}') AS second_id \gset
+SELECT e.txid = pg_current_xact_id() AS own_txid, e.created_at = now() AS created_now,
+       e.idempotency_key IS NULL AS no_key, e.payload = '{"n": 1}' AS payload_kept,
+       substr(e.id::text, 15, 1) AS uuid_version
+  FROM webhook.events e WHERE e.id = :'first_id';
+SELECT :'first_id'::uuid < :'second_id'::uuid AS ids_grow;
+ROLLBACK;
+SELECT count(*) AS rolled_back_rows FROM webhook.events WHERE id IN (:'first_id', :'second_id');
+-- A column added to webhook.events with a default or NOT NULL would not get
+-- it from send(): refused, not written without it.
+BEGIN;
+ALTER TABLE webhook.events ADD COLUMN extra integer NOT NULL DEFAULT 0;
+SELECT webhook.send('order.created', '{}');
+\echo SQLSTATE :SQLSTATE
+ROLLBACK;
+-- Refused where an INSERT is: in a read-only transaction.
+BEGIN READ ONLY;
+SELECT webhook.send('order.created', '{}');
+\echo SQLSTATE :SQLSTATE
+ROLLBACK;
+
+--
 -- webhook.strict_event_types: only catalogued event types may be sent.
 --
 BEGIN;

@@ -403,6 +403,13 @@ INSERT INTO regress_watch.bulk SELECT g, 'v' || g FROM generate_series(1, 10000)
 SELECT count(*) AS events, count(DISTINCT payload -> 'record' ->> 'id') AS distinct_rows,
        min((payload -> 'record' ->> 'id')::int) AS min_id, max((payload -> 'record' ->> 'id')::int) AS max_id
   FROM webhook.events WHERE event_type = 'bulk.created';
+-- Written from C in batches of at most 1,000 rows: one transaction id, the
+-- row defaults, ids growing in the order of the rows.
+SELECT count(DISTINCT txid) AS txids, bool_and(txid = pg_current_xact_id()) AS own_txid,
+       bool_and(created_at = now()) AS created_now, count(DISTINCT id) AS ids,
+       bool_and(id > prev_id OR prev_id IS NULL) AS ids_in_row_order
+  FROM (SELECT e.*, lag(id) OVER (ORDER BY (payload -> 'record' ->> 'id')::int) AS prev_id
+          FROM webhook.events e WHERE event_type = 'bulk.created') AS e;
 SELECT count(*) AS deliveries FROM webhook.deliveries;
 UPDATE regress_watch.bulk SET v = v || '!';
 SELECT count(*) AS events,
