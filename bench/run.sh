@@ -244,8 +244,10 @@ judge() { awk -v v="$1" -v t="$3" -v op="$2" 'BEGIN {
   print (ok ? "met" : "**missed**") }'; }
 
 worker_pid=""
+# find_worker: the pid of the database's delivery worker (worker 0 when there are several)
 find_worker() {
-  worker_pid=$(q "SELECT pid FROM pg_stat_activity WHERE backend_type = 'webhook delivery worker' AND datname = current_database()")
+  worker_pid=$(q "SELECT pid FROM pg_stat_activity WHERE backend_type = 'webhook delivery worker' AND datname = current_database()
+                  ORDER BY application_name LIMIT 1")
 }
 
 # cpu_begin / cpu_end LABEL [quiet]: CPU used in between by the worker, the
@@ -407,56 +409,64 @@ for _ in $(seq 100); do find_worker; [ -n "$worker_pid" ] && break; sleep 0.1; d
 echo "delivery worker pid $worker_pid"
 pg_version=$(q "SHOW server_version")
 
+# throughput NAME LABEL: phase 1's measurement, with $N_TP_EP new endpoints
+# named NAME-i: send() of $TP_EVENTS events in the timed span, until every
+# delivery is done.  Sets tp_ids, tp_rate, tp_send_s, tp_failed, tp_err,
+# rc0/rc1, and the write counters w0_*/w1_* and tp_wal.
+throughput() {
+  tp_ids=$(q "WITH e AS (INSERT INTO webhook.endpoints (name, url, event_types)
+              SELECT '$1-' || i, '$base/$1/' || i, '{bench.tp}' FROM generate_series(1, $N_TP_EP) AS i RETURNING id)
+              SELECT array_agg(id ORDER BY id) FROM e")
+  body_len=$(q "SELECT octet_length(webhook._event_body('bench.tp', bench_payload(1), now()))")
+  echo "SELECT bench_send('bench.tp', $TP_TX);" > "$dir/tp.sql"
+  vacuum
+  q "CHECKPOINT" >/dev/null
+  rc0=$(rcount)
+  # What each delivery costs in writes: rows inserted, updated and deleted in
+  # the extension's tables (pg_stat_user_tables, counted at commit) and WAL.
+  writes_sql="SELECT coalesce(sum(n_tup_ins + n_tup_upd + n_tup_del), 0) || '|' || coalesce(sum(n_tup_ins), 0) || '|'
+                || coalesce(sum(n_tup_upd), 0) || '|' || pg_current_wal_lsn()
+                FROM pg_stat_user_tables WHERE schemaname = 'webhook'"
+  IFS='|' read -r w0_rows w0_ins w0_upd wal0 < <(q "$writes_sql")
+  cpu_begin
+  perf_pid=""
+  if [ "${BENCH_PERF:-0}" = 1 ] && command -v perf >/dev/null 2>&1; then
+    perf record -F 999 -g -p "$worker_pid" -o "$repo/bench/tmp/perf-$1.data" >/dev/null 2>&1 &
+    perf_pid=$!
+    sleep 0.5
+  fi
+  # t0: before the first send(); the clients commit $TP_TX events per transaction
+  t0=$(date +%s.%N)
+  pgbench_ -n -c "$TP_CLIENTS" -j "$TP_CLIENTS" -t $((TP_NTX / TP_CLIENTS)) -f "$dir/tp.sql" > "$dir/pgbench-tp.txt" 2>&1 \
+    || { cat "$dir/pgbench-tp.txt"; exit 1; }
+  t_sent=$(date +%s.%N)
+  echo "sent $(fmt_int "$TP_EVENTS") events in $(fmt1 "$(calc "$t_sent - $t0")") s"
+  wait_done "endpoint_id = ANY ('$tp_ids')" "$N_TP" 600 $((rc0 + N_TP))
+  cpu_end "$2"
+  if [ -n "$perf_pid" ]; then
+    kill -INT "$perf_pid"; wait "$perf_pid" || true
+    perf report -i "$repo/bench/tmp/perf-$1.data" --no-children --sort dso,sym --percent-limit 1 --stdio -g none \
+      > "$repo/bench/tmp/perf-$1.txt" 2>/dev/null || true
+    echo "perf profile of the worker in $2: bench/tmp/perf-$1.txt"
+  fi
+  IFS='|' read -r t1 tp_failed tp_done < <(q "SELECT extract(epoch FROM max(completed_at)), count(*) FILTER (WHERE status = 'failed'),
+      count(*) FILTER (WHERE status = 'succeeded') FROM webhook.deliveries WHERE endpoint_id = ANY ('$tp_ids')")
+  tp_err=$(q "SELECT count(*) FROM webhook.delivery_log WHERE endpoint_id = ANY ('$tp_ids') AND error_class IS NOT NULL")
+  rc1=$(rcount)
+  # The worker flushes its table counters at most once a second, after a
+  # transaction: give it one more (an event nobody subscribes to) a second on.
+  sleep 1.2; q "SELECT webhook.send('bench.flush', '{}')" >/dev/null; sleep 0.5
+  IFS='|' read -r w1_rows w1_ins w1_upd wal1 < <(q "$writes_sql")
+  tp_wal=$(q "SELECT pg_wal_lsn_diff('$wal1', '$wal0')")
+  tp_rate=$(calc "$tp_done / ($t1 - $t0)")
+  tp_send_s=$(calc "$t_sent - $t0")
+  echo "delivered $tp_done in $(fmt1 "$(calc "$t1 - $t0")") s: $(fmt_int "$tp_rate")/s; failed deliveries $tp_failed, failed attempts $tp_err; receiver got $((rc1 - rc0)) requests"
+}
+
 # ================================================================ 1. throughput
 phase="1. Throughput"
 step "1. throughput: $(fmt_int "$TP_EVENTS") events × $N_TP_EP endpoints = $(fmt_int "$N_TP") deliveries, send() included"
-tp_ids=$(q "WITH e AS (INSERT INTO webhook.endpoints (name, url, event_types)
-            SELECT 'tp-' || i, '$base/tp/' || i, '{bench.tp}' FROM generate_series(1, $N_TP_EP) AS i RETURNING id)
-            SELECT array_agg(id ORDER BY id) FROM e")
-body_len=$(q "SELECT octet_length(webhook._event_body('bench.tp', bench_payload(1), now()))")
-echo "SELECT bench_send('bench.tp', $TP_TX);" > "$dir/tp.sql"
-vacuum
-q "CHECKPOINT" >/dev/null
-rc0=$(rcount)
-# What each delivery costs in writes: rows inserted, updated and deleted in
-# the extension's tables (pg_stat_user_tables, counted at commit) and WAL.
-writes_sql="SELECT coalesce(sum(n_tup_ins + n_tup_upd + n_tup_del), 0) || '|' || coalesce(sum(n_tup_ins), 0) || '|'
-              || coalesce(sum(n_tup_upd), 0) || '|' || pg_current_wal_lsn()
-              FROM pg_stat_user_tables WHERE schemaname = 'webhook'"
-IFS='|' read -r w0_rows w0_ins w0_upd wal0 < <(q "$writes_sql")
-cpu_begin
-perf_pid=""
-if [ "${BENCH_PERF:-0}" = 1 ] && command -v perf >/dev/null 2>&1; then
-  perf record -F 999 -g -p "$worker_pid" -o "$repo/bench/tmp/perf-phase1.data" >/dev/null 2>&1 &
-  perf_pid=$!
-  sleep 0.5
-fi
-# t0: before the first send(); the clients commit $TP_TX events per transaction
-t0=$(date +%s.%N)
-pgbench_ -n -c "$TP_CLIENTS" -j "$TP_CLIENTS" -t $((TP_NTX / TP_CLIENTS)) -f "$dir/tp.sql" > "$dir/pgbench-tp.txt" 2>&1 \
-  || { cat "$dir/pgbench-tp.txt"; exit 1; }
-t_sent=$(date +%s.%N)
-echo "sent $(fmt_int "$TP_EVENTS") events in $(fmt1 "$(calc "$t_sent - $t0")") s"
-wait_done "endpoint_id = ANY ('$tp_ids')" "$N_TP" 600 $((rc0 + N_TP))
-cpu_end "phase 1"
-if [ -n "$perf_pid" ]; then
-  kill -INT "$perf_pid"; wait "$perf_pid" || true
-  perf report -i "$repo/bench/tmp/perf-phase1.data" --no-children --sort dso,sym --percent-limit 1 --stdio -g none \
-    > "$repo/bench/tmp/perf-phase1.txt" 2>/dev/null || true
-  echo "perf profile of the worker in phase 1: bench/tmp/perf-phase1.txt"
-fi
-IFS='|' read -r t1 tp_failed tp_done < <(q "SELECT extract(epoch FROM max(completed_at)), count(*) FILTER (WHERE status = 'failed'),
-    count(*) FILTER (WHERE status = 'succeeded') FROM webhook.deliveries WHERE endpoint_id = ANY ('$tp_ids')")
-tp_err=$(q "SELECT count(*) FROM webhook.delivery_log WHERE endpoint_id = ANY ('$tp_ids') AND error_class IS NOT NULL")
-rc1=$(rcount)
-# The worker flushes its table counters at most once a second, after a
-# transaction: give it one more (an event nobody subscribes to) a second on.
-sleep 1.2; q "SELECT webhook.send('bench.flush', '{}')" >/dev/null; sleep 0.5
-IFS='|' read -r w1_rows w1_ins w1_upd wal1 < <(q "$writes_sql")
-tp_wal=$(q "SELECT pg_wal_lsn_diff('$wal1', '$wal0')")
-tp_rate=$(calc "$tp_done / ($t1 - $t0)")
-tp_send_s=$(calc "$t_sent - $t0")
-echo "delivered $tp_done in $(fmt1 "$(calc "$t1 - $t0")") s: $(fmt_int "$tp_rate")/s; failed deliveries $tp_failed, failed attempts $tp_err; receiver got $((rc1 - rc0)) requests"
+throughput tp "phase 1"
 row "1. Throughput" "deliveries/s with send() included: $(fmt_int "$TP_EVENTS") events (~${body_len}-byte bodies, standard signing) × $N_TP_EP endpoints subscribed to one type = $(fmt_int "$N_TP") deliveries; send() in transactions of $(fmt_int "$TP_TX") events from $TP_CLIENTS pgbench clients (all committed after $(fmt1 "$tp_send_s") s); first send → last completed_at" "$(fmt_int "$tp_rate")/s" "≥ 15,000/s" "$(judge "$tp_rate" '>=' 15000)"
 row "1. Throughput" "failed deliveries / failed attempts (receiver got $(fmt_int $((rc1 - rc0))) requests)" "$tp_failed / $tp_err" "0" "$(judge "$((tp_failed + tp_err))" '==' 0)"
 row "1. Throughput" "writes per delivery, send() and the worker together: rows inserted + updated + deleted in webhook.* tables (of which inserted / updated), and WAL bytes" "$(printf '%.2f' "$(calc "($w1_rows - $w0_rows) / $N_TP")") rows ($(printf '%.2f' "$(calc "($w1_ins - $w0_ins) / $N_TP")") / $(printf '%.2f' "$(calc "($w1_upd - $w0_upd) / $N_TP")")), $(fmt_int "$(calc "$tp_wal / $N_TP")") B WAL" "—" "—"
@@ -522,6 +532,31 @@ else
   step "1b. peer pg_net: skipped (not built)"
   row "1b. pg_net (peer)" "net.http_post of $(fmt_int "$N_TP") bodies to the same receiver" "skipped: pg_net did not build (see the notes)" "—" "—"
 fi
+
+# ================================================================ 1c. two workers
+# Phase 1 again with webhook.workers = 2 (a restart), then back to one: each
+# endpoint belongs to one worker, so the ten endpoints split five and five.
+phase="1c. Two workers"
+# restart_with_workers N: restart the server with webhook.workers = N and
+# wait until the database has N delivery workers
+restart_with_workers() {
+  q "ALTER SYSTEM SET webhook.workers = $1" >/dev/null
+  "${run_as[@]}" pg_ctl -D "$dir/data" -l "$dir/server.log" -w -m fast restart >/dev/null
+  for _ in $(seq 150); do
+    [ "$(q "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'webhook delivery worker' AND datname = current_database()")" = "$1" ] && break
+    sleep 0.2
+  done
+  find_worker
+}
+step "1c. two workers: phase 1 again with webhook.workers = 2"
+tp_rate_one=$tp_rate
+restart_with_workers 2
+throughput tp2 "phase 1c (two workers; CPU of worker 0 only)"
+row "1c. Two workers" "phase 1 with webhook.workers = 2 (each of the 10 endpoints belongs to one worker): deliveries/s, send() included; failed deliveries / attempts" "$(fmt_int "$tp_rate")/s; $tp_failed / $tp_err" "—" "—"
+row "1c. Two workers" "two workers ÷ one (phase 1), same run" "$(printf '%.2f' "$(calc "$tp_rate / $tp_rate_one")")×" "—" "—"
+deactivate_all
+restart_with_workers 1
+vacuum
 
 # ================================================================ 2. receiver ceiling
 phase="2. Receiver ceiling"

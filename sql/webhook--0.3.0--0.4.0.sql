@@ -1,4 +1,5 @@
--- webhook 0.3.0 -> 0.4.0: events written from C (issue 13, second step).
+-- webhook 0.3.0 -> 0.4.0: events written from C, several workers per
+-- database (issue 13, second step).
 --
 -- send() and the watch trigger write webhook.events rows from C
 -- (src/enqueue.c), as COPY does: no PL/pgSQL call, no jsonb[] of the
@@ -24,3 +25,9 @@ AS 'MODULE_PATHNAME', 'webhook_send';
 DROP FUNCTION webhook._enqueue_many(text, jsonb[]);
 DROP FUNCTION webhook._raise_null_payload();
 DROP FUNCTION webhook._check_payload_size(bigint, boolean);
+
+-- webhook.workers: which worker delivers an endpoint's events.
+CREATE FUNCTION webhook._worker_of(endpoint_id bigint, workers integer)
+RETURNS integer LANGUAGE sql IMMUTABLE PARALLEL SAFE
+RETURN pg_catalog.abs(endpoint_id % GREATEST(workers, 1))::integer;
+REVOKE ALL ON FUNCTION webhook._worker_of(bigint, integer) FROM PUBLIC;

@@ -1,10 +1,11 @@
 /*
  * launcher.c
- *		One launcher per server starts a delivery worker for every database
- *		where the extension is installed, with no database name to configure.
+ *		One launcher per server starts the delivery workers (webhook.workers
+ *		of them) for every database where the extension is installed, with no
+ *		database name to configure.
  *
  * The launcher reads pg_database (a shared catalog, so it needs no database
- * of its own) and starts a worker per database; a worker that finds no
+ * of its own) and starts the workers of each database; a worker that finds no
  * extension says so and leaves, and is not started again until some backend
  * asks for a rescan (CREATE EXTENSION webhook, CREATE DATABASE, ...).  A
  * worker that stops for any other reason is started again shortly after.  A
@@ -39,6 +40,7 @@
 #include "launcher.h"
 #include "schedule.h"
 #include "shmem.h"
+#include "webhook.h"
 
 /* Wait before starting again a worker that stopped unexpectedly. */
 #define RESTART_DELAY_MS 1000
@@ -46,7 +48,7 @@
 #define REFUSED_RETRY_MS 1000
 
 /* The workers this launcher started, by slot. */
-static BackgroundWorkerHandle *handles[WEBHOOK_MAX_DATABASES];
+static BackgroundWorkerHandle *handles[WEBHOOK_MAX_SLOTS];
 
 /* Databases whose worker found no extension: skipped until a rescan request. */
 static List *no_extension = NIL;
@@ -96,7 +98,7 @@ refuse(Oid dboid, const char *dbname, bool no_slot, List **waiting)
 			ereport(WARNING,
 					(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
 					 errmsg("webhook cannot deliver for database \"%s\": all %d worker slots are taken",
-							dbname, WEBHOOK_MAX_DATABASES),
+							dbname, WEBHOOK_MAX_SLOTS),
 					 errdetail("The database gets a worker as soon as a slot frees up.")));
 		else
 			ereport(WARNING,
@@ -109,16 +111,16 @@ refuse(Oid dboid, const char *dbname, bool no_slot, List **waiting)
 }
 
 /*
- * Start the delivery worker for a database unless it has one (running,
+ * Start a database's delivery worker number n unless it has one (running,
  * starting, or stepping aside for some DDL).  A database refused one is
- * added to *waiting.
+ * added to *waiting.  The number goes to the worker in bgw_extra.
  */
 static void
-start_worker(Oid dboid, const char *dbname, List **waiting)
+start_worker(Oid dboid, const char *dbname, int n, List **waiting)
 {
 	BackgroundWorker worker;
 	bool		exists;
-	int			index = webhook_slot_reserve(dboid, &exists);
+	int			index = webhook_slot_reserve(dboid, n, &exists);
 	Oid			ignored;
 
 	if (exists)
@@ -135,7 +137,11 @@ start_worker(Oid dboid, const char *dbname, List **waiting)
 	worker.bgw_restart_time = BGW_NEVER_RESTART;
 	snprintf(worker.bgw_library_name, BGW_MAXLEN, "webhook");
 	snprintf(worker.bgw_function_name, BGW_MAXLEN, "webhook_worker_main");
-	snprintf(worker.bgw_name, BGW_MAXLEN, "webhook delivery worker for %s", dbname);
+	if (webhook_workers > 1)
+		snprintf(worker.bgw_name, BGW_MAXLEN, "webhook delivery worker %d for %s", n, dbname);
+	else
+		snprintf(worker.bgw_name, BGW_MAXLEN, "webhook delivery worker for %s", dbname);
+	memcpy(worker.bgw_extra, &n, sizeof(n));
 	snprintf(worker.bgw_type, BGW_MAXLEN, "webhook delivery worker");
 	worker.bgw_main_arg = ObjectIdGetDatum(dboid);
 	worker.bgw_notify_pid = MyProcPid;
@@ -191,7 +197,8 @@ scan_databases(void)
 	MemoryContextSwitchTo(caller);
 
 	forboth(lc1, dbs, lc2, names)
-		start_worker(lfirst_oid(lc1), (char *) lfirst(lc2), &waiting);
+		for (int n = 0; n < webhook_workers; n++)
+		start_worker(lfirst_oid(lc1), (char *) lfirst(lc2), n, &waiting);
 	/* Databases dropped meanwhile stop waiting. */
 	list_free(refused);
 	refused = waiting;
@@ -209,7 +216,7 @@ reap_workers(void)
 {
 	long		rescan_ms = -1;
 
-	for (int i = 0; i < WEBHOOK_MAX_DATABASES; i++)
+	for (int i = 0; i < WEBHOOK_MAX_SLOTS; i++)
 	{
 		pid_t		pid;
 		bool		stopped = handles[i] != NULL &&

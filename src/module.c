@@ -26,6 +26,7 @@ PG_MODULE_MAGIC;
 int			webhook_max_in_flight = 512;
 int			webhook_max_in_flight_per_endpoint = 64;
 int			webhook_batch_size = 500;
+int			webhook_workers = 1;
 int			webhook_connect_timeout_ms = 5000;
 int			webhook_response_body_limit_kb = 4;
 double		webhook_retry_delay_scale = 1.0;
@@ -68,6 +69,11 @@ WebhookGucInit(void)
 							gettext_noop("An endpoint's max_in_flight column overrides it."),
 							&webhook_max_in_flight_per_endpoint, 64, 1, 10000,
 							PGC_SIGHUP, 0, NULL, NULL, NULL);
+	DefineCustomIntVariable("webhook.workers",
+							gettext_noop("Number of delivery workers per database."),
+							gettext_noop("Each endpoint is delivered by one of them (webhook._worker_of); each has webhook.max_in_flight of its own."),
+							&webhook_workers, 1, 1, WEBHOOK_MAX_WORKERS,
+							PGC_POSTMASTER, 0, NULL, NULL, NULL);
 	DefineCustomIntVariable("webhook.batch_size",
 							gettext_noop("Maximum number of deliveries claimed or recorded in one transaction."),
 							NULL, &webhook_batch_size, 500, 1, 10000,

@@ -28,6 +28,7 @@
 #include "queue.h"
 #include "request_format.h"
 #include "sealing.h"
+#include "shmem.h"
 #include "header_rules.h"
 #include "spi_util.h"
 #include "transform.h"
@@ -41,6 +42,22 @@ static SPIPlanPtr claim_plan = NULL;
 static SPIPlanPtr record_plan = NULL;
 static SPIPlanPtr next_due_plan = NULL;
 static SPIPlanPtr deactivate_plan = NULL;
+
+/*
+ * This worker's number among the database's webhook.workers: it claims,
+ * waits for and takes over the deliveries of the endpoints that
+ * webhook._worker_of gives it, and no others.
+ */
+static int	my_worker = 0;
+static int	n_workers = 1;
+
+/* Which of the database's workers this one is; before queue_start. */
+void
+queue_init_worker(int worker, int workers)
+{
+	my_worker = worker;
+	n_workers = workers;
+}
 
 /*
  * The time a claim covers, as webhook._claim_lease's argument.  OAuth2
@@ -81,7 +98,7 @@ static const char *claim_sql =
 "                             ELSE pg_catalog.floor(coalesce(b.tokens, greatest(ep.rate_limit_per_s, 1)))::integer END),"
 "                  0) AS n"
 "    FROM webhook.endpoints ep LEFT JOIN busy b ON b.endpoint_id = ep.id"
-"   WHERE ep.active"
+"   WHERE ep.active AND webhook._worker_of(ep.id, $7) = $8"
 "), due AS ("
 "  (SELECT d.id, d.next_attempt_at FROM room"
 "     CROSS JOIN LATERAL ("
@@ -230,7 +247,7 @@ static const char *next_due_sql =
 "              WHERE d.endpoint_id = ep.id AND d.status = 'pending' AND ep.ordered"
 "              ORDER BY d.id LIMIT 1)"
 "          ) n(due)"
-"         WHERE ep.active AND ep.id <> ALL ($1::bigint[])),"
+"         WHERE ep.active AND ep.id <> ALL ($1::bigint[]) AND webhook._worker_of(ep.id, $2) = $3),"
 "       ARRAY(SELECT coalesce((SELECT ep.rate_limit_per_s FROM webhook.endpoints ep"
 "                               WHERE ep.id = b.id AND ep.active), 0)"
 "               FROM pg_catalog.unnest($1::bigint[]) WITH ORDINALITY AS b(id, i) ORDER BY b.i)";
@@ -307,6 +324,8 @@ ExtensionState
 queue_start(void)
 {
 	ExtensionState state;
+	Oid			worker_types[2] = {INT4OID, INT4OID};
+	Datum		worker_values[2] = {Int32GetDatum(n_workers), Int32GetDatum(my_worker)};
 	int			ret;
 
 	begin_work("releasing claims of an earlier worker");
@@ -316,10 +335,12 @@ queue_start(void)
 		end_work();
 		return state;
 	}
-	ret = SPI_execute("UPDATE webhook.delivery_state SET claimed_at = NULL"
-					  " WHERE id IN (SELECT id FROM webhook.delivery_state"
-					  "               WHERE status = 'pending' AND claimed_at IS NOT NULL"
-					  "               FOR UPDATE SKIP LOCKED)", false, 0);
+	ret = SPI_execute_with_args("UPDATE webhook.delivery_state SET claimed_at = NULL"
+								" WHERE id IN (SELECT id FROM webhook.delivery_state"
+								"               WHERE status = 'pending' AND claimed_at IS NOT NULL"
+								"                 AND webhook._worker_of(endpoint_id, $1) = $2"
+								"               FOR UPDATE SKIP LOCKED)",
+								2, worker_types, worker_values, NULL, false, 0);
 	if (ret != SPI_OK_UPDATE)
 		elog(ERROR, "could not release claims: %s", SPI_result_code_string(ret));
 	if (SPI_processed > 0)
@@ -671,9 +692,11 @@ claimed_delivery(HeapTuple tuple, TupleDesc desc)
  * (webhook._read_events): the applications' transactions write only the
  * events, and the worker matches them to endpoints here, off their path.
  * Must be the transaction's first write, before the claim that takes the
- * new rows.  Returns whether the page was full (more events may wait).
+ * new rows.  Any of the database's workers may read (the position row's
+ * lock makes them take turns).  Returns the number of events read: a full
+ * page means more may wait.
  */
-static bool
+static int
 read_new_events(int page)
 {
 	Oid			argtypes[1] = {INT4OID};
@@ -685,27 +708,29 @@ read_new_events(int page)
 						   values, NULL, false, 1);
 	if (ret != SPI_OK_SELECT || SPI_processed != 1)
 		elog(ERROR, "could not read new events: %s", SPI_result_code_string(ret));
-	return DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull)) >= page;
+	return DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
 }
 
 /*
  * Claim a batch of due deliveries and append them to out.  load holds the
  * endpoints the worker is sending to; held, the deliveries whose outcome it
  * has not recorded yet.  New events are read first, up to a page of
- * them; *more_events says whether more may wait.  Returns how many were
- * claimed, or -1 without touching the queue when the extension is not there
- * at our version (*state says why).
+ * them; *more_events says whether more may wait.  The rows read may be for
+ * other workers' endpoints: they are woken once the rows are committed.
+ * Returns how many were claimed, or -1 without touching the queue when the
+ * extension is not there at our version (*state says why).
  */
 int
 queue_claim(int limit, dlist_head *out, const EndpointLoadSnapshot *load,
 			int n_held, Delivery **held, ExtensionState *state, bool *more_events)
 {
-	Oid			argtypes[6] = {INT4OID, INT8ARRAYOID, INT4ARRAYOID, INT4OID, FLOAT8ARRAYOID,
-	INT8ARRAYOID};
-	Datum		values[6];
+	Oid			argtypes[8] = {INT4OID, INT8ARRAYOID, INT4ARRAYOID, INT4OID, FLOAT8ARRAYOID,
+	INT8ARRAYOID, INT4OID, INT4OID};
+	Datum		values[8];
 	SPITupleTable *tuptable;
 	int			ret;
 	int			n;
+	int			n_read;
 
 	begin_work("claiming due deliveries");
 	*state = version_gate_check();
@@ -714,11 +739,14 @@ queue_claim(int limit, dlist_head *out, const EndpointLoadSnapshot *load,
 		end_work();
 		return -1;
 	}
-	*more_events = read_new_events(webhook_batch_size);
+	n_read = read_new_events(webhook_batch_size);
+	*more_events = n_read >= webhook_batch_size;
 	values[0] = Int32GetDatum(limit);
 	values[3] = Int32GetDatum(webhook_max_in_flight_per_endpoint);
 	claim_arguments(values, load, n_held, held);
-	ret = SPI_execute_plan(webhook_prepare_once(&claim_plan, claim_sql, 6, argtypes), values, NULL, false, 0);
+	values[6] = Int32GetDatum(n_workers);
+	values[7] = Int32GetDatum(my_worker);
+	ret = SPI_execute_plan(webhook_prepare_once(&claim_plan, claim_sql, 8, argtypes), values, NULL, false, 0);
 	if (ret != SPI_OK_UPDATE_RETURNING)
 		elog(ERROR, "could not claim deliveries: %s", SPI_result_code_string(ret));
 
@@ -732,6 +760,8 @@ queue_claim(int limit, dlist_head *out, const EndpointLoadSnapshot *load,
 		dlist_push_tail(out, &d->node);
 	}
 	end_work();
+	if (n_read > 0 && n_workers > 1)
+		(void) webhook_wake_worker(MyDatabaseId);
 	return n;
 }
 
@@ -761,7 +791,8 @@ queue_housekeeping(bool had_failures)
 		end_work();
 	}
 
-	if ((webhook_retention_succeeded_s > 0 || webhook_retention_failed_s > 0) &&
+	/* Worker 0 purges for all of the database's workers. */
+	if (my_worker == 0 && (webhook_retention_succeeded_s > 0 || webhook_retention_failed_s > 0) &&
 		TimestampDifferenceExceeds(last_purge, now, 60 * 1000))
 	{
 		Oid			types[2] = {FLOAT8OID, FLOAT8OID};
@@ -980,8 +1011,8 @@ queue_record(Delivery **done, int n, bool *recorded)
 TimestampTz
 queue_next_due(int n_busy, int64 *busy_ids, double *rates)
 {
-	Oid			type = INT8ARRAYOID;
-	Datum		value;
+	Oid			types[3] = {INT8ARRAYOID, INT4OID, INT4OID};
+	Datum		values[3];
 	Datum	   *ids = palloc(sizeof(Datum) * Max(n_busy, 1));
 	TimestampTz result = 0;
 	int			ret;
@@ -990,8 +1021,10 @@ queue_next_due(int n_busy, int64 *busy_ids, double *rates)
 		ids[i] = Int64GetDatum(busy_ids[i]);
 
 	begin_work("finding the next due delivery");
-	value = make_array(ids, NULL, n_busy, INT8OID);
-	ret = SPI_execute_plan(webhook_prepare_once(&next_due_plan, next_due_sql, 1, &type), &value, NULL, true, 1);
+	values[0] = make_array(ids, NULL, n_busy, INT8OID);
+	values[1] = Int32GetDatum(n_workers);
+	values[2] = Int32GetDatum(my_worker);
+	ret = SPI_execute_plan(webhook_prepare_once(&next_due_plan, next_due_sql, 3, types), values, NULL, true, 1);
 	if (ret != SPI_OK_SELECT || SPI_processed != 1)
 		elog(ERROR, "could not find the next due delivery: %s", SPI_result_code_string(ret));
 	{

@@ -11,6 +11,7 @@
 #include "endpoint_load.h"
 #include "version_gate.h"
 
+extern void queue_init_worker(int worker, int workers);
 extern ExtensionState queue_start(void);
 extern int	queue_claim(int limit, dlist_head *out, const EndpointLoadSnapshot *load,
 						int n_held, Delivery **held, ExtensionState *state,

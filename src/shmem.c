@@ -3,16 +3,17 @@
  *		The state that the launcher, the delivery workers and ordinary
  *		backends share, and the only code that touches it.
  *
- * There is one slot per database being delivered for.  The launcher
+ * There is one slot per delivery worker: webhook.workers of them per
+ * database being delivered for, numbered from 0.  The launcher
  * reserves a slot and starts a worker; the worker attaches by recording its
  * PID, and from then on only that process changes the slot, until it leaves
  * it for the launcher to free.  So a launcher that restarts adopts the
  * workers that run instead of starting second ones, a second worker for a
- * database leaves at once, and an exiting worker never clears the slot of
- * another.  A backend whose DDL needs a database to itself (DROP DATABASE,
- * ALTER DATABASE ... RENAME, CREATE DATABASE ... TEMPLATE) marks the slot
- * "aside" with its own PID: the worker leaves and is not started again until
- * that backend's transaction ends.  It also remembers the transforms that
+ * database and number leaves at once, and an exiting worker never clears
+ * the slot of another.  A backend whose DDL needs a database to itself
+ * (DROP DATABASE, ALTER DATABASE ... RENAME, CREATE DATABASE ... TEMPLATE)
+ * marks the database's slots "aside" with its own PID: its workers leave
+ * and are not started again until that backend's transaction ends.  It also remembers the transforms that
  * ignored their cancel (transform.c), so that the worker started after one
  * ended itself does not run them again.  The launcher records its PID too,
  * so that a second launcher leaves rather than take over (autoprewarm's
@@ -42,10 +43,11 @@ typedef enum WebhookSlotState
 	WEBHOOK_SLOT_EXITED			/* the worker left; the launcher decides */
 } WebhookSlotState;
 
-/* The delivery worker of one database. */
+/* One delivery worker of a database. */
 typedef struct WebhookWorkerSlot
 {
 	Oid			dboid;
+	int			worker;			/* its number in the database, from 0 */
 	WebhookSlotState state;
 	pid_t		pid;			/* the attached worker, 0 if none */
 	Latch	   *latch;			/* its latch, set to wake it */
@@ -64,8 +66,8 @@ typedef struct WebhookShared
 	Latch	   *launcher_latch;
 	bool		rescan_requested;	/* a database may have gained the
 									 * extension */
-	WebhookWorkerSlot slots[WEBHOOK_MAX_DATABASES];
-	WebhookDbStats stats[WEBHOOK_MAX_DATABASES];
+	WebhookWorkerSlot slots[WEBHOOK_MAX_SLOTS];
+	WebhookDbStats stats[WEBHOOK_MAX_SLOTS];
 	WebhookStalledTransform stalled[WEBHOOK_MAX_STALLED_TRANSFORMS];
 	int			next_stalled;	/* the entry to fill next */
 } WebhookShared;
@@ -128,22 +130,37 @@ webhook_shmem_attached(void)
 	return webhook_shared != NULL;
 }
 
-/* The slot of a database, or NULL; the caller holds the lock. */
+/*
+ * The slot of a database's worker number worker (-1: any of its workers),
+ * or NULL; the caller holds the lock.
+ */
 static WebhookWorkerSlot *
-slot_of(Oid dboid)
+slot_of(Oid dboid, int worker)
 {
-	for (int i = 0; i < WEBHOOK_MAX_DATABASES; i++)
+	for (int i = 0; i < WEBHOOK_MAX_SLOTS; i++)
 		if (webhook_shared->slots[i].state != WEBHOOK_SLOT_FREE &&
-			webhook_shared->slots[i].dboid == dboid)
+			webhook_shared->slots[i].dboid == dboid &&
+			(worker < 0 || webhook_shared->slots[i].worker == worker))
 			return &webhook_shared->slots[i];
 	return NULL;
 }
 
-/* A free slot taken for a database, or NULL; the caller holds the lock. */
-static WebhookWorkerSlot *
-slot_take(Oid dboid, WebhookSlotState state)
+/* Is a backend holding the database aside?  The caller holds the lock. */
+static bool
+database_aside(Oid dboid)
 {
-	for (int i = 0; i < WEBHOOK_MAX_DATABASES; i++)
+	for (int i = 0; i < WEBHOOK_MAX_SLOTS; i++)
+		if (webhook_shared->slots[i].state != WEBHOOK_SLOT_FREE &&
+			webhook_shared->slots[i].dboid == dboid && webhook_shared->slots[i].aside_for != 0)
+			return true;
+	return false;
+}
+
+/* A free slot taken for a database's worker, or NULL; the caller holds the lock. */
+static WebhookWorkerSlot *
+slot_take(Oid dboid, int worker, WebhookSlotState state)
+{
+	for (int i = 0; i < WEBHOOK_MAX_SLOTS; i++)
 	{
 		WebhookWorkerSlot *slot = &webhook_shared->slots[i];
 
@@ -151,6 +168,7 @@ slot_take(Oid dboid, WebhookSlotState state)
 		{
 			memset(slot, 0, sizeof(WebhookWorkerSlot));
 			slot->dboid = dboid;
+			slot->worker = worker;
 			slot->state = state;
 			return slot;
 		}
@@ -176,53 +194,63 @@ webhook_wake_launcher(bool rescan)
 }
 
 /*
- * Set the latch of the worker delivering for a database.  Cheap enough to do
- * on every commit that queued deliveries: a scan of a small array.  Returns
- * whether a worker was running there.
+ * Set the latches of the workers delivering for a database: any of them
+ * may read the new events, and each delivers to its own endpoints.  Cheap
+ * enough to do on every commit that queued events: a scan of a small array.
+ * Returns whether a worker was running there.
  */
 bool
 webhook_wake_worker(Oid dboid)
 {
-	WebhookWorkerSlot *slot;
-	Latch	   *latch = NULL;
+	Latch	   *latches[WEBHOOK_MAX_SLOTS];
+	int			n = 0;
 
 	if (webhook_shared == NULL)
 		return false;
 	LWLockAcquire(webhook_shared->lock, LW_SHARED);
-	slot = slot_of(dboid);
-	if (slot && slot->state == WEBHOOK_SLOT_RUNNING)
-		latch = slot->latch;
+	for (int i = 0; i < WEBHOOK_MAX_SLOTS; i++)
+	{
+		WebhookWorkerSlot *slot = &webhook_shared->slots[i];
+
+		if (slot->state == WEBHOOK_SLOT_RUNNING && slot->dboid == dboid && slot->latch)
+			latches[n++] = slot->latch;
+	}
 	LWLockRelease(webhook_shared->lock);
-	if (latch)
-		SetLatch(latch);
-	return latch != NULL;
+	for (int i = 0; i < n; i++)
+		SetLatch(latches[i]);
+	return n > 0;
 }
 
 /*
- * Ask the worker of a database to leave and not to come back until this
+ * Ask the workers of a database to leave and not to come back until this
  * backend's transaction ends (webhook_end_aside).  A database with no worker
  * gets a slot anyway, so that the launcher starts none meanwhile.
  */
 void
 webhook_step_aside(Oid dboid)
 {
-	WebhookWorkerSlot *slot;
-	Latch	   *latch = NULL;
+	Latch	   *latches[WEBHOOK_MAX_SLOTS];
+	int			n = 0;
 
 	if (webhook_shared == NULL || !OidIsValid(dboid))
 		return;
 	LWLockAcquire(webhook_shared->lock, LW_EXCLUSIVE);
-	slot = slot_of(dboid);
-	if (slot == NULL)
-		slot = slot_take(dboid, WEBHOOK_SLOT_EXITED);
-	if (slot)
+	if (slot_of(dboid, -1) == NULL)
+		(void) slot_take(dboid, 0, WEBHOOK_SLOT_EXITED);
+	for (int i = 0; i < WEBHOOK_MAX_SLOTS; i++)
 	{
-		slot->aside_for = MyProcPid;
-		latch = slot->latch;
+		WebhookWorkerSlot *slot = &webhook_shared->slots[i];
+
+		if (slot->state != WEBHOOK_SLOT_FREE && slot->dboid == dboid)
+		{
+			slot->aside_for = MyProcPid;
+			if (slot->latch)
+				latches[n++] = slot->latch;
+		}
 	}
 	LWLockRelease(webhook_shared->lock);
-	if (latch)
-		SetLatch(latch);
+	for (int i = 0; i < n; i++)
+		SetLatch(latches[i]);
 }
 
 /*
@@ -235,7 +263,7 @@ webhook_end_aside(void)
 	if (webhook_shared == NULL)
 		return;
 	LWLockAcquire(webhook_shared->lock, LW_EXCLUSIVE);
-	for (int i = 0; i < WEBHOOK_MAX_DATABASES; i++)
+	for (int i = 0; i < WEBHOOK_MAX_SLOTS; i++)
 		if (webhook_shared->slots[i].aside_for == MyProcPid)
 			webhook_shared->slots[i].aside_for = 0;
 	LWLockRelease(webhook_shared->lock);
@@ -277,7 +305,7 @@ webhook_launcher_attach(void)
 	webhook_shared->launcher_pid = MyProcPid;
 	webhook_shared->launcher_latch = MyLatch;
 	webhook_shared->rescan_requested = true;
-	for (int i = 0; i < WEBHOOK_MAX_DATABASES; i++)
+	for (int i = 0; i < WEBHOOK_MAX_SLOTS; i++)
 	{
 		WebhookWorkerSlot *slot = &webhook_shared->slots[i];
 
@@ -303,18 +331,19 @@ webhook_take_rescan_request(void)
 }
 
 /*
- * Reserve a slot for a database the launcher is about to start a worker for.
- * Returns its index, or -1: *exists tells whether the database already has
- * a slot (a worker, one starting, or one stepping aside) or all are taken.
+ * Reserve a slot for a database's worker number worker, which the launcher
+ * is about to start.  Returns its index, or -1: *exists tells whether that
+ * worker already has a slot (running, starting, or stepping aside), or the
+ * database is held aside, or else all are taken.
  */
 int
-webhook_slot_reserve(Oid dboid, bool *exists)
+webhook_slot_reserve(Oid dboid, int worker, bool *exists)
 {
 	WebhookWorkerSlot *slot;
 
 	LWLockAcquire(webhook_shared->lock, LW_EXCLUSIVE);
-	*exists = slot_of(dboid) != NULL;
-	slot = *exists ? NULL : slot_take(dboid, WEBHOOK_SLOT_STARTING);
+	*exists = slot_of(dboid, worker) != NULL || database_aside(dboid);
+	slot = *exists ? NULL : slot_take(dboid, worker, WEBHOOK_SLOT_STARTING);
 	LWLockRelease(webhook_shared->lock);
 	return slot ? (int) (slot - webhook_shared->slots) : -1;
 }
@@ -357,7 +386,7 @@ worker_detach(int code, Datum arg)
 		my_slot->pid = 0;
 		my_slot->latch = NULL;
 	}
-	for (int i = 0; i < WEBHOOK_MAX_DATABASES; i++)
+	for (int i = 0; i < WEBHOOK_MAX_SLOTS; i++)
 	{
 		WebhookDbStats *stats = &webhook_shared->stats[i];
 
@@ -373,19 +402,20 @@ worker_detach(int code, Datum arg)
 }
 
 /*
- * A worker starts: take the slot the launcher reserved for its database.
- * Returns false, changing nothing, when there is none to take: another
- * worker delivers there, or the database is held aside.  *stats points to
- * the database's counters, which live as long as the server.
+ * A worker starts: take the slot the launcher reserved for its database and
+ * number.  Returns false, changing nothing, when there is none to take:
+ * another worker delivers as that number there, or the database is held
+ * aside.  *stats points to the worker's counters, which live as long as the
+ * server.
  */
 bool
-webhook_worker_attach(Oid dboid, WebhookDbStats **stats)
+webhook_worker_attach(Oid dboid, int worker, WebhookDbStats **stats)
 {
 	WebhookWorkerSlot *slot;
 
 	*stats = NULL;
 	LWLockAcquire(webhook_shared->lock, LW_EXCLUSIVE);
-	slot = slot_of(dboid);
+	slot = slot_of(dboid, worker);
 	if (slot == NULL || slot->state != WEBHOOK_SLOT_STARTING || slot->aside_for != 0)
 	{
 		LWLockRelease(webhook_shared->lock);
@@ -394,14 +424,15 @@ webhook_worker_attach(Oid dboid, WebhookDbStats **stats)
 	slot->state = WEBHOOK_SLOT_RUNNING;
 	slot->pid = MyProcPid;
 	slot->latch = MyLatch;
-	for (int i = 0; i < WEBHOOK_MAX_DATABASES && *stats == NULL; i++)
-		if (webhook_shared->stats[i].dboid == dboid)
+	for (int i = 0; i < WEBHOOK_MAX_SLOTS && *stats == NULL; i++)
+		if (webhook_shared->stats[i].dboid == dboid && webhook_shared->stats[i].worker == worker)
 			*stats = &webhook_shared->stats[i];
-	for (int i = 0; i < WEBHOOK_MAX_DATABASES && *stats == NULL; i++)
+	for (int i = 0; i < WEBHOOK_MAX_SLOTS && *stats == NULL; i++)
 		if (webhook_shared->stats[i].dboid == InvalidOid)
 		{
 			*stats = &webhook_shared->stats[i];
 			(*stats)->dboid = dboid;
+			(*stats)->worker = worker;
 		}
 	if (*stats)
 		(*stats)->pid = MyProcPid;
@@ -472,30 +503,77 @@ webhook_is_stalled_transform(const WebhookStalledTransform *transform)
 PG_FUNCTION_INFO_V1(webhook_worker_stats);
 
 /*
+ * A database's counters: the sum over its workers; pid is the lowest
+ * numbered running worker's (0 when none runs).
+ */
+static WebhookDbStats
+database_stats(const WebhookDbStats *all, Oid dboid)
+{
+	WebhookDbStats sum;
+	int			pid_worker = WEBHOOK_MAX_WORKERS;
+
+	memset(&sum, 0, sizeof(sum));
+	sum.dboid = dboid;
+	for (int i = 0; i < WEBHOOK_MAX_SLOTS; i++)
+	{
+		const WebhookDbStats *w = &all[i];
+
+		if (w->dboid != dboid)
+			continue;
+		sum.attempts += w->attempts;
+		sum.succeeded += w->succeeded;
+		sum.failed += w->failed;
+		sum.retries += w->retries;
+		sum.bytes_sent += w->bytes_sent;
+		sum.in_flight += w->in_flight;
+		if (w->pid != 0 && w->worker < pid_worker)
+		{
+			sum.pid = w->pid;
+			pid_worker = w->worker;
+		}
+	}
+	return sum;
+}
+
+/* Was this database's row already made, from an earlier worker's entry? */
+static bool
+database_seen(const WebhookDbStats *all, int upto, Oid dboid)
+{
+	for (int i = 0; i < upto; i++)
+		if (all[i].dboid == dboid)
+			return true;
+	return false;
+}
+
+/*
  * SQL: one row per database that has had a delivery worker since the server
- * started, with its counters.  Empty when the library is not preloaded.
+ * started, with its workers' counters added up.  Empty when the library is
+ * not preloaded.
  */
 Datum
 webhook_worker_stats(PG_FUNCTION_ARGS)
 {
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	WebhookDbStats *all;
 
 	InitMaterializedSRF(fcinfo, 0);
 	if (webhook_shared == NULL)
 		return (Datum) 0;
 
-	for (int i = 0; i < WEBHOOK_MAX_DATABASES; i++)
+	all = palloc(sizeof(webhook_shared->stats));
+	LWLockAcquire(webhook_shared->lock, LW_SHARED);
+	memcpy(all, webhook_shared->stats, sizeof(webhook_shared->stats));
+	LWLockRelease(webhook_shared->lock);
+	for (int i = 0; i < WEBHOOK_MAX_SLOTS; i++)
 	{
 		WebhookDbStats stats;
 		Datum		values[8];
 		bool		nulls[8] = {0};
 		char	   *dbname;
 
-		LWLockAcquire(webhook_shared->lock, LW_SHARED);
-		stats = webhook_shared->stats[i];
-		LWLockRelease(webhook_shared->lock);
-		if (stats.dboid == InvalidOid)
+		if (all[i].dboid == InvalidOid || database_seen(all, i, all[i].dboid))
 			continue;
+		stats = database_stats(all, all[i].dboid);
 		dbname = get_database_name(stats.dboid);
 		if (dbname == NULL)
 			continue;

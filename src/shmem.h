@@ -10,8 +10,9 @@
 
 #include "postgres.h"
 
-/* One delivery worker per database; this many databases can deliver at once. */
-#define WEBHOOK_MAX_DATABASES 64
+/* Delivery workers per database (webhook.workers), and in all. */
+#define WEBHOOK_MAX_WORKERS 8
+#define WEBHOOK_MAX_SLOTS 128
 
 /* What the launcher should do about a database whose slot it looked at. */
 typedef enum WebhookReap
@@ -22,12 +23,14 @@ typedef enum WebhookReap
 } WebhookReap;
 
 /*
- * Counters of one database's deliveries since the server started.  Written
- * only by that database's worker; read without a lock (aligned 64-bit).
+ * Counters of one delivery worker's deliveries since the server started
+ * (webhook_worker_stats adds up a database's).  Written only by that
+ * worker; read without a lock (aligned 64-bit).
  */
 typedef struct WebhookDbStats
 {
 	Oid			dboid;
+	int			worker;			/* its number in the database, from 0 */
 	pid_t		pid;
 	uint64		attempts;
 	uint64		succeeded;
@@ -64,11 +67,11 @@ extern void webhook_end_aside(void);
 /* The launcher */
 extern pid_t webhook_launcher_attach(void);
 extern bool webhook_take_rescan_request(void);
-extern int	webhook_slot_reserve(Oid dboid, bool *exists);
+extern int	webhook_slot_reserve(Oid dboid, int worker, bool *exists);
 extern WebhookReap webhook_slot_reap(int index, bool worker_stopped, Oid *dboid);
 
 /* A delivery worker */
-extern bool webhook_worker_attach(Oid dboid, WebhookDbStats **stats);
+extern bool webhook_worker_attach(Oid dboid, int worker, WebhookDbStats **stats);
 extern bool webhook_worker_asked_to_leave(void);
 extern void webhook_worker_no_extension(void);
 extern void webhook_remember_stalled_transform(const WebhookStalledTransform *stalled);

@@ -11,6 +11,7 @@
 extern int	webhook_max_in_flight;
 extern int	webhook_max_in_flight_per_endpoint;
 extern int	webhook_batch_size;
+extern int	webhook_workers;
 extern int	webhook_connect_timeout_ms;
 extern int	webhook_response_body_limit_kb;
 extern double webhook_retry_delay_scale;

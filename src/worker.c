@@ -78,14 +78,15 @@ typedef struct WorkerState
 static WebhookDbStats *my_stats = NULL;
 
 /*
- * Attach to the slot the launcher reserved for this database, before
- * connecting: a second worker for the same database leaves at once, and so
- * does one whose database is held aside for some DDL.
+ * Attach to the slot the launcher reserved for this database and worker
+ * number, before connecting: a second worker for the same database and
+ * number leaves at once, and so does one whose database is held aside for
+ * some DDL.
  */
 static void
-worker_attach(Oid dboid)
+worker_attach(Oid dboid, int worker)
 {
-	if (!webhook_worker_attach(dboid, &my_stats))
+	if (!webhook_worker_attach(dboid, worker, &my_stats))
 	{
 		ereport(DEBUG1,
 				(errmsg("%s exiting: another worker delivers for this database, or it is held aside",
@@ -619,12 +620,17 @@ static void
 worker_start(Oid dboid, WorkerState *s)
 {
 	ExtensionState state;
+	int			worker;
 
 	/* A cancel during start-up would end the worker: hold it until the loop. */
 	HOLD_CANCEL_INTERRUPTS();
-	worker_attach(dboid);
+	memcpy(&worker, MyBgworkerEntry->bgw_extra, sizeof(worker));
+	if (worker < 0 || worker >= webhook_workers)
+		proc_exit(0);
+	worker_attach(dboid, worker);
+	queue_init_worker(worker, webhook_workers);
 	BackgroundWorkerInitializeConnectionByOid(dboid, InvalidOid, 0);
-	pgstat_report_appname("webhook delivery worker");
+	pgstat_report_appname(webhook_workers > 1 ? psprintf("webhook delivery worker %d", worker) : "webhook delivery worker");
 	/* Nothing the worker runs may resolve to an object a user planted. */
 	SetConfigOption("search_path", "pg_catalog, pg_temp", PGC_SUSET, PGC_S_OVERRIDE);
 
@@ -656,8 +662,9 @@ worker_start(Oid dboid, WorkerState *s)
 }
 
 /*
- * Background worker entry point.  main_arg is the database OID.  The loop
- * is README's: claim and send, sleep, record.
+ * Background worker entry point.  main_arg is the database OID, bgw_extra
+ * the worker's number in it.  The loop is README's: claim and send, sleep,
+ * record.
  */
 void
 webhook_worker_main(Datum main_arg)

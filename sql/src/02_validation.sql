@@ -38,6 +38,13 @@ CREATE FUNCTION webhook._type_patterns(event_type text)
 RETURNS text[] LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE
 AS 'MODULE_PATHNAME', 'webhook_type_patterns';
 
+-- Which of a database's webhook.workers delivers an endpoint's events: each
+-- endpoint belongs to one worker, so its order, its in-flight cap and its
+-- rate limit stay one worker's, and workers never claim the same row.
+CREATE FUNCTION webhook._worker_of(endpoint_id bigint, workers integer)
+RETURNS integer LANGUAGE sql IMMUTABLE PARALLEL SAFE
+RETURN pg_catalog.abs(endpoint_id % GREATEST(workers, 1))::integer;
+
 -- Does a list of subscription patterns take this event type?  One overlap,
 -- so the planner inlines it.
 CREATE FUNCTION webhook._subscribed(patterns text[], event_type text)

@@ -103,3 +103,9 @@ SELECT bool_and(prev < id) AS increasing, count(*) AS ids
   FROM (SELECT id, lag(id) OVER (ORDER BY n) AS prev
           FROM (SELECT n, webhook.uuid_v7() AS id FROM generate_series(1, 5000) AS n) s) t
  WHERE prev IS NOT NULL;
+
+-- webhook.workers: each endpoint belongs to exactly one worker, whatever its
+-- id's sign; with one worker, to worker 0.
+SELECT w AS workers, array_agg(webhook._worker_of(id, w) ORDER BY id) AS worker_of_ids
+  FROM generate_series(1, 3) AS w CROSS JOIN unnest(ARRAY[-7, -1, 0, 1, 2, 3, 4, 9223372036854775807]) AS id
+ GROUP BY w ORDER BY w;
