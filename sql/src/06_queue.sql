@@ -58,6 +58,9 @@ BEGIN
                   HINT = 'Do not delete rows of webhook.queue_positions; INSERT INTO webhook.queue_positions (worker, done_snapshot) VALUES (0, pg_current_snapshot()) starts reading from now.';
     END IF;
     v_cur := coalesce(pos.window_snapshot, pg_current_snapshot());
+    IF EXISTS (SELECT 1 FROM webhook.restored_events) THEN
+        PERFORM webhook._settle_restored();
+    END IF;
 
     WITH page AS MATERIALIZED (
         SELECT w.txid, w.id, w.event_type
@@ -86,5 +89,118 @@ BEGIN
          WHERE p.worker = 0;
     END IF;
     RETURN v_read;
+END;
+$$;
+
+------------------------------------------------------------------------------
+-- Restored queues: pg_dump and restore, into this cluster or another
+------------------------------------------------------------------------------
+-- A restored event keeps the txid its source database gave it, which means
+-- nothing here: read against this database's snapshots it would be skipped
+-- (lost, if it was still unread when dumped) or read again (sent twice).
+-- So a restore's rows are set aside as they arrive: an event row whose
+-- txid is neither 0 nor the inserting transaction's is kept with txid 0 (never
+-- read by windows) and its source txid noted in webhook.restored_events;
+-- the dumped position, arriving while this database has its own, goes to
+-- webhook.restored_positions.  The worker then settles them against that
+-- position (webhook._settle_restored): events the source had read keep the
+-- delivery_state rows that came with them, events it had not read get theirs
+-- now.  Events written by send() and watches come from C and never fire
+-- these triggers.
+CREATE TABLE webhook.restored_events (
+    event_id uuid PRIMARY KEY,
+    txid     xid8 NOT NULL
+);
+COMMENT ON TABLE webhook.restored_events IS 'restored events waiting to be settled against their source''s position (webhook._settle_restored)';
+CREATE TABLE webhook.restored_positions (
+    id              bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    done_snapshot   pg_snapshot NOT NULL,
+    window_snapshot pg_snapshot,
+    after_txid      xid8 NOT NULL,
+    after_id        uuid NOT NULL,
+    restored_at     timestamptz NOT NULL DEFAULT pg_catalog.now()
+);
+COMMENT ON TABLE webhook.restored_positions IS 'positions that came with a restore: where the source database''s worker was';
+
+-- A row of another transaction's making (a restore's COPY): note its
+-- source txid and keep it out of every window.
+CREATE FUNCTION webhook._events_restored()
+RETURNS trigger LANGUAGE plpgsql
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    INSERT INTO webhook.restored_events (event_id, txid) VALUES (NEW.id, NEW.txid)
+    ON CONFLICT (event_id) DO UPDATE SET txid = EXCLUDED.txid;
+    NEW.txid := '0';
+    PERFORM webhook._wake_worker_at_commit();
+    RETURN NEW;
+END;
+$$;
+CREATE TRIGGER events_restored BEFORE INSERT ON webhook.events
+    FOR EACH ROW WHEN (NEW.txid OPERATOR(pg_catalog.<>) '0'::pg_catalog.xid8
+                       AND NEW.txid OPERATOR(pg_catalog.<>) pg_catalog.pg_current_xact_id())
+    EXECUTE FUNCTION webhook._events_restored();
+-- Also under session_replication_role = replica (pg_restore does not set
+-- it; --disable-triggers, for data-only restores, turns it off: README).
+ALTER TABLE webhook.events ENABLE ALWAYS TRIGGER events_restored;
+
+-- Does a worker have its position row?  (The restore trigger's test.)
+CREATE FUNCTION webhook._has_position(worker integer)
+RETURNS boolean LANGUAGE sql STABLE
+RETURN EXISTS (SELECT 1 FROM webhook.queue_positions p WHERE p.worker = _has_position.worker);
+
+-- A position for a worker that has one already (a restore's COPY, after
+-- CREATE EXTENSION made this database's): set it aside for settling.
+CREATE FUNCTION webhook._positions_restored()
+RETURNS trigger LANGUAGE plpgsql
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    INSERT INTO webhook.restored_positions (done_snapshot, window_snapshot, after_txid, after_id)
+    VALUES (NEW.done_snapshot, NEW.window_snapshot, NEW.after_txid, NEW.after_id);
+    PERFORM webhook._wake_worker_at_commit();
+    RETURN NULL;
+END;
+$$;
+CREATE TRIGGER positions_restored BEFORE INSERT ON webhook.queue_positions
+    FOR EACH ROW WHEN (webhook._has_position(NEW.worker))
+    EXECUTE FUNCTION webhook._positions_restored();
+ALTER TABLE webhook.queue_positions ENABLE ALWAYS TRIGGER positions_restored;
+
+-- Settle restored events against the latest restored position: those the
+-- source had not read get their delivery_state rows now, in queue order;
+-- those it had read already have theirs.  Without a restored position (not
+-- restored yet, or a dump from before 0.4.0, which had none) they wait.
+-- Run by the worker's read; returns the number of delivery rows made.
+CREATE FUNCTION webhook._settle_restored()
+RETURNS integer LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    pos webhook.restored_positions;
+    v_made integer;
+BEGIN
+    SELECT * INTO pos FROM webhook.restored_positions ORDER BY id DESC LIMIT 1;
+    IF NOT FOUND THEN
+        RETURN 0;
+    END IF;
+    WITH settled AS (
+        DELETE FROM webhook.restored_events r RETURNING r.event_id, r.txid
+    ), unread AS (
+        SELECT s.event_id, s.txid, e.event_type
+          FROM settled s JOIN webhook.events e ON e.id = s.event_id
+         WHERE NOT pg_visible_in_snapshot(s.txid, pos.done_snapshot)
+           AND NOT (pos.window_snapshot IS NOT NULL AND pg_visible_in_snapshot(s.txid, pos.window_snapshot)
+                    AND (s.txid, s.event_id) <= (pos.after_txid, pos.after_id))
+    )
+    INSERT INTO webhook.delivery_state (event_id, endpoint_id)
+    SELECT u.event_id, ep.id
+      FROM unread u JOIN webhook.endpoints ep
+        ON ep.active AND webhook._subscribed(ep.event_types, u.event_type)
+     ORDER BY u.txid, u.event_id, ep.id;
+    GET DIAGNOSTICS v_made = ROW_COUNT;
+    RETURN v_made;
 END;
 $$;

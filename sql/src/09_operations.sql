@@ -184,6 +184,7 @@ BEGIN
            AND e.created_at < least(succeeded_before, failed_before)
            AND NOT EXISTS (SELECT 1 FROM webhook.delivery_state d WHERE d.event_id = e.id)
            AND NOT webhook._unread(e.txid, (SELECT p.done_snapshot FROM webhook.queue_positions p WHERE p.worker = 0))
+           AND NOT EXISTS (SELECT 1 FROM webhook.restored_events r WHERE r.event_id = e.id)
          LIMIT batch
          FOR UPDATE SKIP LOCKED
     )

@@ -6,6 +6,9 @@ SELECT pg_catalog.pg_extension_config_dump('webhook.events', '');
 SELECT pg_catalog.pg_extension_config_dump('webhook.delivery_state', '');
 SELECT pg_catalog.pg_extension_config_dump('webhook.delivery_log', '');
 SELECT pg_catalog.pg_extension_config_dump('webhook.endpoint_state', '');
+-- The worker's position too: a restore sets it aside, and the worker
+-- settles the restored events against it (webhook._settle_restored).
+SELECT pg_catalog.pg_extension_config_dump('webhook.queue_positions', '');
 -- Their identity sequences too, so that new rows after a restore do not
 -- collide with restored ones.
 SELECT pg_catalog.pg_extension_config_dump(pg_catalog.pg_get_serial_sequence('webhook.endpoints', 'id')::pg_catalog.regclass, '');

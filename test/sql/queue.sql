@@ -5,6 +5,9 @@
 -- transaction that is rolled back (the worker never sees these rows).
 \set SHOW_CONTEXT never
 BEGIN;
+-- Synthetic txids are what a restore brings: without its trigger here,
+-- which would set them aside (tested below).
+ALTER TABLE webhook.events DISABLE TRIGGER events_restored;
 -- Two events for each txid from 95 to 114.
 INSERT INTO webhook.events (id, event_type, payload, txid)
 SELECT ('00000000-0000-7000-8000-' || lpad((t * 10 + k)::text, 12, '0'))::uuid, 'queue.test',
@@ -109,3 +112,33 @@ SELECT bool_and(prev < id) AS increasing, count(*) AS ids
 SELECT w AS workers, array_agg(webhook._worker_of(id, w) ORDER BY id) AS worker_of_ids
   FROM generate_series(1, 3) AS w CROSS JOIN unnest(ARRAY[-7, -1, 0, 1, 2, 3, 4, 9223372036854775807]) AS id
  GROUP BY w ORDER BY w;
+
+-- A restore's event rows (txids another transaction gave them) are set
+-- aside with txid 0, and its position, arriving while the database has its
+-- own, with them.  Settled against that position, the events the source had
+-- not read get their deliveries; those it had read (visible in done, or in
+-- the open window up to its cursor) do not.
+BEGIN;
+INSERT INTO webhook.endpoints (id, name, url, event_types)
+VALUES (9601, 'restore-a', 'https://example.com/restore', '{restore.*}');
+INSERT INTO webhook.events (id, event_type, payload, txid) VALUES
+    ('00000000-0000-7000-8000-000000000901', 'restore.done', '{}', '100'),
+    ('00000000-0000-7000-8000-000000000902', 'restore.late', '{}', '102'),
+    ('00000000-0000-7000-8000-000000000903', 'restore.unread', '{}', '106'),
+    ('00000000-0000-7000-8000-000000000904', 'restore.paged', '{}', '105');
+SELECT right(id::text, 3) AS id, txid FROM webhook.events
+ WHERE id BETWEEN '00000000-0000-7000-8000-000000000901' AND '00000000-0000-7000-8000-000000000904' ORDER BY id;
+SELECT right(event_id::text, 3) AS event_id, txid AS source_txid FROM webhook.restored_events ORDER BY event_id;
+INSERT INTO webhook.queue_positions (worker, done_snapshot, window_snapshot, after_txid, after_id)
+VALUES (0, '100:105:102', '106:110:107', '105', '00000000-0000-7000-8000-000000000904');
+SELECT count(*) AS own_positions FROM webhook.queue_positions;
+SELECT done_snapshot, window_snapshot, after_txid FROM webhook.restored_positions;
+SELECT webhook._settle_restored() AS deliveries_made;
+SELECT e.event_type FROM webhook.delivery_state d JOIN webhook.events e ON e.id = d.event_id
+ WHERE d.endpoint_id = 9601 ORDER BY 1;
+SELECT count(*) AS left_to_settle FROM webhook.restored_events;
+-- Rows written here with txid 0, or the writing transaction's own, are not a restore's.
+INSERT INTO webhook.events (event_type, payload, txid) VALUES ('restore.zero', '{}', '0');
+INSERT INTO webhook.events (event_type, payload) VALUES ('restore.own', '{}');
+SELECT count(*) AS set_aside FROM webhook.restored_events;
+ROLLBACK;
