@@ -233,3 +233,30 @@ END;
 $$;
 
 SELECT pg_catalog.pg_extension_config_dump('webhook.queue_positions', '');
+
+-- The window's range arm starts at xmax(done) or at the cursor, one bound
+-- each: an empty read no longer walks the settled events.
+CREATE OR REPLACE FUNCTION webhook._window_events(done pg_snapshot, cur pg_snapshot, after_txid xid8, after_id uuid, n integer)
+RETURNS TABLE (txid xid8, id uuid, event_type text) LANGUAGE sql STABLE
+AS $$
+SELECT w.txid, w.id, w.event_type FROM (
+    (SELECT e.txid, e.id, e.event_type FROM webhook.events e
+      WHERE e.txid = ANY (ARRAY(SELECT pg_catalog.pg_snapshot_xip(done)))
+        AND (e.txid, e.id) > (after_txid, after_id)
+        AND pg_catalog.pg_visible_in_snapshot(e.txid, cur)
+      ORDER BY e.txid, e.id LIMIT n)
+    UNION ALL
+    (SELECT e.txid, e.id, e.event_type FROM webhook.events e
+      WHERE after_txid >= pg_catalog.pg_snapshot_xmax(done)
+        AND (e.txid, e.id) > (after_txid, after_id) AND e.txid < pg_catalog.pg_snapshot_xmax(cur)
+        AND pg_catalog.pg_visible_in_snapshot(e.txid, cur)
+      ORDER BY e.txid, e.id LIMIT n)
+    UNION ALL
+    (SELECT e.txid, e.id, e.event_type FROM webhook.events e
+      WHERE after_txid < pg_catalog.pg_snapshot_xmax(done)
+        AND e.txid >= pg_catalog.pg_snapshot_xmax(done) AND e.txid < pg_catalog.pg_snapshot_xmax(cur)
+        AND pg_catalog.pg_visible_in_snapshot(e.txid, cur)
+      ORDER BY e.txid, e.id LIMIT n)
+) w
+ORDER BY w.txid, w.id LIMIT n
+$$;

@@ -11,7 +11,11 @@
 -- The events of a window, in (txid, id) order, after a cursor: at most n.
 -- Below xmax(done), only done's in-progress txids are unread ("late"); from
 -- xmax(done) on, every txid visible in cur is.  Both arms are range or
--- equality scans of events_txid_idx.
+-- equality scans of events_txid_idx.  The range arm starts at the cursor
+-- when it is past xmax(done), else at xmax(done): one bound each, so that
+-- the index scan starts there (given both, it started at the cursor, and a
+-- closed window's cursor, (0, nil), made every empty read walk all the
+-- settled events).  The parameters pick the arm once per call.
 CREATE FUNCTION webhook._window_events(done pg_snapshot, cur pg_snapshot, after_txid xid8, after_id uuid, n integer)
 RETURNS TABLE (txid xid8, id uuid, event_type text) LANGUAGE sql STABLE
 AS $$
@@ -23,8 +27,14 @@ SELECT w.txid, w.id, w.event_type FROM (
       ORDER BY e.txid, e.id LIMIT n)
     UNION ALL
     (SELECT e.txid, e.id, e.event_type FROM webhook.events e
-      WHERE e.txid >= pg_catalog.pg_snapshot_xmax(done) AND e.txid < pg_catalog.pg_snapshot_xmax(cur)
-        AND (e.txid, e.id) > (after_txid, after_id)
+      WHERE after_txid >= pg_catalog.pg_snapshot_xmax(done)
+        AND (e.txid, e.id) > (after_txid, after_id) AND e.txid < pg_catalog.pg_snapshot_xmax(cur)
+        AND pg_catalog.pg_visible_in_snapshot(e.txid, cur)
+      ORDER BY e.txid, e.id LIMIT n)
+    UNION ALL
+    (SELECT e.txid, e.id, e.event_type FROM webhook.events e
+      WHERE after_txid < pg_catalog.pg_snapshot_xmax(done)
+        AND e.txid >= pg_catalog.pg_snapshot_xmax(done) AND e.txid < pg_catalog.pg_snapshot_xmax(cur)
         AND pg_catalog.pg_visible_in_snapshot(e.txid, cur)
       ORDER BY e.txid, e.id LIMIT n)
 ) w

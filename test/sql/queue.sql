@@ -107,6 +107,27 @@ SELECT bool_and(prev < id) AS increasing, count(*) AS ids
           FROM (SELECT n, webhook.uuid_v7() AS id FROM generate_series(1, 5000) AS n) s) t
  WHERE prev IS NOT NULL;
 
+-- An empty read (the window closed, nothing new) costs a few index pages,
+-- however many settled events there are: the range arm starts at
+-- xmax(done), not at the closed window's cursor (0, nil).  Counted in
+-- buffers, not time.
+BEGIN;
+INSERT INTO webhook.events (event_type, payload, txid)
+SELECT 'queue.settled', '{}', '0' FROM generate_series(1, 20000);
+ANALYZE webhook.events;
+CREATE FUNCTION pg_temp.empty_read_buffers() RETURNS bigint LANGUAGE plpgsql AS $$
+DECLARE
+    plan json;
+BEGIN
+    EXECUTE $q$EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON)
+        SELECT * FROM webhook._window_events(pg_current_snapshot(), pg_current_snapshot(), '0',
+                                             '00000000-0000-0000-0000-000000000000', 500)$q$ INTO plan;
+    RETURN (plan -> 0 -> 'Plan' ->> 'Shared Hit Blocks')::bigint + (plan -> 0 -> 'Plan' ->> 'Shared Read Blocks')::bigint;
+END;
+$$;
+SELECT pg_temp.empty_read_buffers() < 20 AS empty_read_is_cheap;
+ROLLBACK;
+
 -- webhook.workers: each endpoint belongs to exactly one worker, whatever its
 -- id's sign; with one worker, to worker 0.
 SELECT w AS workers, array_agg(webhook._worker_of(id, w) ORDER BY id) AS worker_of_ids
