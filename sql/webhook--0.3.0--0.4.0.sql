@@ -128,6 +128,8 @@ BEGIN
         ON ep.active AND webhook._subscribed(ep.event_types, u.event_type)
      ORDER BY u.txid, u.event_id, ep.id;
     GET DIAGNOSTICS v_made = ROW_COUNT;
+    -- Used up: rows a later restore sets aside come with their own position.
+    DELETE FROM webhook.restored_positions r WHERE r.id <= pos.id;
     RETURN v_made;
 END;
 $$;

@@ -229,8 +229,12 @@ event_writer_begin(EventWriter *w, text *event_type, bool from_watch)
 static void
 flush_events(EventWriter *w)
 {
+	MemoryContext oldcontext;
+
 	if (w->nbuffered == 0)
 		return;
+	/* The heap tuples formed from the virtual slots go with the batch. */
+	oldcontext = MemoryContextSwitchTo(w->batch_cxt);
 	table_multi_insert(w->rel, w->slots, w->nbuffered, GetCurrentCommandId(true), 0, NULL);
 	for (int i = 0; i < w->nbuffered; i++)
 	{
@@ -238,6 +242,7 @@ flush_events(EventWriter *w)
 		ResetPerTupleExprContext(w->estate);
 		ExecClearTuple(w->slots[i]);
 	}
+	MemoryContextSwitchTo(oldcontext);
 	w->written += w->nbuffered;
 	w->nbuffered = 0;
 	w->buffered_bytes = 0;
@@ -289,14 +294,18 @@ event_writer_add(EventWriter *w, Datum payload, bool isnull, pg_uuid_t *id)
 
 	if (isnull)
 		raise_null_payload();
+	slot = buffered_slot(w);
+
+	/*
+	 * Everything a row needs (a detoasted payload, what serializing it leaves
+	 * behind, the id) lives in the batch's memory, freed at the flush: the
+	 * caller's context may be a whole statement's.
+	 */
+	oldcontext = MemoryContextSwitchTo(w->batch_cxt);
 	jb = DatumGetJsonbP(payload);
 	check_payload_size(&w->json, jb, w->from_watch);
-
-	slot = buffered_slot(w);
 	ExecClearTuple(slot);
 	memset(slot->tts_isnull, true, sizeof(bool) * slot->tts_tupleDescriptor->natts);
-
-	oldcontext = MemoryContextSwitchTo(w->batch_cxt);
 	event_id = palloc(UUID_LEN);
 	webhook_next_event_id(event_id);
 	slot->tts_values[event_attnums[EVENT_ID] - 1] = UUIDPGetDatum(event_id);

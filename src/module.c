@@ -69,11 +69,6 @@ WebhookGucInit(void)
 							gettext_noop("An endpoint's max_in_flight column overrides it."),
 							&webhook_max_in_flight_per_endpoint, 64, 1, 10000,
 							PGC_SIGHUP, 0, NULL, NULL, NULL);
-	DefineCustomIntVariable("webhook.workers",
-							gettext_noop("Number of delivery workers per database."),
-							gettext_noop("Each endpoint is delivered by one of them (webhook._worker_of); each has webhook.max_in_flight of its own."),
-							&webhook_workers, 1, 1, WEBHOOK_MAX_WORKERS,
-							PGC_POSTMASTER, 0, NULL, NULL, NULL);
 	DefineCustomIntVariable("webhook.batch_size",
 							gettext_noop("Maximum number of deliveries claimed or recorded in one transaction."),
 							NULL, &webhook_batch_size, 500, 1, 10000,
@@ -144,6 +139,19 @@ WebhookGucInit(void)
 							PGC_SIGHUP, GUC_UNIT_MS, NULL, NULL, NULL);
 	WebhookSealingGucInit();
 	WebhookProxyGucInit();
+
+	/*
+	 * Only while preloading: PostgreSQL ends the session (FATAL) when a
+	 * library loaded later defines a PGC_POSTMASTER setting, and only the
+	 * preloaded library starts workers.  Before the prefix is reserved, which
+	 * would drop the placeholder that postgresql.conf made.
+	 */
+	if (process_shared_preload_libraries_in_progress)
+		DefineCustomIntVariable("webhook.workers",
+								gettext_noop("Number of delivery workers per database."),
+								gettext_noop("Each endpoint is delivered by one of them (webhook._worker_of); each has webhook.max_in_flight of its own."),
+								&webhook_workers, 1, 1, WEBHOOK_MAX_WORKERS,
+								PGC_POSTMASTER, 0, NULL, NULL, NULL);
 
 	MarkGUCPrefixReserved("webhook");
 }

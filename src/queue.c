@@ -795,8 +795,11 @@ queue_housekeeping(bool had_failures)
 		end_work();
 	}
 
-	/* Worker 0 purges for all of the database's workers. */
-	if (my_worker == 0 && (webhook_retention_succeeded_s > 0 || webhook_retention_failed_s > 0) &&
+	/*
+	 * Every worker purges (rows are taken SKIP LOCKED, so two never delete
+	 * the same): one whose endpoints are idle never gets here.
+	 */
+	if ((webhook_retention_succeeded_s > 0 || webhook_retention_failed_s > 0) &&
 		TimestampDifferenceExceeds(last_purge, now, 60 * 1000))
 	{
 		Oid			types[2] = {FLOAT8OID, FLOAT8OID};

@@ -158,6 +158,7 @@ SELECT webhook._settle_restored() AS deliveries_made;
 SELECT e.event_type FROM webhook.delivery_state d JOIN webhook.events e ON e.id = d.event_id
  WHERE d.endpoint_id = 9601 ORDER BY 1;
 SELECT count(*) AS left_to_settle FROM webhook.restored_events;
+SELECT count(*) AS positions_left FROM webhook.restored_positions;
 -- Rows written here with txid 0, or the writing transaction's own, are not a restore's.
 INSERT INTO webhook.events (event_type, payload, txid) VALUES ('restore.zero', '{}', '0');
 INSERT INTO webhook.events (event_type, payload) VALUES ('restore.own', '{}');

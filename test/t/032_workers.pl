@@ -131,4 +131,18 @@ is(join(',', grep { $_ > 200 } @{ $by->{5} // [] }), join(',', 201 .. 250), 'and
 is(psql("SELECT count(*) FROM webhook.queue_positions"), '1', 'the workers share one queue position');
 
 $node->stop;
+
+# --- without shared_preload_libraries ----------------------------------------------
+# webhook.workers is a postmaster setting, defined only while preloading:
+# a library loaded later (CREATE EXTENSION on a server that does not preload
+# it) must not define it, or PostgreSQL ends the session.
+my $plain = PostgreSQL::Test::Cluster->new('no_preload');
+$plain->init;
+$plain->start;
+my ($ret, $out, $err) = $plain->psql('postgres', 'CREATE EXTENSION webhook');
+is($ret, 0, 'CREATE EXTENSION works on a server that does not preload the library');
+is($plain->safe_psql('postgres', q{SELECT webhook.send('w.e', '{}') IS NOT NULL}), 't', 'send() queues an event there');
+unlike(slurp_file($plain->logfile), qr/FATAL|PANIC/, 'no session ended');
+$plain->stop;
+
 done_testing();
