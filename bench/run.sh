@@ -41,6 +41,7 @@ if [ "$smoke" = 1 ]; then
   LAT_T=2; LAT_RATES="200 2000"
   ENQ_T=2; ENQ_ROUNDS=1; BULK_ROWS=300; BULK_ROUNDS=1
   MEM_TOTAL=2000; MEM_CHUNK=2000
+  RET_S=2; RET_TOTAL=6000; RET_CHUNK=2000
   FAN_N=200
   ISO_F=300; ISO_S=100
   results_file=bench/tmp/results-smoke.md
@@ -52,6 +53,7 @@ else
   LAT_T=10; LAT_RATES="200 2000"
   ENQ_T=5; ENQ_ROUNDS=4; BULK_ROWS=100000; BULK_ROUNDS=4
   MEM_TOTAL=1000000; MEM_CHUNK=100000
+  RET_S=20; RET_TOTAL=600000; RET_CHUNK=20000
   FAN_N=1000
   ISO_F=50000; ISO_S=2000
   results_file=bench/results.md
@@ -764,6 +766,75 @@ else
   row "5. Worker memory" "private memory (RssAnon) growth of the worker over the same deliveries ($(fmt1 "$(calc "$anon0 / 1024")") → $(fmt1 "$(calc "$anon1 / 1024")") MB)" "$(fmt1 "$anon_mb") MB" "< 10 MB" "$(judge "$anon_mb" '<' 10)"
 fi
 note "phase 5: $(fmt_int "$mem_done") deliveries sent with send() in transactions of $(fmt_int "$((MEM_CHUNK / 10))") events × 10 endpoints and delivered in $(fmt1 "$mem_wall") s ($(fmt_int "$(calc "$mem_done / $mem_wall")")/s including send()); $mem_bad did not succeed"
+deactivate_all
+vacuum
+
+# ================================================================ 5b. retention
+# Retention at full rate: webhook.retention_succeeded = RET_S, and RET_TOTAL
+# deliveries sent as fast as they go.  The queue's tables must stay bounded
+# (a generation is emptied by TRUNCATE once it ended RET_S ago), with no
+# DELETE and no dead rows.  Counted at the receiver: the database forgets
+# delivered rows as it goes.
+phase="5b. Retention"
+step "5b. retention at full rate: $(fmt_int "$RET_TOTAL") deliveries, webhook.retention_succeeded = ${RET_S}s"
+queue_bytes() {
+  q "SELECT sum(pg_total_relation_size(c.oid)) FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
+      WHERE i.inhparent IN ('webhook.events'::regclass, 'webhook.delivery_state'::regclass, 'webhook.delivery_log'::regclass)"
+}
+queue_deletes() {
+  q "SELECT coalesce(sum(n_tup_del), 0) || '|' || coalesce(sum(n_dead_tup), 0) FROM pg_stat_user_tables
+      WHERE schemaname = 'webhook' AND relname ~ '^(events|delivery_state|delivery_log)_[0-9]$'"
+}
+ret_ids=$(q "WITH e AS (INSERT INTO webhook.endpoints (name, url, event_types)
+             SELECT 'ret-' || i, '$base/ret/' || i, '{bench.ret}' FROM generate_series(1, 10) AS i RETURNING id)
+             SELECT array_agg(id ORDER BY id) FROM e")
+q "ALTER SYSTEM SET webhook.retention_succeeded = '${RET_S}s'" >/dev/null
+q "SELECT pg_reload_conf()" >/dev/null
+sleep 1
+find_worker
+ret_bytes0=$(queue_bytes)
+IFS='|' read -r ret_del0 _ < <(queue_deletes)
+ret_peak=$ret_bytes0
+ret_gens=0
+ret_gen=$(q "SELECT webhook._current_generation()")
+rc0=$(rcount)
+cpu_begin
+ret_t0=$(date +%s.%N)
+sent=0
+while [ "$sent" -lt "$RET_TOTAL" ] || [ "$(rcount)" -lt $((rc0 + RET_TOTAL)) ]; do
+  if [ "$sent" -lt "$RET_TOTAL" ]; then
+    # keep about two chunks queued ahead of the worker
+    if [ "$(rcount)" -ge $((rc0 + sent - 2 * RET_CHUNK)) ]; then
+      q "SELECT bench_send('bench.ret', $((RET_CHUNK / 10)))" >/dev/null
+      sent=$((sent + RET_CHUNK))
+    fi
+  fi
+  b=$(queue_bytes); [ "$b" -gt "$ret_peak" ] && ret_peak=$b
+  g=$(q "SELECT webhook._current_generation()"); [ "$g" != "$ret_gen" ] && { ret_gens=$((ret_gens + 1)); ret_gen=$g; }
+  if [ "$(calc "int($(date +%s.%N) - $ret_t0)")" -gt 1200 ]; then abort_run "phase 5b did not finish in 20 minutes"; fi
+  sleep 0.5
+done
+ret_wall=$(calc "$(date +%s.%N) - $ret_t0")
+cpu_end "phase 5b"
+# After the run: the tables shrink back once the last generations expire
+# (a turn comes after the worker records something: keep a trickle going).
+ret_t1=$(date +%s)
+while [ $(($(date +%s) - ret_t1)) -lt $((3 * RET_S + 10)) ]; do
+  q "SELECT bench_send('bench.ret', 1)" >/dev/null
+  g=$(q "SELECT webhook._current_generation()"); [ "$g" != "$ret_gen" ] && { ret_gens=$((ret_gens + 1)); ret_gen=$g; }
+  sleep 1
+done
+ret_bytes1=$(queue_bytes)
+IFS='|' read -r ret_del1 ret_dead1 < <(queue_deletes)
+ret_rows=$(q "SELECT count(*) FROM webhook.delivery_state WHERE endpoint_id = ANY ('$ret_ids')")
+ret_bad=$(q "SELECT count(*) FROM webhook.delivery_state WHERE endpoint_id = ANY ('$ret_ids') AND status = 'failed'")
+q "ALTER SYSTEM RESET webhook.retention_succeeded" >/dev/null
+q "SELECT pg_reload_conf()" >/dev/null
+echo "retention: $RET_TOTAL deliveries in $(fmt1 "$ret_wall") s; queue tables $ret_bytes0 → peak $ret_peak → $ret_bytes1 bytes; $ret_gens new generations; $ret_rows delivery rows left; deletes $ret_del0 → $ret_del1, dead rows $ret_dead1"
+row "5b. Retention" "$(fmt_int "$RET_TOTAL") deliveries at full rate ($(fmt_int "$(calc "$RET_TOTAL / $ret_wall")")/s, send() included) with webhook.retention_succeeded = ${RET_S} s: the queue tables' peak size (all generations, indexes and TOAST included)" "$(fmt1 "$(calc "$ret_peak / 1048576")") MB" "bounded" "—"
+row "5b. Retention" "the same tables $((3 * RET_S + 10)) s after the last delivery; delivery rows of the phase left; generations begun during the phase" "$(fmt1 "$(calc "$ret_bytes1 / 1048576")") MB; $(fmt_int "$ret_rows") of $(fmt_int "$RET_TOTAL"); $ret_gens" "—" "—"
+row "5b. Retention" "rows of the queue deleted one by one (n_tup_del of the partitions during the phase) and dead rows left (n_dead_tup): retention truncates" "$((ret_del1 - ret_del0)); $ret_dead1" "0" "$(judge "$((ret_del1 - ret_del0))" '<=' 0)"
+[ "$ret_bad" = 0 ] || note "phase 5b: $ret_bad deliveries failed"
 deactivate_all
 vacuum
 

@@ -7,10 +7,12 @@
  *		is written per endpoint: the delivery worker matches endpoints when
  *		it reads the committed events (queue.c).
  *
- * An event row holds its id, type, payload, time and the writing
- * transaction's id (txid), which is how the worker finds committed events.
- * The writer fills them in itself, so the rows are what the column defaults
- * of webhook.events would give.
+ * An event row holds its id, type, payload, time, the writing
+ * transaction's id (txid), which is how the worker finds committed events,
+ * and its generation: the partition of the queue it goes to.  The writer
+ * fills them in itself, so the rows are what the column defaults of
+ * webhook.events would give, and writes into the current generation's
+ * partition directly.
  */
 #include "postgres.h"
 
@@ -24,6 +26,8 @@
 #include "executor/spi.h"
 #include "fmgr.h"
 #include "miscadmin.h"
+#include "partitioning/partbounds.h"
+#include "partitioning/partdesc.h"
 #include "tcop/utility.h"
 #include "utils/builtins.h"
 #include "utils/datum.h"
@@ -53,11 +57,13 @@ typedef enum EventColumn
 	EVENT_PAYLOAD,
 	EVENT_CREATED_AT,
 	EVENT_TXID,
+	EVENT_GEN,					/* from 0.5.0 on; the last, as it may be
+								 * missing */
 	EVENT_NCOLUMNS
 } EventColumn;
 
 static const char *const event_column_names[EVENT_NCOLUMNS] = {
-	"id", "event_type", "payload", "created_at", "txid"
+	"id", "event_type", "payload", "created_at", "txid", "gen"
 };
 
 /* The attribute numbers of the current table, found at each begin. */
@@ -65,6 +71,14 @@ static AttrNumber event_attnums[EVENT_NCOLUMNS];
 
 static SPIPlanPtr catalogue_plan = NULL;
 static SPIPlanPtr keyed_plan = NULL;
+static SPIPlanPtr generation_plan = NULL;
+
+/* The current generation as this backend last read it, and when. */
+static TimestampTz generation_read_at = 0;
+static int16 generation_read = 0;
+
+/* How long a backend writes into the generation it read before reading again. */
+#define GENERATION_REREAD_MS 1000
 
 /* The one error of a missing payload, from send() and from a watch. */
 static void
@@ -161,6 +175,7 @@ refuse_unknown_columns(Relation rel)
  * Find the columns the writer fills.  False when the table is not of the
  * shape this library writes (a schema before 0.3.0 has no txid column and
  * needs its own path until ALTER EXTENSION webhook UPDATE; see compat.c).
+ * The generation is missing before 0.5.0, whose table is not partitioned.
  */
 static bool
 find_event_columns(Relation rel)
@@ -175,7 +190,7 @@ find_event_columns(Relation rel)
 			if (!att->attisdropped && strcmp(NameStr(att->attname), event_column_names[c]) == 0)
 				event_attnums[c] = att->attnum;
 		}
-		if (event_attnums[c] == InvalidAttrNumber)
+		if (event_attnums[c] == InvalidAttrNumber && c != EVENT_GEN)
 			return false;
 	}
 	refuse_unknown_columns(rel);
@@ -183,15 +198,66 @@ find_event_columns(Relation rel)
 }
 
 /*
- * Open webhook.events for a statement's events of one type.  Refuses, with
- * INSERT's own errors, where an INSERT would be refused: in a read-only
- * transaction (a standby included) and in parallel mode.  False, with
- * nothing opened, when the table is not of this library's shape.
+ * The generation new events go to (webhook._current_generation), read again
+ * when this backend's reading is a second old, so that a busy backend's
+ * single-row transactions do not each pay a query.  Any generation is a safe
+ * place for an event: retention empties a generation only under locks that
+ * wait for its writers, never with an unread event in it, and moves on what
+ * must outlive it.  An older reading only means an event that begins its life
+ * in a generation that ends sooner.
+ */
+static int16
+current_generation(void)
+{
+	TimestampTz now = GetCurrentTransactionStartTimestamp();
+	bool		isnull;
+	int			ret;
+
+	if (generation_read_at != 0 && now >= generation_read_at &&
+		!TimestampDifferenceExceeds(generation_read_at, now, GENERATION_REREAD_MS))
+		return generation_read;
+	SPI_connect();
+	ret = SPI_execute_plan(webhook_prepare_once(&generation_plan, "SELECT webhook._current_generation()", 0, NULL),
+						   NULL, NULL, true, 1);
+	if (ret != SPI_OK_SELECT || SPI_processed != 1)
+		elog(ERROR, "could not read webhook.queue_generations: %s", SPI_result_code_string(ret));
+	generation_read = DatumGetInt16(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	SPI_finish();
+	if (isnull)
+		generation_read = 0;
+	generation_read_at = now;
+	return generation_read;
+}
+
+/* The partition of webhook.events that holds a generation. */
+static Oid
+generation_partition(Relation events, int16 gen)
+{
+	PartitionDesc pd = RelationGetPartitionDesc(events, true);
+	PartitionBoundInfo bounds = pd->boundinfo;
+
+	for (int i = 0; bounds != NULL && i < bounds->ndatums; i++)
+		if (bounds->indexes[i] >= 0 && DatumGetInt16(bounds->datums[i][0]) == gen)
+			return pd->oids[bounds->indexes[i]];
+	ereport(ERROR,
+			(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+			 errmsg("webhook.events has no partition for generation %d", gen),
+			 errhint("Reinstall the extension: DROP EXTENSION webhook; CREATE EXTENSION webhook.")));
+	return InvalidOid;			/* keep the compiler quiet */
+}
+
+/*
+ * Open webhook.events for a statement's events of one type: the current
+ * generation's partition.  Refuses, with INSERT's own errors, where an
+ * INSERT would be refused: in a read-only transaction (a standby included)
+ * and in parallel mode.  False, with nothing opened, when the table is not
+ * of this library's shape.
  */
 bool
 event_writer_begin(EventWriter *w, text *event_type, bool from_watch)
 {
 	Oid			relid = get_relname_relid("events", get_namespace_oid("webhook", false));
+	Relation	events;
 
 	if (!OidIsValid(relid))
 		ereport(ERROR,
@@ -202,8 +268,17 @@ event_writer_begin(EventWriter *w, text *event_type, bool from_watch)
 	PreventCommandIfParallelMode("INSERT");
 
 	memset(w, 0, sizeof(*w));
-	w->rel = table_open(relid, RowExclusiveLock);
-	if (w->rel->rd_rel->relkind != RELKIND_RELATION || !find_event_columns(w->rel))
+	events = table_open(relid, RowExclusiveLock);
+	if (events->rd_rel->relkind == RELKIND_PARTITIONED_TABLE)
+	{
+		w->gen = current_generation();
+		w->rel = table_open(generation_partition(events, w->gen), RowExclusiveLock);
+		table_close(events, NoLock);
+	}
+	else
+		w->rel = events;
+	if (w->rel->rd_rel->relkind != RELKIND_RELATION || !find_event_columns(w->rel) ||
+		(events != w->rel) != (event_attnums[EVENT_GEN] != InvalidAttrNumber))
 	{
 		table_close(w->rel, RowExclusiveLock);
 		w->rel = NULL;
@@ -313,8 +388,11 @@ event_writer_add(EventWriter *w, Datum payload, bool isnull, pg_uuid_t *id)
 	slot->tts_values[event_attnums[EVENT_PAYLOAD] - 1] = datumCopy(PointerGetDatum(jb), false, -1);
 	slot->tts_values[event_attnums[EVENT_CREATED_AT] - 1] = w->created_at;
 	slot->tts_values[event_attnums[EVENT_TXID] - 1] = w->txid;
+	if (event_attnums[EVENT_GEN] != InvalidAttrNumber)
+		slot->tts_values[event_attnums[EVENT_GEN] - 1] = Int16GetDatum(w->gen);
 	for (int c = 0; c < EVENT_NCOLUMNS; c++)
-		slot->tts_isnull[event_attnums[c] - 1] = false;
+		if (event_attnums[c] != InvalidAttrNumber)
+			slot->tts_isnull[event_attnums[c] - 1] = false;
 	MemoryContextSwitchTo(oldcontext);
 	ExecStoreVirtualTuple(slot);
 

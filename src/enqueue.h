@@ -19,8 +19,9 @@
 #define EVENT_WRITER_BATCH 1000
 
 /*
- * An open batch of events of one type for one statement: the events table,
- * its indexes and the values every row of the statement shares.
+ * An open batch of events of one type for one statement: the events table
+ * (the current generation's partition), its indexes and the values every
+ * row of the statement shares.
  */
 typedef struct EventWriter
 {
@@ -35,6 +36,7 @@ typedef struct EventWriter
 	Datum		event_type;
 	Datum		txid;
 	Datum		created_at;
+	int16		gen;			/* the generation written into */
 	StringInfoData json;		/* a payload's text, reused for the size rule */
 	uint64		written;
 } EventWriter;

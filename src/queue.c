@@ -100,9 +100,9 @@ static const char *claim_sql =
 "    FROM webhook.endpoints ep LEFT JOIN busy b ON b.endpoint_id = ep.id"
 "   WHERE ep.active AND webhook._worker_of(ep.id, $7) = $8"
 "), due AS ("
-"  (SELECT d.id, d.next_attempt_at FROM room"
+"  (SELECT d.id, d.next_attempt_at, d.gen FROM room"
 "     CROSS JOIN LATERAL ("
-"       SELECT d.id, d.next_attempt_at FROM webhook.delivery_state d"
+"       SELECT d.id, d.next_attempt_at, d.gen FROM webhook.delivery_state d"
 "        WHERE d.endpoint_id = room.id AND d.status = 'pending' AND d.next_attempt_at <= pg_catalog.now()"
 "          AND (d.claimed_at IS NULL OR d.claimed_at < pg_catalog.now() - room.lease)"
 "          AND d.id <> ALL ($6::bigint[])"
@@ -110,14 +110,14 @@ static const char *claim_sql =
 "        FOR UPDATE OF d SKIP LOCKED) d"
 "    WHERE NOT room.ordered AND room.n > 0"
 "   UNION ALL"
-"   SELECT d.id, d.next_attempt_at FROM room"
+"   SELECT d.id, d.next_attempt_at, d.gen FROM room"
 "     CROSS JOIN LATERAL ("
-"       SELECT o.id FROM webhook.delivery_state o"
+"       SELECT o.id, o.gen FROM webhook.delivery_state o"
 "        WHERE o.endpoint_id = room.id AND o.status = 'pending'"
 "        ORDER BY o.id LIMIT 1) o"
 "     CROSS JOIN LATERAL ("
-"       SELECT d.id, d.next_attempt_at FROM webhook.delivery_state d"
-"        WHERE d.id = o.id AND d.status = 'pending' AND d.next_attempt_at <= pg_catalog.now()"
+"       SELECT d.id, d.next_attempt_at, d.gen FROM webhook.delivery_state d"
+"        WHERE d.id = o.id AND d.gen = o.gen AND d.status = 'pending' AND d.next_attempt_at <= pg_catalog.now()"
 "          AND (d.claimed_at IS NULL OR d.claimed_at < pg_catalog.now() - room.lease)"
 "          AND d.id <> ALL ($6::bigint[])"
 "        FOR UPDATE OF d SKIP LOCKED) d"
@@ -127,7 +127,7 @@ static const char *claim_sql =
 "UPDATE webhook.delivery_state d"
 "   SET claimed_at = pg_catalog.now()"
 "  FROM due, webhook.endpoints ep, webhook.events ev"
-" WHERE d.id = due.id AND ep.id = d.endpoint_id AND ev.id = d.event_id"
+" WHERE d.id = due.id AND d.gen = due.gen AND ep.id = d.endpoint_id AND ev.id = d.event_id"
 " RETURNING d.id, d.attempts, ev.id::text, ev.event_type, webhook._event_body(ev.event_type, ev.payload, ev.created_at), ep.id, ep.url, ep.signing,"
 "           CASE WHEN ep.signing <> 'none' THEN ep.secret END, ep.signature_header,"
 "           ARRAY(SELECT ARRAY[h.key, h.value] FROM pg_catalog.jsonb_each_text("
@@ -174,7 +174,7 @@ static const char *claim_sql =
  */
 static const char *record_sql =
 "WITH r AS ("
-"  SELECT r.*, d.endpoint_id, d.event_id"
+"  SELECT r.*, d.endpoint_id, d.event_id, d.gen"
 "    FROM ROWS FROM (pg_catalog.unnest($1::bigint[]), pg_catalog.unnest($2::integer[]),"
 "                    pg_catalog.unnest($3::text[]), pg_catalog.unnest($4::timestamptz[]),"
 "                    pg_catalog.unnest($5::timestamptz[]), pg_catalog.unnest($6::float8[]),"
@@ -220,9 +220,9 @@ static const char *record_sql =
 "                                                + EXCLUDED.consecutive_failures, 2147483647)::integer END"
 ")"
 "INSERT INTO webhook.delivery_log (delivery_id, endpoint_id, event_id, attempt, url, attempted_at,"
-"                                  duration_ms, status_code, error_class, error, response_body)"
+"                                  duration_ms, status_code, error_class, error, response_body, gen)"
 "SELECT r.delivery_id, r.endpoint_id, r.event_id, r.attempt, r.url, r.attempted_at,"
-"       r.duration_ms, r.status_code, r.error_class, r.error, r.response_body"
+"       r.duration_ms, r.status_code, r.error_class, r.error, r.response_body, r.gen"
 "  FROM r";
 
 /*
@@ -262,6 +262,9 @@ static const char *deactivate_sql =
 "   SET active = false, disabled_at = pg_catalog.now(),"
 "       disabled_reason = 'receiver answered 410 Gone'"
 " WHERE id = ANY ($1::bigint[]) AND active";
+
+static long retention_turn_ms(void);
+static void rotate_generations(void);
 
 /* The caller's memory context, which committing a transaction would leave. */
 static MemoryContext work_caller_cxt = NULL;
@@ -771,8 +774,8 @@ queue_claim(int limit, dlist_head *out, const EndpointLoadSnapshot *load,
 
 /*
  * Retention and auto-disable, run by the worker after recording outcomes
- * (never when idle): delete old finished deliveries in small batches, and
- * deactivate endpoints that have failed for longer than webhook.disable_after.
+ * (never when idle): empty old generations of the queue, and deactivate
+ * endpoints that have failed for longer than webhook.disable_after.
  */
 void
 queue_housekeeping(bool had_failures)
@@ -795,40 +798,72 @@ queue_housekeeping(bool had_failures)
 		end_work();
 	}
 
-	/*
-	 * Every worker purges (rows are taken SKIP LOCKED, so two never delete
-	 * the same): one whose endpoints are idle never gets here.
-	 */
-	if ((webhook_retention_succeeded_s > 0 || webhook_retention_failed_s > 0) &&
-		TimestampDifferenceExceeds(last_purge, now, 60 * 1000))
+	if (webhook_retention_succeeded_s > 0 &&
+		TimestampDifferenceExceeds(last_purge, now, retention_turn_ms()))
 	{
-		Oid			types[2] = {FLOAT8OID, FLOAT8OID};
-		Datum		values[2];
-
 		last_purge = now;
-		/* 0 keeps rows forever: push that cutoff out of reach. */
-		values[0] = Float8GetDatum(webhook_retention_succeeded_s > 0 ? (double) webhook_retention_succeeded_s : 1e10);
-		values[1] = Float8GetDatum(webhook_retention_failed_s > 0 ? (double) webhook_retention_failed_s : 1e10);
-		for (int round = 0; round < 50; round++)
-		{
-			int64		deleted = 0;
-
-			begin_work("deleting old deliveries");
-			ret = SPI_execute_with_args("SELECT webhook._purge_batch("
-										"pg_catalog.now() - pg_catalog.make_interval(secs => $1),"
-										"pg_catalog.now() - pg_catalog.make_interval(secs => $2), 1000)",
-										2, types, values, NULL, false, 1);
-			if (ret == SPI_OK_SELECT && SPI_processed == 1)
-			{
-				bool		isnull;
-
-				deleted = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
-			}
-			end_work();
-			if (deleted < 1000)
-				break;
-		}
+		begin_work("emptying old queue generations");
+		rotate_generations();
+		end_work();
 	}
+}
+
+/*
+ * How often retention takes its turn: a quarter of the succeeded retention,
+ * between a second and a minute.  (Generations last half of it: see
+ * rotate_generations.)
+ */
+static long
+retention_turn_ms(void)
+{
+	return Min(Max((long) webhook_retention_succeeded_s * 250L, 1000L), 60 * 1000L);
+}
+
+/*
+ * Retention's turn (webhook._rotate_generations): empty the old queue
+ * generations that ended before the succeeded cutoff, and start a new one
+ * every half of the succeeded retention, so that a finished delivery goes
+ * between one and one and a half retentions after it finished.  Every
+ * worker takes turns (one whose endpoints are idle never gets here); they
+ * never wait for each other.  Failed deliveries younger than their own
+ * retention (0: kept forever) move on with the current generation.
+ */
+static void
+rotate_generations_sql(void *arg)
+{
+	Oid			types[3] = {FLOAT8OID, FLOAT8OID, FLOAT8OID};
+	Datum		values[3];
+	int			ret;
+
+	values[0] = Float8GetDatum((double) webhook_retention_succeeded_s);
+	values[1] = Float8GetDatum(webhook_retention_failed_s > 0 ? (double) webhook_retention_failed_s : 1e10);
+	values[2] = Float8GetDatum((double) webhook_retention_succeeded_s / 2);
+	ret = SPI_execute_with_args("SELECT webhook._rotate_generations("
+								"pg_catalog.now() - pg_catalog.make_interval(secs => $1),"
+								"pg_catalog.now() - pg_catalog.make_interval(secs => $2),"
+								"pg_catalog.make_interval(secs => $3))",
+								3, types, values, NULL, false, 1);
+	if (ret != SPI_OK_SELECT)
+		elog(ERROR, "could not rotate the queue's generations: %s", SPI_result_code_string(ret));
+}
+
+/*
+ * Take retention's turn in a subtransaction: a turn that fails (a lock held
+ * past lock_timeout, a generations table someone changed by hand) is
+ * reported and tried again next turn, and never stops the deliveries.
+ */
+static void
+rotate_generations(void)
+{
+	ErrorData  *edata;
+
+	wait_briefly_for_locks();
+	edata = try_in_subtransaction(rotate_generations_sql, NULL);
+	if (edata != NULL)
+		ereport(WARNING,
+				(errcode(edata->sqlerrcode),
+				 errmsg("webhook retention could not empty old queue generations: %s", edata->message),
+				 edata->hint ? errhint("%s", edata->hint) : 0));
 }
 
 /* A response body as valid text for the log, whatever the receiver sent. */

@@ -12,14 +12,18 @@
 
 /*
  * Prepare a statement once, and keep it for the life of the process: the
- * parse and plan are paid once, not per call.
+ * parse and plan are paid once, not per call.  The plan is generic (made
+ * without the parameters' values): left to choose, the plan cache planned
+ * the worker's statements anew on most calls, since over the queue's
+ * partitioned tables a generic plan's estimate looks dearer than a custom
+ * one, and that planning was the largest part of an idle worker's wake-up.
  */
 SPIPlanPtr
 webhook_prepare_once(SPIPlanPtr *plan, const char *sql, int nargs, Oid *argtypes)
 {
 	if (*plan == NULL)
 	{
-		SPIPlanPtr	p = SPI_prepare(sql, nargs, argtypes);
+		SPIPlanPtr	p = SPI_prepare_cursor(sql, nargs, argtypes, CURSOR_OPT_GENERIC_PLAN);
 
 		if (p == NULL)
 			elog(ERROR, "SPI_prepare failed: %s", SPI_result_code_string(SPI_result));

@@ -80,12 +80,37 @@ COMMENT ON COLUMN webhook.endpoints.oauth_client_id IS 'OAuth2 client id, sent w
 COMMENT ON COLUMN webhook.endpoints.oauth_client_secret IS 'OAuth2 client secret; sealed at rest like the secrets';
 COMMENT ON COLUMN webhook.endpoints.oauth_scope IS 'OAuth2 scope asked for, space-separated; NULL: none asked';
 
+-- The queue's tables are partitioned by generation (gen): an application's
+-- transaction writes into the current generation, and retention empties a
+-- whole old generation with TRUNCATE (webhook._rotate_generations), so that
+-- no DELETE of old rows, and no vacuum of them, keeps pace with the queue.
+-- A delivery lives in its event's generation and its log rows in the
+-- delivery's: one generation's three partitions hold a closed set.
+CREATE TABLE webhook.queue_generations (
+    gen      smallint PRIMARY KEY
+             CONSTRAINT queue_generations_gen_check CHECK (gen BETWEEN 0 AND 3),
+    -- When it became the current one; NULL: empty, not used since.
+    began_at timestamptz,
+    -- When it stopped being the current one; NULL while it is (exactly one
+    -- generation has began_at set and ended_at NULL).
+    ended_at timestamptz
+);
+COMMENT ON TABLE webhook.queue_generations IS 'the queue''s partitions: new events go to the current one (ended_at NULL); retention empties old ones whole';
+INSERT INTO webhook.queue_generations (gen, began_at) VALUES (0, pg_catalog.now()), (1, NULL), (2, NULL), (3, NULL);
+
+-- The generation new events go to.
+CREATE FUNCTION webhook._current_generation()
+RETURNS smallint LANGUAGE sql STABLE PARALLEL SAFE
+RETURN coalesce((SELECT g.gen FROM webhook.queue_generations g
+                  WHERE g.began_at IS NOT NULL AND g.ended_at IS NULL
+                  ORDER BY g.began_at DESC LIMIT 1), 0);
+
 -- The queue.  An application's transaction writes one events row per event
 -- and nothing per endpoint: the delivery worker reads committed events by
--- transaction snapshots (webhook.queue_positions, src/reader.c), matches
--- them to endpoints and creates their delivery_state rows itself.
+-- transaction snapshots (webhook.queue_positions, webhook._read_events),
+-- matches them to endpoints and creates their delivery_state rows itself.
 CREATE TABLE webhook.events (
-    id              uuid PRIMARY KEY DEFAULT webhook.uuid_v7(),
+    id              uuid NOT NULL DEFAULT webhook.uuid_v7(),
     event_type      text NOT NULL,
     payload         jsonb NOT NULL,
     idempotency_key text,
@@ -93,15 +118,23 @@ CREATE TABLE webhook.events (
     -- The writing transaction (top level): the worker reads an event once
     -- that transaction is visible in its snapshot.  0: never read (the
     -- event was settled when written, as pings and events from before 0.3.0).
-    txid            xid8 NOT NULL DEFAULT pg_catalog.pg_current_xact_id()
-);
--- Most events have no idempotency key: index only those that do.
-CREATE UNIQUE INDEX events_idempotency_key_idx ON webhook.events (idempotency_key)
+    txid            xid8 NOT NULL DEFAULT pg_catalog.pg_current_xact_id(),
+    gen             smallint NOT NULL DEFAULT webhook._current_generation(),
+    CONSTRAINT events_pkey PRIMARY KEY (id, gen)
+) PARTITION BY LIST (gen);
+-- Most events have no idempotency key: index only those that do.  Unique
+-- per generation; webhook._enqueue looks in the others first.
+CREATE UNIQUE INDEX events_idempotency_key_idx ON webhook.events (idempotency_key, gen)
     WHERE idempotency_key IS NOT NULL;
 -- The worker reads events in (txid, id) order, a window of transactions at a time.
 CREATE INDEX events_txid_idx ON webhook.events (txid, id);
+CREATE TABLE webhook.events_0 PARTITION OF webhook.events FOR VALUES IN (0);
+CREATE TABLE webhook.events_1 PARTITION OF webhook.events FOR VALUES IN (1);
+CREATE TABLE webhook.events_2 PARTITION OF webhook.events FOR VALUES IN (2);
+CREATE TABLE webhook.events_3 PARTITION OF webhook.events FOR VALUES IN (3);
 COMMENT ON TABLE webhook.events IS 'one row per event; id is the webhook-id header; the body sent is webhook._event_body(event_type, payload, created_at)';
 COMMENT ON COLUMN webhook.events.txid IS 'the transaction that wrote the event; the delivery worker reads it once that transaction is visible';
+COMMENT ON COLUMN webhook.events.gen IS 'the queue generation (partition) the event and its deliveries are in: webhook.queue_generations';
 
 -- Where the delivery worker is in the queue: every event whose transaction
 -- is visible in done_snapshot has its delivery_state rows.  While a window
@@ -135,8 +168,8 @@ RETURN (pg_catalog.lpad(pg_catalog.to_hex(GREATEST(0, pg_catalog.floor(EXTRACT(e
         || '70008000000000000000')::uuid;
 
 CREATE TABLE webhook.delivery_state (
-    id               bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-    event_id         uuid NOT NULL REFERENCES webhook.events (id) ON DELETE CASCADE,
+    id               bigint GENERATED ALWAYS AS IDENTITY,
+    event_id         uuid NOT NULL,
     endpoint_id      bigint REFERENCES webhook.endpoints (id) ON DELETE SET NULL,
     status           text NOT NULL DEFAULT 'pending'
                      CONSTRAINT delivery_state_status_check
@@ -151,8 +184,11 @@ CREATE TABLE webhook.delivery_state (
     last_status_code integer,
     last_error       text,
     created_at       timestamptz NOT NULL DEFAULT pg_catalog.now(),
-    completed_at     timestamptz
-);
+    completed_at     timestamptz,
+    -- Its event's generation (the current one, for rows written by hand).
+    gen              smallint NOT NULL DEFAULT webhook._current_generation(),
+    CONSTRAINT delivery_state_pkey PRIMARY KEY (id, gen)
+) PARTITION BY LIST (gen);
 COMMENT ON TABLE webhook.delivery_state IS 'one row per (event, endpoint) the worker has read: the state of delivering that event there (read webhook.deliveries)';
 COMMENT ON COLUMN webhook.delivery_state.claimed_at IS 'set while a delivery worker has the request in flight; the claim lapses after the endpoint''s timeout plus 30 s';
 
@@ -163,23 +199,55 @@ CREATE FUNCTION webhook._claim_lease(timeout_ms integer)
 RETURNS interval LANGUAGE sql IMMUTABLE PARALLEL SAFE
 RETURN pg_catalog.make_interval(secs => (pg_catalog.float8(timeout_ms) + 30000) / 1000);
 
--- The worker claims due deliveries per endpoint, and sleeps until the earliest
--- one.  Claiming changes no indexed column, so it is a HOT update: leave room.
-ALTER TABLE webhook.delivery_state SET (fillfactor = 80);
--- Dead index entries of finished deliveries slow every claim until vacuumed:
--- vacuum this queue table after a fixed number of changes, not a fraction.
-ALTER TABLE webhook.delivery_state SET (autovacuum_vacuum_scale_factor = 0, autovacuum_vacuum_threshold = 20000,
-                                        autovacuum_vacuum_insert_scale_factor = 0, autovacuum_vacuum_insert_threshold = 50000,
-                                        autovacuum_vacuum_cost_delay = 0);
 CREATE INDEX delivery_state_pending_by_endpoint_idx ON webhook.delivery_state (endpoint_id, next_attempt_at)
     WHERE status = 'pending';
 CREATE INDEX delivery_state_event_idx ON webhook.delivery_state (event_id);
 -- Ordered endpoints take their oldest pending delivery first.
 CREATE INDEX delivery_state_pending_in_order_idx ON webhook.delivery_state (endpoint_id, id)
     WHERE status = 'pending';
+-- Retention keeps failed deliveries longer than succeeded ones: it finds
+-- them in an old generation by this (failures are few).
+CREATE INDEX delivery_state_failed_idx ON webhook.delivery_state (completed_at)
+    WHERE status = 'failed';
+-- The worker claims due deliveries per endpoint, and sleeps until the earliest
+-- one.  Claiming changes no indexed column, so it is a HOT update: leave room.
+-- Dead index entries of finished deliveries slow every claim until vacuumed:
+-- vacuum these queue tables after a fixed number of changes, not a fraction.
+CREATE TABLE webhook.delivery_state_0 PARTITION OF webhook.delivery_state FOR VALUES IN (0)
+    WITH (fillfactor = 80, autovacuum_vacuum_scale_factor = 0, autovacuum_vacuum_threshold = 20000,
+          autovacuum_vacuum_insert_scale_factor = 0, autovacuum_vacuum_insert_threshold = 50000,
+          autovacuum_vacuum_cost_delay = 0);
+CREATE TABLE webhook.delivery_state_1 PARTITION OF webhook.delivery_state FOR VALUES IN (1)
+    WITH (fillfactor = 80, autovacuum_vacuum_scale_factor = 0, autovacuum_vacuum_threshold = 20000,
+          autovacuum_vacuum_insert_scale_factor = 0, autovacuum_vacuum_insert_threshold = 50000,
+          autovacuum_vacuum_cost_delay = 0);
+CREATE TABLE webhook.delivery_state_2 PARTITION OF webhook.delivery_state FOR VALUES IN (2)
+    WITH (fillfactor = 80, autovacuum_vacuum_scale_factor = 0, autovacuum_vacuum_threshold = 20000,
+          autovacuum_vacuum_insert_scale_factor = 0, autovacuum_vacuum_insert_threshold = 50000,
+          autovacuum_vacuum_cost_delay = 0);
+CREATE TABLE webhook.delivery_state_3 PARTITION OF webhook.delivery_state FOR VALUES IN (3)
+    WITH (fillfactor = 80, autovacuum_vacuum_scale_factor = 0, autovacuum_vacuum_threshold = 20000,
+          autovacuum_vacuum_insert_scale_factor = 0, autovacuum_vacuum_insert_threshold = 50000,
+          autovacuum_vacuum_cost_delay = 0);
+
+-- Deleting an event deletes its deliveries, as a foreign key with ON DELETE
+-- CASCADE did before the queue was partitioned (a key into a partitioned
+-- table would make each generation's TRUNCATE check the others).
+CREATE FUNCTION webhook._events_deleted()
+RETURNS trigger LANGUAGE plpgsql
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    DELETE FROM webhook.delivery_state d USING gone WHERE d.event_id = gone.id AND d.gen = gone.gen;
+    RETURN NULL;
+END;
+$$;
+CREATE TRIGGER events_deleted AFTER DELETE ON webhook.events
+    REFERENCING OLD TABLE AS gone FOR EACH STATEMENT EXECUTE FUNCTION webhook._events_deleted();
 
 CREATE TABLE webhook.delivery_log (
-    id            bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    id            bigint GENERATED ALWAYS AS IDENTITY,
     delivery_id   bigint NOT NULL,
     endpoint_id   bigint,
     event_id      uuid NOT NULL,
@@ -190,8 +258,11 @@ CREATE TABLE webhook.delivery_log (
     status_code   integer,
     error_class   text,
     error         text,
-    response_body text
-);
+    response_body text,
+    -- Its delivery's generation (the current one, for rows written by hand).
+    gen           smallint NOT NULL DEFAULT webhook._current_generation(),
+    CONSTRAINT delivery_log_pkey PRIMARY KEY (id, gen)
+) PARTITION BY LIST (gen);
 COMMENT ON TABLE webhook.delivery_log IS 'one row per HTTP attempt, written by the delivery worker';
 COMMENT ON COLUMN webhook.delivery_log.error_class IS 'why the attempt failed (NULL: it succeeded), a name that stays the same across versions: one of webhook.error_classes()';
 -- The error classes with their meaning, from the table the worker itself
@@ -204,6 +275,10 @@ COMMENT ON COLUMN webhook.delivery_log.endpoint_id IS 'the endpoint at the time;
 
 CREATE INDEX delivery_log_delivery_idx ON webhook.delivery_log (delivery_id);
 CREATE INDEX delivery_log_attempted_at_idx ON webhook.delivery_log (attempted_at);
+CREATE TABLE webhook.delivery_log_0 PARTITION OF webhook.delivery_log FOR VALUES IN (0);
+CREATE TABLE webhook.delivery_log_1 PARTITION OF webhook.delivery_log FOR VALUES IN (1);
+CREATE TABLE webhook.delivery_log_2 PARTITION OF webhook.delivery_log FOR VALUES IN (2);
+CREATE TABLE webhook.delivery_log_3 PARTITION OF webhook.delivery_log FOR VALUES IN (3);
 
 -- The delivery worker's running account of each endpoint's health, kept
 -- apart from webhook.endpoints so that users' rows are not rewritten.

@@ -17,22 +17,22 @@
 -- closed window's cursor, (0, nil), made every empty read walk all the
 -- settled events).  The parameters pick the arm once per call.
 CREATE FUNCTION webhook._window_events(done pg_snapshot, cur pg_snapshot, after_txid xid8, after_id uuid, n integer)
-RETURNS TABLE (txid xid8, id uuid, event_type text) LANGUAGE sql STABLE
+RETURNS TABLE (txid xid8, id uuid, event_type text, gen smallint) LANGUAGE sql STABLE
 AS $$
-SELECT w.txid, w.id, w.event_type FROM (
-    (SELECT e.txid, e.id, e.event_type FROM webhook.events e
+SELECT w.txid, w.id, w.event_type, w.gen FROM (
+    (SELECT e.txid, e.id, e.event_type, e.gen FROM webhook.events e
       WHERE e.txid = ANY (ARRAY(SELECT pg_catalog.pg_snapshot_xip(done)))
         AND (e.txid, e.id) > (after_txid, after_id)
         AND pg_catalog.pg_visible_in_snapshot(e.txid, cur)
       ORDER BY e.txid, e.id LIMIT n)
     UNION ALL
-    (SELECT e.txid, e.id, e.event_type FROM webhook.events e
+    (SELECT e.txid, e.id, e.event_type, e.gen FROM webhook.events e
       WHERE after_txid >= pg_catalog.pg_snapshot_xmax(done)
         AND (e.txid, e.id) > (after_txid, after_id) AND e.txid < pg_catalog.pg_snapshot_xmax(cur)
         AND pg_catalog.pg_visible_in_snapshot(e.txid, cur)
       ORDER BY e.txid, e.id LIMIT n)
     UNION ALL
-    (SELECT e.txid, e.id, e.event_type FROM webhook.events e
+    (SELECT e.txid, e.id, e.event_type, e.gen FROM webhook.events e
       WHERE after_txid < pg_catalog.pg_snapshot_xmax(done)
         AND e.txid >= pg_catalog.pg_snapshot_xmax(done) AND e.txid < pg_catalog.pg_snapshot_xmax(cur)
         AND pg_catalog.pg_visible_in_snapshot(e.txid, cur)
@@ -73,11 +73,11 @@ BEGIN
     END IF;
 
     WITH page AS MATERIALIZED (
-        SELECT w.txid, w.id, w.event_type
+        SELECT w.txid, w.id, w.event_type, w.gen
           FROM webhook._window_events(pos.done_snapshot, v_cur, pos.after_txid, pos.after_id, page) w
     ), made AS (
-        INSERT INTO webhook.delivery_state (event_id, endpoint_id)
-        SELECT p.id, ep.id
+        INSERT INTO webhook.delivery_state (event_id, endpoint_id, gen)
+        SELECT p.id, ep.id, p.gen
           FROM page p JOIN webhook.endpoints ep
             ON ep.active AND webhook._subscribed(ep.event_types, p.event_type)
          ORDER BY p.txid, p.id, ep.id
@@ -140,6 +140,11 @@ SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
+    -- Retention moving a kept event into the current generation (a
+    -- cross-partition UPDATE inserts it there) is not a restore.
+    IF pg_catalog.current_setting('webhook_internal.moving_rows', true) = 'on' THEN
+        RETURN NEW;
+    END IF;
     INSERT INTO webhook.restored_events (event_id, txid) VALUES (NEW.id, NEW.txid)
     ON CONFLICT (event_id) DO UPDATE SET txid = EXCLUDED.txid;
     NEW.txid := '0';
@@ -199,14 +204,14 @@ BEGIN
     WITH settled AS (
         DELETE FROM webhook.restored_events r RETURNING r.event_id, r.txid
     ), unread AS (
-        SELECT s.event_id, s.txid, e.event_type
+        SELECT s.event_id, s.txid, e.event_type, e.gen
           FROM settled s JOIN webhook.events e ON e.id = s.event_id
          WHERE NOT pg_visible_in_snapshot(s.txid, pos.done_snapshot)
            AND NOT (pos.window_snapshot IS NOT NULL AND pg_visible_in_snapshot(s.txid, pos.window_snapshot)
                     AND (s.txid, s.event_id) <= (pos.after_txid, pos.after_id))
     )
-    INSERT INTO webhook.delivery_state (event_id, endpoint_id)
-    SELECT u.event_id, ep.id
+    INSERT INTO webhook.delivery_state (event_id, endpoint_id, gen)
+    SELECT u.event_id, ep.id, u.gen
       FROM unread u JOIN webhook.endpoints ep
         ON ep.active AND webhook._subscribed(ep.event_types, u.event_type)
      ORDER BY u.txid, u.event_id, ep.id;

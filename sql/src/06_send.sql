@@ -33,6 +33,10 @@ DECLARE
     v_event_id uuid;
 BEGIN
     IF _enqueue.idempotency_key IS NOT NULL THEN
+        -- A key is unique within a generation by its index, and across
+        -- generations by taking turns here: a concurrent send of the same
+        -- key waits until this transaction ends, then finds its event.
+        PERFORM pg_advisory_xact_lock(hashtextextended('webhook.idempotency_key:' || _enqueue.idempotency_key, 0));
         SELECT e.id INTO v_event_id FROM webhook.events e WHERE e.idempotency_key = _enqueue.idempotency_key;
         IF FOUND THEN
             RETURN v_event_id;
@@ -41,7 +45,7 @@ BEGIN
 
     INSERT INTO webhook.events AS e (event_type, payload, idempotency_key)
     VALUES (_enqueue.event_type, _enqueue.payload, _enqueue.idempotency_key)
-    ON CONFLICT (idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
+    ON CONFLICT (idempotency_key, gen) WHERE idempotency_key IS NOT NULL DO NOTHING
     RETURNING e.id INTO v_event_id;
 
     IF v_event_id IS NULL THEN

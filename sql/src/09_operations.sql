@@ -13,6 +13,7 @@ DECLARE
     v_payload jsonb;
     v_now timestamptz := now();
     v_event_id uuid;
+    v_gen smallint;
     v_delivery_id bigint;
 BEGIN
     SELECT e.active INTO v_active FROM webhook.endpoints e WHERE e.id = ping.endpoint_id;
@@ -29,8 +30,8 @@ BEGIN
     -- go to every endpoint subscribed to "*"); its one delivery is made here.
     INSERT INTO webhook.events (event_type, payload, created_at, txid)
     VALUES ('webhook.ping', v_payload, v_now, '0')
-    RETURNING id INTO v_event_id;
-    INSERT INTO webhook.delivery_state (event_id, endpoint_id) VALUES (v_event_id, ping.endpoint_id)
+    RETURNING id, gen INTO v_event_id, v_gen;
+    INSERT INTO webhook.delivery_state (event_id, endpoint_id, gen) VALUES (v_event_id, ping.endpoint_id, v_gen)
     RETURNING id INTO v_delivery_id;
     PERFORM webhook._wake_worker_at_commit();
     RETURN v_delivery_id;
@@ -74,12 +75,13 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     v_type text;
+    v_gen smallint;
     v_count bigint;
 BEGIN
     IF event_id IS NULL THEN
         RAISE EXCEPTION 'event_id must not be null' USING ERRCODE = 'null_value_not_allowed';
     END IF;
-    SELECT e.event_type INTO v_type FROM webhook.events e WHERE e.id = replay.event_id;
+    SELECT e.event_type, e.gen INTO v_type, v_gen FROM webhook.events e WHERE e.id = replay.event_id;
     IF NOT FOUND THEN
         RAISE EXCEPTION 'event % does not exist', event_id
             USING ERRCODE = 'no_data_found', HINT = 'Events older than webhook.retention_succeeded may have been purged.';
@@ -87,8 +89,8 @@ BEGIN
     IF endpoint_id IS NOT NULL AND NOT EXISTS (SELECT 1 FROM webhook.endpoints e WHERE e.id = replay.endpoint_id) THEN
         PERFORM webhook._raise_no_endpoint(endpoint_id);
     END IF;
-    INSERT INTO webhook.delivery_state (event_id, endpoint_id)
-    SELECT replay.event_id, ep.id FROM webhook.endpoints ep
+    INSERT INTO webhook.delivery_state (event_id, endpoint_id, gen)
+    SELECT replay.event_id, ep.id, v_gen FROM webhook.endpoints ep
      WHERE CASE WHEN replay.endpoint_id IS NULL
                 THEN ep.active AND webhook._subscribed(ep.event_types, v_type)
                 ELSE ep.id = replay.endpoint_id END;
@@ -165,7 +167,7 @@ BEGIN
     -- old enough.
     WITH doomed AS (
         SELECT d.id FROM webhook.events e
-          JOIN webhook.delivery_state d ON d.event_id = e.id
+          JOIN webhook.delivery_state d ON d.event_id = e.id AND d.gen = e.gen
          WHERE e.id < webhook._uuid_v7_floor(greatest(succeeded_before, failed_before))
            AND e.created_at < greatest(succeeded_before, failed_before)
            AND d.status <> 'pending'
@@ -182,7 +184,7 @@ BEGIN
         SELECT e.id FROM webhook.events e
          WHERE e.id < webhook._uuid_v7_floor(least(succeeded_before, failed_before))
            AND e.created_at < least(succeeded_before, failed_before)
-           AND NOT EXISTS (SELECT 1 FROM webhook.delivery_state d WHERE d.event_id = e.id)
+           AND NOT EXISTS (SELECT 1 FROM webhook.delivery_state d WHERE d.event_id = e.id AND d.gen = e.gen)
            AND NOT webhook._unread(e.txid, (SELECT p.done_snapshot FROM webhook.queue_positions p WHERE p.worker = 0))
            AND NOT EXISTS (SELECT 1 FROM webhook.restored_events r WHERE r.event_id = e.id)
          LIMIT batch

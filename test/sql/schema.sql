@@ -15,6 +15,18 @@ SELECT c.relname, c.relkind, c.relpersistence,
  WHERE c.relnamespace = 'webhook'::regnamespace
    AND c.relname IN ('endpoints', 'event_types', 'events', 'deliveries', 'delivery_state', 'queue_positions', 'delivery_log')
  ORDER BY c.relname;
+-- The queue's tables are partitioned by generation, four partitions each,
+-- members of the extension; exactly one generation is the current one.
+SELECT i.inhparent::regclass AS "table", i.inhrelid::regclass AS partition,
+       pg_get_expr(c.relpartbound, c.oid) AS bound,
+       EXISTS (SELECT 1 FROM pg_depend d
+                WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid AND d.deptype = 'e') AS extension_member
+  FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
+ WHERE i.inhparent IN ('webhook.events'::regclass, 'webhook.delivery_state'::regclass, 'webhook.delivery_log'::regclass)
+   AND c.relkind = 'r'
+ ORDER BY 1, 2;
+SELECT gen, began_at IS NOT NULL AS began, ended_at IS NULL AS open FROM webhook.queue_generations ORDER BY gen;
+SELECT webhook._current_generation();
 -- Nothing in the schema is unlogged or temporary: not the tables, their
 -- indexes, their TOAST or their identity sequences.
 SELECT count(*) AS not_permanent

@@ -274,31 +274,81 @@ is( psql("SELECT attempts > 0, succeeded > 0, failed > 0, succeeded + failed <= 
 			  WHERE status = 'succeeded'", 't', 30),
 		'retention: they are all older than 1 s');
 
-	# The worker purges at most once a minute, and did so after its first
-	# recording: a new worker purges after its first recording.
-	my $old_pid = psql("SELECT pid FROM pg_stat_activity WHERE backend_type = 'webhook delivery worker'");
-	psql("SELECT pg_terminate_backend($old_pid)");
-	ok( poll_until($node, 'postgres',
-			"SELECT count(*) FROM pg_stat_activity
-			  WHERE backend_type = 'webhook delivery worker' AND pid <> $old_pid", '1', 30),
-		'retention: a new delivery worker started');
-	my $trigger = send_event('plain.test', '{"trigger": "housekeeping"}');
-	ok(wait_status($node, $trigger, 'succeeded'), 'retention: a new delivery is recorded');
-	ok( poll_until($node, 'postgres',
-			"SELECT count(*) FROM webhook.deliveries WHERE status = 'succeeded'
+	my $pending = psql("SELECT count(*) FROM webhook.deliveries WHERE status = 'pending'");
+
+	# Retention works a generation at a time: after recording outcomes the
+	# worker starts a new generation every half retention, and empties a
+	# generation that ended more than a retention ago, keeping (moving on)
+	# pending and failed deliveries.  It takes its turn only after it
+	# recorded something, so keep giving it deliveries.
+	my $gen0 = psql('SELECT webhook._current_generation()');
+	my $trigger;
+	my $emptied = 0;
+	for my $try (1 .. 30)
+	{
+		$trigger = send_event('plain.test', qq({"trigger": $try}));
+		wait_status($node, $trigger, 'succeeded');
+		if (psql("SELECT count(*) FROM webhook.events WHERE gen = $gen0") eq '0')
+		{
+			$emptied = 1;
+			last;
+		}
+		sleep 1;
+	}
+	ok($emptied, 'retention: the generation of the old deliveries was emptied');
+	isnt(psql('SELECT webhook._current_generation()'), $gen0, 'retention: a new generation is current');
+	is(psql("SELECT pg_relation_size('webhook.events_$gen0') + pg_relation_size('webhook.delivery_state_$gen0')
+	               + pg_relation_size('webhook.delivery_log_$gen0')"),
+		'0', 'retention: by TRUNCATE (its partitions have no pages left)');
+	is( psql("SELECT count(*) FROM webhook.deliveries WHERE status = 'succeeded'
 			    AND completed_at < (SELECT completed_at - interval '1 s' FROM webhook.deliveries
-			                         WHERE event_id = '$trigger')", '0', 30),
-		'retention: the worker deleted the succeeded deliveries older than 1 s');
+			                         WHERE event_id = '$trigger')"), '0',
+		'retention: no succeeded delivery older than 1 s is left');
 	is(psql("SELECT count(*) FROM webhook.deliveries WHERE event_id = '$trigger'"), '1',
 		'retention: the recent one is kept');
 	is(psql("SELECT count(*) FROM webhook.deliveries WHERE status = 'failed'"), $n_failed,
 		'retention: failed deliveries are kept (retention_failed is 30 days)');
+	is(psql("SELECT count(*) FROM webhook.deliveries WHERE status = 'pending'"), $pending,
+		'retention: pending deliveries are kept');
+	is(psql("SELECT count(*) FROM webhook.delivery_state d
+	          WHERE NOT EXISTS (SELECT 1 FROM webhook.events e WHERE e.id = d.event_id AND e.gen = d.gen)"),
+		'0', 'retention: every kept delivery has its event, in its generation');
 	is(psql("SELECT count(*) FROM webhook.delivery_log l
 	          WHERE NOT EXISTS (SELECT 1 FROM webhook.deliveries d WHERE d.id = l.delivery_id)"),
 		'0', 'retention: no log row outlives its delivery');
+	is(psql("SELECT count(*) FROM webhook.delivery_log l JOIN webhook.delivery_state d ON d.id = l.delivery_id
+	          WHERE d.status = 'failed' AND l.gen = d.gen"),
+		psql("SELECT count(*) FROM webhook.delivery_log l JOIN webhook.delivery_state d ON d.id = l.delivery_id
+	          WHERE d.status = 'failed'"),
+		'retention: the kept deliveries\' log rows moved with them');
+
+	# A generations table broken by hand (no current generation) fails
+	# retention's turn with a warning; the worker goes on delivering.
+	my $wpid = psql("SELECT pid FROM pg_stat_activity WHERE backend_type = 'webhook delivery worker'");
+	my $log_pos = -s $node->logfile;
+	psql("UPDATE webhook.queue_generations SET ended_at = coalesce(ended_at, now()), began_at = coalesce(began_at, now())");
+	my $broken_ok = 0;
+	for my $try (1 .. 20)
+	{
+		my $ev = send_event('plain.test', qq({"broken": $try}));
+		wait_status($node, $ev, 'succeeded');
+		if (substr(slurp_file($node->logfile), $log_pos) =~ /webhook retention could not empty old queue generations: webhook.queue_generations has no current generation/)
+		{
+			$broken_ok = 1;
+			last;
+		}
+		sleep 1;
+	}
+	ok($broken_ok, 'retention: a broken generations table is reported as a warning');
+	is(psql("SELECT pid FROM pg_stat_activity WHERE backend_type = 'webhook delivery worker'"), $wpid,
+		'retention: the worker goes on (same process)');
+	my $after_broken = send_event('plain.test', '{"after": "broken generations"}');
+	ok(wait_status($node, $after_broken, 'succeeded'), 'retention: deliveries go on with a broken generations table');
+	psql("UPDATE webhook.queue_generations SET ended_at = NULL
+	       WHERE gen = (SELECT gen FROM webhook.queue_generations ORDER BY began_at DESC NULLS LAST LIMIT 1)");
 
 	# By hand: everything finished goes, pending deliveries stay.
-	my $pending = psql("SELECT count(*) FROM webhook.deliveries WHERE status = 'pending'");
+	$pending = psql("SELECT count(*) FROM webhook.deliveries WHERE status = 'pending'");
 	cmp_ok(psql("SELECT webhook.purge('0 seconds')"), '>', 0, 'purge: deletes rows');
 	is( psql("SELECT count(*) FILTER (WHERE status <> 'pending') || '|' || count(*) FILTER (WHERE status = 'pending')
 	            FROM webhook.deliveries"),
