@@ -93,14 +93,20 @@ CREATE TABLE webhook.queue_generations (
     began_at timestamptz,
     -- When it stopped being the current one; NULL while it is (exactly one
     -- generation has began_at set and ended_at NULL).
-    ended_at timestamptz
+    ended_at timestamptz,
+    -- The transaction that last moved kept rows out of it: it is truncated
+    -- once no snapshot older than that is left.
+    moved_xid xid8
 );
 COMMENT ON TABLE webhook.queue_generations IS 'the queue''s partitions: new events go to the current one (ended_at NULL); retention empties old ones whole';
 INSERT INTO webhook.queue_generations (gen, began_at) VALUES (0, pg_catalog.now()), (1, NULL), (2, NULL), (3, NULL);
 
--- The generation new events go to.
+-- The generation new events go to: the queue tables' default, evaluated
+-- as whoever writes a row (a role granted INSERT need not read this table).
 CREATE FUNCTION webhook._current_generation()
 RETURNS smallint LANGUAGE sql STABLE PARALLEL SAFE
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
 RETURN coalesce((SELECT g.gen FROM webhook.queue_generations g
                   WHERE g.began_at IS NOT NULL AND g.ended_at IS NULL
                   ORDER BY g.began_at DESC LIMIT 1), 0);

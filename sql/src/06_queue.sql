@@ -140,11 +140,6 @@ SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
-    -- Retention moving a kept event into the current generation (a
-    -- cross-partition UPDATE inserts it there) is not a restore.
-    IF pg_catalog.current_setting('webhook_internal.moving_rows', true) = 'on' THEN
-        RETURN NEW;
-    END IF;
     INSERT INTO webhook.restored_events (event_id, txid) VALUES (NEW.id, NEW.txid)
     ON CONFLICT (event_id) DO UPDATE SET txid = EXCLUDED.txid;
     NEW.txid := '0';

@@ -26,32 +26,53 @@ RETURN NOT EXISTS (SELECT 1 FROM webhook.events e WHERE e.gen = g)
    AND NOT EXISTS (SELECT 1 FROM webhook.delivery_state d WHERE d.gen = g)
    AND NOT EXISTS (SELECT 1 FROM webhook.delivery_log l WHERE l.gen = g);
 
+-- Is a snapshot older than transaction x still in use, in another session?
+-- (A backend's xmin at or below x: its snapshot may not see what x did.)
+-- Read against this snapshot's xmax, below the next xid: when unsure, yes.
+CREATE FUNCTION webhook._snapshot_older_than(x xid8)
+RETURNS boolean LANGUAGE sql STABLE
+RETURN EXISTS (SELECT 1 FROM pg_catalog.pg_stat_activity a
+                WHERE a.pid <> pg_catalog.pg_backend_pid() AND a.backend_xmin IS NOT NULL
+                  AND pg_catalog.age(a.backend_xmin)::numeric
+                      >= pg_catalog.pg_snapshot_xmax(pg_catalog.pg_current_snapshot())::text::numeric - x::text::numeric);
+
 -- Empty one old generation, keeping what must outlive it (moved into
--- generation cur).  False, with nothing changed, when it cannot be emptied
--- now: an unread event, a delivery in flight.  A lock another session holds
--- raises lock_not_available: it is never waited for.
+-- generation cur).  Returns NULL once emptied, else why not yet: an event in
+-- it not read yet, or rows just moved out of it.  TRUNCATE is not MVCC-safe
+-- (a snapshot taken before it sees the partitions empty), so a generation
+-- whose rows were moved is truncated in a later turn, once no snapshot older
+-- than the move is left: a pg_dump that began before sees the rows where
+-- they were.  A lock another session holds raises lock_not_available: it is
+-- never waited for.  Moved events get txid 0: they were read (or are
+-- restored ones, settled by their own list), and the restore trigger leaves
+-- txid 0 alone.
 CREATE FUNCTION webhook._empty_generation(g smallint, cur smallint,
                                           succeeded_before timestamptz, failed_before timestamptz)
-RETURNS boolean LANGUAGE plpgsql VOLATILE
+RETURNS text LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     v_done pg_snapshot;
+    v_moved bigint;
+    v_moved_xid xid8;
 BEGIN
     -- Readers and writers of this generation wait for this transaction,
     -- which is short.
     EXECUTE 'LOCK TABLE ' || webhook._generation_tables(g) || ' IN ACCESS EXCLUSIVE MODE NOWAIT';
     SELECT p.done_snapshot INTO v_done FROM webhook.queue_positions p WHERE p.worker = 0;
-    IF v_done IS NULL
-       OR EXISTS (SELECT 1 FROM webhook.events e WHERE e.gen = g AND webhook._unread(e.txid, v_done))
-       OR EXISTS (SELECT 1 FROM webhook.delivery_state d JOIN webhook.endpoints ep ON ep.id = d.endpoint_id
-                   WHERE d.gen = g AND d.status = 'pending' AND d.claimed_at IS NOT NULL
-                     AND d.claimed_at >= now() - webhook._claim_lease(ep.timeout_ms * 4)) THEN
-        RETURN false;
+    IF v_done IS NULL THEN
+        RETURN 'webhook.queue_positions has no row for worker 0';
+    END IF;
+    IF EXISTS (SELECT 1 FROM webhook.events e WHERE e.gen = g AND webhook._unread(e.txid, v_done)) THEN
+        RETURN 'an event in it is not read yet';
     END IF;
 
-    -- Kept rows move by UPDATE of gen; their events are not a restore's.
-    PERFORM pg_catalog.set_config('webhook_internal.moving_rows', 'on', true);
+    -- Kept: pending deliveries (in flight too: the outcome is recorded by
+    -- id), failed ones younger than the failed cutoff, any attempted since
+    -- the succeeded cutoff; their log rows and events; restored events not
+    -- settled yet; events of pending deliveries written by hand into
+    -- another generation.  A moved event whose idempotency key the current
+    -- generation holds too (written by hand) keeps its row, not the key.
     WITH kept AS (
         UPDATE webhook.delivery_state d SET gen = cur
          WHERE d.gen = g
@@ -62,18 +83,32 @@ BEGIN
         RETURNING d.id, d.event_id
     ), log AS (
         UPDATE webhook.delivery_log l SET gen = cur FROM kept WHERE l.gen = g AND l.delivery_id = kept.id
+        RETURNING 1
+    ), events AS (
+        UPDATE webhook.events e
+           SET gen = cur, txid = '0',
+               idempotency_key = CASE WHEN EXISTS (SELECT 1 FROM webhook.events c
+                                                    WHERE c.gen = cur AND c.idempotency_key = e.idempotency_key)
+                                      THEN NULL ELSE e.idempotency_key END
+         WHERE e.gen = g
+           AND (e.id IN (SELECT kept.event_id FROM kept)
+                OR e.id IN (SELECT r.event_id FROM webhook.restored_events r)
+                OR e.id IN (SELECT d.event_id FROM webhook.delivery_state d WHERE d.status = 'pending' AND d.gen <> g))
+        RETURNING 1
     )
-    UPDATE webhook.events e SET gen = cur
-     WHERE e.gen = g
-       AND (e.id IN (SELECT kept.event_id FROM kept)
-            OR e.id IN (SELECT r.event_id FROM webhook.restored_events r)
-            -- (a delivery written by hand into another generation)
-            OR e.id IN (SELECT d.event_id FROM webhook.delivery_state d WHERE d.status = 'pending' AND d.gen <> g));
-    PERFORM pg_catalog.set_config('webhook_internal.moving_rows', 'off', true);
+    SELECT (SELECT count(*) FROM kept) + (SELECT count(*) FROM log) + (SELECT count(*) FROM events) INTO v_moved;
+    IF v_moved > 0 THEN
+        UPDATE webhook.queue_generations q SET moved_xid = pg_current_xact_id() WHERE q.gen = g;
+        RETURN format('%s rows moved out of it just now', v_moved);
+    END IF;
+    SELECT q.moved_xid INTO v_moved_xid FROM webhook.queue_generations q WHERE q.gen = g;
+    IF v_moved_xid IS NOT NULL AND webhook._snapshot_older_than(v_moved_xid) THEN
+        RETURN 'a snapshot older than the last move out of it is still in use';
+    END IF;
 
     EXECUTE 'TRUNCATE ' || webhook._generation_tables(g);
-    UPDATE webhook.queue_generations q SET began_at = NULL, ended_at = NULL WHERE q.gen = g;
-    RETURN true;
+    UPDATE webhook.queue_generations q SET began_at = NULL, ended_at = NULL, moved_xid = NULL WHERE q.gen = g;
+    RETURN NULL;
 END;
 $$;
 
@@ -91,6 +126,8 @@ DECLARE
     v_cur smallint;
     v_began timestamptz;
     v_old smallint;
+    v_ended timestamptz;
+    v_why text;
     v_next smallint;
     v_emptied integer := 0;
 BEGIN
@@ -110,19 +147,32 @@ BEGIN
     -- Old generations with no rows left are free again.
     UPDATE webhook.queue_generations q SET began_at = NULL, ended_at = NULL
      WHERE q.gen <> v_cur AND q.began_at IS NOT NULL AND webhook._generation_is_empty(q.gen);
-    FOR v_old IN
-        SELECT q.gen FROM webhook.queue_generations q
+    FOR v_old, v_ended IN
+        SELECT q.gen, q.ended_at FROM webhook.queue_generations q
          WHERE q.gen <> v_cur AND coalesce(q.ended_at, '-infinity') < succeeded_before
            AND NOT webhook._generation_is_empty(q.gen)
          ORDER BY q.ended_at NULLS FIRST
     LOOP
         BEGIN
-            IF webhook._empty_generation(v_old, v_cur, succeeded_before, failed_before) THEN
-                v_emptied := v_emptied + 1;
-            END IF;
-        EXCEPTION WHEN lock_not_available THEN
-            NULL;   -- in use: the next turn tries again
+            v_why := webhook._empty_generation(v_old, v_cur, succeeded_before, failed_before);
+        EXCEPTION
+            WHEN lock_not_available THEN
+                v_why := 'another session is using it';
+            WHEN OTHERS THEN
+                -- Not a reason to stop: the other generations, and starting
+                -- a new one, go on.
+                v_why := SQLERRM;
+                RAISE WARNING 'webhook retention could not empty queue generation %: %', v_old, SQLERRM
+                    USING ERRCODE = SQLSTATE;
         END;
+        IF v_why IS NULL THEN
+            v_emptied := v_emptied + 1;
+        ELSIF coalesce(v_ended, '-infinity') < succeeded_before - 2 * period THEN
+            -- A whole retention late: say so (a session that holds a lock
+            -- or an old snapshot for that long keeps the queue growing).
+            RAISE WARNING 'webhook queue generation % is overdue for emptying: %', v_old, v_why
+                USING HINT = 'See pg_stat_activity for sessions open since before it ended; webhook.queue_generations says when it did.';
+        END IF;
     END LOOP;
 
     IF v_began <= now() - period THEN

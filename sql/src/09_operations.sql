@@ -81,7 +81,8 @@ BEGIN
     IF event_id IS NULL THEN
         RAISE EXCEPTION 'event_id must not be null' USING ERRCODE = 'null_value_not_allowed';
     END IF;
-    SELECT e.event_type, e.gen INTO v_type, v_gen FROM webhook.events e WHERE e.id = replay.event_id;
+    -- Locked until commit, so that no purge deletes it under its new delivery.
+    SELECT e.event_type, e.gen INTO v_type, v_gen FROM webhook.events e WHERE e.id = replay.event_id FOR KEY SHARE;
     IF NOT FOUND THEN
         RAISE EXCEPTION 'event % does not exist', event_id
             USING ERRCODE = 'no_data_found', HINT = 'Events older than webhook.retention_succeeded may have been purged.';

@@ -26,6 +26,8 @@ GRANT EXECUTE ON FUNCTION webhook.generate_secret(text), webhook.uuid_v7(),
     webhook._check_endpoint_retry_schedule(integer[]), webhook._check_endpoint_auth(text[], text, text),
     webhook._check_endpoint_not_null(jsonb, regclass)
     TO PUBLIC;
+-- The queue tables' default for gen, evaluated as whoever writes a row.
+GRANT EXECUTE ON FUNCTION webhook._current_generation() TO PUBLIC;
 -- The pure functions the webhook.deliveries view calls, run as its reader.
 GRANT EXECUTE ON FUNCTION webhook._unread(xid8, pg_snapshot), webhook._subscribed(text[], text),
     webhook._type_patterns(text)

@@ -44,25 +44,36 @@ SELECT webhook._current_generation() AS current;
 SELECT webhook._rotate_generations(now() - interval '7 days', now() - interval '30 days', interval '1 day') AS emptied;
 SELECT webhook._current_generation() AS current;
 
--- Eight days later, generation 0 ended before the 7-day cutoff: it is
--- emptied.  Kept, moved into generation 1: the pending delivery, the one
--- that failed 2 days ago, the one attempted an hour ago, with their events
--- and log rows.  Gone: the one that succeeded 10 days ago, the one that
--- failed 40 days ago, the event without deliveries.
+-- Eight days later, generation 0 ended before the 7-day cutoff.  Kept,
+-- moved into generation 1: the pending delivery, the one that failed 2
+-- days ago, the one attempted an hour ago, with their events (now txid 0:
+-- read) and log rows.  The rest stays until a later turn truncates it.
 UPDATE webhook.queue_generations SET ended_at = now() - interval '8 days' WHERE gen = 0;
 SELECT webhook._rotate_generations(now() - interval '7 days', now() - interval '30 days', interval '1 day') AS emptied;
-SELECT e.payload ->> 'case' AS "case", e.gen, d.id AS delivery, d.gen AS delivery_gen, d.status,
+SELECT e.payload ->> 'case' AS "case", e.gen, e.txid, d.id AS delivery, d.gen AS delivery_gen, d.status,
        (SELECT count(*) FROM webhook.delivery_log l WHERE l.delivery_id = d.id AND l.gen = d.gen) AS log_rows
+  FROM webhook.events e LEFT JOIN webhook.delivery_state d ON d.event_id = e.id
+ WHERE e.event_type = 'retention.test' ORDER BY e.id, d.gen;
+SELECT gen, moved_xid IS NOT NULL AS moved FROM webhook.queue_generations ORDER BY gen;
+-- TRUNCATE waits until no snapshot older than the move is in use (here:
+-- as if every such snapshot had gone); then the rest goes: the one that
+-- succeeded 10 days ago, the one that failed 40 days ago, the event
+-- without deliveries.  No snapshot is older than transaction 3.
+SELECT webhook._snapshot_older_than('3') AS older_than_3;
+UPDATE webhook.queue_generations SET moved_xid = '3' WHERE gen = 0;
+SELECT webhook._rotate_generations(now() - interval '7 days', now() - interval '30 days', interval '1 day') AS emptied;
+SELECT e.payload ->> 'case' AS "case", e.gen, d.id AS delivery, d.gen AS delivery_gen, d.status
   FROM webhook.events e LEFT JOIN webhook.delivery_state d ON d.event_id = e.id
  WHERE e.event_type = 'retention.test' ORDER BY e.id;
 SELECT count(*) AS rows_in_generation_0 FROM (
     SELECT 1 FROM webhook.events_0 UNION ALL SELECT 1 FROM webhook.delivery_state_0
     UNION ALL SELECT 1 FROM webhook.delivery_log_0) r;
 -- Generation 0 is free again.
-SELECT gen, began_at IS NOT NULL AS began, ended_at IS NULL AS open FROM webhook.queue_generations ORDER BY gen;
+SELECT gen, began_at IS NOT NULL AS began, ended_at IS NULL AS open, moved_xid IS NOT NULL AS moved
+  FROM webhook.queue_generations ORDER BY gen;
 
 -- A generation holding an unread event (this transaction's own, which no
--- worker has read) waits; so does one with a delivery in flight.
+-- worker has read) waits.
 SELECT webhook.send('retention.unread', '{}') IS NOT NULL AS sent;
 SELECT gen FROM webhook.events WHERE event_type = 'retention.unread';
 SELECT webhook._rotate_generations(now() - interval '7 days', now() - interval '30 days', interval '0') AS emptied;
@@ -70,13 +81,25 @@ UPDATE webhook.queue_generations SET ended_at = now() - interval '8 days' WHERE 
 SELECT webhook._rotate_generations(now() - interval '7 days', now() - interval '30 days', interval '1 day') AS emptied;
 SELECT count(*) AS still_in_generation_1 FROM webhook.events_1;
 DELETE FROM webhook.events WHERE event_type = 'retention.unread';
+-- A delivery in flight moves on with its claim (its outcome is recorded by id).
 UPDATE webhook.delivery_state SET claimed_at = now() WHERE id = 950004;
 SELECT webhook._rotate_generations(now() - interval '7 days', now() - interval '30 days', interval '1 day') AS emptied;
-SELECT count(*) AS still_in_generation_1 FROM webhook.events_1;
--- Its claim lapsed (the worker died): the delivery moves on, pending.
-UPDATE webhook.delivery_state SET claimed_at = now() - interval '1 day' WHERE id = 950004;
+UPDATE webhook.queue_generations SET moved_xid = '3' WHERE gen = 1;
 SELECT webhook._rotate_generations(now() - interval '7 days', now() - interval '30 days', interval '1 day') AS emptied;
-SELECT d.id, d.gen, d.status FROM webhook.delivery_state d WHERE d.endpoint_id = 9501 ORDER BY d.id;
+SELECT d.id, d.gen, d.status, d.claimed_at IS NOT NULL AS claimed FROM webhook.delivery_state d WHERE d.endpoint_id = 9501 ORDER BY d.id;
+SELECT count(*) AS rows_in_generation_1 FROM webhook.events_1;
+
+-- An idempotency key that a generation and the current one both hold
+-- (written by hand): the moved event keeps its row, not the key.
+INSERT INTO webhook.events (id, event_type, payload, idempotency_key, txid, gen)
+VALUES ('00000000-0000-7000-8000-000000000021', 'retention.dup', '{}', 'dup-key', '0', 3),
+       ('00000000-0000-7000-8000-000000000022', 'retention.dup', '{}', 'dup-key', '0', 2);
+INSERT INTO webhook.delivery_state (event_id, endpoint_id, gen)
+VALUES ('00000000-0000-7000-8000-000000000021', 9501, 3);
+UPDATE webhook.queue_generations SET began_at = now() - interval '9 days', ended_at = now() - interval '8 days' WHERE gen = 3;
+SELECT webhook._current_generation() AS current;
+SELECT webhook._rotate_generations(now() - interval '7 days', now() - interval '30 days', interval '1 day') AS emptied;
+SELECT id, gen, idempotency_key FROM webhook.events WHERE event_type = 'retention.dup' ORDER BY id;
 
 -- Deleting an event deletes its deliveries (the foreign key's cascade,
 -- before the queue was partitioned).
@@ -85,7 +108,7 @@ SELECT count(*) AS deliveries_left FROM webhook.delivery_state WHERE event_id = 
 
 -- An idempotency key is one event across generations.
 SELECT webhook.send('retention.keyed', '{"n": 1}', 'retention-key') AS first_id \gset
-UPDATE webhook.queue_generations SET began_at = now() - interval '1 day' WHERE ended_at IS NULL;
+UPDATE webhook.queue_generations SET began_at = now() - interval '1 day' WHERE gen = webhook._current_generation();
 SELECT webhook._rotate_generations(now() - interval '7 days', now() - interval '30 days', interval '1 hour') AS emptied;
 SELECT webhook._current_generation() <> (SELECT gen FROM webhook.events WHERE id = :'first_id') AS new_generation;
 SELECT webhook.send('retention.keyed', '{"n": 2}', 'retention-key') = :'first_id' AS same_event;

@@ -350,6 +350,10 @@ sub update_variant
 	is($psql->(q{SELECT count(*) FILTER (WHERE status = 'pending') || '/' || count(*) FROM webhook.deliveries}),
 		'21/24', "$label: every delivery but the three made is pending");
 	my $kept = $psql->($kept_sql);
+	# An operator role an administrator granted the log to (README,
+	# Privileges): the grant outlives the tables the update rebuilds.
+	$psql->(q{DROP ROLE IF EXISTS log_reader; CREATE ROLE log_reader;
+	          GRANT SELECT ON webhook.delivery_log TO log_reader});
 
 	# -- the update ------------------------------------------------------------
 	my ($rc, $out, $err) = $node->psql('postgres', 'ALTER EXTENSION webhook UPDATE');
@@ -358,6 +362,10 @@ sub update_variant
 		"$label: $current installed, through every update script on the way");
 	is(difference($kept, $psql->($kept_sql), 'before the update', 'after the update'), '',
 		"$label: every row is kept");
+	is($psql->(q{SELECT has_table_privilege('log_reader', 'webhook.delivery_log', 'SELECT')
+	                    AND NOT has_table_privilege('log_reader', 'webhook.delivery_log', 'INSERT')}),
+		't', "$label: a privilege granted on the log is kept, and no more");
+	$psql->(q{REVOKE SELECT ON webhook.delivery_log FROM log_reader; DROP ROLE log_reader});
 	# Secrets encrypted by default (issue 15): none is left in clear.
 	is($psql->(q{SELECT count(*) FROM webhook.endpoints
 	              WHERE secret NOT LIKE 'whenc:v1:%' OR previous_secret NOT LIKE 'whenc:v1:%'
