@@ -6,10 +6,11 @@
 -- once it is older than a period the worker starts the next (empty) one.
 -- A generation that ended before the succeeded-retention cutoff is emptied
 -- with TRUNCATE: what must outlive it (pending deliveries, failed ones
--- younger than the failed-retention cutoff, ones attempted since the
--- succeeded cutoff, their events and log rows, restored events not settled
--- yet) is moved into the current generation first.  A generation that still
--- holds an unread event, or a delivery in flight, waits for the next turn.
+-- younger than the failed-retention cutoff, their events and log rows,
+-- restored events not settled yet) is moved into the current generation
+-- first.  A generation that still holds an unread event, or a delivery that
+-- succeeded since the cutoff (the worker lags), waits for a later turn:
+-- what it holds is mostly such deliveries, and they need not move.
 -- So no row of the queue is ever deleted one by one, and nothing is left
 -- for vacuum.
 
@@ -36,9 +37,18 @@ RETURN EXISTS (SELECT 1 FROM pg_catalog.pg_stat_activity a
                   AND pg_catalog.age(a.backend_xmin)::numeric
                       >= pg_catalog.pg_snapshot_xmax(pg_catalog.pg_current_snapshot())::text::numeric - x::text::numeric);
 
+-- Did a delivery of generation g succeed at or after the cutoff?  Checked
+-- twice: before the locks (cheap to wait) and under them (a delivery in
+-- flight may have succeeded in between, and must not be truncated).
+CREATE FUNCTION webhook._succeeded_since(g smallint, succeeded_before timestamptz)
+RETURNS boolean LANGUAGE sql STABLE
+RETURN EXISTS (SELECT 1 FROM webhook.delivery_state d
+                WHERE d.gen = g AND d.status = 'succeeded' AND d.completed_at >= succeeded_before);
+
 -- Empty one old generation, keeping what must outlive it (moved into
 -- generation cur).  Returns NULL once emptied, else why not yet: an event in
--- it not read yet, or rows just moved out of it.  TRUNCATE is not MVCC-safe
+-- it not read yet, a delivery in it that succeeded since the cutoff, or rows
+-- just moved out of it.  TRUNCATE is not MVCC-safe
 -- (a snapshot taken before it sees the partitions empty), so a generation
 -- whose rows were moved is truncated in a later turn, once no snapshot older
 -- than the move is left: a pg_dump that began before sees the rows where
@@ -56,6 +66,10 @@ DECLARE
     v_moved bigint;
     v_moved_xid xid8;
 BEGIN
+    -- A lagging worker's generation waits, without taking its locks.
+    IF webhook._succeeded_since(g, succeeded_before) THEN
+        RETURN 'a delivery in it succeeded since the cutoff';
+    END IF;
     -- Readers and writers of this generation wait for this transaction,
     -- which is short.
     EXECUTE 'LOCK TABLE ' || webhook._generation_tables(g) || ' IN ACCESS EXCLUSIVE MODE NOWAIT';
@@ -66,20 +80,19 @@ BEGIN
     IF EXISTS (SELECT 1 FROM webhook.events e WHERE e.gen = g AND webhook._unread(e.txid, v_done)) THEN
         RETURN 'an event in it is not read yet';
     END IF;
+    IF webhook._succeeded_since(g, succeeded_before) THEN
+        RETURN 'a delivery in it succeeded since the cutoff';
+    END IF;
 
     -- Kept: pending deliveries (in flight too: the outcome is recorded by
-    -- id), failed ones younger than the failed cutoff, any attempted since
-    -- the succeeded cutoff; their log rows and events; restored events not
-    -- settled yet; events of pending deliveries written by hand into
-    -- another generation.  A moved event whose idempotency key the current
+    -- id), failed ones younger than the failed cutoff; their log rows and
+    -- events; restored events not settled yet; events of pending deliveries
+    -- written by hand into another generation.  A moved event whose idempotency key the current
     -- generation holds too (written by hand) keeps its row, not the key.
     WITH kept AS (
         UPDATE webhook.delivery_state d SET gen = cur
          WHERE d.gen = g
-           AND (d.status = 'pending'
-                OR (d.status = 'failed' AND d.completed_at >= failed_before)
-                OR d.id IN (SELECT l.delivery_id FROM webhook.delivery_log l
-                             WHERE l.gen = g AND l.attempted_at >= succeeded_before))
+           AND (d.status = 'pending' OR (d.status = 'failed' AND d.completed_at >= failed_before))
         RETURNING d.id, d.event_id
     ), log AS (
         UPDATE webhook.delivery_log l SET gen = cur FROM kept WHERE l.gen = g AND l.delivery_id = kept.id

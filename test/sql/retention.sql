@@ -16,7 +16,7 @@ INSERT INTO webhook.endpoints (id, name, url) VALUES (9501, 'retention', 'https:
 INSERT INTO webhook.events (id, event_type, payload, txid, created_at)
 SELECT ('00000000-0000-7000-8000-00000000000' || n)::uuid, 'retention.test', jsonb_build_object('case', c), '0', now() - interval '40 days'
   FROM (VALUES (1, 'succeeded long ago'), (2, 'failed 2 days ago'), (3, 'failed 40 days ago'),
-               (4, 'pending'), (5, 'succeeded an hour ago, on a retry'), (6, 'no delivery')) AS v(n, c);
+               (4, 'pending'), (5, 'succeeded lately, on a retry'), (6, 'no delivery')) AS v(n, c);
 INSERT INTO webhook.delivery_state (id, event_id, endpoint_id, status, attempts, completed_at)
 OVERRIDING SYSTEM VALUE
 SELECT 950000 + n, ('00000000-0000-7000-8000-00000000000' || n)::uuid, 9501, s, a, now() - done
@@ -44,11 +44,18 @@ SELECT webhook._current_generation() AS current;
 SELECT webhook._rotate_generations(now() - interval '7 days', now() - interval '30 days', interval '1 day') AS emptied;
 SELECT webhook._current_generation() AS current;
 
--- Eight days later, generation 0 ended before the 7-day cutoff.  Kept,
--- moved into generation 1: the pending delivery, the one that failed 2
--- days ago, the one attempted an hour ago, with their events (now txid 0:
--- read) and log rows.  The rest stays until a later turn truncates it.
+-- Eight days later, generation 0 ended before the 7-day cutoff, but a
+-- delivery in it succeeded an hour ago (the worker lagged): it waits, and
+-- nothing moves.
 UPDATE webhook.queue_generations SET ended_at = now() - interval '8 days' WHERE gen = 0;
+SELECT webhook._rotate_generations(now() - interval '7 days', now() - interval '30 days', interval '1 day') AS emptied;
+SELECT webhook._empty_generation(0::smallint, 1::smallint, now() - interval '7 days', now() - interval '30 days') AS why;
+SELECT count(*) AS rows_moved FROM webhook.delivery_state WHERE endpoint_id = 9501 AND gen <> 0;
+-- Once that success is older than the cutoff too: kept, moved into
+-- generation 1, the pending delivery and the one that failed 2 days ago,
+-- with their events (now txid 0: read) and log rows.  The rest stays until
+-- a later turn truncates it.
+UPDATE webhook.delivery_state SET completed_at = now() - interval '8 days' WHERE id = 950005;
 SELECT webhook._rotate_generations(now() - interval '7 days', now() - interval '30 days', interval '1 day') AS emptied;
 SELECT e.payload ->> 'case' AS "case", e.gen, e.txid, d.id AS delivery, d.gen AS delivery_gen, d.status,
        (SELECT count(*) FROM webhook.delivery_log l WHERE l.delivery_id = d.id AND l.gen = d.gen) AS log_rows
