@@ -8,7 +8,8 @@
 # directory with both preloaded, starts bench/receiver.c on 127.0.0.1, runs the
 # phases (1 throughput with send() included, 1b pg_net, 2 receiver ceiling,
 # 3 latency, 4 enqueue cost against a Hasura-style trigger and the floor,
-# 5 worker memory, 6 fan-out, 7 isolation), prints a markdown table and writes
+# 5 worker memory, 6 fan-out, 7 isolation, 1d content filters, 8 scheduled
+# events), prints a markdown table and writes
 # it to bench/results.md.  Everything goes through the extension's public API:
 # webhook.send(), webhook.watch(), webhook.endpoints, reads of
 # webhook.deliveries and webhook.delivery_log (and, for latency, the id and
@@ -44,6 +45,7 @@ if [ "$smoke" = 1 ]; then
   RET_S=2; RET_TOTAL=6000; RET_CHUNK=2000
   FAN_N=200
   ISO_F=300; ISO_S=100
+  SCHED_N=200
   results_file=bench/tmp/results-smoke.md
   STALL_S=20
 else
@@ -56,6 +58,7 @@ else
   RET_S=20; RET_TOTAL=600000; RET_CHUNK=20000
   FAN_N=1000
   ISO_F=50000; ISO_S=2000
+  SCHED_N=2000
   results_file=bench/results.md
   STALL_S=60
 fi
@@ -306,7 +309,7 @@ wait_done() {
     last=-1
   fi
   while :; do
-    n=$(q "SELECT count(*) FROM webhook.deliveries WHERE status <> 'pending' AND ($cond)")
+    n=$(q "SELECT count(*) FROM webhook.deliveries WHERE status NOT IN ('pending', 'scheduled') AND ($cond)")
     if [ -n "$worker_pid" ]; then r=$(rss_kb "$worker_pid"); [ "${r:-0}" -gt "$rss_peak" ] && rss_peak=$r; fi
     [ "$n" -ge "$expected" ] && return 0
     now=$(date +%s)
@@ -411,13 +414,14 @@ for _ in $(seq 100); do find_worker; [ -n "$worker_pid" ] && break; sleep 0.1; d
 echo "delivery worker pid $worker_pid"
 pg_version=$(q "SHOW server_version")
 
-# throughput NAME LABEL: phase 1's measurement, with $N_TP_EP new endpoints
-# named NAME-i: send() of $TP_EVENTS events in the timed span, until every
-# delivery is done.  Sets tp_ids, tp_rate, tp_send_s, tp_failed, tp_err,
+# throughput NAME LABEL [FILTER]: phase 1's measurement, with $N_TP_EP new
+# endpoints named NAME-i (each with the content filter FILTER, when given):
+# send() of $TP_EVENTS events in the timed span, until every delivery is done.  Sets tp_ids, tp_rate, tp_send_s, tp_failed, tp_err,
 # rc0/rc1, and the write counters w0_*/w1_* and tp_wal.
 throughput() {
-  tp_ids=$(q "WITH e AS (INSERT INTO webhook.endpoints (name, url, event_types)
-              SELECT '$1-' || i, '$base/$1/' || i, '{bench.tp}' FROM generate_series(1, $N_TP_EP) AS i RETURNING id)
+  tp_ids=$(q "WITH e AS (INSERT INTO webhook.endpoints (name, url, event_types, filter)
+              SELECT '$1-' || i, '$base/$1/' || i, '{bench.tp}', nullif('${3:-}', '')::jsonpath
+                FROM generate_series(1, $N_TP_EP) AS i RETURNING id)
               SELECT array_agg(id ORDER BY id) FROM e")
   body_len=$(q "SELECT octet_length(webhook._event_body('bench.tp', bench_payload(1), now()))")
   echo "SELECT bench_send('bench.tp', $TP_TX);" > "$dir/tp.sql"
@@ -558,6 +562,19 @@ row "1c. Two workers" "phase 1 with webhook.workers = 2 (each of the 10 endpoint
 row "1c. Two workers" "two workers ÷ one (phase 1), same run" "$(printf '%.2f' "$(calc "$tp_rate / $tp_rate_one")")×" "—" "—"
 deactivate_all
 restart_with_workers 1
+vacuum
+
+# ================================================================ 1d. content filters
+# Phase 1 again (one worker), each of the ten endpoints with a content filter
+# that every event passes: what evaluating filters where the worker reads
+# events costs, against phase 1 in the same run.
+phase="1d. Filters"
+step "1d. filters: phase 1 again, each endpoint with a content filter"
+tp_filter='$.amount > 10 && $.currency == "EUR" && !exists($.tags ? (@ == "test"))'
+throughput tpf "phase 1d (ten filtered endpoints)" "$tp_filter"
+row "1d. Filters" "phase 1 with a content filter on each of the 10 endpoints (\`$tp_filter\`, which every event passes): deliveries/s, send() included; failed deliveries / attempts" "$(fmt_int "$tp_rate")/s; $tp_failed / $tp_err" "—" "—"
+row "1d. Filters" "filtered ÷ unfiltered (phase 1), same run" "$(printf '%.2f' "$(calc "$tp_rate / $tp_rate_one")")×" "—" "—"
+deactivate_all
 vacuum
 
 # ================================================================ 2. receiver ceiling
@@ -921,5 +938,32 @@ iso_ratio=$(calc "100 * $iso_with / $iso_alone")
 row "7. Isolation" "F's deliveries/s, $(fmt_int "$ISO_F") events sent in one transaction, mean of 2 alternating runs each: alone ($(fmt_int "$iso_alone1"), $(fmt_int "$iso_alone2")) / with S's $(fmt_int "$ISO_S") pending at 1 s each ($(fmt_int "$iso_with1"), $(fmt_int "$iso_with2"); S finished $iso_slow1 and $iso_slow2 meanwhile)" "$(fmt_int "$iso_alone") / $(fmt_int "$iso_with")/s" "—" "—"
 row "7. Isolation" "F with S as % of F alone" "$(calc "int($iso_ratio + 0.5)")%" "≥ 90%" "$(judge "$iso_ratio" '>=' 90)"
 echo "S still had $slow_left deliveries pending at the end (expected: it is deactivated and left behind)"
+
+# ================================================================ 8. scheduled events
+# SCHED_N events sent in one transaction with deliver_at spread over 2 s,
+# starting 1 s after the commit, to one endpoint: how late each first
+# attempt starts after its deliver_at (never early), and the worker's CPU
+# while it waits (it sleeps until the earliest, with no polling).
+phase="8. Scheduled"
+step "8. scheduled: $SCHED_N events due over 2 s"
+deactivate_all
+rc_sched=$(rcount)
+sched_ep=$(q "INSERT INTO webhook.endpoints (name, url, event_types) VALUES ('sched', '$base/sched', '{bench.sched}') RETURNING id")
+q "SELECT count(webhook.send('bench.sched', bench_payload(g), deliver_at => clock_timestamp() + interval '1 s' + g * interval '2 s' / $SCHED_N))
+     FROM generate_series(1, $SCHED_N) g" >/dev/null
+sleep 0.3
+w_wait0=$(proc_ticks "$worker_pid")
+sleep 0.6
+w_wait1=$(proc_ticks "$worker_pid")
+wait_done "endpoint_id = $sched_ep" "$SCHED_N" 120 $((rc_sched + SCHED_N))
+IFS='|' read -r s_p50 s_p99 s_max s_early < <(q "SELECT round(percentile_cont(0.5) WITHIN GROUP (ORDER BY ms)::numeric, 2),
+       round(percentile_cont(0.99) WITHIN GROUP (ORDER BY ms)::numeric, 2), round(max(ms)::numeric, 2),
+       count(*) FILTER (WHERE ms < 0)
+  FROM (SELECT extract(epoch FROM l.attempted_at - e.deliver_at) * 1000 AS ms
+          FROM webhook.delivery_log l JOIN webhook.events e ON e.id = l.event_id
+         WHERE l.endpoint_id = $sched_ep AND l.attempt = 1) x")
+row "8. Scheduled" "$(fmt_int "$SCHED_N") events sent in one transaction, deliver_at spread over 2 s from 1 s after it: first attempt's start − deliver_at, p50 / p99 / max; attempts started early" "$s_p50 / $s_p99 / $s_max ms; $s_early early" "0 early" "$(judge "$s_early" '<=' 0)"
+row "8. Scheduled" "the delivery worker's CPU while it waits for the first due time (0.6 s)" "$(( (w_wait1 - w_wait0) * 1000 / clk_tck )) ms" "—" "—"
+[ "$s_early" = 0 ] || note "phase 8: $s_early scheduled deliveries were attempted before their deliver_at"
 
 write_report

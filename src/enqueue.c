@@ -71,6 +71,8 @@ static AttrNumber event_attnums[EVENT_NCOLUMNS];
 
 static SPIPlanPtr catalogue_plan = NULL;
 static SPIPlanPtr keyed_plan = NULL;
+static SPIPlanPtr keyed_plan_v05 = NULL;	/* _enqueue before 0.6.0: no
+											 * deliver_at */
 static SPIPlanPtr generation_plan = NULL;
 
 /* The current generation as this backend last read it, and when. */
@@ -479,31 +481,37 @@ event_writer_receiver(EventWriter *w)
 }
 
 /*
- * An event with an idempotency key: one event per key, whoever sends it,
- * also when two transactions race (webhook._enqueue waits for the other's
- * outcome through the unique index).  Rare, so it takes the planned SQL.
+ * An event with an idempotency key or a delivery time: one event per key,
+ * whoever sends it, also when two transactions race (webhook._enqueue waits
+ * for the other's outcome through the unique index).  Rare, so it takes the
+ * planned SQL.
  */
 static Datum
-send_with_key(text *event_type, Datum payload, text *key)
+send_by_sql(text *event_type, Datum payload, text *key, Datum deliver_at, bool deliver_at_null, bool old_schema)
 {
 	StringInfoData json;
-	Oid			argtypes[3] = {TEXTOID, JSONBOID, TEXTOID};
-	Datum		values[3] = {PointerGetDatum(event_type), payload, PointerGetDatum(key)};
+	Oid			argtypes[4] = {TEXTOID, JSONBOID, TEXTOID, TIMESTAMPTZOID};
+	Datum		values[4] = {PointerGetDatum(event_type), payload, PointerGetDatum(key), deliver_at};
+	char		nulls[4] = {' ', ' ', key ? ' ' : 'n', deliver_at_null ? 'n' : ' '};
 	bool		isnull;
 	Datum		id;
 	int			ret;
 
 	initStringInfo(&json);
 	check_payload_size(&json, DatumGetJsonbP(payload), false);
-	if (VARSIZE_ANY_EXHDR(key) > 256)
+	if (key && VARSIZE_ANY_EXHDR(key) > 256)
 		ereport(ERROR,
 				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
 				 errmsg("idempotency key is too long"),
 				 errdetail("It has %zu bytes.", VARSIZE_ANY_EXHDR(key)),
 				 errhint("An idempotency key has at most 256 bytes; send a hash of a longer key.")));
 	SPI_connect();
-	ret = SPI_execute_plan(webhook_prepare_once(&keyed_plan, "SELECT webhook._enqueue($1, $2, $3)", 3, argtypes),
-						   values, NULL, false, 1);
+	if (old_schema)
+		ret = SPI_execute_plan(webhook_prepare_once(&keyed_plan_v05, "SELECT webhook._enqueue($1, $2, $3)", 3, argtypes),
+							   values, nulls, false, 1);
+	else
+		ret = SPI_execute_plan(webhook_prepare_once(&keyed_plan, "SELECT webhook._enqueue($1, $2, $3, $4)", 4, argtypes),
+							   values, nulls, false, 1);
 	if (ret != SPI_OK_SELECT || SPI_processed != 1)
 		elog(ERROR, "could not enqueue the event: %s", SPI_result_code_string(ret));
 	id = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
@@ -513,22 +521,27 @@ send_with_key(text *event_type, Datum payload, text *key)
 }
 
 /*
- * SQL: webhook.send(event_type, payload, idempotency_key): enqueue one event
- * inside the caller's transaction; it exists, and is delivered, only if that
- * transaction commits.  Returns its id (the webhook-id).
+ * SQL: webhook.send(event_type, payload, idempotency_key, deliver_at):
+ * enqueue one event inside the caller's transaction; it exists, and is
+ * delivered, only if that transaction commits, and not before deliver_at.
+ * Returns its id (the webhook-id).  A schema before 0.6.0 declares three
+ * arguments (until ALTER EXTENSION webhook UPDATE).
  */
 Datum
 webhook_send(PG_FUNCTION_ARGS)
 {
 	text	   *event_type = PG_ARGISNULL(0) ? NULL : PG_GETARG_TEXT_PP(0);
+	bool		has_key = !PG_ARGISNULL(2);
+	bool		has_time = PG_NARGS() > 3 && !PG_ARGISNULL(3);
 	EventWriter w;
 	pg_uuid_t  *id;
 
 	webhook_check_sendable_event_type(event_type);
 	if (PG_ARGISNULL(1))
 		raise_null_payload();
-	if (!PG_ARGISNULL(2))
-		PG_RETURN_DATUM(send_with_key(event_type, PG_GETARG_DATUM(1), PG_GETARG_TEXT_PP(2)));
+	if (has_key || has_time)
+		PG_RETURN_DATUM(send_by_sql(event_type, PG_GETARG_DATUM(1), has_key ? PG_GETARG_TEXT_PP(2) : NULL,
+									has_time ? PG_GETARG_DATUM(3) : (Datum) 0, !has_time, PG_NARGS() <= 3));
 
 	if (!event_writer_begin(&w, event_type, false))
 		ereport(ERROR,

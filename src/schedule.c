@@ -160,6 +160,22 @@ schedule_earliest(int64_t a, int64_t b)
 }
 
 /*
+ * When to claim next, after a claim that drained the queue, given the
+ * earliest due time the next-due query found (0: none).  Something the
+ * claim could have taken (due when its transaction began) but did not is a
+ * row locked elsewhere: look again after recheck_us, not in a busy loop.
+ * Something that came due after the claim began (a scheduled event's time,
+ * a retry's) is claimed at once.
+ */
+int64_t
+schedule_next_due(int64_t next_due, int64_t claim_began, int claimed, int64_t now, int64_t recheck_us)
+{
+	if (claimed == 0 && next_due != 0 && next_due <= claim_began)
+		return now + recheck_us;
+	return next_due;
+}
+
+/*
  * A bucket holds at most a second's worth of tokens, and at least one, so
  * that an endpoint limited below one request a second may still send.
  */

@@ -76,6 +76,8 @@ extern int64_t schedule_retry_delay_us(int retry_delay_s, double scale, double j
 extern int	schedule_error_backoff_ms(int errors);
 extern long schedule_ms_until(int64_t now, int64_t when);
 extern int64_t schedule_earliest(int64_t a, int64_t b);
+extern int64_t schedule_next_due(int64_t next_due, int64_t claim_began, int claimed,
+								 int64_t now, int64_t recheck_us);
 
 /* A rate-limited endpoint's token bucket (schedule_refill). */
 typedef struct TokenBucket

@@ -373,10 +373,11 @@ find_next_due(void *arg)
 /*
  * The queue is drained: let the next commits gather for a moment rather
  * than claim once per commit, and find when the next delivery comes due so
- * as to sleep until then.  claimed is how many the last claim took.
+ * as to sleep until then.  claimed is how many the last claim took, and
+ * claim_began when it began (schedule_next_due).
  */
 static void
-schedule_next_claim(WorkerState *s, int claimed)
+schedule_next_claim(WorkerState *s, int claimed, TimestampTz claim_began)
 {
 	NextDueArgs a;
 
@@ -390,10 +391,9 @@ schedule_next_claim(WorkerState *s, int claimed)
 		s->retry_at = backoff_after_error(&s->errors);
 		return;
 	}
-	s->next_due = a.next_due;
 	endpoint_load_refresh(a.load.saturated, a.rates, a.load.n_saturated);
-	if (claimed == 0 && s->next_due != 0 && s->next_due <= GetCurrentTimestamp())
-		s->next_due = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), RECHECK_MS);
+	s->next_due = schedule_next_due(a.next_due, claim_began, claimed, GetCurrentTimestamp(),
+									RECHECK_MS * INT64CONST(1000));
 }
 
 /*
@@ -407,6 +407,7 @@ static void
 claim_and_send(WorkerState *s)
 {
 	ClaimArgs	c;
+	TimestampTz began = GetCurrentTimestamp();
 
 	if (!extension_ready(s))
 		return;
@@ -428,7 +429,7 @@ claim_and_send(WorkerState *s)
 	s->errors = 0;
 	send_claimed(s, &c.batch);
 	if (c.claimed < c.room && !c.more_events)
-		schedule_next_claim(s, c.claimed);
+		schedule_next_claim(s, c.claimed, began);
 }
 
 /*

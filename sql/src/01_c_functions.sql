@@ -82,3 +82,9 @@ AS 'MODULE_PATHNAME', 'webhook_is_request_format';
 CREATE FUNCTION webhook._is_signature_encoding(signature_encoding text)
 RETURNS boolean LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE
 AS 'MODULE_PATHNAME', 'webhook_is_signature_encoding';
+
+-- Is this SQL/JSON path a predicate (a boolean result for any payload)?
+-- The CHECK of webhook.endpoints.filter (src/endpoint_filter.c).
+CREATE FUNCTION webhook._is_jsonpath_predicate(filter jsonpath)
+RETURNS boolean LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE
+AS 'MODULE_PATHNAME', 'webhook_is_jsonpath_predicate';

@@ -50,7 +50,11 @@ CREATE TABLE webhook.endpoints (
     oauth_token_url     text,
     oauth_client_id     text,
     oauth_client_secret text,
-    oauth_scope         text
+    oauth_scope         text,
+    -- Content filter (issue 14): an SQL/JSON path predicate over the
+    -- event's payload, evaluated when the worker reads the event.
+    filter              jsonpath
+                        CONSTRAINT endpoints_filter_check CHECK (webhook._is_jsonpath_predicate(filter))
 );
 COMMENT ON COLUMN webhook.endpoints.proxy IS 'http:// or https:// proxy for this endpoint, credentials allowed (sealed); NULL: webhook.proxy; ''direct'': no proxy';
 COMMENT ON TABLE webhook.endpoints IS 'receivers of webhooks, managed with INSERT, UPDATE and DELETE';
@@ -79,6 +83,7 @@ COMMENT ON COLUMN webhook.endpoints.oauth_token_url IS 'OAuth2 token endpoint (c
 COMMENT ON COLUMN webhook.endpoints.oauth_client_id IS 'OAuth2 client id, sent with oauth_client_secret by HTTP Basic authentication to oauth_token_url';
 COMMENT ON COLUMN webhook.endpoints.oauth_client_secret IS 'OAuth2 client secret; sealed at rest like the secrets';
 COMMENT ON COLUMN webhook.endpoints.oauth_scope IS 'OAuth2 scope asked for, space-separated; NULL: none asked';
+COMMENT ON COLUMN webhook.endpoints.filter IS 'SQL/JSON path predicate over the event''s payload: the endpoint gets an event only when it is true (jsonb_path_match); NULL: every event of its types';
 
 -- The queue's tables are partitioned by generation (gen): an application's
 -- transaction writes into the current generation, and retention empties a
@@ -126,6 +131,8 @@ CREATE TABLE webhook.events (
     -- event was settled when written, as pings and events from before 0.3.0).
     txid            xid8 NOT NULL DEFAULT pg_catalog.pg_current_xact_id(),
     gen             smallint NOT NULL DEFAULT webhook._current_generation(),
+    -- Scheduled events (issue 14): not delivered before this time.
+    deliver_at      timestamptz,
     CONSTRAINT events_pkey PRIMARY KEY (id, gen)
 ) PARTITION BY LIST (gen);
 -- Most events have no idempotency key: index only those that do.  Unique
@@ -140,6 +147,7 @@ CREATE TABLE webhook.events_2 PARTITION OF webhook.events FOR VALUES IN (2);
 CREATE TABLE webhook.events_3 PARTITION OF webhook.events FOR VALUES IN (3);
 COMMENT ON TABLE webhook.events IS 'one row per event; id is the webhook-id header; the body sent is webhook._event_body(event_type, payload, created_at)';
 COMMENT ON COLUMN webhook.events.txid IS 'the transaction that wrote the event; the delivery worker reads it once that transaction is visible';
+COMMENT ON COLUMN webhook.events.deliver_at IS 'send(..., deliver_at => ...): no delivery of the event is attempted before this time; NULL: at once';
 COMMENT ON COLUMN webhook.events.gen IS 'the queue generation (partition) the event and its deliveries are in: webhook.queue_generations';
 
 -- Where the delivery worker is in the queue: every event whose transaction
@@ -179,7 +187,7 @@ CREATE TABLE webhook.delivery_state (
     endpoint_id      bigint REFERENCES webhook.endpoints (id) ON DELETE SET NULL,
     status           text NOT NULL DEFAULT 'pending'
                      CONSTRAINT delivery_state_status_check
-                     CHECK (status IN ('pending', 'succeeded', 'failed')),
+                     CHECK (status IN ('pending', 'succeeded', 'failed', 'cancelled')),
     -- The worker counts on from here: bounded so that the count never
     -- overflows (src/delivery.h, WEBHOOK_MAX_ATTEMPTS).
     attempts         integer NOT NULL DEFAULT 0
@@ -295,6 +303,11 @@ CREATE TABLE webhook.endpoint_state (
                          CONSTRAINT endpoint_state_consecutive_failures_check CHECK (consecutive_failures >= 0),
     last_success_at      timestamptz,
     last_failure_at      timestamptz,
-    last_error           text
+    last_error           text,
+    -- Events of its types that its filter could not judge (unknown, or an
+    -- error such as a strict path's missing key): not sent there.
+    filter_errors        bigint NOT NULL DEFAULT 0,
+    last_filter_error_at timestamptz,
+    last_filter_error_event uuid
 );
 COMMENT ON TABLE webhook.endpoint_state IS 'per-endpoint failure streak, maintained by the delivery worker';

@@ -277,6 +277,9 @@ BEGIN
         PERFORM webhook._check_endpoint_retry_schedule(NEW.retry_schedule_s);
     END IF;
     PERFORM webhook._check_endpoint_auth(v_check, NEW.auth_username, NEW.auth_password);
+    IF 'filter' = ANY (v_check) THEN
+        PERFORM webhook._check_endpoint_filter(NEW.filter);
+    END IF;
 
     -- A secret is generated when missing, and again when the scheme changes
     -- to or from ed25519 without a new secret (the key kinds differ).
@@ -337,6 +340,22 @@ CREATE TRIGGER endpoints_seal_oauth
     FOR EACH ROW EXECUTE FUNCTION webhook._endpoints_oauth();
 
 -- Request formats (issue 15: CloudEvents and the seeds' own formats).
+-- A content filter must be a predicate: "$.amount > 100", not "$.amount",
+-- whose items jsonb_path_match() would refuse for every event.
+CREATE FUNCTION webhook._check_endpoint_filter(filter jsonpath)
+RETURNS void LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF NOT webhook._is_jsonpath_predicate(filter) THEN
+        RAISE EXCEPTION 'filter % is not a predicate', filter
+            USING ERRCODE = 'invalid_parameter_value',
+                  DETAIL = 'An endpoint''s filter must return true or false for an event''s payload; this path returns items.',
+                  HINT = 'Write a comparison or exists(), such as ''$.amount > 100 && $.currency == "EUR"'' or ''exists($.tags ? (@ == "vip"))''.';
+    END IF;
+END;
+$$;
+
 -- The errors for a format or a signature encoding that does not exist,
 -- naming those that do (src/request_format.c, src/signature.c).
 CREATE FUNCTION webhook._check_endpoint_format(format text)

@@ -17,22 +17,23 @@
 -- closed window's cursor, (0, nil), made every empty read walk all the
 -- settled events).  The parameters pick the arm once per call.
 CREATE FUNCTION webhook._window_events(done pg_snapshot, cur pg_snapshot, after_txid xid8, after_id uuid, n integer)
-RETURNS TABLE (txid xid8, id uuid, event_type text, gen smallint) LANGUAGE sql STABLE
+RETURNS TABLE (txid xid8, id uuid, event_type text, gen smallint, payload jsonb, deliver_at timestamptz)
+LANGUAGE sql STABLE
 AS $$
-SELECT w.txid, w.id, w.event_type, w.gen FROM (
-    (SELECT e.txid, e.id, e.event_type, e.gen FROM webhook.events e
+SELECT w.txid, w.id, w.event_type, w.gen, w.payload, w.deliver_at FROM (
+    (SELECT e.txid, e.id, e.event_type, e.gen, e.payload, e.deliver_at FROM webhook.events e
       WHERE e.txid = ANY (ARRAY(SELECT pg_catalog.pg_snapshot_xip(done)))
         AND (e.txid, e.id) > (after_txid, after_id)
         AND pg_catalog.pg_visible_in_snapshot(e.txid, cur)
       ORDER BY e.txid, e.id LIMIT n)
     UNION ALL
-    (SELECT e.txid, e.id, e.event_type, e.gen FROM webhook.events e
+    (SELECT e.txid, e.id, e.event_type, e.gen, e.payload, e.deliver_at FROM webhook.events e
       WHERE after_txid >= pg_catalog.pg_snapshot_xmax(done)
         AND (e.txid, e.id) > (after_txid, after_id) AND e.txid < pg_catalog.pg_snapshot_xmax(cur)
         AND pg_catalog.pg_visible_in_snapshot(e.txid, cur)
       ORDER BY e.txid, e.id LIMIT n)
     UNION ALL
-    (SELECT e.txid, e.id, e.event_type, e.gen FROM webhook.events e
+    (SELECT e.txid, e.id, e.event_type, e.gen, e.payload, e.deliver_at FROM webhook.events e
       WHERE after_txid < pg_catalog.pg_snapshot_xmax(done)
         AND e.txid >= pg_catalog.pg_snapshot_xmax(done) AND e.txid < pg_catalog.pg_snapshot_xmax(cur)
         AND pg_catalog.pg_visible_in_snapshot(e.txid, cur)
@@ -42,8 +43,11 @@ ORDER BY w.txid, w.id LIMIT n
 $$;
 
 -- Read the next page of new events (at most page events) into pending
--- delivery_state rows, one per active endpoint subscribed to each, in queue
--- order (ordered endpoints deliver by id), and move the position on.  The
+-- delivery_state rows, one per active endpoint subscribed to each whose
+-- filter the payload passes, in queue order (ordered endpoints deliver by
+-- id), due at the event's deliver_at if later; and move the position on.
+-- A filter that cannot judge an event (unknown, or an error it raises) sends
+-- it nowhere, and counts in the endpoint's state (webhook.endpoint_health).  The
 -- delivery worker runs it as the first statement of a transaction: the
 -- window's end is then a snapshot in which the worker's own transaction is
 -- not running yet, and which sees every transaction committed so far.
@@ -73,14 +77,28 @@ BEGIN
     END IF;
 
     WITH page AS MATERIALIZED (
-        SELECT w.txid, w.id, w.event_type, w.gen
+        SELECT w.txid, w.id, w.event_type, w.gen, w.payload, w.deliver_at
           FROM webhook._window_events(pos.done_snapshot, v_cur, pos.after_txid, pos.after_id, page) w
-    ), made AS (
-        INSERT INTO webhook.delivery_state (event_id, endpoint_id, gen)
-        SELECT p.id, ep.id, p.gen
+    ), matched AS (
+        SELECT p.txid, p.id, p.gen, p.deliver_at, ep.id AS endpoint_id,
+               CASE WHEN ep.filter IS NULL THEN true
+                    ELSE jsonb_path_match(p.payload, ep.filter, '{}', true) END AS passes
           FROM page p JOIN webhook.endpoints ep
             ON ep.active AND webhook._subscribed(ep.event_types, p.event_type)
-         ORDER BY p.txid, p.id, ep.id
+    ), made AS (
+        INSERT INTO webhook.delivery_state (event_id, endpoint_id, gen, next_attempt_at)
+        SELECT m.id, m.endpoint_id, m.gen, greatest(m.deliver_at, now())
+          FROM matched m WHERE m.passes
+         ORDER BY m.txid, m.id, m.endpoint_id
+    ), unjudged AS (
+        INSERT INTO webhook.endpoint_state AS s (endpoint_id, filter_errors, last_filter_error_at, last_filter_error_event)
+        SELECT m.endpoint_id, count(*), now(), (array_agg(m.id ORDER BY m.txid DESC, m.id DESC))[1]
+          FROM matched m WHERE m.passes IS NULL
+         GROUP BY m.endpoint_id
+        ON CONFLICT (endpoint_id) DO UPDATE
+           SET filter_errors = s.filter_errors + excluded.filter_errors,
+               last_filter_error_at = excluded.last_filter_error_at,
+               last_filter_error_event = excluded.last_filter_error_event
     )
     SELECT (SELECT count(*) FROM page), l.txid, l.id INTO v_read, v_last_txid, v_last_id
       FROM (SELECT 1) one

@@ -22,9 +22,10 @@ AS 'MODULE_PATHNAME', 'webhook_check_event_type';
 -- Enqueue one checked event inside the caller's transaction, by SQL: one
 -- events row (once per idempotency key), nothing per endpoint: the delivery
 -- worker matches the endpoints when it reads the event after the commit.
--- send() comes here for events with an idempotency key (the rest it writes
--- from C); the extension's own events come here directly.
-CREATE FUNCTION webhook._enqueue(event_type text, payload jsonb, idempotency_key text)
+-- send() comes here for events with an idempotency key or a delivery time
+-- (the rest it writes from C); the extension's own events come here directly.
+CREATE FUNCTION webhook._enqueue(event_type text, payload jsonb, idempotency_key text,
+                                 deliver_at timestamptz DEFAULT NULL)
 RETURNS uuid LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp
 AS $$
@@ -43,8 +44,8 @@ BEGIN
         END IF;
     END IF;
 
-    INSERT INTO webhook.events AS e (event_type, payload, idempotency_key)
-    VALUES (_enqueue.event_type, _enqueue.payload, _enqueue.idempotency_key)
+    INSERT INTO webhook.events AS e (event_type, payload, idempotency_key, deliver_at)
+    VALUES (_enqueue.event_type, _enqueue.payload, _enqueue.idempotency_key, _enqueue.deliver_at)
     ON CONFLICT (idempotency_key, gen) WHERE idempotency_key IS NOT NULL DO NOTHING
     RETURNING e.id INTO v_event_id;
 
@@ -59,15 +60,17 @@ END;
 $$;
 
 -- Enqueue one event inside the caller's transaction: it exists, and is
--- delivered, only if that transaction commits.  Written in C (src/enqueue.c):
+-- delivered, only if that transaction commits; with deliver_at, not before
+-- that time (the worker sleeps until then).  Written in C (src/enqueue.c):
 -- the row goes into webhook.events without a planned INSERT, as COPY writes.
 -- It names no object by search_path (every name it uses is qualified), so it
 -- sets none: SECURITY DEFINER for webhook._enqueue and the catalogue.
-CREATE FUNCTION webhook.send(event_type text, payload jsonb, idempotency_key text DEFAULT NULL)
+CREATE FUNCTION webhook.send(event_type text, payload jsonb, idempotency_key text DEFAULT NULL,
+                             deliver_at timestamptz DEFAULT NULL)
 RETURNS uuid LANGUAGE C VOLATILE
 SECURITY DEFINER
 AS 'MODULE_PATHNAME', 'webhook_send';
-COMMENT ON FUNCTION webhook.send(text, jsonb, text) IS 'enqueue an event in the current transaction; returns its id (the webhook-id)';
+COMMENT ON FUNCTION webhook.send(text, jsonb, text, timestamptz) IS 'enqueue an event in the current transaction, to be delivered at once or at deliver_at; returns its id (the webhook-id)';
 
 -- The public key that receivers of an ed25519 endpoint verify with.
 CREATE FUNCTION webhook.public_key(endpoint_id bigint)

@@ -39,6 +39,67 @@ END;
 $$;
 COMMENT ON FUNCTION webhook.ping(bigint) IS 'send a webhook.ping event to one endpoint now; returns the delivery id';
 
+-- Does an endpoint's filter pass a payload?  Unknown (or an error the
+-- filter raises) is no: the same rule as when the worker reads events.
+CREATE FUNCTION webhook._passes_filter(filter jsonpath, payload jsonb)
+RETURNS boolean LANGUAGE sql IMMUTABLE PARALLEL SAFE
+RETURN filter IS NULL OR coalesce(pg_catalog.jsonb_path_match(payload, filter, '{}', true), false);
+
+-- Cancel an event that no endpoint has received yet: its pending
+-- deliveries become cancelled, and none is attempted.  Returns what it
+-- cancelled, one row per delivery.  Refused when a delivery of it was
+-- attempted or is in flight (the receiver may have it), and when the worker
+-- has not read the event yet: until then there is nothing to cancel by row,
+-- and cancelling there would race the worker's reading.  Locks the
+-- deliveries, so a worker's claim either comes first (and cancel refuses)
+-- or finds them cancelled.
+CREATE FUNCTION webhook.cancel(event_id uuid)
+RETURNS TABLE (delivery_id bigint, endpoint_id bigint, endpoint text, was_due_at timestamptz)
+LANGUAGE plpgsql VOLATILE STRICT
+SET search_path = pg_catalog, pg_temp
+AS $$
+#variable_conflict use_column
+DECLARE
+    v_txid xid8;
+    v_busy record;
+BEGIN
+    SELECT e.txid INTO v_txid FROM webhook.events e WHERE e.id = cancel.event_id FOR KEY SHARE;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'event % does not exist', cancel.event_id
+            USING ERRCODE = 'no_data_found', HINT = 'Event ids are in webhook.events and webhook.deliveries.';
+    END IF;
+    IF EXISTS (SELECT 1 FROM webhook.queue_positions p WHERE p.worker = 0 AND webhook._unread(v_txid, p.done_snapshot)) THEN
+        RAISE EXCEPTION 'event % is not read by the delivery worker yet', cancel.event_id
+            USING ERRCODE = 'object_not_in_prerequisite_state',
+                  DETAIL = 'Its deliveries are made when the worker reads it, after the transaction that sent it commits.',
+                  HINT = 'Cancel it once webhook.deliveries shows its deliveries with an id; in the transaction that sent it, roll back instead.';
+    END IF;
+    SELECT d.id, d.endpoint_id, d.status, d.attempts, d.claimed_at IS NOT NULL AS in_flight INTO v_busy
+      FROM (SELECT d.* FROM webhook.delivery_state d WHERE d.event_id = cancel.event_id ORDER BY d.id FOR UPDATE) d
+     WHERE d.attempts > 0 OR d.claimed_at IS NOT NULL OR d.status IN ('succeeded', 'failed')
+     LIMIT 1;
+    IF FOUND THEN
+        RAISE EXCEPTION 'event % has been sent already', cancel.event_id
+            USING ERRCODE = 'object_not_in_prerequisite_state',
+                  DETAIL = format('Its delivery %s to endpoint %s is %s after %s attempts.', v_busy.id,
+                                  coalesce(v_busy.endpoint_id::text, '(deleted)'),
+                                  CASE WHEN v_busy.in_flight THEN 'in flight' ELSE v_busy.status END, v_busy.attempts),
+                  HINT = 'webhook.cancel() cancels only events that no endpoint has been sent yet.';
+    END IF;
+    RETURN QUERY
+    WITH c AS (
+        UPDATE webhook.delivery_state d
+           SET status = 'cancelled', completed_at = now(), last_error = 'cancelled by webhook.cancel()'
+         WHERE d.event_id = cancel.event_id AND d.status = 'pending'
+        RETURNING d.id, d.endpoint_id, d.next_attempt_at
+    )
+    SELECT c.id, c.endpoint_id, ep.name, c.next_attempt_at
+      FROM c LEFT JOIN webhook.endpoints ep ON ep.id = c.endpoint_id
+     ORDER BY c.id;
+END;
+$$;
+COMMENT ON FUNCTION webhook.cancel(uuid) IS 'cancel an event (a scheduled one, say) that no endpoint has been sent yet; returns the deliveries cancelled';
+
 -- Re-queue one delivery now; it keeps its webhook-id and attempt count.
 CREATE FUNCTION webhook.retry(delivery_id bigint)
 RETURNS void LANGUAGE plpgsql VOLATILE STRICT
@@ -68,7 +129,8 @@ $$;
 COMMENT ON FUNCTION webhook.retry(bigint) IS 're-queue one delivery now';
 
 -- Deliver an event again: to one endpoint, or to every active endpoint
--- subscribed to its type today.  Returns the number of new deliveries.
+-- subscribed to its type today; either way only where the endpoint's filter,
+-- as it is now, passes the payload.  Returns the number of new deliveries.
 CREATE FUNCTION webhook.replay(event_id uuid, endpoint_id bigint DEFAULT NULL)
 RETURNS bigint LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp
@@ -76,13 +138,15 @@ AS $$
 DECLARE
     v_type text;
     v_gen smallint;
+    v_payload jsonb;
     v_count bigint;
 BEGIN
     IF event_id IS NULL THEN
         RAISE EXCEPTION 'event_id must not be null' USING ERRCODE = 'null_value_not_allowed';
     END IF;
     -- Locked until commit, so that no purge deletes it under its new delivery.
-    SELECT e.event_type, e.gen INTO v_type, v_gen FROM webhook.events e WHERE e.id = replay.event_id FOR KEY SHARE;
+    SELECT e.event_type, e.gen, e.payload INTO v_type, v_gen, v_payload
+      FROM webhook.events e WHERE e.id = replay.event_id FOR KEY SHARE;
     IF NOT FOUND THEN
         RAISE EXCEPTION 'event % does not exist', event_id
             USING ERRCODE = 'no_data_found', HINT = 'Events older than webhook.retention_succeeded may have been purged.';
@@ -94,7 +158,8 @@ BEGIN
     SELECT replay.event_id, ep.id, v_gen FROM webhook.endpoints ep
      WHERE CASE WHEN replay.endpoint_id IS NULL
                 THEN ep.active AND webhook._subscribed(ep.event_types, v_type)
-                ELSE ep.id = replay.endpoint_id END;
+                ELSE ep.id = replay.endpoint_id END
+       AND webhook._passes_filter(ep.filter, v_payload);
     GET DIAGNOSTICS v_count = ROW_COUNT;
     IF v_count > 0 THEN
         PERFORM webhook._wake_worker_at_commit();
@@ -105,7 +170,8 @@ $$;
 COMMENT ON FUNCTION webhook.replay(uuid, bigint) IS 'deliver an event again, to one endpoint or to all that match today';
 
 -- Re-queue every failed delivery of an endpoint since a time, e.g. after
--- the receiver's outage is fixed.  Returns how many.
+-- the receiver's outage is fixed, whose event passes the endpoint's filter
+-- as it is now.  Returns how many.
 CREATE FUNCTION webhook.recover(endpoint_id bigint, since timestamptz)
 RETURNS bigint LANGUAGE plpgsql VOLATILE STRICT
 SET search_path = pg_catalog, pg_temp
@@ -118,7 +184,10 @@ BEGIN
     END IF;
     UPDATE webhook.delivery_state d
        SET status = 'pending', next_attempt_at = now(), completed_at = NULL
-     WHERE d.endpoint_id = recover.endpoint_id AND d.status = 'failed' AND d.created_at >= since;
+      FROM webhook.endpoints ep, webhook.events e
+     WHERE d.endpoint_id = recover.endpoint_id AND d.status = 'failed' AND d.created_at >= since
+       AND ep.id = d.endpoint_id AND e.id = d.event_id AND e.gen = d.gen
+       AND webhook._passes_filter(ep.filter, e.payload);
     GET DIAGNOSTICS v_count = ROW_COUNT;
     IF v_count > 0 THEN
         PERFORM webhook._wake_worker_at_commit();

@@ -6,20 +6,28 @@
 -- events it has not read yet (committed a moment ago, or written by the
 -- current transaction), as pending rows with no id yet, to the endpoints
 -- that match now.  The worker matches endpoints when it reads the event.
+-- A first attempt that waits for its event's deliver_at is 'scheduled'.
 CREATE VIEW webhook.deliveries AS
-SELECT s.id, s.event_id, s.endpoint_id, s.status, s.attempts, s.next_attempt_at, s.claimed_at,
+SELECT s.id, s.event_id, s.endpoint_id,
+       CASE WHEN s.status = 'pending' AND s.attempts = 0 AND s.last_attempt_at IS NULL
+                 AND s.next_attempt_at > s.created_at AND s.next_attempt_at > pg_catalog.now()
+            THEN 'scheduled' ELSE s.status END AS status,
+       s.attempts, s.next_attempt_at, s.claimed_at,
        s.last_attempt_at, s.last_status_code, s.last_error, s.created_at, s.completed_at
   FROM webhook.delivery_state s
 UNION ALL
-SELECT NULL::bigint, e.id, ep.id, 'pending'::text, 0, e.created_at, NULL::timestamptz,
+SELECT NULL::bigint, e.id, ep.id,
+       CASE WHEN e.deliver_at > pg_catalog.now() THEN 'scheduled' ELSE 'pending' END,
+       0, greatest(e.deliver_at, e.created_at), NULL::timestamptz,
        NULL::timestamptz, NULL::integer, NULL::text, e.created_at, NULL::timestamptz
   FROM webhook.queue_positions p
   JOIN webhook.events e ON webhook._unread(e.txid, p.done_snapshot)
   JOIN webhook.endpoints ep ON ep.active AND webhook._subscribed(ep.event_types, e.event_type)
+                           AND webhook._passes_filter(ep.filter, e.payload)
  WHERE p.worker = 0
    AND NOT EXISTS (SELECT 1 FROM webhook.delivery_state s
                     WHERE s.event_id = e.id AND s.endpoint_id = ep.id);
-COMMENT ON VIEW webhook.deliveries IS 'one row per (event, endpoint): the state of delivering that event there; id is NULL until the worker has read the event';
+COMMENT ON VIEW webhook.deliveries IS 'one row per (event, endpoint): the state of delivering that event there (pending, scheduled, succeeded, failed or cancelled); id is NULL until the worker has read the event';
 
 -- Counters of the delivery workers since the server started.
 CREATE FUNCTION webhook._worker_stats(OUT database name, OUT pid integer, OUT attempts bigint,
@@ -39,7 +47,9 @@ SELECT ep.id, ep.name, ep.url, ep.active,
        round(h.p50_ms::numeric, 1) AS p50_ms, round(h.p95_ms::numeric, 1) AS p95_ms,
        s.last_success_at, s.last_failure_at, s.last_error,
        coalesce(s.consecutive_failures, 0) AS consecutive_failures, s.failing_since,
-       ep.disabled_at, ep.disabled_reason
+       ep.disabled_at, ep.disabled_reason,
+       (SELECT count(*) FROM webhook.deliveries d WHERE d.endpoint_id = ep.id AND d.status = 'scheduled') AS scheduled,
+       coalesce(s.filter_errors, 0) AS filter_errors, s.last_filter_error_at, s.last_filter_error_event
   FROM webhook.endpoints ep
   LEFT JOIN webhook.endpoint_state s ON s.endpoint_id = ep.id
   LEFT JOIN LATERAL (
@@ -54,7 +64,7 @@ SELECT ep.id, ep.name, ep.url, ep.active,
         FROM webhook.delivery_log l
        WHERE l.endpoint_id = ep.id AND l.attempted_at > now() - interval '24 hours'
   ) h ON true;
-COMMENT ON VIEW webhook.endpoint_health IS 'per endpoint: backlog, attempts and success in the last hour and day, latency, failure streak';
+COMMENT ON VIEW webhook.endpoint_health IS 'per endpoint: backlog, attempts and success in the last hour and day, latency, failure streak, scheduled deliveries, events its filter could not judge';
 
 CREATE VIEW webhook.recent_failures AS
 SELECT l.attempted_at, l.endpoint_id, ep.name AS endpoint, ev.event_type, l.delivery_id, l.attempt,

@@ -162,12 +162,14 @@ my $kept_sql = q{
 	  FROM webhook.endpoints e
 	-- 0.3.0 computes the body an event sends: the same bytes 0.2.0 stored.
 	-- 0.5.0 partitions the queue by generation (gen): every row in one.
-	UNION ALL SELECT 'event ' || (to_jsonb(v) - 'txid' - 'gen' || jsonb_build_object('body',
+	-- 0.6.0 adds deliver_at (NULL) and the filter counters (0 and NULL).
+	UNION ALL SELECT 'event ' || (to_jsonb(v) - 'txid' - 'gen' - 'deliver_at' || jsonb_build_object('body',
 	           coalesce(to_jsonb(v) ->> 'body', webhook._event_body(v.event_type, v.payload, v.created_at))))::text
 	  FROM webhook.events v
 	UNION ALL SELECT 'delivery ' || to_jsonb(d)::text FROM webhook.deliveries d
 	UNION ALL SELECT 'log ' || (to_jsonb(l) - 'gen')::text FROM webhook.delivery_log l
-	UNION ALL SELECT 'state ' || to_jsonb(s)::text FROM webhook.endpoint_state s
+	UNION ALL SELECT 'state ' || (to_jsonb(s) - '{filter_errors,last_filter_error_at,last_filter_error_event}'::text[])::text
+	  FROM webhook.endpoint_state s
 	UNION ALL SELECT 'type ' || to_jsonb(t)::text FROM webhook.event_types t
 	UNION ALL SELECT format('watch %s %s %s %s %s %s', w."table", w.event_prefix, w.operations,
 	                        w.columns, w.exclude_columns, w.created_at)

@@ -239,6 +239,14 @@ test_times(void)
 	expect_int("earliest, one", schedule_earliest(0, 7), 7);
 	expect_int("earliest, other", schedule_earliest(7, 0), 7);
 	expect_int("earliest, both", schedule_earliest(9, 7), 7);
+	/* After a claim that began at 100 and took nothing; now is 150. */
+	expect_int("next due: none", schedule_next_due(0, 100, 0, 150, 1000), 0);
+	expect_int("next due: later, slept until", schedule_next_due(300, 100, 0, 150, 1000), 300);
+	expect_int("next due: due at the claim yet not taken, rechecked later",
+			   schedule_next_due(90, 100, 0, 150, 1000), 1150);
+	expect_int("next due: came due after the claim began, claimed at once",
+			   schedule_next_due(120, 100, 0, 150, 1000), 120);
+	expect_int("next due: the claim took some, no recheck", schedule_next_due(90, 100, 3, 150, 1000), 90);
 }
 
 /* Token buckets of rate-limited endpoints. */
