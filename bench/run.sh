@@ -8,8 +8,8 @@
 # directory with both preloaded, starts bench/receiver.c on 127.0.0.1, runs the
 # phases (1 throughput with send() included, 1b pg_net, 2 receiver ceiling,
 # 3 latency, 4 enqueue cost against a Hasura-style trigger and the floor,
-# 5 worker memory, 6 fan-out, 7 isolation, 1d content filters, 8 scheduled
-# events), prints a markdown table and writes
+# 5 worker memory, 6 fan-out, 7 isolation, 1d content filters, 1e ordering
+# per key, 8 scheduled events), prints a markdown table and writes
 # it to bench/results.md.  Everything goes through the extension's public API:
 # webhook.send(), webhook.watch(), webhook.endpoints, reads of
 # webhook.deliveries and webhook.delivery_log (and, for latency, the id and
@@ -45,7 +45,7 @@ if [ "$smoke" = 1 ]; then
   RET_S=2; RET_TOTAL=6000; RET_CHUNK=2000
   FAN_N=200
   ISO_F=300; ISO_S=100
-  SCHED_N=200
+  SCHED_N=200; ORD_N=1000
   results_file=bench/tmp/results-smoke.md
   STALL_S=20
 else
@@ -58,7 +58,7 @@ else
   RET_S=20; RET_TOTAL=600000; RET_CHUNK=20000
   FAN_N=1000
   ISO_F=50000; ISO_S=2000
-  SCHED_N=2000
+  SCHED_N=2000; ORD_N=20000
   results_file=bench/results.md
   STALL_S=60
 fi
@@ -575,6 +575,35 @@ throughput tpf "phase 1d (ten filtered endpoints)" "$tp_filter"
 row "1d. Filters" "phase 1 with a content filter on each of the 10 endpoints (\`$tp_filter\`, which every event passes): deliveries/s, send() included; failed deliveries / attempts" "$(fmt_int "$tp_rate")/s; $tp_failed / $tp_err" "—" "—"
 row "1d. Filters" "filtered ÷ unfiltered (phase 1), same run" "$(printf '%.2f' "$(calc "$tp_rate / $tp_rate_one")")×" "—" "—"
 deactivate_all
+vacuum
+
+# ================================================================ 1e. ordering per key
+# ORD_N events sent in one transaction to one endpoint, with 100 ordering
+# keys in turn: deliveries/s when the endpoint is ordered (one request per
+# key at a time, keys in parallel up to its 64 slots) and when it is not.
+phase="1e. Ordering"
+step "1e. ordering: $(fmt_int "$ORD_N") events with 100 keys to one ordered endpoint, and to one unordered"
+# ord_rate NAME ORDERED: sets ord_r, the deliveries/s of ORD_N events to a new endpoint NAME
+ord_rate() {
+  local ep rc0 t0 t1 n
+  ep=$(q "INSERT INTO webhook.endpoints (name, url, event_types, ordered) VALUES ('$1', '$base/$1', '{bench.$1}', $2) RETURNING id")
+  rc0=$(rcount)
+  cpu_begin
+  t0=$(q "SELECT extract(epoch FROM clock_timestamp())")
+  q "SELECT count(webhook.send('bench.$1', bench_payload(g), ordering_key => 'key-' || (g % 100))) FROM generate_series(1, $ORD_N) g" >/dev/null
+  wait_done "endpoint_id = $ep" "$ORD_N" 600 $((rc0 + ORD_N))
+  cpu_end "phase 1e ($1)"
+  IFS='|' read -r t1 n < <(q "SELECT extract(epoch FROM max(completed_at)), count(*) FILTER (WHERE status = 'succeeded')
+                                FROM webhook.deliveries WHERE endpoint_id = $ep")
+  ord_r=$(calc "$n / ($t1 - $t0)")
+  [ "$n" = "$ORD_N" ] || note "phase 1e ($1): $((ORD_N - n)) deliveries did not succeed"
+  q "UPDATE webhook.endpoints SET active = false WHERE id = $ep" >/dev/null
+  echo "$1: $n deliveries in $(fmt1 "$(calc "$t1 - $t0")") s = $(fmt_int "$ord_r")/s"
+}
+ord_rate unordered false; unord_r=$ord_r
+ord_rate ordered true;    ordk_r=$ord_r
+row "1e. Ordering" "$(fmt_int "$ORD_N") events sent in one transaction to one endpoint (64 requests in flight at most), ordering keys key-0 … key-99 in turn: deliveries/s ordered (one request per key at a time) / unordered, send() included" "$(fmt_int "$ordk_r") / $(fmt_int "$unord_r")/s" "—" "—"
+row "1e. Ordering" "ordered with 100 keys ÷ unordered, same run" "$(printf '%.2f' "$(calc "$ordk_r / $unord_r")")×" "—" "—"
 vacuum
 
 # ================================================================ 2. receiver ceiling

@@ -1,12 +1,15 @@
--- webhook 0.5.0 -> 0.6.0: content filters and scheduled events (issue 14).
+-- webhook 0.5.0 -> 0.6.0: ordering keys, content filters and scheduled
+-- events (issue 14).
+--  * webhook.events.ordering_key and delivery_state.ordering_key: an ordered
+--    endpoint delivers one key's events in order, keys in parallel.
 --  * webhook.endpoints.filter: an SQL/JSON path predicate over the payload,
 --    evaluated when the worker reads events; events it cannot judge are
 --    counted in webhook.endpoint_state (and webhook.endpoint_health).
 --  * webhook.send(..., deliver_at => ...): webhook.events.deliver_at; the
 --    deliveries view shows 'scheduled'; webhook.cancel(event_id); the
 --    'cancelled' delivery status.
--- send() gains a parameter, so it is a new function: the privileges granted
--- on the old one are granted on the new one.
+-- send() gains two parameters (deliver_at, ordering_key), so it is a new
+-- function: the privileges granted on the old one are granted on the new one.
 \echo Use "ALTER EXTENSION webhook UPDATE TO '0.6.0'" to load this file. \quit
 
 
@@ -113,11 +116,25 @@ ALTER TABLE webhook.endpoint_state
     ADD COLUMN filter_errors bigint NOT NULL DEFAULT 0,
     ADD COLUMN last_filter_error_at timestamptz,
     ADD COLUMN last_filter_error_event uuid;
+-- A filter's verdict on a payload: true, false, or NULL when it cannot
+-- judge it, also when it raises an error that silent => true lets through
+-- (a date compared with a time zone, say).  A subtransaction per call: for
+-- the page a fast evaluation failed on, replay(), recover() and the view.
+CREATE FUNCTION webhook._filter_verdict(filter jsonpath, payload jsonb)
+RETURNS boolean LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    RETURN jsonb_path_match(payload, filter, '{}', true);
+EXCEPTION WHEN OTHERS THEN
+    RETURN NULL;
+END;
+$$;
 -- Does an endpoint's filter pass a payload?  Unknown (or an error the
 -- filter raises) is no: the same rule as when the worker reads events.
 CREATE FUNCTION webhook._passes_filter(filter jsonpath, payload jsonb)
 RETURNS boolean LANGUAGE sql IMMUTABLE PARALLEL SAFE
-RETURN filter IS NULL OR coalesce(pg_catalog.jsonb_path_match(payload, filter, '{}', true), false);
+RETURN filter IS NULL OR coalesce(webhook._filter_verdict(filter, payload), false);
 
 ------------------------------------------------------------------------------
 -- Scheduled events and cancelled deliveries
@@ -125,6 +142,49 @@ RETURN filter IS NULL OR coalesce(pg_catalog.jsonb_path_match(payload, filter, '
 
 ALTER TABLE webhook.events ADD COLUMN deliver_at timestamptz;
 COMMENT ON COLUMN webhook.events.deliver_at IS 'send(..., deliver_at => ...): no delivery of the event is attempted before this time; NULL: at once';
+
+------------------------------------------------------------------------------
+-- Ordering keys
+------------------------------------------------------------------------------
+
+ALTER TABLE webhook.events ADD COLUMN ordering_key text;
+COMMENT ON COLUMN webhook.events.ordering_key IS 'send(..., ordering_key => ...) or a watched row''s key: an ordered endpoint delivers the events of one key strictly in order, different keys in parallel; NULL: the endpoint''s own sequence';
+ALTER TABLE webhook.delivery_state ADD COLUMN ordering_key text COLLATE "C" NOT NULL DEFAULT '';
+DROP INDEX webhook.delivery_state_pending_in_order_idx;
+-- Ordered endpoints take the oldest pending delivery of each ordering key
+-- (webhook._ordered_heads: one probe per key).
+CREATE INDEX delivery_state_pending_in_order_idx ON webhook.delivery_state (endpoint_id, ordering_key, id)
+    WHERE status = 'pending';
+COMMENT ON COLUMN webhook.endpoints.ordered IS 'deliver this endpoint''s events strictly in creation order per ordering key (one at a time per key, keys in parallel up to max_in_flight)';
+-- The head of each ordering key of an endpoint: its oldest pending
+-- delivery, which an ordered endpoint sends before any other of that key.
+-- A skip scan of delivery_state_pending_in_order_idx: one probe per key with
+-- something pending, however long each key's backlog.  The claim, the
+-- worker's next-due time and endpoint_health read it.
+CREATE FUNCTION webhook._ordered_heads(endpoint_id bigint)
+RETURNS TABLE (id bigint, gen smallint, ordering_key text, next_attempt_at timestamptz,
+               claimed_at timestamptz, attempts integer, created_at timestamptz)
+LANGUAGE sql STABLE
+AS $$
+WITH RECURSIVE k AS (
+    (SELECT d.ordering_key FROM webhook.delivery_state d
+      WHERE d.endpoint_id = _ordered_heads.endpoint_id AND d.status = 'pending'
+      ORDER BY d.ordering_key LIMIT 1)
+    UNION ALL
+    SELECT n.ordering_key FROM k CROSS JOIN LATERAL (
+        SELECT d.ordering_key FROM webhook.delivery_state d
+         WHERE d.endpoint_id = _ordered_heads.endpoint_id AND d.status = 'pending'
+           AND d.ordering_key > k.ordering_key
+         ORDER BY d.ordering_key LIMIT 1) n
+)
+SELECT h.id, h.gen, h.ordering_key, h.next_attempt_at, h.claimed_at, h.attempts, h.created_at
+  FROM k CROSS JOIN LATERAL (
+       SELECT d.id, d.gen, d.ordering_key, d.next_attempt_at, d.claimed_at, d.attempts, d.created_at
+         FROM webhook.delivery_state d
+        WHERE d.endpoint_id = _ordered_heads.endpoint_id AND d.status = 'pending'
+          AND d.ordering_key = k.ordering_key
+        ORDER BY d.id LIMIT 1) h
+$$;
 
 -- Checked on every partition (a scan of the deliveries kept).
 ALTER TABLE webhook.delivery_state DROP CONSTRAINT delivery_state_status_check;
@@ -155,23 +215,24 @@ DROP FUNCTION webhook._window_events(pg_snapshot, pg_snapshot, xid8, uuid, integ
 -- closed window's cursor, (0, nil), made every empty read walk all the
 -- settled events).  The parameters pick the arm once per call.
 CREATE FUNCTION webhook._window_events(done pg_snapshot, cur pg_snapshot, after_txid xid8, after_id uuid, n integer)
-RETURNS TABLE (txid xid8, id uuid, event_type text, gen smallint, payload jsonb, deliver_at timestamptz)
+RETURNS TABLE (txid xid8, id uuid, event_type text, gen smallint, payload jsonb, deliver_at timestamptz,
+               ordering_key text)
 LANGUAGE sql STABLE
 AS $$
-SELECT w.txid, w.id, w.event_type, w.gen, w.payload, w.deliver_at FROM (
-    (SELECT e.txid, e.id, e.event_type, e.gen, e.payload, e.deliver_at FROM webhook.events e
+SELECT w.txid, w.id, w.event_type, w.gen, w.payload, w.deliver_at, w.ordering_key FROM (
+    (SELECT e.txid, e.id, e.event_type, e.gen, e.payload, e.deliver_at, e.ordering_key FROM webhook.events e
       WHERE e.txid = ANY (ARRAY(SELECT pg_catalog.pg_snapshot_xip(done)))
         AND (e.txid, e.id) > (after_txid, after_id)
         AND pg_catalog.pg_visible_in_snapshot(e.txid, cur)
       ORDER BY e.txid, e.id LIMIT n)
     UNION ALL
-    (SELECT e.txid, e.id, e.event_type, e.gen, e.payload, e.deliver_at FROM webhook.events e
+    (SELECT e.txid, e.id, e.event_type, e.gen, e.payload, e.deliver_at, e.ordering_key FROM webhook.events e
       WHERE after_txid >= pg_catalog.pg_snapshot_xmax(done)
         AND (e.txid, e.id) > (after_txid, after_id) AND e.txid < pg_catalog.pg_snapshot_xmax(cur)
         AND pg_catalog.pg_visible_in_snapshot(e.txid, cur)
       ORDER BY e.txid, e.id LIMIT n)
     UNION ALL
-    (SELECT e.txid, e.id, e.event_type, e.gen, e.payload, e.deliver_at FROM webhook.events e
+    (SELECT e.txid, e.id, e.event_type, e.gen, e.payload, e.deliver_at, e.ordering_key FROM webhook.events e
       WHERE after_txid < pg_catalog.pg_snapshot_xmax(done)
         AND e.txid >= pg_catalog.pg_snapshot_xmax(done) AND e.txid < pg_catalog.pg_snapshot_xmax(cur)
         AND pg_catalog.pg_visible_in_snapshot(e.txid, cur)
@@ -179,18 +240,59 @@ SELECT w.txid, w.id, w.event_type, w.gen, w.payload, w.deliver_at FROM (
 ) w
 ORDER BY w.txid, w.id LIMIT n
 $$;
+-- Fan one page of a window out into pending delivery_state rows, one per
+-- active endpoint subscribed to each event whose filter the payload passes,
+-- in queue order (ordered endpoints deliver by id, per ordering key), due
+-- at the event's deliver_at if later.  A filter that cannot judge an event
+-- (unknown, or an error it raises) sends it nowhere, and counts in the
+-- endpoint's state (webhook.endpoint_health).  With safe, each filter is
+-- evaluated on its own (webhook._filter_verdict), so that one that raises
+-- even with silent => true costs only its own event.  Returns the number of
+-- events in the page and the last one's (txid, id).
+CREATE FUNCTION webhook._fan_out(done pg_snapshot, cur pg_snapshot, after_txid xid8, after_id uuid,
+                                 page integer, safe boolean,
+                                 OUT n integer, OUT last_txid xid8, OUT last_id uuid)
+LANGUAGE sql VOLATILE
+AS $$
+WITH page AS MATERIALIZED (
+    SELECT w.txid, w.id, w.event_type, w.gen, w.payload, w.deliver_at, w.ordering_key
+      FROM webhook._window_events(done, cur, after_txid, after_id, page) w
+), matched AS (
+    SELECT p.txid, p.id, p.gen, p.deliver_at, p.ordering_key, ep.id AS endpoint_id,
+           CASE WHEN ep.filter IS NULL THEN true
+                WHEN safe THEN webhook._filter_verdict(ep.filter, p.payload)
+                ELSE pg_catalog.jsonb_path_match(p.payload, ep.filter, '{}', true) END AS passes
+      FROM page p JOIN webhook.endpoints ep
+        ON ep.active AND webhook._subscribed(ep.event_types, p.event_type)
+), made AS (
+    INSERT INTO webhook.delivery_state (event_id, endpoint_id, gen, next_attempt_at, ordering_key)
+    SELECT m.id, m.endpoint_id, m.gen, greatest(m.deliver_at, pg_catalog.now()), coalesce(m.ordering_key, '')
+      FROM matched m WHERE m.passes
+     ORDER BY m.txid, m.id, m.endpoint_id
+), unjudged AS (
+    INSERT INTO webhook.endpoint_state AS s (endpoint_id, filter_errors, last_filter_error_at, last_filter_error_event)
+    SELECT m.endpoint_id, count(*), pg_catalog.now(), (pg_catalog.array_agg(m.id ORDER BY m.txid DESC, m.id DESC))[1]
+      FROM matched m WHERE m.passes IS NULL
+     GROUP BY m.endpoint_id
+    ON CONFLICT (endpoint_id) DO UPDATE
+       SET filter_errors = s.filter_errors + excluded.filter_errors,
+           last_filter_error_at = excluded.last_filter_error_at,
+           last_filter_error_event = excluded.last_filter_error_event
+)
+SELECT (SELECT count(*) FROM page)::integer, l.txid, l.id
+  FROM (SELECT 1) one
+  LEFT JOIN (SELECT p.txid, p.id FROM page p ORDER BY p.txid DESC, p.id DESC LIMIT 1) l ON true
+$$;
 -- Read the next page of new events (at most page events) into pending
--- delivery_state rows, one per active endpoint subscribed to each whose
--- filter the payload passes, in queue order (ordered endpoints deliver by
--- id), due at the event's deliver_at if later; and move the position on.
--- A filter that cannot judge an event (unknown, or an error it raises) sends
--- it nowhere, and counts in the endpoint's state (webhook.endpoint_health).  The
+-- delivery_state rows (webhook._fan_out), and move the position on.  The
 -- delivery worker runs it as the first statement of a transaction: the
 -- window's end is then a snapshot in which the worker's own transaction is
 -- not running yet, and which sees every transaction committed so far.
 -- A short page closes the window (done := its end); a full one keeps it open
--- with a cursor, so the next call reads on from there.  Returns the number
--- of events read.
+-- with a cursor, so the next call reads on from there.  While any active
+-- endpoint has a filter, a page on which a filter raises is read again with
+-- each filter evaluated on its own: one bad filter or payload never stops
+-- the reading.  Returns the number of events read.
 CREATE OR REPLACE FUNCTION webhook._read_events(page integer)
 RETURNS integer LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp
@@ -201,6 +303,7 @@ DECLARE
     v_read integer;
     v_last_txid xid8;
     v_last_id uuid;
+    v_safe boolean := false;
 BEGIN
     SELECT * INTO pos FROM webhook.queue_positions p WHERE p.worker = 0 FOR UPDATE;
     IF NOT FOUND THEN
@@ -213,33 +316,23 @@ BEGIN
         PERFORM webhook._settle_restored();
     END IF;
 
-    WITH page AS MATERIALIZED (
-        SELECT w.txid, w.id, w.event_type, w.gen, w.payload, w.deliver_at
-          FROM webhook._window_events(pos.done_snapshot, v_cur, pos.after_txid, pos.after_id, page) w
-    ), matched AS (
-        SELECT p.txid, p.id, p.gen, p.deliver_at, ep.id AS endpoint_id,
-               CASE WHEN ep.filter IS NULL THEN true
-                    ELSE jsonb_path_match(p.payload, ep.filter, '{}', true) END AS passes
-          FROM page p JOIN webhook.endpoints ep
-            ON ep.active AND webhook._subscribed(ep.event_types, p.event_type)
-    ), made AS (
-        INSERT INTO webhook.delivery_state (event_id, endpoint_id, gen, next_attempt_at)
-        SELECT m.id, m.endpoint_id, m.gen, greatest(m.deliver_at, now())
-          FROM matched m WHERE m.passes
-         ORDER BY m.txid, m.id, m.endpoint_id
-    ), unjudged AS (
-        INSERT INTO webhook.endpoint_state AS s (endpoint_id, filter_errors, last_filter_error_at, last_filter_error_event)
-        SELECT m.endpoint_id, count(*), now(), (array_agg(m.id ORDER BY m.txid DESC, m.id DESC))[1]
-          FROM matched m WHERE m.passes IS NULL
-         GROUP BY m.endpoint_id
-        ON CONFLICT (endpoint_id) DO UPDATE
-           SET filter_errors = s.filter_errors + excluded.filter_errors,
-               last_filter_error_at = excluded.last_filter_error_at,
-               last_filter_error_event = excluded.last_filter_error_event
-    )
-    SELECT (SELECT count(*) FROM page), l.txid, l.id INTO v_read, v_last_txid, v_last_id
-      FROM (SELECT 1) one
-      LEFT JOIN (SELECT p.txid, p.id FROM page p ORDER BY p.txid DESC, p.id DESC LIMIT 1) l ON true;
+    IF NOT EXISTS (SELECT 1 FROM webhook.endpoints ep WHERE ep.active AND ep.filter IS NOT NULL) THEN
+        SELECT f.n, f.last_txid, f.last_id INTO v_read, v_last_txid, v_last_id
+          FROM webhook._fan_out(pos.done_snapshot, v_cur, pos.after_txid, pos.after_id, page, false) f;
+    ELSE
+        LOOP
+            BEGIN
+                SELECT f.n, f.last_txid, f.last_id INTO v_read, v_last_txid, v_last_id
+                  FROM webhook._fan_out(pos.done_snapshot, v_cur, pos.after_txid, pos.after_id, page, v_safe) f;
+                EXIT;
+            EXCEPTION WHEN OTHERS THEN
+                IF v_safe THEN
+                    RAISE;
+                END IF;
+                v_safe := true;
+            END;
+        END LOOP;
+    END IF;
 
     IF v_read >= page THEN
         UPDATE webhook.queue_positions p
@@ -256,11 +349,70 @@ BEGIN
     RETURN v_read;
 END;
 $$;
+-- Settle restored events against the latest restored position: those the
+-- source had not read get their delivery_state rows now, in queue order;
+-- those it had read already have theirs.  Without a restored position (not
+-- restored yet, or a dump from before 0.4.0, which had none) they wait.
+-- Run by the worker's read; returns the number of delivery rows made.
+CREATE OR REPLACE FUNCTION webhook._settle_restored()
+RETURNS integer LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    pos webhook.restored_positions;
+    v_made integer;
+BEGIN
+    SELECT * INTO pos FROM webhook.restored_positions ORDER BY id DESC LIMIT 1;
+    IF NOT FOUND THEN
+        RETURN 0;
+    END IF;
+    WITH settled AS (
+        DELETE FROM webhook.restored_events r RETURNING r.event_id, r.txid
+    ), unread AS (
+        SELECT s.event_id, s.txid, e.event_type, e.gen, e.payload, e.deliver_at, e.ordering_key
+          FROM settled s JOIN webhook.events e ON e.id = s.event_id
+         WHERE NOT pg_visible_in_snapshot(s.txid, pos.done_snapshot)
+           AND NOT (pos.window_snapshot IS NOT NULL AND pg_visible_in_snapshot(s.txid, pos.window_snapshot)
+                    AND (s.txid, s.event_id) <= (pos.after_txid, pos.after_id))
+    )
+    INSERT INTO webhook.delivery_state (event_id, endpoint_id, gen, next_attempt_at, ordering_key)
+    SELECT u.event_id, ep.id, u.gen, greatest(u.deliver_at, now()), coalesce(u.ordering_key, '')
+      FROM unread u JOIN webhook.endpoints ep
+        ON ep.active AND webhook._subscribed(ep.event_types, u.event_type)
+       AND webhook._passes_filter(ep.filter, u.payload)
+     ORDER BY u.txid, u.event_id, ep.id;
+    GET DIAGNOSTICS v_made = ROW_COUNT;
+    -- Used up: rows a later restore sets aside come with their own position.
+    DELETE FROM webhook.restored_positions r WHERE r.id <= pos.id;
+    RETURN v_made;
+END;
+$$;
 
 ------------------------------------------------------------------------------
--- send() with deliver_at
+-- send() with deliver_at and ordering_key
 ------------------------------------------------------------------------------
 
+-- send() is replaced (it gains parameters): objects that depend on the old
+-- one (a view, or a function written with BEGIN ATOMIC) would block that.
+-- Say which, and what to do, rather than fail on the DROP.
+DO $$
+DECLARE
+    v_users text;
+BEGIN
+    SELECT pg_catalog.string_agg(pg_catalog.pg_describe_object(d.classid, d.objid, d.objsubid), ', ')
+      INTO v_users
+      FROM pg_catalog.pg_depend d
+     WHERE d.refclassid = 'pg_catalog.pg_proc'::pg_catalog.regclass
+       AND d.refobjid = 'webhook.send(text, jsonb, text)'::pg_catalog.regprocedure
+       AND d.deptype = 'n';
+    IF v_users IS NOT NULL THEN
+        RAISE EXCEPTION 'webhook.send(text, jsonb, text) is used by %', v_users
+            USING ERRCODE = 'dependent_objects_still_exist',
+                  DETAIL = 'The update to 0.6.0 replaces it with webhook.send(text, jsonb, text, timestamptz, text).',
+                  HINT = 'Drop these objects, run ALTER EXTENSION webhook UPDATE, then create them again: their calls of send() need no change.';
+    END IF;
+END;
+$$;
 -- Who may call send() now, granted again on the new one below.
 CREATE TABLE webhook._v05_send_acl AS
 SELECT p.proowner, p.proacl FROM pg_catalog.pg_proc p
@@ -273,7 +425,7 @@ DROP FUNCTION webhook._enqueue(text, jsonb, text);
 -- send() comes here for events with an idempotency key or a delivery time
 -- (the rest it writes from C); the extension's own events come here directly.
 CREATE FUNCTION webhook._enqueue(event_type text, payload jsonb, idempotency_key text,
-                                 deliver_at timestamptz DEFAULT NULL)
+                                 deliver_at timestamptz DEFAULT NULL, ordering_key text DEFAULT NULL)
 RETURNS uuid LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp
 AS $$
@@ -281,6 +433,11 @@ AS $$
 DECLARE
     v_event_id uuid;
 BEGIN
+    IF NOT isfinite(_enqueue.deliver_at) THEN
+        RAISE EXCEPTION 'deliver_at must be a finite time'
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'Give a time such as now() + interval ''1 day''; NULL delivers at once.';
+    END IF;
     IF _enqueue.idempotency_key IS NOT NULL THEN
         -- A key is unique within a generation by its index, and across
         -- generations by taking turns here: a concurrent send of the same
@@ -292,8 +449,8 @@ BEGIN
         END IF;
     END IF;
 
-    INSERT INTO webhook.events AS e (event_type, payload, idempotency_key, deliver_at)
-    VALUES (_enqueue.event_type, _enqueue.payload, _enqueue.idempotency_key, _enqueue.deliver_at)
+    INSERT INTO webhook.events AS e (event_type, payload, idempotency_key, deliver_at, ordering_key)
+    VALUES (_enqueue.event_type, _enqueue.payload, _enqueue.idempotency_key, _enqueue.deliver_at, _enqueue.ordering_key)
     ON CONFLICT (idempotency_key, gen) WHERE idempotency_key IS NOT NULL DO NOTHING
     RETURNING e.id INTO v_event_id;
 
@@ -308,16 +465,18 @@ END;
 $$;
 -- Enqueue one event inside the caller's transaction: it exists, and is
 -- delivered, only if that transaction commits; with deliver_at, not before
--- that time (the worker sleeps until then).  Written in C (src/enqueue.c):
+-- that time (the worker sleeps until then); with ordering_key, in order
+-- after the key's earlier events on ordered endpoints.  Written in C
+-- (src/enqueue.c):
 -- the row goes into webhook.events without a planned INSERT, as COPY writes.
 -- It names no object by search_path (every name it uses is qualified), so it
 -- sets none: SECURITY DEFINER for webhook._enqueue and the catalogue.
 CREATE FUNCTION webhook.send(event_type text, payload jsonb, idempotency_key text DEFAULT NULL,
-                             deliver_at timestamptz DEFAULT NULL)
+                             deliver_at timestamptz DEFAULT NULL, ordering_key text DEFAULT NULL)
 RETURNS uuid LANGUAGE C VOLATILE
 SECURITY DEFINER
 AS 'MODULE_PATHNAME', 'webhook_send';
-COMMENT ON FUNCTION webhook.send(text, jsonb, text, timestamptz) IS 'enqueue an event in the current transaction, to be delivered at once or at deliver_at; returns its id (the webhook-id)';
+COMMENT ON FUNCTION webhook.send(text, jsonb, text, timestamptz, text) IS 'enqueue an event in the current transaction, to be delivered at once or at deliver_at, in order per ordering_key on ordered endpoints; returns its id (the webhook-id)';
 
 ------------------------------------------------------------------------------
 -- Operations
@@ -334,13 +493,14 @@ DECLARE
     v_type text;
     v_gen smallint;
     v_payload jsonb;
+    v_key text;
     v_count bigint;
 BEGIN
     IF event_id IS NULL THEN
         RAISE EXCEPTION 'event_id must not be null' USING ERRCODE = 'null_value_not_allowed';
     END IF;
     -- Locked until commit, so that no purge deletes it under its new delivery.
-    SELECT e.event_type, e.gen, e.payload INTO v_type, v_gen, v_payload
+    SELECT e.event_type, e.gen, e.payload, coalesce(e.ordering_key, '') INTO v_type, v_gen, v_payload, v_key
       FROM webhook.events e WHERE e.id = replay.event_id FOR KEY SHARE;
     IF NOT FOUND THEN
         RAISE EXCEPTION 'event % does not exist', event_id
@@ -349,8 +509,8 @@ BEGIN
     IF endpoint_id IS NOT NULL AND NOT EXISTS (SELECT 1 FROM webhook.endpoints e WHERE e.id = replay.endpoint_id) THEN
         PERFORM webhook._raise_no_endpoint(endpoint_id);
     END IF;
-    INSERT INTO webhook.delivery_state (event_id, endpoint_id, gen)
-    SELECT replay.event_id, ep.id, v_gen FROM webhook.endpoints ep
+    INSERT INTO webhook.delivery_state (event_id, endpoint_id, gen, ordering_key)
+    SELECT replay.event_id, ep.id, v_gen, v_key FROM webhook.endpoints ep
      WHERE CASE WHEN replay.endpoint_id IS NULL
                 THEN ep.active AND webhook._subscribed(ep.event_types, v_type)
                 ELSE ep.id = replay.endpoint_id END
@@ -388,6 +548,49 @@ BEGIN
     RETURN v_count;
 END;
 $$;
+-- One batch of retention: finished deliveries completed before the cutoffs
+-- (their log rows go with them), then events left with no delivery.
+CREATE OR REPLACE FUNCTION webhook._purge_batch(succeeded_before timestamptz, failed_before timestamptz, batch integer)
+RETURNS bigint LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_deliveries bigint;
+    v_events bigint;
+BEGIN
+    -- Event ids grow with time (webhook.uuid_v7), and a delivery finishes
+    -- after its event was made: old events lead to the deliveries that may be
+    -- old enough.
+    WITH doomed AS (
+        SELECT d.id FROM webhook.events e
+          JOIN webhook.delivery_state d ON d.event_id = e.id AND d.gen = e.gen
+         WHERE e.id < webhook._uuid_v7_floor(greatest(succeeded_before, failed_before))
+           AND e.created_at < greatest(succeeded_before, failed_before)
+           AND d.status <> 'pending'
+           AND d.completed_at < CASE WHEN d.status IN ('succeeded', 'cancelled') THEN succeeded_before ELSE failed_before END
+         LIMIT batch
+         FOR UPDATE OF d SKIP LOCKED
+    ), log AS (
+        DELETE FROM webhook.delivery_log l USING doomed WHERE l.delivery_id = doomed.id
+    )
+    DELETE FROM webhook.delivery_state d USING doomed WHERE d.id = doomed.id;
+    GET DIAGNOSTICS v_deliveries = ROW_COUNT;
+
+    WITH doomed AS (
+        SELECT e.id FROM webhook.events e
+         WHERE e.id < webhook._uuid_v7_floor(least(succeeded_before, failed_before))
+           AND e.created_at < least(succeeded_before, failed_before)
+           AND NOT EXISTS (SELECT 1 FROM webhook.delivery_state d WHERE d.event_id = e.id AND d.gen = e.gen)
+           AND NOT webhook._unread(e.txid, (SELECT p.done_snapshot FROM webhook.queue_positions p WHERE p.worker = 0))
+           AND NOT EXISTS (SELECT 1 FROM webhook.restored_events r WHERE r.event_id = e.id)
+         LIMIT batch
+         FOR UPDATE SKIP LOCKED
+    )
+    DELETE FROM webhook.events e USING doomed WHERE e.id = doomed.id;
+    GET DIAGNOSTICS v_events = ROW_COUNT;
+    RETURN v_deliveries + v_events;
+END;
+$$;
 -- Cancel an event that no endpoint has received yet: its pending
 -- deliveries become cancelled, and none is attempted.  Returns what it
 -- cancelled, one row per delivery.  Refused when a delivery of it was
@@ -411,7 +614,10 @@ BEGIN
         RAISE EXCEPTION 'event % does not exist', cancel.event_id
             USING ERRCODE = 'no_data_found', HINT = 'Event ids are in webhook.events and webhook.deliveries.';
     END IF;
-    IF EXISTS (SELECT 1 FROM webhook.queue_positions p WHERE p.worker = 0 AND webhook._unread(v_txid, p.done_snapshot)) THEN
+    -- Read: it has deliveries (all of an event's are made together), or
+    -- the worker's done snapshot sees it (it matched no endpoint).
+    IF NOT EXISTS (SELECT 1 FROM webhook.delivery_state d WHERE d.event_id = cancel.event_id)
+       AND EXISTS (SELECT 1 FROM webhook.queue_positions p WHERE p.worker = 0 AND webhook._unread(v_txid, p.done_snapshot)) THEN
         RAISE EXCEPTION 'event % is not read by the delivery worker yet', cancel.event_id
             USING ERRCODE = 'object_not_in_prerequisite_state',
                   DETAIL = 'Its deliveries are made when the worker reads it, after the transaction that sent it commits.',
@@ -431,9 +637,11 @@ BEGIN
     END IF;
     RETURN QUERY
     WITH c AS (
+        -- Checked again row by row: a delivery made since (a replay) and
+        -- claimed meanwhile is left alone.
         UPDATE webhook.delivery_state d
            SET status = 'cancelled', completed_at = now(), last_error = 'cancelled by webhook.cancel()'
-         WHERE d.event_id = cancel.event_id AND d.status = 'pending'
+         WHERE d.event_id = cancel.event_id AND d.status = 'pending' AND d.attempts = 0 AND d.claimed_at IS NULL
         RETURNING d.id, d.endpoint_id, d.next_attempt_at
     )
     SELECT c.id, c.endpoint_id, ep.name, c.next_attempt_at
@@ -462,13 +670,15 @@ SELECT s.id, s.event_id, s.endpoint_id,
                  AND s.next_attempt_at > s.created_at AND s.next_attempt_at > pg_catalog.now()
             THEN 'scheduled' ELSE s.status END AS status,
        s.attempts, s.next_attempt_at, s.claimed_at,
-       s.last_attempt_at, s.last_status_code, s.last_error, s.created_at, s.completed_at
+       s.last_attempt_at, s.last_status_code, s.last_error, s.created_at, s.completed_at,
+       s.ordering_key
   FROM webhook.delivery_state s
 UNION ALL
 SELECT NULL::bigint, e.id, ep.id,
        CASE WHEN e.deliver_at > pg_catalog.now() THEN 'scheduled' ELSE 'pending' END,
        0, greatest(e.deliver_at, e.created_at), NULL::timestamptz,
-       NULL::timestamptz, NULL::integer, NULL::text, e.created_at, NULL::timestamptz
+       NULL::timestamptz, NULL::integer, NULL::text, e.created_at, NULL::timestamptz,
+       coalesce(e.ordering_key, '')
   FROM webhook.queue_positions p
   JOIN webhook.events e ON webhook._unread(e.txid, p.done_snapshot)
   JOIN webhook.endpoints ep ON ep.active AND webhook._subscribed(ep.event_types, e.event_type)
@@ -487,9 +697,17 @@ SELECT ep.id, ep.name, ep.url, ep.active,
        coalesce(s.consecutive_failures, 0) AS consecutive_failures, s.failing_since,
        ep.disabled_at, ep.disabled_reason,
        (SELECT count(*) FROM webhook.deliveries d WHERE d.endpoint_id = ep.id AND d.status = 'scheduled') AS scheduled,
-       coalesce(s.filter_errors, 0) AS filter_errors, s.last_filter_error_at, s.last_filter_error_event
+       coalesce(s.filter_errors, 0) AS filter_errors, s.last_filter_error_at, s.last_filter_error_event,
+       coalesce(k.blocked_keys, 0) AS blocked_keys, k.oldest_blocked_at
   FROM webhook.endpoints ep
   LEFT JOIN webhook.endpoint_state s ON s.endpoint_id = ep.id
+  -- An ordered endpoint's keys whose head is failing and retrying (only
+  -- heads are attempted): each holds only its own key's later deliveries.
+  LEFT JOIN LATERAL (
+      SELECT count(DISTINCT b.ordering_key) AS blocked_keys, min(b.created_at) AS oldest_blocked_at
+        FROM webhook.delivery_state b
+       WHERE ep.ordered AND b.endpoint_id = ep.id AND b.status = 'pending' AND b.attempts > 0
+  ) k ON true
   LEFT JOIN LATERAL (
       SELECT count(*) FILTER (WHERE l.error_class IS NULL AND l.attempted_at > now() - interval '1 hour') AS succeeded_1h,
              count(*) FILTER (WHERE l.error_class IS NOT NULL AND l.attempted_at > now() - interval '1 hour') AS failed_1h,
@@ -502,7 +720,7 @@ SELECT ep.id, ep.name, ep.url, ep.active,
         FROM webhook.delivery_log l
        WHERE l.endpoint_id = ep.id AND l.attempted_at > now() - interval '24 hours'
   ) h ON true;
-COMMENT ON VIEW webhook.endpoint_health IS 'per endpoint: backlog, attempts and success in the last hour and day, latency, failure streak, scheduled deliveries, events its filter could not judge';
+COMMENT ON VIEW webhook.endpoint_health IS 'per endpoint: backlog, attempts and success in the last hour and day, latency, failure streak, scheduled deliveries, events its filter could not judge, ordering keys blocked by a failing delivery';
 
 ------------------------------------------------------------------------------
 -- Privileges
@@ -510,12 +728,13 @@ COMMENT ON VIEW webhook.endpoint_health IS 'per endpoint: backlog, attempts and 
 
 REVOKE ALL ON FUNCTION webhook._is_jsonpath_predicate(jsonpath), webhook._check_endpoint_filter(jsonpath),
     webhook._passes_filter(jsonpath, jsonb), webhook._window_events(pg_snapshot, pg_snapshot, xid8, uuid, integer),
-    webhook._enqueue(text, jsonb, text, timestamptz), webhook.send(text, jsonb, text, timestamptz),
-    webhook.cancel(uuid)
+    webhook._enqueue(text, jsonb, text, timestamptz, text), webhook.send(text, jsonb, text, timestamptz, text),
+    webhook.cancel(uuid), webhook._ordered_heads(bigint), webhook._filter_verdict(jsonpath, jsonb),
+    webhook._fan_out(pg_snapshot, pg_snapshot, xid8, uuid, integer, boolean)
     FROM PUBLIC;
 -- Content filters (issue 14): the check the endpoints trigger and CHECK run.
 GRANT EXECUTE ON FUNCTION webhook._is_jsonpath_predicate(jsonpath), webhook._check_endpoint_filter(jsonpath),
-    webhook._passes_filter(jsonpath, jsonb)
+    webhook._passes_filter(jsonpath, jsonb), webhook._filter_verdict(jsonpath, jsonb)
     TO PUBLIC;
 
 -- What an administrator granted on send() (EXECUTE to the application's
@@ -529,7 +748,7 @@ BEGIN
           FROM webhook._v05_send_acl c CROSS JOIN LATERAL pg_catalog.aclexplode(c.proacl) a
          WHERE a.grantee <> c.proowner AND a.privilege_type = 'EXECUTE'
     LOOP
-        EXECUTE pg_catalog.format('GRANT EXECUTE ON FUNCTION webhook.send(text, jsonb, text, timestamptz) TO %s%s',
+        EXECUTE pg_catalog.format('GRANT EXECUTE ON FUNCTION webhook.send(text, jsonb, text, timestamptz, text) TO %s%s',
                                   CASE WHEN r.grantee = 0 THEN 'PUBLIC'
                                        ELSE pg_catalog.quote_ident(pg_catalog.pg_get_userbyid(r.grantee)) END,
                                   CASE WHEN r.is_grantable THEN ' WITH GRANT OPTION' ELSE '' END);
@@ -541,7 +760,7 @@ BEGIN
        SET initprivs = ARRAY[pg_catalog.makeaclitem(p.proowner, p.proowner, 'EXECUTE', false)]
       FROM pg_catalog.pg_proc p
      WHERE i.classoid = 'pg_catalog.pg_proc'::pg_catalog.regclass AND i.objoid = p.oid AND i.objsubid = 0
-       AND p.oid = 'webhook.send(text, jsonb, text, timestamptz)'::pg_catalog.regprocedure;
+       AND p.oid = 'webhook.send(text, jsonb, text, timestamptz, text)'::pg_catalog.regprocedure;
 END;
 $$;
 DROP TABLE webhook._v05_send_acl;

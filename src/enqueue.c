@@ -22,6 +22,8 @@
 #include "catalog/namespace.h"
 #include "catalog/pg_type.h"
 #include "commands/trigger.h"
+#include "common/cryptohash.h"
+#include "common/sha2.h"
 #include "executor/executor.h"
 #include "executor/spi.h"
 #include "fmgr.h"
@@ -57,22 +59,24 @@ typedef enum EventColumn
 	EVENT_PAYLOAD,
 	EVENT_CREATED_AT,
 	EVENT_TXID,
-	EVENT_GEN,					/* from 0.5.0 on; the last, as it may be
-								 * missing */
+	EVENT_GEN,					/* from 0.5.0 on; may be missing */
+	EVENT_ORDERING_KEY,			/* from 0.6.0 on; may be missing */
 	EVENT_NCOLUMNS
 } EventColumn;
 
 static const char *const event_column_names[EVENT_NCOLUMNS] = {
-	"id", "event_type", "payload", "created_at", "txid", "gen"
+	"id", "event_type", "payload", "created_at", "txid", "gen", "ordering_key"
 };
+
+/* The longest ordering key send() takes, as for idempotency keys and types. */
+#define ORDERING_KEY_MAX_BYTES 256
 
 /* The attribute numbers of the current table, found at each begin. */
 static AttrNumber event_attnums[EVENT_NCOLUMNS];
 
 static SPIPlanPtr catalogue_plan = NULL;
 static SPIPlanPtr keyed_plan = NULL;
-static SPIPlanPtr keyed_plan_v05 = NULL;	/* _enqueue before 0.6.0: no
-											 * deliver_at */
+static SPIPlanPtr keyed_plan_v05 = NULL;	/* _enqueue before 0.6.0 */
 static SPIPlanPtr generation_plan = NULL;
 
 /* The current generation as this backend last read it, and when. */
@@ -177,7 +181,8 @@ refuse_unknown_columns(Relation rel)
  * Find the columns the writer fills.  False when the table is not of the
  * shape this library writes (a schema before 0.3.0 has no txid column and
  * needs its own path until ALTER EXTENSION webhook UPDATE; see compat.c).
- * The generation is missing before 0.5.0, whose table is not partitioned.
+ * The generation is missing before 0.5.0, whose table is not partitioned,
+ * and the ordering key before 0.6.0.
  */
 static bool
 find_event_columns(Relation rel)
@@ -192,7 +197,7 @@ find_event_columns(Relation rel)
 			if (!att->attisdropped && strcmp(NameStr(att->attname), event_column_names[c]) == 0)
 				event_attnums[c] = att->attnum;
 		}
-		if (event_attnums[c] == InvalidAttrNumber && c != EVENT_GEN)
+		if (event_attnums[c] == InvalidAttrNumber && c != EVENT_GEN && c != EVENT_ORDERING_KEY)
 			return false;
 	}
 	refuse_unknown_columns(rel);
@@ -358,11 +363,45 @@ buffered_slot(EventWriter *w)
 }
 
 /*
- * Buffer one event, checked; the rows go in with the batch.  Its id is
- * written into *id when id is not NULL.
+ * An event's ordering key as stored.  send() refuses a key that is too
+ * long; a watched row's key (its primary key's values) is never refused, as
+ * that would fail the application's write: a long one is stored as its
+ * SHA-256, which keeps one row's events in one sequence.
+ */
+static Datum
+ordering_key_datum(text *key, bool from_watch)
+{
+	size_t		len = VARSIZE_ANY_EXHDR(key);
+	char		hex[PG_SHA256_DIGEST_STRING_LENGTH];
+	uint8		digest[PG_SHA256_DIGEST_LENGTH];
+	pg_cryptohash_ctx *ctx;
+
+	if (len <= ORDERING_KEY_MAX_BYTES)
+		return PointerGetDatum(key);
+	if (!from_watch)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("ordering key is too long"),
+				 errdetail("It has %zu bytes.", len),
+				 errhint("An ordering key has at most %d bytes; send a hash of a longer key.",
+						 ORDERING_KEY_MAX_BYTES)));
+	ctx = pg_cryptohash_create(PG_SHA256);
+	if (pg_cryptohash_init(ctx) < 0 ||
+		pg_cryptohash_update(ctx, (uint8 *) VARDATA_ANY(key), len) < 0 ||
+		pg_cryptohash_final(ctx, digest, sizeof(digest)) < 0)
+		elog(ERROR, "could not hash an ordering key: %s", pg_cryptohash_error(ctx));
+	pg_cryptohash_free(ctx);
+	hex_encode((char *) digest, sizeof(digest), hex);
+	hex[PG_SHA256_DIGEST_LENGTH * 2] = '\0';
+	return CStringGetTextDatum(psprintf("sha256:%s", hex));
+}
+
+/*
+ * Buffer one event, checked; the rows go in with the batch.  key is its
+ * ordering key, or NULL.  Its id is written into *id when id is not NULL.
  */
 void
-event_writer_add(EventWriter *w, Datum payload, bool isnull, pg_uuid_t *id)
+event_writer_add(EventWriter *w, Datum payload, bool isnull, text *key, pg_uuid_t *id)
 {
 	Jsonb	   *jb;
 	TupleTableSlot *slot;
@@ -395,6 +434,13 @@ event_writer_add(EventWriter *w, Datum payload, bool isnull, pg_uuid_t *id)
 	for (int c = 0; c < EVENT_NCOLUMNS; c++)
 		if (event_attnums[c] != InvalidAttrNumber)
 			slot->tts_isnull[event_attnums[c] - 1] = false;
+	if (event_attnums[EVENT_ORDERING_KEY] != InvalidAttrNumber)
+	{
+		slot->tts_isnull[event_attnums[EVENT_ORDERING_KEY] - 1] = key == NULL;
+		if (key != NULL)
+			slot->tts_values[event_attnums[EVENT_ORDERING_KEY] - 1] =
+				datumCopy(ordering_key_datum(key, w->from_watch), false, -1);
+	}
 	MemoryContextSwitchTo(oldcontext);
 	ExecStoreVirtualTuple(slot);
 
@@ -431,23 +477,25 @@ typedef struct EventReceiver
 	EventWriter *writer;
 } EventReceiver;
 
-/* Each row of a payload query becomes an event. */
+/* Each row of a payload query (payload, ordering key) becomes an event. */
 static bool
 receive_payload(TupleTableSlot *slot, DestReceiver *self)
 {
 	EventReceiver *r = (EventReceiver *) self;
 
-	slot_getsomeattrs(slot, 1);
-	event_writer_add(r->writer, slot->tts_values[0], slot->tts_isnull[0], NULL);
+	slot_getsomeattrs(slot, 2);
+	event_writer_add(r->writer, slot->tts_values[0], slot->tts_isnull[0],
+					 slot->tts_isnull[1] ? NULL : DatumGetTextPP(slot->tts_values[1]), NULL);
 	return true;
 }
 
-/* The payload query has one jsonb column; anything else is a bug. */
+/* The payload query returns jsonb and text; anything else is a bug. */
 static void
 receiver_startup(DestReceiver *self, int operation, TupleDesc typeinfo)
 {
-	if (typeinfo->natts != 1 || TupleDescAttr(typeinfo, 0)->atttypid != JSONBOID)
-		elog(ERROR, "a payload query must return one jsonb column");
+	if (typeinfo->natts != 2 || TupleDescAttr(typeinfo, 0)->atttypid != JSONBOID ||
+		TupleDescAttr(typeinfo, 1)->atttypid != TEXTOID)
+		elog(ERROR, "a payload query must return a jsonb and a text column");
 }
 
 static void
@@ -487,12 +535,14 @@ event_writer_receiver(EventWriter *w)
  * planned SQL.
  */
 static Datum
-send_by_sql(text *event_type, Datum payload, text *key, Datum deliver_at, bool deliver_at_null, bool old_schema)
+send_by_sql(text *event_type, Datum payload, text *key, Datum deliver_at, bool deliver_at_null,
+			text *ordering_key, bool old_schema)
 {
 	StringInfoData json;
-	Oid			argtypes[4] = {TEXTOID, JSONBOID, TEXTOID, TIMESTAMPTZOID};
-	Datum		values[4] = {PointerGetDatum(event_type), payload, PointerGetDatum(key), deliver_at};
-	char		nulls[4] = {' ', ' ', key ? ' ' : 'n', deliver_at_null ? 'n' : ' '};
+	Oid			argtypes[5] = {TEXTOID, JSONBOID, TEXTOID, TIMESTAMPTZOID, TEXTOID};
+	Datum		values[5] = {PointerGetDatum(event_type), payload, PointerGetDatum(key), deliver_at,
+	PointerGetDatum(ordering_key)};
+	char		nulls[5] = {' ', ' ', key ? ' ' : 'n', deliver_at_null ? 'n' : ' ', ordering_key ? ' ' : 'n'};
 	bool		isnull;
 	Datum		id;
 	int			ret;
@@ -510,7 +560,8 @@ send_by_sql(text *event_type, Datum payload, text *key, Datum deliver_at, bool d
 		ret = SPI_execute_plan(webhook_prepare_once(&keyed_plan_v05, "SELECT webhook._enqueue($1, $2, $3)", 3, argtypes),
 							   values, nulls, false, 1);
 	else
-		ret = SPI_execute_plan(webhook_prepare_once(&keyed_plan, "SELECT webhook._enqueue($1, $2, $3, $4)", 4, argtypes),
+		ret = SPI_execute_plan(webhook_prepare_once(&keyed_plan, "SELECT webhook._enqueue($1, $2, $3, $4, $5)",
+													5, argtypes),
 							   values, nulls, false, 1);
 	if (ret != SPI_OK_SELECT || SPI_processed != 1)
 		elog(ERROR, "could not enqueue the event: %s", SPI_result_code_string(ret));
@@ -521,11 +572,12 @@ send_by_sql(text *event_type, Datum payload, text *key, Datum deliver_at, bool d
 }
 
 /*
- * SQL: webhook.send(event_type, payload, idempotency_key, deliver_at):
- * enqueue one event inside the caller's transaction; it exists, and is
- * delivered, only if that transaction commits, and not before deliver_at.
- * Returns its id (the webhook-id).  A schema before 0.6.0 declares three
- * arguments (until ALTER EXTENSION webhook UPDATE).
+ * SQL: webhook.send(event_type, payload, idempotency_key, deliver_at,
+ * ordering_key): enqueue one event inside the caller's transaction; it
+ * exists, and is delivered, only if that transaction commits, not before
+ * deliver_at, and after its ordering key's earlier events on ordered
+ * endpoints.  Returns its id (the webhook-id).  A schema before 0.6.0
+ * declares three arguments (until ALTER EXTENSION webhook UPDATE).
  */
 Datum
 webhook_send(PG_FUNCTION_ARGS)
@@ -533,15 +585,19 @@ webhook_send(PG_FUNCTION_ARGS)
 	text	   *event_type = PG_ARGISNULL(0) ? NULL : PG_GETARG_TEXT_PP(0);
 	bool		has_key = !PG_ARGISNULL(2);
 	bool		has_time = PG_NARGS() > 3 && !PG_ARGISNULL(3);
+	text	   *ordering_key = PG_NARGS() > 4 && !PG_ARGISNULL(4) ? PG_GETARG_TEXT_PP(4) : NULL;
 	EventWriter w;
 	pg_uuid_t  *id;
 
 	webhook_check_sendable_event_type(event_type);
 	if (PG_ARGISNULL(1))
 		raise_null_payload();
+	if (ordering_key)
+		(void) ordering_key_datum(ordering_key, false);
 	if (has_key || has_time)
 		PG_RETURN_DATUM(send_by_sql(event_type, PG_GETARG_DATUM(1), has_key ? PG_GETARG_TEXT_PP(2) : NULL,
-									has_time ? PG_GETARG_DATUM(3) : (Datum) 0, !has_time, PG_NARGS() <= 3));
+									has_time ? PG_GETARG_DATUM(3) : (Datum) 0, !has_time,
+									ordering_key, PG_NARGS() <= 3));
 
 	if (!event_writer_begin(&w, event_type, false))
 		ereport(ERROR,
@@ -549,7 +605,7 @@ webhook_send(PG_FUNCTION_ARGS)
 				 errmsg("webhook.events is older than the webhook library"),
 				 errhint("Run ALTER EXTENSION webhook UPDATE.")));
 	id = palloc(UUID_LEN);
-	event_writer_add(&w, PG_GETARG_DATUM(1), false, id);
+	event_writer_add(&w, PG_GETARG_DATUM(1), false, ordering_key, id);
 	event_writer_end(&w);
 	PG_RETURN_UUID_P(id);
 }

@@ -44,7 +44,7 @@ typedef struct EventWriter
 extern void webhook_next_event_id(pg_uuid_t *uuid);
 extern void webhook_check_sendable_event_type(text *event_type);
 extern bool event_writer_begin(EventWriter *w, text *event_type, bool from_watch);
-extern void event_writer_add(EventWriter *w, Datum payload, bool isnull, pg_uuid_t *id);
+extern void event_writer_add(EventWriter *w, Datum payload, bool isnull, text *key, pg_uuid_t *id);
 extern uint64 event_writer_end(EventWriter *w);
 extern DestReceiver *event_writer_receiver(EventWriter *w);
 

@@ -73,12 +73,14 @@ queue_init_worker(int worker, int workers)
  * (webhook._claim_lease); setting claimed_at alone keeps the update HOT.
  * Each endpoint gets at most its free in-flight slots ($2/$3: endpoints with
  * requests in flight and how many; $4: default cap) and, when rate limited,
- * its whole tokens ($5).  An ordered endpoint offers only its oldest pending
- * delivery, and only when nothing of it is in flight.  $6 are deliveries
- * whose outcome the worker still holds unrecorded: never claimed again.
+ * its whole tokens ($5).  An ordered endpoint offers, of each ordering key,
+ * only its oldest pending delivery (webhook._ordered_heads), when it is due
+ * and not in flight: one request per key at a time, keys in parallel up to
+ * the endpoint's slots.  $6 are deliveries whose outcome the worker still
+ * holds unrecorded: never claimed again (and their key waits).
  *
  * A row locked by another session is skipped, never waited for; for an
- * ordered endpoint that pauses the endpoint rather than skip ahead.  Sealed
+ * ordered endpoint that pauses its key rather than skip ahead.  Sealed
  * values come back sealed: the worker unseals them one by one, so that one
  * that does not decrypt fails only its own delivery.  Of the retry schedule
  * only the delay after this attempt is read (NULL: no retry left); an
@@ -93,7 +95,6 @@ static const char *claim_sql =
 "), room AS ("
 "  SELECT ep.id, ep.ordered, webhook._claim_lease(" LEASE_TIMEOUT_MS ") AS lease,"
 "         greatest(least(coalesce(ep.max_in_flight, $4) - coalesce(b.in_flight, 0),"
-"                        CASE WHEN ep.ordered THEN 1 - coalesce(b.in_flight, 0) ELSE 2147483647 END,"
 "                        CASE WHEN ep.rate_limit_per_s IS NULL THEN 2147483647"
 "                             ELSE pg_catalog.floor(coalesce(b.tokens, greatest(ep.rate_limit_per_s, 1)))::integer END),"
 "                  0) AS n"
@@ -112,9 +113,11 @@ static const char *claim_sql =
 "   UNION ALL"
 "   SELECT d.id, d.next_attempt_at, d.gen FROM room"
 "     CROSS JOIN LATERAL ("
-"       SELECT o.id, o.gen FROM webhook.delivery_state o"
-"        WHERE o.endpoint_id = room.id AND o.status = 'pending'"
-"        ORDER BY o.id LIMIT 1) o"
+"       SELECT o.id, o.gen FROM webhook._ordered_heads(room.id) o"
+"        WHERE o.next_attempt_at <= pg_catalog.now()"
+"          AND (o.claimed_at IS NULL OR o.claimed_at < pg_catalog.now() - room.lease)"
+"          AND o.id <> ALL ($6::bigint[])"
+"        ORDER BY o.id LIMIT room.n) o"
 "     CROSS JOIN LATERAL ("
 "       SELECT d.id, d.next_attempt_at, d.gen FROM webhook.delivery_state d"
 "        WHERE d.id = o.id AND d.gen = o.gen AND d.status = 'pending' AND d.next_attempt_at <= pg_catalog.now()"
@@ -136,7 +139,7 @@ static const char *claim_sql =
 "           CASE WHEN greatest(d.attempts, 0) < coalesce(pg_catalog.array_length(ep.retry_schedule_s, 1), 0)"
 "                THEN greatest(coalesce(ep.retry_schedule_s[pg_catalog.array_lower(ep.retry_schedule_s, 1)"
 "                                                           + greatest(d.attempts, 0)], 0), 0) END,"
-"           CASE WHEN ep.ordered THEN 1 ELSE coalesce(ep.max_in_flight, $4) END,"
+"           coalesce(ep.max_in_flight, $4),"
 "           CASE WHEN ep.previous_secret_expires_at > pg_catalog.now() AND ep.signing <> 'none' THEN ep.previous_secret END,"
 "           ep.auth_username, ep.auth_password,"
 "           coalesce(ep.rate_limit_per_s, 0), ep.transform::oid, ep.transform_role::oid,"
@@ -233,7 +236,7 @@ static const char *record_sql =
  * that have free slots ($1: endpoints at their cap or out of tokens, whose
  * completions or refill wake the worker anyway): an unclaimed delivery
  * coming due, or a claim lapsing (its worker died).  For an ordered endpoint
- * only its oldest pending delivery counts.  Also the current rate limit of
+ * only the oldest pending delivery of each ordering key counts.  Also the current rate limit of
  * each endpoint in $1 (0: none, or the endpoint is gone or inactive), so the
  * worker forgets buckets of endpoints that no longer need them.
  */
@@ -249,10 +252,8 @@ static const char *next_due_sql =
 "             WHERE d.endpoint_id = ep.id AND d.status = 'pending' AND d.next_attempt_at <= pg_catalog.now()"
 "               AND d.claimed_at IS NOT NULL AND NOT ep.ordered"
 "            UNION ALL"
-"            (SELECT greatest(d.next_attempt_at, d.claimed_at + webhook._claim_lease(" LEASE_TIMEOUT_MS "))"
-"               FROM webhook.delivery_state d"
-"              WHERE d.endpoint_id = ep.id AND d.status = 'pending' AND ep.ordered"
-"              ORDER BY d.id LIMIT 1)"
+"            SELECT min(greatest(h.next_attempt_at, h.claimed_at + webhook._claim_lease(" LEASE_TIMEOUT_MS ")))"
+"              FROM webhook._ordered_heads(ep.id) h WHERE ep.ordered"
 "          ) n(due)"
 "         WHERE ep.active AND ep.id <> ALL ($1::bigint[]) AND webhook._worker_of(ep.id, $2) = $3),"
 "       ARRAY(SELECT coalesce((SELECT ep.rate_limit_per_s FROM webhook.endpoints ep"

@@ -11,6 +11,7 @@
  * evaluated, as the owner of the watched table, who wrote that condition.
  */
 #include "postgres.h"
+#include "access/sysattr.h"
 #include "access/xact.h"
 #include "catalog/pg_type.h"
 #include "commands/trigger.h"
@@ -26,6 +27,7 @@
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/rel.h"
+#include "utils/relcache.h"
 
 #include "compat.h"
 #include "enqueue.h"
@@ -154,7 +156,40 @@ row_image(const char *alias, const char *present, const char *excl)
 }
 
 /*
- * The SELECT that makes one payload per changed row.  NEW and OLD name the
+ * A changed row's ordering key, from the row image alias: the table's name
+ * and its primary key's values, '<schema>.<table>:[v1, ...]' (a JSON array,
+ * so that no two keys read alike), so that one row's events go in order on
+ * ordered endpoints and different rows in parallel.  NULL for a table
+ * without a primary key: its events keep the endpoint's own sequence.
+ */
+static char *
+ordering_key_expr(Relation rel, const char *alias)
+{
+	Bitmapset  *pk = RelationGetIndexAttrBitmap(rel, INDEX_ATTR_BITMAP_PRIMARY_KEY);
+	StringInfoData e;
+	int			k = -1;
+	bool		first = true;
+
+	if (pk == NULL)
+		return "NULL::pg_catalog.text";
+	initStringInfo(&e);
+	appendStringInfo(&e, "(%s OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_array(",
+					 quote_literal_cstr(psprintf("%s.%s:", get_namespace_name(RelationGetNamespace(rel)),
+												 RelationGetRelationName(rel))));
+	while ((k = bms_next_member(pk, k)) >= 0)
+	{
+		AttrNumber	attnum = k + FirstLowInvalidHeapAttributeNumber;
+
+		appendStringInfo(&e, "%s%s.%s", first ? "" : ", ", alias,
+						 quote_identifier(NameStr(TupleDescAttr(RelationGetDescr(rel), attnum - 1)->attname)));
+		first = false;
+	}
+	appendStringInfoString(&e, ")::pg_catalog.text)");
+	return e.data;
+}
+
+/*
+ * The SELECT that makes one payload per changed row, and its ordering key.  NEW and OLD name the
  * row images; for INSERT, OLD is a row of NULLs (and NEW for DELETE), so that
  * a condition mentioning both still runs.  $1 is the excluded columns' names.
  *
@@ -185,14 +220,18 @@ payload_query(Relation rel, const char *operation, const WatchOptions *opts)
 	appendStringInfo(&q,
 					 "SELECT pg_catalog.jsonb_build_object("
 					 "'operation', %s, 'schema', %s, 'table', %s, "
-					 "'record', %s, 'old_record', %s) FROM ",
+					 "'record', %s, 'old_record', %s), %s FROM ",
 					 quote_literal_cstr(operation),
 					 quote_literal_cstr(get_namespace_name(RelationGetNamespace(rel))),
 					 quote_literal_cstr(RelationGetRelationName(rel)),
 					 strcmp(operation, "DELETE") == 0 ? "NULL::pg_catalog.jsonb" :
 					 row_image("new", is_update ? "webhook_n.present" : NULL, excl),
 					 strcmp(operation, "INSERT") == 0 ? "NULL::pg_catalog.jsonb" :
-					 row_image("old", is_update ? "webhook_o.present" : NULL, excl));
+					 row_image("old", is_update ? "webhook_o.present" : NULL, excl),
+					 strcmp(operation, "DELETE") == 0 ? ordering_key_expr(rel, "old") :
+					 !is_update ? ordering_key_expr(rel, "new") :
+					 psprintf("CASE WHEN webhook_n.present THEN %s ELSE %s END",
+							  ordering_key_expr(rel, "new"), ordering_key_expr(rel, "old")));
 
 	if (strcmp(operation, "INSERT") == 0)
 		appendStringInfo(&q, "webhook_new AS new CROSS JOIN (SELECT (NULL::%s).*) AS old", qualified);

@@ -37,6 +37,10 @@ The response is chosen by path segments, which can be combined, e.g.
     /fail-first/N/KEY   the first N requests seen for KEY (process-wide) get
                         a plain immediate 500 (other segments ignored);
                         later ones follow the rest of the path
+    /fail-percent/P     after any delay, answer 503 to P percent of the
+                        requests, at random
+    /fail-body/TEXT     after any delay, answer 500 to requests whose body
+                        contains TEXT (url-decoded)
     /big/BYTES          200 with a body of BYTES 'x' bytes (streamed)
     /body/TEXT          use TEXT (url-decoded) as the response body
     /redirect/NNN/URL   respond with status NNN (e.g. 302, 307) and a
@@ -53,6 +57,7 @@ import http.server
 import itertools
 import json
 import os
+import random
 import signal
 import socket
 import socketserver
@@ -69,6 +74,8 @@ LOG_FILE = None
 CONN_IDS = itertools.count(1)     # next() is atomic under the GIL
 FAIL_LOCK = threading.Lock()
 FAIL_COUNTS = {}                  # fail-first KEY -> requests seen so far
+ACTIVE_LOCK = threading.Lock()
+ACTIVE = [0]                      # requests being handled now (logged as "active")
 
 CHUNK = 64 * 1024
 QUIET_ERRORS = (ConnectionError, BrokenPipeError, socket.timeout, OSError)
@@ -78,7 +85,8 @@ def parse_behaviour(path):
     """Turn the path (without query) into a dict describing the response."""
     b = {"status": 200, "delay_ms": 0, "retry_after": None, "hang": False,
          "drop": False, "garbage": False, "fail_first": None, "big": None,
-         "body": None, "location": None, "bearer_file": None}
+         "body": None, "location": None, "bearer_file": None, "fail_percent": 0,
+         "fail_body": None}
     segs = [urllib.parse.unquote(s) for s in path.split("/")]
     i = 0
 
@@ -98,6 +106,10 @@ def parse_behaviour(path):
             b["status"] = intarg(1); i += 2
         elif s == "delay" and intarg(1) is not None:
             b["delay_ms"] = intarg(1); i += 2
+        elif s == "fail-percent" and intarg(1) is not None:
+            b["fail_percent"] = intarg(1); i += 2
+        elif s == "fail-body" and arg(1) is not None:
+            b["fail_body"] = arg(1); i += 2
         elif s == "retry-after" and arg(1) is not None:
             b["retry_after"] = arg(1); i += 2
         elif s == "fail-first" and intarg(1) is not None and arg(2) is not None:
@@ -211,6 +223,16 @@ class Handler(http.server.BaseHTTPRequestHandler):
             self.wfile.write(body)
 
     def _handle(self):
+        with ACTIVE_LOCK:
+            ACTIVE[0] += 1
+            active = ACTIVE[0]
+        try:
+            self._respond(active)
+        finally:
+            with ACTIVE_LOCK:
+                ACTIVE[0] -= 1
+
+    def _respond(self, active):
         received = time.time()
         body = self._read_body()
         full_path = self.path
@@ -221,7 +243,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
         entry = {"t": received, "method": self.command, "path": full_path,
                  "headers": headers,
                  "body": body.decode("utf-8", errors="replace"),
-                 "conn": self.conn_id}
+                 "conn": self.conn_id, "active": active}
         if hasattr(self.connection, "version"):
             entry["tls"] = tls_summary(self.connection)
         log_request(entry)
@@ -258,6 +280,12 @@ class Handler(http.server.BaseHTTPRequestHandler):
             if STOP.wait(b["delay_ms"] / 1000.0):
                 self.close_connection = True
                 return
+        if b["fail_percent"] > 0 and random.random() * 100 < b["fail_percent"]:
+            self._send(503, b"fail-percent")
+            return
+        if b["fail_body"] is not None and b["fail_body"] in entry["body"]:
+            self._send(500, b"fail-body")
+            return
 
         extra = []
         if b["retry_after"] is not None:

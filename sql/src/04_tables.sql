@@ -66,7 +66,7 @@ COMMENT ON COLUMN webhook.endpoints.auth_username IS 'HTTP Basic authentication 
 COMMENT ON COLUMN webhook.endpoints.headers IS 'extra request headers as a JSON object of strings';
 COMMENT ON COLUMN webhook.endpoints.retry_schedule_s IS 'seconds to wait after each failed attempt; one more attempt than elements';
 COMMENT ON COLUMN webhook.endpoints.rate_limit_per_s IS 'most requests per second to this endpoint (token bucket); NULL for no limit';
-COMMENT ON COLUMN webhook.endpoints.ordered IS 'deliver this endpoint''s events strictly in creation order, one at a time';
+COMMENT ON COLUMN webhook.endpoints.ordered IS 'deliver this endpoint''s events strictly in creation order per ordering key (one at a time per key, keys in parallel up to max_in_flight)';
 COMMENT ON COLUMN webhook.endpoints.transform IS 'function (event_type text, created_at timestamptz, payload jsonb) returning the body to send (jsonb or text)';
 COMMENT ON COLUMN webhook.endpoints.transform_role IS 'role the transform runs as: whoever last set transform';
 COMMENT ON COLUMN webhook.endpoints.max_in_flight IS 'cap on concurrent requests to this endpoint; NULL means webhook.max_in_flight_per_endpoint';
@@ -133,6 +133,9 @@ CREATE TABLE webhook.events (
     gen             smallint NOT NULL DEFAULT webhook._current_generation(),
     -- Scheduled events (issue 14): not delivered before this time.
     deliver_at      timestamptz,
+    -- Ordering per key (issue 14): on an ordered endpoint, the events of one
+    -- key go strictly in order, different keys in parallel.
+    ordering_key    text,
     CONSTRAINT events_pkey PRIMARY KEY (id, gen)
 ) PARTITION BY LIST (gen);
 -- Most events have no idempotency key: index only those that do.  Unique
@@ -147,6 +150,7 @@ CREATE TABLE webhook.events_2 PARTITION OF webhook.events FOR VALUES IN (2);
 CREATE TABLE webhook.events_3 PARTITION OF webhook.events FOR VALUES IN (3);
 COMMENT ON TABLE webhook.events IS 'one row per event; id is the webhook-id header; the body sent is webhook._event_body(event_type, payload, created_at)';
 COMMENT ON COLUMN webhook.events.txid IS 'the transaction that wrote the event; the delivery worker reads it once that transaction is visible';
+COMMENT ON COLUMN webhook.events.ordering_key IS 'send(..., ordering_key => ...) or a watched row''s key: an ordered endpoint delivers the events of one key strictly in order, different keys in parallel; NULL: the endpoint''s own sequence';
 COMMENT ON COLUMN webhook.events.deliver_at IS 'send(..., deliver_at => ...): no delivery of the event is attempted before this time; NULL: at once';
 COMMENT ON COLUMN webhook.events.gen IS 'the queue generation (partition) the event and its deliveries are in: webhook.queue_generations';
 
@@ -201,6 +205,9 @@ CREATE TABLE webhook.delivery_state (
     completed_at     timestamptz,
     -- Its event's generation (the current one, for rows written by hand).
     gen              smallint NOT NULL DEFAULT webhook._current_generation(),
+    -- Its event's ordering key ('' for none): an ordered endpoint delivers
+    -- one key's deliveries one at a time, in id order.
+    ordering_key     text COLLATE "C" NOT NULL DEFAULT '',
     CONSTRAINT delivery_state_pkey PRIMARY KEY (id, gen)
 ) PARTITION BY LIST (gen);
 COMMENT ON TABLE webhook.delivery_state IS 'one row per (event, endpoint) the worker has read: the state of delivering that event there (read webhook.deliveries)';
@@ -216,8 +223,9 @@ RETURN pg_catalog.make_interval(secs => (pg_catalog.float8(timeout_ms) + 30000) 
 CREATE INDEX delivery_state_pending_by_endpoint_idx ON webhook.delivery_state (endpoint_id, next_attempt_at)
     WHERE status = 'pending';
 CREATE INDEX delivery_state_event_idx ON webhook.delivery_state (event_id);
--- Ordered endpoints take their oldest pending delivery first.
-CREATE INDEX delivery_state_pending_in_order_idx ON webhook.delivery_state (endpoint_id, id)
+-- Ordered endpoints take the oldest pending delivery of each ordering key
+-- (webhook._ordered_heads: one probe per key).
+CREATE INDEX delivery_state_pending_in_order_idx ON webhook.delivery_state (endpoint_id, ordering_key, id)
     WHERE status = 'pending';
 -- Retention keeps failed deliveries longer than succeeded ones: it finds
 -- them in an old generation by this (failures are few).

@@ -17,23 +17,24 @@
 -- closed window's cursor, (0, nil), made every empty read walk all the
 -- settled events).  The parameters pick the arm once per call.
 CREATE FUNCTION webhook._window_events(done pg_snapshot, cur pg_snapshot, after_txid xid8, after_id uuid, n integer)
-RETURNS TABLE (txid xid8, id uuid, event_type text, gen smallint, payload jsonb, deliver_at timestamptz)
+RETURNS TABLE (txid xid8, id uuid, event_type text, gen smallint, payload jsonb, deliver_at timestamptz,
+               ordering_key text)
 LANGUAGE sql STABLE
 AS $$
-SELECT w.txid, w.id, w.event_type, w.gen, w.payload, w.deliver_at FROM (
-    (SELECT e.txid, e.id, e.event_type, e.gen, e.payload, e.deliver_at FROM webhook.events e
+SELECT w.txid, w.id, w.event_type, w.gen, w.payload, w.deliver_at, w.ordering_key FROM (
+    (SELECT e.txid, e.id, e.event_type, e.gen, e.payload, e.deliver_at, e.ordering_key FROM webhook.events e
       WHERE e.txid = ANY (ARRAY(SELECT pg_catalog.pg_snapshot_xip(done)))
         AND (e.txid, e.id) > (after_txid, after_id)
         AND pg_catalog.pg_visible_in_snapshot(e.txid, cur)
       ORDER BY e.txid, e.id LIMIT n)
     UNION ALL
-    (SELECT e.txid, e.id, e.event_type, e.gen, e.payload, e.deliver_at FROM webhook.events e
+    (SELECT e.txid, e.id, e.event_type, e.gen, e.payload, e.deliver_at, e.ordering_key FROM webhook.events e
       WHERE after_txid >= pg_catalog.pg_snapshot_xmax(done)
         AND (e.txid, e.id) > (after_txid, after_id) AND e.txid < pg_catalog.pg_snapshot_xmax(cur)
         AND pg_catalog.pg_visible_in_snapshot(e.txid, cur)
       ORDER BY e.txid, e.id LIMIT n)
     UNION ALL
-    (SELECT e.txid, e.id, e.event_type, e.gen, e.payload, e.deliver_at FROM webhook.events e
+    (SELECT e.txid, e.id, e.event_type, e.gen, e.payload, e.deliver_at, e.ordering_key FROM webhook.events e
       WHERE after_txid < pg_catalog.pg_snapshot_xmax(done)
         AND e.txid >= pg_catalog.pg_snapshot_xmax(done) AND e.txid < pg_catalog.pg_snapshot_xmax(cur)
         AND pg_catalog.pg_visible_in_snapshot(e.txid, cur)
@@ -42,18 +43,75 @@ SELECT w.txid, w.id, w.event_type, w.gen, w.payload, w.deliver_at FROM (
 ORDER BY w.txid, w.id LIMIT n
 $$;
 
+-- A filter's verdict on a payload: true, false, or NULL when it cannot
+-- judge it, also when it raises an error that silent => true lets through
+-- (a date compared with a time zone, say).  A subtransaction per call: for
+-- the page a fast evaluation failed on, replay(), recover() and the view.
+CREATE FUNCTION webhook._filter_verdict(filter jsonpath, payload jsonb)
+RETURNS boolean LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    RETURN jsonb_path_match(payload, filter, '{}', true);
+EXCEPTION WHEN OTHERS THEN
+    RETURN NULL;
+END;
+$$;
+
+-- Fan one page of a window out into pending delivery_state rows, one per
+-- active endpoint subscribed to each event whose filter the payload passes,
+-- in queue order (ordered endpoints deliver by id, per ordering key), due
+-- at the event's deliver_at if later.  A filter that cannot judge an event
+-- (unknown, or an error it raises) sends it nowhere, and counts in the
+-- endpoint's state (webhook.endpoint_health).  With safe, each filter is
+-- evaluated on its own (webhook._filter_verdict), so that one that raises
+-- even with silent => true costs only its own event.  Returns the number of
+-- events in the page and the last one's (txid, id).
+CREATE FUNCTION webhook._fan_out(done pg_snapshot, cur pg_snapshot, after_txid xid8, after_id uuid,
+                                 page integer, safe boolean,
+                                 OUT n integer, OUT last_txid xid8, OUT last_id uuid)
+LANGUAGE sql VOLATILE
+AS $$
+WITH page AS MATERIALIZED (
+    SELECT w.txid, w.id, w.event_type, w.gen, w.payload, w.deliver_at, w.ordering_key
+      FROM webhook._window_events(done, cur, after_txid, after_id, page) w
+), matched AS (
+    SELECT p.txid, p.id, p.gen, p.deliver_at, p.ordering_key, ep.id AS endpoint_id,
+           CASE WHEN ep.filter IS NULL THEN true
+                WHEN safe THEN webhook._filter_verdict(ep.filter, p.payload)
+                ELSE pg_catalog.jsonb_path_match(p.payload, ep.filter, '{}', true) END AS passes
+      FROM page p JOIN webhook.endpoints ep
+        ON ep.active AND webhook._subscribed(ep.event_types, p.event_type)
+), made AS (
+    INSERT INTO webhook.delivery_state (event_id, endpoint_id, gen, next_attempt_at, ordering_key)
+    SELECT m.id, m.endpoint_id, m.gen, greatest(m.deliver_at, pg_catalog.now()), coalesce(m.ordering_key, '')
+      FROM matched m WHERE m.passes
+     ORDER BY m.txid, m.id, m.endpoint_id
+), unjudged AS (
+    INSERT INTO webhook.endpoint_state AS s (endpoint_id, filter_errors, last_filter_error_at, last_filter_error_event)
+    SELECT m.endpoint_id, count(*), pg_catalog.now(), (pg_catalog.array_agg(m.id ORDER BY m.txid DESC, m.id DESC))[1]
+      FROM matched m WHERE m.passes IS NULL
+     GROUP BY m.endpoint_id
+    ON CONFLICT (endpoint_id) DO UPDATE
+       SET filter_errors = s.filter_errors + excluded.filter_errors,
+           last_filter_error_at = excluded.last_filter_error_at,
+           last_filter_error_event = excluded.last_filter_error_event
+)
+SELECT (SELECT count(*) FROM page)::integer, l.txid, l.id
+  FROM (SELECT 1) one
+  LEFT JOIN (SELECT p.txid, p.id FROM page p ORDER BY p.txid DESC, p.id DESC LIMIT 1) l ON true
+$$;
+
 -- Read the next page of new events (at most page events) into pending
--- delivery_state rows, one per active endpoint subscribed to each whose
--- filter the payload passes, in queue order (ordered endpoints deliver by
--- id), due at the event's deliver_at if later; and move the position on.
--- A filter that cannot judge an event (unknown, or an error it raises) sends
--- it nowhere, and counts in the endpoint's state (webhook.endpoint_health).  The
+-- delivery_state rows (webhook._fan_out), and move the position on.  The
 -- delivery worker runs it as the first statement of a transaction: the
 -- window's end is then a snapshot in which the worker's own transaction is
 -- not running yet, and which sees every transaction committed so far.
 -- A short page closes the window (done := its end); a full one keeps it open
--- with a cursor, so the next call reads on from there.  Returns the number
--- of events read.
+-- with a cursor, so the next call reads on from there.  While any active
+-- endpoint has a filter, a page on which a filter raises is read again with
+-- each filter evaluated on its own: one bad filter or payload never stops
+-- the reading.  Returns the number of events read.
 CREATE FUNCTION webhook._read_events(page integer)
 RETURNS integer LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp
@@ -64,6 +122,7 @@ DECLARE
     v_read integer;
     v_last_txid xid8;
     v_last_id uuid;
+    v_safe boolean := false;
 BEGIN
     SELECT * INTO pos FROM webhook.queue_positions p WHERE p.worker = 0 FOR UPDATE;
     IF NOT FOUND THEN
@@ -76,33 +135,23 @@ BEGIN
         PERFORM webhook._settle_restored();
     END IF;
 
-    WITH page AS MATERIALIZED (
-        SELECT w.txid, w.id, w.event_type, w.gen, w.payload, w.deliver_at
-          FROM webhook._window_events(pos.done_snapshot, v_cur, pos.after_txid, pos.after_id, page) w
-    ), matched AS (
-        SELECT p.txid, p.id, p.gen, p.deliver_at, ep.id AS endpoint_id,
-               CASE WHEN ep.filter IS NULL THEN true
-                    ELSE jsonb_path_match(p.payload, ep.filter, '{}', true) END AS passes
-          FROM page p JOIN webhook.endpoints ep
-            ON ep.active AND webhook._subscribed(ep.event_types, p.event_type)
-    ), made AS (
-        INSERT INTO webhook.delivery_state (event_id, endpoint_id, gen, next_attempt_at)
-        SELECT m.id, m.endpoint_id, m.gen, greatest(m.deliver_at, now())
-          FROM matched m WHERE m.passes
-         ORDER BY m.txid, m.id, m.endpoint_id
-    ), unjudged AS (
-        INSERT INTO webhook.endpoint_state AS s (endpoint_id, filter_errors, last_filter_error_at, last_filter_error_event)
-        SELECT m.endpoint_id, count(*), now(), (array_agg(m.id ORDER BY m.txid DESC, m.id DESC))[1]
-          FROM matched m WHERE m.passes IS NULL
-         GROUP BY m.endpoint_id
-        ON CONFLICT (endpoint_id) DO UPDATE
-           SET filter_errors = s.filter_errors + excluded.filter_errors,
-               last_filter_error_at = excluded.last_filter_error_at,
-               last_filter_error_event = excluded.last_filter_error_event
-    )
-    SELECT (SELECT count(*) FROM page), l.txid, l.id INTO v_read, v_last_txid, v_last_id
-      FROM (SELECT 1) one
-      LEFT JOIN (SELECT p.txid, p.id FROM page p ORDER BY p.txid DESC, p.id DESC LIMIT 1) l ON true;
+    IF NOT EXISTS (SELECT 1 FROM webhook.endpoints ep WHERE ep.active AND ep.filter IS NOT NULL) THEN
+        SELECT f.n, f.last_txid, f.last_id INTO v_read, v_last_txid, v_last_id
+          FROM webhook._fan_out(pos.done_snapshot, v_cur, pos.after_txid, pos.after_id, page, false) f;
+    ELSE
+        LOOP
+            BEGIN
+                SELECT f.n, f.last_txid, f.last_id INTO v_read, v_last_txid, v_last_id
+                  FROM webhook._fan_out(pos.done_snapshot, v_cur, pos.after_txid, pos.after_id, page, v_safe) f;
+                EXIT;
+            EXCEPTION WHEN OTHERS THEN
+                IF v_safe THEN
+                    RAISE;
+                END IF;
+                v_safe := true;
+            END;
+        END LOOP;
+    END IF;
 
     IF v_read >= page THEN
         UPDATE webhook.queue_positions p
@@ -118,6 +167,36 @@ BEGIN
     END IF;
     RETURN v_read;
 END;
+$$;
+
+-- The head of each ordering key of an endpoint: its oldest pending
+-- delivery, which an ordered endpoint sends before any other of that key.
+-- A skip scan of delivery_state_pending_in_order_idx: one probe per key with
+-- something pending, however long each key's backlog.  The claim, the
+-- worker's next-due time and endpoint_health read it.
+CREATE FUNCTION webhook._ordered_heads(endpoint_id bigint)
+RETURNS TABLE (id bigint, gen smallint, ordering_key text, next_attempt_at timestamptz,
+               claimed_at timestamptz, attempts integer, created_at timestamptz)
+LANGUAGE sql STABLE
+AS $$
+WITH RECURSIVE k AS (
+    (SELECT d.ordering_key FROM webhook.delivery_state d
+      WHERE d.endpoint_id = _ordered_heads.endpoint_id AND d.status = 'pending'
+      ORDER BY d.ordering_key LIMIT 1)
+    UNION ALL
+    SELECT n.ordering_key FROM k CROSS JOIN LATERAL (
+        SELECT d.ordering_key FROM webhook.delivery_state d
+         WHERE d.endpoint_id = _ordered_heads.endpoint_id AND d.status = 'pending'
+           AND d.ordering_key > k.ordering_key
+         ORDER BY d.ordering_key LIMIT 1) n
+)
+SELECT h.id, h.gen, h.ordering_key, h.next_attempt_at, h.claimed_at, h.attempts, h.created_at
+  FROM k CROSS JOIN LATERAL (
+       SELECT d.id, d.gen, d.ordering_key, d.next_attempt_at, d.claimed_at, d.attempts, d.created_at
+         FROM webhook.delivery_state d
+        WHERE d.endpoint_id = _ordered_heads.endpoint_id AND d.status = 'pending'
+          AND d.ordering_key = k.ordering_key
+        ORDER BY d.id LIMIT 1) h
 $$;
 
 ------------------------------------------------------------------------------
@@ -217,16 +296,17 @@ BEGIN
     WITH settled AS (
         DELETE FROM webhook.restored_events r RETURNING r.event_id, r.txid
     ), unread AS (
-        SELECT s.event_id, s.txid, e.event_type, e.gen
+        SELECT s.event_id, s.txid, e.event_type, e.gen, e.payload, e.deliver_at, e.ordering_key
           FROM settled s JOIN webhook.events e ON e.id = s.event_id
          WHERE NOT pg_visible_in_snapshot(s.txid, pos.done_snapshot)
            AND NOT (pos.window_snapshot IS NOT NULL AND pg_visible_in_snapshot(s.txid, pos.window_snapshot)
                     AND (s.txid, s.event_id) <= (pos.after_txid, pos.after_id))
     )
-    INSERT INTO webhook.delivery_state (event_id, endpoint_id, gen)
-    SELECT u.event_id, ep.id, u.gen
+    INSERT INTO webhook.delivery_state (event_id, endpoint_id, gen, next_attempt_at, ordering_key)
+    SELECT u.event_id, ep.id, u.gen, greatest(u.deliver_at, now()), coalesce(u.ordering_key, '')
       FROM unread u JOIN webhook.endpoints ep
         ON ep.active AND webhook._subscribed(ep.event_types, u.event_type)
+       AND webhook._passes_filter(ep.filter, u.payload)
      ORDER BY u.txid, u.event_id, ep.id;
     GET DIAGNOSTICS v_made = ROW_COUNT;
     -- Used up: rows a later restore sets aside come with their own position.

@@ -25,7 +25,7 @@ AS 'MODULE_PATHNAME', 'webhook_check_event_type';
 -- send() comes here for events with an idempotency key or a delivery time
 -- (the rest it writes from C); the extension's own events come here directly.
 CREATE FUNCTION webhook._enqueue(event_type text, payload jsonb, idempotency_key text,
-                                 deliver_at timestamptz DEFAULT NULL)
+                                 deliver_at timestamptz DEFAULT NULL, ordering_key text DEFAULT NULL)
 RETURNS uuid LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp
 AS $$
@@ -33,6 +33,11 @@ AS $$
 DECLARE
     v_event_id uuid;
 BEGIN
+    IF NOT isfinite(_enqueue.deliver_at) THEN
+        RAISE EXCEPTION 'deliver_at must be a finite time'
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'Give a time such as now() + interval ''1 day''; NULL delivers at once.';
+    END IF;
     IF _enqueue.idempotency_key IS NOT NULL THEN
         -- A key is unique within a generation by its index, and across
         -- generations by taking turns here: a concurrent send of the same
@@ -44,8 +49,8 @@ BEGIN
         END IF;
     END IF;
 
-    INSERT INTO webhook.events AS e (event_type, payload, idempotency_key, deliver_at)
-    VALUES (_enqueue.event_type, _enqueue.payload, _enqueue.idempotency_key, _enqueue.deliver_at)
+    INSERT INTO webhook.events AS e (event_type, payload, idempotency_key, deliver_at, ordering_key)
+    VALUES (_enqueue.event_type, _enqueue.payload, _enqueue.idempotency_key, _enqueue.deliver_at, _enqueue.ordering_key)
     ON CONFLICT (idempotency_key, gen) WHERE idempotency_key IS NOT NULL DO NOTHING
     RETURNING e.id INTO v_event_id;
 
@@ -61,16 +66,18 @@ $$;
 
 -- Enqueue one event inside the caller's transaction: it exists, and is
 -- delivered, only if that transaction commits; with deliver_at, not before
--- that time (the worker sleeps until then).  Written in C (src/enqueue.c):
+-- that time (the worker sleeps until then); with ordering_key, in order
+-- after the key's earlier events on ordered endpoints.  Written in C
+-- (src/enqueue.c):
 -- the row goes into webhook.events without a planned INSERT, as COPY writes.
 -- It names no object by search_path (every name it uses is qualified), so it
 -- sets none: SECURITY DEFINER for webhook._enqueue and the catalogue.
 CREATE FUNCTION webhook.send(event_type text, payload jsonb, idempotency_key text DEFAULT NULL,
-                             deliver_at timestamptz DEFAULT NULL)
+                             deliver_at timestamptz DEFAULT NULL, ordering_key text DEFAULT NULL)
 RETURNS uuid LANGUAGE C VOLATILE
 SECURITY DEFINER
 AS 'MODULE_PATHNAME', 'webhook_send';
-COMMENT ON FUNCTION webhook.send(text, jsonb, text, timestamptz) IS 'enqueue an event in the current transaction, to be delivered at once or at deliver_at; returns its id (the webhook-id)';
+COMMENT ON FUNCTION webhook.send(text, jsonb, text, timestamptz, text) IS 'enqueue an event in the current transaction, to be delivered at once or at deliver_at, in order per ordering_key on ordered endpoints; returns its id (the webhook-id)';
 
 -- The public key that receivers of an ed25519 endpoint verify with.
 CREATE FUNCTION webhook.public_key(endpoint_id bigint)

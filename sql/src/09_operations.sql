@@ -43,7 +43,7 @@ COMMENT ON FUNCTION webhook.ping(bigint) IS 'send a webhook.ping event to one en
 -- filter raises) is no: the same rule as when the worker reads events.
 CREATE FUNCTION webhook._passes_filter(filter jsonpath, payload jsonb)
 RETURNS boolean LANGUAGE sql IMMUTABLE PARALLEL SAFE
-RETURN filter IS NULL OR coalesce(pg_catalog.jsonb_path_match(payload, filter, '{}', true), false);
+RETURN filter IS NULL OR coalesce(webhook._filter_verdict(filter, payload), false);
 
 -- Cancel an event that no endpoint has received yet: its pending
 -- deliveries become cancelled, and none is attempted.  Returns what it
@@ -68,7 +68,10 @@ BEGIN
         RAISE EXCEPTION 'event % does not exist', cancel.event_id
             USING ERRCODE = 'no_data_found', HINT = 'Event ids are in webhook.events and webhook.deliveries.';
     END IF;
-    IF EXISTS (SELECT 1 FROM webhook.queue_positions p WHERE p.worker = 0 AND webhook._unread(v_txid, p.done_snapshot)) THEN
+    -- Read: it has deliveries (all of an event's are made together), or
+    -- the worker's done snapshot sees it (it matched no endpoint).
+    IF NOT EXISTS (SELECT 1 FROM webhook.delivery_state d WHERE d.event_id = cancel.event_id)
+       AND EXISTS (SELECT 1 FROM webhook.queue_positions p WHERE p.worker = 0 AND webhook._unread(v_txid, p.done_snapshot)) THEN
         RAISE EXCEPTION 'event % is not read by the delivery worker yet', cancel.event_id
             USING ERRCODE = 'object_not_in_prerequisite_state',
                   DETAIL = 'Its deliveries are made when the worker reads it, after the transaction that sent it commits.',
@@ -88,9 +91,11 @@ BEGIN
     END IF;
     RETURN QUERY
     WITH c AS (
+        -- Checked again row by row: a delivery made since (a replay) and
+        -- claimed meanwhile is left alone.
         UPDATE webhook.delivery_state d
            SET status = 'cancelled', completed_at = now(), last_error = 'cancelled by webhook.cancel()'
-         WHERE d.event_id = cancel.event_id AND d.status = 'pending'
+         WHERE d.event_id = cancel.event_id AND d.status = 'pending' AND d.attempts = 0 AND d.claimed_at IS NULL
         RETURNING d.id, d.endpoint_id, d.next_attempt_at
     )
     SELECT c.id, c.endpoint_id, ep.name, c.next_attempt_at
@@ -139,13 +144,14 @@ DECLARE
     v_type text;
     v_gen smallint;
     v_payload jsonb;
+    v_key text;
     v_count bigint;
 BEGIN
     IF event_id IS NULL THEN
         RAISE EXCEPTION 'event_id must not be null' USING ERRCODE = 'null_value_not_allowed';
     END IF;
     -- Locked until commit, so that no purge deletes it under its new delivery.
-    SELECT e.event_type, e.gen, e.payload INTO v_type, v_gen, v_payload
+    SELECT e.event_type, e.gen, e.payload, coalesce(e.ordering_key, '') INTO v_type, v_gen, v_payload, v_key
       FROM webhook.events e WHERE e.id = replay.event_id FOR KEY SHARE;
     IF NOT FOUND THEN
         RAISE EXCEPTION 'event % does not exist', event_id
@@ -154,8 +160,8 @@ BEGIN
     IF endpoint_id IS NOT NULL AND NOT EXISTS (SELECT 1 FROM webhook.endpoints e WHERE e.id = replay.endpoint_id) THEN
         PERFORM webhook._raise_no_endpoint(endpoint_id);
     END IF;
-    INSERT INTO webhook.delivery_state (event_id, endpoint_id, gen)
-    SELECT replay.event_id, ep.id, v_gen FROM webhook.endpoints ep
+    INSERT INTO webhook.delivery_state (event_id, endpoint_id, gen, ordering_key)
+    SELECT replay.event_id, ep.id, v_gen, v_key FROM webhook.endpoints ep
      WHERE CASE WHEN replay.endpoint_id IS NULL
                 THEN ep.active AND webhook._subscribed(ep.event_types, v_type)
                 ELSE ep.id = replay.endpoint_id END
@@ -241,7 +247,7 @@ BEGIN
          WHERE e.id < webhook._uuid_v7_floor(greatest(succeeded_before, failed_before))
            AND e.created_at < greatest(succeeded_before, failed_before)
            AND d.status <> 'pending'
-           AND d.completed_at < CASE WHEN d.status = 'succeeded' THEN succeeded_before ELSE failed_before END
+           AND d.completed_at < CASE WHEN d.status IN ('succeeded', 'cancelled') THEN succeeded_before ELSE failed_before END
          LIMIT batch
          FOR UPDATE OF d SKIP LOCKED
     ), log AS (

@@ -13,13 +13,15 @@ SELECT s.id, s.event_id, s.endpoint_id,
                  AND s.next_attempt_at > s.created_at AND s.next_attempt_at > pg_catalog.now()
             THEN 'scheduled' ELSE s.status END AS status,
        s.attempts, s.next_attempt_at, s.claimed_at,
-       s.last_attempt_at, s.last_status_code, s.last_error, s.created_at, s.completed_at
+       s.last_attempt_at, s.last_status_code, s.last_error, s.created_at, s.completed_at,
+       s.ordering_key
   FROM webhook.delivery_state s
 UNION ALL
 SELECT NULL::bigint, e.id, ep.id,
        CASE WHEN e.deliver_at > pg_catalog.now() THEN 'scheduled' ELSE 'pending' END,
        0, greatest(e.deliver_at, e.created_at), NULL::timestamptz,
-       NULL::timestamptz, NULL::integer, NULL::text, e.created_at, NULL::timestamptz
+       NULL::timestamptz, NULL::integer, NULL::text, e.created_at, NULL::timestamptz,
+       coalesce(e.ordering_key, '')
   FROM webhook.queue_positions p
   JOIN webhook.events e ON webhook._unread(e.txid, p.done_snapshot)
   JOIN webhook.endpoints ep ON ep.active AND webhook._subscribed(ep.event_types, e.event_type)
@@ -49,9 +51,17 @@ SELECT ep.id, ep.name, ep.url, ep.active,
        coalesce(s.consecutive_failures, 0) AS consecutive_failures, s.failing_since,
        ep.disabled_at, ep.disabled_reason,
        (SELECT count(*) FROM webhook.deliveries d WHERE d.endpoint_id = ep.id AND d.status = 'scheduled') AS scheduled,
-       coalesce(s.filter_errors, 0) AS filter_errors, s.last_filter_error_at, s.last_filter_error_event
+       coalesce(s.filter_errors, 0) AS filter_errors, s.last_filter_error_at, s.last_filter_error_event,
+       coalesce(k.blocked_keys, 0) AS blocked_keys, k.oldest_blocked_at
   FROM webhook.endpoints ep
   LEFT JOIN webhook.endpoint_state s ON s.endpoint_id = ep.id
+  -- An ordered endpoint's keys whose head is failing and retrying (only
+  -- heads are attempted): each holds only its own key's later deliveries.
+  LEFT JOIN LATERAL (
+      SELECT count(DISTINCT b.ordering_key) AS blocked_keys, min(b.created_at) AS oldest_blocked_at
+        FROM webhook.delivery_state b
+       WHERE ep.ordered AND b.endpoint_id = ep.id AND b.status = 'pending' AND b.attempts > 0
+  ) k ON true
   LEFT JOIN LATERAL (
       SELECT count(*) FILTER (WHERE l.error_class IS NULL AND l.attempted_at > now() - interval '1 hour') AS succeeded_1h,
              count(*) FILTER (WHERE l.error_class IS NOT NULL AND l.attempted_at > now() - interval '1 hour') AS failed_1h,
@@ -64,7 +74,7 @@ SELECT ep.id, ep.name, ep.url, ep.active,
         FROM webhook.delivery_log l
        WHERE l.endpoint_id = ep.id AND l.attempted_at > now() - interval '24 hours'
   ) h ON true;
-COMMENT ON VIEW webhook.endpoint_health IS 'per endpoint: backlog, attempts and success in the last hour and day, latency, failure streak, scheduled deliveries, events its filter could not judge';
+COMMENT ON VIEW webhook.endpoint_health IS 'per endpoint: backlog, attempts and success in the last hour and day, latency, failure streak, scheduled deliveries, events its filter could not judge, ordering keys blocked by a failing delivery';
 
 CREATE VIEW webhook.recent_failures AS
 SELECT l.attempted_at, l.endpoint_id, ep.name AS endpoint, ev.event_type, l.delivery_id, l.attempt,

@@ -40,7 +40,7 @@ GRANT EXECUTE ON FUNCTION webhook._is_request_format(text), webhook._is_signatur
     TO PUBLIC;
 -- Content filters (issue 14): the check the endpoints trigger and CHECK run.
 GRANT EXECUTE ON FUNCTION webhook._is_jsonpath_predicate(jsonpath), webhook._check_endpoint_filter(jsonpath),
-    webhook._passes_filter(jsonpath, jsonb)
+    webhook._passes_filter(jsonpath, jsonb), webhook._filter_verdict(jsonpath, jsonb)
     TO PUBLIC;
 -- A table's owner may watch it: watch() and unwatch() check ownership and
 -- write the watch table themselves; nobody else writes it, and row level

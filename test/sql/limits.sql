@@ -6,7 +6,7 @@
 
 CREATE ROLE regress_webhook_limits_app NOLOGIN;
 GRANT USAGE ON SCHEMA webhook TO regress_webhook_limits_app;
-GRANT EXECUTE ON FUNCTION webhook.send(text, jsonb, text, timestamptz) TO regress_webhook_limits_app;
+GRANT EXECUTE ON FUNCTION webhook.send(text, jsonb, text, timestamptz, text) TO regress_webhook_limits_app;
 
 --
 -- Event types have at most 256 bytes.  The application role's long type is

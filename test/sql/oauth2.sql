@@ -8,7 +8,7 @@
 
 CREATE ROLE regress_oauth_app NOLOGIN;
 GRANT USAGE ON SCHEMA webhook TO regress_oauth_app;
-GRANT EXECUTE ON FUNCTION webhook.send(text, jsonb, text, timestamptz) TO regress_oauth_app;
+GRANT EXECUTE ON FUNCTION webhook.send(text, jsonb, text, timestamptz, text) TO regress_oauth_app;
 CREATE ROLE regress_oauth_manager NOLOGIN;
 GRANT USAGE ON SCHEMA webhook TO regress_oauth_manager;
 GRANT SELECT, INSERT, UPDATE, DELETE ON webhook.endpoints TO regress_oauth_manager;

@@ -7,7 +7,7 @@
 -- The typical grants of README.md ("Privileges").
 CREATE ROLE regress_webhook_app NOLOGIN;
 GRANT USAGE ON SCHEMA webhook TO regress_webhook_app;
-GRANT EXECUTE ON FUNCTION webhook.send(text, jsonb, text, timestamptz) TO regress_webhook_app;
+GRANT EXECUTE ON FUNCTION webhook.send(text, jsonb, text, timestamptz, text) TO regress_webhook_app;
 CREATE ROLE regress_webhook_ops NOLOGIN;
 GRANT USAGE ON SCHEMA webhook TO regress_webhook_ops;
 GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA webhook TO regress_webhook_ops;
@@ -26,7 +26,7 @@ SELECT c.relname,
  ORDER BY c.relname;
 -- What the application role may do with the functions of the SQL API.
 SELECT f AS function, has_function_privilege('regress_webhook_app', f, 'EXECUTE') AS app_may_execute
-  FROM unnest(ARRAY['webhook.send(text, jsonb, text, timestamptz)', 'webhook.public_key(bigint)',
+  FROM unnest(ARRAY['webhook.send(text, jsonb, text, timestamptz, text)', 'webhook.public_key(bigint)',
                     'webhook.generate_secret(text)', 'webhook.sign(text, text, bigint, text, text, text)',
                     'webhook._check_event_type(text)', 'webhook._wake_worker_at_commit()',
                     'webhook._endpoints_before_write()', 'webhook._endpoints_before_delete()',

@@ -7,7 +7,7 @@
 
 CREATE ROLE regress_proxy_app NOLOGIN;
 GRANT USAGE ON SCHEMA webhook TO regress_proxy_app;
-GRANT EXECUTE ON FUNCTION webhook.send(text, jsonb, text, timestamptz) TO regress_proxy_app;
+GRANT EXECUTE ON FUNCTION webhook.send(text, jsonb, text, timestamptz, text) TO regress_proxy_app;
 CREATE ROLE regress_proxy_manager NOLOGIN;
 GRANT USAGE ON SCHEMA webhook TO regress_proxy_manager;
 GRANT SELECT, INSERT, UPDATE, DELETE ON webhook.endpoints TO regress_proxy_manager;

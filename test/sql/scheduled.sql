@@ -38,6 +38,10 @@ SELECT webhook.send('sched.past', '{"n": 3}', deliver_at => now() - interval '1 
 -- With an idempotency key too: once per key, with the first one's time.
 SELECT webhook.send('sched.keyed', '{"n": 4}', 'sched-key', now() + interval '2 hours') AS keyed \gset
 SELECT webhook.send('sched.keyed', '{"n": 4}', 'sched-key', now() + interval '3 hours') = :'keyed' AS same_event;
+-- Never: refused.
+SAVEPOINT s;
+SELECT webhook.send('sched.never', '{}', deliver_at => 'infinity');
+ROLLBACK TO s;
 SELECT event_type, deliver_at - created_at AS delay FROM webhook.events
  WHERE event_type LIKE 'sched.%' ORDER BY id;
 

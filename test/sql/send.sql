@@ -226,7 +226,7 @@ ROLLBACK;
 --
 CREATE ROLE regress_webhook_send_app NOLOGIN;
 GRANT USAGE ON SCHEMA webhook TO regress_webhook_send_app;
-GRANT EXECUTE ON FUNCTION webhook.send(text, jsonb, text, timestamptz) TO regress_webhook_send_app;
+GRANT EXECUTE ON FUNCTION webhook.send(text, jsonb, text, timestamptz, text) TO regress_webhook_send_app;
 SET ROLE regress_webhook_send_app;
 SELECT webhook.send('webhook.endpoint.disabled', '{"endpoint_id": 1, "url": "https://evil.example/"}');
 \echo SQLSTATE :SQLSTATE

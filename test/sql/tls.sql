@@ -139,7 +139,7 @@ ROLLBACK;
 --
 CREATE ROLE regress_tls_app NOLOGIN;
 GRANT USAGE ON SCHEMA webhook TO regress_tls_app;
-GRANT EXECUTE ON FUNCTION webhook.send(text, jsonb, text, timestamptz) TO regress_tls_app;
+GRANT EXECUTE ON FUNCTION webhook.send(text, jsonb, text, timestamptz, text) TO regress_tls_app;
 SELECT has_column_privilege('regress_tls_app', 'webhook.endpoints', 'client_key', 'SELECT') AS app_may_read_client_key,
        has_column_privilege('regress_tls_app', 'webhook.endpoints', 'ca_cert', 'SELECT') AS app_may_read_ca_cert;
 BEGIN;

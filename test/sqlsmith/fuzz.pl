@@ -49,7 +49,7 @@ psql(qq{
 	CREATE ROLE ops LOGIN;
 	GRANT USAGE ON SCHEMA webhook TO app, ops;
 	GRANT CREATE ON SCHEMA public TO app;
-	GRANT EXECUTE ON FUNCTION webhook.send(text, jsonb, text, timestamptz) TO app;
+	GRANT EXECUTE ON FUNCTION webhook.send(text, jsonb, text, timestamptz, text) TO app;
 	GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA webhook TO ops;
 	GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA webhook TO ops;
 

@@ -162,11 +162,11 @@ my $kept_sql = q{
 	  FROM webhook.endpoints e
 	-- 0.3.0 computes the body an event sends: the same bytes 0.2.0 stored.
 	-- 0.5.0 partitions the queue by generation (gen): every row in one.
-	-- 0.6.0 adds deliver_at (NULL) and the filter counters (0 and NULL).
-	UNION ALL SELECT 'event ' || (to_jsonb(v) - 'txid' - 'gen' - 'deliver_at' || jsonb_build_object('body',
+	-- 0.6.0 adds deliver_at and ordering_key (NULL) and the filter counters (0 and NULL).
+	UNION ALL SELECT 'event ' || (to_jsonb(v) - 'txid' - 'gen' - 'deliver_at' - 'ordering_key' || jsonb_build_object('body',
 	           coalesce(to_jsonb(v) ->> 'body', webhook._event_body(v.event_type, v.payload, v.created_at))))::text
 	  FROM webhook.events v
-	UNION ALL SELECT 'delivery ' || to_jsonb(d)::text FROM webhook.deliveries d
+	UNION ALL SELECT 'delivery ' || (to_jsonb(d) - 'ordering_key')::text FROM webhook.deliveries d
 	UNION ALL SELECT 'log ' || (to_jsonb(l) - 'gen')::text FROM webhook.delivery_log l
 	UNION ALL SELECT 'state ' || (to_jsonb(s) - '{filter_errors,last_filter_error_at,last_filter_error_event}'::text[])::text
 	  FROM webhook.endpoint_state s
@@ -423,12 +423,22 @@ sub update_variant
 	is(join("\n", sort keys %seen), join("\n", sort split /\n/, $expected),
 		"$label: each pending delivery arrived, and none made before the update again");
 	is(join(' ', grep { $seen{$_} > 1 } sort keys %seen), '', "$label: none twice");
-	is(join(',', map { $_->{headers}{'webhook-id'} } grep { $_->{path} eq '/ordered' } @got),
-		$psql->(q{SELECT string_agg(d.event_id::text, ',' ORDER BY d.id) FROM webhook.deliveries d
-		           JOIN webhook.endpoints e ON e.id = d.endpoint_id
-		           JOIN webhook.events v ON v.id = d.event_id
-		          WHERE e.name = 'ordered' AND v.payload <> '{"order": 0}'}),
-		"$label: the ordered endpoint got its events in order");
+	# In order per ordering key (0.6.0: a watched row's events carry its
+	# key; events from before the update and send()'s have none).
+	my %key_of = map { split /\|/, $_, -1 } split /\n/, $psql->(q{
+		SELECT d.event_id || '|' || d.ordering_key FROM webhook.deliveries d
+		  JOIN webhook.endpoints e ON e.id = d.endpoint_id WHERE e.name = 'ordered'});
+	my %got_seq;
+	push @{ $got_seq{ $key_of{ $_->{headers}{'webhook-id'} } // '?' } }, $_->{headers}{'webhook-id'}
+	  for grep { $_->{path} eq '/ordered' } @got;
+	is(join("\n", map { "$_: " . join(',', @{ $got_seq{$_} }) } sort keys %got_seq),
+		$psql->(q{SELECT string_agg(k || ': ' || ids, E'\n' ORDER BY k) FROM (
+		            SELECT d.ordering_key AS k, string_agg(d.event_id::text, ',' ORDER BY d.id) AS ids
+		              FROM webhook.deliveries d
+		              JOIN webhook.endpoints e ON e.id = d.endpoint_id
+		              JOIN webhook.events v ON v.id = d.event_id
+		             WHERE e.name = 'ordered' AND v.payload <> '{"order": 0}' GROUP BY 1) s}),
+		"$label: the ordered endpoint got each key's events in order");
 	my @headers = grep { $_->{path} eq '/headers' } @got;
 	is(scalar(grep { ($_->{headers}{'x-api-key'} // '') eq 'key-123'
 		  && ($_->{headers}{authorization} // '') eq 'Basic ' . encode_base64('user:pw-456', '') } @headers),
@@ -479,5 +489,42 @@ update_variant(
 	name => 'revised',
 	release => 0,
 	install_path => installation_with_script("$upgrade_dir/webhook--0.1.0-abf15af.sql"));
+
+# --- 0.5.0 -> 0.6.0: send() is replaced ----------------------------------------
+# It gains parameters, so it is a new function: what was granted on the old
+# one holds for the new one, and an object that depends on the old one stops
+# the update with an error that names it (and nothing changes).
+{
+	my $node = node_with_webhook('send06');
+	my $psql = sub { $node->safe_psql('postgres', $_[0]) };
+	$psql->(q{CREATE EXTENSION webhook VERSION '0.5.0';
+	          CREATE ROLE app;
+	          GRANT EXECUTE ON FUNCTION webhook.send(text, jsonb, text) TO app;
+	          CREATE FUNCTION public.notify(o int) RETURNS uuid LANGUAGE sql
+	          BEGIN ATOMIC SELECT webhook.send('order.created', jsonb_build_object('id', o)); END});
+	my ($rc, $out, $err) = $node->psql('postgres', 'ALTER EXTENSION webhook UPDATE');
+	isnt($rc, 0, '0.6.0: an object that uses the old send() stops the update');
+	like($err, qr/webhook\.send\(text, jsonb, text\) is used by function public\.notify\(integer\)/,
+		'0.6.0: the error names it');
+	is($psql->(q{SELECT extversion FROM pg_extension WHERE extname = 'webhook'}), '0.5.0',
+		'0.6.0: and the extension stays as it was');
+	$psql->(q{DROP FUNCTION public.notify(int); ALTER EXTENSION webhook UPDATE});
+	is($psql->(q{SELECT extversion FROM pg_extension WHERE extname = 'webhook'}), '0.6.0',
+		'0.6.0: without it, the update goes through');
+	is($psql->(q{SELECT has_function_privilege('app', 'webhook.send(text, jsonb, text, timestamptz, text)', 'EXECUTE')
+	                    AND NOT has_function_privilege('public', 'webhook.send(text, jsonb, text, timestamptz, text)', 'EXECUTE')}),
+		't', '0.6.0: the role granted the old send() may call the new one, and PUBLIC may not');
+	# pg_dump keeps the grant: it is not taken for the extension's own.
+	my $dump = `pg_dump -s -h @{[ $node->host ]} -p @{[ $node->port ]} postgres 2>&1`;
+	like($dump, qr/GRANT ALL ON FUNCTION webhook\.send\(event_type text, payload jsonb, idempotency_key text, deliver_at timestamp with time zone, ordering_key text\) TO app/,
+		'0.6.0: pg_dump dumps the carried grant');
+	$psql->(q{CREATE FUNCTION public.notify(o int) RETURNS uuid LANGUAGE sql
+	          BEGIN ATOMIC SELECT webhook.send('order.created', jsonb_build_object('id', o)); END});
+	is($psql->(q{SELECT public.notify(7) IS NOT NULL}), 't',
+		'0.6.0: created again, unchanged, the function calls the new send()');
+	is($psql->(q{SELECT count(*) FROM webhook.events WHERE payload = '{"id": 7}'}), '1',
+		'0.6.0: and its event is there');
+	$node->stop;
+}
 
 done_testing();

@@ -1,0 +1,122 @@
+# Ordering per key (issue 14), through the worker.  An ordered endpoint
+# delivers the events of one ordering key strictly in creation order (the
+# next waits until the previous one succeeded or finally failed, retries
+# included) and different keys in parallel, up to its max_in_flight.  A key
+# whose head keeps failing holds only that key.  A watched table's events
+# carry the row's primary key as their ordering key.
+use strict;
+use warnings;
+
+use FindBin;
+use lib "$FindBin::Bin";
+use WebhookTest;
+use PostgreSQL::Test::Utils;
+use Test::More;
+use JSON::PP ();
+
+my $r = start_receiver();
+my $node = node_with_webhook('ordering');
+$node->safe_psql('postgres', 'CREATE EXTENSION webhook');
+sub psql { return $node->safe_psql('postgres', $_[0]); }
+
+# Requests of one endpoint (by path prefix), in arrival order, as decoded
+# bodies with the receiver's count of requests being handled at arrival.
+sub arrivals
+{
+	my ($prefix) = @_;
+	return [ map { { data => JSON::PP::decode_json($_->{body})->{data}, active => $_->{active} } }
+		  grep { index($_->{path}, $prefix) == 0 } @{ requests($r) } ];
+}
+
+# --- 50 keys x 40 events, a slow receiver that fails at random ---------------
+# Many quick retries (the test node scales retry delays to milliseconds), so
+# that nothing fails for good.
+psql(sprintf(q{INSERT INTO webhook.endpoints (name, url, event_types, ordered, max_in_flight, retry_schedule_s)
+               VALUES ('ordered', '%s', '{ord.*}', true, 16, array_fill(1, ARRAY[40]))},
+	$r->url('/ordered/delay/20/fail-percent/20')));
+my ($keys, $per_key) = (50, 40);
+psql(join ";\n",
+	map { "SELECT count(webhook.send('ord.e', jsonb_build_object('k', k, 'n', $_), ordering_key => 'key-' || k))
+	         FROM generate_series(1, $keys) k" } 1 .. $per_key);
+ok(poll_until($node, 'postgres',
+		q{SELECT count(*) FILTER (WHERE status = 'succeeded') || '/' || count(*) FROM webhook.deliveries},
+		($keys * $per_key) . '/' . ($keys * $per_key), 180),
+	'ordered: every delivery succeeded');
+my $got = arrivals('/ordered/');
+my (%seq, $max_active, $failed_some);
+for my $a (@$got)
+{
+	push @{ $seq{ $a->{data}{k} } }, $a->{data}{n};
+	$max_active = $a->{active} if !defined $max_active || $a->{active} > $max_active;
+}
+my @out_of_order;
+for my $k (1 .. $keys)
+{
+	my $s = $seq{$k} // [];
+	for my $i (1 .. $#$s)
+	{
+		push @out_of_order, "key $k: $s->[$i - 1] then $s->[$i]" if $s->[$i] < $s->[ $i - 1 ];
+	}
+	my %has = map { $_ => 1 } @$s;
+	push @out_of_order, "key $k: missing " . join(',', grep { !$has{$_} } 1 .. $per_key)
+	  if keys %has != $per_key;
+}
+is(join('; ', @out_of_order), '',
+	'ordered: per key, every event arrived, in order (a retry repeats the last one, never overtakes it)');
+cmp_ok(scalar @$got, '>', $keys * $per_key, 'ordered: the receiver failed some requests, which were retried');
+cmp_ok($max_active, '>', 1, 'ordered: more than one request was in flight at a time (different keys)');
+is(psql(q{SELECT count(*) FROM webhook.delivery_log l JOIN webhook.endpoints e ON e.id = l.endpoint_id
+           WHERE e.name = 'ordered' AND l.error_class IS NOT NULL}) > 0 ? 't' : 'f', 't',
+	'ordered: the failed attempts are in the log');
+
+# --- a stuck key holds only itself ---------------------------------------------
+psql(sprintf(q{INSERT INTO webhook.endpoints (name, url, event_types, ordered, retry_schedule_s)
+               VALUES ('stuck', '%s', '{stuck.*}', true, array_fill(3600, ARRAY[20]))},
+	$r->url('/stuck/fail-body/poison')));
+psql(q{SELECT webhook.send('stuck.e', '{"k": "a", "n": 1, "x": "poison"}', ordering_key => 'a');
+       SELECT webhook.send('stuck.e', '{"k": "a", "n": 2}', ordering_key => 'a');
+       SELECT webhook.send('stuck.e', jsonb_build_object('k', 'b', 'n', n), ordering_key => 'b')
+         FROM generate_series(1, 5) n;
+       SELECT webhook.send('stuck.e', '{"k": "none", "n": 1}')});
+ok(poll_until($node, 'postgres',
+		q{SELECT count(*) FROM webhook.deliveries d JOIN webhook.endpoints e ON e.id = d.endpoint_id
+		   WHERE e.name = 'stuck' AND d.status = 'succeeded'}, '6', 60),
+	'stuck key: the other key and the keyless event are delivered');
+ok(poll_until($node, 'postgres',
+		q{SELECT blocked_keys || ' ' || (oldest_blocked_at IS NOT NULL) FROM webhook.endpoint_health WHERE name = 'stuck'},
+		'1 true', 60),
+	'stuck key: endpoint_health shows one blocked key');
+my @a = map { "$_->{data}{k}$_->{data}{n}" } @{ arrivals('/stuck/') };
+is(scalar(grep { $_ eq 'a2' } @a), 0, 'stuck key: the key\'s next event waits behind its failing head');
+is(psql(q{SELECT string_agg(d.status, ',' ORDER BY d.id) FROM webhook.deliveries d
+           JOIN webhook.endpoints e ON e.id = d.endpoint_id WHERE e.name = 'stuck' AND d.ordering_key = 'a'}),
+	'pending,pending', 'stuck key: both of its deliveries are pending');
+
+# --- a watched table: the row's primary key is the ordering key ----------------
+psql(q{CREATE TABLE public.accounts (region text, id int, balance int, PRIMARY KEY (region, id))});
+psql(q{SELECT webhook.watch('public.accounts', 'account')});
+psql(sprintf(q{INSERT INTO webhook.endpoints (name, url, event_types, ordered, max_in_flight)
+               VALUES ('rows', '%s', '{account.*}', true, 8)}, $r->url('/rows/delay/10')));
+psql(q{INSERT INTO public.accounts SELECT 'eu', g, 0 FROM generate_series(1, 10) g});
+psql(join ";\n", map { "UPDATE public.accounts SET balance = $_" } 1 .. 5);
+psql(q{DELETE FROM public.accounts WHERE id <= 5});
+is(psql(q{SELECT string_agg(DISTINCT ordering_key, ',') FROM webhook.events
+           WHERE event_type LIKE 'account.%' AND coalesce(payload -> 'record', payload -> 'old_record') ->> 'id' = '3'}),
+	'public.accounts:["eu", 3]', 'watched table: the ordering key is the table and its primary key');
+ok(poll_until($node, 'postgres',
+		q{SELECT count(*) FILTER (WHERE d.status = 'succeeded') FROM webhook.deliveries d
+		   JOIN webhook.endpoints e ON e.id = d.endpoint_id WHERE e.name = 'rows'}, 10 + 50 + 5, 60),
+	'watched table: every change delivered');
+my (%rows, @bad);
+for my $a (@{ arrivals('/rows/') })
+{
+	my $d = $a->{data};
+	my $id = ($d->{record} // $d->{old_record})->{id};
+	my $step = $d->{operation} eq 'INSERT' ? 0 : $d->{operation} eq 'DELETE' ? 99 : $d->{record}{balance};
+	push @bad, "row $id: $rows{$id} then $step" if defined $rows{$id} && $step < $rows{$id};
+	$rows{$id} = $step;
+}
+is(join('; ', @bad), '', 'watched table: each row\'s changes arrived in order');
+
+$r->stop;
+done_testing();
