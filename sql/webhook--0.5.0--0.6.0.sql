@@ -12,6 +12,40 @@
 -- function: the privileges granted on the old one are granted on the new one.
 \echo Use "ALTER EXTENSION webhook UPDATE TO '0.6.0'" to load this file. \quit
 
+-- send() and watch() are replaced (they gain parameters): objects that
+-- depend on the old ones (a view, or a function written with BEGIN ATOMIC)
+-- would block that.
+-- Say which, and what to do, rather than fail on the DROP.
+DO $$
+DECLARE
+    v_users text;
+BEGIN
+    SELECT pg_catalog.string_agg(pg_catalog.pg_describe_object(d.classid, d.objid, d.objsubid), ', ')
+      INTO v_users
+      FROM pg_catalog.pg_depend d
+     WHERE d.refclassid = 'pg_catalog.pg_proc'::pg_catalog.regclass
+       AND d.refobjid = pg_catalog.to_regprocedure('webhook.send(text, jsonb, text)')
+       AND d.deptype = 'n';
+    IF v_users IS NOT NULL THEN
+        RAISE EXCEPTION 'webhook.send(text, jsonb, text) is used by %', v_users
+            USING ERRCODE = 'dependent_objects_still_exist',
+                  DETAIL = 'The update to 0.6.0 replaces it with webhook.send(text, jsonb, text, timestamptz, text).',
+                  HINT = 'Drop these objects, run ALTER EXTENSION webhook UPDATE, then create them again: their calls of send() need no change.';
+    END IF;
+    SELECT pg_catalog.string_agg(pg_catalog.pg_describe_object(d.classid, d.objid, d.objsubid), ', ')
+      INTO v_users
+      FROM pg_catalog.pg_depend d
+     WHERE d.refclassid = 'pg_catalog.pg_proc'::pg_catalog.regclass
+       AND d.refobjid = pg_catalog.to_regprocedure('webhook.watch(regclass, text, text[], text[], text, text[])')
+       AND d.deptype = 'n';
+    IF v_users IS NOT NULL THEN
+        RAISE EXCEPTION 'webhook.watch(regclass, text, text[], text[], text, text[]) is used by %', v_users
+            USING ERRCODE = 'dependent_objects_still_exist',
+                  DETAIL = 'The update to 0.6.0 replaces it with webhook.watch(regclass, text, text[], text[], text, text[], text[]).',
+                  HINT = 'Drop these objects, run ALTER EXTENSION webhook UPDATE, then create them again: their calls of watch() need no change.';
+    END IF;
+END;
+$$;
 
 ------------------------------------------------------------------------------
 -- Content filters
@@ -185,6 +219,30 @@ SELECT h.id, h.gen, h.ordering_key, h.next_attempt_at, h.claimed_at, h.attempts,
           AND d.ordering_key = k.ordering_key
         ORDER BY d.id LIMIT 1) h
 $$;
+ALTER TABLE webhook.table_watches ADD COLUMN ordering_key int2[];
+DROP FUNCTION webhook.watch(regclass, text, text[], text[], text, text[]);
+-- Emit <prefix>.created / .updated / .deleted from a table's row changes.
+-- Calling it again replaces the watch's options.  The condition is one
+-- boolean expression over NEW and OLD, parsed by PostgreSQL's parser.
+CREATE FUNCTION webhook.watch(tbl regclass,
+                              event_prefix text DEFAULT NULL,
+                              operations text[] DEFAULT '{insert,update,delete}',
+                              columns text[] DEFAULT NULL,
+                              condition text DEFAULT NULL,
+                              exclude_columns text[] DEFAULT NULL,
+                              ordering_key text[] DEFAULT NULL)
+RETURNS void LANGUAGE C VOLATILE
+AS 'MODULE_PATHNAME', 'webhook_watch';
+COMMENT ON FUNCTION webhook.watch(regclass, text, text[], text[], text, text[], text[]) IS 'emit <prefix>.created/.updated/.deleted events from row changes of a table; ordering_key: the columns of a row''s ordering key (NULL: the primary key, ''{}'': none)';
+-- Every watched table and its options.
+CREATE OR REPLACE VIEW webhook.watches WITH (security_invoker = true) AS
+SELECT w.table_oid AS "table", w.event_prefix, w.operations,
+       webhook._column_names(w.table_oid, w.columns) AS columns,
+       webhook._watch_condition(w.table_oid) AS condition,
+       webhook._column_names(w.table_oid, w.exclude_columns) AS exclude_columns,
+       w.created_at, w.updated_at,
+       webhook._column_names(w.table_oid, w.ordering_key) AS ordering_key
+  FROM webhook.table_watches w;
 
 -- Checked on every partition (a scan of the deliveries kept).
 ALTER TABLE webhook.delivery_state DROP CONSTRAINT delivery_state_status_check;
@@ -392,27 +450,6 @@ $$;
 -- send() with deliver_at and ordering_key
 ------------------------------------------------------------------------------
 
--- send() is replaced (it gains parameters): objects that depend on the old
--- one (a view, or a function written with BEGIN ATOMIC) would block that.
--- Say which, and what to do, rather than fail on the DROP.
-DO $$
-DECLARE
-    v_users text;
-BEGIN
-    SELECT pg_catalog.string_agg(pg_catalog.pg_describe_object(d.classid, d.objid, d.objsubid), ', ')
-      INTO v_users
-      FROM pg_catalog.pg_depend d
-     WHERE d.refclassid = 'pg_catalog.pg_proc'::pg_catalog.regclass
-       AND d.refobjid = 'webhook.send(text, jsonb, text)'::pg_catalog.regprocedure
-       AND d.deptype = 'n';
-    IF v_users IS NOT NULL THEN
-        RAISE EXCEPTION 'webhook.send(text, jsonb, text) is used by %', v_users
-            USING ERRCODE = 'dependent_objects_still_exist',
-                  DETAIL = 'The update to 0.6.0 replaces it with webhook.send(text, jsonb, text, timestamptz, text).',
-                  HINT = 'Drop these objects, run ALTER EXTENSION webhook UPDATE, then create them again: their calls of send() need no change.';
-    END IF;
-END;
-$$;
 -- Who may call send() now, granted again on the new one below.
 CREATE TABLE webhook._v05_send_acl AS
 SELECT p.proowner, p.proacl FROM pg_catalog.pg_proc p
@@ -730,12 +767,18 @@ REVOKE ALL ON FUNCTION webhook._is_jsonpath_predicate(jsonpath), webhook._check_
     webhook._passes_filter(jsonpath, jsonb), webhook._window_events(pg_snapshot, pg_snapshot, xid8, uuid, integer),
     webhook._enqueue(text, jsonb, text, timestamptz, text), webhook.send(text, jsonb, text, timestamptz, text),
     webhook.cancel(uuid), webhook._ordered_heads(bigint), webhook._filter_verdict(jsonpath, jsonb),
-    webhook._fan_out(pg_snapshot, pg_snapshot, xid8, uuid, integer, boolean)
+    webhook._fan_out(pg_snapshot, pg_snapshot, xid8, uuid, integer, boolean),
+    webhook.watch(regclass, text, text[], text[], text, text[], text[])
     FROM PUBLIC;
 -- Content filters (issue 14): the check the endpoints trigger and CHECK run.
 GRANT EXECUTE ON FUNCTION webhook._is_jsonpath_predicate(jsonpath), webhook._check_endpoint_filter(jsonpath),
     webhook._passes_filter(jsonpath, jsonb), webhook._filter_verdict(jsonpath, jsonb)
     TO PUBLIC;
+-- A table's owner may watch it: watch() and unwatch() check ownership and
+-- write the watch table themselves; nobody else writes it, and row level
+-- security shows each owner their own watches.
+GRANT EXECUTE ON FUNCTION webhook.watch(regclass, text, text[], text[], text, text[], text[]),
+    webhook.unwatch(regclass), webhook._watch_trigger() TO PUBLIC;
 
 -- What an administrator granted on send() (EXECUTE to the application's
 -- role) holds for the new send().

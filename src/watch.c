@@ -29,7 +29,7 @@ PG_FUNCTION_INFO_V1(webhook_watch_condition);
 
 /*
  * SQL: webhook.watch(tbl, event_prefix, operations, columns, condition,
- * exclude_columns).  Checks everything, then writes the watch row (as the
+ * exclude_columns, ordering_key).  Checks everything, then writes the watch row (as the
  * extension's owner), the triggers (as the caller, the table's owner) and
  * their dependencies.  Calling it again replaces the watch's options.
  */
@@ -65,6 +65,7 @@ webhook_watch(PG_FUNCTION_ARGS)
 				   PG_ARGISNULL(3) ? NULL : PG_GETARG_ARRAYTYPE_P(3),
 				   PG_ARGISNULL(4) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(4)),
 				   PG_ARGISNULL(5) ? NULL : PG_GETARG_ARRAYTYPE_P(5),
+				   PG_NARGS() < 7 || PG_ARGISNULL(6) ? NULL : PG_GETARG_ARRAYTYPE_P(6),
 				   false, &def);
 
 	/* Names are bound: from here on, resolve them in pg_catalog only. */

@@ -39,7 +39,19 @@ typedef struct WatchOptions
 	Datum		columns;		/* int2[] of column numbers, or 0 */
 	char	   *condition;		/* pg_node_tree text, or NULL */
 	Datum		exclude_columns;	/* int2[] of column numbers, or 0 */
+	Datum		ordering_key;	/* int2[] of column numbers ('{}': none), or 0
+								 * for the primary key */
 } WatchOptions;
+
+/*
+ * A watch row's ordering_key (int2[]; NULL: the primary key) as SQL over the
+ * row w, read through to_jsonb so that a schema before 0.6.0, without the
+ * column, reads NULL (until ALTER EXTENSION webhook UPDATE).
+ */
+#define WATCH_ORDERING_KEY_SQL \
+	"CASE WHEN pg_catalog.jsonb_typeof(pg_catalog.to_jsonb(w.*) OPERATOR(pg_catalog.->) 'ordering_key')" \
+	" OPERATOR(pg_catalog.=) 'array' THEN ARRAY(SELECT v::pg_catalog.int2 FROM pg_catalog.jsonb_array_elements_text(" \
+	"pg_catalog.to_jsonb(w.*) OPERATOR(pg_catalog.->) 'ordering_key') AS v) END"
 
 /* A watch as watch() checked it, before it is stored. */
 typedef struct WatchDef
@@ -47,7 +59,8 @@ typedef struct WatchDef
 	char	   *prefix;
 	int			ops;			/* a bit per entry of watch_ops */
 	Datum		operations;		/* the same as text[] */
-	Datum		columns[2];		/* int2[] of columns and exclude_columns, or 0 */
+	Datum		columns[3];		/* int2[] of columns, exclude_columns and
+								 * ordering_key, or 0 */
 	Node	   *condition;		/* parsed, or NULL */
 	List	   *rtable;			/* the condition's range table */
 } WatchDef;
@@ -77,7 +90,8 @@ extern void watch_dry_run(Relation rel, const WatchDef *def, bool restored);
 
 /* watch_options.c */
 extern void watch_make_def(Relation rel, const char *prefix, ArrayType *operations, ArrayType *columns,
-						   const char *condition, ArrayType *exclude_columns, bool restored,
+						   const char *condition, ArrayType *exclude_columns, ArrayType *ordering_key,
+						   bool restored,
 						   WatchDef *def);
 
 /* watch_ddl.c */

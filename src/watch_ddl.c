@@ -73,7 +73,7 @@ record_watch_dependencies(Oid trigoid, Oid relid, const WatchDef *def)
 	ObjectAddressSet(myself, TriggerRelationId, trigoid);
 	if (def->condition != NULL)
 		recordDependencyOnExpr(&myself, def->condition, def->rtable, DEPENDENCY_NORMAL);
-	for (int c = 0; c < 2; c++)
+	for (int c = 0; c < lengthof(def->columns); c++)
 	{
 		Datum	   *elems;
 		int			n;
@@ -104,22 +104,26 @@ column_names_literal(Oid relid, Datum attnums)
 /*
  * The arguments of a watch's triggers: the watch in the words watch() takes,
  * with today's names (prefix, operations, columns, condition as SQL,
- * exclude_columns; "" for an option not given).  pg_dump writes them with
+ * exclude_columns; "" for an option not given; then ordering_key, only when
+ * given, so that a watch from before 0.6.0 keeps its five).  pg_dump writes them with
  * the triggers, and a restore makes the watch again from them, as it
  * re-creates a trigger's WHEN clause from its deparsed text.  Deparse with
  * search_path = pg_catalog, so that every other name is qualified.
  */
 static List *
-watch_trigger_args(Relation rel, const char *prefix, Datum operations, const Datum columns[2],
+watch_trigger_args(Relation rel, const char *prefix, Datum operations, const Datum columns[3],
 				   const char *stored_condition)
 {
 	Oid			relid = RelationGetRelid(rel);
+	List	   *args = list_make5(makeString(pstrdup(prefix)),
+								  makeString(OidOutputFunctionCall(F_ARRAY_OUT, operations)),
+								  makeString(column_names_literal(relid, columns[0])),
+								  makeString(stored_condition ? watch_deparse_condition(rel, stored_condition) : ""),
+								  makeString(column_names_literal(relid, columns[1])));
 
-	return list_make5(makeString(pstrdup(prefix)),
-					  makeString(OidOutputFunctionCall(F_ARRAY_OUT, operations)),
-					  makeString(column_names_literal(relid, columns[0])),
-					  makeString(stored_condition ? watch_deparse_condition(rel, stored_condition) : ""),
-					  makeString(column_names_literal(relid, columns[1])));
+	if (columns[2] != (Datum) 0)
+		args = lappend(args, makeString(column_names_literal(relid, columns[2])));
+	return args;
 }
 
 /*
@@ -209,7 +213,7 @@ static void
 adopt_watch_trigger(Oid trigoid, Oid relid, Oid fnoid)
 {
 	Relation	rel = relation_open(relid, ShareRowExclusiveLock);
-	char	   *args[5];
+	char	   *args[6] = {0};
 	int			op = -1;
 	WatchDef	def;
 
@@ -217,10 +221,11 @@ adopt_watch_trigger(Oid trigoid, Oid relid, Oid fnoid)
 	{
 		const Trigger *trigger = &rel->trigdesc->triggers[i];
 
-		if (trigger->tgoid != trigoid || trigger->tgnargs != lengthof(args))
+		/* Five arguments, or six with ordering_key (0.6.0). */
+		if (trigger->tgoid != trigoid || trigger->tgnargs < 5 || trigger->tgnargs > lengthof(args))
 			continue;
 		op = watch_op_of_trigger(trigger, fnoid);
-		for (int a = 0; a < lengthof(args); a++)
+		for (int a = 0; a < trigger->tgnargs; a++)
 			args[a] = pstrdup(trigger->tgargs[a]);
 	}
 	if (op < 0)
@@ -231,7 +236,8 @@ adopt_watch_trigger(Oid trigoid, Oid relid, Oid fnoid)
 
 	webhook_require_table_owner(relid, "watch");
 	watch_make_def(rel, args[0], array_arg(args[1]), array_arg(args[2]),
-				   args[3][0] != '\0' ? args[3] : NULL, array_arg(args[4]), true, &def);
+				   args[3][0] != '\0' ? args[3] : NULL, array_arg(args[4]),
+				   args[5] ? array_arg(args[5]) : NULL, true, &def);
 	if (!(def.ops & (1 << op)))
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
@@ -296,7 +302,7 @@ static bool
 refresh_watch(Relation rel, HeapTuple row, TupleDesc desc, Oid fnoid, bool update)
 {
 	bool		isnull;
-	Datum		columns[2];
+	Datum		columns[3];
 	List	   *args;
 	bool		stale = false;
 
@@ -304,6 +310,8 @@ refresh_watch(Relation rel, HeapTuple row, TupleDesc desc, Oid fnoid, bool updat
 	columns[0] = isnull ? (Datum) 0 : columns[0];
 	columns[1] = SPI_getbinval(row, desc, 6, &isnull);
 	columns[1] = isnull ? (Datum) 0 : columns[1];
+	columns[2] = SPI_getbinval(row, desc, 7, &isnull);
+	columns[2] = isnull ? (Datum) 0 : columns[2];
 	args = watch_trigger_args(rel, SPI_getvalue(row, desc, 2), SPI_getbinval(row, desc, 3, &isnull),
 							  columns, SPI_getvalue(row, desc, 5));
 
@@ -345,8 +353,8 @@ static const char *const affected_watches_sql =
 "                  ON d.classid = 'pg_catalog.pg_trigger'::pg_catalog.regclass AND d.objid = t.oid"
 "                JOIN changed ch ON ch.classid = d.refclassid AND ch.objid = d.refobjid"
 "               WHERE t.tgfoid = $1)"
-" SELECT table_oid, event_prefix, operations, columns, condition, exclude_columns"
-"   FROM webhook.table_watches WHERE table_oid::pg_catalog.oid IN (SELECT tgrelid FROM affected)";
+" SELECT table_oid, event_prefix, operations, columns, condition, exclude_columns, " WATCH_ORDERING_KEY_SQL
+"   FROM webhook.table_watches w WHERE table_oid::pg_catalog.oid IN (SELECT tgrelid FROM affected)";
 
 /*
  * Keep the arguments of a watch's triggers in step with today's names after

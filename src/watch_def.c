@@ -290,13 +290,26 @@ watch_pin_search_path(void)
 	return save_nestlevel;
 }
 
+/*
+ * Has webhook.table_watches the ordering_key column (0.6.0)?  A schema not
+ * updated yet has not: watch() then keeps no ordering key.
+ */
+static bool
+watches_have_ordering_key(void)
+{
+	Oid			relid = get_relname_relid("table_watches", get_namespace_oid("webhook", false));
+
+	return OidIsValid(relid) && get_attnum(relid, "ordering_key") != InvalidAttrNumber;
+}
+
 /* Write (or replace) a table's watch row, as the extension's owner. */
 void
 watch_store(Oid relid, const WatchDef *def)
 {
-	Oid			argtypes[6] = {REGCLASSOID, TEXTOID, TEXTARRAYOID, INT2ARRAYOID, PG_NODE_TREEOID, INT2ARRAYOID};
-	Datum		values[6];
-	char		nulls[7] = "      ";
+	Oid			argtypes[7] = {REGCLASSOID, TEXTOID, TEXTARRAYOID, INT2ARRAYOID, PG_NODE_TREEOID, INT2ARRAYOID,
+	INT2ARRAYOID};
+	Datum		values[7];
+	char		nulls[8] = "       ";
 
 	values[0] = ObjectIdGetDatum(relid);
 	values[1] = CStringGetTextDatum(def->prefix);
@@ -307,13 +320,25 @@ watch_store(Oid relid, const WatchDef *def)
 	nulls[4] = def->condition ? ' ' : 'n';
 	values[5] = def->columns[1];
 	nulls[5] = def->columns[1] ? ' ' : 'n';
-	write_watches("INSERT INTO webhook.table_watches AS w"
-				  " (table_oid, event_prefix, operations, columns, condition, exclude_columns)"
-				  " VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (table_oid) DO UPDATE"
-				  " SET event_prefix = EXCLUDED.event_prefix, operations = EXCLUDED.operations,"
-				  " columns = EXCLUDED.columns, condition = EXCLUDED.condition,"
-				  " exclude_columns = EXCLUDED.exclude_columns, updated_at = pg_catalog.now()",
-				  6, argtypes, values, nulls);
+	values[6] = def->columns[2];
+	nulls[6] = def->columns[2] ? ' ' : 'n';
+	if (!watches_have_ordering_key())
+		write_watches("INSERT INTO webhook.table_watches AS w"
+					  " (table_oid, event_prefix, operations, columns, condition, exclude_columns)"
+					  " VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (table_oid) DO UPDATE"
+					  " SET event_prefix = EXCLUDED.event_prefix, operations = EXCLUDED.operations,"
+					  " columns = EXCLUDED.columns, condition = EXCLUDED.condition,"
+					  " exclude_columns = EXCLUDED.exclude_columns, updated_at = pg_catalog.now()",
+					  6, argtypes, values, nulls);
+	else
+		write_watches("INSERT INTO webhook.table_watches AS w"
+					  " (table_oid, event_prefix, operations, columns, condition, exclude_columns, ordering_key)"
+					  " VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (table_oid) DO UPDATE"
+					  " SET event_prefix = EXCLUDED.event_prefix, operations = EXCLUDED.operations,"
+					  " columns = EXCLUDED.columns, condition = EXCLUDED.condition,"
+					  " exclude_columns = EXCLUDED.exclude_columns, ordering_key = EXCLUDED.ordering_key,"
+					  " updated_at = pg_catalog.now()",
+					  7, argtypes, values, nulls);
 }
 
 /* Remove a table's watch row, as the extension's owner; true when there was one. */

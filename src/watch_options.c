@@ -138,7 +138,8 @@ check_event_types(const char *prefix, int ops)
  */
 void
 watch_make_def(Relation rel, const char *prefix, ArrayType *operations, ArrayType *columns,
-			   const char *condition, ArrayType *exclude_columns, bool restored, WatchDef *def)
+			   const char *condition, ArrayType *exclude_columns, ArrayType *ordering_key,
+			   bool restored, WatchDef *def)
 {
 	int			ops;
 	const char *op_names[WATCH_OPS];
@@ -156,6 +157,7 @@ watch_make_def(Relation rel, const char *prefix, ArrayType *operations, ArrayTyp
 	def->operations = watch_text_array(op_names, nops);
 	def->columns[0] = watch_column_numbers(rel, columns, "columns");
 	def->columns[1] = watch_column_numbers(rel, exclude_columns, "exclude_columns");
+	def->columns[2] = watch_column_numbers(rel, ordering_key, "ordering_key");
 	def->condition = NULL;
 	def->rtable = NIL;
 	if (condition != NULL)

@@ -112,8 +112,9 @@ read_watch_options(Oid relid, const char *operation, WatchOptions *opts)
 	Datum		d;
 
 	ret = SPI_execute_plan(webhook_prepare_once(&options_plan,
-												"SELECT event_prefix, $2 OPERATOR(pg_catalog.=) ANY (operations), columns, condition, exclude_columns"
-												"  FROM webhook.table_watches WHERE table_oid OPERATOR(pg_catalog.=) $1::pg_catalog.regclass",
+												"SELECT event_prefix, $2 OPERATOR(pg_catalog.=) ANY (operations), columns, condition, exclude_columns, "
+												WATCH_ORDERING_KEY_SQL
+												"  FROM webhook.table_watches w WHERE table_oid OPERATOR(pg_catalog.=) $1::pg_catalog.regclass",
 												2, argtypes),
 						   values, NULL, true, 1);
 	if (ret != SPI_OK_SELECT)
@@ -132,6 +133,7 @@ read_watch_options(Oid relid, const char *operation, WatchOptions *opts)
 	 * src/compat.c reads them into what a watch keeps now (column numbers, a
 	 * parsed condition), so the text never reaches stringToNode.
 	 */
+	opts->ordering_key = (Datum) 0;
 	if (SPI_gettypeid(desc, 3) == TEXTARRAYOID)
 	{
 		webhook_compat_watch_row(relid, tup, desc, &opts->columns, &opts->condition,
@@ -143,6 +145,8 @@ read_watch_options(Oid relid, const char *operation, WatchOptions *opts)
 	opts->condition = SPI_getvalue(tup, desc, 4);
 	d = SPI_getbinval(tup, desc, 5, &isnull);
 	opts->exclude_columns = isnull ? (Datum) 0 : SPI_datumTransfer(d, false, -1);
+	d = SPI_getbinval(tup, desc, 6, &isnull);
+	opts->ordering_key = isnull ? (Datum) 0 : SPI_datumTransfer(d, false, -1);
 	return true;
 }
 
@@ -157,33 +161,39 @@ row_image(const char *alias, const char *present, const char *excl)
 
 /*
  * A changed row's ordering key, from the row image alias: the table's name
- * and its primary key's values, '<schema>.<table>:[v1, ...]' (a JSON array,
+ * and the key columns' values, '<schema>.<table>:[v1, ...]' (a JSON array,
  * so that no two keys read alike), so that one row's events go in order on
- * ordered endpoints and different rows in parallel.  NULL for a table
- * without a primary key: its events keep the endpoint's own sequence.
+ * ordered endpoints and different rows in parallel.  The key columns are
+ * the watch's ordering_key, or else the table's primary key; NULL (the
+ * endpoint's own sequence) when there are none.
  */
 static char *
-ordering_key_expr(Relation rel, const char *alias)
+ordering_key_expr(Relation rel, const WatchOptions *opts, const char *alias)
 {
-	Bitmapset  *pk = RelationGetIndexAttrBitmap(rel, INDEX_ATTR_BITMAP_PRIMARY_KEY);
+	List	   *names = NIL;
 	StringInfoData e;
-	int			k = -1;
-	bool		first = true;
+	ListCell   *lc;
 
-	if (pk == NULL)
+	if (opts->ordering_key != (Datum) 0)
+		names = watch_column_names(RelationGetRelid(rel), opts->ordering_key);
+	else
+	{
+		Bitmapset  *pk = RelationGetIndexAttrBitmap(rel, INDEX_ATTR_BITMAP_PRIMARY_KEY);
+		int			k = -1;
+
+		while ((k = bms_next_member(pk, k)) >= 0)
+			names = lappend(names, NameStr(TupleDescAttr(RelationGetDescr(rel),
+														 k + FirstLowInvalidHeapAttributeNumber - 1)->attname));
+	}
+	if (names == NIL)
 		return "NULL::pg_catalog.text";
 	initStringInfo(&e);
 	appendStringInfo(&e, "(%s OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_array(",
 					 quote_literal_cstr(psprintf("%s.%s:", get_namespace_name(RelationGetNamespace(rel)),
 												 RelationGetRelationName(rel))));
-	while ((k = bms_next_member(pk, k)) >= 0)
-	{
-		AttrNumber	attnum = k + FirstLowInvalidHeapAttributeNumber;
-
-		appendStringInfo(&e, "%s%s.%s", first ? "" : ", ", alias,
-						 quote_identifier(NameStr(TupleDescAttr(RelationGetDescr(rel), attnum - 1)->attname)));
-		first = false;
-	}
+	foreach(lc, names)
+		appendStringInfo(&e, "%s%s.%s", foreach_current_index(lc) > 0 ? ", " : "", alias,
+						 quote_identifier(lfirst(lc)));
 	appendStringInfoString(&e, ")::pg_catalog.text)");
 	return e.data;
 }
@@ -228,10 +238,10 @@ payload_query(Relation rel, const char *operation, const WatchOptions *opts)
 					 row_image("new", is_update ? "webhook_n.present" : NULL, excl),
 					 strcmp(operation, "INSERT") == 0 ? "NULL::pg_catalog.jsonb" :
 					 row_image("old", is_update ? "webhook_o.present" : NULL, excl),
-					 strcmp(operation, "DELETE") == 0 ? ordering_key_expr(rel, "old") :
-					 !is_update ? ordering_key_expr(rel, "new") :
+					 strcmp(operation, "DELETE") == 0 ? ordering_key_expr(rel, opts, "old") :
+					 !is_update ? ordering_key_expr(rel, opts, "new") :
 					 psprintf("CASE WHEN webhook_n.present THEN %s ELSE %s END",
-							  ordering_key_expr(rel, "new"), ordering_key_expr(rel, "old")));
+							  ordering_key_expr(rel, opts, "new"), ordering_key_expr(rel, opts, "old")));
 
 	if (strcmp(operation, "INSERT") == 0)
 		appendStringInfo(&q, "webhook_new AS new CROSS JOIN (SELECT (NULL::%s).*) AS old", qualified);
@@ -315,6 +325,7 @@ dry_run_payload_queries(Relation rel, const WatchDef *def)
 	opts.columns = def->columns[0];
 	opts.condition = def->condition ? nodeToString(def->condition) : NULL;
 	opts.exclude_columns = def->columns[1];
+	opts.ordering_key = def->columns[2];
 
 	for (int i = 0; i < 2; i++)
 	{

@@ -17,7 +17,10 @@ CREATE TABLE webhook.table_watches (
     condition       pg_node_tree,
     exclude_columns int2[],
     created_at      timestamptz NOT NULL DEFAULT pg_catalog.now(),
-    updated_at      timestamptz NOT NULL DEFAULT pg_catalog.now()
+    updated_at      timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    -- The columns of a row's ordering key (issue 14); NULL: the primary
+    -- key; '{}': none.
+    ordering_key    int2[]
 );
 COMMENT ON TABLE webhook.table_watches IS 'options of webhook.watch() per table; read webhook.watches';
 
@@ -54,10 +57,11 @@ CREATE FUNCTION webhook.watch(tbl regclass,
                               operations text[] DEFAULT '{insert,update,delete}',
                               columns text[] DEFAULT NULL,
                               condition text DEFAULT NULL,
-                              exclude_columns text[] DEFAULT NULL)
+                              exclude_columns text[] DEFAULT NULL,
+                              ordering_key text[] DEFAULT NULL)
 RETURNS void LANGUAGE C VOLATILE
 AS 'MODULE_PATHNAME', 'webhook_watch';
-COMMENT ON FUNCTION webhook.watch(regclass, text, text[], text[], text, text[]) IS 'emit <prefix>.created/.updated/.deleted events from row changes of a table';
+COMMENT ON FUNCTION webhook.watch(regclass, text, text[], text[], text, text[], text[]) IS 'emit <prefix>.created/.updated/.deleted events from row changes of a table; ordering_key: the columns of a row''s ordering key (NULL: the primary key, ''{}'': none)';
 
 -- Stop watching a table: true when it had a watch.
 CREATE FUNCTION webhook.unwatch(tbl regclass)
@@ -140,6 +144,7 @@ SELECT w.table_oid AS "table", w.event_prefix, w.operations,
        webhook._column_names(w.table_oid, w.columns) AS columns,
        webhook._watch_condition(w.table_oid) AS condition,
        webhook._column_names(w.table_oid, w.exclude_columns) AS exclude_columns,
-       w.created_at, w.updated_at
+       w.created_at, w.updated_at,
+       webhook._column_names(w.table_oid, w.ordering_key) AS ordering_key
   FROM webhook.table_watches w;
 COMMENT ON VIEW webhook.watches IS 'tables watched by webhook.watch() and their options';

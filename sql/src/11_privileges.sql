@@ -45,7 +45,7 @@ GRANT EXECUTE ON FUNCTION webhook._is_jsonpath_predicate(jsonpath), webhook._che
 -- A table's owner may watch it: watch() and unwatch() check ownership and
 -- write the watch table themselves; nobody else writes it, and row level
 -- security shows each owner their own watches.
-GRANT EXECUTE ON FUNCTION webhook.watch(regclass, text, text[], text[], text, text[]),
+GRANT EXECUTE ON FUNCTION webhook.watch(regclass, text, text[], text[], text, text[], text[]),
     webhook.unwatch(regclass), webhook._watch_trigger() TO PUBLIC;
 GRANT SELECT ON webhook.table_watches TO PUBLIC;
 GRANT SELECT ON webhook.watches TO PUBLIC;

@@ -34,6 +34,29 @@ SELECT event_type, ordering_key FROM webhook.events
  WHERE event_type LIKE 'ordpk.%' OR event_type LIKE 'ordnopk.%' OR event_type LIKE 'ordlong.%'
  ORDER BY id;
 
+-- The option names other columns, or none ('{}'); NULL is the primary key.
+CREATE TABLE public.ord_opt (id int PRIMARY KEY, account text, v text);
+SELECT webhook.watch('public.ord_opt', 'ordopt', ordering_key => '{account}');
+INSERT INTO public.ord_opt VALUES (1, 'acme', 'x');
+SELECT webhook.watch('public.ord_opt', 'ordopt', ordering_key => '{}');
+INSERT INTO public.ord_opt VALUES (2, 'acme', 'x');
+SELECT webhook.watch('public.ord_opt', 'ordopt', ordering_key => NULL);
+INSERT INTO public.ord_opt VALUES (3, 'acme', 'x');
+SELECT payload -> 'record' ->> 'id' AS id, ordering_key FROM webhook.events
+ WHERE event_type = 'ordopt.created' ORDER BY id;
+SAVEPOINT s;
+SELECT webhook.watch('public.ord_opt', 'ordopt', ordering_key => '{nope}');
+ROLLBACK TO s;
+-- Kept by column number: a rename follows, a drop is refused.
+SELECT webhook.watch('public.ord_opt', 'ordopt', ordering_key => '{account}');
+ALTER TABLE public.ord_opt RENAME COLUMN account TO customer;
+SELECT ordering_key FROM webhook.watches WHERE "table" = 'public.ord_opt'::regclass;
+INSERT INTO public.ord_opt VALUES (4, 'initech', 'x');
+SELECT ordering_key FROM webhook.events WHERE event_type = 'ordopt.created' AND payload -> 'record' ->> 'id' = '4';
+SAVEPOINT s;
+ALTER TABLE public.ord_opt DROP COLUMN customer;
+ROLLBACK TO s;
+
 -- The heads of an ordered endpoint's keys: the oldest pending delivery of
 -- each, whatever its state (in flight, retrying, scheduled).
 INSERT INTO webhook.endpoints (id, name, url, ordered, event_types) VALUES (9801, 'ord-heads', 'https://example.com/o', true, '{ord.x}');

@@ -31,6 +31,9 @@ $node->safe_psql('src', q{
 	SELECT webhook.watch('app.t', event_prefix => 'dump.t', columns => '{plan}',
 	                     condition => 'app.is_paid(NEW.plan) AND NEW.id > 0',
 	                     exclude_columns => '{secret}');
+	-- A watch with its own ordering key (0.6.0): a sixth trigger argument.
+	CREATE TABLE app.u (id integer PRIMARY KEY, account text);
+	SELECT webhook.watch('app.u', event_prefix => 'dump.u', ordering_key => '{account}');
 	RESET ROLE;
 	INSERT INTO webhook.endpoints (name, url, event_types)
 	VALUES ('dumped', '} . $r->url('/dumped') . q{', '{dump.*}');
@@ -50,6 +53,7 @@ ok(poll_until($node, 'src', q{
 # Renamed after watch(): the dump must carry today's names.
 $node->safe_psql('src', q{
 	ALTER TABLE app.t RENAME COLUMN plan TO tier;
+	ALTER TABLE app.u RENAME COLUMN account TO customer;
 	ALTER FUNCTION app.is_paid(text) RENAME TO paid;
 	ALTER SCHEMA app RENAME TO shop;
 });
@@ -68,11 +72,18 @@ assert_server_intact($node, $started, 'restore');
 
 is($node->safe_psql('dst', q{
 	SELECT "table" || ' ' || event_prefix || ' ' || operations::text || ' ' || columns::text || ' '
-	       || condition || ' ' || exclude_columns::text FROM webhook.watches}),
+	       || condition || ' ' || exclude_columns::text FROM webhook.watches WHERE "table" = 'shop.t'::regclass}),
 	q{shop.t dump.t {delete,insert,update} {tier} (shop.paid(new.tier) AND (new.id > 0)) {secret}},
 	'the restored database has the watch');
 like(($node->psql('dst', 'DROP FUNCTION shop.paid(text)'))[2], qr/depends on function shop\.paid/,
 	'the restored watch depends on the function its condition calls');
+like($dump, qr/webhook\._watch_trigger\('dump\.u', '\{delete,insert,update\}', '', '', '', '\{customer\}'\)/,
+	'a watch\'s ordering key is a sixth trigger argument, with today\'s names');
+is($node->safe_psql('dst', q{SELECT ordering_key::text FROM webhook.watches WHERE "table" = 'shop.u'::regclass}),
+	'{customer}', 'the restored watch keeps its ordering key');
+$node->safe_psql('dst', q{INSERT INTO shop.u VALUES (1, 'acme')});
+is($node->safe_psql('dst', q{SELECT ordering_key FROM webhook.events WHERE event_type = 'dump.u.created'}),
+	'shop.u:["acme"]', 'and its events are keyed by it');
 
 # The same filtering as before the dump.
 $node->safe_psql('dst', q{
@@ -82,12 +93,13 @@ $node->safe_psql('dst', q{
 });
 is($node->safe_psql('dst', q{
 	SELECT string_agg(event_type || ' ' || (payload -> 'record' ->> 'id') || ' ' || (payload -> 'record' ? 'secret')::text,
-	                  ', ' ORDER BY event_type, payload -> 'record' ->> 'id') FROM webhook.events}),
+	                  ', ' ORDER BY event_type, payload -> 'record' ->> 'id') FROM webhook.events
+	 WHERE event_type LIKE 'dump.t.%'}),
 	'dump.t.created 1 false, dump.t.updated 2 false',
 	'the restored watch filters as the original did');
 ok(poll_until($node, 'dst', q{
 	SELECT count(*) FROM webhook.deliveries d JOIN webhook.events e ON e.id = d.event_id
-	 WHERE e.event_type LIKE 'dump.%' AND d.status = 'succeeded'}, '2'),
+	 WHERE e.event_type LIKE 'dump.t.%' AND d.status = 'succeeded'}, '2'),
 	'both events are delivered from the restored database');
 my @got = grep { $_->{path} eq '/dumped' } @{ requests($r) };
 is(scalar(grep { ($_->{body} // '') =~ /"upgraded"/ } @got), 1, 'the receiver got the update');
