@@ -376,6 +376,11 @@ ordering_key_datum(text *key, bool from_watch)
 	uint8		digest[PG_SHA256_DIGEST_LENGTH];
 	pg_cryptohash_ctx *ctx;
 
+	if (len == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("ordering key must not be empty"),
+				 errhint("Give NULL for an event without a key: it goes in the endpoint's own sequence.")));
 	if (len <= ORDERING_KEY_MAX_BYTES)
 		return PointerGetDatum(key);
 	if (!from_watch)

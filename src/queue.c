@@ -77,7 +77,10 @@ queue_init_worker(int worker, int workers)
  * only its oldest pending delivery (webhook._ordered_heads), when it is due
  * and not in flight: one request per key at a time, keys in parallel up to
  * the endpoint's slots.  $6 are deliveries whose outcome the worker still
- * holds unrecorded: never claimed again (and their key waits).
+ * holds unrecorded: never claimed again (and their key waits).  A head
+ * that was attempted before (retry() or recover() made an earlier delivery
+ * pending again) waits while a later one of its key is in flight: a key
+ * never has two requests out at once.
  *
  * A row locked by another session is skipped, never waited for; for an
  * ordered endpoint that pauses its key rather than skip ahead.  Sealed
@@ -117,6 +120,7 @@ static const char *claim_sql =
 "        WHERE o.next_attempt_at <= pg_catalog.now()"
 "          AND (o.claimed_at IS NULL OR o.claimed_at < pg_catalog.now() - room.lease)"
 "          AND o.id <> ALL ($6::bigint[])"
+"          AND (o.attempts = 0 OR NOT EXISTS (               SELECT 1 FROM webhook.delivery_state x                WHERE x.endpoint_id = room.id AND x.status = 'pending' AND x.ordering_key = o.ordering_key                  AND x.id > o.id AND (x.claimed_at >= pg_catalog.now() - room.lease                                       OR x.id = ANY ($6::bigint[]))))"
 "        ORDER BY o.id LIMIT room.n) o"
 "     CROSS JOIN LATERAL ("
 "       SELECT d.id, d.next_attempt_at, d.gen FROM webhook.delivery_state d"

@@ -161,8 +161,8 @@ row_image(const char *alias, const char *present, const char *excl)
 
 /*
  * A changed row's ordering key, from the row image alias: the table's name
- * and the key columns' values, '<schema>.<table>:[v1, ...]' (a JSON array,
- * so that no two keys read alike), so that one row's events go in order on
+ * (quoted where needed) and the key columns' values, '<schema>.<table>:[v1,
+ * ...]' (a JSON array, so that no two keys read alike), so that one row's events go in order on
  * ordered endpoints and different rows in parallel.  The key columns are
  * the watch's ordering_key, or else the table's primary key; NULL (the
  * endpoint's own sequence) when there are none.
@@ -189,8 +189,8 @@ ordering_key_expr(Relation rel, const WatchOptions *opts, const char *alias)
 		return "NULL::pg_catalog.text";
 	initStringInfo(&e);
 	appendStringInfo(&e, "(%s OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_array(",
-					 quote_literal_cstr(psprintf("%s.%s:", get_namespace_name(RelationGetNamespace(rel)),
-												 RelationGetRelationName(rel))));
+					 quote_literal_cstr(psprintf("%s:", quote_qualified_identifier(get_namespace_name(RelationGetNamespace(rel)),
+																				   RelationGetRelationName(rel)))));
 	foreach(lc, names)
 		appendStringInfo(&e, "%s%s.%s", foreach_current_index(lc) > 0 ? ", " : "", alias,
 						 quote_identifier(lfirst(lc)));

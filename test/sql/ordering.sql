@@ -16,6 +16,10 @@ SAVEPOINT s;
 SELECT webhook.send('ord.d', '{}', ordering_key => repeat('k', 257));
 ROLLBACK TO s;
 SELECT webhook.send('ord.d', '{}', ordering_key => repeat('k', 256)) IS NOT NULL AS sent_256;
+-- Not empty: NULL is the endpoint's own sequence.
+SAVEPOINT s;
+SELECT webhook.send('ord.d', '{}', ordering_key => '');
+ROLLBACK TO s;
 
 -- A watched table's key: '<schema>.<table>:' and its primary key's values
 -- as a JSON array; none without a primary key; a long one hashed (never
@@ -33,6 +37,14 @@ INSERT INTO public.ord_long VALUES ('short'), (repeat('x', 300));
 SELECT event_type, ordering_key FROM webhook.events
  WHERE event_type LIKE 'ordpk.%' OR event_type LIKE 'ordnopk.%' OR event_type LIKE 'ordlong.%'
  ORDER BY id;
+
+-- A table's name is quoted where it needs to be, so no two tables' keys
+-- read alike.
+CREATE SCHEMA "ord.s";
+CREATE TABLE "ord.s".t (id int PRIMARY KEY);
+SELECT webhook.watch('"ord.s".t', 'ordq');
+INSERT INTO "ord.s".t VALUES (1);
+SELECT ordering_key FROM webhook.events WHERE event_type = 'ordq.created';
 
 -- The option names other columns, or none ('{}'); NULL is the primary key.
 CREATE TABLE public.ord_opt (id int PRIMARY KEY, account text, v text);

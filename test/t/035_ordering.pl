@@ -92,6 +92,31 @@ is(psql(q{SELECT string_agg(d.status, ',' ORDER BY d.id) FROM webhook.deliveries
            JOIN webhook.endpoints e ON e.id = d.endpoint_id WHERE e.name = 'stuck' AND d.ordering_key = 'a'}),
 	'pending,pending', 'stuck key: both of its deliveries are pending');
 
+# --- retry() of an earlier delivery never puts two of one key in flight --------
+# A receiver of its own, so that its count of requests in flight is this
+# endpoint's.  Event 1 succeeds, event 2 is in flight (1.5 s), and then
+# event 1 is retried: it waits until event 2 is done.
+my $r2 = start_receiver();
+psql(sprintf(q{INSERT INTO webhook.endpoints (name, url, event_types, ordered, max_in_flight)
+               VALUES ('again', '%s', '{again.*}', true, 4)}, $r2->url('/again/delay/1500')));
+psql(q{SELECT webhook.send('again.e', jsonb_build_object('n', n), ordering_key => 'k') FROM generate_series(1, 3) n});
+my $first = psql(q{SELECT d.id FROM webhook.deliveries d JOIN webhook.endpoints e ON e.id = d.endpoint_id
+                    WHERE e.name = 'again' ORDER BY d.id LIMIT 1});
+ok(poll_until($node, 'postgres',
+		q{SELECT string_agg(CASE WHEN d.claimed_at IS NOT NULL THEN 'flight' ELSE d.status END, ',' ORDER BY d.id)
+		    FROM webhook.deliveries d JOIN webhook.endpoints e ON e.id = d.endpoint_id WHERE e.name = 'again'},
+		'succeeded,flight,pending', 60),
+	'retry: the first event succeeded and the second is in flight');
+psql("SELECT webhook.retry($first)");
+ok(poll_until($node, 'postgres',
+		q{SELECT count(*) FILTER (WHERE d.status = 'succeeded') FROM webhook.deliveries d
+		   JOIN webhook.endpoints e ON e.id = d.endpoint_id WHERE e.name = 'again'}, '3', 60),
+	'retry: all three succeeded');
+my @again = @{ requests($r2) };
+is(scalar(@again), 4, 'retry: four requests, the retried one among them');
+is(join(',', grep { $_ > 1 } map { $_->{active} } @again), '', 'retry: never two requests of the key at once');
+$r2->stop;
+
 # --- a watched table: the row's primary key is the ordering key ----------------
 psql(q{CREATE TABLE public.accounts (region text, id int, balance int, PRIMARY KEY (region, id))});
 psql(q{SELECT webhook.watch('public.accounts', 'account')});
