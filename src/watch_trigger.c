@@ -161,9 +161,11 @@ row_image(const char *alias, const char *present, const char *excl)
 
 /*
  * A changed row's ordering key, from the row image alias: the table's name
- * (quoted where needed) and the key columns' values, '<schema>.<table>:[v1,
- * ...]' (a JSON array, so that no two keys read alike), so that one row's events go in order on
- * ordered endpoints and different rows in parallel.  The key columns are
+ * (quoted where needed) and the key's value, '<schema>.<table>:<value>', or
+ * for several columns their values as a JSON array ('...:[v1, v2]', so that
+ * no two keys read alike): one row's events go in order on ordered
+ * endpoints, and different rows in parallel.  A single column that is NULL
+ * gives no key.  The key columns are
  * the watch's ordering_key, or else the table's primary key; NULL (the
  * endpoint's own sequence) when there are none.
  */
@@ -188,9 +190,16 @@ ordering_key_expr(Relation rel, const WatchOptions *opts, const char *alias)
 	if (names == NIL)
 		return "NULL::pg_catalog.text";
 	initStringInfo(&e);
-	appendStringInfo(&e, "(%s OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_array(",
+	appendStringInfo(&e, "(%s OPERATOR(pg_catalog.||) ",
 					 quote_literal_cstr(psprintf("%s:", quote_qualified_identifier(get_namespace_name(RelationGetNamespace(rel)),
 																				   RelationGetRelationName(rel)))));
+	/* One column, the usual primary key: its text, cheaper than an array. */
+	if (list_length(names) == 1)
+	{
+		appendStringInfo(&e, "%s.%s::pg_catalog.text)", alias, quote_identifier(linitial(names)));
+		return e.data;
+	}
+	appendStringInfoString(&e, "pg_catalog.jsonb_build_array(");
 	foreach(lc, names)
 		appendStringInfo(&e, "%s%s.%s", foreach_current_index(lc) > 0 ? ", " : "", alias,
 						 quote_identifier(lfirst(lc)));

@@ -21,8 +21,8 @@ SAVEPOINT s;
 SELECT webhook.send('ord.d', '{}', ordering_key => '');
 ROLLBACK TO s;
 
--- A watched table's key: '<schema>.<table>:' and its primary key's values
--- as a JSON array; none without a primary key; a long one hashed (never
+-- A watched table's key: '<schema>.<table>:' and its primary key's value
+-- (several as a JSON array); none without a primary key; a long one hashed (never
 -- refused: that would fail the application's write).
 CREATE TABLE public.ord_pk (region text, id int, v text, PRIMARY KEY (region, id));
 CREATE TABLE public.ord_nopk (id int, v text);
