@@ -70,8 +70,13 @@ $$;
 CREATE FUNCTION webhook._fan_out(done pg_snapshot, cur pg_snapshot, after_txid xid8, after_id uuid,
                                  page integer, safe boolean,
                                  OUT n integer, OUT last_txid xid8, OUT last_id uuid)
-LANGUAGE sql VOLATILE
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
 AS $$
+-- PL/pgSQL, not SQL: the statement's plan is kept for the session (a SQL
+-- function is planned again at every call, a millisecond here).
+#variable_conflict use_column
+BEGIN
 WITH page AS MATERIALIZED (
     SELECT w.txid, w.id, w.event_type, w.gen, w.payload, w.deliver_at, w.ordering_key
       FROM webhook._window_events(done, cur, after_txid, after_id, page) w
@@ -97,9 +102,10 @@ WITH page AS MATERIALIZED (
            last_filter_error_at = excluded.last_filter_error_at,
            last_filter_error_event = excluded.last_filter_error_event
 )
-SELECT (SELECT count(*) FROM page)::integer, l.txid, l.id
+SELECT (SELECT count(*) FROM page)::integer, l.txid, l.id INTO n, last_txid, last_id
   FROM (SELECT 1) one
-  LEFT JOIN (SELECT p.txid, p.id FROM page p ORDER BY p.txid DESC, p.id DESC LIMIT 1) l ON true
+  LEFT JOIN (SELECT p.txid, p.id FROM page p ORDER BY p.txid DESC, p.id DESC LIMIT 1) l ON true;
+END;
 $$;
 
 -- Read the next page of new events (at most page events) into pending
