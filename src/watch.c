@@ -21,6 +21,7 @@
 #include "utils/rel.h"
 #include "utils/syscache.h"
 
+#include "citus.h"
 #include "watch.h"
 
 PG_FUNCTION_INFO_V1(webhook_watch);
@@ -70,8 +71,13 @@ webhook_watch(PG_FUNCTION_ARGS)
 
 	/* Names are bound: from here on, resolve them in pg_catalog only. */
 	save_nestlevel = watch_pin_search_path();
-	watch_store(relid, &def);
-	watch_replace_triggers(rel, &def);
+	if (webhook_is_citus_table(relid))
+		watch_replace_citus_triggers(rel, &def);
+	else
+	{
+		watch_store(relid, &def);
+		watch_replace_triggers(rel, &def);
+	}
 
 	SPI_finish();
 	AtEOXact_GUC(false, save_nestlevel);
@@ -102,7 +108,16 @@ webhook_unwatch(PG_FUNCTION_ARGS)
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 	found = watch_remove(relid);
-	if (exists)
+	if (exists && webhook_is_citus_table(relid))
+	{
+		Relation	rel = relation_open(relid, NoLock);
+		int			save_nestlevel = watch_pin_search_path();
+
+		watch_replace_citus_triggers(rel, NULL);
+		AtEOXact_GUC(false, save_nestlevel);
+		relation_close(rel, NoLock);
+	}
+	else if (exists)
 		watch_drop_triggers(relid);
 	SPI_finish();
 	PG_RETURN_BOOL(found);

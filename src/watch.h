@@ -34,6 +34,9 @@ extern const WatchOp watch_ops[WATCH_OPS];
 /* The options of one watch, as read from webhook.table_watches. */
 typedef struct WatchOptions
 {
+	Oid			relid;			/* the table whose watch this is: the one
+								 * written to, or the distributed table of a
+								 * Citus shard written to; events name it */
 	char	   *event_prefix;
 	bool		wants_operation;
 	Datum		columns;		/* int2[] of column numbers, or 0 */
@@ -96,6 +99,7 @@ extern void watch_make_def(Relation rel, const char *prefix, ArrayType *operatio
 
 /* watch_ddl.c */
 extern void watch_drop_triggers(Oid relid);
+extern void watch_replace_citus_triggers(Relation rel, const WatchDef *def);
 extern void watch_replace_triggers(Relation rel, const WatchDef *def);
 
 #endif							/* WEBHOOK_WATCH_H */

@@ -37,6 +37,7 @@
 #include "utils/lsyscache.h"
 #include "utils/rel.h"
 
+#include "citus.h"
 #include "watch.h"
 
 PG_FUNCTION_INFO_V1(webhook_watch_ddl_end);
@@ -126,16 +127,11 @@ watch_trigger_args(Relation rel, const char *prefix, Datum operations, const Dat
 	return args;
 }
 
-/*
- * Create the trigger of one operation with the watch's arguments, by
- * CreateTrigger itself rather than a utility command, so that the extension's
- * own ddl_command_end trigger does not adopt it a second time.
- */
-static Oid
-create_watch_trigger(Relation rel, int op, List *args)
+/* The CREATE TRIGGER of one operation's trigger with the watch's arguments. */
+static char *
+watch_trigger_sql(Relation rel, int op, List *args)
 {
 	StringInfoData sql;
-	CreateTrigStmt *stmt;
 	ListCell   *lc;
 
 	initStringInfo(&sql);
@@ -149,10 +145,22 @@ create_watch_trigger(Relation rel, int op, List *args)
 		appendStringInfo(&sql, "%s%s", foreach_current_index(lc) > 0 ? ", " : "",
 						 quote_literal_cstr(strVal(lfirst(lc))));
 	appendStringInfoChar(&sql, ')');
+	return sql.data;
+}
 
-	stmt = castNode(CreateTrigStmt,
-					linitial_node(RawStmt, raw_parser(sql.data, RAW_PARSE_DEFAULT))->stmt);
-	return CreateTrigger(stmt, sql.data, RelationGetRelid(rel), InvalidOid, InvalidOid,
+/*
+ * Create the trigger of one operation with the watch's arguments, by
+ * CreateTrigger itself rather than a utility command, so that the extension's
+ * own ddl_command_end trigger does not adopt it a second time.
+ */
+static Oid
+create_watch_trigger(Relation rel, int op, List *args)
+{
+	char	   *sql = watch_trigger_sql(rel, op, args);
+	CreateTrigStmt *stmt = castNode(CreateTrigStmt,
+									linitial_node(RawStmt, raw_parser(sql, RAW_PARSE_DEFAULT))->stmt);
+
+	return CreateTrigger(stmt, sql, RelationGetRelid(rel), InvalidOid, InvalidOid,
 						 InvalidOid, InvalidOid, InvalidOid, NULL, false, false).objectId;
 }
 
@@ -171,6 +179,38 @@ watch_replace_triggers(Relation rel, const WatchDef *def)
 	for (int k = 0; k < WATCH_OPS; k++)
 		if (def->ops & (1 << k))
 			record_watch_dependencies(create_watch_trigger(rel, k, args), relid, def);
+	CommandCounterIncrement();
+}
+
+/*
+ * Replace the watch triggers of a table that Citus distributes, by utility
+ * commands that Citus runs on every shard and node too (webhook_citus_ddl).
+ * The watch row goes first, so that dropping the old triggers removes
+ * nothing more; each new trigger is then adopted by the ddl_command_end
+ * trigger, here as on every node, as a restored one is: the row and the
+ * dependencies are made from its arguments, with the same checks.  Without
+ * def, the triggers are only dropped (unwatch).  Needs search_path =
+ * pg_catalog.
+ */
+void
+watch_replace_citus_triggers(Relation rel, const WatchDef *def)
+{
+	Oid			relid = RelationGetRelid(rel);
+	char	   *table = quote_qualified_identifier(get_namespace_name(RelationGetNamespace(rel)),
+												   RelationGetRelationName(rel));
+	List	   *args = NIL;
+
+	(void) watch_remove(relid);
+	for (int k = 0; k < WATCH_OPS; k++)
+		if (OidIsValid(get_trigger_oid(relid, watch_ops[k].trigger, true)))
+			webhook_citus_ddl(psprintf("DROP TRIGGER IF EXISTS %s ON %s", watch_ops[k].trigger, table));
+	if (def == NULL)
+		return;
+	args = watch_trigger_args(rel, def->prefix, def->operations, def->columns,
+							  def->condition ? nodeToString(def->condition) : NULL);
+	for (int k = 0; k < WATCH_OPS; k++)
+		if (def->ops & (1 << k))
+			webhook_citus_ddl(watch_trigger_sql(rel, k, args));
 	CommandCounterIncrement();
 }
 

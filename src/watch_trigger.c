@@ -11,6 +11,7 @@
  * evaluated, as the owner of the watched table, who wrote that condition.
  */
 #include "postgres.h"
+#include "access/relation.h"
 #include "access/sysattr.h"
 #include "access/xact.h"
 #include "catalog/pg_type.h"
@@ -32,6 +33,7 @@
 #include "compat.h"
 #include "enqueue.h"
 #include "spi_util.h"
+#include "citus.h"
 #include "watch.h"
 #include "webhook.h"
 
@@ -122,6 +124,7 @@ read_watch_options(Oid relid, const char *operation, WatchOptions *opts)
 	if (SPI_processed == 0)
 		return false;
 
+	opts->relid = relid;
 	tup = SPI_tuptable->vals[0];
 	desc = SPI_tuptable->tupdesc;
 	opts->event_prefix = SPI_getvalue(tup, desc, 1);
@@ -148,6 +151,18 @@ read_watch_options(Oid relid, const char *operation, WatchOptions *opts)
 	d = SPI_getbinval(tup, desc, 6, &isnull);
 	opts->ordering_key = isnull ? (Datum) 0 : SPI_datumTransfer(d, false, -1);
 	return true;
+}
+
+/*
+ * The table a watched table's events name: itself, or for a shard of a
+ * table that Citus distributes, that table ("orders", not "orders_102008").
+ */
+static Oid
+named_table(Relation rel)
+{
+	Oid			parent = webhook_citus_shard_parent(rel);
+
+	return OidIsValid(parent) ? parent : RelationGetRelid(rel);
 }
 
 /* A row image as jsonb, NULL when the FULL JOIN of an UPDATE found none. */
@@ -177,7 +192,7 @@ ordering_key_expr(Relation rel, const WatchOptions *opts, const char *alias)
 	ListCell   *lc;
 
 	if (opts->ordering_key != (Datum) 0)
-		names = watch_column_names(RelationGetRelid(rel), opts->ordering_key);
+		names = watch_column_names(opts->relid, opts->ordering_key);
 	else
 	{
 		Bitmapset  *pk = RelationGetIndexAttrBitmap(rel, INDEX_ATTR_BITMAP_PRIMARY_KEY);
@@ -191,8 +206,8 @@ ordering_key_expr(Relation rel, const WatchOptions *opts, const char *alias)
 		return "NULL::pg_catalog.text";
 	initStringInfo(&e);
 	appendStringInfo(&e, "(%s OPERATOR(pg_catalog.||) ",
-					 quote_literal_cstr(psprintf("%s:", quote_qualified_identifier(get_namespace_name(RelationGetNamespace(rel)),
-																				   RelationGetRelationName(rel)))));
+					 quote_literal_cstr(psprintf("%s:", quote_qualified_identifier(get_namespace_name(get_rel_namespace(opts->relid)),
+																				   get_rel_name(opts->relid)))));
 	/* One column, the usual primary key: its text, cheaper than an array. */
 	if (list_length(names) == 1)
 	{
@@ -205,6 +220,24 @@ ordering_key_expr(Relation rel, const WatchOptions *opts, const char *alias)
 						 quote_identifier(lfirst(lc)));
 	appendStringInfoString(&e, ")::pg_catalog.text)");
 	return e.data;
+}
+
+/*
+ * A watch's condition as SQL over the names of the table whose watch it is
+ * (a Citus shard's rows have the same names, not always the same numbers).
+ */
+static char *
+condition_sql(Relation rel, const WatchOptions *opts)
+{
+	Relation	watched;
+	char	   *sql;
+
+	if (opts->relid == RelationGetRelid(rel))
+		return watch_deparse_condition(rel, opts->condition);
+	watched = relation_open(opts->relid, AccessShareLock);
+	sql = watch_deparse_condition(watched, opts->condition);
+	relation_close(watched, AccessShareLock);
+	return sql;
 }
 
 /*
@@ -241,8 +274,8 @@ payload_query(Relation rel, const char *operation, const WatchOptions *opts)
 					 "'operation', %s, 'schema', %s, 'table', %s, "
 					 "'record', %s, 'old_record', %s), %s FROM ",
 					 quote_literal_cstr(operation),
-					 quote_literal_cstr(get_namespace_name(RelationGetNamespace(rel))),
-					 quote_literal_cstr(RelationGetRelationName(rel)),
+					 quote_literal_cstr(get_namespace_name(get_rel_namespace(opts->relid))),
+					 quote_literal_cstr(get_rel_name(opts->relid)),
 					 strcmp(operation, "DELETE") == 0 ? "NULL::pg_catalog.jsonb" :
 					 row_image("new", is_update ? "webhook_n.present" : NULL, excl),
 					 strcmp(operation, "INSERT") == 0 ? "NULL::pg_catalog.jsonb" :
@@ -280,7 +313,7 @@ payload_query(Relation rel, const char *operation, const WatchOptions *opts)
 			ListCell   *lc;
 
 			appendStringInfoString(&q, " AND (NOT $2");
-			foreach(lc, watch_column_names(RelationGetRelid(rel), opts->columns))
+			foreach(lc, watch_column_names(opts->relid, opts->columns))
 			{
 				const char *col = quote_identifier(lfirst(lc));
 
@@ -292,7 +325,7 @@ payload_query(Relation rel, const char *operation, const WatchOptions *opts)
 		}
 	}
 	if (opts->condition)
-		appendStringInfo(&q, " AND (%s)", watch_deparse_condition(rel, opts->condition));
+		appendStringInfo(&q, " AND (%s)", condition_sql(rel, opts));
 	return q.data;
 }
 
@@ -329,6 +362,7 @@ dry_run_payload_queries(Relation rel, const WatchDef *def)
 	ErrorContextCallback errcallback;
 	int			save_nestlevel = watch_pin_search_path();
 
+	opts.relid = RelationGetRelid(rel);
 	opts.event_prefix = def->prefix;
 	opts.wants_operation = true;
 	opts.columns = def->columns[0];
@@ -575,7 +609,7 @@ select_changed_rows(const TriggerData *trigdata, int op, const WatchOptions *opt
 	if (trigdata->tg_newtable != NULL && trigdata->tg_oldtable != NULL)
 		paired = tuplestore_tuple_count(trigdata->tg_newtable) ==
 			tuplestore_tuple_count(trigdata->tg_oldtable);
-	payload_args(RelationGetRelid(rel), opts, paired, values, nulls);
+	payload_args(opts->relid, opts, paired, values, nulls);
 	ret = select_payloads(rel, operation, sql, values, nulls, dest);
 
 	/*
@@ -632,7 +666,6 @@ Datum
 webhook_watch_trigger(PG_FUNCTION_ARGS)
 {
 	TriggerData *trigdata = (TriggerData *) fcinfo->context;
-	Oid			relid;
 	Oid			webhook_owner;
 	Oid			save_userid;
 	int			save_sec_context;
@@ -645,7 +678,6 @@ webhook_watch_trigger(PG_FUNCTION_ARGS)
 	if (op < 0 || !changed_any_row(trigdata))
 		return PointerGetDatum(NULL);
 
-	relid = RelationGetRelid(trigdata->tg_relation);
 	webhook_owner = watch_extension_owner();
 	GetUserIdAndSecContext(&save_userid, &save_sec_context);
 
@@ -659,7 +691,8 @@ webhook_watch_trigger(PG_FUNCTION_ARGS)
 	SPI_register_trigger_data(trigdata);
 
 	SetUserIdAndSecContext(webhook_owner, save_sec_context | SECURITY_LOCAL_USERID_CHANGE);
-	if (!read_watch_options(relid, watch_ops[op].name, &opts) || !opts.wants_operation)
+	if (!read_watch_options(named_table(trigdata->tg_relation), watch_ops[op].name, &opts) ||
+		!opts.wants_operation)
 		warn_no_watch(trigdata);
 	else
 		emit_events(trigdata, op, &opts, webhook_owner, save_sec_context);
