@@ -28,6 +28,7 @@
 #include "utils/memutils.h"
 #include "utils/timestamp.h"
 
+#include "cluster_sync.h"
 #include "endpoint_load.h"
 #include "http.h"
 #include "oauth.h"
@@ -56,6 +57,7 @@ extern PGDLLEXPORT void webhook_worker_main(Datum main_arg);
 /* What the worker's loop carries from one turn to the next. */
 typedef struct WorkerState
 {
+	int			worker;			/* its number in the database, from 0 */
 	bool		need_claim;		/* something may be claimable: claim when
 								 * there is room */
 	bool		gated;			/* the extension is at another version: run no
@@ -257,6 +259,8 @@ extension_ready(WorkerState *s)
 		}
 		s->claims_released = true;
 	}
+	if (s->gated && s->worker == 0)
+		webhook_cluster_sync_start();
 	s->gated = false;
 	return true;
 }
@@ -657,6 +661,7 @@ worker_start(Oid dboid, WorkerState *s)
 		s->claims_released = true;
 		s->need_claim = true;
 	}
+	s->worker = worker;
 
 	endpoint_load_init();
 	http_init();
@@ -667,6 +672,9 @@ worker_start(Oid dboid, WorkerState *s)
 	 */
 	s->finished_cap = 2 * 10000 + MAX_UNRECORDED + 1;
 	s->finished = MemoryContextAlloc(TopMemoryContext, sizeof(Delivery *) * s->finished_cap);
+	/* On a Citus coordinator, worker 0 keeps the nodes' configuration too. */
+	if (worker == 0 && !s->gated)
+		webhook_cluster_sync_start();
 	RESUME_CANCEL_INTERRUPTS();
 }
 
