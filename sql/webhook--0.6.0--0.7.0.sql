@@ -227,6 +227,8 @@ CREATE TRIGGER event_types_cluster_guard
 
 -- Nothing is public (as in the install script's privileges section).
 REVOKE ALL ON webhook.cluster_nodes, webhook.cluster_config_applied FROM PUBLIC;
-REVOKE ALL ON FUNCTION webhook._citus_role(), webhook._cluster_config(), webhook._cluster_digest(jsonb),
+REVOKE ALL ON FUNCTION webhook._cluster_config(), webhook._cluster_digest(jsonb),
     webhook._apply_cluster_config(jsonb), webhook._cluster_decisions(), webhook.sync_cluster(),
     webhook._cluster_tick(), webhook._cluster_guard() FROM PUBLIC;
+-- The endpoints' guard on worker nodes runs as the writer.
+GRANT EXECUTE ON FUNCTION webhook._citus_role() TO PUBLIC;

@@ -42,6 +42,8 @@ GRANT EXECUTE ON FUNCTION webhook._is_request_format(text), webhook._is_signatur
 GRANT EXECUTE ON FUNCTION webhook._is_jsonpath_predicate(jsonpath), webhook._check_endpoint_filter(jsonpath),
     webhook._passes_filter(jsonpath, jsonb), webhook._filter_verdict(jsonpath, jsonb)
     TO PUBLIC;
+-- Citus (issue 16): the endpoints' guard on worker nodes runs as the writer.
+GRANT EXECUTE ON FUNCTION webhook._citus_role() TO PUBLIC;
 -- A table's owner may watch it: watch() and unwatch() check ownership and
 -- write the watch table themselves; nobody else writes it, and row level
 -- security shows each owner their own watches.

@@ -1,0 +1,226 @@
+# webhook on a Citus cluster (issue 16): a coordinator and two worker
+# nodes, all preloading citus and webhook, sharing one master key.
+# - Endpoints are written on the coordinator only; the sync worker gives
+#   every node the same rows, and the nodes refuse writes of their own.
+# - webhook.watch() on a distributed table puts its triggers on every
+#   shard; each node writes and delivers the events of its own shards, and
+#   the payload names the distributed table.  Multi-shard statements commit
+#   by two-phase commit, and their events arrive all the same.
+# - Nothing is lost while a shard moves, or when a node's delivery worker
+#   is killed; a node added later gets the configuration and, after a
+#   rebalance, delivers its shards' events.
+# - A node's own decision (a 410 turns an endpoint off) reaches the
+#   coordinator, and from there every node.
+use strict;
+use warnings;
+
+use FindBin;
+use lib "$FindBin::Bin";
+use WebhookTest;
+use PostgreSQL::Test::Utils;
+use Test::More;
+use IPC::Run ();
+use JSON::PP ();
+use Time::HiRes qw(time sleep);
+
+my $libdir = `pg_config --pkglibdir`;
+chomp $libdir;
+if (!-f "$libdir/citus.so")
+{
+	# CI builds Citus (tools/build-citus); there, its absence is a failure.
+	die "Citus is not installed in $libdir: run tools/build-citus as root"
+	  if $ENV{CI};
+	plan skip_all => "Citus is not installed: run tools/build-citus as root";
+}
+
+# One master key for every node: the coordinator's sealed secrets are
+# copied as they are, and each node opens them with this key.
+my $keyfile = PostgreSQL::Test::Utils::tempdir('key') . '/master.key';
+open my $kf, '>', $keyfile or die $!;
+print $kf join('', map { sprintf '%02x', int rand 256 } 1 .. 32), "\n";
+close $kf;
+chmod 0600, $keyfile;
+
+sub citus_node
+{
+	my ($name) = @_;
+	my $node = node_with_webhook(
+		$name,
+		shared_preload_libraries => 'citus,webhook',
+		'citus.enable_statistics_collection' => 'off',
+		listen_addresses => '127.0.0.1',
+		max_prepared_transactions => '20',
+		wal_level => 'logical',
+		max_worker_processes => '32',
+		max_replication_slots => '10',
+		max_wal_senders => '10',
+		'webhook.master_key_file' => $keyfile);
+	$node->safe_psql('postgres', 'CREATE EXTENSION citus');
+	$node->{webhook_started} = postmaster_started($node);
+	return $node;
+}
+
+my $coord = citus_node('coordinator');
+my @workers = (citus_node('worker1'), citus_node('worker2'));
+sub cq { return $coord->safe_psql('postgres', $_[0]); }
+cq(sprintf("SELECT citus_set_coordinator_host('127.0.0.1', %d)", $coord->port));
+cq(sprintf("SELECT citus_add_node('127.0.0.1', %d)", $_->port)) for @workers;
+cq('CREATE EXTENSION webhook');
+for my $w (@workers)
+{
+	is($w->safe_psql('postgres', "SELECT extversion IS NOT NULL FROM pg_extension WHERE extname = 'webhook'"),
+		't', $w->name . ': CREATE EXTENSION webhook reached the node');
+}
+
+my $r = start_receiver();
+cq(sprintf(q{INSERT INTO webhook.endpoints (name, url, event_types) VALUES ('orders', '%s', '{orders.*}')},
+	$r->url('/orders')));
+my $secret = cq("SELECT webhook.endpoint_secret(id) FROM webhook.endpoints WHERE name = 'orders'");
+like($secret, qr/^whsec_/, 'the coordinator generated the secret');
+
+# The sync worker sends the endpoint to each node: same id, same secret.
+sub synced
+{
+	my ($node, $what) = @_;
+	return poll_until($node, 'postgres',
+		"SELECT count(*) FROM webhook.endpoints WHERE name = 'orders' AND id = "
+		  . cq("SELECT id FROM webhook.endpoints WHERE name = 'orders'")
+		  . " AND webhook.endpoint_secret(id) = '$secret'", '1', 60);
+}
+ok(synced($_), $_->name . ': has the coordinator\'s endpoint, id and secret') for @workers;
+
+# A node refuses to manage endpoints itself: the next sync would undo it.
+my ($ret, $out, $err) = $workers[0]->psql('postgres',
+	q{INSERT INTO webhook.endpoints (name, url) VALUES ('local', 'http://127.0.0.1:1/')});
+like($err, qr/webhook.endpoints is managed on the Citus coordinator/, 'a worker node refuses its own endpoints');
+
+# A watched distributed table: the user sets no Citus setting.
+cq('CREATE TABLE orders (id bigint PRIMARY KEY, n integer NOT NULL)');
+cq("SELECT create_distributed_table('orders', 'id', shard_count := 8)");
+cq("SELECT webhook.watch('orders')");
+for my $w (@workers)
+{
+	ok($w->safe_psql('postgres', "SELECT count(*) FROM pg_trigger WHERE tgname LIKE 'webhook_watch_insert%'") > 1,
+		$w->name . ': the watch\'s triggers are on its shards');
+}
+
+# Single-row INSERTs, a multi-shard INSERT ... SELECT, UPDATE and DELETE
+# (the last three commit on both nodes by two-phase commit).
+cq(join ";\n", map { "INSERT INTO orders VALUES ($_, 0)" } 1 .. 200);
+cq('INSERT INTO orders SELECT g, 0 FROM generate_series(201, 1000) g');
+cq('UPDATE orders SET n = 1 WHERE id % 10 = 0');
+cq('DELETE FROM orders WHERE id % 7 = 0');
+my %expected;
+$expected{"orders.created:$_"} = 1 for 1 .. 1000;
+$expected{"orders.updated:$_"} = 1 for grep { $_ % 10 == 0 } 1 .. 1000;
+$expected{"orders.deleted:$_"} = 1 for grep { $_ % 7 == 0 } 1 .. 1000;
+
+# What arrived: type:id of each request, every signature checked with the
+# coordinator's secret, the table named as the distributed one.
+my (%seen_ids, $bad_sig, $bad_table);
+sub arrived
+{
+	my %got;
+	($bad_sig, $bad_table) = (0, 0);
+	for my $req (@{ requests($r) })
+	{
+		my $body = JSON::PP::decode_json($req->{body});
+		my $row = $body->{data}{record} // $body->{data}{old_record};
+		$got{"$body->{type}:$row->{id}"} = 1;
+		$seen_ids{ $req->{headers}{'webhook-id'} } = 1;
+		$bad_sig++ unless verify_standard_signature($secret, $req->{headers}, $req->{body});
+		$bad_table++ unless $body->{data}{table} eq 'orders' && $body->{data}{schema} eq 'public';
+	}
+	return \%got;
+}
+
+sub wait_all
+{
+	my ($want, $timeout) = @_;
+	my $deadline = time + ($timeout // 120);
+	my $got;
+	while (1)
+	{
+		$got = arrived();
+		last if !grep { !$got->{$_} } keys %$want;
+		last if time > $deadline;
+		sleep 0.2;
+	}
+	my @missing = grep { !$got->{$_} } sort keys %$want;
+	diag('missing: ' . join(' ', @missing[ 0 .. ($#missing < 9 ? $#missing : 9) ])) if @missing;
+	return scalar @missing;
+}
+
+is(wait_all(\%expected), 0, 'every change of the 1,000 rows arrived (INSERT, INSERT ... SELECT, UPDATE, DELETE)');
+is($bad_sig, 0, 'every request is signed with the coordinator\'s secret, whichever node sent it');
+is($bad_table, 0, 'every payload names the distributed table public.orders, not a shard');
+
+# Each node delivered its own shards' events, and each event arrived.
+my @event_ids;
+for my $w (@workers)
+{
+	my @ids = split /\n/, $w->safe_psql('postgres', 'SELECT id FROM webhook.events');
+	ok(@ids > 100, $w->name . ': wrote and delivered its shards\' events (' . scalar(@ids) . ')');
+	push @event_ids, @ids;
+}
+is(scalar(grep { !$seen_ids{$_} } @event_ids), 0, 'each event id of every node arrived at least once');
+is(cq('SELECT count(*) FROM webhook.events'), '0', 'the coordinator queued none of them');
+
+# A shard moves from worker 1 to worker 2 while rows are written.
+my $rows_file = PostgreSQL::Test::Utils::tempdir('rows') . '/rows.sql';
+open my $rf, '>', $rows_file or die $!;
+print $rf "INSERT INTO orders VALUES ($_, 2);\n" for 2001 .. 2400;
+close $rf;
+my $writer = IPC::Run::start(
+	[ 'psql', '-X', '-q', '-h', '127.0.0.1', '-p', $coord->port, '-d', 'postgres', '-f', $rows_file ],
+	'>', \my $wout, '2>', \my $werr);
+my $shard = cq(sprintf(q{SELECT shardid FROM citus_shards WHERE table_name = 'orders'::regclass
+                          AND nodeport = %d ORDER BY shardid LIMIT 1}, $workers[0]->port));
+cq(sprintf("SELECT citus_move_shard_placement(%d, '127.0.0.1', %d, '127.0.0.1', %d)",
+	$shard, $workers[0]->port, $workers[1]->port));
+$writer->finish;
+is($werr, '', 'the writes during the move all succeeded');
+is(cq(sprintf('SELECT nodeport FROM citus_shards WHERE shardid = %d', $shard)), $workers[1]->port,
+	'the shard moved');
+my %moved = map { ("orders.created:$_" => 1) } 2001 .. 2400;
+is(wait_all(\%moved), 0, 'every row written during the shard move arrived');
+
+# A node's delivery worker is killed: its events still arrive.
+$workers[0]->safe_psql('postgres',
+	"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE backend_type = 'webhook delivery worker'");
+cq("INSERT INTO orders SELECT g, 3 FROM generate_series(3001, 3200) g");
+my %killed = map { ("orders.created:$_" => 1) } 3001 .. 3200;
+is(wait_all(\%killed), 0, 'after a delivery worker was killed on one node, every event arrived');
+
+# A node added later gets the configuration, and after a rebalance delivers
+# its own shards' events.
+my $late = citus_node('worker3');
+cq(sprintf("SELECT citus_add_node('127.0.0.1', %d)", $late->port));
+ok(synced($late), 'a node added later has the endpoint, id and secret');
+cq("SELECT citus_rebalance_start(shard_transfer_mode := 'block_writes')");
+cq('SELECT citus_rebalance_wait()');
+ok(cq(sprintf("SELECT count(*) FROM citus_shards WHERE table_name = 'orders'::regclass AND nodeport = %d",
+	$late->port)) > 0, 'the rebalance gave the new node shards');
+cq("INSERT INTO orders SELECT g, 4 FROM generate_series(4001, 4300) g");
+my %late_rows = map { ("orders.created:$_" => 1) } 4001 .. 4300;
+is(wait_all(\%late_rows), 0, 'every row written after the rebalance arrived');
+ok($late->safe_psql('postgres', 'SELECT count(*) FROM webhook.events') > 0,
+	'the new node delivered its shards\' events');
+
+# A 410 on one node turns the endpoint off there; the coordinator reads the
+# decision back, and every node then has it off.
+cq(sprintf(q{INSERT INTO webhook.endpoints (name, url, event_types) VALUES ('gone', '%s', '{orders.*}')},
+	$r->url('/status/410')));
+ok(poll_until($_, 'postgres', "SELECT count(*) FROM webhook.endpoints WHERE name = 'gone'", '1', 60),
+	$_->name . ': has the new endpoint') for @workers, $late;
+cq("INSERT INTO orders VALUES (5001, 5)");
+ok(poll_until($coord, 'postgres', "SELECT active FROM webhook.endpoints WHERE name = 'gone'", 'f', 90),
+	'the coordinator took the node\'s 410: the endpoint is off');
+ok(poll_until($_, 'postgres', "SELECT active FROM webhook.endpoints WHERE name = 'gone'", 'f', 60),
+	$_->name . ': the endpoint is off') for @workers, $late;
+is(cq("SELECT count(*) FROM webhook.cluster_nodes WHERE error IS NULL AND digest IS NOT NULL"), '3',
+	'webhook.cluster_nodes: three nodes synced, no error');
+
+assert_server_intact($_, $_->{webhook_started}, $_->name) for $coord, @workers, $late;
+$r->stop;
+done_testing();
