@@ -166,6 +166,33 @@ for my $w (@workers)
 is(scalar(grep { !$seen_ids{$_} } @event_ids), 0, 'each event id of every node arrived at least once');
 is(cq('SELECT count(*) FROM webhook.events'), '0', 'the coordinator queued none of them');
 
+# The coordinator's views show every node's deliveries and attempts.
+for my $w (@workers)
+{
+	my $node = '127.0.0.1:' . $w->port;
+	is(cq("SELECT count(*) FROM webhook.cluster_attempts WHERE node = '$node'"),
+		$w->safe_psql('postgres', 'SELECT count(*) FROM webhook.attempts'),
+		$w->name . ': webhook.cluster_attempts shows each of its attempts');
+	is(cq("SELECT count(*) FROM webhook.cluster_deliveries WHERE node = '$node' AND status = 'succeeded'"),
+		$w->safe_psql('postgres', "SELECT count(*) FROM webhook.deliveries WHERE status = 'succeeded'"),
+		$w->name . ': webhook.cluster_deliveries shows each of its deliveries');
+}
+
+# retry and replay from the coordinator, for deliveries on a worker node.
+my ($node2, $delivery2, $event2) = split /\|/, cq(sprintf(
+	q{SELECT node, id, event_id FROM webhook.cluster_deliveries WHERE node = '127.0.0.1:%d' ORDER BY id LIMIT 1},
+	$workers[1]->port));
+my $before = scalar grep { $_->{headers}{'webhook-id'} eq $event2 } @{ requests($r) };
+cq("SELECT webhook.cluster_retry('$node2', $delivery2)");
+is(cq("SELECT webhook.cluster_replay('$event2')"), '1', 'cluster_replay() found the event on its node');
+my $deadline = time + 60;
+sleep 0.2 while time < $deadline
+  && (grep { $_->{headers}{'webhook-id'} eq $event2 } @{ requests($r) }) < $before + 2;
+is(scalar(grep { $_->{headers}{'webhook-id'} eq $event2 } @{ requests($r) }), $before + 2,
+	'the retried delivery and the replayed event were sent again by their node');
+($ret, $out, $err) = $coord->psql('postgres', "SELECT webhook.cluster_retry('nowhere:1', 1)");
+like($err, qr/no Citus node "nowhere:1"/, 'cluster_retry() names an unknown node');
+
 # A shard moves from worker 1 to worker 2 while rows are written.
 my $rows_file = PostgreSQL::Test::Utils::tempdir('rows') . '/rows.sql';
 open my $rf, '>', $rows_file or die $!;
