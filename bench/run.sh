@@ -9,7 +9,7 @@
 # phases (1 throughput with send() included, 1b pg_net, 2 receiver ceiling,
 # 3 latency, 4 enqueue cost against a Hasura-style trigger and the floor,
 # 5 worker memory, 6 fan-out, 7 isolation, 1d content filters, 1e ordering
-# per key, 8 scheduled events), prints a markdown table and writes
+# per key, 8 scheduled events, 9 Citus with one and two worker nodes), prints a markdown table and writes
 # it to bench/results.md.  Everything goes through the extension's public API:
 # webhook.send(), webhook.watch(), webhook.endpoints, reads of
 # webhook.deliveries and webhook.delivery_log (and, for latency, the id and
@@ -31,6 +31,9 @@ repo=$(pwd)
 export PATH="/usr/lib/postgresql/15/bin:$PATH"
 export LC_ALL=C
 
+# phase 9, Citus: its own servers and helpers
+. bench/citus_phase.sh
+
 smoke=${BENCH_SMOKE:-0}
 [ "$smoke" = 1 ] || smoke=0
 
@@ -46,6 +49,7 @@ if [ "$smoke" = 1 ]; then
   FAN_N=200
   ISO_F=300; ISO_S=100
   SCHED_N=200; ORD_N=1000
+  CITUS_N=500
   results_file=bench/tmp/results-smoke.md
   STALL_S=20
 else
@@ -59,6 +63,7 @@ else
   FAN_N=1000
   ISO_F=50000; ISO_S=2000
   SCHED_N=2000; ORD_N=20000
+  CITUS_N=20000
   results_file=bench/results.md
   STALL_S=60
 fi
@@ -130,6 +135,7 @@ cleanup() {
   set +e
   trap - ERR
   [ -f "$dir/data/postmaster.pid" ] && "${run_as[@]}" pg_ctl -D "$dir/data" stop -m fast >/dev/null 2>&1
+  citus_stop
   if [ -n "$receiver_pid" ]; then
     kill -CONT "$receiver_pid" 2>/dev/null; kill "$receiver_pid" 2>/dev/null
     for _ in $(seq 50); do kill -0 "$receiver_pid" 2>/dev/null || break; sleep 0.1; done
@@ -245,7 +251,7 @@ fmt_int() { printf '%.0f' "$1" | sed -e ':a' -e 's/\([0-9]\)\([0-9]\{3\}\)\($\|,
 fmt1() { printf '%.1f' "$1"; }
 # judge VALUE OP TARGET -> met / missed
 judge() { awk -v v="$1" -v t="$3" -v op="$2" 'BEGIN {
-  ok = (op == ">=") ? v >= t : (op == "<=") ? v <= t : (op == "<") ? v < t : (op == "==") ? v == t : 0
+  ok = (op == ">=") ? v >= t : (op == "<=") ? v <= t : (op == "<") ? v < t : (op == ">") ? v > t : (op == "==") ? v == t : 0
   print (ok ? "met" : "**missed**") }'; }
 
 worker_pid=""
@@ -999,5 +1005,11 @@ IFS='|' read -r s_p50 s_p99 s_max s_early < <(q "SELECT round(percentile_cont(0.
 row "8. Scheduled" "$(fmt_int "$SCHED_N") events sent in one transaction, deliver_at spread over 2 s from 1 s after it: first attempt's start − deliver_at, p50 / p99 / max; attempts started early" "$s_p50 / $s_p99 / $s_max ms; $s_early early" "0 early" "$(judge "$s_early" '<=' 0)"
 row "8. Scheduled" "the delivery worker's CPU while it waits for the first due time (0.6 s)" "$(( (w_wait1 - w_wait0) * 1000 / clk_tck )) ms" "—" "—"
 [ "$s_early" = 0 ] || note "phase 8: $s_early scheduled deliveries were attempted before their deliver_at"
+
+# ---------------------------------------------------------------- 9. Citus
+phase="9. Citus"
+step "9. Citus: a watched distributed table delivered by one worker node, then by two"
+deactivate_all
+citus_phase "$CITUS_N"
 
 write_report

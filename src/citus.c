@@ -34,6 +34,8 @@ typedef struct ShardParent
 {
 	Oid			relid;			/* the key */
 	Oid			parent;			/* InvalidOid: not a shard */
+	bool		emits;			/* false: a copy of a reference table whose
+								 * first copy makes the events */
 } ShardParent;
 
 static HTAB *shard_parents = NULL;
@@ -80,21 +82,36 @@ shard_id_of_name(const char *relname)
  * begins as the table's does (Citus shortens long names).  Needs SPI.
  */
 static Oid
-lookup_shard_parent(Relation rel, int64 shardid)
+lookup_shard_parent(Relation rel, int64 shardid, bool *emits)
 {
 	Oid			argtypes[1] = {INT8OID};
 	Datum		values[1] = {Int64GetDatum(shardid)};
 	Oid			parent = InvalidOid;
 	bool		isnull;
 
+	/*
+	 * A write to a reference table runs on each of its copies, one per node:
+	 * only the copy of the lowest node group makes its events, or each would
+	 * be sent once per node.
+	 */
 	if (SPI_execute_plan(webhook_prepare_once(&shard_plan,
-											  "SELECT logicalrelid::pg_catalog.oid FROM pg_catalog.pg_dist_shard"
-											  " WHERE shardid OPERATOR(pg_catalog.=) $1",
+											  "SELECT s.logicalrelid::pg_catalog.oid,"
+											  "       p.repmodel OPERATOR(pg_catalog.<>) 't' OR"
+											  "       (SELECT pg_catalog.min(pl.groupid) FROM pg_catalog.pg_dist_placement pl"
+											  "         WHERE pl.shardid OPERATOR(pg_catalog.=) s.shardid)"
+											  "       OPERATOR(pg_catalog.=) (SELECT g.groupid FROM pg_catalog.pg_dist_local_group g)"
+											  "  FROM pg_catalog.pg_dist_shard s"
+											  "  JOIN pg_catalog.pg_dist_partition p ON p.logicalrelid OPERATOR(pg_catalog.=) s.logicalrelid"
+											  " WHERE s.shardid OPERATOR(pg_catalog.=) $1",
 											  1, argtypes),
 						 values, NULL, true, 1) != SPI_OK_SELECT)
 		elog(ERROR, "could not read pg_dist_shard");
+	*emits = true;
 	if (SPI_processed > 0)
+	{
 		parent = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+		*emits = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull)) || isnull;
+	}
 	if (OidIsValid(parent))
 	{
 		char	   *name = get_rel_name(parent);
@@ -109,11 +126,12 @@ lookup_shard_parent(Relation rel, int64 shardid)
 
 /*
  * The distributed table that rel is a shard of, or InvalidOid when it is
- * none (no Citus, or an ordinary table).  Answers are kept until the next
- * relation cache reset.  Needs SPI.
+ * none (no Citus, or an ordinary table); *emits is false for a copy of a
+ * reference table that leaves the events to another copy.  Answers are
+ * kept until the next relation cache reset.  Needs SPI.
  */
 Oid
-webhook_citus_shard_parent(Relation rel)
+webhook_citus_shard_parent(Relation rel, bool *emits)
 {
 	Oid			relid = RelationGetRelid(rel);
 	ShardParent *entry;
@@ -134,19 +152,24 @@ webhook_citus_shard_parent(Relation rel)
 	}
 	entry = hash_search(shard_parents, &relid, HASH_FIND, &found);
 	if (found)
+	{
+		*emits = entry->emits;
 		return entry->parent;
+	}
 
 	shardid = shard_id_of_name(RelationGetRelationName(rel));
 	{
 		Oid			parent = InvalidOid;
 
+		*emits = true;
 		if (shardid > 0 && webhook_citus_installed())
-			parent = lookup_shard_parent(rel, shardid);
+			parent = lookup_shard_parent(rel, shardid, emits);
 		/* The lookup may have reset the cache: enter the answer afresh. */
 		if (shard_parents != NULL)
 		{
 			entry = hash_search(shard_parents, &relid, HASH_ENTER, &found);
 			entry->parent = parent;
+			entry->emits = *emits;
 		}
 		return parent;
 	}

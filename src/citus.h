@@ -12,7 +12,7 @@
 
 extern bool webhook_citus_installed(void);
 extern bool webhook_is_citus_table(Oid relid);
-extern Oid	webhook_citus_shard_parent(Relation rel);
+extern Oid	webhook_citus_shard_parent(Relation rel, bool *emits);
 extern void webhook_citus_ddl(const char *sql);
 
 #endif							/* WEBHOOK_CITUS_H */

@@ -10,7 +10,9 @@
  * delivery workers (DROP DATABASE, ALTER EXTENSION).  It is a process of
  * its own because a sync talks to other servers: a node that is slow or
  * down holds up this worker, never a delivery.  Each turn is one short
- * transaction; between turns it sleeps a second.  It leaves for good when
+ * transaction.  A commit that changes endpoints or event types wakes it
+ * (wake.c, through worker 0's slot); otherwise it looks every 5 seconds,
+ * for new nodes and for the nodes' own decisions.  It leaves for good when
  * the database is no coordinator (a worker node) or has no webhook schema
  * at this version, and the postmaster starts it again after an error.
  */
@@ -33,9 +35,13 @@
 
 #include "citus.h"
 #include "cluster_sync.h"
+#include "shmem.h"
 
-/* Between two turns of the sync worker. */
-#define SYNC_INTERVAL_MS 1000
+/*
+ * Between two turns of the sync worker, unless a change to the
+ * configuration wakes it at commit: the longest a new node waits.
+ */
+#define SYNC_INTERVAL_MS 5000
 /* After an error, the postmaster starts the sync worker again after this. */
 #define SYNC_RESTART_S 10
 
@@ -111,6 +117,13 @@ webhook_cluster_sync_start(void)
 	registered_exit = true;
 }
 
+/* The sync worker leaves: commits wake nobody now. */
+static void
+sync_detach(int code, Datum arg)
+{
+	(void) webhook_sync_attach(MyDatabaseId, NULL);
+}
+
 /* One turn: webhook._cluster_tick() in a transaction of its own. */
 static char *
 sync_turn(void)
@@ -153,6 +166,10 @@ webhook_cluster_sync_main(Datum main_arg)
 	BackgroundWorkerInitializeConnectionByOid(DatumGetObjectId(main_arg), InvalidOid, 0);
 	pgstat_report_appname("webhook cluster sync");
 	SetConfigOption("search_path", "pg_catalog, pg_temp", PGC_SUSET, PGC_S_OVERRIDE);
+	/* Woken by commits that change the configuration (wake.c). */
+	if (!webhook_sync_attach(MyDatabaseId, MyLatch))
+		proc_exit(0);
+	before_shmem_exit(sync_detach, (Datum) 0);
 
 	for (;;)
 	{

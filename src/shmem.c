@@ -53,6 +53,7 @@ typedef struct WebhookWorkerSlot
 	Latch	   *latch;			/* its latch, set to wake it */
 	bool		no_extension;	/* it left: the extension is not installed */
 	pid_t		aside_for;		/* backend whose DDL needs the database alone */
+	Latch	   *sync_latch;		/* worker 0's: the Citus sync worker's latch */
 } WebhookWorkerSlot;
 
 /* Stalled transforms remembered; beyond, the oldest is forgotten. */
@@ -219,6 +220,52 @@ webhook_wake_worker(Oid dboid)
 	for (int i = 0; i < n; i++)
 		SetLatch(latches[i]);
 	return n > 0;
+}
+
+/*
+ * The Citus sync worker of a database (cluster_sync.c) hangs its latch on
+ * the slot of the database's worker 0, which started it; NULL to take it
+ * off.  False when that worker is gone.
+ */
+bool
+webhook_sync_attach(Oid dboid, Latch *latch)
+{
+	bool		found = false;
+
+	LWLockAcquire(webhook_shared->lock, LW_EXCLUSIVE);
+	for (int i = 0; i < WEBHOOK_MAX_SLOTS; i++)
+	{
+		WebhookWorkerSlot *slot = &webhook_shared->slots[i];
+
+		if (slot->state == WEBHOOK_SLOT_RUNNING && slot->dboid == dboid && slot->worker == 0)
+		{
+			slot->sync_latch = latch;
+			found = true;
+		}
+	}
+	LWLockRelease(webhook_shared->lock);
+	return found;
+}
+
+/* Wake a database's Citus sync worker, if it runs: its configuration changed. */
+void
+webhook_wake_sync(Oid dboid)
+{
+	Latch	   *latch = NULL;
+
+	if (webhook_shared == NULL)
+		return;
+	LWLockAcquire(webhook_shared->lock, LW_SHARED);
+	for (int i = 0; i < WEBHOOK_MAX_SLOTS; i++)
+	{
+		WebhookWorkerSlot *slot = &webhook_shared->slots[i];
+
+		if (slot->state == WEBHOOK_SLOT_RUNNING && slot->dboid == dboid && slot->worker == 0)
+			latch = slot->sync_latch;
+	}
+	LWLockRelease(webhook_shared->lock);
+	if (latch != NULL)
+		SetLatch(latch);
 }
 
 /*

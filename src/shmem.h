@@ -63,6 +63,10 @@ extern void webhook_wake_launcher(bool rescan);
 extern bool webhook_wake_worker(Oid dboid);
 extern void webhook_step_aside(Oid dboid);
 extern void webhook_end_aside(void);
+extern void webhook_wake_sync(Oid dboid);
+
+/* The Citus sync worker (cluster_sync.c) */
+extern bool webhook_sync_attach(Oid dboid, struct Latch *latch);
 
 /* The launcher */
 extern pid_t webhook_launcher_attach(void);

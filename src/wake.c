@@ -19,6 +19,7 @@
 #include "commands/dbcommands.h"
 #include "commands/defrem.h"
 #include "commands/extension.h"
+#include "commands/trigger.h"
 #include "fmgr.h"
 #include "miscadmin.h"
 #include "nodes/parsenodes.h"
@@ -31,10 +32,12 @@
 #include "wake.h"
 
 PG_FUNCTION_INFO_V1(webhook_wake_worker_at_commit);
+PG_FUNCTION_INFO_V1(webhook_cluster_changed);
 PG_FUNCTION_INFO_V1(webhook_start_worker_at_commit);
 
 /* What this backend's current transaction asked for at commit. */
 static bool wake_worker_at_commit = false;
+static bool wake_sync_at_commit = false;	/* the Citus configuration changed */
 static bool rescan_at_commit = false;
 static bool start_worker_at_commit = false; /* after COMMIT PREPARED */
 static bool end_aside_at_end = false;
@@ -61,6 +64,8 @@ webhook_xact_callback(XactEvent event, void *arg)
 				rescan_at_commit = true;
 			if (rescan_at_commit)
 				webhook_wake_launcher(true);
+			if (wake_sync_at_commit)
+				webhook_wake_sync(MyDatabaseId);
 			break;
 		case XACT_EVENT_ABORT:
 		case XACT_EVENT_PARALLEL_ABORT:
@@ -72,6 +77,7 @@ webhook_xact_callback(XactEvent event, void *arg)
 	if (end_aside_at_end)
 		webhook_end_aside();
 	wake_worker_at_commit = false;
+	wake_sync_at_commit = false;
 	rescan_at_commit = false;
 	start_worker_at_commit = false;
 	end_aside_at_end = false;
@@ -106,6 +112,21 @@ webhook_wake_worker_at_commit(PG_FUNCTION_ARGS)
 {
 	webhook_wake_worker_at_commit_flag();
 	PG_RETURN_VOID();
+}
+
+/*
+ * SQL: the statement trigger webhook._cluster_changed() on endpoints and
+ * event types.  On a Citus coordinator the sync worker sends them to the
+ * nodes as soon as this transaction commits; elsewhere nobody listens.
+ */
+Datum
+webhook_cluster_changed(PG_FUNCTION_ARGS)
+{
+	if (!CALLED_AS_TRIGGER(fcinfo))
+		elog(ERROR, "webhook._cluster_changed() must be called as a trigger");
+	register_callback_once();
+	wake_sync_at_commit = true;
+	return PointerGetDatum(NULL);
 }
 
 /*

@@ -156,12 +156,17 @@ read_watch_options(Oid relid, const char *operation, WatchOptions *opts)
 /*
  * The table a watched table's events name: itself, or for a shard of a
  * table that Citus distributes, that table ("orders", not "orders_102008").
+ * InvalidOid for a copy of a reference table whose events another copy
+ * makes.
  */
 static Oid
 named_table(Relation rel)
 {
-	Oid			parent = webhook_citus_shard_parent(rel);
+	bool		emits;
+	Oid			parent = webhook_citus_shard_parent(rel, &emits);
 
+	if (!emits)
+		return InvalidOid;
 	return OidIsValid(parent) ? parent : RelationGetRelid(rel);
 }
 
@@ -667,6 +672,7 @@ webhook_watch_trigger(PG_FUNCTION_ARGS)
 {
 	TriggerData *trigdata = (TriggerData *) fcinfo->context;
 	Oid			webhook_owner;
+	Oid			watched;
 	Oid			save_userid;
 	int			save_sec_context;
 	int			save_nestlevel;
@@ -691,11 +697,15 @@ webhook_watch_trigger(PG_FUNCTION_ARGS)
 	SPI_register_trigger_data(trigdata);
 
 	SetUserIdAndSecContext(webhook_owner, save_sec_context | SECURITY_LOCAL_USERID_CHANGE);
-	if (!read_watch_options(named_table(trigdata->tg_relation), watch_ops[op].name, &opts) ||
-		!opts.wants_operation)
-		warn_no_watch(trigdata);
-	else
-		emit_events(trigdata, op, &opts, webhook_owner, save_sec_context);
+	watched = named_table(trigdata->tg_relation);
+	/* InvalidOid: another copy of this reference table makes the events. */
+	if (OidIsValid(watched))
+	{
+		if (!read_watch_options(watched, watch_ops[op].name, &opts) || !opts.wants_operation)
+			warn_no_watch(trigdata);
+		else
+			emit_events(trigdata, op, &opts, webhook_owner, save_sec_context);
+	}
 
 	SetUserIdAndSecContext(save_userid, save_sec_context);
 	SPI_finish();

@@ -2,8 +2,8 @@
 -- Citus clusters (issue 16): one configuration on every node
 ------------------------------------------------------------------------------
 -- Endpoints and event types are managed on the coordinator.  A sync worker
--- there (src/cluster_sync.c) pushes them to every worker node after each
--- change, and every few seconds, with webhook.sync_cluster(): each node then
+-- there (src/cluster_sync.c) pushes them to every worker node when a change
+-- commits, and every few seconds, with webhook.sync_cluster(): each node then
 -- holds the same rows (same ids, same sealed secrets) and delivers its own
 -- queue with them.  Decisions a node takes itself (a 410, the auto-disable)
 -- are read back first and written to the coordinator's rows, and so reach
@@ -175,7 +175,7 @@ COMMENT ON FUNCTION webhook.sync_cluster() IS 'Citus coordinator: send endpoints
 
 -- The sync worker's turn: sync when a node lacks the configuration as it is
 -- now, when the last try failed 5 s ago or more, and every 10 s (to read the
--- nodes' decisions back).  'leave' when this is no Citus coordinator.
+-- nodes' decisions back).  It runs when a change commits, and every 5 s.  'leave' when this is no Citus coordinator.
 CREATE FUNCTION webhook._cluster_tick()
 RETURNS text LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
@@ -228,3 +228,15 @@ CREATE TRIGGER endpoints_cluster_guard
 CREATE TRIGGER event_types_cluster_guard
     BEFORE INSERT OR UPDATE OR DELETE ON webhook.event_types
     FOR EACH ROW EXECUTE FUNCTION webhook._cluster_guard();
+
+-- A change to endpoints or event types wakes the coordinator's sync worker
+-- when it commits (src/wake.c); without Citus, nobody is woken.
+CREATE FUNCTION webhook._cluster_changed()
+RETURNS trigger LANGUAGE C
+AS 'MODULE_PATHNAME', 'webhook_cluster_changed';
+CREATE TRIGGER endpoints_cluster_changed
+    AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON webhook.endpoints
+    FOR EACH STATEMENT EXECUTE FUNCTION webhook._cluster_changed();
+CREATE TRIGGER event_types_cluster_changed
+    AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON webhook.event_types
+    FOR EACH STATEMENT EXECUTE FUNCTION webhook._cluster_changed();

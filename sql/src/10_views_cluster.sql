@@ -5,17 +5,36 @@
 -- On the coordinator: run one statement on every node (the coordinator
 -- too), or on the one named 'host:port', each in a transaction of its own
 -- on that node; one row per node with its result.  A node that does not
--- answer is reported with ok false.
+-- answer, or whose statement fails, is reported with ok false.  Without
+-- Citus the one server is the cluster, named 'local'.
 CREATE FUNCTION webhook._on_nodes(command text, only_node text DEFAULT NULL)
 RETURNS TABLE (node text, ok boolean, result text)
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
+DECLARE
+    v_role text := webhook._citus_role();
 BEGIN
-    IF webhook._citus_role() <> 'coordinator' THEN
-        RAISE EXCEPTION 'webhook''s cluster functions run on a Citus coordinator'
+    IF v_role = 'worker' THEN
+        RAISE EXCEPTION 'webhook''s cluster functions run on the Citus coordinator'
             USING ERRCODE = 'object_not_in_prerequisite_state',
-                  HINT = 'Citus is not installed here, or this is a worker node: use the node''s own views and functions.';
+                  HINT = 'This is a worker node: use its own views and functions, or the coordinator''s.';
+    END IF;
+    IF v_role = 'none' THEN
+        IF only_node IS NOT NULL AND only_node <> 'local' THEN
+            RAISE EXCEPTION 'no Citus node "%"', only_node
+                USING ERRCODE = 'undefined_object', HINT = 'Without Citus the one node is ''local''.';
+        END IF;
+        node := 'local';
+        BEGIN
+            EXECUTE command INTO result;
+            ok := true;
+        EXCEPTION WHEN OTHERS THEN
+            ok := false;
+            result := 'ERROR:  ' || SQLERRM;
+        END;
+        RETURN NEXT;
+        RETURN;
     END IF;
     RETURN QUERY EXECUTE
         'SELECT coalesce(n.nodename || '':'' || n.nodeport, ''coordinator''), c.success, c.result
@@ -59,7 +78,7 @@ SELECT c.node, d.*
   FROM webhook._cluster_rows('SELECT * FROM webhook.deliveries ORDER BY created_at DESC LIMIT 10000') c,
        jsonb_populate_record(NULL::webhook.deliveries, c.row_data) d
  ORDER BY d.created_at DESC;
-COMMENT ON VIEW webhook.cluster_deliveries IS 'Citus coordinator: webhook.deliveries of every node (the 10,000 newest of each), with the node';
+COMMENT ON VIEW webhook.cluster_deliveries IS 'Citus coordinator: webhook.deliveries of every node (the 10,000 newest of each), with the node (''local'' without Citus)';
 
 -- Every node's attempts, newest first (the 10,000 newest of each).
 CREATE VIEW webhook.cluster_attempts AS
@@ -67,7 +86,7 @@ SELECT c.node, a.*
   FROM webhook._cluster_rows('SELECT * FROM webhook.attempts LIMIT 10000') c,
        jsonb_populate_record(NULL::webhook.attempts, c.row_data) a
  ORDER BY a.attempted_at DESC;
-COMMENT ON VIEW webhook.cluster_attempts IS 'Citus coordinator: webhook.attempts of every node (the 10,000 newest of each), with the node';
+COMMENT ON VIEW webhook.cluster_attempts IS 'Citus coordinator: webhook.attempts of every node (the 10,000 newest of each), with the node (''local'' without Citus)';
 
 -- retry(), replay() and recover() for the whole cluster, from the
 -- coordinator.  Each runs on the nodes at once, in the node's own

@@ -508,7 +508,7 @@ update_variant(
 		'0.6.0: the error names it');
 	is($psql->(q{SELECT extversion FROM pg_extension WHERE extname = 'webhook'}), '0.5.0',
 		'0.6.0: and the extension stays as it was');
-	$psql->(q{DROP FUNCTION public.notify(int); ALTER EXTENSION webhook UPDATE});
+	$psql->(q{DROP FUNCTION public.notify(int); ALTER EXTENSION webhook UPDATE TO '0.6.0'});
 	is($psql->(q{SELECT extversion FROM pg_extension WHERE extname = 'webhook'}), '0.6.0',
 		'0.6.0: without it, the update goes through');
 	is($psql->(q{SELECT has_function_privilege('app', 'webhook.send(text, jsonb, text, timestamptz, text)', 'EXECUTE')
