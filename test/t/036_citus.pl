@@ -253,6 +253,31 @@ is(wait_all(\%late_rows), 0, 'every row written after the rebalance arrived');
 ok($late->safe_psql('postgres', 'SELECT count(*) FROM webhook.events') > 0,
 	'the new node delivered its shards\' events');
 
+# The watch's options change, and a column is renamed, on the coordinator:
+# every shard follows.  Then unwatch() stops the events everywhere.
+cq("SELECT webhook.watch('orders', operations => '{insert,update}', condition => 'NEW.n > 5')");
+cq('ALTER TABLE orders RENAME COLUMN n TO qty');
+cq('INSERT INTO orders SELECT g, g - 6000 FROM generate_series(6001, 6010) g');   # qty 1..10: 6..10 pass
+cq('DELETE FROM orders WHERE id BETWEEN 6001 AND 6010');                          # no longer watched
+my %opts = map { ("orders.created:$_" => 1) } 6006 .. 6010;
+is(wait_all(\%opts), 0, 'changed options reach every shard: the rows the condition passes arrived');
+my @qty = grep { defined } map {
+	my $b = JSON::PP::decode_json($_->{body});
+	($b->{data}{record} // {})->{id} && $b->{data}{record}{id} >= 6001 ? $b->{data}{record}{qty} : undef
+} grep { $_->{path} eq '/orders' } @{ requests($r) };
+is(join(',', sort { $a <=> $b } @qty), '6,7,8,9,10',
+	'only those rows, under the renamed column, and no deletion');
+cq("SELECT webhook.unwatch('orders')");
+cq('INSERT INTO orders SELECT g, 1 FROM generate_series(7001, 7010) g');
+cq("SELECT webhook.watch('orders')");
+cq('INSERT INTO orders SELECT g, 1 FROM generate_series(7011, 7020) g');
+my %after = map { ("orders.created:$_" => 1) } 7011 .. 7020;
+is(wait_all(\%after), 0, 'watched again: the new rows arrived');
+sleep 2;
+my $got = arrived();
+is(scalar(grep { $got->{"orders.created:$_"} } 7001 .. 7010), 0,
+	'unwatch() stopped the events of every shard: none of the rows written meanwhile arrived');
+
 # A 410 on one node turns the endpoint off there; the coordinator reads the
 # decision back, and every node then has it off.
 cq(sprintf(q{INSERT INTO webhook.endpoints (name, url, event_types) VALUES ('gone', '%s', '{orders.*}')},
