@@ -166,6 +166,37 @@ for my $w (@workers)
 is(scalar(grep { !$seen_ids{$_} } @event_ids), 0, 'each event id of every node arrived at least once');
 is(cq('SELECT count(*) FROM webhook.events'), '0', 'the coordinator queued none of them');
 
+# A table watched before it is distributed: Citus refuses to distribute a
+# table that has triggers, and its data copy into the shards would fire
+# them again.  README's recipe: unwatch, distribute, watch, in one
+# transaction.  The rows copied make no events; later rows do, on the nodes.
+cq('CREATE TABLE later (id bigint PRIMARY KEY, n integer NOT NULL)');
+cq("SELECT webhook.watch('later', event_prefix => 'orders.later')");
+cq('INSERT INTO later VALUES (1, 0)');
+($ret, $out, $err) = $coord->psql('postgres', "SELECT create_distributed_table('later', 'id', shard_count := 4)");
+like($err, qr/cannot distribute relation "later" because it has triggers/, 'Citus refuses to distribute a watched table as it is');
+cq(q{BEGIN;
+     SELECT webhook.unwatch('later');
+     SELECT create_distributed_table('later', 'id', shard_count := 4);
+     SELECT webhook.watch('later', event_prefix => 'orders.later');
+     COMMIT});
+cq('INSERT INTO later SELECT g, 1 FROM generate_series(2, 41) g');
+sub later_ids
+{
+	return sort { $a <=> $b } map {
+		my $b = JSON::PP::decode_json($_->{body});
+		$b->{data}{table} eq 'later' ? $b->{data}{record}{id} : ()
+	} grep { $_->{path} eq '/orders' } @{ requests($r) };
+}
+$deadline = time + 60;
+sleep 0.2 while scalar(later_ids()) < 41 && time < $deadline;
+sleep 2;
+is(join(',', later_ids()), join(',', 1 .. 41),
+	'each row arrived once: the one written before the distribution, and the 40 after it');
+ok($workers[0]->safe_psql('postgres', "SELECT count(*) FROM webhook.events WHERE payload ->> 'table' = 'later'") > 0
+	  && $workers[1]->safe_psql('postgres', "SELECT count(*) FROM webhook.events WHERE payload ->> 'table' = 'later'") > 0,
+	'and the worker nodes made the later ones');
+
 # A reference table has a copy on every node, and a write runs on each:
 # one copy makes the events, so each change is sent once, not once per node.
 cq(sprintf(q{INSERT INTO webhook.endpoints (name, url, event_types) VALUES ('regions', '%s', '{regions.*}')},
