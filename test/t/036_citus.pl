@@ -262,12 +262,30 @@ is(cq(sprintf('SELECT nodeport FROM citus_shards WHERE shardid = %d', $shard)), 
 my %moved = map { ("orders.created:$_" => 1) } 2001 .. 2400;
 is(wait_all(\%moved), 0, 'every row written during the shard move arrived');
 
-# A node's delivery worker is killed: its events still arrive.
+# COPY into the distributed table, then a shard split in two.
+$coord->safe_psql('postgres', "COPY orders FROM STDIN;\n" . join('', map { "$_\t2\n" } 2501 .. 2600) . "\\.\n");
+my ($split_shard, $lo, $hi) = split /\|/, cq(q{SELECT shardid, shardminvalue, shardmaxvalue FROM pg_dist_shard
+                                              WHERE logicalrelid = 'orders'::regclass ORDER BY shardid LIMIT 1});
+cq(sprintf(q{SELECT citus_split_shard_by_split_points(%d, ARRAY['%d'],
+                    ARRAY[(SELECT nodeid FROM pg_dist_node WHERE nodeport = %d), (SELECT nodeid FROM pg_dist_node WHERE nodeport = %d)],
+                    'block_writes')},
+	$split_shard, int(($lo + $hi) / 2), $workers[0]->port, $workers[1]->port));
+is(cq("SELECT count(*) FROM pg_dist_shard WHERE logicalrelid = 'orders'::regclass"), '9', 'a shard was split in two');
+cq('INSERT INTO orders SELECT g, 2 FROM generate_series(2601, 2800) g');
+my %copied = map { ("orders.created:$_" => 1) } 2501 .. 2800;
+is(wait_all(\%copied), 0, 'every row of a COPY, and every row written after the split, arrived');
+
+# A node's delivery worker is killed: its events still arrive, and the
+# other node's worker goes on untouched.
+my $other_pid = $workers[1]->safe_psql('postgres',
+	"SELECT pid FROM pg_stat_activity WHERE backend_type = 'webhook delivery worker'");
 $workers[0]->safe_psql('postgres',
 	"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE backend_type = 'webhook delivery worker'");
 cq("INSERT INTO orders SELECT g, 3 FROM generate_series(3001, 3200) g");
 my %killed = map { ("orders.created:$_" => 1) } 3001 .. 3200;
 is(wait_all(\%killed), 0, 'after a delivery worker was killed on one node, every event arrived');
+is($workers[1]->safe_psql('postgres', "SELECT pid FROM pg_stat_activity WHERE backend_type = 'webhook delivery worker'"),
+	$other_pid, 'the other node\'s delivery worker was not touched');
 
 # A node added later gets the configuration, and after a rebalance delivers
 # its own shards' events.
