@@ -4,9 +4,12 @@
 --    refuse writes to them.
 --  * The coordinator's views of every node (webhook.cluster_deliveries,
 --    webhook.cluster_attempts) and cluster_retry/replay/recover.
---  * Watches on distributed tables need no new objects: their triggers now
---    go through Citus to every shard (src/watch_ddl.c).
--- Without Citus nothing here runs.
+--  * Watches on distributed tables: their triggers go through Citus to every
+--    shard (src/watch_ddl.c); a watch dropped by CASCADE takes the shards'
+--    copies too (_forget_dropped_watches).  Transform wrappers are the
+--    coordinator's on worker nodes.
+-- Without Citus nothing here changes what a server does.
+
 -- This database's part in a Citus cluster: 'coordinator' (where the
 -- configuration is managed), 'worker' (a node that takes it), or 'none'.
 CREATE FUNCTION webhook._citus_role()
@@ -36,34 +39,54 @@ RETURNS text LANGUAGE sql IMMUTABLE
 RETURN pg_catalog.md5(config::text);
 
 -- On a worker node: the digest of the coordinator's configuration it holds.
+-- held is the digest of its own rows as the apply left them: when they
+-- differ now (a write that slipped past the guard, a TRUNCATE by a
+-- superuser), the next sync applies again.
 CREATE TABLE webhook.cluster_config_applied (
     digest     text NOT NULL,
+    held       text NOT NULL,
     applied_at timestamptz NOT NULL DEFAULT pg_catalog.now()
 );
-COMMENT ON TABLE webhook.cluster_config_applied IS 'Citus worker node: the digest of the coordinator''s configuration it holds';
+COMMENT ON TABLE webhook.cluster_config_applied IS 'Citus worker node: the digest of the coordinator''s configuration it holds, and of its own rows then';
+
+-- The digest of this node's own endpoints and event types, as they are.
+CREATE FUNCTION webhook._cluster_held()
+RETURNS text LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+RETURN pg_catalog.md5(jsonb_build_array(
+    (SELECT coalesce(jsonb_agg(to_jsonb(t) ORDER BY t.name), '[]') FROM webhook.event_types t),
+    (SELECT coalesce(jsonb_agg(to_jsonb(e) ORDER BY e.id), '[]') FROM webhook.endpoints e))::text);
 
 -- On a worker node: make event types and endpoints what the coordinator
--- sent, unless they are already (the same digest).  The endpoints' triggers
--- check each written row as at any write; sealed values are opened with
--- this node's master key, so a node whose key differs fails here, and
--- nothing is written.  A node's own decision to turn an endpoint off, taken
--- after the coordinator's last change to it, is kept: the coordinator reads
--- it back at its next sync.
+-- sent, unless they are already (the same digest, and the node's rows as
+-- that apply left them).  Each endpoint is written on its own, with the
+-- endpoints' triggers checking it as at any write: one this node refuses
+-- (its network guard, say) is reported and the others are written; the
+-- result is then 'partial: ...', and the next sync tries again.  Sealed
+-- values are opened with this node's master key, so a node whose key
+-- differs refuses each endpoint that has a secret.  A node's own decision
+-- to turn an endpoint off, taken after the coordinator's last change to
+-- it, is kept: the coordinator reads it back at its next sync.
 CREATE FUNCTION webhook._apply_cluster_config(config jsonb)
 RETURNS text LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
+    v_digest text := webhook._cluster_digest(config);
     v_endpoints jsonb;
-    v_columns text;
+    v_columns text[];
+    v_upsert text;
+    v_failed text[] := '{}';
+    v_row jsonb;
 BEGIN
     IF webhook._citus_role() <> 'worker' THEN
         RAISE EXCEPTION 'webhook configuration is taken from the coordinator only on a Citus worker node'
             USING ERRCODE = 'object_not_in_prerequisite_state',
                   HINT = 'Manage endpoints and event types on the coordinator.';
     END IF;
-    IF EXISTS (SELECT FROM webhook.cluster_config_applied a WHERE a.digest = webhook._cluster_digest(config)) THEN
-        RETURN webhook._cluster_digest(config);
+    IF EXISTS (SELECT FROM webhook.cluster_config_applied a
+                WHERE a.digest = v_digest AND a.held = webhook._cluster_held()) THEN
+        RETURN v_digest;
     END IF;
     PERFORM set_config('webhook_sync.applying', 'on', true);
 
@@ -83,19 +106,35 @@ BEGIN
                       LEFT JOIN webhook.endpoints e ON e.id = (x ->> 'id')::bigint);
     DELETE FROM webhook.endpoints e
      WHERE NOT EXISTS (SELECT FROM jsonb_array_elements(v_endpoints) x WHERE (x ->> 'id')::bigint = e.id);
-    SELECT string_agg(format('%I', a.attname), ', ' ORDER BY a.attnum) INTO v_columns
+    -- Names may move between endpoints (two swapped theirs): the unique
+    -- name allows that only when the names that change are cleared first.
+    UPDATE webhook.endpoints e SET name = NULL
+      FROM jsonb_array_elements(v_endpoints) x
+     WHERE e.id = (x ->> 'id')::bigint AND e.name IS DISTINCT FROM x ->> 'name';
+
+    SELECT array_agg(format('%I', a.attname) ORDER BY a.attnum) INTO v_columns
       FROM pg_attribute a
      WHERE a.attrelid = 'webhook.endpoints'::regclass AND a.attnum > 0 AND NOT a.attisdropped
        AND a.attname NOT IN ('id', 'updated_at');
-    EXECUTE format('INSERT INTO webhook.endpoints AS e OVERRIDING SYSTEM VALUE '
-                   'SELECT * FROM jsonb_populate_recordset(NULL::webhook.endpoints, $1) '
-                   'ON CONFLICT (id) DO UPDATE SET (%1$s) = ROW(%2$s)',
-                   v_columns,
-                   (SELECT string_agg('EXCLUDED.' || c, ', ') FROM unnest(string_to_array(v_columns, ', ')) c))
-        USING v_endpoints;
+    v_upsert := format('INSERT INTO webhook.endpoints AS e OVERRIDING SYSTEM VALUE '
+                       'SELECT * FROM jsonb_populate_record(NULL::webhook.endpoints, $1) '
+                       'ON CONFLICT (id) DO UPDATE SET (%s) = ROW(%s)',
+                       array_to_string(v_columns, ', '),
+                       (SELECT string_agg('EXCLUDED.' || c, ', ') FROM unnest(v_columns) c));
+    FOR v_row IN SELECT * FROM jsonb_array_elements(v_endpoints) LOOP
+        BEGIN
+            EXECUTE v_upsert USING v_row;
+        EXCEPTION WHEN OTHERS THEN
+            v_failed := v_failed || format('endpoint %s: %s', v_row ->> 'id', SQLERRM);
+        END;
+    END LOOP;
+
     DELETE FROM webhook.cluster_config_applied;
-    INSERT INTO webhook.cluster_config_applied (digest) VALUES (webhook._cluster_digest(config));
-    RETURN webhook._cluster_digest(config);
+    IF cardinality(v_failed) > 0 THEN
+        RETURN 'partial: ' || array_to_string(v_failed, '; ');
+    END IF;
+    INSERT INTO webhook.cluster_config_applied (digest, held) VALUES (v_digest, webhook._cluster_held());
+    RETURN v_digest;
 END;
 $$;
 
@@ -150,17 +189,20 @@ BEGIN
     FOR r IN EXECUTE 'SELECT nodename::text, nodeport::integer, success, result'
                      '  FROM pg_catalog.run_command_on_workers($1)'
                USING format('SELECT webhook._apply_cluster_config(%L)', v_config) LOOP
-        INSERT INTO webhook.cluster_nodes AS n (nodename, nodeport, digest, synced_at, error)
-        VALUES (r.nodename, r.nodeport, CASE WHEN r.success THEN r.result END, now(),
-                CASE WHEN NOT r.success THEN r.result END)
-            ON CONFLICT ON CONSTRAINT cluster_nodes_pkey DO UPDATE
-            SET digest = coalesce(EXCLUDED.digest, n.digest), synced_at = EXCLUDED.synced_at, error = EXCLUDED.error;
-        IF NOT r.success THEN
-            RAISE WARNING 'webhook could not sync its configuration to node %:%: %', r.nodename, r.nodeport, r.result
-                USING HINT = 'The sync worker tries again in a few seconds.';
+        ok := r.success AND r.result = v_digest;
+        detail := CASE WHEN ok THEN 'synced' ELSE r.result END;
+        -- Said once per error, not at every try.
+        IF NOT ok AND NOT EXISTS (SELECT FROM webhook.cluster_nodes n
+                                   WHERE n.nodename = r.nodename AND n.nodeport = r.nodeport
+                                     AND n.error IS NOT DISTINCT FROM detail) THEN
+            RAISE WARNING 'webhook could not sync its configuration to node %:%: %', r.nodename, r.nodeport, detail
+                USING HINT = 'The sync worker tries again every minute; webhook.cluster_nodes shows the last error.';
         END IF;
-        nodename := r.nodename; nodeport := r.nodeport; ok := r.success;
-        detail := CASE WHEN r.success THEN 'synced' ELSE r.result END;
+        INSERT INTO webhook.cluster_nodes AS n (nodename, nodeport, digest, synced_at, error)
+        VALUES (r.nodename, r.nodeport, CASE WHEN ok THEN v_digest END, now(), CASE WHEN NOT ok THEN detail END)
+            ON CONFLICT ON CONSTRAINT cluster_nodes_pkey DO UPDATE
+            SET digest = EXCLUDED.digest, synced_at = EXCLUDED.synced_at, error = EXCLUDED.error;
+        nodename := r.nodename; nodeport := r.nodeport;
         RETURN NEXT;
     END LOOP;
     DELETE FROM webhook.cluster_nodes n
@@ -171,8 +213,8 @@ $$;
 COMMENT ON FUNCTION webhook.sync_cluster() IS 'Citus coordinator: send endpoints and event types to every worker node now (the sync worker does it after each change)';
 
 -- The sync worker's turn: sync when a node lacks the configuration as it is
--- now, when the last try failed 5 s ago or more, and every 10 s (to read the
--- nodes' decisions back).  It runs when a change commits, and every 5 s.  'leave' when this is no Citus coordinator.
+-- now, a minute after a try that failed, and every 10 s (to read the
+-- nodes' decisions back, and to repair a node whose rows changed).  It runs when a change commits, and every 5 s.  'leave' when this is no Citus coordinator.
 CREATE FUNCTION webhook._cluster_tick()
 RETURNS text LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
@@ -188,9 +230,9 @@ BEGIN
                  LEFT JOIN webhook.cluster_nodes n ON n.nodename = d.nodename AND n.nodeport = d.nodeport
                 WHERE d.isactive AND d.noderole = 'primary' AND d.groupid <> 0
                   AND (n.nodename IS NULL
-                       OR n.error IS NULL AND n.digest IS DISTINCT FROM v_digest
-                       OR n.error IS NOT NULL AND n.synced_at < now() - interval '5 seconds'
-                       OR n.synced_at < now() - interval '10 seconds')) THEN
+                       OR n.error IS NULL AND (n.digest IS DISTINCT FROM v_digest
+                                               OR n.synced_at < now() - interval '10 seconds')
+                       OR n.error IS NOT NULL AND n.synced_at < now() - interval '60 seconds')) THEN
         PERFORM webhook.sync_cluster();
         RETURN 'synced';
     END IF;
@@ -199,14 +241,17 @@ END;
 $$;
 
 -- On a worker node, endpoints and event types are the coordinator's: a
--- write there would be undone by the next sync.  Only the sync itself, and
--- the node's own decision to turn an endpoint off, may write them.
+-- write there would be undone by the next sync.  Only the sync itself (a
+-- superuser), and the node's own decision to turn an endpoint off, may
+-- write them.
 CREATE FUNCTION webhook._cluster_guard()
 RETURNS trigger LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
-    IF current_setting('webhook_sync.applying', true) = 'on' OR webhook._citus_role() <> 'worker' THEN
+    IF webhook._citus_role() <> 'worker'
+       OR current_setting('webhook_sync.applying', true) = 'on'
+          AND (SELECT r.rolsuper FROM pg_roles r WHERE r.rolname = current_user) THEN
         RETURN CASE WHEN TG_OP = 'DELETE' THEN OLD ELSE NEW END;
     END IF;
     IF TG_TABLE_NAME = 'endpoints' AND TG_OP = 'UPDATE' AND NOT NEW.active
@@ -225,6 +270,12 @@ CREATE TRIGGER endpoints_cluster_guard
 CREATE TRIGGER event_types_cluster_guard
     BEFORE INSERT OR UPDATE OR DELETE ON webhook.event_types
     FOR EACH ROW EXECUTE FUNCTION webhook._cluster_guard();
+CREATE TRIGGER endpoints_cluster_guard_truncate
+    BEFORE TRUNCATE ON webhook.endpoints
+    FOR EACH STATEMENT EXECUTE FUNCTION webhook._cluster_guard();
+CREATE TRIGGER event_types_cluster_guard_truncate
+    BEFORE TRUNCATE ON webhook.event_types
+    FOR EACH STATEMENT EXECUTE FUNCTION webhook._cluster_guard();
 
 -- A change to endpoints or event types wakes the coordinator's sync worker
 -- when it commits (src/wake.c); without Citus, nobody is woken.
@@ -402,14 +453,162 @@ END;
 $$;
 COMMENT ON FUNCTION webhook.cluster_recover(bigint, timestamptz) IS 'Citus coordinator: webhook.recover() on every node; returns how many deliveries were re-queued';
 
+------------------------------------------------------------------------------
+-- Changed functions
+------------------------------------------------------------------------------
+
+-- A distributed table's watch triggers on every shard and node, dropped
+-- through Citus, in the caller's transaction.  Citus drops a trigger on the
+-- shards only when the distributed table has it: where the table's went by
+-- CASCADE (a dropped column), a stand-in is created here first, on this
+-- node only, and dropped at once.  Citus needs citus.enable_unsafe_triggers
+-- for triggers on distributed tables: set for this function only.  Nothing
+-- for a table Citus does not distribute.
+CREATE FUNCTION webhook._drop_shard_watch_triggers(tbl regclass)
+RETURNS void LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+SET citus.enable_unsafe_triggers = on
+SET citus.enable_ddl_propagation = on
+SET client_min_messages = warning
+AS $$
+DECLARE
+    v_name text;
+BEGIN
+    IF NOT EXISTS (SELECT FROM pg_dist_partition p WHERE p.logicalrelid = tbl) THEN
+        RETURN;
+    END IF;
+    FOREACH v_name IN ARRAY ARRAY['webhook_watch_insert', 'webhook_watch_update', 'webhook_watch_delete'] LOOP
+        IF NOT EXISTS (SELECT FROM pg_trigger t WHERE t.tgrelid = tbl AND t.tgname = v_name) THEN
+            PERFORM set_config('citus.enable_ddl_propagation', 'off', true);
+            EXECUTE format('CREATE TRIGGER %I AFTER INSERT ON %s FOR EACH STATEMENT EXECUTE FUNCTION webhook._watch_trigger()',
+                           v_name, tbl);
+            PERFORM set_config('citus.enable_ddl_propagation', 'on', true);
+        END IF;
+        EXECUTE format('DROP TRIGGER IF EXISTS %I ON %s', v_name, tbl);
+    END LOOP;
+END;
+$$;
+
+-- A watch goes when one of its triggers goes: with the watched table, or by
+-- CASCADE from a column, table or function it relied on.  Its other
+-- triggers go with it, and a NOTICE says so.
+CREATE OR REPLACE FUNCTION webhook._forget_dropped_watches()
+RETURNS event_trigger LANGUAGE plpgsql
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    w record;
+    t record;
+BEGIN
+    FOR w IN
+        DELETE FROM webhook.table_watches tw
+         WHERE EXISTS (SELECT FROM unnest(tw.operations) AS op
+                        WHERE NOT EXISTS (SELECT FROM pg_trigger tg
+                                           WHERE tg.tgrelid = tw.table_oid
+                                             AND tg.tgname = 'webhook_watch_' || op))
+        RETURNING tw.table_oid::oid AS relid
+    LOOP
+        RAISE NOTICE 'watch of table % removed',
+            coalesce((SELECT o.object_identity FROM pg_event_trigger_dropped_objects() o
+                       WHERE o.classid = 'pg_class'::regclass AND o.objid = w.relid AND o.objsubid = 0
+                       LIMIT 1),
+                     w.relid::regclass::text)
+            USING DETAIL = 'Something the watch relied on was dropped.',
+                  HINT = 'Use webhook.watch() to watch the table again.';
+        FOR t IN SELECT tg.tgname FROM pg_trigger tg
+                  WHERE tg.tgrelid = w.relid AND tg.tgname IN ('webhook_watch_insert', 'webhook_watch_update', 'webhook_watch_delete')
+        LOOP
+            EXECUTE format('DROP TRIGGER %I ON %s', t.tgname, w.relid::regclass);
+        END LOOP;
+        -- On a Citus coordinator the shards keep copies of the triggers that
+        -- went by CASCADE: drop them through Citus (issue 16), with the
+        -- setting Citus asks for triggers on distributed tables.
+        IF webhook._citus_role() = 'coordinator' AND EXISTS (SELECT FROM pg_class c WHERE c.oid = w.relid) THEN
+            PERFORM webhook._drop_shard_watch_triggers(w.relid);
+        END IF;
+    END LOOP;
+END;
+$$;
+
+-- Keep an endpoint's wrapper in step with its transform and transform_role.
+-- Runs as the extension's owner: only it may create functions in the schema
+-- and give them to another role; the row was checked by endpoints_before_write.
+CREATE OR REPLACE FUNCTION webhook._endpoints_sync_transform()
+RETURNS trigger LANGUAGE plpgsql
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+SET client_min_messages = warning
+AS $$
+DECLARE
+    wrapper text;
+    fn record;
+BEGIN
+    -- On a Citus worker node the wrapper is the coordinator's, which Citus
+    -- creates on every node (and refuses DDL here) (issue 16).
+    IF webhook._citus_role() = 'worker' THEN
+        RETURN NULL;
+    END IF;
+    IF TG_OP = 'UPDATE' AND NEW.transform IS NOT DISTINCT FROM OLD.transform
+       AND NEW.transform_role IS NOT DISTINCT FROM OLD.transform_role THEN
+        -- A new id renames the wrapper; it keeps its owner (REASSIGN OWNED may have moved it).
+        IF NEW.transform IS NOT NULL AND NEW.id <> OLD.id
+           AND to_regprocedure(format('webhook.%I(text, timestamptz, jsonb)', '_transform_' || OLD.id)) IS NOT NULL THEN
+            EXECUTE format('ALTER FUNCTION webhook.%I(text, timestamptz, jsonb) RENAME TO %I',
+                           '_transform_' || OLD.id, '_transform_' || NEW.id);
+        END IF;
+        RETURN NULL;
+    END IF;
+    IF TG_OP IN ('UPDATE', 'DELETE') AND OLD.transform IS NOT NULL
+       AND (TG_OP = 'DELETE' OR NEW.transform IS NULL OR NEW.id <> OLD.id) THEN
+        EXECUTE format('DROP FUNCTION IF EXISTS webhook.%I(text, timestamptz, jsonb)', '_transform_' || OLD.id);
+    END IF;
+    IF TG_OP IN ('INSERT', 'UPDATE') AND NEW.transform IS NOT NULL THEN
+        wrapper := format('webhook.%I(text, timestamptz, jsonb)', '_transform_' || NEW.id);
+        SELECT n.nspname, p.proname INTO STRICT fn
+          FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+         WHERE p.oid = NEW.transform;
+        EXECUTE format('CREATE OR REPLACE FUNCTION %s RETURNS text LANGUAGE sql SECURITY DEFINER '
+                       'SET search_path = pg_catalog, pg_temp '
+                       'BEGIN ATOMIC SELECT %I.%I($1, $2, $3)::pg_catalog.text; END',
+                       wrapper, fn.nspname, fn.proname);
+        EXECUTE format('ALTER FUNCTION %s OWNER TO %s', wrapper, NEW.transform_role::text);  -- regrole output is quoted
+        EXECUTE format('REVOKE ALL ON FUNCTION %s FROM PUBLIC', wrapper);
+        PERFORM webhook._attach_transform_wrapper(wrapper::regprocedure);
+    END IF;
+    RETURN NULL;
+END;
+$$;
+
+-- TRUNCATE fires no row triggers: drop every wrapper.
+CREATE OR REPLACE FUNCTION webhook._endpoints_truncated()
+RETURNS trigger LANGUAGE plpgsql
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    wrapper regprocedure;
+BEGIN
+    IF webhook._citus_role() = 'worker' THEN
+        RETURN NULL;
+    END IF;
+    FOR wrapper IN SELECT p.oid FROM pg_proc p
+                    WHERE p.pronamespace = 'webhook'::regnamespace AND p.proname ~ '^_transform_[0-9]+$' LOOP
+        EXECUTE format('DROP FUNCTION %s', wrapper);
+    END LOOP;
+    RETURN NULL;
+END;
+$$;
+
 -- Nothing is public (as in the install script's privileges section), but
 -- for the role check the endpoints' guard runs as the writer.
 REVOKE ALL ON webhook.cluster_nodes, webhook.cluster_config_applied,
     webhook.cluster_deliveries, webhook.cluster_attempts FROM PUBLIC;
-REVOKE ALL ON FUNCTION webhook._cluster_config(), webhook._cluster_digest(jsonb),
+REVOKE ALL ON FUNCTION webhook._cluster_config(), webhook._cluster_digest(jsonb), webhook._cluster_held(),
     webhook._apply_cluster_config(jsonb), webhook._cluster_decisions(), webhook.sync_cluster(),
     webhook._cluster_tick(), webhook._cluster_guard(), webhook._on_nodes(text, text),
-    webhook._cluster_rows(text), webhook._cluster_changed(), webhook.cluster_retry(text, bigint), webhook.cluster_replay(uuid, bigint),
-    webhook.cluster_recover(bigint, timestamptz) FROM PUBLIC;
+    webhook._cluster_rows(text), webhook._cluster_changed(), webhook.cluster_retry(text, bigint),
+    webhook.cluster_replay(uuid, bigint), webhook.cluster_recover(bigint, timestamptz),
+    webhook._drop_shard_watch_triggers(regclass) FROM PUBLIC;
 REVOKE ALL ON FUNCTION webhook._citus_role() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION webhook._citus_role() TO PUBLIC;

@@ -34,8 +34,8 @@ typedef struct ShardParent
 {
 	Oid			relid;			/* the key */
 	Oid			parent;			/* InvalidOid: not a shard */
-	bool		emits;			/* false: a copy of a reference table whose
-								 * first copy makes the events */
+	bool		emits;			/* false: a copy of a shard whose first copy
+								 * makes the events */
 } ShardParent;
 
 static HTAB *shard_parents = NULL;
@@ -90,18 +90,17 @@ lookup_shard_parent(Relation rel, int64 shardid, bool *emits)
 	bool		isnull;
 
 	/*
-	 * A write to a reference table runs on each of its copies, one per node:
-	 * only the copy of the lowest node group makes its events, or each would
-	 * be sent once per node.
+	 * A write to a shard with several copies (a reference table's, one per
+	 * node, or a distributed table's with citus.shard_replication_factor
+	 * above 1) runs on each copy: only the copy in the lowest node group
+	 * makes its events, or each would be sent once per copy.
 	 */
 	if (SPI_execute_plan(webhook_prepare_once(&shard_plan,
 											  "SELECT s.logicalrelid::pg_catalog.oid,"
-											  "       p.repmodel OPERATOR(pg_catalog.<>) 't' OR"
 											  "       (SELECT pg_catalog.min(pl.groupid) FROM pg_catalog.pg_dist_placement pl"
 											  "         WHERE pl.shardid OPERATOR(pg_catalog.=) s.shardid)"
 											  "       OPERATOR(pg_catalog.=) (SELECT g.groupid FROM pg_catalog.pg_dist_local_group g)"
 											  "  FROM pg_catalog.pg_dist_shard s"
-											  "  JOIN pg_catalog.pg_dist_partition p ON p.logicalrelid OPERATOR(pg_catalog.=) s.logicalrelid"
 											  " WHERE s.shardid OPERATOR(pg_catalog.=) $1",
 											  1, argtypes),
 						 values, NULL, true, 1) != SPI_OK_SELECT)
@@ -127,7 +126,7 @@ lookup_shard_parent(Relation rel, int64 shardid, bool *emits)
 /*
  * The distributed table that rel is a shard of, or InvalidOid when it is
  * none (no Citus, or an ordinary table); *emits is false for a copy of a
- * reference table that leaves the events to another copy.  Answers are
+ * shard that leaves the events to another copy.  Answers are
  * kept until the next relation cache reset.  Needs SPI.
  */
 Oid
@@ -211,7 +210,27 @@ webhook_citus_ddl(const char *sql)
 
 	(void) set_config_option("citus.enable_unsafe_triggers", "on", PGC_USERSET, PGC_S_SESSION,
 							 GUC_ACTION_SAVE, true, 0, false);
+	/* DROP TRIGGER IF EXISTS says "skipping" once per shard otherwise. */
+	(void) set_config_option("client_min_messages", "warning", PGC_USERSET, PGC_S_SESSION,
+							 GUC_ACTION_SAVE, true, 0, false);
 	if (SPI_execute(sql, false, 0) != SPI_OK_UTILITY)
 		elog(ERROR, "could not run \"%s\"", sql);
 	AtEOXact_GUC(true, nestlevel);
+}
+
+/*
+ * Drop a distributed table's watch triggers here and on every shard, by
+ * webhook._drop_shard_watch_triggers() (sql/src/08_watch.sql), which also
+ * reaches the shards' copies of triggers the table lost by CASCADE.  Needs
+ * SPI.
+ */
+void
+webhook_citus_drop_watch_triggers(Oid relid)
+{
+	Oid			argtypes[1] = {REGCLASSOID};
+	Datum		values[1] = {ObjectIdGetDatum(relid)};
+
+	if (SPI_execute_with_args("SELECT webhook._drop_shard_watch_triggers($1)", 1, argtypes, values,
+							  NULL, false, 0) != SPI_OK_SELECT)
+		elog(ERROR, "could not drop the watch triggers of the shards");
 }

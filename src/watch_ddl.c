@@ -196,14 +196,11 @@ void
 watch_replace_citus_triggers(Relation rel, const WatchDef *def)
 {
 	Oid			relid = RelationGetRelid(rel);
-	char	   *table = quote_qualified_identifier(get_namespace_name(RelationGetNamespace(rel)),
-												   RelationGetRelationName(rel));
 	List	   *args = NIL;
 
 	(void) watch_remove(relid);
-	for (int k = 0; k < WATCH_OPS; k++)
-		if (OidIsValid(get_trigger_oid(relid, watch_ops[k].trigger, true)))
-			webhook_citus_ddl(psprintf("DROP TRIGGER IF EXISTS %s ON %s", watch_ops[k].trigger, table));
+	/* Also the shards' copies of triggers this table lost by CASCADE. */
+	webhook_citus_drop_watch_triggers(relid);
 	if (def == NULL)
 		return;
 	args = watch_trigger_args(rel, def->prefix, def->operations, def->columns,

@@ -156,8 +156,8 @@ read_watch_options(Oid relid, const char *operation, WatchOptions *opts)
 /*
  * The table a watched table's events name: itself, or for a shard of a
  * table that Citus distributes, that table ("orders", not "orders_102008").
- * InvalidOid for a copy of a reference table whose events another copy
- * makes.
+ * InvalidOid for a copy of a shard (of a reference table, say) whose
+ * events another copy makes.
  */
 static Oid
 named_table(Relation rel)
@@ -698,7 +698,7 @@ webhook_watch_trigger(PG_FUNCTION_ARGS)
 
 	SetUserIdAndSecContext(webhook_owner, save_sec_context | SECURITY_LOCAL_USERID_CHANGE);
 	watched = named_table(trigdata->tg_relation);
-	/* InvalidOid: another copy of this reference table makes the events. */
+	/* InvalidOid: another copy of this shard makes the events. */
 	if (OidIsValid(watched))
 	{
 		if (!read_watch_options(watched, watch_ops[op].name, &opts) || !opts.wants_operation)

@@ -483,6 +483,11 @@ DECLARE
     wrapper text;
     fn record;
 BEGIN
+    -- On a Citus worker node the wrapper is the coordinator's, which Citus
+    -- creates on every node (and refuses DDL here) (issue 16).
+    IF webhook._citus_role() = 'worker' THEN
+        RETURN NULL;
+    END IF;
     IF TG_OP = 'UPDATE' AND NEW.transform IS NOT DISTINCT FROM OLD.transform
        AND NEW.transform_role IS NOT DISTINCT FROM OLD.transform_role THEN
         -- A new id renames the wrapper; it keeps its owner (REASSIGN OWNED may have moved it).
@@ -527,6 +532,9 @@ AS $$
 DECLARE
     wrapper regprocedure;
 BEGIN
+    IF webhook._citus_role() = 'worker' THEN
+        RETURN NULL;
+    END IF;
     FOR wrapper IN SELECT p.oid FROM pg_proc p
                     WHERE p.pronamespace = 'webhook'::regnamespace AND p.proname ~ '^_transform_[0-9]+$' LOOP
         EXECUTE format('DROP FUNCTION %s', wrapper);

@@ -84,6 +84,38 @@ RETURN CASE WHEN attnums IS NOT NULL THEN
                     '{}')
        END;
 
+-- A distributed table's watch triggers on every shard and node, dropped
+-- through Citus, in the caller's transaction.  Citus drops a trigger on the
+-- shards only when the distributed table has it: where the table's went by
+-- CASCADE (a dropped column), a stand-in is created here first, on this
+-- node only, and dropped at once.  Citus needs citus.enable_unsafe_triggers
+-- for triggers on distributed tables: set for this function only.  Nothing
+-- for a table Citus does not distribute.
+CREATE FUNCTION webhook._drop_shard_watch_triggers(tbl regclass)
+RETURNS void LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+SET citus.enable_unsafe_triggers = on
+SET citus.enable_ddl_propagation = on
+SET client_min_messages = warning
+AS $$
+DECLARE
+    v_name text;
+BEGIN
+    IF NOT EXISTS (SELECT FROM pg_dist_partition p WHERE p.logicalrelid = tbl) THEN
+        RETURN;
+    END IF;
+    FOREACH v_name IN ARRAY ARRAY['webhook_watch_insert', 'webhook_watch_update', 'webhook_watch_delete'] LOOP
+        IF NOT EXISTS (SELECT FROM pg_trigger t WHERE t.tgrelid = tbl AND t.tgname = v_name) THEN
+            PERFORM set_config('citus.enable_ddl_propagation', 'off', true);
+            EXECUTE format('CREATE TRIGGER %I AFTER INSERT ON %s FOR EACH STATEMENT EXECUTE FUNCTION webhook._watch_trigger()',
+                           v_name, tbl);
+            PERFORM set_config('citus.enable_ddl_propagation', 'on', true);
+        END IF;
+        EXECUTE format('DROP TRIGGER IF EXISTS %I ON %s', v_name, tbl);
+    END LOOP;
+END;
+$$;
+
 -- A watch goes when one of its triggers goes: with the watched table, or by
 -- CASCADE from a column, table or function it relied on.  Its other
 -- triggers go with it, and a NOTICE says so.
@@ -116,6 +148,12 @@ BEGIN
         LOOP
             EXECUTE format('DROP TRIGGER %I ON %s', t.tgname, w.relid::regclass);
         END LOOP;
+        -- On a Citus coordinator the shards keep copies of the triggers that
+        -- went by CASCADE: drop them through Citus (issue 16), with the
+        -- setting Citus asks for triggers on distributed tables.
+        IF webhook._citus_role() = 'coordinator' AND EXISTS (SELECT FROM pg_class c WHERE c.oid = w.relid) THEN
+            PERFORM webhook._drop_shard_watch_triggers(w.relid);
+        END IF;
     END LOOP;
 END;
 $$;

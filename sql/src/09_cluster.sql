@@ -39,34 +39,54 @@ RETURNS text LANGUAGE sql IMMUTABLE
 RETURN pg_catalog.md5(config::text);
 
 -- On a worker node: the digest of the coordinator's configuration it holds.
+-- held is the digest of its own rows as the apply left them: when they
+-- differ now (a write that slipped past the guard, a TRUNCATE by a
+-- superuser), the next sync applies again.
 CREATE TABLE webhook.cluster_config_applied (
     digest     text NOT NULL,
+    held       text NOT NULL,
     applied_at timestamptz NOT NULL DEFAULT pg_catalog.now()
 );
-COMMENT ON TABLE webhook.cluster_config_applied IS 'Citus worker node: the digest of the coordinator''s configuration it holds';
+COMMENT ON TABLE webhook.cluster_config_applied IS 'Citus worker node: the digest of the coordinator''s configuration it holds, and of its own rows then';
+
+-- The digest of this node's own endpoints and event types, as they are.
+CREATE FUNCTION webhook._cluster_held()
+RETURNS text LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+RETURN pg_catalog.md5(jsonb_build_array(
+    (SELECT coalesce(jsonb_agg(to_jsonb(t) ORDER BY t.name), '[]') FROM webhook.event_types t),
+    (SELECT coalesce(jsonb_agg(to_jsonb(e) ORDER BY e.id), '[]') FROM webhook.endpoints e))::text);
 
 -- On a worker node: make event types and endpoints what the coordinator
--- sent, unless they are already (the same digest).  The endpoints' triggers
--- check each written row as at any write; sealed values are opened with
--- this node's master key, so a node whose key differs fails here, and
--- nothing is written.  A node's own decision to turn an endpoint off, taken
--- after the coordinator's last change to it, is kept: the coordinator reads
--- it back at its next sync.
+-- sent, unless they are already (the same digest, and the node's rows as
+-- that apply left them).  Each endpoint is written on its own, with the
+-- endpoints' triggers checking it as at any write: one this node refuses
+-- (its network guard, say) is reported and the others are written; the
+-- result is then 'partial: ...', and the next sync tries again.  Sealed
+-- values are opened with this node's master key, so a node whose key
+-- differs refuses each endpoint that has a secret.  A node's own decision
+-- to turn an endpoint off, taken after the coordinator's last change to
+-- it, is kept: the coordinator reads it back at its next sync.
 CREATE FUNCTION webhook._apply_cluster_config(config jsonb)
 RETURNS text LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
+    v_digest text := webhook._cluster_digest(config);
     v_endpoints jsonb;
-    v_columns text;
+    v_columns text[];
+    v_upsert text;
+    v_failed text[] := '{}';
+    v_row jsonb;
 BEGIN
     IF webhook._citus_role() <> 'worker' THEN
         RAISE EXCEPTION 'webhook configuration is taken from the coordinator only on a Citus worker node'
             USING ERRCODE = 'object_not_in_prerequisite_state',
                   HINT = 'Manage endpoints and event types on the coordinator.';
     END IF;
-    IF EXISTS (SELECT FROM webhook.cluster_config_applied a WHERE a.digest = webhook._cluster_digest(config)) THEN
-        RETURN webhook._cluster_digest(config);
+    IF EXISTS (SELECT FROM webhook.cluster_config_applied a
+                WHERE a.digest = v_digest AND a.held = webhook._cluster_held()) THEN
+        RETURN v_digest;
     END IF;
     PERFORM set_config('webhook_sync.applying', 'on', true);
 
@@ -86,19 +106,35 @@ BEGIN
                       LEFT JOIN webhook.endpoints e ON e.id = (x ->> 'id')::bigint);
     DELETE FROM webhook.endpoints e
      WHERE NOT EXISTS (SELECT FROM jsonb_array_elements(v_endpoints) x WHERE (x ->> 'id')::bigint = e.id);
-    SELECT string_agg(format('%I', a.attname), ', ' ORDER BY a.attnum) INTO v_columns
+    -- Names may move between endpoints (two swapped theirs): the unique
+    -- name allows that only when the names that change are cleared first.
+    UPDATE webhook.endpoints e SET name = NULL
+      FROM jsonb_array_elements(v_endpoints) x
+     WHERE e.id = (x ->> 'id')::bigint AND e.name IS DISTINCT FROM x ->> 'name';
+
+    SELECT array_agg(format('%I', a.attname) ORDER BY a.attnum) INTO v_columns
       FROM pg_attribute a
      WHERE a.attrelid = 'webhook.endpoints'::regclass AND a.attnum > 0 AND NOT a.attisdropped
        AND a.attname NOT IN ('id', 'updated_at');
-    EXECUTE format('INSERT INTO webhook.endpoints AS e OVERRIDING SYSTEM VALUE '
-                   'SELECT * FROM jsonb_populate_recordset(NULL::webhook.endpoints, $1) '
-                   'ON CONFLICT (id) DO UPDATE SET (%1$s) = ROW(%2$s)',
-                   v_columns,
-                   (SELECT string_agg('EXCLUDED.' || c, ', ') FROM unnest(string_to_array(v_columns, ', ')) c))
-        USING v_endpoints;
+    v_upsert := format('INSERT INTO webhook.endpoints AS e OVERRIDING SYSTEM VALUE '
+                       'SELECT * FROM jsonb_populate_record(NULL::webhook.endpoints, $1) '
+                       'ON CONFLICT (id) DO UPDATE SET (%s) = ROW(%s)',
+                       array_to_string(v_columns, ', '),
+                       (SELECT string_agg('EXCLUDED.' || c, ', ') FROM unnest(v_columns) c));
+    FOR v_row IN SELECT * FROM jsonb_array_elements(v_endpoints) LOOP
+        BEGIN
+            EXECUTE v_upsert USING v_row;
+        EXCEPTION WHEN OTHERS THEN
+            v_failed := v_failed || format('endpoint %s: %s', v_row ->> 'id', SQLERRM);
+        END;
+    END LOOP;
+
     DELETE FROM webhook.cluster_config_applied;
-    INSERT INTO webhook.cluster_config_applied (digest) VALUES (webhook._cluster_digest(config));
-    RETURN webhook._cluster_digest(config);
+    IF cardinality(v_failed) > 0 THEN
+        RETURN 'partial: ' || array_to_string(v_failed, '; ');
+    END IF;
+    INSERT INTO webhook.cluster_config_applied (digest, held) VALUES (v_digest, webhook._cluster_held());
+    RETURN v_digest;
 END;
 $$;
 
@@ -153,17 +189,20 @@ BEGIN
     FOR r IN EXECUTE 'SELECT nodename::text, nodeport::integer, success, result'
                      '  FROM pg_catalog.run_command_on_workers($1)'
                USING format('SELECT webhook._apply_cluster_config(%L)', v_config) LOOP
-        INSERT INTO webhook.cluster_nodes AS n (nodename, nodeport, digest, synced_at, error)
-        VALUES (r.nodename, r.nodeport, CASE WHEN r.success THEN r.result END, now(),
-                CASE WHEN NOT r.success THEN r.result END)
-            ON CONFLICT ON CONSTRAINT cluster_nodes_pkey DO UPDATE
-            SET digest = coalesce(EXCLUDED.digest, n.digest), synced_at = EXCLUDED.synced_at, error = EXCLUDED.error;
-        IF NOT r.success THEN
-            RAISE WARNING 'webhook could not sync its configuration to node %:%: %', r.nodename, r.nodeport, r.result
-                USING HINT = 'The sync worker tries again in a few seconds.';
+        ok := r.success AND r.result = v_digest;
+        detail := CASE WHEN ok THEN 'synced' ELSE r.result END;
+        -- Said once per error, not at every try.
+        IF NOT ok AND NOT EXISTS (SELECT FROM webhook.cluster_nodes n
+                                   WHERE n.nodename = r.nodename AND n.nodeport = r.nodeport
+                                     AND n.error IS NOT DISTINCT FROM detail) THEN
+            RAISE WARNING 'webhook could not sync its configuration to node %:%: %', r.nodename, r.nodeport, detail
+                USING HINT = 'The sync worker tries again every minute; webhook.cluster_nodes shows the last error.';
         END IF;
-        nodename := r.nodename; nodeport := r.nodeport; ok := r.success;
-        detail := CASE WHEN r.success THEN 'synced' ELSE r.result END;
+        INSERT INTO webhook.cluster_nodes AS n (nodename, nodeport, digest, synced_at, error)
+        VALUES (r.nodename, r.nodeport, CASE WHEN ok THEN v_digest END, now(), CASE WHEN NOT ok THEN detail END)
+            ON CONFLICT ON CONSTRAINT cluster_nodes_pkey DO UPDATE
+            SET digest = EXCLUDED.digest, synced_at = EXCLUDED.synced_at, error = EXCLUDED.error;
+        nodename := r.nodename; nodeport := r.nodeport;
         RETURN NEXT;
     END LOOP;
     DELETE FROM webhook.cluster_nodes n
@@ -174,8 +213,8 @@ $$;
 COMMENT ON FUNCTION webhook.sync_cluster() IS 'Citus coordinator: send endpoints and event types to every worker node now (the sync worker does it after each change)';
 
 -- The sync worker's turn: sync when a node lacks the configuration as it is
--- now, when the last try failed 5 s ago or more, and every 10 s (to read the
--- nodes' decisions back).  It runs when a change commits, and every 5 s.  'leave' when this is no Citus coordinator.
+-- now, a minute after a try that failed, and every 10 s (to read the
+-- nodes' decisions back, and to repair a node whose rows changed).  It runs when a change commits, and every 5 s.  'leave' when this is no Citus coordinator.
 CREATE FUNCTION webhook._cluster_tick()
 RETURNS text LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
@@ -191,9 +230,9 @@ BEGIN
                  LEFT JOIN webhook.cluster_nodes n ON n.nodename = d.nodename AND n.nodeport = d.nodeport
                 WHERE d.isactive AND d.noderole = 'primary' AND d.groupid <> 0
                   AND (n.nodename IS NULL
-                       OR n.error IS NULL AND n.digest IS DISTINCT FROM v_digest
-                       OR n.error IS NOT NULL AND n.synced_at < now() - interval '5 seconds'
-                       OR n.synced_at < now() - interval '10 seconds')) THEN
+                       OR n.error IS NULL AND (n.digest IS DISTINCT FROM v_digest
+                                               OR n.synced_at < now() - interval '10 seconds')
+                       OR n.error IS NOT NULL AND n.synced_at < now() - interval '60 seconds')) THEN
         PERFORM webhook.sync_cluster();
         RETURN 'synced';
     END IF;
@@ -202,14 +241,17 @@ END;
 $$;
 
 -- On a worker node, endpoints and event types are the coordinator's: a
--- write there would be undone by the next sync.  Only the sync itself, and
--- the node's own decision to turn an endpoint off, may write them.
+-- write there would be undone by the next sync.  Only the sync itself (a
+-- superuser), and the node's own decision to turn an endpoint off, may
+-- write them.
 CREATE FUNCTION webhook._cluster_guard()
 RETURNS trigger LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
-    IF current_setting('webhook_sync.applying', true) = 'on' OR webhook._citus_role() <> 'worker' THEN
+    IF webhook._citus_role() <> 'worker'
+       OR current_setting('webhook_sync.applying', true) = 'on'
+          AND (SELECT r.rolsuper FROM pg_roles r WHERE r.rolname = current_user) THEN
         RETURN CASE WHEN TG_OP = 'DELETE' THEN OLD ELSE NEW END;
     END IF;
     IF TG_TABLE_NAME = 'endpoints' AND TG_OP = 'UPDATE' AND NOT NEW.active
@@ -228,6 +270,12 @@ CREATE TRIGGER endpoints_cluster_guard
 CREATE TRIGGER event_types_cluster_guard
     BEFORE INSERT OR UPDATE OR DELETE ON webhook.event_types
     FOR EACH ROW EXECUTE FUNCTION webhook._cluster_guard();
+CREATE TRIGGER endpoints_cluster_guard_truncate
+    BEFORE TRUNCATE ON webhook.endpoints
+    FOR EACH STATEMENT EXECUTE FUNCTION webhook._cluster_guard();
+CREATE TRIGGER event_types_cluster_guard_truncate
+    BEFORE TRUNCATE ON webhook.event_types
+    FOR EACH STATEMENT EXECUTE FUNCTION webhook._cluster_guard();
 
 -- A change to endpoints or event types wakes the coordinator's sync worker
 -- when it commits (src/wake.c); without Citus, nobody is woken.

@@ -327,6 +327,73 @@ my $got = arrived();
 is(scalar(grep { $got->{"orders.created:$_"} } 7001 .. 7010), 0,
 	'unwatch() stopped the events of every shard: none of the rows written meanwhile arrived');
 
+# Shards with two copies (citus.shard_replication_factor = 2): a write runs
+# on both, and one copy makes the events.
+cq(q{SET citus.shard_replication_factor = 2;
+     CREATE TABLE replicated (id bigint PRIMARY KEY, n integer);
+     SELECT create_distributed_table('replicated', 'id', shard_count := 4);
+     SELECT webhook.watch('replicated', event_prefix => 'orders.replicated')});
+cq('INSERT INTO replicated SELECT g, 0 FROM generate_series(1, 10) g');
+cq('UPDATE replicated SET n = 1 WHERE id <= 5');
+sub replicated_events
+{
+	return scalar grep {
+		my $b = JSON::PP::decode_json($_->{body});
+		$b->{data}{table} eq 'replicated'
+	} grep { $_->{path} eq '/orders' } @{ requests($r) };
+}
+$deadline = time + 60;
+sleep 0.2 while replicated_events() < 15 && time < $deadline;
+sleep 3;
+is(replicated_events(), 15, 'replicated shards: each of the 15 changes sent once, not once per copy');
+
+# A column the watch names is dropped with CASCADE: the watch goes, from
+# the shards too, and the table can be watched again.
+cq("SELECT webhook.watch('replicated', event_prefix => 'orders.replicated', columns => '{n}')");
+cq('ALTER TABLE replicated DROP COLUMN n CASCADE');
+is(cq("SELECT count(*) FROM webhook.table_watches WHERE table_oid = 'replicated'::regclass"), '0',
+	'DROP COLUMN ... CASCADE took the watch');
+($ret, $out, $err) = $coord->psql('postgres', "SELECT webhook.watch('replicated', event_prefix => 'orders.replicated')");
+is($err, '', 'and the table can be watched again (the shards lost their copies of its triggers)');
+
+# Configuration the nodes must follow: an endpoint with a transform, and two
+# endpoints that swap their names.
+cq(q{CREATE FUNCTION public.shape(t text, c timestamptz, p jsonb) RETURNS jsonb LANGUAGE sql
+     AS $$ SELECT jsonb_build_object('shaped', p -> 'record' -> 'id') $$});
+cq(sprintf(q{INSERT INTO webhook.endpoints (name, url, event_types, transform) VALUES ('shaped', '%s', '{orders.created}', 'public.shape')},
+	$r->url('/shaped')));
+cq(q{BEGIN;
+     UPDATE webhook.endpoints SET name = 'swap' WHERE name = 'regions';
+     UPDATE webhook.endpoints SET name = 'regions' WHERE name = 'shaped';
+     UPDATE webhook.endpoints SET name = 'shaped' WHERE name = 'swap';
+     COMMIT});
+for my $w (@workers)
+{
+	ok(poll_until($w, 'postgres', "SELECT string_agg(name || ':' || coalesce(transform::text, '-'), ',' ORDER BY name)
+	                                 FROM webhook.endpoints WHERE name IN ('regions', 'shaped')",
+			'regions:shape,shaped:-', 60),
+		$w->name . ': has the endpoint with a transform, and the swapped names');
+}
+cq('INSERT INTO orders VALUES (8001, 8)');
+$deadline = time + 60;
+sleep 0.2 while !(grep { $_->{path} eq '/shaped' } @{ requests($r) }) && time < $deadline;
+my ($shaped) = grep { $_->{path} eq '/shaped' } @{ requests($r) };
+is($shaped ? $shaped->{body} : '', '{"shaped": 8001}', 'the node that holds the row sent it through the transform');
+
+# A node's own copy is repaired: a worker refuses TRUNCATE, and what a
+# superuser changes there past the guard is undone by the next sync.
+($ret, $out, $err) = $workers[0]->psql('postgres', 'TRUNCATE webhook.endpoints CASCADE');
+like($err, qr/managed on the Citus coordinator/, 'a worker node refuses TRUNCATE of its endpoints');
+cq('CREATE ROLE clerk');    # roles are made on the coordinator, which gives them to the nodes
+$workers[0]->safe_psql('postgres', q{SET citus.enable_ddl_propagation = off;
+                                      GRANT USAGE ON SCHEMA webhook TO clerk;
+                                      GRANT INSERT ON webhook.endpoints TO clerk});
+($ret, $out, $err) = $workers[0]->psql('postgres', q{SET ROLE clerk; SET webhook_sync.applying = on;
+	INSERT INTO webhook.endpoints (name, url) VALUES ('rogue', 'http://127.0.0.1:1/')});
+like($err, qr/managed on the Citus coordinator/, 'only the sync (a superuser) may pass the guard');
+$workers[0]->safe_psql('postgres', q{SET webhook_sync.applying = on; DELETE FROM webhook.endpoints WHERE name = 'orders'});
+ok(synced($workers[0]), 'the next sync gave the node back the endpoint a superuser deleted there');
+
 # A 410 on one node turns the endpoint off there; the coordinator reads the
 # decision back, and every node then has it off.
 cq(sprintf(q{INSERT INTO webhook.endpoints (name, url, event_types) VALUES ('gone', '%s', '{orders.*}')},
