@@ -49,7 +49,6 @@ if [ "$smoke" = 1 ]; then
   FAN_N=200
   ISO_F=300; ISO_S=100
   SCHED_N=200; ORD_N=1000
-  CITUS_N=500
   results_file=bench/tmp/results-smoke.md
   STALL_S=20
 else
@@ -1010,6 +1009,12 @@ row "8. Scheduled" "the delivery worker's CPU while it waits for the first due t
 phase="9. Citus"
 step "9. Citus: a watched distributed table delivered by one worker node, then by two"
 deactivate_all
-citus_phase "$CITUS_N"
+# Smoke runs skip it: three more servers cost half a minute of the test
+# suite, and test/t/036_citus.pl covers the same paths.
+if [ "$smoke" = 1 ]; then
+  note "phase 9: skipped in smoke mode (BENCH_SMOKE=1)"
+else
+  citus_phase "$CITUS_N"
+fi
 
 write_report

@@ -144,7 +144,7 @@ sub wait_all
 		$got = arrived();
 		last if !grep { !$got->{$_} } keys %$want;
 		last if time > $deadline;
-		sleep 0.2;
+		sleep 1;
 	}
 	my @missing = grep { !$got->{$_} } sort keys %$want;
 	diag('missing: ' . join(' ', @missing[ 0 .. ($#missing < 9 ? $#missing : 9) ])) if @missing;
@@ -189,8 +189,8 @@ sub later_ids
 	} grep { $_->{path} eq '/orders' } @{ requests($r) };
 }
 $deadline = time + 60;
-sleep 0.2 while scalar(later_ids()) < 41 && time < $deadline;
-sleep 2;
+sleep 0.5 while scalar(later_ids()) < 41 && time < $deadline;
+sleep 1;
 is(join(',', later_ids()), join(',', 1 .. 41),
 	'each row arrived once: the one written before the distribution, and the 40 after it');
 ok($workers[0]->safe_psql('postgres', "SELECT count(*) FROM webhook.events WHERE payload ->> 'table' = 'later'") > 0
@@ -210,10 +210,10 @@ cq("INSERT INTO regions VALUES (1, 'north'), (2, 'south'), (3, 'east')");
 cq("UPDATE regions SET name = 'west' WHERE id = 3");
 sub region_requests { return scalar grep { $_->{path} eq '/regions' } @{ requests($r) }; }
 $deadline = time + 60;
-sleep 0.2 while region_requests() < 4 && time < $deadline;
-# Duplicates would come from the other copies within the same second or
-# two; give them five.
-sleep 5;
+sleep 0.5 while region_requests() < 4 && time < $deadline;
+# Duplicates would come from the other copies within the same second;
+# give them two.
+sleep 2;
 is(region_requests(), 4, 'a watched reference table: each of its 4 changes sent once, not once per copy');
 
 # The coordinator's views show every node's deliveries and attempts.
@@ -236,7 +236,7 @@ my $before = scalar grep { $_->{headers}{'webhook-id'} eq $event2 } @{ requests(
 cq("SELECT webhook.cluster_retry('$node2', $delivery2)");
 is(cq("SELECT webhook.cluster_replay('$event2')"), '1', 'cluster_replay() found the event on its node');
 $deadline = time + 60;
-sleep 0.2 while time < $deadline
+sleep 0.5 while time < $deadline
   && (grep { $_->{headers}{'webhook-id'} eq $event2 } @{ requests($r) }) < $before + 2;
 is(scalar(grep { $_->{headers}{'webhook-id'} eq $event2 } @{ requests($r) }), $before + 2,
 	'the retried delivery and the replayed event were sent again by their node');
@@ -322,7 +322,7 @@ cq("SELECT webhook.watch('orders')");
 cq('INSERT INTO orders SELECT g, 1 FROM generate_series(7011, 7020) g');
 my %after = map { ("orders.created:$_" => 1) } 7011 .. 7020;
 is(wait_all(\%after), 0, 'watched again: the new rows arrived');
-sleep 2;
+sleep 1;
 my $got = arrived();
 is(scalar(grep { $got->{"orders.created:$_"} } 7001 .. 7010), 0,
 	'unwatch() stopped the events of every shard: none of the rows written meanwhile arrived');
@@ -343,8 +343,8 @@ sub replicated_events
 	} grep { $_->{path} eq '/orders' } @{ requests($r) };
 }
 $deadline = time + 60;
-sleep 0.2 while replicated_events() < 15 && time < $deadline;
-sleep 3;
+sleep 0.5 while replicated_events() < 15 && time < $deadline;
+sleep 2;
 is(replicated_events(), 15, 'replicated shards: each of the 15 changes sent once, not once per copy');
 
 # A column the watch names is dropped with CASCADE: the watch goes, from
@@ -376,7 +376,7 @@ for my $w (@workers)
 }
 cq('INSERT INTO orders VALUES (8001, 8)');
 $deadline = time + 60;
-sleep 0.2 while !(grep { $_->{path} eq '/shaped' } @{ requests($r) }) && time < $deadline;
+sleep 0.5 while !(grep { $_->{path} eq '/shaped' } @{ requests($r) }) && time < $deadline;
 my ($shaped) = grep { $_->{path} eq '/shaped' } @{ requests($r) };
 is($shaped ? $shaped->{body} : '', '{"shaped": 8001}', 'the node that holds the row sent it through the transform');
 
@@ -392,6 +392,7 @@ $workers[0]->safe_psql('postgres', q{SET citus.enable_ddl_propagation = off;
 	INSERT INTO webhook.endpoints (name, url) VALUES ('rogue', 'http://127.0.0.1:1/')});
 like($err, qr/managed on the Citus coordinator/, 'only the sync (a superuser) may pass the guard');
 $workers[0]->safe_psql('postgres', q{SET webhook_sync.applying = on; DELETE FROM webhook.endpoints WHERE name = 'orders'});
+cq('SELECT count(*) FROM webhook.sync_cluster()');
 ok(synced($workers[0]), 'the next sync gave the node back the endpoint a superuser deleted there');
 
 # A 410 on one node turns the endpoint off there; the coordinator reads the
