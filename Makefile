@@ -10,7 +10,8 @@ OBJS = src/module.o src/shmem.o src/launcher.o src/worker.o src/queue.o src/http
        src/watch.o src/watch_condition.o src/watch_def.o src/watch_options.o src/watch_trigger.o src/watch_ddl.o src/sealing.o src/master_key.o src/endpoint_secrets.o src/endpoint_tls.o src/transform.o \
        src/compat.o src/proxy.o src/proxy_rules.o src/oauth.o src/endpoint_oauth.o \
        src/schedule.o src/error_classes.o src/endpoint_load.o src/spi_util.o src/version_gate.o \
-       src/request_format.o src/enqueue.o src/endpoint_filter.o src/citus.o src/cluster_sync.o
+       src/request_format.o src/enqueue.o src/endpoint_filter.o src/citus.o src/cluster_sync.o \
+       src/unseal_cache.o
 # The install script of this version is built from the topic files in sql/src
 # (in name order).  sql/webhook--0.1.0.sql is the script released as 0.1.0
 # (git 2b8c360), FROZEN: never edit it, change sql/src and write an upgrade

@@ -33,6 +33,7 @@ typedef struct Delivery
 
 	/* from the claim */
 	int64		id;
+	int16		gen;			/* its generation: (id, gen) is the row's key */
 	int32		attempt;		/* 1 for the first attempt */
 	char	   *event_id;
 	char	   *event_type;

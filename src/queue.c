@@ -32,6 +32,7 @@
 #include "header_rules.h"
 #include "spi_util.h"
 #include "transform.h"
+#include "unseal_cache.h"
 #include "webhook.h"
 
 /* How long the worker's writes wait for a row another session locked. */
@@ -166,34 +167,37 @@ static const char *claim_sql =
 "           ep.ca_cert AS tls_ca_cert, ep.client_cert AS tls_client_cert, ep.client_key AS tls_client_key,"
 /* OAuth2 client credentials: decoded by name (oauth_from_tuple) */
 "           ep.oauth_token_url AS oauth_token_url, ep.oauth_client_id AS oauth_client_id,"
-"           ep.oauth_client_secret AS oauth_client_secret, ep.oauth_scope AS oauth_scope";
+"           ep.oauth_client_secret AS oauth_client_secret, ep.oauth_scope AS oauth_scope,"
+/* The row's generation, half of its key: the record finds the row by it. */
+"           d.gen AS gen";
 
 /*
  * Record a batch of attempts: the delivery's new state, one log row each,
  * and each endpoint's failure streak.  A delivery that is no longer pending
  * (closed while in flight) keeps its state, but the attempt is still logged.
  * The streak stops growing at the integer limit, so that no value a row
- * holds fails the statement.  The rows are found by primary key, by the
- * array of ids itself ("id = ANY"), whatever the statistics say: the
- * queue's partitioned tables have none at the parent (autovacuum does not
- * analyze partitioned tables) and their partitions' lag behind a burst, and
- * a join on id alone was read as a few pending rows to scan whole (all of
- * them, on every record: 1,300/s instead of 5,000/s).  The pending test is
- * written "status || ''" so that the pending index is never read instead
- * (phase 7 fell to 700/s that way).
+ * holds fails the statement, and skips endpoints deleted meanwhile.  The
+ * worker passes each delivery's key (id, gen), endpoint and event as it
+ * claimed them, so the statement reads no row to find them: the state rows
+ * are updated through their primary key, one probe each in one partition
+ * (record_plan_settings makes that the plan whatever the statistics say;
+ * a plan on estimates once compared every outcome with every row, 500 by
+ * 500, and a join on id alone scanned whole partitions).  The pending test
+ * is written "status || ''" so that the pending index is never read
+ * instead (phase 7 fell to 700/s that way).
  */
 static const char *record_sql =
-"WITH r AS ("
-"  SELECT r.*, d.endpoint_id, d.event_id, d.gen"
+"WITH r AS MATERIALIZED ("
+"  SELECT r.*"
 "    FROM ROWS FROM (pg_catalog.unnest($1::bigint[]), pg_catalog.unnest($2::integer[]),"
 "                    pg_catalog.unnest($3::text[]), pg_catalog.unnest($4::timestamptz[]),"
 "                    pg_catalog.unnest($5::timestamptz[]), pg_catalog.unnest($6::float8[]),"
 "                    pg_catalog.unnest($7::integer[]), pg_catalog.unnest($8::text[]),"
 "                    pg_catalog.unnest($9::text[]), pg_catalog.unnest($10::text[]),"
-"                    pg_catalog.unnest($11::text[]))"
+"                    pg_catalog.unnest($11::text[]), pg_catalog.unnest($12::smallint[]),"
+"                    pg_catalog.unnest($13::bigint[]), pg_catalog.unnest($14::uuid[]))"
 "      AS r(delivery_id, attempt, status, next_attempt_at, attempted_at, duration_ms, status_code,"
-"           error_class, error, response_body, url)"
-"    JOIN webhook.delivery_state d ON d.id = r.delivery_id AND d.id = ANY ($1::bigint[])"
+"           error_class, error, response_body, url, gen, endpoint_id, event_id)"
 "), upd AS ("
 "  UPDATE webhook.delivery_state d"
 "     SET status = r.status, attempts = r.attempt, claimed_at = NULL,"
@@ -201,14 +205,14 @@ static const char *record_sql =
 "         last_attempt_at = r.attempted_at, last_status_code = r.status_code,"
 "         last_error = CASE WHEN r.error_class IS NULL THEN NULL ELSE r.error_class || ': ' || r.error END,"
 "         completed_at = CASE WHEN r.status = 'pending' THEN NULL ELSE pg_catalog.now() END"
-"    FROM r WHERE d.id = r.delivery_id AND d.id = ANY ($1::bigint[]) AND d.status OPERATOR(pg_catalog.||) '' = 'pending'"
+"    FROM r WHERE d.id = r.delivery_id AND d.gen = r.gen AND d.status OPERATOR(pg_catalog.||) '' = 'pending'"
 "), streak AS ("
 "  SELECT r.endpoint_id,"
 "         max(r.attempted_at) FILTER (WHERE r.error_class IS NULL) AS last_ok,"
 "         max(r.attempted_at) FILTER (WHERE r.error_class IS NOT NULL) AS last_bad,"
 "         (pg_catalog.array_agg(r.error_class || ': ' || r.error ORDER BY r.attempted_at DESC)"
 "            FILTER (WHERE r.error_class IS NOT NULL))[1] AS last_error"
-"    FROM r WHERE r.endpoint_id IS NOT NULL GROUP BY r.endpoint_id"
+"    FROM r WHERE r.endpoint_id IN (SELECT ep.id FROM webhook.endpoints ep) GROUP BY r.endpoint_id"
 "), state AS ("
 "  INSERT INTO webhook.endpoint_state AS s"
 "         (endpoint_id, failing_since, consecutive_failures, last_success_at, last_failure_at, last_error)"
@@ -412,7 +416,8 @@ unseal_one(void *arg)
 }
 
 /*
- * The plain form of one of an endpoint's stored values.  One that does not
+ * The plain form of one of an endpoint's stored values, opened once and
+ * then taken from the worker's cache (unseal_cache.c).  One that does not
  * decrypt (a dump restored under another key) fails only its delivery: NULL
  * is returned and, for the first such value, *problem says which it was and
  * why, never what it holds.
@@ -422,14 +427,20 @@ unseal_for_delivery(const char *value, const char *what, const char **problem)
 {
 	UnsealArgs	u = {value, NULL};
 	ErrorData  *edata;
+	char	   *plain;
 
 	if (value == NULL)
 		return NULL;
 	if (!webhook_is_sealed(value))
 		return pstrdup(value);
+	if ((plain = unseal_cache_get(value)) != NULL)
+		return plain;
 	edata = try_in_subtransaction(unseal_one, &u);
 	if (edata == NULL)
+	{
+		unseal_cache_put(value, u.plain);
 		return u.plain;
+	}
 	if (*problem == NULL)
 		*problem = psprintf("%s cannot be decrypted: %s", what, edata->message);
 	FreeErrorData(edata);
@@ -610,6 +621,7 @@ delivery_from_tuple(HeapTuple tuple, TupleDesc desc)
 
 	d->cxt = cxt;
 	d->id = DatumGetInt64(SPI_getbinval(tuple, desc, 1, &isnull));
+	d->gen = DatumGetInt16(SPI_getbinval(tuple, desc, SPI_fnumber(desc, "gen"), &isnull));
 	d->attempt = attempt_number(DatumGetInt32(SPI_getbinval(tuple, desc, 2, &isnull)));
 	d->event_id = TextDatumGetCString(SPI_getbinval(tuple, desc, 3, &isnull));
 	d->event_type = TextDatumGetCString(SPI_getbinval(tuple, desc, 4, &isnull));
@@ -767,6 +779,7 @@ queue_claim(int limit, dlist_head *out, const EndpointLoadSnapshot *load,
 
 	/* Unsealing may run SPI and replace SPI_tuptable: keep this one. */
 	tuptable = SPI_tuptable;
+	unseal_cache_check_key();
 	n = (int) SPI_processed;
 	for (int i = 0; i < n; i++)
 	{
@@ -895,24 +908,46 @@ typedef struct RecordRows
 	int			n;
 } RecordRows;
 
+/* The record statement's arguments, in order: their types and element types. */
+#define RECORD_NARGS 14
+static const Oid record_argtypes[RECORD_NARGS] = {INT8ARRAYOID, INT4ARRAYOID, TEXTARRAYOID,
+	TIMESTAMPTZARRAYOID, TIMESTAMPTZARRAYOID, FLOAT8ARRAYOID, INT4ARRAYOID, TEXTARRAYOID, TEXTARRAYOID,
+TEXTARRAYOID, TEXTARRAYOID, INT2ARRAYOID, INT8ARRAYOID, UUIDARRAYOID};
+static const Oid record_elemtypes[RECORD_NARGS] = {INT8OID, INT4OID, TEXTOID, TIMESTAMPTZOID,
+	TIMESTAMPTZOID, FLOAT8OID, INT4OID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, INT2OID, INT8OID,
+UUIDOID};
+
+/*
+ * The record statement's plan, whenever it is made (the first executions,
+ * and again after the queue's tables change): each outcome finds its row
+ * through the primary key, never by a scan or a join that reads every row
+ * of a partition.  Its statistics lag behind a burst, or are those of an
+ * emptied generation, and the plans they chose were quadratic in the batch.
+ */
+static void
+record_plan_settings(void)
+{
+	static const char *const off[] = {"enable_seqscan", "enable_bitmapscan", "enable_hashjoin",
+	"enable_mergejoin", "enable_material"};
+
+	for (int i = 0; i < lengthof(off); i++)
+		(void) set_config_option(off[i], "off", PGC_USERSET, PGC_S_SESSION,
+								 GUC_ACTION_LOCAL, true, 0, false);
+}
+
 /* Write some outcomes with the saved record statement. */
 static void
 record_rows(void *arg)
 {
 	RecordRows *r = (RecordRows *) arg;
-	Oid			argtypes[11] = {INT8ARRAYOID, INT4ARRAYOID, TEXTARRAYOID, TIMESTAMPTZARRAYOID,
-		TIMESTAMPTZARRAYOID, FLOAT8ARRAYOID, INT4ARRAYOID, TEXTARRAYOID, TEXTARRAYOID,
-	TEXTARRAYOID, TEXTARRAYOID};
-	Oid			elemtypes[11] = {INT8OID, INT4OID, TEXTOID, TIMESTAMPTZOID, TIMESTAMPTZOID,
-	FLOAT8OID, INT4OID, TEXTOID, TEXTOID, TEXTOID, TEXTOID};
-	Datum	   *cols[11];
-	bool	   *nulls[11];
-	Datum		values[11];
+	Datum	   *cols[RECORD_NARGS];
+	bool	   *nulls[RECORD_NARGS];
+	Datum		values[RECORD_NARGS];
 	int			n = r->n;
 	int			ret;
 	static const char *status_names[] = {"pending", "succeeded", "failed"};
 
-	for (int c = 0; c < 11; c++)
+	for (int c = 0; c < RECORD_NARGS; c++)
 	{
 		cols[c] = palloc(sizeof(Datum) * n);
 		nulls[c] = palloc0(sizeof(bool) * n);
@@ -938,10 +973,16 @@ record_rows(void *arg)
 		cols[9][i] = d->response_len > 0 ? response_text(d) : (Datum) 0;
 		nulls[9][i] = d->response_len == 0;
 		cols[10][i] = CStringGetTextDatum(d->url);
+		cols[11][i] = Int16GetDatum(d->gen);
+		cols[12][i] = Int64GetDatum(d->endpoint_id);
+		cols[13][i] = DirectFunctionCall1(uuid_in, CStringGetDatum(d->event_id));
 	}
-	for (int c = 0; c < 11; c++)
-		values[c] = make_array(cols[c], nulls[c], n, elemtypes[c]);
-	ret = SPI_execute_plan(webhook_prepare_once(&record_plan, record_sql, 11, argtypes), values, NULL, false, 0);
+	for (int c = 0; c < RECORD_NARGS; c++)
+		values[c] = make_array(cols[c], nulls[c], n, record_elemtypes[c]);
+	record_plan_settings();
+	ret = SPI_execute_plan(webhook_prepare_once(&record_plan, record_sql, RECORD_NARGS,
+												(Oid *) record_argtypes),
+						   values, NULL, false, 0);
 	if (ret != SPI_OK_INSERT)
 		elog(ERROR, "could not record delivery outcomes: %s", SPI_result_code_string(ret));
 }

@@ -57,6 +57,25 @@ key_file_forbidden_mode(void)
 }
 
 /*
+ * Is the key this backend loaded still the one configured, in a file it may
+ * still read?  A cheap check, one stat and no reading, for callers that keep
+ * values unsealed under the loaded key (unseal_cache.c): false when no key
+ * is loaded, when the setting names another file, or when the file changed,
+ * went away or became readable by others.
+ */
+bool
+webhook_master_key_unchanged(void)
+{
+	struct stat st;
+	bool		is_default;
+	const char *path = webhook_master_key_path(&is_default);
+
+	return loaded_path != NULL && strcmp(loaded_path, path) == 0 &&
+		stat(path, &st) == 0 && st.st_mtime == loaded_mtime &&
+		(st.st_mode & key_file_forbidden_mode()) == 0;
+}
+
+/*
  * Load the master key (src/master_key.c says which file): 32 raw bytes, or
  * 64 hex digits, or base64 of 32 bytes.  A missing default key file is
  * created when create says so (a value is being sealed), and otherwise an

@@ -11,5 +11,6 @@ extern void WebhookSealingGucInit(void);
 extern bool webhook_is_sealed(const char *value);
 extern char *webhook_seal_value(const char *plain);
 extern char *webhook_unseal_value(const char *value);
+extern bool webhook_master_key_unchanged(void);
 
 #endif							/* WEBHOOK_SEALING_H */
