@@ -1055,6 +1055,25 @@ deactivate_gone(Delivery **done, int n, const bool *recorded)
 }
 
 /*
+ * The record transaction commits without waiting for its WAL to reach disk:
+ * the worker goes on at once instead of waiting for an fsync per batch.
+ * Claims still commit synchronously, and each one flushes the WAL before
+ * it, with every outcome recorded so far.  So what a server crash can lose
+ * is only the outcomes of the last moments with no claim after them; their
+ * deliveries are still claimed, and the next worker takes them over and
+ * sends them again, as it does with requests cut off in flight.  Order
+ * holds: an ordered key's next delivery is claimed only after the outcome
+ * before it is recorded, and that claim makes the outcome durable before
+ * the next request leaves.
+ */
+static void
+commit_record_without_waiting(void)
+{
+	(void) set_config_option("synchronous_commit", "off", PGC_USERSET, PGC_S_SESSION,
+							 GUC_ACTION_LOCAL, true, 0, false);
+}
+
+/*
  * Write the outcomes of finished requests: a batch in one statement or, when
  * that fails, each on its own, so that one row's failure keeps only that
  * outcome unrecorded.  recorded[i] says which were written; returns how many.
@@ -1068,6 +1087,7 @@ queue_record(Delivery **done, int n, bool *recorded)
 
 	begin_work("recording delivery outcomes");
 	wait_briefly_for_locks();
+	commit_record_without_waiting();
 	edata = try_in_subtransaction(record_rows, &all);
 	if (edata == NULL)
 	{
