@@ -36,9 +36,10 @@ PG_CPPFLAGS += -DWEBHOOK_EXTVERSION='"$(EXTVERSION)"'
 REGRESS = $(patsubst test/sql/%.sql,%,$(sort $(wildcard test/sql/*.sql)))
 REGRESS_OPTS = --inputdir=test --outputdir=test --temp-instance=./tmp_check --temp-config=test/regress.conf --load-extension=webhook
 
-# TAP tests in test/t, run by "make prove" after "make install".
+# TAP tests in test/t, run by "make prove" after "make install";
+# PROVE_JOBS=2 runs two files at a time (each starts servers of its own).
 PROVE_TESTS = $(sort $(wildcard test/t/*.pl))
-PROVE_FLAGS = -I $(srcdir)/test/t --timer
+PROVE_FLAGS = -I $(srcdir)/test/t --timer $(if $(PROVE_JOBS),-j$(PROVE_JOBS))
 
 EXTRA_CLEAN = $(EXTENSION).control tmp_check/ tmp_check_iso test/results test/regression.diffs test/regression.out test/log test/unit/netguard_test test/unit/schedule_test
 
