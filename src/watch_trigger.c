@@ -35,15 +35,16 @@
 #include "spi_util.h"
 #include "citus.h"
 #include "watch.h"
+#include "watch_lookup.h"
 #include "webhook.h"
 
 PG_FUNCTION_INFO_V1(webhook_watch_trigger);
 
 /*
- * Saved plans, so that a one-row INSERT does not plan three statements: the
- * options lookup and the enqueue call once per backend, the payload query
- * once per table, operation and query text (the text names the columns as
- * they are now, so a rename makes a new plan).
+ * Saved plans, so that a one-row INSERT does not plan its statements: the
+ * enqueue call once per backend, the payload query once per table,
+ * operation and query text (the text names the columns as they are now, so
+ * a rename makes a new plan).  The watch itself comes from watch_lookup.c.
  */
 typedef struct PayloadPlan
 {
@@ -56,7 +57,6 @@ typedef struct PayloadPlan
 #define PAYLOAD_NARGS 2
 static Oid	payload_argtypes[PAYLOAD_NARGS] = {TEXTARRAYOID, BOOLOID};
 
-static SPIPlanPtr options_plan = NULL;
 static HTAB *payload_plans = NULL;
 
 /*
@@ -99,58 +99,6 @@ payload_plan(Oid relid, const char *operation, const char *sql, int nargs, Oid *
 	entry->sql = saved_sql;
 	entry->plan = plan;
 	return plan;
-}
-
-/* Read the watch of a table; false when it has none (watch was removed). */
-static bool
-read_watch_options(Oid relid, const char *operation, WatchOptions *opts)
-{
-	Oid			argtypes[2] = {OIDOID, TEXTOID};
-	Datum		values[2] = {ObjectIdGetDatum(relid), CStringGetTextDatum(operation)};
-	int			ret;
-	HeapTuple	tup;
-	TupleDesc	desc;
-	bool		isnull;
-	Datum		d;
-
-	ret = SPI_execute_plan(webhook_prepare_once(&options_plan,
-												"SELECT event_prefix, $2 OPERATOR(pg_catalog.=) ANY (operations), columns, condition, exclude_columns, "
-												WATCH_ORDERING_KEY_SQL
-												"  FROM webhook.table_watches w WHERE table_oid OPERATOR(pg_catalog.=) $1::pg_catalog.regclass",
-												2, argtypes),
-						   values, NULL, true, 1);
-	if (ret != SPI_OK_SELECT)
-		elog(ERROR, "could not read the watch options: %s", SPI_result_code_string(ret));
-	if (SPI_processed == 0)
-		return false;
-
-	opts->relid = relid;
-	tup = SPI_tuptable->vals[0];
-	desc = SPI_tuptable->tupdesc;
-	opts->event_prefix = SPI_getvalue(tup, desc, 1);
-	opts->wants_operation = DatumGetBool(SPI_getbinval(tup, desc, 2, &isnull));
-
-	/*
-	 * Compatibility: until ALTER EXTENSION webhook UPDATE runs, a 0.1.0
-	 * schema keeps columns as text[] of names and the condition as SQL text.
-	 * src/compat.c reads them into what a watch keeps now (column numbers, a
-	 * parsed condition), so the text never reaches stringToNode.
-	 */
-	opts->ordering_key = (Datum) 0;
-	if (SPI_gettypeid(desc, 3) == TEXTARRAYOID)
-	{
-		webhook_compat_watch_row(relid, tup, desc, &opts->columns, &opts->condition,
-								 &opts->exclude_columns);
-		return true;
-	}
-	d = SPI_getbinval(tup, desc, 3, &isnull);
-	opts->columns = isnull ? (Datum) 0 : SPI_datumTransfer(d, false, -1);
-	opts->condition = SPI_getvalue(tup, desc, 4);
-	d = SPI_getbinval(tup, desc, 5, &isnull);
-	opts->exclude_columns = isnull ? (Datum) 0 : SPI_datumTransfer(d, false, -1);
-	d = SPI_getbinval(tup, desc, 6, &isnull);
-	opts->ordering_key = isnull ? (Datum) 0 : SPI_datumTransfer(d, false, -1);
-	return true;
 }
 
 /*
@@ -701,7 +649,7 @@ webhook_watch_trigger(PG_FUNCTION_ARGS)
 	/* InvalidOid: another copy of this shard makes the events. */
 	if (OidIsValid(watched))
 	{
-		if (!read_watch_options(watched, watch_ops[op].name, &opts) || !opts.wants_operation)
+		if (!watch_lookup(watched, watch_ops[op].name, &opts) || !opts.wants_operation)
 			warn_no_watch(trigdata);
 		else
 			emit_events(trigdata, op, &opts, webhook_owner, save_sec_context);

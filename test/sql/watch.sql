@@ -161,6 +161,29 @@ SELECT tgname FROM pg_trigger WHERE tgrelid = 'regress_watch.customers'::regclas
 ROLLBACK;
 
 --
+-- The trigger reads a watch once per backend, and again whenever the row
+-- the statement sees is another (src/watch_lookup.c): a watch() rolled back
+-- to a savepoint is forgotten, a new watch() counts from the next
+-- statement, and so does a row deleted by hand.
+--
+BEGIN;
+SELECT webhook.watch('regress_watch.customers', event_prefix => 'first', operations => '{insert}');
+INSERT INTO regress_watch.customers VALUES (1, 'ada@example.com', 'trial', 'h1', NULL);
+SAVEPOINT s;
+SELECT webhook.watch('regress_watch.customers', event_prefix => 'second', operations => '{insert}');
+INSERT INTO regress_watch.customers VALUES (2, 'bob@example.com', 'trial', 'h2', NULL);
+ROLLBACK TO s;
+INSERT INTO regress_watch.customers VALUES (3, 'cy@example.com', 'trial', 'h3', NULL);
+SELECT webhook.watch('regress_watch.customers', event_prefix => 'third', operations => '{insert}',
+                     exclude_columns => '{email,password_hash}');
+INSERT INTO regress_watch.customers VALUES (4, 'di@example.com', 'trial', 'h4', NULL);
+DELETE FROM webhook.table_watches WHERE table_oid = 'regress_watch.customers'::regclass;
+INSERT INTO regress_watch.customers VALUES (5, 'ed@example.com', 'trial', 'h5', NULL);
+SELECT event_type, payload -> 'record' ->> 'id' AS id, payload -> 'record' ? 'email' AS has_email
+  FROM webhook.events ORDER BY 2;
+ROLLBACK;
+
+--
 -- unwatch() removes the triggers and the row; true only when there was a watch.
 --
 BEGIN;
