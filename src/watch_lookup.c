@@ -96,12 +96,14 @@ options_from_cache(const CachedWatch *c, WatchOptions *opts)
 
 /*
  * Is the row a cache entry was read from still the version the current
- * snapshot sees?
+ * snapshot sees?  Its block may be gone (the table was vacuumed shorter, or
+ * rewritten): then it is not, and nothing is read past the table's end.
  */
 static bool
 still_current(const CachedWatch *c)
 {
 	Relation	rel = try_relation_open(c->watches_relid, AccessShareLock);
+	Snapshot	snapshot = ActiveSnapshotSet() ? GetActiveSnapshot() : GetTransactionSnapshot();
 	HeapTupleData tuple;
 	Buffer		buffer;
 	bool		same = false;
@@ -109,7 +111,8 @@ still_current(const CachedWatch *c)
 	if (rel == NULL)
 		return false;
 	tuple.t_self = c->tid;
-	if (heap_fetch(rel, GetActiveSnapshot(), &tuple, &buffer, false))
+	if (ItemPointerGetBlockNumber(&c->tid) < RelationGetNumberOfBlocks(rel) &&
+		heap_fetch(rel, snapshot, &tuple, &buffer, false))
 	{
 		same = TransactionIdEquals(HeapTupleHeaderGetRawXmin(tuple.t_data), c->xmin);
 		ReleaseBuffer(buffer);

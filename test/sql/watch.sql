@@ -882,6 +882,39 @@ INSERT INTO regress_watch.orders VALUES (7, 'new', 'n');
 SELECT event_type FROM webhook.events;
 ROLLBACK;
 
+-- A watch cached by this backend whose row's page is gone: VACUUM FULL
+-- rewrites webhook.table_watches shorter while the cached row (past a
+-- page of other watches) was replaced.  The next statement reads the watch
+-- again, and reads nothing past the table's end.
+SET client_min_messages = warning;
+DO $$
+BEGIN
+    FOR i IN 1..150 LOOP
+        EXECUTE format('CREATE TABLE regress_watch.pad_%s (id integer)', i);
+        PERFORM webhook.watch(format('regress_watch.pad_%s', i)::regclass);
+    END LOOP;
+END $$;
+RESET client_min_messages;
+CREATE TABLE regress_watch.probe (id integer);
+SELECT webhook.watch('regress_watch.probe', event_prefix => 'probe.first', operations => '{insert}');
+SELECT (ctid::text::point)[0] > 0 AS past_the_first_page
+  FROM webhook.table_watches WHERE table_oid = 'regress_watch.probe'::regclass;
+INSERT INTO regress_watch.probe VALUES (1);
+DO $$
+BEGIN
+    FOR i IN 1..150 LOOP
+        PERFORM webhook.unwatch(format('regress_watch.pad_%s', i)::regclass);
+    END LOOP;
+END $$;
+SELECT webhook.watch('regress_watch.probe', event_prefix => 'probe.second', operations => '{insert}');
+VACUUM FULL webhook.table_watches;
+SELECT pg_relation_size('webhook.table_watches') <= current_setting('block_size')::int AS one_page;
+INSERT INTO regress_watch.probe VALUES (2);
+SELECT event_type, payload -> 'record' ->> 'id' AS id FROM webhook.events
+ WHERE event_type LIKE 'probe.%' ORDER BY 2;
+SELECT webhook.unwatch('regress_watch.probe');
+DELETE FROM webhook.events WHERE event_type LIKE 'probe.%';
+
 -- Leave nothing behind.
 SET client_min_messages = warning;
 DROP SCHEMA regress_evil CASCADE;
