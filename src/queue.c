@@ -177,18 +177,20 @@ static const char *claim_sql =
  * (closed while in flight) keeps its state, but the attempt is still logged.
  * The streak stops growing at the integer limit, so that no value a row
  * holds fails the statement, and skips endpoints deleted meanwhile.  The
- * worker passes each delivery's key (id, gen), endpoint and event as it
- * claimed them, so the statement reads no row to find them: the state rows
- * are updated through their primary key, one probe each in one partition
- * (record_plan_settings makes that the plan whatever the statistics say;
- * a plan on estimates once compared every outcome with every row, 500 by
- * 500, and a join on id alone scanned whole partitions).  The pending test
- * is written "status || ''" so that the pending index is never read
- * instead (phase 7 fell to 700/s that way).
+ * worker passes each delivery's endpoint and event as it claimed them.  A
+ * row is found by its id alone: retention may have moved it to another
+ * generation while its request was out (the claim's generation is only
+ * the log row's when the row is gone).  Each outcome finds its row by
+ * primary-key probes (record_plan_settings makes that the plan whatever
+ * the statistics say; a plan on estimates once compared every outcome with
+ * every row, 500 by 500, and a join on id alone scanned whole partitions),
+ * and the update probes the one generation it is in.  The pending test is
+ * written "status || ''" so that the pending index is never read instead
+ * (phase 7 fell to 700/s that way).
  */
 static const char *record_sql =
 "WITH r AS MATERIALIZED ("
-"  SELECT r.*"
+"  SELECT r.*, (SELECT d.gen FROM webhook.delivery_state d WHERE d.id = r.delivery_id LIMIT 1) AS row_gen"
 "    FROM ROWS FROM (pg_catalog.unnest($1::bigint[]), pg_catalog.unnest($2::integer[]),"
 "                    pg_catalog.unnest($3::text[]), pg_catalog.unnest($4::timestamptz[]),"
 "                    pg_catalog.unnest($5::timestamptz[]), pg_catalog.unnest($6::float8[]),"
@@ -205,7 +207,7 @@ static const char *record_sql =
 "         last_attempt_at = r.attempted_at, last_status_code = r.status_code,"
 "         last_error = CASE WHEN r.error_class IS NULL THEN NULL ELSE r.error_class || ': ' || r.error END,"
 "         completed_at = CASE WHEN r.status = 'pending' THEN NULL ELSE pg_catalog.now() END"
-"    FROM r WHERE d.id = r.delivery_id AND d.gen = r.gen AND d.status OPERATOR(pg_catalog.||) '' = 'pending'"
+"    FROM r WHERE d.id = r.delivery_id AND d.gen = r.row_gen AND d.status OPERATOR(pg_catalog.||) '' = 'pending'"
 "), streak AS ("
 "  SELECT r.endpoint_id,"
 "         max(r.attempted_at) FILTER (WHERE r.error_class IS NULL) AS last_ok,"
@@ -236,7 +238,7 @@ static const char *record_sql =
 "INSERT INTO webhook.delivery_log (delivery_id, endpoint_id, event_id, attempt, url, attempted_at,"
 "                                  duration_ms, status_code, error_class, error, response_body, gen)"
 "SELECT r.delivery_id, r.endpoint_id, r.event_id, r.attempt, r.url, r.attempted_at,"
-"       r.duration_ms, r.status_code, r.error_class, r.error, r.response_body, r.gen"
+"       r.duration_ms, r.status_code, r.error_class, r.error, r.response_body, coalesce(r.row_gen, r.gen)"
 "  FROM r";
 
 /*
@@ -921,7 +923,8 @@ UUIDOID};
  * The record statement's plan, whenever it is made (the first executions,
  * and again after the queue's tables change): each outcome finds its row
  * through the primary key, never by a scan or a join that reads every row
- * of a partition.  Its statistics lag behind a burst, or are those of an
+ * of a partition.  Set for that statement only (its caller opens and
+ * closes a GUC level around it).  Its statistics lag behind a burst, or are those of an
  * emptied generation, and the plans they chose were quadratic in the batch.
  */
 static void
@@ -945,6 +948,7 @@ record_rows(void *arg)
 	Datum		values[RECORD_NARGS];
 	int			n = r->n;
 	int			ret;
+	int			nest_level;
 	static const char *status_names[] = {"pending", "succeeded", "failed"};
 
 	for (int c = 0; c < RECORD_NARGS; c++)
@@ -979,10 +983,12 @@ record_rows(void *arg)
 	}
 	for (int c = 0; c < RECORD_NARGS; c++)
 		values[c] = make_array(cols[c], nulls[c], n, record_elemtypes[c]);
+	nest_level = NewGUCNestLevel();
 	record_plan_settings();
 	ret = SPI_execute_plan(webhook_prepare_once(&record_plan, record_sql, RECORD_NARGS,
 												(Oid *) record_argtypes),
 						   values, NULL, false, 0);
+	AtEOXact_GUC(true, nest_level);
 	if (ret != SPI_OK_INSERT)
 		elog(ERROR, "could not record delivery outcomes: %s", SPI_result_code_string(ret));
 }

@@ -1,8 +1,9 @@
 # Faults: a receiver that drops the connection, answers garbage or hangs; a
 # receiver that is down and comes back; an error while writing the delivery
 # log (outcomes kept, nothing re-sent, all recorded once the log works
-# again); a 5 MB response (stored truncated, memory stays bounded); a server
-# restart with 2,000 deliveries pending.
+# again); a 5 MB response (stored truncated, memory stays bounded); a
+# delivery whose generation retention empties while its request is out; a
+# server restart with 2,000 deliveries pending.
 use strict;
 use warnings;
 
@@ -173,6 +174,31 @@ SKIP:
 	is(worker_pid($node), $pid, 'the same worker is still running');
 	diag("worker VmRSS: $before kB before, " . ($after // '?') . ' kB after three 5 MB responses');
 	cmp_ok(($after // 1e9) - $before, '<', 50 * 1024, '5 MB response: worker RSS grew by less than 50 MB');
+}
+
+# --- retention moves a delivery while its request is out -------------------------------
+# Its generation is emptied while the receiver takes 3 s to answer: the
+# delivery moves to the current generation, and its outcome is recorded
+# there, found by its id, not lost with the generation it was claimed in.
+{
+	my ($ep) = endpoint('moved.test', $r->url('/delay/3000/ok/moved'));
+	my $ev = send_event('moved.test');
+	ok( poll_until($node, 'postgres',
+			"SELECT count(*) FROM webhook.delivery_state WHERE event_id = '$ev' AND claimed_at IS NOT NULL",
+			'1', 30),
+		'moved in flight: the request is out');
+	my $gen = psql("SELECT gen FROM webhook.delivery_state WHERE event_id = '$ev'");
+	# The first call starts a new generation, the second empties the old one.
+	psql("SELECT webhook._rotate_generations(now() + interval '1 hour', now() + interval '1 hour', interval '0')")
+	  for 1 .. 2;
+	isnt(psql("SELECT gen FROM webhook.delivery_state WHERE event_id = '$ev'"), $gen,
+		'moved in flight: the delivery is in another generation now');
+	ok(wait_status($node, $ev, 'succeeded'), 'moved in flight: its outcome is recorded');
+	is(psql("SELECT attempts || '|' || (claimed_at IS NULL)::int FROM webhook.delivery_state WHERE event_id = '$ev'"),
+		'1|1', 'moved in flight: one attempt, no claim left');
+	is(psql("SELECT count(*) FROM webhook.delivery_log WHERE event_id = '$ev' AND status_code = 200"),
+		'1', 'moved in flight: the attempt is logged');
+	is(scalar(requests_at($r, '/delay/3000/ok/moved')), 1, 'moved in flight: sent once');
 }
 
 # --- restart with 2,000 deliveries pending ---------------------------------------------
