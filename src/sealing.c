@@ -41,6 +41,7 @@ char	   *webhook_master_key_file = NULL;
 static unsigned char master_key[KEY_LEN];
 static char *loaded_path = NULL;
 static time_t loaded_mtime = 0;
+static uint64 key_loads = 0;	/* keys loaded so far: names the one loaded */
 
 /*
  * The permission bits a key file must not have: none for others, and none
@@ -54,6 +55,16 @@ key_file_forbidden_mode(void)
 	if (pg_file_create_mode & S_IRGRP)
 		return S_IRWXO | S_IWGRP | S_IXGRP;
 	return S_IRWXO | S_IRWXG;
+}
+
+/*
+ * Which key this backend loaded last, as a number that changes at every
+ * load (0: none yet): values opened under one key are kept with its number.
+ */
+uint64
+webhook_master_key_generation(void)
+{
+	return key_loads;
 }
 
 /*
@@ -142,6 +153,7 @@ load_master_key(bool create)
 		pfree(loaded_path);
 	loaded_path = MemoryContextStrdup(TopMemoryContext, path);
 	loaded_mtime = st.st_mtime;
+	key_loads++;
 }
 
 /* Is a value in sealed form? */

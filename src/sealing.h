@@ -12,5 +12,6 @@ extern bool webhook_is_sealed(const char *value);
 extern char *webhook_seal_value(const char *plain);
 extern char *webhook_unseal_value(const char *value);
 extern bool webhook_master_key_unchanged(void);
+extern uint64 webhook_master_key_generation(void);
 
 #endif							/* WEBHOOK_SEALING_H */

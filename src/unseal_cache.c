@@ -32,6 +32,8 @@ typedef struct UnsealedValue
 
 static UnsealedValue slots[UNSEAL_CACHE_SLOTS];
 static int	n_used = 0;
+static uint64 opened_under = 0; /* the key the values were opened under
+								 * (webhook_master_key_generation) */
 
 /* Free one slot, wiping its plain value. */
 static void
@@ -53,39 +55,63 @@ slot_of(const char *sealed)
 	return &slots[hash_bytes((const unsigned char *) sealed, strlen(sealed)) % UNSEAL_CACHE_SLOTS];
 }
 
-/*
- * Forget every plain value unless the key they were opened with is still
- * the configured one, unchanged: called before each claim, so that a key
- * changed by a reload or on disk applies to the next delivery.
- */
-void
-unseal_cache_check_key(void)
+/* Forget every plain value. */
+static void
+drop_all(void)
 {
-	if (n_used == 0 || webhook_master_key_unchanged())
-		return;
 	for (int i = 0; i < UNSEAL_CACHE_SLOTS; i++)
 		drop_slot(&slots[i]);
 }
 
-/* A palloc'd copy of the plain value of sealed, or NULL if not cached. */
+/*
+ * Forget every plain value unless the key they were opened with is still
+ * the one loaded, and the loaded one is still the configured one,
+ * unchanged: called before each claim, so that a key changed by a reload
+ * or on disk applies to the next delivery.
+ */
+void
+unseal_cache_check_key(void)
+{
+	if (n_used == 0)
+		return;
+	if (webhook_master_key_generation() != opened_under || !webhook_master_key_unchanged())
+		drop_all();
+}
+
+/*
+ * A palloc'd copy of the plain value of sealed, or NULL if not cached (or
+ * cached under a key that is no longer the loaded one).
+ */
 char *
 unseal_cache_get(const char *sealed)
 {
 	UnsealedValue *slot = slot_of(sealed);
 
-	if (slot->sealed == NULL || strcmp(slot->sealed, sealed) != 0)
+	if (slot->sealed == NULL || strcmp(slot->sealed, sealed) != 0 ||
+		webhook_master_key_generation() != opened_under)
 		return NULL;
 	return pstrdup(slot->plain);
 }
 
-/* Remember the plain value of sealed, just opened under the loaded key. */
+/*
+ * Remember the plain value of sealed, just opened under the loaded key;
+ * values of an older key go first.  Both copies are made before the slot
+ * changes, so that running out of memory leaves it whole.
+ */
 void
 unseal_cache_put(const char *sealed, const char *plain)
 {
 	UnsealedValue *slot = slot_of(sealed);
+	char	   *sealed_copy = MemoryContextStrdup(TopMemoryContext, sealed);
+	char	   *plain_copy = MemoryContextStrdup(TopMemoryContext, plain);
 
+	if (webhook_master_key_generation() != opened_under)
+	{
+		drop_all();
+		opened_under = webhook_master_key_generation();
+	}
 	drop_slot(slot);
-	slot->sealed = MemoryContextStrdup(TopMemoryContext, sealed);
-	slot->plain = MemoryContextStrdup(TopMemoryContext, plain);
+	slot->sealed = sealed_copy;
+	slot->plain = plain_copy;
 	n_used++;
 }

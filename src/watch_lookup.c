@@ -19,6 +19,7 @@
 #include "access/heapam.h"
 #include "access/htup_details.h"
 #include "access/relation.h"
+#include "catalog/pg_am_d.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "storage/bufmgr.h"
@@ -45,6 +46,7 @@ typedef struct CachedWatch
 {
 	WatchKey	key;
 	Oid			watches_relid;	/* webhook.table_watches */
+	Oid			watches_file;	/* its relfilenode: a rewrite moves rows */
 	ItemPointerData tid;
 	TransactionId xmin;
 	MemoryContext cxt;			/* holds the values below */
@@ -96,8 +98,11 @@ options_from_cache(const CachedWatch *c, WatchOptions *opts)
 
 /*
  * Is the row a cache entry was read from still the version the current
- * snapshot sees?  Its block may be gone (the table was vacuumed shorter, or
- * rewritten): then it is not, and nothing is read past the table's end.
+ * snapshot sees?  Within one relfilenode a (ctid, xmin) pair names one row
+ * version; a rewrite (VACUUM FULL, CLUSTER) keeps the xmins but moves rows,
+ * so another file means read again.  Its block may be gone (the table was
+ * vacuumed shorter): then it is not current either, and nothing is read
+ * past the table's end.  Only heap tables are fetched from.
  */
 static bool
 still_current(const CachedWatch *c)
@@ -111,7 +116,8 @@ still_current(const CachedWatch *c)
 	if (rel == NULL)
 		return false;
 	tuple.t_self = c->tid;
-	if (ItemPointerGetBlockNumber(&c->tid) < RelationGetNumberOfBlocks(rel) &&
+	if (rel->rd_rel->relam == HEAP_TABLE_AM_OID && rel->rd_node.relNode == c->watches_file &&
+		ItemPointerGetBlockNumber(&c->tid) < RelationGetNumberOfBlocks(rel) &&
 		heap_fetch(rel, snapshot, &tuple, &buffer, false))
 	{
 		same = TransactionIdEquals(HeapTupleHeaderGetRawXmin(tuple.t_data), c->xmin);
@@ -121,36 +127,18 @@ still_current(const CachedWatch *c)
 	return same;
 }
 
-/* Keep what a watch row said, replacing an older entry of the same key. */
-static void
-remember(const WatchKey *key, const WatchOptions *opts, Oid watches_relid, ItemPointer tid,
-		 TransactionId xmin)
+/* The relfilenode of webhook.table_watches now (InvalidOid: it is gone). */
+static Oid
+watches_file(Oid watches_relid)
 {
-	CachedWatch *c;
-	bool		found;
+	Relation	rel = try_relation_open(watches_relid, AccessShareLock);
+	Oid			file;
 
-	if (watches == NULL)
-	{
-		HASHCTL		ctl;
-
-		memset(&ctl, 0, sizeof(ctl));
-		ctl.keysize = sizeof(WatchKey);
-		ctl.entrysize = sizeof(CachedWatch);
-		watches = hash_create("webhook watches", 64, &ctl, HASH_ELEM | HASH_BLOBS);
-	}
-	c = hash_search(watches, key, HASH_ENTER, &found);
-	if (found)
-		MemoryContextDelete(c->cxt);
-	c->cxt = AllocSetContextCreate(TopMemoryContext, "webhook watch", ALLOCSET_SMALL_SIZES);
-	c->watches_relid = watches_relid;
-	c->tid = *tid;
-	c->xmin = xmin;
-	c->event_prefix = copy_string(opts->event_prefix, c->cxt);
-	c->wants_operation = opts->wants_operation;
-	c->columns = copy_array(opts->columns, c->cxt);
-	c->condition = copy_string(opts->condition, c->cxt);
-	c->exclude_columns = copy_array(opts->exclude_columns, c->cxt);
-	c->ordering_key = copy_array(opts->ordering_key, c->cxt);
+	if (rel == NULL)
+		return InvalidOid;
+	file = rel->rd_node.relNode;
+	relation_close(rel, AccessShareLock);
+	return file;
 }
 
 /* Forget a table's cached watch for one operation. */
@@ -166,6 +154,44 @@ forget(const WatchKey *key)
 		return;
 	MemoryContextDelete(c->cxt);
 	hash_search(watches, key, HASH_REMOVE, NULL);
+}
+
+/*
+ * Keep what a watch row said, replacing an older entry of the same key.
+ * Everything is copied before the entry is made, so that running out of
+ * memory leaves no half-filled entry behind.
+ */
+static void
+remember(const WatchKey *key, const WatchOptions *opts, Oid watches_relid, ItemPointer tid,
+		 TransactionId xmin)
+{
+	CachedWatch fresh;
+	CachedWatch *c;
+
+	if (watches == NULL)
+	{
+		HASHCTL		ctl;
+
+		memset(&ctl, 0, sizeof(ctl));
+		ctl.keysize = sizeof(WatchKey);
+		ctl.entrysize = sizeof(CachedWatch);
+		watches = hash_create("webhook watches", 64, &ctl, HASH_ELEM | HASH_BLOBS);
+	}
+	forget(key);
+	fresh.key = *key;
+	fresh.watches_relid = watches_relid;
+	fresh.watches_file = watches_file(watches_relid);
+	fresh.tid = *tid;
+	fresh.xmin = xmin;
+	fresh.cxt = AllocSetContextCreate(TopMemoryContext, "webhook watch", ALLOCSET_SMALL_SIZES);
+	fresh.event_prefix = copy_string(opts->event_prefix, fresh.cxt);
+	fresh.wants_operation = opts->wants_operation;
+	fresh.columns = copy_array(opts->columns, fresh.cxt);
+	fresh.condition = copy_string(opts->condition, fresh.cxt);
+	fresh.exclude_columns = copy_array(opts->exclude_columns, fresh.cxt);
+	fresh.ordering_key = copy_array(opts->ordering_key, fresh.cxt);
+	c = hash_search(watches, key, HASH_ENTER, NULL);
+	*c = fresh;
 }
 
 /*

@@ -915,6 +915,28 @@ SELECT event_type, payload -> 'record' ->> 'id' AS id FROM webhook.events
 SELECT webhook.unwatch('regress_watch.probe');
 DELETE FROM webhook.events WHERE event_type LIKE 'probe.%';
 
+-- A rewrite keeps xmins but moves rows: two watches made in one
+-- transaction, the first cached, then changed, and VACUUM FULL packs the
+-- second into the first's old place.  The cache sees another file and
+-- reads the watch again, instead of taking the second row for the first.
+VACUUM FULL webhook.table_watches;
+CREATE TABLE regress_watch.twin_a (id integer);
+CREATE TABLE regress_watch.twin_b (id integer);
+BEGIN;
+SELECT webhook.watch('regress_watch.twin_a', event_prefix => 'twin.a', operations => '{insert}');
+SELECT webhook.watch('regress_watch.twin_b', event_prefix => 'twin.b', operations => '{insert}');
+COMMIT;
+SELECT ctid AS a_was FROM webhook.table_watches WHERE table_oid = 'regress_watch.twin_a'::regclass \gset
+INSERT INTO regress_watch.twin_a VALUES (1);
+SELECT webhook.watch('regress_watch.twin_a', event_prefix => 'twin.a2', operations => '{insert}');
+VACUUM FULL webhook.table_watches;
+SELECT table_oid::regclass AS now_at_a_was FROM webhook.table_watches WHERE ctid = :'a_was';
+INSERT INTO regress_watch.twin_a VALUES (2);
+SELECT event_type, payload -> 'record' ->> 'id' AS id FROM webhook.events
+ WHERE event_type LIKE 'twin.%' ORDER BY 2;
+SELECT webhook.unwatch('regress_watch.twin_a'), webhook.unwatch('regress_watch.twin_b');
+DELETE FROM webhook.events WHERE event_type LIKE 'twin.%';
+
 -- Leave nothing behind.
 SET client_min_messages = warning;
 DROP SCHEMA regress_evil CASCADE;
