@@ -2,7 +2,7 @@
 EXTENSION = webhook
 # The version lives here and only here: webhook.control (default_version), the
 # install script's name and the C code (WEBHOOK_EXTVERSION) take it from this.
-EXTVERSION = 0.7.0
+EXTVERSION = 0.8.0
 MODULE_big = webhook
 OBJS = src/module.o src/shmem.o src/launcher.o src/worker.o src/queue.o src/http.o \
        src/signing.o src/signature.o src/url_policy.o src/url_rules.o src/header_rules.o \
@@ -11,7 +11,7 @@ OBJS = src/module.o src/shmem.o src/launcher.o src/worker.o src/queue.o src/http
        src/compat.o src/proxy.o src/proxy_rules.o src/oauth.o src/endpoint_oauth.o \
        src/schedule.o src/error_classes.o src/endpoint_load.o src/spi_util.o src/version_gate.o \
        src/request_format.o src/enqueue.o src/endpoint_filter.o src/citus.o src/cluster_sync.o \
-       src/unseal_cache.o
+       src/unseal_cache.o src/reader.o
 # The install script of this version is built from the topic files in sql/src
 # (in name order).  sql/webhook--0.1.0.sql is the script released as 0.1.0
 # (git 2b8c360), FROZEN: never edit it, change sql/src and write an upgrade
@@ -21,7 +21,7 @@ OBJS = src/module.o src/shmem.o src/launcher.o src/worker.o src/queue.o src/http
 # before raising EXTVERSION.
 SQL_SRC = $(sort $(wildcard sql/src/*.sql))
 DATA_built = sql/$(EXTENSION)--$(EXTVERSION).sql
-DATA = sql/$(EXTENSION)--0.1.0.sql sql/$(EXTENSION)--0.2.0.sql sql/$(EXTENSION)--0.3.0.sql sql/$(EXTENSION)--0.4.0.sql sql/$(EXTENSION)--0.5.0.sql sql/$(EXTENSION)--0.6.0.sql $(wildcard sql/$(EXTENSION)--*--*.sql)
+DATA = sql/$(EXTENSION)--0.1.0.sql sql/$(EXTENSION)--0.2.0.sql sql/$(EXTENSION)--0.3.0.sql sql/$(EXTENSION)--0.4.0.sql sql/$(EXTENSION)--0.5.0.sql sql/$(EXTENSION)--0.6.0.sql sql/$(EXTENSION)--0.7.0.sql $(wildcard sql/$(EXTENSION)--*--*.sql)
 PGFILEDESC = "webhook - transactional outgoing webhooks"
 
 SHLIB_LINK = -lcurl -lcrypto

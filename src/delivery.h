@@ -56,6 +56,7 @@ typedef struct Delivery
 	int			retry_delay_s;	/* wait after this attempt if it fails, or -1:
 								 * no retry left */
 	int			max_in_flight;	/* the endpoint's cap on requests in flight */
+	bool		ordered;		/* the endpoint delivers in order, per key */
 	double		rate_limit_per_s;	/* 0: no limit */
 	const char *header_problem; /* a header that must not be sent: why */
 

@@ -26,6 +26,7 @@
 
 #include "proxy.h"
 #include "queue.h"
+#include "reader.h"
 #include "request_format.h"
 #include "sealing.h"
 #include "shmem.h"
@@ -38,7 +39,6 @@
 /* How long the worker's writes wait for a row another session locked. */
 #define WRITE_LOCK_TIMEOUT "1s"
 
-static SPIPlanPtr read_plan = NULL;
 static SPIPlanPtr claim_plan = NULL;
 static SPIPlanPtr record_plan = NULL;
 static SPIPlanPtr next_due_plan = NULL;
@@ -169,7 +169,9 @@ static const char *claim_sql =
 "           ep.oauth_token_url AS oauth_token_url, ep.oauth_client_id AS oauth_client_id,"
 "           ep.oauth_client_secret AS oauth_client_secret, ep.oauth_scope AS oauth_scope,"
 /* The row's generation, half of its key: the record finds the row by it. */
-"           d.gen AS gen";
+"           d.gen AS gen,"
+/* Ordered: its outcome may let the next delivery of its key go (worker.c). */
+"           ep.ordered AS ordered";
 
 /*
  * Record a batch of attempts: the delivery's new state, one log row each,
@@ -372,37 +374,6 @@ queue_start(void)
 	return state;
 }
 
-/*
- * Run fn in a subtransaction and return the error it raised, or NULL, so
- * that one row's failure rolls back that row's work only.
- */
-static ErrorData *
-try_in_subtransaction(void (*fn) (void *), void *arg)
-{
-	MemoryContext cxt = CurrentMemoryContext;
-	ResourceOwner owner = CurrentResourceOwner;
-	ErrorData  *volatile edata = NULL;
-
-	BeginInternalSubTransaction(NULL);
-	MemoryContextSwitchTo(cxt);
-	PG_TRY();
-	{
-		fn(arg);
-		ReleaseCurrentSubTransaction();
-	}
-	PG_CATCH();
-	{
-		MemoryContextSwitchTo(cxt);
-		edata = CopyErrorData();
-		FlushErrorState();
-		RollbackAndReleaseCurrentSubTransaction();
-	}
-	PG_END_TRY();
-	MemoryContextSwitchTo(cxt);
-	CurrentResourceOwner = owner;
-	return edata;
-}
-
 typedef struct UnsealArgs
 {
 	const char *value;
@@ -437,7 +408,7 @@ unseal_for_delivery(const char *value, const char *what, const char **problem)
 		return pstrdup(value);
 	if ((plain = unseal_cache_get(value)) != NULL)
 		return plain;
-	edata = try_in_subtransaction(unseal_one, &u);
+	edata = webhook_try_in_subtransaction(unseal_one, &u);
 	if (edata == NULL)
 	{
 		unseal_cache_put(value, u.plain);
@@ -650,6 +621,7 @@ delivery_from_tuple(HeapTuple tuple, TupleDesc desc)
 	d->auth_password = unseal_for_delivery(SPI_getvalue(tuple, desc, 17),
 										   "the endpoint's auth_password", &d->key_problem);
 	d->rate_limit_per_s = DatumGetFloat8(SPI_getbinval(tuple, desc, 18, &isnull));
+	d->ordered = DatumGetBool(SPI_getbinval(tuple, desc, SPI_fnumber(desc, "ordered"), &isnull));
 	proxy_from_tuple(d, tuple, desc);
 	/* The request format's columns, by name (request_format.c). */
 	request_format_from_claim(d, tuple, desc);
@@ -717,30 +689,6 @@ claimed_delivery(HeapTuple tuple, TupleDesc desc)
 }
 
 /*
- * Read the next page of committed events into delivery_state rows
- * (webhook._read_events): the applications' transactions write only the
- * events, and the worker matches them to endpoints here, off their path.
- * Must be the transaction's first write, before the claim that takes the
- * new rows.  Any of the database's workers may read (the position row's
- * lock makes them take turns).  Returns the number of events read: a full
- * page means more may wait.
- */
-static int
-read_new_events(int page)
-{
-	Oid			argtypes[1] = {INT4OID};
-	Datum		values[1] = {Int32GetDatum(page)};
-	bool		isnull;
-	int			ret;
-
-	ret = SPI_execute_plan(webhook_prepare_once(&read_plan, "SELECT webhook._read_events($1)", 1, argtypes),
-						   values, NULL, false, 1);
-	if (ret != SPI_OK_SELECT || SPI_processed != 1)
-		elog(ERROR, "could not read new events: %s", SPI_result_code_string(ret));
-	return DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
-}
-
-/*
  * Claim a batch of due deliveries and append them to out.  load holds the
  * endpoints the worker is sending to; held, the deliveries whose outcome it
  * has not recorded yet.  New events are read first, up to a page of
@@ -768,7 +716,13 @@ queue_claim(int limit, dlist_head *out, const EndpointLoadSnapshot *load,
 		end_work();
 		return -1;
 	}
-	n_read = read_new_events(webhook_batch_size);
+
+	/*
+	 * New events first (reader.c): the transaction's first statement, before
+	 * the claim that takes the rows it makes.  Any of the database's workers
+	 * may read; the rows may be for other workers' endpoints.
+	 */
+	n_read = reader_read_events(webhook_batch_size);
 	*more_events = n_read >= webhook_batch_size;
 	values[0] = Int32GetDatum(limit);
 	values[3] = Int32GetDatum(webhook_max_in_flight_per_endpoint);
@@ -881,7 +835,7 @@ rotate_generations(void)
 	ErrorData  *edata;
 
 	wait_briefly_for_locks();
-	edata = try_in_subtransaction(rotate_generations_sql, NULL);
+	edata = webhook_try_in_subtransaction(rotate_generations_sql, NULL);
 	if (edata != NULL)
 		ereport(WARNING,
 				(errcode(edata->sqlerrcode),
@@ -998,7 +952,7 @@ static bool
 record_alone(Delivery *d)
 {
 	RecordRows	one = {&d, 1};
-	ErrorData  *edata = try_in_subtransaction(record_rows, &one);
+	ErrorData  *edata = webhook_try_in_subtransaction(record_rows, &one);
 
 	if (edata == NULL)
 		return true;
@@ -1043,14 +997,14 @@ deactivate_gone(Delivery **done, int n, const bool *recorded)
 	for (int i = 0; i < n; i++)
 		if (recorded[i] && done[i]->deactivate_endpoint)
 			all.ids[all.n++] = done[i]->endpoint_id;
-	if (all.n == 0 || (edata = try_in_subtransaction(deactivate_endpoints, &all)) == NULL)
+	if (all.n == 0 || (edata = webhook_try_in_subtransaction(deactivate_endpoints, &all)) == NULL)
 		return;
 	FreeErrorData(edata);
 	for (int i = 0; i < all.n; i++)
 	{
 		EndpointIds one = {&all.ids[i], 1};
 
-		if ((edata = try_in_subtransaction(deactivate_endpoints, &one)) == NULL)
+		if ((edata = webhook_try_in_subtransaction(deactivate_endpoints, &one)) == NULL)
 			continue;
 		ereport(WARNING,
 				(errcode(edata->sqlerrcode),
@@ -1094,7 +1048,7 @@ queue_record(Delivery **done, int n, bool *recorded)
 	begin_work("recording delivery outcomes");
 	wait_briefly_for_locks();
 	commit_record_without_waiting();
-	edata = try_in_subtransaction(record_rows, &all);
+	edata = webhook_try_in_subtransaction(record_rows, &all);
 	if (edata == NULL)
 	{
 		for (int i = 0; i < n; i++)

@@ -2,11 +2,13 @@
  * spi_util.c
  *		SPI plans prepared once and kept for the life of the process, for
  *		statements a process runs again and again (the worker's claim, the
- *		watch trigger's insert).
+ *		watch trigger's insert), and statements run in a subtransaction.
  */
 #include "postgres.h"
 
+#include "access/xact.h"
 #include "executor/spi.h"
+#include "utils/resowner.h"
 
 #include "spi_util.h"
 
@@ -31,4 +33,35 @@ webhook_prepare_once(SPIPlanPtr *plan, const char *sql, int nargs, Oid *argtypes
 		*plan = p;
 	}
 	return *plan;
+}
+
+/*
+ * Run fn in a subtransaction and return the error it raised, or NULL, so
+ * that one row's failure rolls back that row's work only.
+ */
+ErrorData *
+webhook_try_in_subtransaction(void (*fn) (void *), void *arg)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+	ResourceOwner owner = CurrentResourceOwner;
+	ErrorData  *volatile edata = NULL;
+
+	BeginInternalSubTransaction(NULL);
+	MemoryContextSwitchTo(cxt);
+	PG_TRY();
+	{
+		fn(arg);
+		ReleaseCurrentSubTransaction();
+	}
+	PG_CATCH();
+	{
+		MemoryContextSwitchTo(cxt);
+		edata = CopyErrorData();
+		FlushErrorState();
+		RollbackAndReleaseCurrentSubTransaction();
+	}
+	PG_END_TRY();
+	MemoryContextSwitchTo(cxt);
+	CurrentResourceOwner = owner;
+	return edata;
 }

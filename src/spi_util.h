@@ -1,7 +1,7 @@
 /*
  * spi_util.h
- *		SPI plans prepared once per process (spi_util.c); used by the worker's
- *		queries and by the watch trigger.
+ *		SPI plans prepared once per process, and subtransactions (spi_util.c);
+ *		used by the worker's queries and by the watch trigger.
  */
 #ifndef WEBHOOK_SPI_UTIL_H
 #define WEBHOOK_SPI_UTIL_H
@@ -11,5 +11,6 @@
 #include "executor/spi.h"
 
 extern SPIPlanPtr webhook_prepare_once(SPIPlanPtr *plan, const char *sql, int nargs, Oid *argtypes);
+extern ErrorData *webhook_try_in_subtransaction(void (*fn) (void *), void *arg);
 
 #endif							/* WEBHOOK_SPI_UTIL_H */

@@ -64,6 +64,8 @@ typedef struct WorkerState
 								 * query until woken and it is ours */
 	bool		claims_released;	/* an earlier worker's claims were
 									 * released */
+	bool		held_back;		/* the last drained claim left deliveries
+								 * behind a full endpoint or an empty bucket */
 	TimestampTz next_due;		/* the next pending delivery comes due (0:
 								 * none known) */
 	TimestampTz throttle_wake;	/* an empty token bucket holds a token again */
@@ -387,6 +389,7 @@ schedule_next_claim(WorkerState *s, int claimed, TimestampTz claim_began)
 
 	s->claim_after = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), CLAIM_COALESCE_MS);
 	s->need_claim = false;
+	s->held_back = true;
 	endpoint_load_snapshot(&a.load);
 	s->throttle_wake = a.load.throttle_wake;
 	a.rates = palloc(sizeof(double) * Max(a.load.n_saturated, 1));
@@ -396,6 +399,7 @@ schedule_next_claim(WorkerState *s, int claimed, TimestampTz claim_began)
 		return;
 	}
 	endpoint_load_refresh(a.load.saturated, a.rates, a.load.n_saturated);
+	s->held_back = a.load.n_saturated > 0;
 	s->next_due = schedule_next_due(a.next_due, claim_began, claimed, GetCurrentTimestamp(),
 									RECHECK_MS * INT64CONST(1000));
 }
@@ -551,6 +555,27 @@ record_finished(Delivery **finished, int n)
 }
 
 /*
+ * May recording these outcomes make a delivery claimable that the last
+ * claim could not take?  Not when the last claim drained the queue with no
+ * endpoint full or out of tokens (then next_due already knows when the
+ * next retry comes due), and each outcome is a success for an unordered
+ * endpoint: a retry, a failure or an ordered endpoint's outcome may let
+ * another delivery go.  New events wake the worker anyway.  Skipping the
+ * claim then saves a read, a claim and a next-due query per delivery at
+ * low rates.
+ */
+static bool
+record_may_free_claims(const WorkerState *s, Delivery **done, int n)
+{
+	if (s->need_claim || s->held_back)
+		return true;
+	for (int i = 0; i < n; i++)
+		if (done[i]->status != DELIVERY_SUCCEEDED || done[i]->ordered)
+			return true;
+	return false;
+}
+
+/*
  * Step 3, record: collect what finished and decide each outcome once, then
  * record new outcomes at once and old ones that could not be recorded after
  * a back-off.  Housekeeping follows a full recording.  While gated, outcomes
@@ -562,6 +587,7 @@ record_outcomes(WorkerState *s)
 	Delivery   *d;
 	int			n_new = 0;
 	bool		had_failures;
+	bool		may_free;
 
 	dlist_head	oauth_failed;
 
@@ -583,8 +609,10 @@ record_outcomes(WorkerState *s)
 		(n_new == 0 && s->record_at != 0 && GetCurrentTimestamp() < s->record_at))
 		return;
 
+	may_free = record_may_free_claims(s, s->finished, s->n_finished);
 	s->n_finished = record_finished(s->finished, s->n_finished);
-	s->need_claim = true;
+	if (may_free || s->n_finished > 0)
+		s->need_claim = true;
 	if (s->n_finished > 0)
 	{
 		s->record_at = backoff_after_error(&s->record_errors);

@@ -58,122 +58,17 @@ EXCEPTION WHEN OTHERS THEN
 END;
 $$;
 
--- Fan one page of a window out into pending delivery_state rows, one per
--- active endpoint subscribed to each event whose filter the payload passes,
--- in queue order (ordered endpoints deliver by id, per ordering key), due
--- at the event's deliver_at if later.  A filter that cannot judge an event
--- (unknown, or an error it raises) sends it nowhere, and counts in the
--- endpoint's state (webhook.endpoint_health).  With safe, each filter is
--- evaluated on its own (webhook._filter_verdict), so that one that raises
--- even with silent => true costs only its own event.  Returns the number of
--- events in the page and the last one's (txid, id).
-CREATE FUNCTION webhook._fan_out(done pg_snapshot, cur pg_snapshot, after_txid xid8, after_id uuid,
-                                 page integer, safe boolean,
-                                 OUT n integer, OUT last_txid xid8, OUT last_id uuid)
-LANGUAGE plpgsql VOLATILE
-SET search_path = pg_catalog, pg_temp
-AS $$
--- PL/pgSQL, not SQL: the statement's plan is kept for the session (a SQL
--- function is planned again at every call, a millisecond here).
-#variable_conflict use_column
-BEGIN
-WITH page AS MATERIALIZED (
-    SELECT w.txid, w.id, w.event_type, w.gen, w.payload, w.deliver_at, w.ordering_key
-      FROM webhook._window_events(done, cur, after_txid, after_id, page) w
-), matched AS (
-    SELECT p.txid, p.id, p.gen, p.deliver_at, p.ordering_key, ep.id AS endpoint_id,
-           CASE WHEN ep.filter IS NULL THEN true
-                WHEN safe THEN webhook._filter_verdict(ep.filter, p.payload)
-                ELSE pg_catalog.jsonb_path_match(p.payload, ep.filter, '{}', true) END AS passes
-      FROM page p JOIN webhook.endpoints ep
-        ON ep.active AND webhook._subscribed(ep.event_types, p.event_type)
-), made AS (
-    INSERT INTO webhook.delivery_state (event_id, endpoint_id, gen, next_attempt_at, ordering_key)
-    SELECT m.id, m.endpoint_id, m.gen, greatest(m.deliver_at, pg_catalog.now()), coalesce(m.ordering_key, '')
-      FROM matched m WHERE m.passes
-     ORDER BY m.txid, m.id, m.endpoint_id
-), unjudged AS (
-    INSERT INTO webhook.endpoint_state AS s (endpoint_id, filter_errors, last_filter_error_at, last_filter_error_event)
-    SELECT m.endpoint_id, count(*), pg_catalog.now(), (pg_catalog.array_agg(m.id ORDER BY m.txid DESC, m.id DESC))[1]
-      FROM matched m WHERE m.passes IS NULL
-     GROUP BY m.endpoint_id
-    ON CONFLICT (endpoint_id) DO UPDATE
-       SET filter_errors = s.filter_errors + excluded.filter_errors,
-           last_filter_error_at = excluded.last_filter_error_at,
-           last_filter_error_event = excluded.last_filter_error_event
-)
-SELECT (SELECT count(*) FROM page)::integer, l.txid, l.id INTO n, last_txid, last_id
-  FROM (SELECT 1) one
-  LEFT JOIN (SELECT p.txid, p.id FROM page p ORDER BY p.txid DESC, p.id DESC LIMIT 1) l ON true;
-END;
-$$;
-
 -- Read the next page of new events (at most page events) into pending
--- delivery_state rows (webhook._fan_out), and move the position on.  The
--- delivery worker runs it as the first statement of a transaction: the
--- window's end is then a snapshot in which the worker's own transaction is
--- not running yet, and which sees every transaction committed so far.
--- A short page closes the window (done := its end); a full one keeps it open
--- with a cursor, so the next call reads on from there.  While any active
--- endpoint has a filter, a page on which a filter raises is read again with
--- each filter evaluated on its own: one bad filter or payload never stops
--- the reading.  Returns the number of events read.
+-- delivery_state rows, one per active endpoint subscribed to each event
+-- whose filter the payload passes, and move the position on (src/reader.c,
+-- which the delivery worker calls directly).  Run it as the first statement
+-- of a transaction: the window's end is then a snapshot in which the
+-- transaction is not running yet.  A short page closes the window; a full
+-- one keeps it open with a cursor.  Returns the number of events read.
 CREATE FUNCTION webhook._read_events(page integer)
-RETURNS integer LANGUAGE plpgsql VOLATILE
+RETURNS integer LANGUAGE C VOLATILE STRICT
 SET search_path = pg_catalog, pg_temp
-AS $$
-DECLARE
-    pos webhook.queue_positions;
-    v_cur pg_snapshot;
-    v_read integer;
-    v_last_txid xid8;
-    v_last_id uuid;
-    v_safe boolean := false;
-BEGIN
-    SELECT * INTO pos FROM webhook.queue_positions p WHERE p.worker = 0 FOR UPDATE;
-    IF NOT FOUND THEN
-        RAISE EXCEPTION 'webhook.queue_positions has no row for worker 0'
-            USING ERRCODE = 'object_not_in_prerequisite_state',
-                  HINT = 'Do not delete rows of webhook.queue_positions; INSERT INTO webhook.queue_positions (worker, done_snapshot) VALUES (0, pg_current_snapshot()) starts reading from now.';
-    END IF;
-    v_cur := coalesce(pos.window_snapshot, pg_current_snapshot());
-    IF EXISTS (SELECT 1 FROM webhook.restored_events) THEN
-        PERFORM webhook._settle_restored();
-    END IF;
-
-    IF NOT EXISTS (SELECT 1 FROM webhook.endpoints ep WHERE ep.active AND ep.filter IS NOT NULL) THEN
-        SELECT f.n, f.last_txid, f.last_id INTO v_read, v_last_txid, v_last_id
-          FROM webhook._fan_out(pos.done_snapshot, v_cur, pos.after_txid, pos.after_id, page, false) f;
-    ELSE
-        LOOP
-            BEGIN
-                SELECT f.n, f.last_txid, f.last_id INTO v_read, v_last_txid, v_last_id
-                  FROM webhook._fan_out(pos.done_snapshot, v_cur, pos.after_txid, pos.after_id, page, v_safe) f;
-                EXIT;
-            EXCEPTION WHEN OTHERS THEN
-                IF v_safe THEN
-                    RAISE;
-                END IF;
-                v_safe := true;
-            END;
-        END LOOP;
-    END IF;
-
-    IF v_read >= page THEN
-        UPDATE webhook.queue_positions p
-           SET window_snapshot = v_cur, after_txid = v_last_txid, after_id = v_last_id, updated_at = now()
-         WHERE p.worker = 0;
-    ELSIF v_read > 0 OR pos.window_snapshot IS NOT NULL
-          OR pg_snapshot_xmin(v_cur) <> pg_snapshot_xmin(pos.done_snapshot)
-          OR pg_snapshot_xmax(v_cur) <> pg_snapshot_xmax(pos.done_snapshot) THEN
-        UPDATE webhook.queue_positions p
-           SET done_snapshot = v_cur, window_snapshot = NULL, after_txid = '0',
-               after_id = '00000000-0000-0000-0000-000000000000', updated_at = now()
-         WHERE p.worker = 0;
-    END IF;
-    RETURN v_read;
-END;
-$$;
+AS 'MODULE_PATHNAME', 'webhook_read_events';
 
 -- The head of each ordering key of an endpoint: its oldest pending
 -- delivery, which an ordered endpoint sends before any other of that key.
