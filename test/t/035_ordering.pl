@@ -28,6 +28,22 @@ sub arrivals
 		  grep { index($_->{path}, $prefix) == 0 } @{ requests($r) } ];
 }
 
+# --- one key of successes goes on at once ----------------------------------------
+# Each success of an ordered endpoint lets its key's next event go: recording
+# it must lead to a claim, not to a wait for the recorded head's lease (half a
+# minute or more) to lapse.  Nothing fails here, the endpoint is never
+# full and nothing else is queued (this runs first), so only the ordering
+# makes that claim needed.
+psql(sprintf(q{INSERT INTO webhook.endpoints (name, url, event_types, ordered)
+               VALUES ('chain', '%s', '{chain.*}', true)}, $r->url('/chain')));
+psql(q{SELECT count(webhook.send('chain.e', jsonb_build_object('n', n), ordering_key => 'one'))
+         FROM generate_series(1, 6) n});
+ok(poll_until($node, 'postgres',
+		q{SELECT count(*) FILTER (WHERE d.status = 'succeeded') FROM webhook.deliveries d
+		   JOIN webhook.endpoints e ON e.id = d.endpoint_id WHERE e.name = 'chain'}, 6, 60),
+	'one key of successes: each delivery follows the one before, without waiting for a lease');
+is(join(',', map { $_->{data}{n} } @{ arrivals('/chain') }), '1,2,3,4,5,6', 'one key of successes: in order');
+
 # --- 50 keys x 40 events, a slow receiver that fails at random ---------------
 # Many quick retries (the test node scales retry delays to milliseconds), so
 # that nothing fails for good.
