@@ -55,7 +55,8 @@ psql(join ";\n",
 	map { "SELECT count(webhook.send('ord.e', jsonb_build_object('k', k, 'n', $_), ordering_key => 'key-' || k))
 	         FROM generate_series(1, $keys) k" } 1 .. $per_key);
 ok(poll_until($node, 'postgres',
-		q{SELECT count(*) FILTER (WHERE status = 'succeeded') || '/' || count(*) FROM webhook.deliveries},
+		q{SELECT count(*) FILTER (WHERE d.status = 'succeeded') || '/' || count(*) FROM webhook.deliveries d
+		   JOIN webhook.endpoints e ON e.id = d.endpoint_id WHERE e.name = 'ordered'},
 		($keys * $per_key) . '/' . ($keys * $per_key), 180),
 	'ordered: every delivery succeeded');
 my $got = arrivals('/ordered/');
