@@ -40,8 +40,19 @@
 #define WRITE_LOCK_TIMEOUT "1s"
 
 static SPIPlanPtr claim_plan = NULL;
+static SPIPlanPtr claim_unordered_plan = NULL;
 static SPIPlanPtr record_plan = NULL;
 static SPIPlanPtr next_due_plan = NULL;
+static SPIPlanPtr next_due_unordered_plan = NULL;
+
+/*
+ * Is any active endpoint ordered, as the last read of new events saw (in
+ * the snapshot that made its rows)?  The claim and the next-due query leave
+ * out their ordered arm when none is.  An endpoint made ordered or active
+ * later wakes the worker when its change commits
+ * (webhook._endpoints_after_update), and the next claim reads again.
+ */
+static bool ordered_endpoints = true;
 static SPIPlanPtr deactivate_plan = NULL;
 
 /*
@@ -91,7 +102,7 @@ queue_init_worker(int worker, int workers)
  * attempts count below 0, as a row written before its CHECK constraint may
  * hold, counts as 0.
  */
-static const char *claim_sql =
+static const char *claim_busy_and_room =
 "WITH busy AS ("
 "  SELECT b.endpoint_id, b.in_flight, b.tokens"
 "    FROM ROWS FROM (pg_catalog.unnest($2::bigint[]), pg_catalog.unnest($3::integer[]),"
@@ -103,9 +114,11 @@ static const char *claim_sql =
 "                             ELSE pg_catalog.floor(coalesce(b.tokens, greatest(ep.rate_limit_per_s, 1)))::integer END),"
 "                  0) AS n"
 "    FROM webhook.endpoints ep LEFT JOIN busy b ON b.endpoint_id = ep.id"
-"   WHERE ep.active AND webhook._worker_of(ep.id, $7) = $8"
-"), due AS ("
-"  (SELECT d.id, d.next_attempt_at, d.gen FROM room"
+"   WHERE ep.active AND webhook._worker_of(ep.id, $7) = $8";
+
+/* The due deliveries of unordered endpoints: the oldest due first. */
+static const char *claim_unordered_arm =
+"   SELECT d.id, d.next_attempt_at, d.gen FROM room"
 "     CROSS JOIN LATERAL ("
 "       SELECT d.id, d.next_attempt_at, d.gen FROM webhook.delivery_state d"
 "        WHERE d.endpoint_id = room.id AND d.status = 'pending' AND d.next_attempt_at <= pg_catalog.now()"
@@ -113,8 +126,13 @@ static const char *claim_sql =
 "          AND d.id <> ALL ($6::bigint[])"
 "        ORDER BY d.next_attempt_at LIMIT room.n"
 "        FOR UPDATE OF d SKIP LOCKED) d"
-"    WHERE NOT room.ordered AND room.n > 0"
-"   UNION ALL"
+"    WHERE NOT room.ordered AND room.n > 0";
+
+/*
+ * The due heads of ordered endpoints' keys, each only when no later
+ * delivery of its key is in flight.
+ */
+static const char *claim_ordered_arm =
 "   SELECT d.id, d.next_attempt_at, d.gen FROM room"
 "     CROSS JOIN LATERAL ("
 "       SELECT o.id, o.gen FROM webhook._ordered_heads(room.id) o"
@@ -129,9 +147,10 @@ static const char *claim_sql =
 "          AND (d.claimed_at IS NULL OR d.claimed_at < pg_catalog.now() - room.lease)"
 "          AND d.id <> ALL ($6::bigint[])"
 "        FOR UPDATE OF d SKIP LOCKED) d"
-"    WHERE room.ordered AND room.n > 0)"
-"  ORDER BY 2 LIMIT $1"
-")"
+"    WHERE room.ordered AND room.n > 0";
+
+/* The claim itself, and what the worker needs to send each delivery. */
+static const char *claim_update =
 "UPDATE webhook.delivery_state d"
 "   SET claimed_at = pg_catalog.now()"
 "  FROM due, webhook.endpoints ep, webhook.events ev"
@@ -172,6 +191,27 @@ static const char *claim_sql =
 "           d.gen AS gen,"
 /* Ordered: its outcome may let the next delivery of its key go (worker.c). */
 "           ep.ordered AS ordered";
+
+/*
+ * The claim statement, with the ordered endpoints' arm or without it (no
+ * active endpoint is ordered: its plan then starts a good part faster,
+ * which an idle worker pays at every claim).  Built once per process.
+ */
+static const char *
+claim_sql(bool ordered)
+{
+	static char *with_ordered = NULL;
+	static char *unordered_only = NULL;
+	char	  **sql = ordered ? &with_ordered : &unordered_only;
+
+	if (*sql == NULL)
+		*sql = MemoryContextStrdup(TopMemoryContext,
+								   psprintf("%s), due AS ((%s%s%s) ORDER BY 2 LIMIT $1)%s",
+											claim_busy_and_room, claim_unordered_arm,
+											ordered ? " UNION ALL " : "",
+											ordered ? claim_ordered_arm : "", claim_update));
+	return *sql;
+}
 
 /*
  * Record a batch of attempts: the delivery's new state, one log row each,
@@ -252,7 +292,7 @@ static const char *record_sql =
  * each endpoint in $1 (0: none, or the endpoint is gone or inactive), so the
  * worker forgets buckets of endpoints that no longer need them.
  */
-static const char *next_due_sql =
+static const char *next_due_head =
 "SELECT (SELECT min(n.due)"
 "          FROM webhook.endpoints ep"
 "          CROSS JOIN LATERAL ("
@@ -262,15 +302,34 @@ static const char *next_due_sql =
 "            UNION ALL"
 "            SELECT min(d.claimed_at) + webhook._claim_lease(" LEASE_TIMEOUT_MS ") FROM webhook.delivery_state d"
 "             WHERE d.endpoint_id = ep.id AND d.status = 'pending' AND d.next_attempt_at <= pg_catalog.now()"
-"               AND d.claimed_at IS NOT NULL AND NOT ep.ordered"
-"            UNION ALL"
+"               AND d.claimed_at IS NOT NULL AND NOT ep.ordered";
+
+/* An ordered endpoint's next: the first of its keys' heads to come due. */
+static const char *next_due_ordered_arm =
 "            SELECT min(greatest(h.next_attempt_at, h.claimed_at + webhook._claim_lease(" LEASE_TIMEOUT_MS ")))"
-"              FROM webhook._ordered_heads(ep.id) h WHERE ep.ordered"
+"              FROM webhook._ordered_heads(ep.id) h WHERE ep.ordered";
+
+static const char *next_due_tail =
 "          ) n(due)"
 "         WHERE ep.active AND ep.id <> ALL ($1::bigint[]) AND webhook._worker_of(ep.id, $2) = $3),"
 "       ARRAY(SELECT coalesce((SELECT ep.rate_limit_per_s FROM webhook.endpoints ep"
 "                               WHERE ep.id = b.id AND ep.active), 0)"
 "               FROM pg_catalog.unnest($1::bigint[]) WITH ORDINALITY AS b(id, i) ORDER BY b.i)";
+
+/* The next-due query, with the ordered endpoints' arm or without it. */
+static const char *
+next_due_sql(bool ordered)
+{
+	static char *with_ordered = NULL;
+	static char *unordered_only = NULL;
+	char	  **sql = ordered ? &with_ordered : &unordered_only;
+
+	if (*sql == NULL)
+		*sql = MemoryContextStrdup(TopMemoryContext,
+								   psprintf("%s%s%s%s", next_due_head, ordered ? " UNION ALL " : "",
+											ordered ? next_due_ordered_arm : "", next_due_tail));
+	return *sql;
+}
 
 /* A 410 Gone means the receiver asks never to be called again. */
 static const char *deactivate_sql =
@@ -722,14 +781,16 @@ queue_claim(int limit, dlist_head *out, const EndpointLoadSnapshot *load,
 	 * the claim that takes the rows it makes.  Any of the database's workers
 	 * may read; the rows may be for other workers' endpoints.
 	 */
-	n_read = reader_read_events(webhook_batch_size);
+	n_read = reader_read_events(webhook_batch_size, &ordered_endpoints);
 	*more_events = n_read >= webhook_batch_size;
 	values[0] = Int32GetDatum(limit);
 	values[3] = Int32GetDatum(webhook_max_in_flight_per_endpoint);
 	claim_arguments(values, load, n_held, held);
 	values[6] = Int32GetDatum(n_workers);
 	values[7] = Int32GetDatum(my_worker);
-	ret = SPI_execute_plan(webhook_prepare_once(&claim_plan, claim_sql, 8, argtypes), values, NULL, false, 0);
+	ret = SPI_execute_plan(webhook_prepare_once(ordered_endpoints ? &claim_plan : &claim_unordered_plan,
+												claim_sql(ordered_endpoints), 8, argtypes),
+						   values, NULL, false, 0);
 	if (ret != SPI_OK_UPDATE_RETURNING)
 		elog(ERROR, "could not claim deliveries: %s", SPI_result_code_string(ret));
 
@@ -1095,7 +1156,9 @@ queue_next_due(int n_busy, int64 *busy_ids, double *rates)
 	values[0] = make_array(ids, NULL, n_busy, INT8OID);
 	values[1] = Int32GetDatum(n_workers);
 	values[2] = Int32GetDatum(my_worker);
-	ret = SPI_execute_plan(webhook_prepare_once(&next_due_plan, next_due_sql, 3, types), values, NULL, true, 1);
+	ret = SPI_execute_plan(webhook_prepare_once(ordered_endpoints ? &next_due_plan : &next_due_unordered_plan,
+												next_due_sql(ordered_endpoints), 3, types),
+						   values, NULL, true, 1);
 	if (ret != SPI_OK_SELECT || SPI_processed != 1)
 		elog(ERROR, "could not find the next due delivery: %s", SPI_result_code_string(ret));
 	{

@@ -59,7 +59,10 @@ static const char *window_sql =
  * endpoint's state (webhook.endpoint_health).  With $6 (safe), each filter
  * is evaluated on its own (webhook._filter_verdict), so that one that
  * raises even with silent => true costs only its own event.  Returns the
- * number of events in the page and the last one's (txid, id).  $1 done,
+ * number of events in the page and the last one's (txid, id), and whether
+ * any active endpoint is ordered (seen in the snapshot that made the rows,
+ * so that rows made for an ordered endpoint are never claimed as if none
+ * were).  $1 done,
  * $2 the window's end, $3 and $4 the cursor, $5 the page's size.
  */
 static const char *fan_out_sql =
@@ -88,7 +91,8 @@ static const char *fan_out_sql =
 "           last_filter_error_at = excluded.last_filter_error_at,"
 "           last_filter_error_event = excluded.last_filter_error_event"
 ")"
-"SELECT (SELECT count(*) FROM page)::integer, l.txid, l.id"
+"SELECT (SELECT count(*) FROM page)::integer, l.txid, l.id,"
+"       EXISTS (SELECT 1 FROM webhook.endpoints ep WHERE ep.active AND ep.ordered)"
 "  FROM (SELECT 1) one"
 "  LEFT JOIN (SELECT p.txid, p.id FROM page p ORDER BY p.txid DESC, p.id DESC LIMIT 1) l ON true";
 
@@ -125,6 +129,7 @@ typedef struct ReadState
 	int			n;				/* returned: events in the page */
 	Datum		last_txid;		/* returned: the page's last event */
 	Datum		last_id;
+	bool		ordered;		/* returned: some active endpoint is ordered */
 } ReadState;
 
 /* A column's value, copied out of SPI's memory so that it outlives it. */
@@ -222,6 +227,7 @@ fan_out_page(void *arg)
 	r->n = DatumGetInt32(SPI_getbinval(tuple, desc, 1, &isnull));
 	r->last_txid = keep_datum(tuple, desc, 2, &isnull);
 	r->last_id = keep_datum(tuple, desc, 3, &isnull);
+	r->ordered = DatumGetBool(SPI_getbinval(tuple, desc, 4, &isnull));
 }
 
 /*
@@ -282,10 +288,11 @@ move_position(ReadState *r, bool moved)
  * snapshot in which the worker's own transaction is not running yet, and
  * which sees every transaction committed so far.  A short page closes the
  * window (done := its end); a full one keeps it open with a cursor, so the
- * next call reads on from there.  Returns the number of events read.
+ * next call reads on from there.  Returns the number of events read, and
+ * in *ordered whether any active endpoint is ordered.
  */
 int
-reader_read_events(int page)
+reader_read_events(int page, bool *ordered)
 {
 	ReadState	r;
 	bool		filters;
@@ -300,6 +307,7 @@ reader_read_events(int page)
 	fan_out(&r, filters);
 	move_position(&r, moved);
 	SPI_finish();
+	*ordered = r.ordered;
 	return r.n;
 }
 
@@ -307,5 +315,7 @@ reader_read_events(int page)
 Datum
 webhook_read_events(PG_FUNCTION_ARGS)
 {
-	PG_RETURN_INT32(reader_read_events(PG_GETARG_INT32(0)));
+	bool		ordered;
+
+	PG_RETURN_INT32(reader_read_events(PG_GETARG_INT32(0), &ordered));
 }

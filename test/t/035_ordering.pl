@@ -28,11 +28,27 @@ sub arrivals
 		  grep { index($_->{path}, $prefix) == 0 } @{ requests($r) } ];
 }
 
+# --- an endpoint made ordered while its event waits ------------------------------
+# With no ordered endpoint, the worker's claim and next-due query leave out
+# their ordered arms.  An endpoint made ordered after its event was read
+# must still be sent to when the event comes due: the change wakes the
+# worker, whose next read sees an ordered endpoint again.  This runs first,
+# while no other endpoint is ordered.
+psql(sprintf(q{INSERT INTO webhook.endpoints (name, url, event_types) VALUES ('late', '%s', '{late.*}')},
+	$r->url('/late')));
+psql(q{SELECT webhook.send('late.e', '{"n": 1}', deliver_at => clock_timestamp() + interval '2 seconds',
+                           ordering_key => 'one')});
+psql(q{UPDATE webhook.endpoints SET ordered = true WHERE name = 'late'});
+ok(poll_until($node, 'postgres',
+		q{SELECT count(*) FILTER (WHERE d.status = 'succeeded') FROM webhook.deliveries d
+		   JOIN webhook.endpoints e ON e.id = d.endpoint_id WHERE e.name = 'late'}, 1, 60),
+	'an endpoint made ordered while its event waits: the event is sent when due');
+
 # --- one key of successes goes on at once ----------------------------------------
 # Each success of an ordered endpoint lets its key's next event go: recording
 # it must lead to a claim, not to a wait for the recorded head's lease (half a
 # minute or more) to lapse.  Nothing fails here, the endpoint is never
-# full and nothing else is queued (this runs first), so only the ordering
+# full and nothing else is queued (this runs early), so only the ordering
 # makes that claim needed.
 psql(sprintf(q{INSERT INTO webhook.endpoints (name, url, event_types, ordered)
                VALUES ('chain', '%s', '{chain.*}', true)}, $r->url('/chain')));
