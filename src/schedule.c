@@ -176,6 +176,33 @@ schedule_next_due(int64_t next_due, int64_t claim_began, int claimed, int64_t no
 }
 
 /*
+ * The worker's running mean of new events per drained claim's read, after
+ * one more read: an exponentially weighted mean, so that one burst (the
+ * events gathered behind a slow turn) hardly moves it, while a steady
+ * stream of commits does within a few dozen turns.
+ */
+double
+schedule_events_per_read(double mean, int events_read)
+{
+	return mean + (events_read - mean) / SCHEDULE_EVENTS_MEAN_WEIGHT;
+}
+
+/*
+ * How long to let commits gather after a claim that drained the queue,
+ * before claiming again, as commit_delay lets commits gather for one WAL
+ * flush.  A turn (read, claim, record) costs about the same whether it
+ * carries one event or twenty.  While reads find several events on the
+ * mean, commits are arriving faster than the worker turns: wait a little
+ * longer, so that each turn carries more of them.  Otherwise claim at the
+ * next commit, so that a quiet queue keeps its latency.
+ */
+int
+schedule_claim_delay_ms(double events_per_read)
+{
+	return events_per_read >= SCHEDULE_BUSY_EVENTS ? SCHEDULE_BUSY_DELAY_MS : SCHEDULE_QUIET_DELAY_MS;
+}
+
+/*
  * A bucket holds at most a second's worth of tokens, and at least one, so
  * that an endpoint limited below one request a second may still send.
  */

@@ -79,6 +79,20 @@ extern int64_t schedule_earliest(int64_t a, int64_t b);
 extern int64_t schedule_next_due(int64_t next_due, int64_t claim_began, int claimed,
 								 int64_t now, int64_t recheck_us);
 
+/*
+ * After a claim that drained the queue (schedule_claim_delay_ms): while its
+ * reads find this many new events or more on the mean, commits arrive
+ * faster than the worker's turns, and the next claim waits the busy delay;
+ * otherwise the quiet one.  The mean weighs each read 1/WEIGHT.
+ */
+#define SCHEDULE_BUSY_EVENTS 3.0
+#define SCHEDULE_BUSY_DELAY_MS 5
+#define SCHEDULE_QUIET_DELAY_MS 1
+#define SCHEDULE_EVENTS_MEAN_WEIGHT 8.0
+
+extern double schedule_events_per_read(double mean, int events_read);
+extern int	schedule_claim_delay_ms(double events_per_read);
+
 /* A rate-limited endpoint's token bucket (schedule_refill). */
 typedef struct TokenBucket
 {

@@ -42,9 +42,6 @@
 
 extern PGDLLEXPORT void webhook_worker_main(Datum main_arg);
 
-/* After draining the queue, wait this long before claiming again. */
-#define CLAIM_COALESCE_MS 1
-
 /*
  * Something is due but the claim could take none of it (a row locked by
  * another session): look again after this long rather than at once.
@@ -71,6 +68,8 @@ typedef struct WorkerState
 	TimestampTz throttle_wake;	/* an empty token bucket holds a token again */
 	TimestampTz retry_at;		/* a failed transaction may be tried again */
 	TimestampTz claim_after;	/* commits have gathered: claim again */
+	double		events_per_read;	/* running mean, over drained claims
+									 * (schedule_events_per_read) */
 	TimestampTz record_at;		/* try again to record outcomes that failed */
 	int			errors;			/* claim or housekeeping failures in a row */
 	int			record_errors;	/* recording failures in a row */
@@ -276,7 +275,7 @@ typedef struct ClaimArgs
 	WorkerState *s;
 	ExtensionState state;		/* the extension, as the claim found it */
 	int			claimed;		/* how many, or -1: the extension is not ready */
-	bool		more_events;	/* a full page of new events was read */
+	int			events_read;	/* new events read first (a page at most) */
 } ClaimArgs;
 
 /* The claim transaction. */
@@ -286,7 +285,7 @@ claim_batch(void *arg)
 	ClaimArgs  *c = (ClaimArgs *) arg;
 
 	c->claimed = queue_claim(c->room, &c->batch, &c->load,
-							 c->s->n_finished, c->s->finished, &c->state, &c->more_events);
+							 c->s->n_finished, c->s->finished, &c->state, &c->events_read);
 }
 
 /*
@@ -378,16 +377,20 @@ find_next_due(void *arg)
 
 /*
  * The queue is drained: let the next commits gather for a moment rather
- * than claim once per commit, and find when the next delivery comes due so
- * as to sleep until then.  claimed is how many the last claim took, and
- * claim_began when it began (schedule_next_due).
+ * than claim once per commit (longer while reads find several events:
+ * schedule_claim_delay_ms), and find when the next delivery comes
+ * due so as to sleep until then.  claimed is how many the last claim took,
+ * events_read how many new events its read found, and claim_began when it
+ * began (schedule_next_due).
  */
 static void
-schedule_next_claim(WorkerState *s, int claimed, TimestampTz claim_began)
+schedule_next_claim(WorkerState *s, int claimed, int events_read, TimestampTz claim_began)
 {
 	NextDueArgs a;
 
-	s->claim_after = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), CLAIM_COALESCE_MS);
+	s->events_per_read = schedule_events_per_read(s->events_per_read, events_read);
+	s->claim_after = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
+												 schedule_claim_delay_ms(s->events_per_read));
 	s->need_claim = false;
 	s->held_back = true;
 	endpoint_load_snapshot(&a.load);
@@ -436,8 +439,8 @@ claim_and_send(WorkerState *s)
 	}
 	s->errors = 0;
 	send_claimed(s, &c.batch);
-	if (c.claimed < c.room && !c.more_events)
-		schedule_next_claim(s, c.claimed, began);
+	if (c.claimed < c.room && c.events_read < webhook_batch_size)
+		schedule_next_claim(s, c.claimed, c.events_read, began);
 }
 
 /*
@@ -485,7 +488,7 @@ sleep_until_needed(WorkerState *s)
 	else if (s->n_finished > 0 && s->record_at == 0)
 		timeout_ms = 0;
 	else if (s->need_claim && room_to_claim(s))
-		timeout_ms = GetCurrentTimestamp() >= s->claim_after ? 0 : CLAIM_COALESCE_MS;
+		timeout_ms = schedule_ms_until(GetCurrentTimestamp(), s->claim_after);
 	else
 	{
 		TimestampTz wake = schedule_earliest(schedule_earliest(s->next_due, s->throttle_wake),

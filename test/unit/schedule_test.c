@@ -249,6 +249,47 @@ test_times(void)
 	expect_int("next due: the claim took some, no recheck", schedule_next_due(90, 100, 3, 150, 1000), 90);
 }
 
+/*
+ * Claims after a drained queue wait longer only while commits arrive fast:
+ * a steady stream of several events per read, not one burst.
+ */
+static void
+test_claim_delay(void)
+{
+	double		mean = 1.0;
+	int			turns = 0;
+
+	expect_int("claim delay: one event a read, a quiet queue keeps its latency",
+			   schedule_claim_delay_ms(1.0), SCHEDULE_QUIET_DELAY_MS);
+	expect_int("claim delay: several events a read, commits gather",
+			   schedule_claim_delay_ms(SCHEDULE_BUSY_EVENTS), SCHEDULE_BUSY_DELAY_MS);
+	expect_int("claim delay: just below busy", schedule_claim_delay_ms(SCHEDULE_BUSY_EVENTS - 0.01),
+			   SCHEDULE_QUIET_DELAY_MS);
+
+	/* One read of 12 events behind a slow turn, among reads of one. */
+	mean = schedule_events_per_read(mean, 12);
+	expect_int("claim delay: one burst stays quiet", schedule_claim_delay_ms(mean), SCHEDULE_QUIET_DELAY_MS);
+	for (int i = 0; i < 20; i++)
+		mean = schedule_events_per_read(mean, 1);
+	expect("claim delay: back near one event a read", mean > 0.99 && mean < 1.2);
+
+	/* A steady stream of 5 events a read turns busy within a few turns. */
+	while (schedule_claim_delay_ms(mean) == SCHEDULE_QUIET_DELAY_MS && turns < 1000)
+	{
+		mean = schedule_events_per_read(mean, 5);
+		turns++;
+	}
+	expect("claim delay: a steady stream turns busy", turns > 1 && turns < 20);
+	/* And quiet again once reads find one event or none. */
+	turns = 0;
+	while (schedule_claim_delay_ms(mean) == SCHEDULE_BUSY_DELAY_MS && turns < 1000)
+	{
+		mean = schedule_events_per_read(mean, turns % 2);
+		turns++;
+	}
+	expect("claim delay: quiet again when the stream stops", turns >= 1 && turns < 20);
+}
+
 /* Token buckets of rate-limited endpoints. */
 static void
 test_buckets(void)
@@ -287,6 +328,7 @@ main(void)
 	test_outcome();
 	test_retry_delay();
 	test_times();
+	test_claim_delay();
 	test_buckets();
 	printf("%d checks, %d failures\n", checks, failures);
 	return failures == 0 ? 0 : 1;
