@@ -179,12 +179,16 @@ schedule_next_due(int64_t next_due, int64_t claim_began, int claimed, int64_t no
  * The worker's running mean of new events per drained claim's read, after
  * one more read: an exponentially weighted mean, so that one burst (the
  * events gathered behind a slow turn) hardly moves it, while a steady
- * stream of commits does within a few dozen turns.
+ * stream of commits does within a few turns.  A read counts as at most
+ * twice the busy level: the last page of a bulk send says nothing about
+ * the commits to come.
  */
 double
 schedule_events_per_read(double mean, int events_read)
 {
-	return mean + (events_read - mean) / SCHEDULE_EVENTS_MEAN_WEIGHT;
+	double		counted = events_read < 2 * SCHEDULE_BUSY_EVENTS ? events_read : 2 * SCHEDULE_BUSY_EVENTS;
+
+	return mean + (counted - mean) / SCHEDULE_EVENTS_MEAN_WEIGHT;
 }
 
 /*

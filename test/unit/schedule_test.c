@@ -288,6 +288,10 @@ test_claim_delay(void)
 		turns++;
 	}
 	expect("claim delay: quiet again when the stream stops", turns >= 1 && turns < 20);
+
+	/* The last page of a bulk send counts as a burst, not as a stream. */
+	mean = schedule_events_per_read(1.0, 1000);
+	expect_int("claim delay: one bulk page stays quiet", schedule_claim_delay_ms(mean), SCHEDULE_QUIET_DELAY_MS);
 }
 
 /* Token buckets of rate-limited endpoints. */
