@@ -197,8 +197,10 @@ schedule_events_per_read(double mean, int events_read)
  * flush.  A turn (read, claim, record) costs about the same whether it
  * carries one event or twenty.  While reads find several events on the
  * mean, commits are arriving faster than the worker turns: wait a little
- * longer, so that each turn carries more of them.  Otherwise claim at the
- * next commit, so that a quiet queue keeps its latency.
+ * longer, so that each turn carries more of them.  Otherwise wait only
+ * the quiet delay, so that a quiet queue keeps its latency.  The wait is
+ * for commits: the worker cuts it to the quiet delay when outcomes it
+ * records may free a delivery (an ordered key's next, a retry).
  */
 int
 schedule_claim_delay_ms(double events_per_read)

@@ -68,6 +68,7 @@ typedef struct WorkerState
 	TimestampTz throttle_wake;	/* an empty token bucket holds a token again */
 	TimestampTz retry_at;		/* a failed transaction may be tried again */
 	TimestampTz claim_after;	/* commits have gathered: claim again */
+	TimestampTz quiet_claim_after;	/* the same, after the quiet delay */
 	double		events_per_read;	/* running mean, over drained claims
 									 * (schedule_events_per_read) */
 	TimestampTz record_at;		/* try again to record outcomes that failed */
@@ -387,10 +388,11 @@ static void
 schedule_next_claim(WorkerState *s, int claimed, int events_read, TimestampTz claim_began)
 {
 	NextDueArgs a;
+	TimestampTz now = GetCurrentTimestamp();
 
 	s->events_per_read = schedule_events_per_read(s->events_per_read, events_read);
-	s->claim_after = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
-												 schedule_claim_delay_ms(s->events_per_read));
+	s->claim_after = TimestampTzPlusMilliseconds(now, schedule_claim_delay_ms(s->events_per_read));
+	s->quiet_claim_after = TimestampTzPlusMilliseconds(now, SCHEDULE_QUIET_DELAY_MS);
 	s->need_claim = false;
 	s->held_back = true;
 	endpoint_load_snapshot(&a.load);
@@ -570,7 +572,7 @@ record_finished(Delivery **finished, int n)
 static bool
 record_may_free_claims(const WorkerState *s, Delivery **done, int n)
 {
-	if (s->need_claim || s->held_back)
+	if (s->held_back)
 		return true;
 	for (int i = 0; i < n; i++)
 		if (done[i]->status != DELIVERY_SUCCEEDED || done[i]->ordered)
@@ -616,6 +618,13 @@ record_outcomes(WorkerState *s)
 	s->n_finished = record_finished(s->finished, s->n_finished);
 	if (may_free || s->n_finished > 0)
 		s->need_claim = true;
+
+	/*
+	 * What the outcomes freed (an ordered key's next, a retry) goes at the
+	 * quiet delay: the busy one is for gathering commits.
+	 */
+	if (may_free)
+		s->claim_after = Min(s->claim_after, s->quiet_claim_after);
 	if (s->n_finished > 0)
 	{
 		s->record_at = backoff_after_error(&s->record_errors);
