@@ -751,15 +751,16 @@ claimed_delivery(HeapTuple tuple, TupleDesc desc)
  * Claim a batch of due deliveries and append them to out.  load holds the
  * endpoints the worker is sending to; held, the deliveries whose outcome it
  * has not recorded yet.  New events are read first, up to a page of
- * them; *events_read says how many (a full page: more may wait).  The rows
- * read may be for other workers' endpoints: they are woken once the rows
- * are committed.
+ * them; *events_read says how many, and *more_events whether more may wait
+ * already (reader_read_events).  The rows read may be for other workers'
+ * endpoints: they are woken once the rows are committed.
  * Returns how many were claimed, or -1 without touching the queue when the
  * extension is not there at our version (*state says why).
  */
 int
 queue_claim(int limit, dlist_head *out, const EndpointLoadSnapshot *load,
-			int n_held, Delivery **held, ExtensionState *state, int *events_read)
+			int n_held, Delivery **held, ExtensionState *state, int *events_read,
+			bool *more_events)
 {
 	Oid			argtypes[8] = {INT4OID, INT8ARRAYOID, INT4ARRAYOID, INT4OID, FLOAT8ARRAYOID,
 	INT8ARRAYOID, INT4OID, INT4OID};
@@ -782,7 +783,7 @@ queue_claim(int limit, dlist_head *out, const EndpointLoadSnapshot *load,
 	 * the claim that takes the rows it makes.  Any of the database's workers
 	 * may read; the rows may be for other workers' endpoints.
 	 */
-	n_read = reader_read_events(webhook_batch_size, &ordered_endpoints);
+	n_read = reader_read_events(webhook_batch_size, &ordered_endpoints, more_events);
 	*events_read = n_read;
 	values[0] = Int32GetDatum(limit);
 	values[3] = Int32GetDatum(webhook_max_in_flight_per_endpoint);

@@ -15,7 +15,7 @@ extern void queue_init_worker(int worker, int workers);
 extern ExtensionState queue_start(void);
 extern int	queue_claim(int limit, dlist_head *out, const EndpointLoadSnapshot *load,
 						int n_held, Delivery **held, ExtensionState *state,
-						int *events_read);
+						int *events_read, bool *more_events);
 extern int	queue_record(Delivery **done, int n, bool *recorded);
 extern TimestampTz queue_next_due(int n_busy, int64 *busy_ids, double *rates);
 extern void queue_housekeeping(bool had_failures);

@@ -288,11 +288,16 @@ move_position(ReadState *r, bool moved)
  * snapshot in which the worker's own transaction is not running yet, and
  * which sees every transaction committed so far.  A short page closes the
  * window (done := its end); a full one keeps it open with a cursor, so the
- * next call reads on from there.  Returns the number of events read, and
- * in *ordered whether any active endpoint is ordered.
+ * next call reads on from there.  Returns the number of events read, in
+ * *ordered whether any active endpoint is ordered, and in *more whether
+ * more events may wait already: after a full page, and after closing a
+ * window opened by an earlier call.  Transactions that committed after
+ * that window's end fall into the next window, and the wake-ups their
+ * commits sent may have been spent on the turns between (wake.c): the
+ * caller reads again rather than wait for another commit.
  */
 int
-reader_read_events(int page, bool *ordered)
+reader_read_events(int page, bool *ordered, bool *more)
 {
 	ReadState	r;
 	bool		filters;
@@ -308,6 +313,7 @@ reader_read_events(int page, bool *ordered)
 	move_position(&r, moved);
 	SPI_finish();
 	*ordered = r.ordered;
+	*more = r.n >= page || r.window_open;
 	return r.n;
 }
 
@@ -316,6 +322,7 @@ Datum
 webhook_read_events(PG_FUNCTION_ARGS)
 {
 	bool		ordered;
+	bool		more;
 
-	PG_RETURN_INT32(reader_read_events(PG_GETARG_INT32(0), &ordered));
+	PG_RETURN_INT32(reader_read_events(PG_GETARG_INT32(0), &ordered, &more));
 }

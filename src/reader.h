@@ -5,6 +5,6 @@
 #ifndef WEBHOOK_READER_H
 #define WEBHOOK_READER_H
 
-extern int	reader_read_events(int page, bool *ordered);
+extern int	reader_read_events(int page, bool *ordered, bool *more);
 
 #endif							/* WEBHOOK_READER_H */

@@ -277,6 +277,7 @@ typedef struct ClaimArgs
 	ExtensionState state;		/* the extension, as the claim found it */
 	int			claimed;		/* how many, or -1: the extension is not ready */
 	int			events_read;	/* new events read first (a page at most) */
+	bool		more_events;	/* more may wait already: claim again */
 } ClaimArgs;
 
 /* The claim transaction. */
@@ -286,7 +287,8 @@ claim_batch(void *arg)
 	ClaimArgs  *c = (ClaimArgs *) arg;
 
 	c->claimed = queue_claim(c->room, &c->batch, &c->load,
-							 c->s->n_finished, c->s->finished, &c->state, &c->events_read);
+							 c->s->n_finished, c->s->finished, &c->state, &c->events_read,
+							 &c->more_events);
 }
 
 /*
@@ -441,7 +443,7 @@ claim_and_send(WorkerState *s)
 	}
 	s->errors = 0;
 	send_claimed(s, &c.batch);
-	if (c.claimed < c.room && c.events_read < webhook_batch_size)
+	if (c.claimed < c.room && !c.more_events)
 		schedule_next_claim(s, c.claimed, c.events_read, began);
 }
 

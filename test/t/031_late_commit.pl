@@ -5,7 +5,8 @@
 # txid, is read once it commits; one that rolls back (whole, to a savepoint,
 # or prepared and then rolled back) never is; a prepared transaction is read
 # once COMMIT PREPARED makes it visible.  And a worker terminated while such
-# a transaction is open loses nothing.
+# a transaction is open loses nothing, and an event committed while a window
+# stays open over many turns is read once it closes, without another commit.
 use strict;
 use warnings;
 
@@ -106,6 +107,23 @@ ok(arrived('prepared-commit'), 'prepared: sent once COMMIT PREPARED commits it, 
 ok(arrived('released'), 'savepoint: an event in a released savepoint arrives');
 $a->quit;
 
+# --- a commit while the reader's window stays open across turns ------------------
+# With pages of 5 events, 1,000 events take 200 turns of one window, whose
+# end was taken at the first.  An event committed meanwhile, after that end, is
+# read once the window closes, though no later commit wakes the worker.
+# (Claims lapse only after 90 s here: the endpoint's timeout is 60 s.)
+psql("UPDATE webhook.endpoints SET timeout_ms = 60000 WHERE name = 'late'");
+psql('ALTER SYSTEM SET webhook.batch_size = 5');
+psql('SELECT pg_reload_conf()');
+sleep 1;
+psql("SELECT webhook.send('late.w', jsonb_build_object('n', 'w' || g)) FROM generate_series(1, 1000) g");
+psql("SELECT webhook.send('late.w', '{\"n\": \"after-window\"}')");
+ok(arrived('w1000', 60), 'window: a burst read over many turns arrives');
+ok(arrived('after-window', 30),
+	'window: an event committed while the window stayed open arrives once it closes, with no later commit');
+psql('ALTER SYSTEM RESET webhook.batch_size');
+psql('SELECT pg_reload_conf()');
+
 # A last event, then everything settles: nothing rolled back arrived, and
 # every event arrived exactly once.
 psql("SELECT webhook.send('late.b', '{\"n\": \"last\"}')");
@@ -115,8 +133,8 @@ my $count = arrivals();
 is(join(',', grep { $count->{$_} } qw(rolled-back to-savepoint prepared-rollback)), '',
 	'no rolled-back event arrived');
 is(join(',', grep { $count->{$_} != 1 } sort keys %$count), '', 'every event arrived exactly once');
-is(scalar(keys %$count), 100 + 8, 'all 108 committed events arrived');
-is(psql("SELECT count(*) FROM webhook.deliveries"), 108, 'one delivery per committed event');
+is(scalar(keys %$count), 100 + 8 + 1001, 'all 1,109 committed events arrived');
+is(psql("SELECT count(*) FROM webhook.deliveries"), 1109, 'one delivery per committed event');
 
 $r->stop;
 $node->stop;
