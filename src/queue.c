@@ -28,6 +28,7 @@
 #include "queue.h"
 #include "reader.h"
 #include "request_format.h"
+#include "schedule.h"
 #include "sealing.h"
 #include "shmem.h"
 #include "header_rules.h"
@@ -53,6 +54,9 @@ static SPIPlanPtr next_due_unordered_plan = NULL;
  * (webhook._endpoints_after_update), and the next claim reads again.
  */
 static bool ordered_endpoints = true;
+
+/* Rows made per new event read, a running mean (schedule_rows_per_event). */
+static double rows_per_event = 1.0;
 static SPIPlanPtr deactivate_plan = NULL;
 
 /*
@@ -70,15 +74,6 @@ queue_init_worker(int worker, int workers)
 	my_worker = worker;
 	n_workers = workers;
 }
-
-/*
- * The time a claim covers, as webhook._claim_lease's argument.  OAuth2
- * (oauth.c): a delivery may wait for a token request, and after a 401 for
- * a second one and a second request, each bounded by the endpoint's
- * timeout_ms, so its claim covers four of them.
- */
-#define LEASE_TIMEOUT_MS \
-	"ep.timeout_ms * CASE WHEN ep.oauth_token_url IS NULL THEN 1 ELSE 4 END"
 
 /*
  * Claim up to $1 due deliveries.  A claim lapses after the endpoint's lease
@@ -149,13 +144,22 @@ static const char *claim_ordered_arm =
 "        FOR UPDATE OF d SKIP LOCKED) d"
 "    WHERE room.ordered AND room.n > 0";
 
-/* The claim itself, and what the worker needs to send each delivery. */
+/* The claim itself. */
 static const char *claim_update =
 "UPDATE webhook.delivery_state d"
 "   SET claimed_at = pg_catalog.now()"
 "  FROM due, webhook.endpoints ep, webhook.events ev"
 " WHERE d.id = due.id AND d.gen = due.gen AND ep.id = d.endpoint_id AND ev.id = d.event_id"
-" RETURNING d.id, d.attempts, ev.id::text, ev.event_type, webhook._event_body(ev.event_type, ev.payload, ev.created_at), ep.id, ep.url, ep.signing,"
+" RETURNING ";
+
+/*
+ * What the worker needs to send each claimed delivery (d the row, ep its
+ * endpoint, ev its event), read by delivery_from_tuple.  The claim
+ * statement returns it, and so does the read for the rows it makes
+ * claimed (reader.c).
+ */
+static const char *claimed_columns =
+"           d.id, d.attempts, ev.id::text, ev.event_type, webhook._event_body(ev.event_type, ev.payload, ev.created_at), ep.id, ep.url, ep.signing,"
 "           CASE WHEN ep.signing <> 'none' THEN ep.secret END, ep.signature_header,"
 "           ARRAY(SELECT ARRAY[h.key, h.value] FROM pg_catalog.jsonb_each_text("
 "                   CASE WHEN pg_catalog.jsonb_typeof(ep.headers) = 'object' THEN ep.headers END) AS h),"
@@ -163,7 +167,7 @@ static const char *claim_update =
 "           CASE WHEN greatest(d.attempts, 0) < coalesce(pg_catalog.array_length(ep.retry_schedule_s, 1), 0)"
 "                THEN greatest(coalesce(ep.retry_schedule_s[pg_catalog.array_lower(ep.retry_schedule_s, 1)"
 "                                                           + greatest(d.attempts, 0)], 0), 0) END,"
-"           coalesce(ep.max_in_flight, $4),"
+"           ep.max_in_flight,"
 "           CASE WHEN ep.previous_secret_expires_at > pg_catalog.now() AND ep.signing <> 'none' THEN ep.previous_secret END,"
 "           ep.auth_username, ep.auth_password,"
 "           coalesce(ep.rate_limit_per_s, 0), ep.transform::oid, ep.transform_role::oid,"
@@ -206,10 +210,11 @@ claim_sql(bool ordered)
 
 	if (*sql == NULL)
 		*sql = MemoryContextStrdup(TopMemoryContext,
-								   psprintf("%s), due AS ((%s%s%s) ORDER BY 2 LIMIT $1)%s",
+								   psprintf("%s), due AS ((%s%s%s) ORDER BY 2 LIMIT $1)%s%s",
 											claim_busy_and_room, claim_unordered_arm,
 											ordered ? " UNION ALL " : "",
-											ordered ? claim_ordered_arm : "", claim_update));
+											ordered ? claim_ordered_arm : "", claim_update,
+											claimed_columns));
 	return *sql;
 }
 
@@ -676,6 +681,8 @@ delivery_from_tuple(HeapTuple tuple, TupleDesc desc)
 	retry_delay = SPI_getbinval(tuple, desc, 13, &isnull);
 	d->retry_delay_s = isnull ? -1 : DatumGetInt32(retry_delay);
 	d->max_in_flight = DatumGetInt32(SPI_getbinval(tuple, desc, 14, &isnull));
+	if (isnull)
+		d->max_in_flight = webhook_max_in_flight_per_endpoint;
 	d->auth_username = SPI_getvalue(tuple, desc, 16);
 	d->auth_password = unseal_for_delivery(SPI_getvalue(tuple, desc, 17),
 										   "the endpoint's auth_password", &d->key_problem);
@@ -692,30 +699,72 @@ delivery_from_tuple(HeapTuple tuple, TupleDesc desc)
 }
 
 /*
- * The claim statement's arguments from what the worker holds: the endpoints
- * it is sending to (ids, requests in flight, tokens) and the deliveries
- * whose outcome it has not recorded yet.  values[0] (the limit) and
- * values[3] (the default cap) are the caller's.
+ * The endpoints the worker is sending to, with how many requests each has
+ * in flight, counting the deliveries already claimed in this transaction
+ * (out): ids[i], counts[i] and, when tokens is not NULL, its bucket's
+ * tokens (NULL: not rate limited).  Returns how many endpoints.
  */
-static void
-claim_arguments(Datum *values, const EndpointLoadSnapshot *load, int n_held, Delivery **held)
+static int
+busy_endpoints(const EndpointLoadSnapshot *load, dlist_head *out,
+			   Datum **ids, Datum **counts, Datum **tokens, bool **tokens_null)
 {
-	int			n_busy = load->n_busy;
-	Datum	   *ids = palloc(sizeof(Datum) * Max(n_busy, 1));
-	Datum	   *counts = palloc(sizeof(Datum) * Max(n_busy, 1));
-	Datum	   *tokens = palloc(sizeof(Datum) * Max(n_busy, 1));
-	bool	   *tokens_null = palloc(sizeof(bool) * Max(n_busy, 1));
-	Datum	   *held_ids = palloc(sizeof(Datum) * Max(n_held, 1));
+	int			n_out = 0;
+	int			n = load->n_busy;
+	dlist_iter	iter;
 
-	for (int i = 0; i < n_busy; i++)
+	dlist_foreach(iter, out)
+		n_out++;
+	*ids = palloc(sizeof(Datum) * Max(n + n_out, 1));
+	*counts = palloc(sizeof(Datum) * Max(n + n_out, 1));
+	*tokens = palloc(sizeof(Datum) * Max(n + n_out, 1));
+	*tokens_null = palloc(sizeof(bool) * Max(n + n_out, 1));
+	for (int i = 0; i < n; i++)
 	{
 		EndpointLoad *busy = load->busy[i];
 
-		ids[i] = Int64GetDatum(busy->endpoint_id);
-		counts[i] = Int32GetDatum(busy->in_flight);
-		tokens[i] = Float8GetDatum(busy->bucket.tokens);
-		tokens_null[i] = busy->bucket.rate_per_s <= 0;
+		(*ids)[i] = Int64GetDatum(busy->endpoint_id);
+		(*counts)[i] = Int32GetDatum(busy->in_flight);
+		(*tokens)[i] = Float8GetDatum(busy->bucket.tokens);
+		(*tokens_null)[i] = busy->bucket.rate_per_s <= 0;
 	}
+	dlist_foreach(iter, out)
+	{
+		Delivery   *d = dlist_container(Delivery, node, iter.cur);
+		int			i = 0;
+
+		while (i < n && DatumGetInt64((*ids)[i]) != d->endpoint_id)
+			i++;
+		if (i == n)
+		{
+			(*ids)[n] = Int64GetDatum(d->endpoint_id);
+			(*counts)[n] = Int32GetDatum(0);
+			(*tokens)[n] = Float8GetDatum(0);
+			(*tokens_null)[n] = true;
+			n++;
+		}
+		(*counts)[i] = Int32GetDatum(DatumGetInt32((*counts)[i]) + 1);
+	}
+	return n;
+}
+
+/*
+ * The claim statement's arguments from what the worker holds: the endpoints
+ * it is sending to (ids, requests in flight, tokens), counting what this
+ * transaction claimed already (out), and the deliveries whose outcome it
+ * has not recorded yet.  values[0] (the limit) and values[3] (the default
+ * cap) are the caller's.
+ */
+static void
+claim_arguments(Datum *values, const EndpointLoadSnapshot *load, dlist_head *out,
+				int n_held, Delivery **held)
+{
+	Datum	   *ids;
+	Datum	   *counts;
+	Datum	   *tokens;
+	bool	   *tokens_null;
+	int			n_busy = busy_endpoints(load, out, &ids, &counts, &tokens, &tokens_null);
+	Datum	   *held_ids = palloc(sizeof(Datum) * Max(n_held, 1));
+
 	for (int i = 0; i < n_held; i++)
 		held_ids[i] = Int64GetDatum(held[i]->id);
 	values[1] = make_array(ids, NULL, n_busy, INT8OID);
@@ -747,28 +796,148 @@ claimed_delivery(HeapTuple tuple, TupleDesc desc)
 	return d;
 }
 
+/* Append the rows a statement claimed (SPI's last result) to out. */
+static int
+append_claimed(dlist_head *out)
+{
+	/* Unsealing may run SPI and replace SPI_tuptable: keep this one. */
+	SPITupleTable *tuptable = SPI_tuptable;
+	int			n = (int) SPI_processed;
+
+	for (int i = 0; i < n; i++)
+	{
+		Delivery   *d = claimed_delivery(tuptable->vals[i], tuptable->tupdesc);
+
+		dlist_push_tail(out, &d->node);
+	}
+	return n;
+}
+
+/* A row the read made claimed (reader.c): one more delivery to send. */
+static void
+take_made_claimed(HeapTuple tuple, TupleDesc desc, void *arg)
+{
+	Delivery   *d = claimed_delivery(tuple, desc);
+
+	dlist_push_tail((dlist_head *) arg, &d->node);
+}
+
+/*
+ * What the read may claim itself (reader.c, fan_out_sql): at most limit
+ * rows of this worker's endpoints, within their free slots.
+ */
+static void
+read_claim_arguments(ReaderClaim *rc, int limit, const EndpointLoadSnapshot *load, dlist_head *out)
+{
+	dlist_head	none;
+	Datum	   *ids;
+	Datum	   *counts;
+	Datum	   *tokens;
+	bool	   *tokens_null;
+	int			n_busy;
+
+	dlist_init(&none);
+	n_busy = busy_endpoints(load, &none, &ids, &counts, &tokens, &tokens_null);
+	memset(rc, 0, sizeof(*rc));
+	rc->enabled = limit > 0;
+	rc->limit = limit;
+	rc->default_cap = webhook_max_in_flight_per_endpoint;
+	rc->workers = n_workers;
+	rc->me = my_worker;
+	rc->busy_ids = make_array(ids, NULL, n_busy, INT8OID);
+	rc->busy_counts = make_array(counts, NULL, n_busy, INT4OID);
+	rc->columns = claimed_columns;
+	rc->take = take_made_claimed;
+	rc->take_arg = out;
+}
+
+/* Claim up to limit due deliveries (claim_sql), appending them to out. */
+static int
+claim_due(int limit, dlist_head *out, const EndpointLoadSnapshot *load, int n_held, Delivery **held)
+{
+	Oid			argtypes[8] = {INT4OID, INT8ARRAYOID, INT4ARRAYOID, INT4OID, FLOAT8ARRAYOID,
+	INT8ARRAYOID, INT4OID, INT4OID};
+	Datum		values[8];
+	int			ret;
+
+	values[0] = Int32GetDatum(limit);
+	values[3] = Int32GetDatum(webhook_max_in_flight_per_endpoint);
+	claim_arguments(values, load, out, n_held, held);
+	values[6] = Int32GetDatum(n_workers);
+	values[7] = Int32GetDatum(my_worker);
+	ret = SPI_execute_plan(webhook_prepare_once(ordered_endpoints ? &claim_plan : &claim_unordered_plan,
+												claim_sql(ordered_endpoints), 8, argtypes),
+						   values, NULL, false, 0);
+	if (ret != SPI_OK_UPDATE_RETURNING)
+		elog(ERROR, "could not claim deliveries: %s", SPI_result_code_string(ret));
+	return append_claimed(out);
+}
+
+/*
+ * How many new events to read (schedule_read_page): with several workers a
+ * whole batch, since the rows are for all of them.
+ */
+static int
+read_page_size(int limit, bool backlog)
+{
+	if (n_workers > 1)
+		return webhook_batch_size;
+	return schedule_read_page(limit, rows_per_event, webhook_batch_size, backlog);
+}
+
+/*
+ * Read new events (a page of them, read_page_size), making the rows of
+ * this worker's endpoints already claimed where the claim statement could
+ * take nothing older for their endpoint (reader.c), and append those to
+ * out.  Returns how many it claimed; *left, how many rows of this worker's
+ * endpoints it left to the claim statement.
+ */
+static int
+read_new_events(int limit, dlist_head *out, const EndpointLoadSnapshot *load,
+				QueueClaimTurn *t, int *left)
+{
+	ReaderClaim rc;
+	int			page = read_page_size(limit, t->backlog);
+
+	*left = 0;
+	t->events_read = 0;
+	t->more_events = page == 0;
+	if (page == 0)
+		return 0;
+	read_claim_arguments(&rc, limit, load, out);
+	t->events_read = reader_read_events(page, &ordered_endpoints, &t->more_events, &rc);
+	rows_per_event = schedule_rows_per_event(rows_per_event, t->events_read, rc.made);
+	*left = rc.left;
+	return rc.n_claimed;
+}
+
 /*
  * Claim a batch of due deliveries and append them to out.  load holds the
  * endpoints the worker is sending to; held, the deliveries whose outcome it
- * has not recorded yet.  New events are read first, up to a page of
- * them; *events_read says how many, and *more_events whether more may wait
- * already (reader_read_events).  The rows read may be for other workers'
- * endpoints: they are woken once the rows are committed.
+ * has not recorded yet.  New events are read first (read_new_events); t
+ * says how many, whether more may wait, and whether this claim filled its
+ * limit.  The rows read may be for other workers' endpoints: they are
+ * woken once the rows are committed.
+ *
+ * The claim statement runs only when the worker says something besides new
+ * events may be due (t->claim_all: a retry's time came, outcomes freed a
+ * slot, the worker just started, the last claim filled its limit), or the
+ * read claimed nothing, left rows of this worker's endpoints to it, or
+ * more events may wait (the worker looks for due times only after a read
+ * that leaves none).  What a commit of another kind made due meanwhile (retry(),
+ * replay()) is found by the next-due query that follows a short read
+ * (worker.c), and claimed at once.  At one event per turn, that saves the
+ * claim statement; at full rate, the claim's UPDATE of each row.
+ *
  * Returns how many were claimed, or -1 without touching the queue when the
  * extension is not there at our version (*state says why).
  */
 int
 queue_claim(int limit, dlist_head *out, const EndpointLoadSnapshot *load,
-			int n_held, Delivery **held, ExtensionState *state, int *events_read,
-			bool *more_events)
+			int n_held, Delivery **held, ExtensionState *state, QueueClaimTurn *t)
 {
-	Oid			argtypes[8] = {INT4OID, INT8ARRAYOID, INT4ARRAYOID, INT4OID, FLOAT8ARRAYOID,
-	INT8ARRAYOID, INT4OID, INT4OID};
-	Datum		values[8];
-	SPITupleTable *tuptable;
-	int			ret;
 	int			n;
-	int			n_read;
+	int			left;
 
 	begin_work("claiming due deliveries");
 	*state = version_gate_check();
@@ -777,37 +946,24 @@ queue_claim(int limit, dlist_head *out, const EndpointLoadSnapshot *load,
 		end_work();
 		return -1;
 	}
+	unseal_cache_check_key();
 
 	/*
 	 * New events first (reader.c): the transaction's first statement, before
 	 * the claim that takes the rows it makes.  Any of the database's workers
 	 * may read; the rows may be for other workers' endpoints.
 	 */
-	n_read = reader_read_events(webhook_batch_size, &ordered_endpoints, more_events);
-	*events_read = n_read;
-	values[0] = Int32GetDatum(limit);
-	values[3] = Int32GetDatum(webhook_max_in_flight_per_endpoint);
-	claim_arguments(values, load, n_held, held);
-	values[6] = Int32GetDatum(n_workers);
-	values[7] = Int32GetDatum(my_worker);
-	ret = SPI_execute_plan(webhook_prepare_once(ordered_endpoints ? &claim_plan : &claim_unordered_plan,
-												claim_sql(ordered_endpoints), 8, argtypes),
-						   values, NULL, false, 0);
-	if (ret != SPI_OK_UPDATE_RETURNING)
-		elog(ERROR, "could not claim deliveries: %s", SPI_result_code_string(ret));
-
-	/* Unsealing may run SPI and replace SPI_tuptable: keep this one. */
-	tuptable = SPI_tuptable;
-	unseal_cache_check_key();
-	n = (int) SPI_processed;
-	for (int i = 0; i < n; i++)
+	n = read_new_events(limit, out, load, t, &left);
+	t->claim_again = t->claim_all && n >= limit;
+	if ((t->claim_all || n == 0 || left > 0 || t->more_events) && n < limit)
 	{
-		Delivery   *d = claimed_delivery(tuptable->vals[i], tuptable->tupdesc);
+		int			got = claim_due(limit - n, out, load, n_held, held);
 
-		dlist_push_tail(out, &d->node);
+		t->claim_again = got == limit - n;
+		n += got;
 	}
 	end_work();
-	if (n_read > 0 && n_workers > 1)
+	if (t->events_read > 0 && n_workers > 1)
 		(void) webhook_wake_worker(MyDatabaseId);
 	return n;
 }

@@ -13,9 +13,20 @@
 
 extern void queue_init_worker(int worker, int workers);
 extern ExtensionState queue_start(void);
+
+/* One claim's turn (queue_claim): what the worker knows, what it found. */
+typedef struct QueueClaimTurn
+{
+	bool		claim_all;		/* something besides new events may be due */
+	bool		backlog;		/* the last claim statement filled its limit */
+	int			events_read;	/* returned: new events read */
+	bool		more_events;	/* returned: more new events may wait */
+	bool		claim_again;	/* returned: this claim filled its limit */
+} QueueClaimTurn;
+
 extern int	queue_claim(int limit, dlist_head *out, const EndpointLoadSnapshot *load,
 						int n_held, Delivery **held, ExtensionState *state,
-						int *events_read, bool *more_events);
+						QueueClaimTurn *t);
 extern int	queue_record(Delivery **done, int n, bool *recorded);
 extern TimestampTz queue_next_due(int n_busy, int64 *busy_ids, double *rates);
 extern void queue_housekeeping(bool had_failures);

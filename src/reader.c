@@ -19,6 +19,7 @@
 
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
+#include "utils/array.h"
 #include "fmgr.h"
 #include "utils/builtins.h"
 
@@ -58,14 +59,27 @@ static const char *window_sql =
  * (unknown, or an error it raises) sends it nowhere, and counts in the
  * endpoint's state (webhook.endpoint_health).  With $6 (safe), each filter
  * is evaluated on its own (webhook._filter_verdict), so that one that
- * raises even with silent => true costs only its own event.  Returns the
- * number of events in the page and the last one's (txid, id), and whether
- * any active endpoint is ordered (seen in the snapshot that made the rows,
- * so that rows made for an ordered endpoint are never claimed as if none
- * were).  $1 done,
- * $2 the window's end, $3 and $4 the cursor, $5 the page's size.
+ * raises even with silent => true costs only its own event.
+ *
+ * With $13, rows are made already claimed, as the claim statement would
+ * claim them, when the claim could take nothing older for their endpoint.
+ * That is, for the calling worker's ($11 workers, $12 its number)
+ * unordered endpoints without a rate limit, with no pending delivery due
+ * and unclaimed (or its claim lapsed), rows due now, oldest first, within
+ * each endpoint's free slots ($9 the default cap, $7/$8 the endpoints with
+ * requests in flight and how many) and $10 in all.  What the claim would
+ * have to order against older rows is left to it.
+ *
+ * Returns (fan_out_result) the rows made claimed, with what the worker
+ * needs to send them, so that they cost no claim statement; the number of
+ * events in the page and the last one's (txid, id); whether any active
+ * endpoint is ordered (seen in the snapshot that made the rows, so that
+ * rows made for an ordered endpoint are never claimed as if none were);
+ * how many rows of the worker's endpoints it left to the claim, and how
+ * many it made in all.  $1 done, $2 the window's end, $3 and $4 the
+ * cursor, $5 the page's size.
  */
-static const char *fan_out_sql =
+static const char *fan_out_head =
 "WITH page AS MATERIALIZED ("
 "    SELECT w.txid, w.id, w.event_type, w.gen, w.payload, w.deliver_at, w.ordering_key"
 "      FROM webhook._window_events($1, $2, $3, $4, $5) w"
@@ -76,11 +90,34 @@ static const char *fan_out_sql =
 "                ELSE pg_catalog.jsonb_path_match(p.payload, ep.filter, '{}', true) END AS passes"
 "      FROM page p JOIN webhook.endpoints ep"
 "        ON ep.active AND webhook._subscribed(ep.event_types, p.event_type)"
+"), open_endpoint AS MATERIALIZED ("
+"    SELECT ep.id, coalesce(ep.max_in_flight, $9) - coalesce(b.in_flight, 0) AS room"
+"      FROM (SELECT DISTINCT m.endpoint_id FROM matched m WHERE $13 AND m.passes) x"
+"      JOIN webhook.endpoints ep ON ep.id = x.endpoint_id"
+"      LEFT JOIN ROWS FROM (pg_catalog.unnest($7::bigint[]), pg_catalog.unnest($8::integer[]))"
+"           AS b(endpoint_id, in_flight) ON b.endpoint_id = ep.id"
+"     WHERE NOT ep.ordered AND ep.rate_limit_per_s IS NULL AND webhook._worker_of(ep.id, $11) = $12"
+"       AND NOT EXISTS (SELECT 1 FROM webhook.delivery_state d"
+"                        WHERE d.endpoint_id = ep.id AND d.status = 'pending' AND d.next_attempt_at <= pg_catalog.now()"
+"                          AND (d.claimed_at IS NULL"
+"                               OR d.claimed_at < pg_catalog.now() - webhook._claim_lease(" LEASE_TIMEOUT_MS "))"
+"                        ORDER BY d.next_attempt_at LIMIT 1)"
+"), claimable AS ("
+"    SELECT m.*, o.room, o.id IS NOT NULL AND (m.deliver_at IS NULL OR m.deliver_at <= pg_catalog.now()) AS may"
+"      FROM matched m LEFT JOIN open_endpoint o ON o.id = m.endpoint_id"
+"     WHERE m.passes"
+"), ranked AS ("
+"    SELECT c.*,"
+"           pg_catalog.row_number() OVER (PARTITION BY c.may, c.endpoint_id ORDER BY c.txid, c.id) AS k,"
+"           pg_catalog.row_number() OVER (PARTITION BY c.may ORDER BY c.txid, c.id, c.endpoint_id) AS g"
+"      FROM claimable c"
 "), made AS ("
-"    INSERT INTO webhook.delivery_state (event_id, endpoint_id, gen, next_attempt_at, ordering_key)"
-"    SELECT m.id, m.endpoint_id, m.gen, greatest(m.deliver_at, pg_catalog.now()), coalesce(m.ordering_key, '')"
-"      FROM matched m WHERE m.passes"
-"     ORDER BY m.txid, m.id, m.endpoint_id"
+"    INSERT INTO webhook.delivery_state (event_id, endpoint_id, gen, next_attempt_at, ordering_key, claimed_at)"
+"    SELECT r.id, r.endpoint_id, r.gen, greatest(r.deliver_at, pg_catalog.now()), coalesce(r.ordering_key, ''),"
+"           CASE WHEN r.may AND r.k <= r.room AND r.g <= $10 THEN pg_catalog.now() END"
+"      FROM ranked r"
+"     ORDER BY r.txid, r.id, r.endpoint_id"
+"    RETURNING id, gen, endpoint_id, event_id, attempts, claimed_at"
 "), unjudged AS ("
 "    INSERT INTO webhook.endpoint_state AS s (endpoint_id, filter_errors, last_filter_error_at, last_filter_error_event)"
 "    SELECT m.endpoint_id, count(*), pg_catalog.now(), (pg_catalog.array_agg(m.id ORDER BY m.txid DESC, m.id DESC))[1]"
@@ -90,11 +127,26 @@ static const char *fan_out_sql =
 "       SET filter_errors = s.filter_errors + excluded.filter_errors,"
 "           last_filter_error_at = excluded.last_filter_error_at,"
 "           last_filter_error_event = excluded.last_filter_error_event"
-")"
-"SELECT (SELECT count(*) FROM page)::integer, l.txid, l.id,"
-"       EXISTS (SELECT 1 FROM webhook.endpoints ep WHERE ep.active AND ep.ordered)"
-"  FROM (SELECT 1) one"
-"  LEFT JOIN (SELECT p.txid, p.id FROM page p ORDER BY p.txid DESC, p.id DESC LIMIT 1) l ON true";
+")";
+
+/*
+ * fan_out_head's result: the rows made claimed, each with the caller's
+ * columns over d (the row), ep (its endpoint) and ev (its event), or one
+ * row of NULLs when there are none; and in every row the page's summary.
+ */
+static const char *fan_out_result =
+"SELECT %s, s.n_read, s.last_txid, s.last_id, s.any_ordered, s.n_left, s.n_made"
+"  FROM (SELECT (SELECT count(*) FROM page)::integer AS n_read, l.txid AS last_txid, l.id AS last_id,"
+"               EXISTS (SELECT 1 FROM webhook.endpoints ep WHERE ep.active AND ep.ordered) AS any_ordered,"
+"               (SELECT count(*) FROM made x"
+"                 WHERE x.claimed_at IS NULL AND webhook._worker_of(x.endpoint_id, $11) = $12)::integer AS n_left,"
+"               (SELECT count(*) FROM made x)::integer AS n_made"
+"          FROM (SELECT 1) one"
+"          LEFT JOIN (SELECT p.txid, p.id FROM page p ORDER BY p.txid DESC, p.id DESC LIMIT 1) l ON true) s"
+"  LEFT JOIN (made d JOIN webhook.endpoints ep ON ep.id = d.endpoint_id"
+"                    JOIN webhook.events ev ON ev.id = d.event_id AND ev.gen = d.gen)"
+"         ON d.claimed_at IS NOT NULL"
+" ORDER BY d.id";
 
 /* A full page keeps the window open, with the cursor at its last event. */
 static const char *keep_open_sql =
@@ -112,6 +164,7 @@ static const char *close_sql =
 static SPIPlanPtr position_plan = NULL;
 static SPIPlanPtr window_plan = NULL;
 static SPIPlanPtr fan_out_plan = NULL;
+static SPIPlanPtr fan_out_claim_plan = NULL;
 static SPIPlanPtr keep_open_plan = NULL;
 static SPIPlanPtr close_plan = NULL;
 
@@ -130,6 +183,8 @@ typedef struct ReadState
 	Datum		last_txid;		/* returned: the page's last event */
 	Datum		last_id;
 	bool		ordered;		/* returned: some active endpoint is ordered */
+	ReaderClaim *claim;			/* rows made claimed, and what was left */
+	SPITupleTable *claimed;		/* returned: those rows (NULL: none) */
 } ReadState;
 
 /* A column's value, copied out of SPI's memory so that it outlives it. */
@@ -206,28 +261,74 @@ open_window(ReadState *r, bool *filters)
 	return moved;
 }
 
-/* Fan one page out (fan_out_sql); a callback for a subtransaction. */
+/*
+ * The fan-out statement with the given claimed columns, built once per
+ * process for each of its two users (the worker's, and d.id alone for
+ * webhook._read_events, which makes nothing claimed).
+ */
+static SPIPlanPtr
+fan_out_prepared(const char *columns, int nargs, Oid *types)
+{
+	SPIPlanPtr *plan = columns ? &fan_out_claim_plan : &fan_out_plan;
+
+	if (*plan == NULL)
+	{
+		char	   *sql = psprintf("%s%s", fan_out_head, fan_out_result);
+
+		sql = psprintf(sql, columns ? columns : "d.id");
+		webhook_prepare_once(plan, sql, nargs, types);
+	}
+	return *plan;
+}
+
+/* Fan one page out (fan_out_head); a callback for a subtransaction. */
 static void
 fan_out_page(void *arg)
 {
 	ReadState  *r = (ReadState *) arg;
-	Oid			types[6] = {PG_SNAPSHOTOID, PG_SNAPSHOTOID, XID8OID, UUIDOID, INT4OID, BOOLOID};
-	Datum		values[6] = {r->done, r->cur, r->after_txid, r->after_id,
-	Int32GetDatum(r->page), BoolGetDatum(r->safe)};
+	ReaderClaim *c = r->claim;
+	Oid			types[13] = {PG_SNAPSHOTOID, PG_SNAPSHOTOID, XID8OID, UUIDOID, INT4OID, BOOLOID,
+	INT8ARRAYOID, INT4ARRAYOID, INT4OID, INT4OID, INT4OID, INT4OID, BOOLOID};
+	Datum		values[13] = {r->done, r->cur, r->after_txid, r->after_id,
+		Int32GetDatum(r->page), BoolGetDatum(r->safe),
+		c->busy_ids, c->busy_counts, Int32GetDatum(c->default_cap), Int32GetDatum(c->limit),
+	Int32GetDatum(c->workers), Int32GetDatum(c->me), BoolGetDatum(c->enabled)};
 	HeapTuple	tuple;
 	TupleDesc	desc;
 	bool		isnull;
 	int			ret;
 
-	ret = SPI_execute_plan(webhook_prepare_once(&fan_out_plan, fan_out_sql, 6, types), values, NULL, false, 1);
-	if (ret != SPI_OK_SELECT || SPI_processed != 1)
+	ret = SPI_execute_plan(fan_out_prepared(c->columns, 13, types), values, NULL, false, 0);
+	if (ret != SPI_OK_SELECT || SPI_processed < 1)
 		elog(ERROR, "could not read new events: %s", SPI_result_code_string(ret));
 	tuple = SPI_tuptable->vals[0];
 	desc = SPI_tuptable->tupdesc;
-	r->n = DatumGetInt32(SPI_getbinval(tuple, desc, 1, &isnull));
-	r->last_txid = keep_datum(tuple, desc, 2, &isnull);
-	r->last_id = keep_datum(tuple, desc, 3, &isnull);
-	r->ordered = DatumGetBool(SPI_getbinval(tuple, desc, 4, &isnull));
+	r->n = DatumGetInt32(SPI_getbinval(tuple, desc, SPI_fnumber(desc, "n_read"), &isnull));
+	r->last_txid = keep_datum(tuple, desc, SPI_fnumber(desc, "last_txid"), &isnull);
+	r->last_id = keep_datum(tuple, desc, SPI_fnumber(desc, "last_id"), &isnull);
+	r->ordered = DatumGetBool(SPI_getbinval(tuple, desc, SPI_fnumber(desc, "any_ordered"), &isnull));
+	c->left = DatumGetInt32(SPI_getbinval(tuple, desc, SPI_fnumber(desc, "n_left"), &isnull));
+	c->made = DatumGetInt32(SPI_getbinval(tuple, desc, SPI_fnumber(desc, "n_made"), &isnull));
+	(void) SPI_getbinval(tuple, desc, 1, &isnull);
+	r->claimed = isnull ? NULL : SPI_tuptable;
+}
+
+/*
+ * Hand the rows made claimed to the caller (claim->take), once the page is
+ * fanned out for good.  The caller may run SPI: the table is kept first.
+ */
+static void
+take_claimed(ReadState *r)
+{
+	SPITupleTable *tuptable = r->claimed;
+	ReaderClaim *c = r->claim;
+
+	c->n_claimed = 0;
+	if (tuptable == NULL)
+		return;
+	for (uint64 i = 0; i < tuptable->numvals; i++)
+		c->take(tuptable->vals[i], tuptable->tupdesc, c->take_arg);
+	c->n_claimed = (int) tuptable->numvals;
 }
 
 /*
@@ -294,22 +395,36 @@ move_position(ReadState *r, bool moved)
  * window opened by an earlier call.  Transactions that committed after
  * that window's end fall into the next window, and the wake-ups their
  * commits sent may have been spent on the turns between (wake.c): the
- * caller reads again rather than wait for another commit.
+ * caller reads again rather than wait for another commit.  claim (NULL:
+ * none) says which rows to make already claimed (fan_out_head's rule),
+ * takes them, and receives how many rows it made and left to the claim.
  */
 int
-reader_read_events(int page, bool *ordered, bool *more)
+reader_read_events(int page, bool *ordered, bool *more, ReaderClaim *claim)
 {
 	ReadState	r;
+	ReaderClaim none;
 	bool		filters;
 	bool		moved;
 
 	memset(&r, 0, sizeof(r));
 	r.page = page;
+	if (claim == NULL)
+	{
+		memset(&none, 0, sizeof(none));
+		none.busy_ids = PointerGetDatum(construct_empty_array(INT8OID));
+		none.busy_counts = PointerGetDatum(construct_empty_array(INT4OID));
+		none.workers = 1;
+		none.take = NULL;
+		claim = &none;
+	}
+	r.claim = claim;
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "could not connect to SPI");
 	read_position(&r);
 	moved = open_window(&r, &filters);
 	fan_out(&r, filters);
+	take_claimed(&r);
 	move_position(&r, moved);
 	SPI_finish();
 	*ordered = r.ordered;
@@ -324,5 +439,5 @@ webhook_read_events(PG_FUNCTION_ARGS)
 	bool		ordered;
 	bool		more;
 
-	PG_RETURN_INT32(reader_read_events(PG_GETARG_INT32(0), &ordered, &more));
+	PG_RETURN_INT32(reader_read_events(PG_GETARG_INT32(0), &ordered, &more, NULL));
 }

@@ -244,3 +244,41 @@ schedule_refill(TokenBucket *bucket, int64_t now, int64_t *wake_at)
 	*wake_at = now + (int64_t) (wait_s * USECS_PER_SEC) + 1000;
 	return true;
 }
+
+/*
+ * The running mean of delivery rows an event made, after one more read of
+ * events events that made rows rows (a read of none says nothing): it
+ * follows a change of subscriptions within a few reads.
+ */
+double
+schedule_rows_per_event(double mean, int events, int rows)
+{
+	if (events <= 0)
+		return mean;
+	return mean + ((double) rows / events - mean) / 4.0;
+}
+
+/*
+ * How many new events one worker reads in a turn: about as many as make
+ * the rows it has room to send (limit), at rows_per_event rows each, so
+ * that at full rate the read makes its rows already claimed instead of a
+ * backlog for the claim statement to update one by one; at most batch,
+ * at least one, and none while the last claim statement filled its limit
+ * (backlog: it has older rows to send first).  Reading less loses
+ * nothing: the window's cursor keeps the rest for the next turn.
+ */
+int
+schedule_read_page(int limit, double rows_per_event, int batch, bool backlog)
+{
+	double		per_event = rows_per_event > 1.0 ? rows_per_event : 1.0;
+	double		rows_room = limit / per_event;
+	int			page = (int) rows_room;
+
+	if (backlog)
+		return 0;
+	if (page < rows_room)
+		page++;
+	if (page > batch)
+		return batch;
+	return page < 1 ? 1 : page;
+}

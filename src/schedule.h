@@ -92,6 +92,8 @@ extern int64_t schedule_next_due(int64_t next_due, int64_t claim_began, int clai
 
 extern double schedule_events_per_read(double mean, int events_read);
 extern int	schedule_claim_delay_ms(double events_per_read);
+extern double schedule_rows_per_event(double mean, int events, int rows);
+extern int	schedule_read_page(int limit, double rows_per_event, int batch, bool backlog);
 
 /* A rate-limited endpoint's token bucket (schedule_refill). */
 typedef struct TokenBucket

@@ -57,6 +57,11 @@ typedef struct WorkerState
 	int			worker;			/* its number in the database, from 0 */
 	bool		need_claim;		/* something may be claimable: claim when
 								 * there is room */
+	bool		claim_all;		/* besides new events, something else may be
+								 * due: run the claim statement too
+								 * (queue_claim) */
+	bool		backlog;		/* the last claim statement filled its limit:
+								 * claim before reading more (queue_claim) */
 	bool		gated;			/* the extension is at another version: run no
 								 * query until woken and it is ours */
 	bool		claims_released;	/* an earlier worker's claims were
@@ -263,6 +268,8 @@ extension_ready(WorkerState *s)
 	}
 	if (s->gated && s->worker == 0)
 		webhook_cluster_sync_start();
+	if (s->gated)
+		s->claim_all = true;
 	s->gated = false;
 	return true;
 }
@@ -276,8 +283,7 @@ typedef struct ClaimArgs
 	WorkerState *s;
 	ExtensionState state;		/* the extension, as the claim found it */
 	int			claimed;		/* how many, or -1: the extension is not ready */
-	int			events_read;	/* new events read first (a page at most) */
-	bool		more_events;	/* more may wait already: claim again */
+	QueueClaimTurn turn;		/* what the worker knew, what the claim found */
 } ClaimArgs;
 
 /* The claim transaction. */
@@ -286,9 +292,8 @@ claim_batch(void *arg)
 {
 	ClaimArgs  *c = (ClaimArgs *) arg;
 
-	c->claimed = queue_claim(c->room, &c->batch, &c->load,
-							 c->s->n_finished, c->s->finished, &c->state, &c->events_read,
-							 &c->more_events);
+	c->claimed = queue_claim(c->room, &c->batch, &c->load, c->s->n_finished, c->s->finished,
+							 &c->state, &c->turn);
 }
 
 /*
@@ -412,6 +417,25 @@ schedule_next_claim(WorkerState *s, int claimed, int events_read, TimestampTz cl
 }
 
 /*
+ * Forget the deliveries a failed claim transaction had taken (the read
+ * takes its rows before the claim statement runs): their claims rolled
+ * back with it, and the next claim takes them again.
+ */
+static void
+drop_unsent(dlist_head *batch)
+{
+	dlist_mutable_iter iter;
+
+	dlist_foreach_modify(iter, batch)
+	{
+		Delivery   *d = dlist_container(Delivery, node, iter.cur);
+
+		dlist_delete(&d->node);
+		MemoryContextDelete(d->cxt);
+	}
+}
+
+/*
  * Step 1, claim and send: take as many due deliveries as there is room
  * for, in one transaction, and start them.  Outcomes not recorded yet stay
  * in memory, their deliveries excluded from the claim so that nothing is
@@ -431,8 +455,11 @@ claim_and_send(WorkerState *s)
 	endpoint_load_snapshot(&c.load);
 	s->throttle_wake = c.load.throttle_wake;
 	c.s = s;
+	c.turn.claim_all = s->claim_all;
+	c.turn.backlog = s->backlog;
 	if (!run_guarded(claim_batch, &c))
 	{
+		drop_unsent(&c.batch);
 		s->retry_at = backoff_after_error(&s->errors);
 		return;
 	}
@@ -442,9 +469,10 @@ claim_and_send(WorkerState *s)
 		return;
 	}
 	s->errors = 0;
+	s->claim_all = s->backlog = c.turn.claim_again;
 	send_claimed(s, &c.batch);
-	if (c.claimed < c.room && !c.more_events)
-		schedule_next_claim(s, c.claimed, c.events_read, began);
+	if (c.claimed < c.room && !c.turn.more_events)
+		schedule_next_claim(s, c.claimed, c.turn.events_read, began);
 }
 
 /*
@@ -473,6 +501,7 @@ note_due_times(WorkerState *s)
 		{
 			*times[i] = 0;
 			s->need_claim = true;
+			s->claim_all = true;
 		}
 }
 
@@ -619,7 +648,7 @@ record_outcomes(WorkerState *s)
 	may_free = record_may_free_claims(s, s->finished, s->n_finished);
 	s->n_finished = record_finished(s->finished, s->n_finished);
 	if (may_free || s->n_finished > 0)
-		s->need_claim = true;
+		s->need_claim = s->claim_all = true;
 
 	/*
 	 * What the outcomes freed (an ordered key's next, a retry) goes at the
@@ -701,7 +730,7 @@ worker_start(Oid dboid, WorkerState *s)
 	else
 	{
 		s->claims_released = true;
-		s->need_claim = true;
+		s->need_claim = s->claim_all = true;
 	}
 	s->worker = worker;
 

@@ -88,6 +88,28 @@ my ($retry_ep, $retry_ev);
 		'1:500,2:200', 'retry: the log has both attempts');
 }
 
+# --- retry() committed with a new event for another endpoint ------------------
+# The worker's read makes the new event's delivery already claimed and may
+# then skip the claim statement; the delivery retry() made due in the same
+# commit must still go (found by the next-due query), not wait for a later
+# wake that never comes.
+{
+	my ($ep) = endpoint('retried-beside', '{beside.retry}', '/status/500/beside',
+		retry_schedule_s => "'{}'");
+	endpoint('beside-new', '{beside.new}', '/ok/beside-new');
+	my $ev = send_event('beside.retry');
+	ok(wait_status($node, $ev, 'failed'), 'retry beside a new event: the first attempt failed');
+	my $did = psql("SELECT id FROM webhook.deliveries WHERE event_id = '$ev'");
+	psql("UPDATE webhook.endpoints SET url = '" . $r->url('/ok/beside') . "' WHERE id = $ep");
+	my $new = psql("WITH r AS MATERIALIZED (SELECT webhook.retry($did))
+	                SELECT webhook.send('beside.new', '{}') FROM r");
+	ok(wait_status($node, $new, 'succeeded'), 'retry beside a new event: the new event is delivered');
+	ok(wait_status($node, $ev, 'succeeded'),
+		'retry beside a new event: the delivery retried in the same commit is delivered too');
+	is_deeply([ map { $_->{path} } requests_for($ev) ], [ '/status/500/beside', '/ok/beside' ],
+		'retry beside a new event: both attempts arrived');
+}
+
 # --- replay ------------------------------------------------------------------
 {
 	is(psql("SELECT webhook.replay('$retry_ev')"), '1',

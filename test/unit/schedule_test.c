@@ -250,6 +250,32 @@ test_times(void)
 }
 
 /*
+ * The read's page (schedule_read_page): as many events as make the rows
+ * the worker has room for, within [1, batch], none behind a backlog; and
+ * the mean of rows per event it sizes by.
+ */
+static void
+test_read_page(void)
+{
+	double		mean = 1.0;
+
+	expect_int("read page: one row an event, the room", schedule_read_page(100, 1.0, 500, false), 100);
+	expect_int("read page: ten rows an event, a tenth", schedule_read_page(100, 10.0, 500, false), 10);
+	expect_int("read page: rounded up", schedule_read_page(101, 10.0, 500, false), 11);
+	expect_int("read page: never more than a batch", schedule_read_page(512, 1.0, 500, false), 500);
+	expect_int("read page: events that make no rows, a room's worth", schedule_read_page(64, 0.0, 500, false), 64);
+	expect_int("read page: at least one event", schedule_read_page(1, 1000.0, 500, false), 1);
+	expect_int("read page: none behind a backlog", schedule_read_page(100, 10.0, 500, true), 0);
+
+	expect("rows per event: a read of none says nothing", schedule_rows_per_event(3.0, 0, 0) == 3.0);
+	for (int i = 0; i < 20; i++)
+		mean = schedule_rows_per_event(mean, 50, 500);
+	expect("rows per event: follows ten endpoints within a few reads", mean > 9.9 && mean <= 10.0);
+	mean = schedule_rows_per_event(mean, 50, 0);
+	expect("rows per event: falls when events match nothing", mean < 8.0);
+}
+
+/*
  * Claims after a drained queue wait longer only while commits arrive fast:
  * a steady stream of several events per read, not one burst.
  */
@@ -342,6 +368,7 @@ main(void)
 	test_retry_delay();
 	test_times();
 	test_claim_delay();
+	test_read_page();
 	test_buckets();
 	printf("%d checks, %d failures\n", checks, failures);
 	return failures == 0 ? 0 : 1;
