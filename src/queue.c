@@ -51,12 +51,14 @@ static SPIPlanPtr next_due_unordered_plan = NULL;
  * the snapshot that made its rows)?  The claim and the next-due query leave
  * out their ordered arm when none is.  An endpoint made ordered or active
  * later wakes the worker when its change commits
- * (webhook._endpoints_after_update), and the next claim reads again.
+ * (webhook._endpoints_after_update), and the next claim reads again; a
+ * claim that does not read assumes one is (read_new_events).
  */
 static bool ordered_endpoints = true;
 
 /* Rows made per new event read, a running mean (schedule_rows_per_event). */
 static double rows_per_event = 1.0;
+
 static SPIPlanPtr deactivate_plan = NULL;
 
 /*
@@ -823,11 +825,14 @@ take_made_claimed(HeapTuple tuple, TupleDesc desc, void *arg)
 }
 
 /*
- * What the read may claim itself (reader.c, fan_out_sql): at most limit
- * rows of this worker's endpoints, within their free slots.
+ * What the read may claim itself (reader.c, fan_out_head): at most limit
+ * rows of this worker's endpoints, within their free slots; nothing when
+ * the claim statement is to run (claim_all), so that it takes the oldest
+ * due rows first.
  */
 static void
-read_claim_arguments(ReaderClaim *rc, int limit, const EndpointLoadSnapshot *load, dlist_head *out)
+read_claim_arguments(ReaderClaim *rc, int limit, bool claim_all, const EndpointLoadSnapshot *load,
+					 dlist_head *out)
 {
 	dlist_head	none;
 	Datum	   *ids;
@@ -839,7 +844,7 @@ read_claim_arguments(ReaderClaim *rc, int limit, const EndpointLoadSnapshot *loa
 	dlist_init(&none);
 	n_busy = busy_endpoints(load, &none, &ids, &counts, &tokens, &tokens_null);
 	memset(rc, 0, sizeof(*rc));
-	rc->enabled = limit > 0;
+	rc->enabled = limit > 0 && !claim_all;
 	rc->limit = limit;
 	rc->default_cap = webhook_max_in_flight_per_endpoint;
 	rc->workers = n_workers;
@@ -903,8 +908,12 @@ read_new_events(int limit, dlist_head *out, const EndpointLoadSnapshot *load,
 	t->events_read = 0;
 	t->more_events = page == 0;
 	if (page == 0)
+	{
+		/* Not read again: claim with the arm any ordered endpoint needs. */
+		ordered_endpoints = true;
 		return 0;
-	read_claim_arguments(&rc, limit, load, out);
+	}
+	read_claim_arguments(&rc, limit, t->claim_all, load, out);
 	t->events_read = reader_read_events(page, &ordered_endpoints, &t->more_events, &rc);
 	rows_per_event = schedule_rows_per_event(rows_per_event, t->events_read, rc.made);
 	*left = rc.left;
@@ -921,7 +930,10 @@ read_new_events(int limit, dlist_head *out, const EndpointLoadSnapshot *load,
  *
  * The claim statement runs only when the worker says something besides new
  * events may be due (t->claim_all: a retry's time came, outcomes freed a
- * slot, the worker just started, the last claim filled its limit), or the
+ * slot, the worker just started, the last claim filled its limit, or
+ * SCHEDULE_CLAIM_SWEEP_MS passed since it last ran), and then the read
+ * makes nothing claimed, so that the claim takes the oldest due rows
+ * first; or when the
  * read claimed nothing, left rows of this worker's endpoints to it, or
  * more events may wait (the worker looks for due times only after a read
  * that leaves none).  What a commit of another kind made due meanwhile (retry(),
@@ -955,7 +967,8 @@ queue_claim(int limit, dlist_head *out, const EndpointLoadSnapshot *load,
 	 */
 	n = read_new_events(limit, out, load, t, &left);
 	t->claim_again = t->claim_all && n >= limit;
-	if ((t->claim_all || n == 0 || left > 0 || t->more_events) && n < limit)
+	t->claimed_due = (t->claim_all || n == 0 || left > 0 || t->more_events) && n < limit;
+	if (t->claimed_due)
 	{
 		int			got = claim_due(limit - n, out, load, n_held, held);
 

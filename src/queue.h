@@ -22,6 +22,7 @@ typedef struct QueueClaimTurn
 	int			events_read;	/* returned: new events read */
 	bool		more_events;	/* returned: more new events may wait */
 	bool		claim_again;	/* returned: this claim filled its limit */
+	bool		claimed_due;	/* returned: the claim statement ran */
 } QueueClaimTurn;
 
 extern int	queue_claim(int limit, dlist_head *out, const EndpointLoadSnapshot *load,

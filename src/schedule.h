@@ -92,6 +92,14 @@ extern int64_t schedule_next_due(int64_t next_due, int64_t claim_began, int clai
 
 extern double schedule_events_per_read(double mean, int events_read);
 extern int	schedule_claim_delay_ms(double events_per_read);
+
+/*
+ * The claim statement runs at least this often while the worker claims
+ * (queue_claim): the read may take a busy worker's whole room with rows it
+ * makes already claimed, and due rows it did not make must still go.
+ */
+#define SCHEDULE_CLAIM_SWEEP_MS 100
+
 extern double schedule_rows_per_event(double mean, int events, int rows);
 extern int	schedule_read_page(int limit, double rows_per_event, int batch, bool backlog);
 

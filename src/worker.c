@@ -62,6 +62,7 @@ typedef struct WorkerState
 								 * (queue_claim) */
 	bool		backlog;		/* the last claim statement filled its limit:
 								 * claim before reading more (queue_claim) */
+	TimestampTz last_claim_statement;	/* when the claim statement last ran */
 	bool		gated;			/* the extension is at another version: run no
 								 * query until woken and it is ours */
 	bool		claims_released;	/* an earlier worker's claims were
@@ -455,7 +456,8 @@ claim_and_send(WorkerState *s)
 	endpoint_load_snapshot(&c.load);
 	s->throttle_wake = c.load.throttle_wake;
 	c.s = s;
-	c.turn.claim_all = s->claim_all;
+	c.turn.claim_all = s->claim_all ||
+		began - s->last_claim_statement >= SCHEDULE_CLAIM_SWEEP_MS * INT64CONST(1000);
 	c.turn.backlog = s->backlog;
 	if (!run_guarded(claim_batch, &c))
 	{
@@ -470,6 +472,8 @@ claim_and_send(WorkerState *s)
 	}
 	s->errors = 0;
 	s->claim_all = s->backlog = c.turn.claim_again;
+	if (c.turn.claimed_due)
+		s->last_claim_statement = began;
 	send_claimed(s, &c.batch);
 	if (c.claimed < c.room && !c.turn.more_events)
 		schedule_next_claim(s, c.claimed, c.turn.events_read, began);

@@ -119,6 +119,49 @@ is(scalar(grep { $_->{path} =~ m{^/delay/3000/slow} } @first_round), 2,
 is(scalar(grep { $_->{path} eq '/fast' } @first_round), 10,
 	'all fast requests arrived while the first slow requests were open');
 
+# --- a due delivery while a busy worker's reads fill all its room -------------
+# With room for two requests in all, each turn of a burst reads as many new
+# events as it has room for and makes their rows already claimed.  A
+# delivery that retry() makes due meanwhile, for an endpoint the burst does
+# not touch, is still claimed before the burst is done (it once waited for
+# the burst's end).  An order, not a duration.
+$node->append_conf('postgresql.conf', "webhook.max_in_flight = 2\n");
+$node->reload;
+sleep 1;
+my $busy_url = $r->url('/delay/100/busy');
+my $busy = $node->safe_psql(
+	'postgres', qq{
+	INSERT INTO webhook.endpoints (name, url, event_types)
+	VALUES ('busy', '$busy_url', '{busy.*}') RETURNING id});
+my $again = $node->safe_psql('postgres',
+	"SELECT min(id) FROM webhook.deliveries WHERE endpoint_id = $fast");
+$node->safe_psql('postgres',
+	q{SELECT webhook.send('busy.tick', jsonb_build_object('i', i)) FROM generate_series(1, 100) i});
+ok( poll_until(
+		$node, 'postgres',
+		"SELECT count(*) >= 4 FROM webhook.deliveries WHERE endpoint_id = $busy AND status = 'succeeded'",
+		't', 60),
+	'busy: the burst is under way, two requests at a time');
+$node->safe_psql('postgres', "SELECT webhook.retry($again)");
+ok( poll_until(
+		$node, 'postgres',
+		"SELECT count(*) FROM webhook.delivery_log WHERE delivery_id = $again", '2', 60),
+	'busy: the retried delivery is sent again');
+ok( poll_until(
+		$node, 'postgres',
+		"SELECT count(*) FROM webhook.deliveries WHERE endpoint_id = $busy AND status = 'succeeded'",
+		'100', 90),
+	'busy: the whole burst is delivered');
+my $busy_before = $node->safe_psql(
+	'postgres', qq{
+	SELECT count(*) FROM webhook.delivery_log
+	 WHERE endpoint_id = $busy
+	   AND attempted_at < (SELECT max(attempted_at) FROM webhook.delivery_log WHERE delivery_id = $again)});
+diag("busy attempts begun before the retried one: $busy_before of 100");
+cmp_ok($busy_before, '<', 90, 'busy: the retried delivery went before the burst was done');
+$node->append_conf('postgresql.conf', "webhook.max_in_flight = 512\n");
+$node->reload;
+
 $r->stop;
 $node->stop;
 done_testing();
