@@ -931,15 +931,14 @@ read_new_events(int limit, dlist_head *out, const EndpointLoadSnapshot *load,
  * The claim statement runs only when the worker says something besides new
  * events may be due (t->claim_all: a retry's time came, outcomes freed a
  * slot, the worker just started, the last claim filled its limit, or
- * SCHEDULE_CLAIM_SWEEP_MS passed since it last ran), and then the read
- * makes nothing claimed, so that the claim takes the oldest due rows
- * first; or when the
- * read claimed nothing, left rows of this worker's endpoints to it, or
- * more events may wait (the worker looks for due times only after a read
- * that leaves none).  What a commit of another kind made due meanwhile (retry(),
- * replay()) is found by the next-due query that follows a short read
- * (worker.c), and claimed at once.  At one event per turn, that saves the
- * claim statement; at full rate, the claim's UPDATE of each row.
+ * neither the claim statement nor the next-due query looked at due rows
+ * for SCHEDULE_CLAIM_SWEEP_MS), and then the read makes nothing claimed,
+ * so that the claim takes the oldest due rows first; or when the read
+ * claimed nothing, left rows of this worker's endpoints to it, or more
+ * events may wait.  What a commit of another kind made due (retry(),
+ * replay(), an endpoint's update) wakes the worker: its turn reads no new
+ * event, so the claim statement runs.  At one event per turn, that saves
+ * the claim statement; at full rate, the claim's UPDATE of each row.
  *
  * Returns how many were claimed, or -1 without touching the queue when the
  * extension is not there at our version (*state says why).

@@ -62,7 +62,8 @@ typedef struct WorkerState
 								 * (queue_claim) */
 	bool		backlog;		/* the last claim statement filled its limit:
 								 * claim before reading more (queue_claim) */
-	TimestampTz last_claim_statement;	/* when the claim statement last ran */
+	TimestampTz unswept_since;	/* claim turns since then have not looked at
+								 * due rows (0: none yet; claim_sweep_due) */
 	bool		gated;			/* the extension is at another version: run no
 								 * query until woken and it is ours */
 	bool		claims_released;	/* an earlier worker's claims were
@@ -412,9 +413,33 @@ schedule_next_claim(WorkerState *s, int claimed, int events_read, TimestampTz cl
 		return;
 	}
 	endpoint_load_refresh(a.load.saturated, a.rates, a.load.n_saturated);
+	/* It found every due row the claim did not take: the sweep's work. */
+	s->unswept_since = 0;
 	s->held_back = a.load.n_saturated > 0;
 	s->next_due = schedule_next_due(a.next_due, claim_began, claimed, GetCurrentTimestamp(),
 									RECHECK_MS * INT64CONST(1000));
+}
+
+/*
+ * Have the claim turns since due rows were last looked at (by the claim
+ * statement, or by the next-due query before the worker slept) gone on
+ * for SCHEDULE_CLAIM_SWEEP_MS?  Then the claim statement runs this turn
+ * (queue_claim), so that the read, which may take a busy worker's whole
+ * room with rows it makes claimed, never holds back for long a due row it
+ * did not make.  After a sleep the time counts from the first turn: what
+ * came due meanwhile woke the worker or was its next due time.  A clock
+ * set back counts as due.
+ */
+static bool
+claim_sweep_due(WorkerState *s, TimestampTz now)
+{
+	if (s->unswept_since == 0)
+	{
+		s->unswept_since = now;
+		return false;
+	}
+	return now < s->unswept_since ||
+		now - s->unswept_since >= SCHEDULE_CLAIM_SWEEP_MS * INT64CONST(1000);
 }
 
 /*
@@ -456,8 +481,7 @@ claim_and_send(WorkerState *s)
 	endpoint_load_snapshot(&c.load);
 	s->throttle_wake = c.load.throttle_wake;
 	c.s = s;
-	c.turn.claim_all = s->claim_all ||
-		began - s->last_claim_statement >= SCHEDULE_CLAIM_SWEEP_MS * INT64CONST(1000);
+	c.turn.claim_all = s->claim_all || claim_sweep_due(s, began);
 	c.turn.backlog = s->backlog;
 	if (!run_guarded(claim_batch, &c))
 	{
@@ -473,7 +497,7 @@ claim_and_send(WorkerState *s)
 	s->errors = 0;
 	s->claim_all = s->backlog = c.turn.claim_again;
 	if (c.turn.claimed_due)
-		s->last_claim_statement = began;
+		s->unswept_since = began;
 	send_claimed(s, &c.batch);
 	if (c.claimed < c.room && !c.turn.more_events)
 		schedule_next_claim(s, c.claimed, c.turn.events_read, began);
