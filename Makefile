@@ -2,7 +2,7 @@
 EXTENSION = webhook
 # The version lives here and only here: webhook.control (default_version), the
 # install script's name and the C code (WEBHOOK_EXTVERSION) take it from this.
-EXTVERSION = 0.8.0
+EXTVERSION = 0.9.0
 MODULE_big = webhook
 OBJS = src/module.o src/shmem.o src/launcher.o src/worker.o src/queue.o src/http.o \
        src/signing.o src/signature.o src/url_policy.o src/url_rules.o src/header_rules.o \
@@ -21,7 +21,7 @@ OBJS = src/module.o src/shmem.o src/launcher.o src/worker.o src/queue.o src/http
 # before raising EXTVERSION.
 SQL_SRC = $(sort $(wildcard sql/src/*.sql))
 DATA_built = sql/$(EXTENSION)--$(EXTVERSION).sql
-DATA = sql/$(EXTENSION)--0.1.0.sql sql/$(EXTENSION)--0.2.0.sql sql/$(EXTENSION)--0.3.0.sql sql/$(EXTENSION)--0.4.0.sql sql/$(EXTENSION)--0.5.0.sql sql/$(EXTENSION)--0.6.0.sql sql/$(EXTENSION)--0.7.0.sql $(wildcard sql/$(EXTENSION)--*--*.sql)
+DATA = sql/$(EXTENSION)--0.1.0.sql sql/$(EXTENSION)--0.2.0.sql sql/$(EXTENSION)--0.3.0.sql sql/$(EXTENSION)--0.4.0.sql sql/$(EXTENSION)--0.5.0.sql sql/$(EXTENSION)--0.6.0.sql sql/$(EXTENSION)--0.7.0.sql sql/$(EXTENSION)--0.8.0.sql $(wildcard sql/$(EXTENSION)--*--*.sql)
 PGFILEDESC = "webhook - transactional outgoing webhooks"
 
 SHLIB_LINK = -lcurl -lcrypto

@@ -34,6 +34,9 @@ typedef struct Delivery
 	/* from the claim */
 	int64		id;
 	int16		gen;			/* its generation: (id, gen) is the row's key */
+	bool		first_attempt;	/* a webhook.first_attempts row (made by the
+								 * read): the record writes its delivery_state
+								 * row */
 	int32		attempt;		/* 1 for the first attempt */
 	char	   *event_id;
 	char	   *event_type;

@@ -222,33 +222,58 @@ claim_sql(bool ordered)
 
 /*
  * Record a batch of attempts: the delivery's new state, one log row each,
- * and each endpoint's failure streak.  A delivery that is no longer pending
- * (closed while in flight) keeps its state, but the attempt is still logged.
- * The streak stops growing at the integer limit, so that no value a row
- * holds fails the statement, and skips endpoints deleted meanwhile.  The
- * worker passes each delivery's endpoint and event as it claimed them.  A
- * row is found by its id alone: retention may have moved it to another
- * generation while its request was out (the claim's generation is only
- * the log row's when the row is gone).  Each outcome finds its row by
- * primary-key probes (record_plan_settings makes that the plan whatever
- * the statistics say; a plan on estimates once compared every outcome with
- * every row, 500 by 500, and a join on id alone scanned whole partitions),
- * and the update probes the one generation it is in.  The pending test is
- * written "status || ''" so that the pending index is never read instead
- * (phase 7 fell to 700/s that way).
+ * and each endpoint's failure streak.  A first attempt the read made
+ * (webhook.first_attempts, $15) leaves that table and gets its
+ * delivery_state row here, written once in its new state; its endpoint is
+ * NULL if deleted since.  Any other delivery's row is updated.  A
+ * delivery that is no longer pending (closed while in flight: a first
+ * attempt is then already a delivery_state row) keeps its state, but the
+ * attempt is still logged.  The streak stops growing at the integer limit,
+ * so that no value a row holds fails the statement, and skips endpoints
+ * deleted meanwhile.  The worker passes each delivery's endpoint and event
+ * as it claimed them.  A row is found by its id alone: retention may have
+ * moved it to another generation while its request was out (the claim's
+ * generation is only the log row's when the row is gone).  Each outcome
+ * finds its row by primary-key probes (record_plan_settings makes that the
+ * plan whatever the statistics say; a plan on estimates once compared
+ * every outcome with every row, 500 by 500, and a join on id alone scanned
+ * whole partitions), and the update probes the one generation it is in.
+ * The pending test is written "status || ''" so that the pending index is
+ * never read instead (phase 7 fell to 700/s that way).
  */
 static const char *record_sql =
-"WITH r AS MATERIALIZED ("
-"  SELECT r.*, (SELECT d.gen FROM webhook.delivery_state d WHERE d.id = r.delivery_id LIMIT 1) AS row_gen"
+"WITH a AS MATERIALIZED ("
+"  SELECT a.*"
 "    FROM ROWS FROM (pg_catalog.unnest($1::bigint[]), pg_catalog.unnest($2::integer[]),"
 "                    pg_catalog.unnest($3::text[]), pg_catalog.unnest($4::timestamptz[]),"
 "                    pg_catalog.unnest($5::timestamptz[]), pg_catalog.unnest($6::float8[]),"
 "                    pg_catalog.unnest($7::integer[]), pg_catalog.unnest($8::text[]),"
 "                    pg_catalog.unnest($9::text[]), pg_catalog.unnest($10::text[]),"
 "                    pg_catalog.unnest($11::text[]), pg_catalog.unnest($12::smallint[]),"
-"                    pg_catalog.unnest($13::bigint[]), pg_catalog.unnest($14::uuid[]))"
-"      AS r(delivery_id, attempt, status, next_attempt_at, attempted_at, duration_ms, status_code,"
-"           error_class, error, response_body, url, gen, endpoint_id, event_id)"
+"                    pg_catalog.unnest($13::bigint[]), pg_catalog.unnest($14::uuid[]),"
+"                    pg_catalog.unnest($15::boolean[]))"
+"      AS a(delivery_id, attempt, status, next_attempt_at, attempted_at, duration_ms, status_code,"
+"           error_class, error, response_body, url, gen, endpoint_id, event_id, first)"
+"), r AS MATERIALIZED ("
+"  SELECT a.*, m.made_here,"
+"         CASE WHEN NOT m.made_here"
+"              THEN (SELECT d.gen FROM webhook.delivery_state d WHERE d.id = a.delivery_id LIMIT 1) END AS row_gen"
+"    FROM a, LATERAL (SELECT a.first AND EXISTS (SELECT 1 FROM webhook.first_attempts f"
+"                                                 WHERE f.id = a.delivery_id) AS made_here) m"
+"), gone AS ("
+"  DELETE FROM webhook.first_attempts f USING r"
+"   WHERE r.made_here AND f.id = r.delivery_id"
+"  RETURNING r.*, f.gen AS made_gen, f.ordering_key AS made_key, f.claimed_at AS made_at"
+"), made AS ("
+"  INSERT INTO webhook.delivery_state (id, event_id, endpoint_id, status, attempts, next_attempt_at,"
+"                                      last_attempt_at, last_status_code, last_error, created_at,"
+"                                      completed_at, gen, ordering_key)"
+"  OVERRIDING SYSTEM VALUE"
+"  SELECT g.delivery_id, g.event_id, (SELECT ep.id FROM webhook.endpoints ep WHERE ep.id = g.endpoint_id),"
+"         g.status, g.attempt, coalesce(g.next_attempt_at, g.made_at), g.attempted_at, g.status_code,"
+"         CASE WHEN g.error_class IS NULL THEN NULL ELSE g.error_class || ': ' || g.error END, g.made_at,"
+"         CASE WHEN g.status = 'pending' THEN NULL ELSE pg_catalog.now() END, g.made_gen, g.made_key"
+"    FROM gone g"
 "), upd AS ("
 "  UPDATE webhook.delivery_state d"
 "     SET status = r.status, attempts = r.attempt, claimed_at = NULL,"
@@ -405,7 +430,8 @@ make_array(Datum *values, bool *nulls, int n, Oid elemtype)
 /*
  * A worker starts: is the extension here, at our version?  If so, it owns no
  * requests yet: whatever earlier workers of this database had claimed was
- * cut short, so make it due now instead of waiting for the lease to run out.
+ * cut short, so make it due now instead of waiting for the lease to run out
+ * (first attempts become pending delivery_state rows, due now).
  * A row another session has locked keeps its claim until the lease lapses,
  * rather than make the worker wait.
  */
@@ -415,6 +441,8 @@ queue_start(void)
 	ExtensionState state;
 	Oid			worker_types[2] = {INT4OID, INT4OID};
 	Datum		worker_values[2] = {Int32GetDatum(n_workers), Int32GetDatum(my_worker)};
+	uint64		taken;
+	bool		isnull;
 	int			ret;
 
 	begin_work("releasing claims of an earlier worker");
@@ -432,10 +460,18 @@ queue_start(void)
 								2, worker_types, worker_values, NULL, false, 0);
 	if (ret != SPI_OK_UPDATE)
 		elog(ERROR, "could not release claims: %s", SPI_result_code_string(ret));
-	if (SPI_processed > 0)
+	taken = SPI_processed;
+	ret = SPI_execute_with_args("SELECT webhook._first_attempts_to_state(ARRAY("
+								"  SELECT f.id FROM webhook.first_attempts f"
+								"   WHERE webhook._worker_of(f.endpoint_id, $1) = $2 FOR UPDATE SKIP LOCKED), true)",
+								2, worker_types, worker_values, NULL, false, 0);
+	if (ret != SPI_OK_SELECT || SPI_processed != 1)
+		elog(ERROR, "could not take over first attempts: %s", SPI_result_code_string(ret));
+	taken += DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	if (taken > 0)
 		ereport(LOG,
 				(errmsg("webhook delivery worker took over %llu deliveries claimed by its predecessor",
-						(unsigned long long) SPI_processed)));
+						(unsigned long long) taken)));
 	end_work();
 	return state;
 }
@@ -815,11 +851,13 @@ append_claimed(dlist_head *out)
 	return n;
 }
 
-/* A row the read made claimed (reader.c): one more delivery to send. */
+/* A first attempt the read made (reader.c): one more delivery to send. */
 static void
 take_made_claimed(HeapTuple tuple, TupleDesc desc, void *arg)
 {
 	Delivery   *d = claimed_delivery(tuple, desc);
+
+	d->first_attempt = true;
 
 	dlist_push_tail((dlist_head *) arg, &d->node);
 }
@@ -1096,13 +1134,13 @@ typedef struct RecordRows
 } RecordRows;
 
 /* The record statement's arguments, in order: their types and element types. */
-#define RECORD_NARGS 14
+#define RECORD_NARGS 15
 static const Oid record_argtypes[RECORD_NARGS] = {INT8ARRAYOID, INT4ARRAYOID, TEXTARRAYOID,
 	TIMESTAMPTZARRAYOID, TIMESTAMPTZARRAYOID, FLOAT8ARRAYOID, INT4ARRAYOID, TEXTARRAYOID, TEXTARRAYOID,
-TEXTARRAYOID, TEXTARRAYOID, INT2ARRAYOID, INT8ARRAYOID, UUIDARRAYOID};
+TEXTARRAYOID, TEXTARRAYOID, INT2ARRAYOID, INT8ARRAYOID, UUIDARRAYOID, BOOLARRAYOID};
 static const Oid record_elemtypes[RECORD_NARGS] = {INT8OID, INT4OID, TEXTOID, TIMESTAMPTZOID,
 	TIMESTAMPTZOID, FLOAT8OID, INT4OID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, INT2OID, INT8OID,
-UUIDOID};
+UUIDOID, BOOLOID};
 
 /*
  * The record statement's plan, whenever it is made (the first executions,
@@ -1165,6 +1203,7 @@ record_rows(void *arg)
 		cols[11][i] = Int16GetDatum(d->gen);
 		cols[12][i] = Int64GetDatum(d->endpoint_id);
 		cols[13][i] = DirectFunctionCall1(uuid_in, CStringGetDatum(d->event_id));
+		cols[14][i] = BoolGetDatum(d->first_attempt);
 	}
 	for (int c = 0; c < RECORD_NARGS; c++)
 		values[c] = make_array(cols[c], nulls[c], n, record_elemtypes[c]);

@@ -61,8 +61,10 @@ static const char *window_sql =
  * is evaluated on its own (webhook._filter_verdict), so that one that
  * raises even with silent => true costs only its own event.
  *
- * With $13, rows are made already claimed, as the claim statement would
- * claim them, when the claim could take nothing older for their endpoint.
+ * With $13, deliveries are made already claimed, as the claim statement
+ * would claim them, when the claim could take nothing older for their
+ * endpoint: as webhook.first_attempts rows, which the record turns into
+ * their delivery_state rows once their outcome is known.
  * That is, for the calling worker's ($11 workers, $12 its number)
  * unordered endpoints without a rate limit, with no pending delivery due
  * and unclaimed (or its claim lapsed), rows due now, oldest first, within
@@ -111,13 +113,20 @@ static const char *fan_out_head =
 "           pg_catalog.row_number() OVER (PARTITION BY c.may, c.endpoint_id ORDER BY c.txid, c.id) AS k,"
 "           pg_catalog.row_number() OVER (PARTITION BY c.may ORDER BY c.txid, c.id, c.endpoint_id) AS g"
 "      FROM claimable c"
+"), decided AS ("
+"    SELECT r.*, r.may AND r.k <= r.room AND r.g <= $10 AS taken FROM ranked r"
 "), made AS ("
-"    INSERT INTO webhook.delivery_state (event_id, endpoint_id, gen, next_attempt_at, ordering_key, claimed_at)"
-"    SELECT r.id, r.endpoint_id, r.gen, greatest(r.deliver_at, pg_catalog.now()), coalesce(r.ordering_key, ''),"
-"           CASE WHEN r.may AND r.k <= r.room AND r.g <= $10 THEN pg_catalog.now() END"
-"      FROM ranked r"
+"    INSERT INTO webhook.delivery_state (event_id, endpoint_id, gen, next_attempt_at, ordering_key)"
+"    SELECT r.id, r.endpoint_id, r.gen, greatest(r.deliver_at, pg_catalog.now()), coalesce(r.ordering_key, '')"
+"      FROM decided r WHERE NOT r.taken"
 "     ORDER BY r.txid, r.id, r.endpoint_id"
-"    RETURNING id, gen, endpoint_id, event_id, attempts, claimed_at"
+"    RETURNING endpoint_id"
+"), sent AS ("
+"    INSERT INTO webhook.first_attempts (event_id, endpoint_id, gen, ordering_key)"
+"    SELECT r.id, r.endpoint_id, r.gen, coalesce(r.ordering_key, '')"
+"      FROM decided r WHERE r.taken"
+"     ORDER BY r.txid, r.id, r.endpoint_id"
+"    RETURNING id, gen, endpoint_id, event_id, 0 AS attempts"
 "), unjudged AS ("
 "    INSERT INTO webhook.endpoint_state AS s (endpoint_id, filter_errors, last_filter_error_at, last_filter_error_event)"
 "    SELECT m.endpoint_id, count(*), pg_catalog.now(), (pg_catalog.array_agg(m.id ORDER BY m.txid DESC, m.id DESC))[1]"
@@ -138,14 +147,13 @@ static const char *fan_out_result =
 "SELECT %s, s.n_read, s.last_txid, s.last_id, s.any_ordered, s.n_left, s.n_made"
 "  FROM (SELECT (SELECT count(*) FROM page)::integer AS n_read, l.txid AS last_txid, l.id AS last_id,"
 "               EXISTS (SELECT 1 FROM webhook.endpoints ep WHERE ep.active AND ep.ordered) AS any_ordered,"
-"               (SELECT count(*) FROM made x"
-"                 WHERE x.claimed_at IS NULL AND webhook._worker_of(x.endpoint_id, $11) = $12)::integer AS n_left,"
-"               (SELECT count(*) FROM made x)::integer AS n_made"
+"               (SELECT count(*) FROM made x WHERE webhook._worker_of(x.endpoint_id, $11) = $12)::integer AS n_left,"
+"               ((SELECT count(*) FROM made x) + (SELECT count(*) FROM sent x))::integer AS n_made"
 "          FROM (SELECT 1) one"
 "          LEFT JOIN (SELECT p.txid, p.id FROM page p ORDER BY p.txid DESC, p.id DESC LIMIT 1) l ON true) s"
-"  LEFT JOIN (made d JOIN webhook.endpoints ep ON ep.id = d.endpoint_id"
+"  LEFT JOIN (sent d JOIN webhook.endpoints ep ON ep.id = d.endpoint_id"
 "                    JOIN webhook.events ev ON ev.id = d.event_id AND ev.gen = d.gen)"
-"         ON d.claimed_at IS NOT NULL"
+"         ON true"
 " ORDER BY d.id";
 
 /* A full page keeps the window open, with the cursor at its last event. */

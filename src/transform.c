@@ -417,11 +417,13 @@ transforms_pending(dlist_head *claimed)
 
 /*
  * Give deliveries whose transform did not get a turn back to the queue,
- * untried, so that the next claim offers them again.
+ * untried, so that the next claim offers them again.  First attempts the
+ * read made become pending delivery_state rows, released.
  */
 static void
 transform_unclaim(Delivery **untried, int n)
 {
+	static SPIPlanPtr first_plan = NULL;
 	static SPIPlanPtr plan = NULL;
 	Oid			type = INT8ARRAYOID;
 	Datum	   *ids = palloc(sizeof(Datum) * n);
@@ -432,6 +434,12 @@ transform_unclaim(Delivery **untried, int n)
 		ids[i] = Int64GetDatum(untried[i]->id);
 	value = PointerGetDatum(construct_array(ids, n, INT8OID, sizeof(int64), true, TYPALIGN_DOUBLE));
 	SPI_connect();
+	ret = SPI_execute_plan(webhook_prepare_once(&first_plan,
+												"SELECT webhook._first_attempts_to_state($1::bigint[], true)",
+												1, &type),
+						   &value, NULL, false, 0);
+	if (ret != SPI_OK_SELECT)
+		elog(ERROR, "could not give back first attempts: %s", SPI_result_code_string(ret));
 	ret = SPI_execute_plan(webhook_prepare_once(&plan,
 												"UPDATE webhook.delivery_state SET claimed_at = NULL"
 												" WHERE id = ANY ($1::bigint[]) AND status = 'pending'",

@@ -213,6 +213,60 @@ CREATE TABLE webhook.delivery_state (
 COMMENT ON TABLE webhook.delivery_state IS 'one row per (event, endpoint) the worker has read: the state of delivering that event there (read webhook.deliveries)';
 COMMENT ON COLUMN webhook.delivery_state.claimed_at IS 'set while a delivery worker has the request in flight; the claim lapses after the endpoint''s timeout plus 30 s';
 
+-- First attempts in flight: the deliveries the worker's read made already
+-- claimed (src/reader.c), one row each while its request is out.  When the
+-- outcome is recorded the row goes and the delivery's delivery_state row is
+-- written once, in its new state (src/queue.c, record_sql), rather than
+-- written pending and then updated: two fewer index entries and no update
+-- per delivery.  Until then the delivery is pending and in flight
+-- (webhook.deliveries shows it so).  A worker that starts turns its
+-- endpoints' rows, left by its predecessor, into pending delivery_state
+-- rows (webhook._first_attempts_to_state), as it releases their claims.
+-- Its id is the delivery's id for good, from delivery_state's identity.
+CREATE TABLE webhook.first_attempts (
+    id           bigint PRIMARY KEY,
+    event_id     uuid NOT NULL,
+    endpoint_id  bigint NOT NULL,
+    gen          smallint NOT NULL,
+    ordering_key text COLLATE "C" NOT NULL DEFAULT '',
+    claimed_at   timestamptz NOT NULL DEFAULT pg_catalog.now()
+) WITH (autovacuum_vacuum_scale_factor = 0, autovacuum_vacuum_threshold = 20000,
+        autovacuum_vacuum_insert_scale_factor = 0, autovacuum_vacuum_insert_threshold = 50000,
+        autovacuum_vacuum_cost_delay = 0);
+COMMENT ON TABLE webhook.first_attempts IS 'first attempts in flight, made claimed by the delivery worker''s read; each becomes its delivery_state row when its outcome is recorded (read webhook.deliveries)';
+DO $$
+BEGIN
+    EXECUTE pg_catalog.format('ALTER TABLE webhook.first_attempts ALTER COLUMN id SET DEFAULT pg_catalog.nextval(%L::pg_catalog.regclass)',
+                              pg_catalog.pg_get_serial_sequence('webhook.delivery_state', 'id'));
+END;
+$$;
+
+-- Turn first attempts into pending delivery_state rows, as they were
+-- (claimed, or released: claimed_at NULL, due now); rows of a deleted
+-- endpoint get endpoint_id NULL.  Returns how many.  The worker does it at
+-- its start for its endpoints (a predecessor's requests were cut short).
+CREATE FUNCTION webhook._first_attempts_to_state(ids bigint[], release boolean)
+RETURNS bigint LANGUAGE sql
+SET search_path = pg_catalog, pg_temp
+BEGIN ATOMIC
+    WITH gone AS (
+        DELETE FROM webhook.first_attempts f
+         WHERE f.id = ANY (ids)
+        RETURNING f.id, f.event_id, f.endpoint_id, f.gen, f.ordering_key, f.claimed_at
+    ), made AS (
+        INSERT INTO webhook.delivery_state
+               (id, event_id, endpoint_id, gen, ordering_key, next_attempt_at, created_at, claimed_at)
+        OVERRIDING SYSTEM VALUE
+        SELECT g.id, g.event_id, (SELECT ep.id FROM webhook.endpoints ep WHERE ep.id = g.endpoint_id),
+               g.gen, g.ordering_key, g.claimed_at, g.claimed_at,
+               CASE WHEN NOT release THEN g.claimed_at END
+          FROM gone g
+          JOIN webhook.events e ON e.id = g.event_id AND e.gen = g.gen
+        RETURNING 1
+    )
+    SELECT count(*) FROM made;
+END;
+
 -- How long a delivery worker's claim lasts: the endpoint's timeout plus a
 -- margin.  Claims and the worker's next-due query share this one rule; in
 -- floating point, so that no timeout_ms a row may hold can overflow it.
@@ -262,6 +316,7 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
     DELETE FROM webhook.delivery_state d USING gone WHERE d.event_id = gone.id AND d.gen = gone.gen;
+    DELETE FROM webhook.first_attempts f USING gone WHERE f.event_id = gone.id AND f.gen = gone.gen;
     RETURN NULL;
 END;
 $$;

@@ -441,6 +441,8 @@ CREATE TRIGGER endpoints_after_update
 
 -- Deliveries still pending for a deleted endpoint can never be made: close
 -- them, so the history says why; their rows stay readable with endpoint_id NULL.
+-- First attempts in flight become such rows first (their outcome is still
+-- logged, and leaves the row closed).
 -- Runs as the extension's owner: a role allowed to DELETE endpoints need not
 -- be allowed to write webhook.delivery_state.
 CREATE FUNCTION webhook._endpoints_before_delete()
@@ -449,6 +451,8 @@ SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
+    PERFORM webhook._first_attempts_to_state(
+        ARRAY(SELECT f.id FROM webhook.first_attempts f WHERE f.endpoint_id = OLD.id), false);
     UPDATE webhook.delivery_state
        SET status = 'failed', last_error = 'endpoint deleted', completed_at = now(), claimed_at = NULL
      WHERE endpoint_id = OLD.id AND status = 'pending';

@@ -25,6 +25,7 @@ CREATE FUNCTION webhook._generation_is_empty(g smallint)
 RETURNS boolean LANGUAGE sql STABLE
 RETURN NOT EXISTS (SELECT 1 FROM webhook.events e WHERE e.gen = g)
    AND NOT EXISTS (SELECT 1 FROM webhook.delivery_state d WHERE d.gen = g)
+   AND NOT EXISTS (SELECT 1 FROM webhook.first_attempts f WHERE f.gen = g)
    AND NOT EXISTS (SELECT 1 FROM webhook.delivery_log l WHERE l.gen = g);
 
 -- Is a snapshot older than transaction x still in use, in another session?
@@ -79,6 +80,11 @@ BEGIN
     END IF;
     IF EXISTS (SELECT 1 FROM webhook.events e WHERE e.gen = g AND webhook._unread(e.txid, v_done)) THEN
         RETURN 'an event in it is not read yet';
+    END IF;
+    -- Its outcome writes the delivery's row into this generation (and no
+    -- new one can be made in it: every event in it is read).
+    IF EXISTS (SELECT 1 FROM webhook.first_attempts f WHERE f.gen = g) THEN
+        RETURN 'a first attempt in it is in flight';
     END IF;
     IF webhook._succeeded_since(g, succeeded_before) THEN
         RETURN 'a delivery in it succeeded since the cutoff';

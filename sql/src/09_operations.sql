@@ -81,6 +81,10 @@ BEGIN
       FROM (SELECT d.* FROM webhook.delivery_state d WHERE d.event_id = cancel.event_id ORDER BY d.id FOR UPDATE) d
      WHERE d.attempts > 0 OR d.claimed_at IS NOT NULL OR d.status IN ('succeeded', 'failed')
      LIMIT 1;
+    IF NOT FOUND THEN
+        SELECT f.id, f.endpoint_id, 'pending' AS status, 0 AS attempts, true AS in_flight INTO v_busy
+          FROM webhook.first_attempts f WHERE f.event_id = cancel.event_id ORDER BY f.id LIMIT 1;
+    END IF;
     IF FOUND THEN
         RAISE EXCEPTION 'event % has been sent already', cancel.event_id
             USING ERRCODE = 'object_not_in_prerequisite_state',
@@ -116,6 +120,9 @@ DECLARE
 BEGIN
     SELECT d.status, d.endpoint_id INTO v_status, v_endpoint FROM webhook.delivery_state d
      WHERE d.id = retry.delivery_id FOR UPDATE;
+    IF NOT FOUND AND EXISTS (SELECT 1 FROM webhook.first_attempts f WHERE f.id = retry.delivery_id) THEN
+        RETURN;  -- in flight, as a claimed row is: nothing to re-queue
+    END IF;
     IF NOT FOUND THEN
         RAISE EXCEPTION 'delivery % does not exist', delivery_id
             USING ERRCODE = 'no_data_found', HINT = 'Delivery ids are in webhook.deliveries and webhook.delivery_log.';

@@ -7,6 +7,7 @@
 -- current transaction), as pending rows with no id yet, to the endpoints
 -- that match now.  The worker matches endpoints when it reads the event.
 -- A first attempt that waits for its event's deliver_at is 'scheduled'.
+-- First attempts in flight (webhook.first_attempts) are pending and claimed.
 CREATE VIEW webhook.deliveries AS
 SELECT s.id, s.event_id, s.endpoint_id,
        CASE WHEN s.status = 'pending' AND s.attempts = 0 AND s.last_attempt_at IS NULL
@@ -16,6 +17,11 @@ SELECT s.id, s.event_id, s.endpoint_id,
        s.last_attempt_at, s.last_status_code, s.last_error, s.created_at, s.completed_at,
        s.ordering_key
   FROM webhook.delivery_state s
+UNION ALL
+SELECT f.id, f.event_id, f.endpoint_id, 'pending', 0, f.claimed_at, f.claimed_at,
+       NULL::timestamptz, NULL::integer, NULL::text, f.claimed_at, NULL::timestamptz,
+       f.ordering_key
+  FROM webhook.first_attempts f
 UNION ALL
 SELECT NULL::bigint, e.id, ep.id,
        CASE WHEN e.deliver_at > pg_catalog.now() THEN 'scheduled' ELSE 'pending' END,

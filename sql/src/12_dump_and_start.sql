@@ -5,6 +5,7 @@ SELECT pg_catalog.pg_extension_config_dump('webhook.event_types', $$WHERE name N
 SELECT pg_catalog.pg_extension_config_dump('webhook.events', '');
 SELECT pg_catalog.pg_extension_config_dump('webhook.delivery_state', '');
 SELECT pg_catalog.pg_extension_config_dump('webhook.delivery_log', '');
+SELECT pg_catalog.pg_extension_config_dump('webhook.first_attempts', '');
 -- The rows are in the queue's partitions, one per generation: their data
 -- is dumped partition by partition.  (The generations table is not dumped:
 -- the restoring database keeps its own, and retention empties restored

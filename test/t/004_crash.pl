@@ -72,7 +72,8 @@ sub wait_mid_flight
 		  FROM webhook.deliveries d JOIN webhook.events e ON e.id = d.event_id
 		 WHERE e.event_type = '$type'}, 't', 60);
 	my ($succeeded, $in_flight) = split /\|/, $node->safe_psql('postgres', counts_sql($type));
-	diag("$type: interrupting with $succeeded succeeded and $in_flight in flight");
+	my $first = $node->safe_psql('postgres', 'SELECT count(*) FROM webhook.first_attempts');
+	diag("$type: interrupting with $succeeded succeeded and $in_flight in flight ($first first attempts)");
 	ok($ok && $succeeded < $N, "$type: interrupted while deliveries were in flight");
 }
 
@@ -96,6 +97,8 @@ sub check_all_delivered
 			"SELECT count(*) FROM webhook.deliveries d JOIN webhook.events e ON e.id = d.event_id
 			  WHERE e.event_type = '$type'"),
 		$N, "$type: one delivery per event");
+	is($node->safe_psql('postgres', 'SELECT count(*) FROM webhook.first_attempts'),
+		'0', "$type: no first attempt is left in flight");
 
 	my %seen;
 	$seen{ $_->{headers}{'webhook-id'} // '' }++ for @{ requests($r) };
