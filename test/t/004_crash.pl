@@ -151,6 +151,25 @@ ok(wait_worker(), 'delivery worker is running');
 	check_all_delivered('crash.kill9', $log_offset, @ids);
 }
 
+# --- kill -9 while first attempts are in flight ------------------------------
+# The read sends the first deliveries of a batch at once, as rows of
+# webhook.first_attempts: the next worker turns them into pending
+# delivery_state rows and sends them again.
+{
+	my @ids = send_batch('crash.first');
+	ok( poll_until(
+			$node, 'postgres', 'SELECT count(*) > 0 FROM webhook.first_attempts', 't', 60),
+		'crash.first: first attempts are in flight');
+	my $pid = worker_pid($node);
+	my $log_offset = -s $node->logfile;
+	kill 'KILL', $pid;
+	ok( $node->wait_for_log(
+			qr/all server processes terminated; reinitializing/, $log_offset),
+		'the server restarts after kill -9 of the worker');
+	ok(wait_worker($pid), 'a new delivery worker runs after crash recovery');
+	check_all_delivered('crash.first', $log_offset, @ids);
+}
+
 # --- immediate shutdown, then start ------------------------------------------
 {
 	my @ids = send_batch('crash.immediate');
