@@ -136,19 +136,27 @@ sub check_all_delivered
 
 ok(wait_worker(), 'delivery worker is running');
 
+# kill -9 of the worker $pid: the server restarts, a new worker runs, and
+# every event of the batch is delivered (check_all_delivered).
+sub kill9_then_check
+{
+	my ($type, $pid, @ids) = @_;
+	my $log_offset = -s $node->logfile;
+	kill 'KILL', $pid;
+	ok( $node->wait_for_log(
+			qr/all server processes terminated; reinitializing/, $log_offset),
+		"$type: the server restarts after kill -9 of the worker");
+	ok(wait_worker($pid), "$type: a new delivery worker runs after crash recovery");
+	check_all_delivered($type, $log_offset, @ids);
+}
+
 # --- kill -9 of the worker: crash restart ----------------------------------
 {
 	my @ids = send_batch('crash.kill9');
 	wait_mid_flight('crash.kill9');
 	my $pid = worker_pid($node);
 	like($pid, qr/^\d+$/, 'found the worker pid');
-	my $log_offset = -s $node->logfile;
-	kill 'KILL', $pid;
-	ok( $node->wait_for_log(
-			qr/all server processes terminated; reinitializing/, $log_offset),
-		'the server restarts after kill -9 of the worker');
-	ok(wait_worker($pid), 'a new delivery worker runs after crash recovery');
-	check_all_delivered('crash.kill9', $log_offset, @ids);
+	kill9_then_check('crash.kill9', $pid, @ids);
 }
 
 # --- kill -9 while first attempts are in flight ------------------------------
@@ -161,13 +169,7 @@ ok(wait_worker(), 'delivery worker is running');
 			$node, 'postgres', 'SELECT count(*) > 0 FROM webhook.first_attempts', 't', 60),
 		'crash.first: first attempts are in flight');
 	my $pid = worker_pid($node);
-	my $log_offset = -s $node->logfile;
-	kill 'KILL', $pid;
-	ok( $node->wait_for_log(
-			qr/all server processes terminated; reinitializing/, $log_offset),
-		'the server restarts after kill -9 of the worker');
-	ok(wait_worker($pid), 'a new delivery worker runs after crash recovery');
-	check_all_delivered('crash.first', $log_offset, @ids);
+	kill9_then_check('crash.first', $pid, @ids);
 }
 
 # --- immediate shutdown, then start ------------------------------------------
