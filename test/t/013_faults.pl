@@ -176,29 +176,46 @@ SKIP:
 	cmp_ok(($after // 1e9) - $before, '<', 50 * 1024, '5 MB response: worker RSS grew by less than 50 MB');
 }
 
-# --- retention moves a delivery while its request is out -------------------------------
-# Its generation is emptied while the receiver takes 3 s to answer: the
-# delivery moves to the current generation, and its outcome is recorded
-# there, found by its id, not lost with the generation it was claimed in.
+# --- retention and deliveries in flight -----------------------------------------------
+# A first attempt (sent at once by the read, a webhook.first_attempts row)
+# keeps its generation from being emptied until its outcome is recorded:
+# the outcome writes the delivery's row into that generation.  A delivery
+# claimed from delivery_state (here a retry()) is moved to the current
+# generation instead, and its outcome is recorded there, found by its id.
+# The receiver takes 3 s to answer each time.
 {
 	my ($ep) = endpoint('moved.test', $r->url('/delay/3000/ok/moved'));
 	my $ev = send_event('moved.test');
 	ok( poll_until($node, 'postgres',
+			"SELECT count(*) FROM webhook.first_attempts WHERE event_id = '$ev'", '1', 30),
+		'first attempt in flight: the request is out');
+	my $gen = psql("SELECT gen FROM webhook.first_attempts WHERE event_id = '$ev'");
+	psql("SELECT webhook._rotate_generations(now() + interval '1 hour', now() + interval '1 hour', interval '0')")
+	  for 1 .. 2;
+	is(psql("SELECT gen FROM webhook.events WHERE id = '$ev'"),
+		$gen, 'first attempt in flight: its generation is not emptied');
+	ok(wait_status($node, $ev, 'succeeded'), 'first attempt in flight: its outcome is recorded');
+	is( psql("SELECT attempts || '|' || (claimed_at IS NULL)::int || '|' || gen
+	            FROM webhook.delivery_state WHERE event_id = '$ev'"),
+		"1|1|$gen", 'first attempt in flight: one attempt, no claim left, in its generation');
+
+	my $id = psql("SELECT id FROM webhook.delivery_state WHERE event_id = '$ev'");
+	psql("SELECT webhook.retry($id)");
+	ok( poll_until($node, 'postgres',
 			"SELECT count(*) FROM webhook.delivery_state WHERE event_id = '$ev' AND claimed_at IS NOT NULL",
 			'1', 30),
 		'moved in flight: the request is out');
-	my $gen = psql("SELECT gen FROM webhook.delivery_state WHERE event_id = '$ev'");
-	# The first call starts a new generation, the second empties the old one.
 	psql("SELECT webhook._rotate_generations(now() + interval '1 hour', now() + interval '1 hour', interval '0')")
 	  for 1 .. 2;
 	isnt(psql("SELECT gen FROM webhook.delivery_state WHERE event_id = '$ev'"), $gen,
 		'moved in flight: the delivery is in another generation now');
-	ok(wait_status($node, $ev, 'succeeded'), 'moved in flight: its outcome is recorded');
-	is(psql("SELECT attempts || '|' || (claimed_at IS NULL)::int FROM webhook.delivery_state WHERE event_id = '$ev'"),
-		'1|1', 'moved in flight: one attempt, no claim left');
+	ok( poll_until($node, 'postgres',
+			"SELECT attempts || '|' || status || '|' || (claimed_at IS NULL)::int
+			   FROM webhook.delivery_state WHERE event_id = '$ev'", '2|succeeded|1', 30),
+		'moved in flight: its outcome is recorded, no claim left');
 	is(psql("SELECT count(*) FROM webhook.delivery_log WHERE event_id = '$ev' AND status_code = 200"),
-		'1', 'moved in flight: the attempt is logged');
-	is(scalar(requests_at($r, '/delay/3000/ok/moved')), 1, 'moved in flight: sent once');
+		'2', 'moved in flight: both attempts are logged');
+	is(scalar(requests_at($r, '/delay/3000/ok/moved')), 2, 'moved in flight: sent once each time');
 }
 
 # --- restart with 2,000 deliveries pending ---------------------------------------------
