@@ -4,7 +4,8 @@
 --    record then updates: the record writes each delivery_state row once,
 --    in its new state (two fewer index entries and no update per delivery).
 --  * webhook.deliveries shows them as pending and claimed; cancel(), retry(),
---    deleting an endpoint or an event, and retention know them.
+--    purge(), deleting an endpoint or an event, retention and a restore
+--    know them.
 -- Nothing a user writes changes; webhook.deliveries keeps its columns.
 
 -- First attempts in flight: the deliveries the worker's read made already
@@ -20,7 +21,10 @@
 CREATE TABLE webhook.first_attempts (
     id           bigint PRIMARY KEY,
     event_id     uuid NOT NULL,
-    endpoint_id  bigint NOT NULL,
+    -- Its endpoint is locked against deletion while the read writes it;
+    -- deleting the endpoint closes its first attempts first.  (The key also
+    -- makes a restore load endpoints before these rows.)
+    endpoint_id  bigint NOT NULL REFERENCES webhook.endpoints (id),
     gen          smallint NOT NULL,
     ordering_key text COLLATE "C" NOT NULL DEFAULT '',
     claimed_at   timestamptz NOT NULL DEFAULT pg_catalog.now()
@@ -34,6 +38,28 @@ BEGIN
                               pg_catalog.pg_get_serial_sequence('webhook.delivery_state', 'id'));
 END;
 $$;
+
+-- A first attempt claimed by another transaction than the one writing it
+-- (a restore's COPY): nobody has its request in flight, so it becomes a
+-- pending delivery_state row, due now.  The worker's read writes its rows
+-- with claimed_at = now().
+CREATE FUNCTION webhook._first_attempts_restored()
+RETURNS trigger LANGUAGE plpgsql
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    INSERT INTO webhook.delivery_state (id, event_id, endpoint_id, gen, ordering_key, next_attempt_at, created_at)
+    OVERRIDING SYSTEM VALUE
+    VALUES (NEW.id, NEW.event_id, NEW.endpoint_id, NEW.gen, NEW.ordering_key, now(), NEW.claimed_at);
+    PERFORM webhook._wake_worker_at_commit();
+    RETURN NULL;
+END;
+$$;
+CREATE TRIGGER first_attempts_restored BEFORE INSERT ON webhook.first_attempts
+    FOR EACH ROW WHEN (NEW.claimed_at OPERATOR(pg_catalog.<>) pg_catalog.now())
+    EXECUTE FUNCTION webhook._first_attempts_restored();
+ALTER TABLE webhook.first_attempts ENABLE ALWAYS TRIGGER first_attempts_restored;
 
 -- Turn first attempts into pending delivery_state rows, as they were
 -- (claimed, or released: claimed_at NULL, due now); rows of a deleted
@@ -187,6 +213,7 @@ BEGIN
     -- Read: it has deliveries (all of an event's are made together), or
     -- the worker's done snapshot sees it (it matched no endpoint).
     IF NOT EXISTS (SELECT 1 FROM webhook.delivery_state d WHERE d.event_id = cancel.event_id)
+       AND NOT EXISTS (SELECT 1 FROM webhook.first_attempts f WHERE f.event_id = cancel.event_id)
        AND EXISTS (SELECT 1 FROM webhook.queue_positions p WHERE p.worker = 0 AND webhook._unread(v_txid, p.done_snapshot)) THEN
         RAISE EXCEPTION 'event % is not read by the delivery worker yet', cancel.event_id
             USING ERRCODE = 'object_not_in_prerequisite_state',
@@ -253,6 +280,49 @@ BEGIN
 END;
 $$;
 
+CREATE OR REPLACE FUNCTION webhook._purge_batch(succeeded_before timestamptz, failed_before timestamptz, batch integer)
+RETURNS bigint LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_deliveries bigint;
+    v_events bigint;
+BEGIN
+    -- Event ids grow with time (webhook.uuid_v7), and a delivery finishes
+    -- after its event was made: old events lead to the deliveries that may be
+    -- old enough.
+    WITH doomed AS (
+        SELECT d.id FROM webhook.events e
+          JOIN webhook.delivery_state d ON d.event_id = e.id AND d.gen = e.gen
+         WHERE e.id < webhook._uuid_v7_floor(greatest(succeeded_before, failed_before))
+           AND e.created_at < greatest(succeeded_before, failed_before)
+           AND d.status <> 'pending'
+           AND d.completed_at < CASE WHEN d.status IN ('succeeded', 'cancelled') THEN succeeded_before ELSE failed_before END
+         LIMIT batch
+         FOR UPDATE OF d SKIP LOCKED
+    ), log AS (
+        DELETE FROM webhook.delivery_log l USING doomed WHERE l.delivery_id = doomed.id
+    )
+    DELETE FROM webhook.delivery_state d USING doomed WHERE d.id = doomed.id;
+    GET DIAGNOSTICS v_deliveries = ROW_COUNT;
+
+    WITH doomed AS (
+        SELECT e.id FROM webhook.events e
+         WHERE e.id < webhook._uuid_v7_floor(least(succeeded_before, failed_before))
+           AND e.created_at < least(succeeded_before, failed_before)
+           AND NOT EXISTS (SELECT 1 FROM webhook.delivery_state d WHERE d.event_id = e.id AND d.gen = e.gen)
+           AND NOT EXISTS (SELECT 1 FROM webhook.first_attempts f WHERE f.event_id = e.id)
+           AND NOT webhook._unread(e.txid, (SELECT p.done_snapshot FROM webhook.queue_positions p WHERE p.worker = 0))
+           AND NOT EXISTS (SELECT 1 FROM webhook.restored_events r WHERE r.event_id = e.id)
+         LIMIT batch
+         FOR UPDATE SKIP LOCKED
+    )
+    DELETE FROM webhook.events e USING doomed WHERE e.id = doomed.id;
+    GET DIAGNOSTICS v_events = ROW_COUNT;
+    RETURN v_deliveries + v_events;
+END;
+$$;
+
 CREATE OR REPLACE VIEW webhook.deliveries AS
 SELECT s.id, s.event_id, s.endpoint_id,
        CASE WHEN s.status = 'pending' AND s.attempts = 0 AND s.last_attempt_at IS NULL
@@ -279,6 +349,11 @@ SELECT NULL::bigint, e.id, ep.id,
                            AND webhook._passes_filter(ep.filter, e.payload)
  WHERE p.worker = 0
    AND NOT EXISTS (SELECT 1 FROM webhook.delivery_state s
-                    WHERE s.event_id = e.id AND s.endpoint_id = ep.id);
+                    WHERE s.event_id = e.id AND s.endpoint_id = ep.id)
+   AND NOT EXISTS (SELECT 1 FROM webhook.first_attempts f
+                    WHERE f.event_id = e.id AND f.endpoint_id = ep.id);
 
 SELECT pg_catalog.pg_extension_config_dump('webhook.first_attempts', '');
+-- As a new install leaves them (11_privileges.sql): nothing for PUBLIC.
+REVOKE ALL ON webhook.first_attempts FROM PUBLIC;
+REVOKE ALL ON FUNCTION webhook._first_attempts_to_state(bigint[], boolean), webhook._first_attempts_restored() FROM PUBLIC;

@@ -226,7 +226,10 @@ COMMENT ON COLUMN webhook.delivery_state.claimed_at IS 'set while a delivery wor
 CREATE TABLE webhook.first_attempts (
     id           bigint PRIMARY KEY,
     event_id     uuid NOT NULL,
-    endpoint_id  bigint NOT NULL,
+    -- Its endpoint is locked against deletion while the read writes it;
+    -- deleting the endpoint closes its first attempts first.  (The key also
+    -- makes a restore load endpoints before these rows.)
+    endpoint_id  bigint NOT NULL REFERENCES webhook.endpoints (id),
     gen          smallint NOT NULL,
     ordering_key text COLLATE "C" NOT NULL DEFAULT '',
     claimed_at   timestamptz NOT NULL DEFAULT pg_catalog.now()
@@ -240,6 +243,28 @@ BEGIN
                               pg_catalog.pg_get_serial_sequence('webhook.delivery_state', 'id'));
 END;
 $$;
+
+-- A first attempt claimed by another transaction than the one writing it
+-- (a restore's COPY): nobody has its request in flight, so it becomes a
+-- pending delivery_state row, due now.  The worker's read writes its rows
+-- with claimed_at = now().
+CREATE FUNCTION webhook._first_attempts_restored()
+RETURNS trigger LANGUAGE plpgsql
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    INSERT INTO webhook.delivery_state (id, event_id, endpoint_id, gen, ordering_key, next_attempt_at, created_at)
+    OVERRIDING SYSTEM VALUE
+    VALUES (NEW.id, NEW.event_id, NEW.endpoint_id, NEW.gen, NEW.ordering_key, now(), NEW.claimed_at);
+    PERFORM webhook._wake_worker_at_commit();
+    RETURN NULL;
+END;
+$$;
+CREATE TRIGGER first_attempts_restored BEFORE INSERT ON webhook.first_attempts
+    FOR EACH ROW WHEN (NEW.claimed_at OPERATOR(pg_catalog.<>) pg_catalog.now())
+    EXECUTE FUNCTION webhook._first_attempts_restored();
+ALTER TABLE webhook.first_attempts ENABLE ALWAYS TRIGGER first_attempts_restored;
 
 -- Turn first attempts into pending delivery_state rows, as they were
 -- (claimed, or released: claimed_at NULL, due now); rows of a deleted

@@ -71,6 +71,7 @@ BEGIN
     -- Read: it has deliveries (all of an event's are made together), or
     -- the worker's done snapshot sees it (it matched no endpoint).
     IF NOT EXISTS (SELECT 1 FROM webhook.delivery_state d WHERE d.event_id = cancel.event_id)
+       AND NOT EXISTS (SELECT 1 FROM webhook.first_attempts f WHERE f.event_id = cancel.event_id)
        AND EXISTS (SELECT 1 FROM webhook.queue_positions p WHERE p.worker = 0 AND webhook._unread(v_txid, p.done_snapshot)) THEN
         RAISE EXCEPTION 'event % is not read by the delivery worker yet', cancel.event_id
             USING ERRCODE = 'object_not_in_prerequisite_state',
@@ -268,6 +269,7 @@ BEGIN
          WHERE e.id < webhook._uuid_v7_floor(least(succeeded_before, failed_before))
            AND e.created_at < least(succeeded_before, failed_before)
            AND NOT EXISTS (SELECT 1 FROM webhook.delivery_state d WHERE d.event_id = e.id AND d.gen = e.gen)
+           AND NOT EXISTS (SELECT 1 FROM webhook.first_attempts f WHERE f.event_id = e.id)
            AND NOT webhook._unread(e.txid, (SELECT p.done_snapshot FROM webhook.queue_positions p WHERE p.worker = 0))
            AND NOT EXISTS (SELECT 1 FROM webhook.restored_events r WHERE r.event_id = e.id)
          LIMIT batch

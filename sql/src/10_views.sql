@@ -34,7 +34,9 @@ SELECT NULL::bigint, e.id, ep.id,
                            AND webhook._passes_filter(ep.filter, e.payload)
  WHERE p.worker = 0
    AND NOT EXISTS (SELECT 1 FROM webhook.delivery_state s
-                    WHERE s.event_id = e.id AND s.endpoint_id = ep.id);
+                    WHERE s.event_id = e.id AND s.endpoint_id = ep.id)
+   AND NOT EXISTS (SELECT 1 FROM webhook.first_attempts f
+                    WHERE f.event_id = e.id AND f.endpoint_id = ep.id);
 COMMENT ON VIEW webhook.deliveries IS 'one row per (event, endpoint): the state of delivering that event there (pending, scheduled, succeeded, failed or cancelled); id is NULL until the worker has read the event';
 
 -- Counters of the delivery workers since the server started.

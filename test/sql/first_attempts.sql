@@ -67,4 +67,20 @@ SELECT webhook._first_attempts_to_state(ARRAY[:third_id]::bigint[], true) AS mov
 SELECT id = :third_id AS same_id, endpoint_id, status, attempts, claimed_at, next_attempt_at <= now() AS due
   FROM webhook.delivery_state WHERE event_id = '00000000-0000-7000-8000-000000009603';
 SELECT count(*) AS in_flight FROM webhook.first_attempts WHERE endpoint_id = 9602;
+
+-- A first attempt claimed by another transaction (a restore's COPY) has no
+-- request out: it becomes a pending delivery_state row, due now.
+DELETE FROM webhook.delivery_state WHERE event_id = '00000000-0000-7000-8000-000000009603';
+INSERT INTO webhook.first_attempts (id, event_id, endpoint_id, gen, claimed_at)
+SELECT 960900009, e.id, 9602, e.gen, now() - interval '1 hour'
+  FROM webhook.events e WHERE e.id = '00000000-0000-7000-8000-000000009603';
+SELECT count(*) AS restored_in_flight FROM webhook.first_attempts WHERE id = 960900009;
+SELECT id, status, attempts, claimed_at, next_attempt_at <= now() AS due
+  FROM webhook.delivery_state WHERE id = 960900009;
+
+-- Its endpoint cannot go while the row names it, except by the delete
+-- trigger's closing it first (tested above): the key holds.
+SAVEPOINT s;
+INSERT INTO webhook.first_attempts (event_id, endpoint_id, gen) VALUES ('00000000-0000-7000-8000-000000009603', 9699, 0);
+ROLLBACK TO s;
 ROLLBACK;
