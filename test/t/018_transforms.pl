@@ -202,8 +202,10 @@ ok(poll_until($node, 'postgres',
 		"SELECT count(*) FROM pg_stat_activity
 		  WHERE backend_type = 'webhook delivery worker' AND wait_event = 'PgSleep'", '1', 60),
 	'the slow transform is running');
+# Its row: a first attempt the read made, or a delivery_state row claimed.
 my ($locked) = psql_result(
-	"SELECT 1 FROM webhook.delivery_state WHERE event_id = '$ev' FOR UPDATE NOWAIT");
+	"SELECT (SELECT count(*) FROM (SELECT 1 FROM webhook.delivery_state WHERE event_id = '$ev' FOR UPDATE NOWAIT) d)
+	      + (SELECT count(*) FROM (SELECT 1 FROM webhook.first_attempts WHERE event_id = '$ev' FOR UPDATE NOWAIT) f)");
 is($locked, '1', 'while it runs, its claim has committed: the delivery row is not locked');
 ok(wait_status($node, $ev, 'succeeded'), 'a transform within the limit is delivered');
 
