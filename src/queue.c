@@ -234,8 +234,8 @@ claim_sql(bool ordered)
  * as it claimed them.  A row is found by its id alone: retention may have
  * moved it to another generation while its request was out (the claim's
  * generation is only the log row's when the row is gone).  Each outcome
- * finds its row by primary-key probes (record_plan_settings makes that the
- * plan whatever the statistics say; a plan on estimates once compared
+ * finds its row by primary-key probes (webhook_execute_by_probes makes that
+ * the plan whatever the statistics say; a plan on estimates once compared
  * every outcome with every row, 500 by 500, and a join on id alone scanned
  * whole partitions), and the update probes the one generation it is in.
  * The pending test is written "status || ''" so that the pending index is
@@ -908,9 +908,9 @@ claim_due(int limit, dlist_head *out, const EndpointLoadSnapshot *load, int n_he
 	claim_arguments(values, load, out, n_held, held);
 	values[6] = Int32GetDatum(n_workers);
 	values[7] = Int32GetDatum(my_worker);
-	ret = SPI_execute_plan(webhook_prepare_once(ordered_endpoints ? &claim_plan : &claim_unordered_plan,
-												claim_sql(ordered_endpoints), 8, argtypes),
-						   values, NULL, false, 0);
+	ret = webhook_execute_by_probes(webhook_prepare_once(ordered_endpoints ? &claim_plan : &claim_unordered_plan,
+														 claim_sql(ordered_endpoints), 8, argtypes),
+									values, NULL, false, 0);
 	if (ret != SPI_OK_UPDATE_RETURNING)
 		elog(ERROR, "could not claim deliveries: %s", SPI_result_code_string(ret));
 	return append_claimed(out);
@@ -1142,25 +1142,6 @@ static const Oid record_elemtypes[RECORD_NARGS] = {INT8OID, INT4OID, TEXTOID, TI
 	TIMESTAMPTZOID, FLOAT8OID, INT4OID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, INT2OID, INT8OID,
 UUIDOID, BOOLOID};
 
-/*
- * The record statement's plan, whenever it is made (the first executions,
- * and again after the queue's tables change): each outcome finds its row
- * through the primary key, never by a scan or a join that reads every row
- * of a partition.  Set for that statement only (its caller opens and
- * closes a GUC level around it).  Its statistics lag behind a burst, or are those of an
- * emptied generation, and the plans they chose were quadratic in the batch.
- */
-static void
-record_plan_settings(void)
-{
-	static const char *const off[] = {"enable_seqscan", "enable_bitmapscan", "enable_hashjoin",
-	"enable_mergejoin", "enable_material"};
-
-	for (int i = 0; i < lengthof(off); i++)
-		(void) set_config_option(off[i], "off", PGC_USERSET, PGC_S_SESSION,
-								 GUC_ACTION_LOCAL, true, 0, false);
-}
-
 /* Write some outcomes with the saved record statement. */
 static void
 record_rows(void *arg)
@@ -1171,7 +1152,6 @@ record_rows(void *arg)
 	Datum		values[RECORD_NARGS];
 	int			n = r->n;
 	int			ret;
-	int			nest_level;
 	static const char *status_names[] = {"pending", "succeeded", "failed"};
 
 	for (int c = 0; c < RECORD_NARGS; c++)
@@ -1207,12 +1187,9 @@ record_rows(void *arg)
 	}
 	for (int c = 0; c < RECORD_NARGS; c++)
 		values[c] = make_array(cols[c], nulls[c], n, record_elemtypes[c]);
-	nest_level = NewGUCNestLevel();
-	record_plan_settings();
-	ret = SPI_execute_plan(webhook_prepare_once(&record_plan, record_sql, RECORD_NARGS,
-												(Oid *) record_argtypes),
-						   values, NULL, false, 0);
-	AtEOXact_GUC(true, nest_level);
+	ret = webhook_execute_by_probes(webhook_prepare_once(&record_plan, record_sql, RECORD_NARGS,
+														 (Oid *) record_argtypes),
+									values, NULL, false, 0);
 	if (ret != SPI_OK_INSERT)
 		elog(ERROR, "could not record delivery outcomes: %s", SPI_result_code_string(ret));
 }
@@ -1365,9 +1342,9 @@ queue_next_due(int n_busy, int64 *busy_ids, double *rates)
 	values[0] = make_array(ids, NULL, n_busy, INT8OID);
 	values[1] = Int32GetDatum(n_workers);
 	values[2] = Int32GetDatum(my_worker);
-	ret = SPI_execute_plan(webhook_prepare_once(ordered_endpoints ? &next_due_plan : &next_due_unordered_plan,
-												next_due_sql(ordered_endpoints), 3, types),
-						   values, NULL, true, 1);
+	ret = webhook_execute_by_probes(webhook_prepare_once(ordered_endpoints ? &next_due_plan : &next_due_unordered_plan,
+														 next_due_sql(ordered_endpoints), 3, types),
+									values, NULL, true, 1);
 	if (ret != SPI_OK_SELECT || SPI_processed != 1)
 		elog(ERROR, "could not find the next due delivery: %s", SPI_result_code_string(ret));
 	{

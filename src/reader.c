@@ -306,7 +306,7 @@ fan_out_page(void *arg)
 	bool		isnull;
 	int			ret;
 
-	ret = SPI_execute_plan(fan_out_prepared(c->columns, 13, types), values, NULL, false, 0);
+	ret = webhook_execute_by_probes(fan_out_prepared(c->columns, 13, types), values, NULL, false, 0);
 	if (ret != SPI_OK_SELECT || SPI_processed < 1)
 		elog(ERROR, "could not read new events: %s", SPI_result_code_string(ret));
 	tuple = SPI_tuptable->vals[0];

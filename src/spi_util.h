@@ -11,6 +11,8 @@
 #include "executor/spi.h"
 
 extern SPIPlanPtr webhook_prepare_once(SPIPlanPtr *plan, const char *sql, int nargs, Oid *argtypes);
+extern int	webhook_execute_by_probes(SPIPlanPtr plan, Datum *values, const char *nulls, bool read_only,
+									  long count);
 extern ErrorData *webhook_try_in_subtransaction(void (*fn) (void *), void *arg);
 
 #endif							/* WEBHOOK_SPI_UTIL_H */
