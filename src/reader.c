@@ -53,7 +53,8 @@ static const char *window_sql =
 
 /*
  * Fan one page of a window out into pending delivery_state rows, one per
- * active endpoint subscribed to each event whose filter the payload passes,
+ * active endpoint subscribed to each event whose filter the payload passes
+ * (the active endpoints read once, then matched with each event),
  * in queue order (ordered endpoints deliver by id, per ordering key), due
  * at the event's deliver_at if later.  A filter that cannot judge an event
  * (unknown, or an error it raises) sends it nowhere, and counts in the
@@ -85,13 +86,14 @@ static const char *fan_out_head =
 "WITH page AS MATERIALIZED ("
 "    SELECT w.txid, w.id, w.event_type, w.gen, w.payload, w.deliver_at, w.ordering_key"
 "      FROM webhook._window_events($1, $2, $3, $4, $5) w"
+"), active AS MATERIALIZED ("
+"    SELECT ep.id, ep.event_types, ep.filter FROM webhook.endpoints ep WHERE ep.active"
 "), matched AS ("
 "    SELECT p.txid, p.id, p.gen, p.deliver_at, p.ordering_key, ep.id AS endpoint_id,"
 "           CASE WHEN ep.filter IS NULL THEN true"
 "                WHEN $6 THEN webhook._filter_verdict(ep.filter, p.payload)"
 "                ELSE pg_catalog.jsonb_path_match(p.payload, ep.filter, '{}', true) END AS passes"
-"      FROM page p JOIN webhook.endpoints ep"
-"        ON ep.active AND webhook._subscribed(ep.event_types, p.event_type)"
+"      FROM page p JOIN active ep ON webhook._subscribed(ep.event_types, p.event_type)"
 "), open_endpoint AS MATERIALIZED ("
 "    SELECT ep.id, coalesce(ep.max_in_flight, $9) - coalesce(b.in_flight, 0) AS room"
 "      FROM (SELECT DISTINCT m.endpoint_id FROM matched m WHERE $13 AND m.passes) x"
