@@ -127,7 +127,10 @@ static const char *claim_unordered_arm =
 
 /*
  * The due heads of ordered endpoints' keys, each only when no later
- * delivery of its key is in flight.
+ * delivery of its key is in flight, nor a first attempt of its key (an
+ * endpoint made ordered while the read's first attempts to it are out:
+ * those are not delivery_state rows, so no head waits behind them).  The
+ * first attempts are read once per statement, as a hashed list.
  */
 static const char *claim_ordered_arm =
 "   SELECT d.id, d.next_attempt_at, d.gen FROM room"
@@ -136,6 +139,7 @@ static const char *claim_ordered_arm =
 "        WHERE o.next_attempt_at <= pg_catalog.now()"
 "          AND (o.claimed_at IS NULL OR o.claimed_at < pg_catalog.now() - room.lease)"
 "          AND o.id <> ALL ($6::bigint[])"
+"          AND (room.id, o.ordering_key) NOT IN (SELECT f.endpoint_id, f.ordering_key FROM webhook.first_attempts f)"
 "          AND (o.attempts = 0 OR NOT EXISTS (               SELECT 1 FROM webhook.delivery_state x                WHERE x.endpoint_id = room.id AND x.status = 'pending' AND x.ordering_key = o.ordering_key                  AND x.id > o.id AND (x.claimed_at >= pg_catalog.now() - room.lease                                       OR x.id = ANY ($6::bigint[]))))"
 "        ORDER BY o.id LIMIT room.n) o"
 "     CROSS JOIN LATERAL ("

@@ -44,6 +44,29 @@ ok(poll_until($node, 'postgres',
 		   JOIN webhook.endpoints e ON e.id = d.endpoint_id WHERE e.name = 'late'}, 1, 60),
 	'an endpoint made ordered while its event waits: the event is sent when due');
 
+# --- an endpoint made ordered while its first attempt is out ---------------------
+# The read sends an unordered endpoint's new events at once, as first
+# attempts (webhook.first_attempts), not as claimed delivery_state rows.
+# Made ordered while one is out, the endpoint's next event of that key must
+# wait until it is answered.  A receiver of its own, so that its count of
+# requests in flight is this endpoint's.
+my $r3 = start_receiver();
+psql(sprintf(q{INSERT INTO webhook.endpoints (name, url, event_types) VALUES ('switch', '%s', '{switch.*}')},
+	$r3->url('/switch/delay/1500/ok')));
+psql(q{SELECT webhook.send('switch.e', '{"n": 1}', ordering_key => 'k')});
+ok(poll_until($node, 'postgres',
+		q{SELECT count(*) FROM webhook.first_attempts f JOIN webhook.endpoints e ON e.id = f.endpoint_id
+		   WHERE e.name = 'switch'}, 1, 60),
+	'made ordered while out: the first event is a first attempt in flight');
+psql(q{UPDATE webhook.endpoints SET ordered = true WHERE name = 'switch'});
+psql(q{SELECT webhook.send('switch.e', '{"n": 2}', ordering_key => 'k')});
+my $switched = wait_for_requests($r3, 2, 60);
+is(join(',', map { JSON::PP::decode_json($_->{body})->{data}{n} } @$switched), '1,2',
+	'made ordered while out: both events arrived, in order');
+is(join(',', map { $_->{active} } @$switched), '1,1',
+	'made ordered while out: the second was sent only after the first was answered');
+$r3->stop;
+
 # --- one key of successes goes on at once ----------------------------------------
 # Each success of an ordered endpoint lets its key's next event go: recording
 # it must lead to a claim, not to a wait for the recorded head's lease (half a
