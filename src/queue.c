@@ -130,7 +130,9 @@ static const char *claim_unordered_arm =
  * delivery of its key is in flight, nor a first attempt of its key (an
  * endpoint made ordered while the read's first attempts to it are out:
  * those are not delivery_state rows, so no head waits behind them).  The
- * first attempts are read once per statement, as a hashed list.
+ * first attempts are read once per statement, as a hashed list; one
+ * older than its lease (its worker died) no longer holds its key, as a
+ * lapsed claim does not.
  */
 static const char *claim_ordered_arm =
 "   SELECT d.id, d.next_attempt_at, d.gen FROM room"
@@ -139,7 +141,10 @@ static const char *claim_ordered_arm =
 "        WHERE o.next_attempt_at <= pg_catalog.now()"
 "          AND (o.claimed_at IS NULL OR o.claimed_at < pg_catalog.now() - room.lease)"
 "          AND o.id <> ALL ($6::bigint[])"
-"          AND (room.id, o.ordering_key) NOT IN (SELECT f.endpoint_id, f.ordering_key FROM webhook.first_attempts f)"
+"          AND (room.id, o.ordering_key) NOT IN ("
+"                SELECT f.endpoint_id, f.ordering_key FROM webhook.first_attempts f"
+"                  JOIN webhook.endpoints ep ON ep.id = f.endpoint_id"
+"                 WHERE f.claimed_at >= pg_catalog.now() - webhook._claim_lease(" LEASE_TIMEOUT_MS "))"
 "          AND (o.attempts = 0 OR NOT EXISTS (               SELECT 1 FROM webhook.delivery_state x                WHERE x.endpoint_id = room.id AND x.status = 'pending' AND x.ordering_key = o.ordering_key                  AND x.id > o.id AND (x.claimed_at >= pg_catalog.now() - room.lease                                       OR x.id = ANY ($6::bigint[]))))"
 "        ORDER BY o.id LIMIT room.n) o"
 "     CROSS JOIN LATERAL ("

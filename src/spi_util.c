@@ -37,29 +37,33 @@ webhook_prepare_once(SPIPlanPtr *plan, const char *sql, int nargs, Oid *argtypes
 }
 
 /*
- * Run one of the worker's saved queue statements with the planner held to
- * index probes and nested loops, for whenever its plan is made: the first
- * execution, and again each time the queue's tables are analyzed.  The
- * statistics are a moment's.  After a VACUUM ANALYZE of the empty tables
- * (or of an emptied generation), the read's plan hashed every pending
- * delivery_state row at each page, a quarter of the worker's time once the
- * backlog filled; plans chosen on a burst's lagging statistics compared
- * every outcome with every row of a batch.  Each of these statements works
- * on one batch of rows that it reaches by key, so probes are right at any
- * size the tables have.  The settings hold for this statement only.
+ * Run one of the worker's saved queue statements with the planner kept off
+ * whole-table reads, for whenever its plan is made: the first execution,
+ * and again each time the queue's tables are analyzed.  The statistics are
+ * a moment's.  After a VACUUM ANALYZE of the empty tables (or of an emptied
+ * generation), the read's plan hashed every pending delivery_state row at
+ * each page, a quarter of the worker's time once the backlog filled; plans
+ * chosen on a burst's lagging statistics compared every outcome with every
+ * row of a batch.  Each of these statements works on one batch of rows
+ * that it reaches by key, so with sequential, bitmap and merge-join scans
+ * of the tables priced out it probes them by index at any size.  Hash
+ * joins stay: they join the statement's own lists (the busy endpoints, the
+ * batch) in linear time, and a table cannot be their inner side without a
+ * full scan.  The settings are saved and restored around the statement
+ * (GUC_ACTION_SAVE), so nothing after it in the transaction plans with
+ * them.
  */
 int
 webhook_execute_by_probes(SPIPlanPtr plan, Datum *values, const char *nulls, bool read_only,
 						  long count)
 {
-	static const char *const off[] = {"enable_seqscan", "enable_bitmapscan", "enable_hashjoin",
-	"enable_mergejoin", "enable_material"};
+	static const char *const off[] = {"enable_seqscan", "enable_bitmapscan", "enable_mergejoin"};
 	int			nest_level = NewGUCNestLevel();
 	int			ret;
 
 	for (int i = 0; i < lengthof(off); i++)
 		(void) set_config_option(off[i], "off", PGC_USERSET, PGC_S_SESSION,
-								 GUC_ACTION_LOCAL, true, 0, false);
+								 GUC_ACTION_SAVE, true, 0, false);
 	ret = SPI_execute_plan(plan, values, nulls, read_only, count);
 	AtEOXact_GUC(true, nest_level);
 	return ret;

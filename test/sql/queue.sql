@@ -164,3 +164,12 @@ INSERT INTO webhook.events (event_type, payload, txid) VALUES ('restore.zero', '
 INSERT INTO webhook.events (event_type, payload) VALUES ('restore.own', '{}');
 SELECT count(*) AS set_aside FROM webhook.restored_events;
 ROLLBACK;
+-- The read plans with sequential scans, bitmap scans and merge joins off
+-- (webhook_execute_by_probes), for its own statement only: the rest of the
+-- caller's transaction plans as the session's settings say.
+BEGIN;
+SELECT webhook._read_events(100) >= 0 AS read;
+SHOW enable_seqscan;
+SHOW enable_bitmapscan;
+SHOW enable_mergejoin;
+ROLLBACK;

@@ -67,6 +67,22 @@ is(join(',', map { $_->{active} } @$switched), '1,1',
 	'made ordered while out: the second was sent only after the first was answered');
 $r3->stop;
 
+# --- an orphaned first attempt holds its key only for its lease -----------------
+# A first attempt whose worker died and whose row nobody took over (it was
+# locked when the next worker started) is as lapsed as an old claim: an
+# ordered endpoint's later event of the same key still goes.
+my $orphan_ep = psql(sprintf(q{INSERT INTO webhook.endpoints (name, url, event_types, ordered)
+                               VALUES ('orphan', '%s', '{orphan.*}', true) RETURNING id}, $r->url('/orphan')));
+psql(qq{WITH e AS (INSERT INTO webhook.events (event_type, payload, txid) VALUES ('orphan.e', '{"n": 0}', '0')
+                   RETURNING id, gen)
+        INSERT INTO webhook.first_attempts (event_id, endpoint_id, gen, ordering_key)
+        SELECT id, $orphan_ep, gen, 'k' FROM e});
+psql(qq{UPDATE webhook.first_attempts SET claimed_at = now() - interval '1 hour' WHERE endpoint_id = $orphan_ep});
+psql(q{SELECT webhook.send('orphan.e', '{"n": 1}', ordering_key => 'k')});
+ok(poll_until($node, 'postgres',
+		qq{SELECT count(*) FROM webhook.delivery_log WHERE endpoint_id = $orphan_ep AND status_code = 200}, 1, 60),
+	'an orphaned first attempt older than its lease does not hold its key');
+
 # --- one key of successes goes on at once ----------------------------------------
 # Each success of an ordered endpoint lets its key's next event go: recording
 # it must lead to a claim, not to a wait for the recorded head's lease (half a

@@ -31,6 +31,12 @@ for my $i (1 .. $n_endpoints)
 		$i, $r->url("/ep$i")));
 }
 
+# The worker started and idle first: its start-up statements (the takeover
+# of a predecessor's claims) are not the worker's statements under test.
+ok(poll_until($node, 'postgres',
+		q{SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'webhook delivery worker' AND state = 'idle'}, 1, 60),
+	'the delivery worker is up and idle');
+
 # Every table of the extension analyzed while the queue is empty.
 my $tables = psql(q{SELECT string_agg(format('%I.%I', n.nspname, c.relname), ', ')
                       FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
