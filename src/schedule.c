@@ -209,6 +209,25 @@ schedule_claim_delay_ms(double events_per_read)
 }
 
 /*
+ * When to record the outcomes a worker holds, n_held of them: now (0)
+ * when one may free a delivery (an ordered key's next, a retry) or they
+ * fill a batch; otherwise when the gathering that began with the first of
+ * them ends (record_at, 0 before it began), SCHEDULE_RECORD_GATHER_MS
+ * later.  Times are in microseconds.  A turn's few outcomes cost a record
+ * statement and a transaction as a batch of them does; only the log's
+ * view of them waits, no request.
+ */
+int64_t
+schedule_record_at(int64_t record_at, int64_t now, int n_held, int batch, bool may_free)
+{
+	if (may_free || n_held >= batch)
+		return 0;
+	if (record_at == 0)
+		record_at = now + SCHEDULE_RECORD_GATHER_MS * INT64_C(1000);
+	return now < record_at ? record_at : 0;
+}
+
+/*
  * A bucket holds at most a second's worth of tokens, and at least one, so
  * that an endpoint limited below one request a second may still send.
  */

@@ -78,7 +78,8 @@ typedef struct WorkerState
 	TimestampTz quiet_claim_after;	/* the same, after the quiet delay */
 	double		events_per_read;	/* running mean, over drained claims
 									 * (schedule_events_per_read) */
-	TimestampTz record_at;		/* try again to record outcomes that failed */
+	TimestampTz record_at;		/* record the outcomes gathered, or try again
+								 * those that failed (0: at once) */
 	int			errors;			/* claim or housekeeping failures in a row */
 	int			record_errors;	/* recording failures in a row */
 	Delivery  **finished;		/* finished requests not recorded yet */
@@ -640,6 +641,21 @@ record_may_free_claims(const WorkerState *s, Delivery **done, int n)
 }
 
 /*
+ * May the outcomes finished so far wait for the ones after them
+ * (schedule_record_at)?  Not once a recording has failed: its back-off
+ * owns record_at.
+ */
+static bool
+record_can_wait(WorkerState *s, bool may_free)
+{
+	if (s->record_errors > 0)
+		return false;
+	s->record_at = schedule_record_at(s->record_at, GetCurrentTimestamp(), s->n_finished,
+									  Min(webhook_batch_size, MAX_UNRECORDED / 2), may_free);
+	return s->record_at != 0;
+}
+
+/*
  * Step 3, record: collect what finished and decide each outcome once, then
  * record new outcomes at once and old ones that could not be recorded after
  * a back-off.  Housekeeping follows a full recording.  While gated, outcomes
@@ -674,6 +690,8 @@ record_outcomes(WorkerState *s)
 		return;
 
 	may_free = record_may_free_claims(s, s->finished, s->n_finished);
+	if (record_can_wait(s, may_free))
+		return;
 	s->n_finished = record_finished(s->finished, s->n_finished);
 	if (may_free || s->n_finished > 0)
 		s->need_claim = s->claim_all = true;

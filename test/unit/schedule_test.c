@@ -329,6 +329,30 @@ test_claim_delay(void)
 	expect_int("claim delay: a fourth turns busy", schedule_claim_delay_ms(mean), SCHEDULE_BUSY_DELAY_MS);
 }
 
+/*
+ * Gathering outcomes to record (schedule_record_at): successes that free
+ * nothing wait for the ones after them, up to SCHEDULE_RECORD_GATHER_MS from
+ * the first; an outcome that may free a delivery, or a full batch, goes at
+ * once.
+ */
+static void
+test_record_gathering(void)
+{
+	int64_t		gather_us = SCHEDULE_RECORD_GATHER_MS * INT64_C(1000);
+	int64_t		at;
+
+	at = schedule_record_at(0, 1000000, 1, 500, false);
+	expect_int("record: the first success starts a gathering", at, 1000000 + gather_us);
+	expect_int("record: later outcomes keep its end",
+			   schedule_record_at(at, 1000000 + gather_us / 2, 40, 500, false), at);
+	expect_int("record: at its end, now", schedule_record_at(at, at, 40, 500, false), 0);
+	expect_int("record: a clock past its end, now", schedule_record_at(at, at + 1, 40, 500, false), 0);
+	expect_int("record: a full batch goes at once", schedule_record_at(at, 1000000, 500, 500, false), 0);
+	expect_int("record: an outcome that may free a claim goes at once",
+			   schedule_record_at(0, 1000000, 1, 500, true), 0);
+	expect_int("record: ... also within a gathering", schedule_record_at(at, 1000000, 3, 500, true), 0);
+}
+
 /* Token buckets of rate-limited endpoints. */
 static void
 test_buckets(void)
@@ -368,6 +392,7 @@ main(void)
 	test_retry_delay();
 	test_times();
 	test_claim_delay();
+	test_record_gathering();
 	test_read_page();
 	test_buckets();
 	printf("%d checks, %d failures\n", checks, failures);
