@@ -214,8 +214,7 @@ schedule_claim_delay_ms(double events_per_read)
  * fill a batch; otherwise when the gathering that began with the first of
  * them ends (record_at, 0 before it began), SCHEDULE_RECORD_GATHER_MS
  * later.  Times are in microseconds.  A turn's few outcomes cost a record
- * statement and a transaction as a batch of them does; only the log's
- * view of them waits, no request.
+ * statement and a transaction as a batch of them does.
  */
 int64_t
 schedule_record_at(int64_t record_at, int64_t now, int n_held, int batch, bool may_free)
@@ -224,7 +223,10 @@ schedule_record_at(int64_t record_at, int64_t now, int n_held, int batch, bool m
 		return 0;
 	if (record_at == 0)
 		record_at = now + SCHEDULE_RECORD_GATHER_MS * INT64_C(1000);
-	return now < record_at ? record_at : 0;
+	/* A clock set back ends the gathering rather than stretching it. */
+	if (now >= record_at || record_at - now > SCHEDULE_RECORD_GATHER_MS * INT64_C(1000))
+		return 0;
+	return record_at;
 }
 
 /*

@@ -103,8 +103,9 @@ extern int	schedule_claim_delay_ms(double events_per_read);
 /*
  * Outcomes that free nothing (successes of unordered endpoints) wait up to
  * this long to be recorded with the ones after them (worker.c,
- * record_can_wait): one record statement per gathering rather than one
- * per turn.  Only the delivery log's view of them waits; no request does.
+ * record_gather): one record statement per gathering rather than one
+ * per turn.  Only what the queue's tables show of them waits; no request
+ * does.
  */
 #define SCHEDULE_RECORD_GATHER_MS 20
 

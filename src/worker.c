@@ -5,7 +5,8 @@
  *		something needs the worker, record what happened.
  *
  * Each turn of the loop claims in one short transaction and records in
- * another; requests are in flight only between transactions.  A worker that
+ * another (successes that free nothing gather a few turns' worth first);
+ * requests are in flight only between transactions.  A worker that
  * dies leaves claimed deliveries pending, and its successor takes them over
  * at start, so delivery is at least once.  An outcome that cannot be
  * recorded stays in memory and is tried again later; its delivery is never
@@ -50,6 +51,12 @@ extern PGDLLEXPORT void webhook_worker_main(Datum main_arg);
 
 /* While this many outcomes wait to be recorded, claim nothing more. */
 #define MAX_UNRECORDED 1000
+
+/*
+ * A gathering of outcomes (record_gather) ends at a batch, and below
+ * MAX_UNRECORDED, so that it never keeps the worker from claiming.
+ */
+#define GATHER_MAX Min(webhook_batch_size, MAX_UNRECORDED / 2)
 
 /* What the worker's loop carries from one turn to the next. */
 typedef struct WorkerState
@@ -641,24 +648,25 @@ record_may_free_claims(const WorkerState *s, Delivery **done, int n)
 }
 
 /*
- * May the outcomes finished so far wait for the ones after them
- * (schedule_record_at)?  Not once a recording has failed: its back-off
- * owns record_at.
+ * Start, go on with or end the gathering of the outcomes held
+ * (schedule_record_at), and say whether they wait.  Not once a recording
+ * has failed: its back-off owns record_at then.
  */
 static bool
-record_can_wait(WorkerState *s, bool may_free)
+record_gather(WorkerState *s, bool may_free)
 {
 	if (s->record_errors > 0)
 		return false;
 	s->record_at = schedule_record_at(s->record_at, GetCurrentTimestamp(), s->n_finished,
-									  Min(webhook_batch_size, MAX_UNRECORDED / 2), may_free);
+									  GATHER_MAX, may_free);
 	return s->record_at != 0;
 }
 
 /*
  * Step 3, record: collect what finished and decide each outcome once, then
- * record new outcomes at once and old ones that could not be recorded after
- * a back-off.  Housekeeping follows a full recording.  While gated, outcomes
+ * record them: successes that free nothing when their gathering ends
+ * (record_gather), others at once, and old ones that could not be
+ * recorded after a back-off.  Housekeeping follows a full recording.  While gated, outcomes
  * wait in memory.
  */
 static void
@@ -686,11 +694,11 @@ record_outcomes(WorkerState *s)
 	}
 	had_failures = n_new > 0 && settle_finished(s->finished + s->n_finished - n_new, n_new);
 	if (s->gated || s->n_finished == 0 ||
-		(n_new == 0 && s->record_at != 0 && GetCurrentTimestamp() < s->record_at))
+		(n_new == 0 && s->record_errors > 0 && GetCurrentTimestamp() < s->record_at))
 		return;
 
 	may_free = record_may_free_claims(s, s->finished, s->n_finished);
-	if (record_can_wait(s, may_free))
+	if (record_gather(s, may_free))
 		return;
 	s->n_finished = record_finished(s->finished, s->n_finished);
 	if (may_free || s->n_finished > 0)
@@ -717,10 +725,12 @@ record_outcomes(WorkerState *s)
 
 /*
  * Before each turn: interrupts, a cancel between transactions, a reload of
- * the settings, and a request from DDL to step aside.
+ * the settings, and a request from DDL to step aside.  Stepping aside, the
+ * worker records the outcomes it gathered first, so that the next worker
+ * does not send them again; those in flight it cannot help.
  */
 static void
-begin_turn(void)
+begin_turn(WorkerState *s)
 {
 	drop_idle_cancel();
 	CHECK_FOR_INTERRUPTS();
@@ -731,7 +741,11 @@ begin_turn(void)
 		http_reload_policy();
 	}
 	if (webhook_worker_asked_to_leave())
+	{
+		if (!s->gated && s->n_finished > 0)
+			(void) record_finished(s->finished, s->n_finished);
 		worker_leave("DDL on its database asked it to step aside", false);
+	}
 }
 
 /*
@@ -816,7 +830,7 @@ webhook_worker_main(Datum main_arg)
 	{
 		MemoryContextReset(loop_cxt);
 		MemoryContextSwitchTo(loop_cxt);
-		begin_turn();
+		begin_turn(&s);
 		note_due_times(&s);
 		if (s.need_claim && room_to_claim(&s) && GetCurrentTimestamp() >= s.claim_after)
 			claim_and_send(&s);

@@ -347,6 +347,8 @@ test_record_gathering(void)
 			   schedule_record_at(at, 1000000 + gather_us / 2, 40, 500, false), at);
 	expect_int("record: at its end, now", schedule_record_at(at, at, 40, 500, false), 0);
 	expect_int("record: a clock past its end, now", schedule_record_at(at, at + 1, 40, 500, false), 0);
+	expect_int("record: a clock set back ends the gathering",
+			   schedule_record_at(at, 1000000 - 1, 40, 500, false), 0);
 	expect_int("record: a full batch goes at once", schedule_record_at(at, 1000000, 500, 500, false), 0);
 	expect_int("record: an outcome that may free a claim goes at once",
 			   schedule_record_at(0, 1000000, 1, 500, true), 0);
