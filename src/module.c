@@ -15,6 +15,7 @@
 #include "launcher.h"
 #include "netguard.h"
 #include "proxy.h"
+#include "schedule.h"
 #include "sealing.h"
 #include "shmem.h"
 #include "transform.h"
@@ -39,6 +40,7 @@ int			webhook_disable_after_s = 5 * 24 * 3600;
 int			webhook_retention_succeeded_s = 7 * 24 * 3600;
 int			webhook_retention_failed_s = 30 * 24 * 3600;
 int			webhook_transform_timeout_ms = 1000;
+int			webhook_record_delay_ms = SCHEDULE_RECORD_GATHER_MS;
 
 void		_PG_init(void);
 
@@ -136,6 +138,13 @@ WebhookGucInit(void)
 										 "the delivery worker, and is not run again until its endpoint or "
 										 "its function changes."),
 							&webhook_transform_timeout_ms, 1000, 1, 10000,
+							PGC_SIGHUP, GUC_UNIT_MS, NULL, NULL, NULL);
+	DefineCustomIntVariable("webhook.record_delay_ms",
+							gettext_noop("Longest a delivery worker holds successes of unordered endpoints, to record them together."),
+							gettext_noop("Recording waits, not requests: webhook.deliveries shows those deliveries "
+										 "in flight until then. 0 records each turn's outcomes at once. A worker "
+										 "stopped between turns records what it holds first."),
+							&webhook_record_delay_ms, SCHEDULE_RECORD_GATHER_MS, 0, 60000,
 							PGC_SIGHUP, GUC_UNIT_MS, NULL, NULL, NULL);
 	WebhookSealingGucInit();
 	WebhookProxyGucInit();

@@ -210,21 +210,23 @@ schedule_claim_delay_ms(double events_per_read)
 
 /*
  * When to record the outcomes a worker holds, n_held of them: now (0)
- * when one may free a delivery (an ordered key's next, a retry) or they
- * fill a batch; otherwise when the gathering that began with the first of
- * them ends (record_at, 0 before it began), SCHEDULE_RECORD_GATHER_MS
- * later.  Times are in microseconds.  A turn's few outcomes cost a record
- * statement and a transaction as a batch of them does.
+ * when one may free a delivery (an ordered key's next, a retry), they fill
+ * a batch, or nothing gathers (gather_ms 0); otherwise when the gathering
+ * that began with the first of them ends (record_at, 0 before it began),
+ * gather_ms later.  Times are in microseconds.  A turn's few outcomes cost
+ * a record statement and a transaction as a batch of them does.
  */
 int64_t
-schedule_record_at(int64_t record_at, int64_t now, int n_held, int batch, bool may_free)
+schedule_record_at(int64_t record_at, int64_t now, int n_held, int batch, int gather_ms, bool may_free)
 {
-	if (may_free || n_held >= batch)
+	int64_t		gather_us = (int64_t) gather_ms * INT64_C(1000);
+
+	if (may_free || n_held >= batch || gather_us <= 0)
 		return 0;
 	if (record_at == 0)
-		record_at = now + SCHEDULE_RECORD_GATHER_MS * INT64_C(1000);
+		record_at = now + gather_us;
 	/* A clock set back ends the gathering rather than stretching it. */
-	if (now >= record_at || record_at - now > SCHEDULE_RECORD_GATHER_MS * INT64_C(1000))
+	if (now >= record_at || record_at - now > gather_us)
 		return 0;
 	return record_at;
 }

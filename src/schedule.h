@@ -102,14 +102,15 @@ extern int	schedule_claim_delay_ms(double events_per_read);
 
 /*
  * Outcomes that free nothing (successes of unordered endpoints) wait up to
- * this long to be recorded with the ones after them (worker.c,
- * record_gather): one record statement per gathering rather than one
- * per turn.  Only what the queue's tables show of them waits; no request
- * does.
+ * this long, by default (webhook.record_delay_ms), to be recorded with the
+ * ones after them (worker.c, record_gather): one record statement per
+ * gathering rather than one per turn.  Only what the queue's tables show
+ * of them waits; no request does.
  */
 #define SCHEDULE_RECORD_GATHER_MS 20
 
-extern int64_t schedule_record_at(int64_t record_at, int64_t now, int n_held, int batch, bool may_free);
+extern int64_t schedule_record_at(int64_t record_at, int64_t now, int n_held, int batch, int gather_ms,
+								  bool may_free);
 
 extern double schedule_rows_per_event(double mean, int events, int rows);
 extern int	schedule_read_page(int limit, double rows_per_event, int batch, bool backlog);

@@ -24,5 +24,6 @@ extern int	webhook_disable_after_s;
 extern int	webhook_retention_succeeded_s;
 extern int	webhook_retention_failed_s;
 extern int	webhook_transform_timeout_ms;
+extern int	webhook_record_delay_ms;
 
 #endif							/* WEBHOOK_H */

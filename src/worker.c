@@ -92,9 +92,38 @@ typedef struct WorkerState
 	Delivery  **finished;		/* finished requests not recorded yet */
 	int			n_finished;
 	int			finished_cap;	/* room in finished */
+	bool		leaving;		/* record what is held at once, and nothing
+								 * else: the worker is going */
 } WorkerState;
 
 static WebhookDbStats *my_stats = NULL;
+
+/* The worker waits between turns (sleep_until_needed): SIGTERM may wait too. */
+static volatile sig_atomic_t sleeping = false;
+
+/* SIGTERM came while it waited: stop after the wait (worker_stop). */
+static volatile sig_atomic_t stop_requested = false;
+
+/*
+ * SIGTERM (a fast or smart shutdown, pg_terminate_backend).  While the
+ * worker waits between turns, it stops when the wait ends, after recording
+ * what it holds (worker_stop).  At any other moment, as with die() in any
+ * background worker, it ends at once and the transaction it runs with it.
+ */
+static void
+worker_sigterm(SIGNAL_ARGS)
+{
+	int			save_errno = errno;
+
+	if (sleeping)
+	{
+		stop_requested = true;
+		SetLatch(MyLatch);
+	}
+	else
+		die(postgres_signal_arg);
+	errno = save_errno;
+}
 
 /*
  * Attach to the slot the launcher reserved for this database and worker
@@ -570,8 +599,10 @@ sleep_until_needed(WorkerState *s)
 		my_stats->in_flight = http_in_flight();
 
 	pgstat_report_activity(STATE_IDLE, NULL);
-	if (http_wait(timeout_ms))
+	sleeping = true;
+	if (!stop_requested && http_wait(timeout_ms))
 		s->need_claim = true;
+	sleeping = false;
 }
 
 /* The housekeeping transaction. */
@@ -655,10 +686,10 @@ record_may_free_claims(const WorkerState *s, Delivery **done, int n)
 static bool
 record_gather(WorkerState *s, bool may_free)
 {
-	if (s->record_errors > 0)
+	if (s->record_errors > 0 || s->leaving)
 		return false;
 	s->record_at = schedule_record_at(s->record_at, GetCurrentTimestamp(), s->n_finished,
-									  GATHER_MAX, may_free);
+									  GATHER_MAX, webhook_record_delay_ms, may_free);
 	return s->record_at != 0;
 }
 
@@ -717,6 +748,8 @@ record_outcomes(WorkerState *s)
 	}
 	s->record_at = 0;
 	s->record_errors = 0;
+	if (s->leaving)
+		return;
 	if (!run_guarded(housekeeping, &had_failures))
 		s->retry_at = backoff_after_error(&s->errors);
 	else
@@ -724,10 +757,35 @@ record_outcomes(WorkerState *s)
 }
 
 /*
+ * The worker is going (SIGTERM while it waited, or DDL asked it to step
+ * aside): record the outcomes it holds, those that have just come in
+ * included, so that the next worker sends again only the requests still
+ * in flight.  While gated they stay in memory, and go with it.
+ */
+static void
+record_before_leaving(WorkerState *s)
+{
+	s->leaving = true;
+	(void) http_wait(0);
+	record_outcomes(s);
+}
+
+/*
+ * SIGTERM came while the worker waited: record what it holds, then end as
+ * die() ends any background worker (the same message, and the launcher
+ * starts it again unless the server is shutting down).
+ */
+static void
+worker_stop(WorkerState *s)
+{
+	record_before_leaving(s);
+	die(SIGTERM);
+	CHECK_FOR_INTERRUPTS();
+}
+
+/*
  * Before each turn: interrupts, a cancel between transactions, a reload of
- * the settings, and a request from DDL to step aside.  Stepping aside, the
- * worker records the outcomes it gathered first, so that the next worker
- * does not send them again; those in flight it cannot help.
+ * the settings, and a request from DDL to step aside (record_before_leaving).
  */
 static void
 begin_turn(WorkerState *s)
@@ -742,8 +800,7 @@ begin_turn(WorkerState *s)
 	}
 	if (webhook_worker_asked_to_leave())
 	{
-		if (!s->gated && s->n_finished > 0)
-			(void) record_finished(s->finished, s->n_finished);
+		record_before_leaving(s);
 		worker_leave("DDL on its database asked it to step aside", false);
 	}
 }
@@ -821,7 +878,7 @@ webhook_worker_main(Datum main_arg)
 	MemoryContext loop_cxt;
 
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
-	pqsignal(SIGTERM, die);
+	pqsignal(SIGTERM, worker_sigterm);
 	BackgroundWorkerUnblockSignals();
 	worker_start(DatumGetObjectId(main_arg), &s);
 	loop_cxt = AllocSetContextCreate(TopMemoryContext, "webhook worker loop", ALLOCSET_DEFAULT_SIZES);
@@ -835,6 +892,8 @@ webhook_worker_main(Datum main_arg)
 		if (s.need_claim && room_to_claim(&s) && GetCurrentTimestamp() >= s.claim_after)
 			claim_and_send(&s);
 		sleep_until_needed(&s);
+		if (stop_requested)
+			worker_stop(&s);
 		record_outcomes(&s);
 	}
 }

@@ -8,8 +8,8 @@
 # deliveries the next worker took over.  Here the endpoint's max_in_flight
 # bounds them: the endpoint is full at each claim, and while it is, every
 # outcome is recorded at once rather than gathered (README: successes that
-# free nothing otherwise wait about 20 ms to be recorded together, and a
-# stop leaves those claimed too).
+# free nothing otherwise wait about 20 ms to be recorded together; a worker
+# stopped while it waits records them first, 038_clean_stop).
 use strict;
 use warnings;
 

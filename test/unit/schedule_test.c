@@ -331,9 +331,9 @@ test_claim_delay(void)
 
 /*
  * Gathering outcomes to record (schedule_record_at): successes that free
- * nothing wait for the ones after them, up to SCHEDULE_RECORD_GATHER_MS from
- * the first; an outcome that may free a delivery, or a full batch, goes at
- * once.
+ * nothing wait for the ones after them, up to the record delay from the
+ * first (SCHEDULE_RECORD_GATHER_MS by default, none when 0); an outcome
+ * that may free a delivery, or a full batch, goes at once.
  */
 static void
 test_record_gathering(void)
@@ -341,18 +341,21 @@ test_record_gathering(void)
 	int64_t		gather_us = SCHEDULE_RECORD_GATHER_MS * INT64_C(1000);
 	int64_t		at;
 
-	at = schedule_record_at(0, 1000000, 1, 500, false);
+	at = schedule_record_at(0, 1000000, 1, 500, SCHEDULE_RECORD_GATHER_MS, false);
 	expect_int("record: the first success starts a gathering", at, 1000000 + gather_us);
 	expect_int("record: later outcomes keep its end",
-			   schedule_record_at(at, 1000000 + gather_us / 2, 40, 500, false), at);
-	expect_int("record: at its end, now", schedule_record_at(at, at, 40, 500, false), 0);
-	expect_int("record: a clock past its end, now", schedule_record_at(at, at + 1, 40, 500, false), 0);
+			   schedule_record_at(at, 1000000 + gather_us / 2, 40, 500, SCHEDULE_RECORD_GATHER_MS, false), at);
+	expect_int("record: at its end, now", schedule_record_at(at, at, 40, 500, SCHEDULE_RECORD_GATHER_MS, false), 0);
+	expect_int("record: a clock past its end, now", schedule_record_at(at, at + 1, 40, 500, SCHEDULE_RECORD_GATHER_MS, false), 0);
 	expect_int("record: a clock set back ends the gathering",
-			   schedule_record_at(at, 1000000 - 1, 40, 500, false), 0);
-	expect_int("record: a full batch goes at once", schedule_record_at(at, 1000000, 500, 500, false), 0);
+			   schedule_record_at(at, 1000000 - 1, 40, 500, SCHEDULE_RECORD_GATHER_MS, false), 0);
+	expect_int("record: a full batch goes at once", schedule_record_at(at, 1000000, 500, 500, SCHEDULE_RECORD_GATHER_MS, false), 0);
 	expect_int("record: an outcome that may free a claim goes at once",
-			   schedule_record_at(0, 1000000, 1, 500, true), 0);
-	expect_int("record: ... also within a gathering", schedule_record_at(at, 1000000, 3, 500, true), 0);
+			   schedule_record_at(0, 1000000, 1, 500, SCHEDULE_RECORD_GATHER_MS, true), 0);
+	expect_int("record: ... also within a gathering", schedule_record_at(at, 1000000, 3, 500, SCHEDULE_RECORD_GATHER_MS, true), 0);
+	expect_int("record: no gathering when its delay is 0", schedule_record_at(0, 1000000, 1, 500, 0, false), 0);
+	expect_int("record: a longer delay ends later",
+			   schedule_record_at(0, 1000000, 1, 500, 60000, false), 1000000 + INT64_C(60000000));
 }
 
 /* Token buckets of rate-limited endpoints. */

@@ -1,0 +1,107 @@
+# A clean stop sends nothing twice that had succeeded.  Successes of
+# unordered endpoints wait in the delivery worker's memory to be recorded
+# together (webhook.record_delay_ms, README "How it works").  A fast
+# shutdown, and pg_terminate_backend of the worker, reach it while it
+# waits between turns: it records what it holds before it goes, so the next
+# worker has nothing of them to send again.  The delay is a minute here, so
+# that the successes are surely still held when the stop comes: the
+# deliveries show as in flight although the worker has counted them as
+# succeeded.  (Requests still in flight at a stop are sent again: 004_crash.)
+use strict;
+use warnings;
+
+use FindBin;
+use lib "$FindBin::Bin";
+use WebhookTest;
+use PostgreSQL::Test::Utils;
+use Test::More;
+
+my $N = 5;
+
+my $r = start_receiver();
+my $node = node_with_webhook('clean_stop', 'webhook.record_delay_ms' => '60000');
+$node->safe_psql('postgres', 'CREATE EXTENSION webhook');
+my $url = $r->url('/stop');
+$node->safe_psql('postgres',
+	"INSERT INTO webhook.endpoints (name, url, event_types) VALUES ('stop', '$url', '{stop.*}')");
+
+sub succeeded_by_worker
+{
+	return $node->safe_psql('postgres',
+		'SELECT coalesce(sum(succeeded), 0) FROM webhook.worker_stats');
+}
+
+sub count_sql
+{
+	my ($type, $cond) = @_;
+	return "SELECT count(*) FROM webhook.deliveries d JOIN webhook.events e ON e.id = d.event_id
+	         WHERE e.event_type = '$type' AND $cond";
+}
+
+# Send $N events of $type, wait until the worker holds their successes
+# unrecorded, stop it with $stop, and check that each went out once.
+sub stop_while_held
+{
+	my ($type, $stop) = @_;
+	my $before = scalar @{ requests($r) };
+	my $counted = succeeded_by_worker();
+
+	$node->safe_psql('postgres',
+		"SELECT webhook.send('$type', jsonb_build_object('i', i)) FROM generate_series(1, $N) i");
+	ok( poll_until(
+			$node, 'postgres',
+			"SELECT coalesce(sum(succeeded), 0) >= $counted + $N FROM webhook.worker_stats",
+			't', 60),
+		"$type: the worker has every response");
+	is(scalar @{ requests($r) }, $before + $N, "$type: the receiver got each request");
+	is($node->safe_psql('postgres', count_sql($type, "d.status = 'pending' AND d.claimed_at IS NOT NULL")),
+		$N, "$type: the successes are held, not recorded yet");
+
+	$stop->();
+
+	ok(poll_until($node, 'postgres', count_sql($type, "d.status = 'succeeded'"), $N, 60),
+		"$type: recorded as succeeded");
+	is( $node->safe_psql('postgres',
+			count_sql($type, "d.attempts = 1 AND (SELECT count(*) FROM webhook.delivery_log l WHERE l.delivery_id = d.id) = 1")),
+		$N, "$type: one attempt each, logged once");
+	# A delivery left claimed would have been sent again before it counted
+	# as succeeded: the receiver has seen everything it ever will of these.
+	is(scalar @{ requests($r) }, $before + $N, "$type: nothing was sent twice");
+}
+
+stop_while_held(
+	'stop.fast',
+	sub {
+		$node->stop('fast');
+		$node->start;
+	});
+# No crash restart from here on (pg_terminate_backend ends only the worker).
+my $started = postmaster_started($node);
+
+stop_while_held(
+	'stop.terminate',
+	sub {
+		my $pid = worker_pid($node);
+		$node->safe_psql('postgres', "SELECT pg_terminate_backend($pid)");
+		ok( poll_until(
+				$node, 'postgres',
+				"SELECT count(*) FROM pg_stat_activity
+				  WHERE backend_type = 'webhook delivery worker' AND pid <> $pid",
+				'1', 60),
+			'stop.terminate: a new worker started');
+	});
+
+# With no delay, nothing is held: each turn's outcomes are recorded at once.
+$node->append_conf('postgresql.conf', 'webhook.record_delay_ms = 0');
+$node->reload;
+ok( poll_until($node, 'postgres', "SELECT current_setting('webhook.record_delay_ms') = '0'", 't', 30),
+	'record_delay_ms reloaded');
+$node->safe_psql('postgres',
+	"SELECT webhook.send('stop.now', jsonb_build_object('i', i)) FROM generate_series(1, $N) i");
+ok(poll_until($node, 'postgres', count_sql('stop.now', "d.status = 'succeeded'"), $N, 30),
+	'stop.now: recorded well within the minute the delay was');
+
+assert_server_intact($node, $started, 'after the stops');
+$node->stop;
+$r->stop;
+done_testing();
