@@ -27,6 +27,7 @@
 #include "tcop/tcopprot.h"
 #include "utils/guc.h"
 #include "utils/memutils.h"
+#include "utils/timeout.h"
 #include "utils/timestamp.h"
 
 #include "cluster_sync.h"
@@ -105,17 +106,27 @@ static volatile sig_atomic_t sleeping = false;
 static volatile sig_atomic_t stop_requested = false;
 
 /*
+ * How long a worker stopping on SIGTERM may take to record what it holds
+ * (a lock another session holds on the queue could otherwise keep it for
+ * a second per outcome) before it ends as die() ends it.
+ */
+#define STOP_GRACE_MS 1000
+
+/*
  * SIGTERM (a fast or smart shutdown, pg_terminate_backend).  While the
  * worker waits between turns, it stops when the wait ends, after recording
  * what it holds (worker_stop).  At any other moment, as with die() in any
  * background worker, it ends at once and the transaction it runs with it.
+ * Once it is stopping, another SIGTERM changes nothing: the postmaster
+ * sends each child two (to the process, then to its process group), and
+ * the stop's grace bounds it anyway.
  */
 static void
 worker_sigterm(SIGNAL_ARGS)
 {
 	int			save_errno = errno;
 
-	if (sleeping)
+	if (sleeping || stop_requested)
 	{
 		stop_requested = true;
 		SetLatch(MyLatch);
@@ -725,7 +736,7 @@ record_outcomes(WorkerState *s)
 	}
 	had_failures = n_new > 0 && settle_finished(s->finished + s->n_finished - n_new, n_new);
 	if (s->gated || s->n_finished == 0 ||
-		(n_new == 0 && s->record_errors > 0 && GetCurrentTimestamp() < s->record_at))
+		(n_new == 0 && s->record_errors > 0 && !s->leaving && GetCurrentTimestamp() < s->record_at))
 		return;
 
 	may_free = record_may_free_claims(s, s->finished, s->n_finished);
@@ -770,17 +781,29 @@ record_before_leaving(WorkerState *s)
 	record_outcomes(s);
 }
 
+/* The stop's grace is over: end the worker as die() would. */
+static void
+stop_grace_over(void)
+{
+	ProcDiePending = true;
+	InterruptPending = true;
+	SetLatch(MyLatch);
+}
+
 /*
- * SIGTERM came while the worker waited: record what it holds, then end as
- * die() ends any background worker (the same message, and the launcher
- * starts it again unless the server is shutting down).
+ * SIGTERM came while the worker waited: record what it holds, within
+ * STOP_GRACE_MS, then end as die() ends any background worker (the same
+ * message, and the launcher starts it again unless the server is shutting
+ * down).
  */
 static void
 worker_stop(WorkerState *s)
 {
+	enable_timeout_after(RegisterTimeout(USER_TIMEOUT, stop_grace_over), STOP_GRACE_MS);
 	record_before_leaving(s);
 	die(SIGTERM);
 	CHECK_FOR_INTERRUPTS();
+	proc_exit(1);
 }
 
 /*

@@ -75,13 +75,23 @@ stop_while_held(
 		$node->stop('fast');
 		$node->start;
 	});
-# No crash restart from here on (pg_terminate_backend ends only the worker).
-my $started = postmaster_started($node);
+# No crash restart from here on (smart shutdown and pg_terminate_backend
+# end the worker cleanly).
+my $started;
+
+stop_while_held(
+	'stop.smart',
+	sub {
+		$node->stop('smart');
+		$node->start;
+		$started = postmaster_started($node);
+	});
 
 stop_while_held(
 	'stop.terminate',
 	sub {
 		my $pid = worker_pid($node);
+		my $log_offset = -s $node->logfile;
 		$node->safe_psql('postgres', "SELECT pg_terminate_backend($pid)");
 		ok( poll_until(
 				$node, 'postgres',
@@ -89,6 +99,12 @@ stop_while_held(
 				  WHERE backend_type = 'webhook delivery worker' AND pid <> $pid",
 				'1', 60),
 			'stop.terminate: a new worker started');
+		# It ended as die() ends a background worker, not as if it had
+		# finished (the launcher would not start it again then).
+		like(
+			slurp_file($node->logfile, $log_offset),
+			qr/\[$pid\] FATAL:  terminating background worker "webhook delivery worker" due to administrator command/,
+			'stop.terminate: the worker ended with the usual FATAL');
 	});
 
 # With no delay, nothing is held: each turn's outcomes are recorded at once.
