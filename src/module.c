@@ -144,7 +144,7 @@ WebhookGucInit(void)
 							gettext_noop("Recording waits, not requests: webhook.deliveries shows those deliveries "
 										 "in flight until then. 0 records each turn's outcomes at once. A worker "
 										 "stopped between turns records what it holds first."),
-							&webhook_record_delay_ms, SCHEDULE_RECORD_GATHER_MS, 0, 60000,
+							&webhook_record_delay_ms, SCHEDULE_RECORD_GATHER_MS, 0, SCHEDULE_RECORD_GATHER_MAX_MS,
 							PGC_SIGHUP, GUC_UNIT_MS, NULL, NULL, NULL);
 	WebhookSealingGucInit();
 	WebhookProxyGucInit();

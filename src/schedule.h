@@ -109,6 +109,13 @@ extern int	schedule_claim_delay_ms(double events_per_read);
  */
 #define SCHEDULE_RECORD_GATHER_MS 20
 
+/*
+ * At most this long, so that a success held is never older than its claim's
+ * lease (webhook._claim_lease: the endpoint's timeout plus 30 s), which the
+ * next-due query would otherwise take for a worker that died.
+ */
+#define SCHEDULE_RECORD_GATHER_MAX_MS 30000
+
 extern int64_t schedule_record_at(int64_t record_at, int64_t now, int n_held, int batch, int gather_ms,
 								  bool may_free);
 

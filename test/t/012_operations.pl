@@ -319,7 +319,10 @@ is( psql("SELECT attempts > 0, succeeded > 0, failed > 0, succeeded + failed <= 
 		sleep 1;
 	}
 	ok($emptied, 'retention: the generation of the old deliveries was emptied');
-	isnt(psql('SELECT webhook._current_generation()'), $gen0, 'retention: a new generation is current');
+	# (By when, the four generations may have come round to $gen0 again.)
+	is( psql("SELECT began_at > '$t_loop' FROM webhook.queue_generations
+	           WHERE began_at IS NOT NULL AND ended_at IS NULL"),
+		't', 'retention: a new generation is current');
 	is(psql("SELECT pg_relation_size('webhook.events_$gen0') + pg_relation_size('webhook.delivery_state_$gen0')
 	               + pg_relation_size('webhook.delivery_log_$gen0')"),
 		'0', 'retention: by TRUNCATE (its partitions have no pages left)');
