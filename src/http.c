@@ -41,6 +41,7 @@ static int	n_in_flight = 0;
 
 
 static long curl_timeout_ms = -1;	/* what curl's timer callback asked for */
+static int	curl_running = 0;	/* transfers curl last said were running */
 static instr_time curl_timer_set_at;
 
 /*
@@ -196,6 +197,7 @@ recreate_multi(void)
 		curl_multi_cleanup(multi);
 	waitset_reset();
 	curl_timeout_ms = -1;
+	curl_running = 0;
 	multi = curl_multi_init();
 	if (multi == NULL)
 		ereport(ERROR,
@@ -485,6 +487,28 @@ curl_timer_remaining(void)
 }
 
 /*
+ * Let curl act on a socket or its timer, and note how many transfers it
+ * still runs: fewer than were started means some finished, to be taken
+ * (http_next_done) before the worker sleeps again.
+ */
+static void
+curl_act(curl_socket_t fd, int flags)
+{
+	curl_multi_socket_action(multi, fd, flags, &curl_running);
+}
+
+/* Let curl act on its timer if it has fired (or asked to run at once). */
+static void
+run_due_timer(void)
+{
+	if (curl_timeout_ms >= 0 && curl_timer_remaining() == 0)
+	{
+		curl_timeout_ms = -1;
+		curl_act(CURL_SOCKET_TIMEOUT, 0);
+	}
+}
+
+/*
  * Sleep until the latch is set, a socket is ready, curl's timer fires or
  * timeout_ms passes (-1: no limit), and let curl act on what happened.
  * Returns true when the latch was set.
@@ -496,11 +520,13 @@ http_wait(long timeout_ms)
 	long		curl_ms = curl_timer_remaining();
 	long		wait_ms = timeout_ms;
 	int			n;
-	int			running;
 	bool		latch_set;
 
 	if (curl_ms >= 0 && (wait_ms < 0 || curl_ms < wait_ms))
 		wait_ms = curl_ms;
+	/* Transfers that finished outside a wait (http_send_now) are taken now. */
+	if (curl_running < n_in_flight)
+		wait_ms = 0;
 
 	n = waitset_wait(wait_ms, occurred, MAX_OCCURRED_EVENTS, &latch_set);
 	for (int i = 0; i < n; i++)
@@ -511,15 +537,24 @@ http_wait(long timeout_ms)
 			flags |= CURL_CSELECT_IN;
 		if (occurred[i].events & WL_SOCKET_WRITEABLE)
 			flags |= CURL_CSELECT_OUT;
-		curl_multi_socket_action(multi, occurred[i].fd, flags, &running);
+		curl_act(occurred[i].fd, flags);
 	}
 
-	if (curl_timeout_ms >= 0 && curl_timer_remaining() == 0)
-	{
-		curl_timeout_ms = -1;
-		curl_multi_socket_action(multi, CURL_SOCKET_TIMEOUT, 0, &running);
-	}
+	run_due_timer();
 	return latch_set;
+}
+
+/*
+ * Start the requests just added (http_start) now.  libcurl begins a new
+ * transfer when its timer fires, at the next wait; the worker may run a
+ * transaction before that (the next-due query), and every request would
+ * wait for it.  A fast receiver may answer within this call: the next
+ * wait then does not sleep (curl_running).
+ */
+void
+http_send_now(void)
+{
+	run_due_timer();
 }
 
 /* The error class of a transfer that libcurl ended with an error. */

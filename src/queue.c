@@ -11,6 +11,7 @@
 #include "postgres.h"
 
 #include "access/xact.h"
+#include "access/xlog.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "mb/pg_wchar.h"
@@ -37,6 +38,8 @@
 #include "unseal_cache.h"
 #include "webhook.h"
 
+static void commit_without_waiting(void);
+
 /* How long the worker's writes wait for a row another session locked. */
 #define WRITE_LOCK_TIMEOUT "1s"
 
@@ -60,6 +63,9 @@ static bool ordered_endpoints = true;
 static double rows_per_event = 1.0;
 
 static SPIPlanPtr deactivate_plan = NULL;
+
+/* The end of the last claim's commit, not flushed yet (queue_flush_claim). */
+static XLogRecPtr unflushed_claim_end = InvalidXLogRecPtr;
 
 /*
  * This worker's number among the database's webhook.workers: it claims,
@@ -969,6 +975,20 @@ read_new_events(int limit, dlist_head *out, const EndpointLoadSnapshot *load,
 	return rc.n_claimed;
 }
 
+/* Is any of the deliveries claimed an ordered endpoint's? */
+static bool
+claims_ordered(dlist_head *claimed)
+{
+	dlist_iter	iter;
+
+	dlist_foreach(iter, claimed)
+	{
+		if (dlist_container(Delivery, node, iter.cur)->ordered)
+			return true;
+	}
+	return false;
+}
+
 /*
  * Claim a batch of due deliveries and append them to out.  load holds the
  * endpoints the worker is sending to; held, the deliveries whose outcome it
@@ -1023,7 +1043,10 @@ queue_claim(int limit, dlist_head *out, const EndpointLoadSnapshot *load,
 		t->claim_again = got == limit - n;
 		n += got;
 	}
+	if (!claims_ordered(out))
+		commit_without_waiting();
 	end_work();
+	unflushed_claim_end = XactLastCommitEnd;
 	if (t->events_read > 0 && n_workers > 1)
 		(void) webhook_wake_worker(MyDatabaseId);
 	return n;
@@ -1273,22 +1296,38 @@ deactivate_gone(Delivery **done, int n, const bool *recorded)
 }
 
 /*
- * The record transaction commits without waiting for its WAL to reach disk:
- * the worker goes on at once instead of waiting for an fsync per batch.
- * Claims still commit synchronously, and each one flushes the WAL before
- * it, with every outcome recorded so far.  So what a server crash can lose
- * is only the outcomes of the last moments with no claim after them; their
- * deliveries are still claimed, and the next worker takes them over and
- * sends them again, as it does with requests cut off in flight.  Order
- * holds: an ordered key's next delivery is claimed only after the outcome
- * before it is recorded, and that claim makes the outcome durable before
- * the next request leaves.
+ * The current transaction commits without waiting for its WAL to reach
+ * disk: the worker goes on at once instead of waiting for an fsync.  The
+ * record transaction always does; a claim does unless it took an ordered
+ * delivery (queue_claim).  Such a claim is made durable just after its
+ * requests leave (queue_flush_claim), which also flushes every outcome
+ * recorded before it.  So what a server crash can lose is the outcomes of
+ * the last moments with no claim flushed after them, and claims whose
+ * requests were in flight: their deliveries are claimed again (or their
+ * events read again), and sent again, as requests cut off in flight are.
+ * A worker that ends without a crash loses nothing: the WAL writer flushes
+ * what it committed.  Order holds: an ordered key's next delivery is claimed
+ * only after the outcome before it is recorded, and that claim commits
+ * synchronously, so the outcome is durable before the next request leaves.
  */
 static void
-commit_record_without_waiting(void)
+commit_without_waiting(void)
 {
 	(void) set_config_option("synchronous_commit", "off", PGC_USERSET, PGC_S_SESSION,
 							 GUC_ACTION_LOCAL, true, 0, false);
+}
+
+/*
+ * Make the last claim durable (commit_without_waiting), once its requests
+ * have left: the fsync then overlaps their round trip instead of coming
+ * before it.  A claim that took nothing is left to the WAL writer.
+ */
+void
+queue_flush_claim(bool sent)
+{
+	if (sent && unflushed_claim_end != InvalidXLogRecPtr)
+		XLogFlush(unflushed_claim_end);
+	unflushed_claim_end = InvalidXLogRecPtr;
 }
 
 /*
@@ -1305,7 +1344,7 @@ queue_record(Delivery **done, int n, bool *recorded)
 
 	begin_work("recording delivery outcomes");
 	wait_briefly_for_locks();
-	commit_record_without_waiting();
+	commit_without_waiting();
 	edata = webhook_try_in_subtransaction(record_rows, &all);
 	if (edata == NULL)
 	{

@@ -28,6 +28,7 @@ typedef struct QueueClaimTurn
 extern int	queue_claim(int limit, dlist_head *out, const EndpointLoadSnapshot *load,
 						int n_held, Delivery **held, ExtensionState *state,
 						QueueClaimTurn *t);
+extern void queue_flush_claim(bool sent);
 extern int	queue_record(Delivery **done, int n, bool *recorded);
 extern TimestampTz queue_next_due(int n_busy, int64 *busy_ids, double *rates);
 extern void queue_housekeeping(bool had_failures);

@@ -371,13 +371,15 @@ take_oauth_failed(WorkerState *s, dlist_head *failed)
 /*
  * Start every claimed delivery, or settle at once those that cannot be
  * sent: a secret or header unusable, a transform that failed, or a receiver
- * the network guard refuses to reach through a proxy (proxy.c).
+ * the network guard refuses to reach through a proxy (proxy.c).  Returns
+ * how many were started; they leave now, not at the next wait.
  */
-static void
+static int
 send_claimed(WorkerState *s, dlist_head *claimed)
 {
 	dlist_mutable_iter iter;
 	int			before = s->n_finished;
+	int			started = 0;
 	dlist_head	oauth_failed;
 
 	dlist_init(&oauth_failed);
@@ -410,10 +412,13 @@ send_claimed(WorkerState *s, dlist_head *claimed)
 			oauth_send(d, &oauth_failed);
 		else
 			http_start(d);
+		started++;
 	}
+	http_send_now();
 	take_oauth_failed(s, &oauth_failed);
 	if (s->n_finished > before)
 		(void) settle_finished(s->finished + before, s->n_finished - before);
+	return started;
 }
 
 /* The next-due query's arguments and result, for run_guarded. */
@@ -546,7 +551,7 @@ claim_and_send(WorkerState *s)
 	s->claim_all = s->backlog = c.turn.claim_again;
 	if (c.turn.claimed_due)
 		s->unswept_since = began;
-	send_claimed(s, &c.batch);
+	queue_flush_claim(send_claimed(s, &c.batch) > 0);
 	if (c.claimed < c.room && !c.turn.more_events)
 		schedule_next_claim(s, c.claimed, c.turn.events_read, began);
 }
