@@ -494,7 +494,9 @@ curl_timer_remaining(void)
 static void
 curl_act(curl_socket_t fd, int flags)
 {
-	curl_multi_socket_action(multi, fd, flags, &curl_running);
+	/* Failing, curl may not say: then no wait is cut short for it. */
+	if (curl_multi_socket_action(multi, fd, flags, &curl_running) != CURLM_OK)
+		curl_running = n_in_flight;
 }
 
 /* Let curl act on its timer if it has fired (or asked to run at once). */

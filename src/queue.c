@@ -17,6 +17,7 @@
 #include "mb/pg_wchar.h"
 #include "miscadmin.h"
 #include "pgstat.h"
+#include "replication/syncrep.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
@@ -1018,6 +1019,7 @@ queue_claim(int limit, dlist_head *out, const EndpointLoadSnapshot *load,
 {
 	int			n;
 	int			left;
+	bool		ordered;
 
 	begin_work("claiming due deliveries");
 	*state = version_gate_check();
@@ -1043,10 +1045,14 @@ queue_claim(int limit, dlist_head *out, const EndpointLoadSnapshot *load,
 		t->claim_again = got == limit - n;
 		n += got;
 	}
-	if (!claims_ordered(out))
+	ordered = claims_ordered(out);
+	if (!ordered)
 		commit_without_waiting();
 	end_work();
 	unflushed_claim_end = XactLastCommitEnd;
+	/* The order's guarantee holds whatever synchronous_commit says. */
+	if (ordered && unflushed_claim_end != InvalidXLogRecPtr)
+		XLogFlush(unflushed_claim_end);
 	if (t->events_read > 0 && n_workers > 1)
 		(void) webhook_wake_worker(MyDatabaseId);
 	return n;
@@ -1301,14 +1307,16 @@ deactivate_gone(Delivery **done, int n, const bool *recorded)
  * record transaction always does; a claim does unless it took an ordered
  * delivery (queue_claim).  Such a claim is made durable just after its
  * requests leave (queue_flush_claim), which also flushes every outcome
- * recorded before it.  So what a server crash can lose is the outcomes of
- * the last moments with no claim flushed after them, and claims whose
- * requests were in flight: their deliveries are claimed again (or their
- * events read again), and sent again, as requests cut off in flight are.
- * A worker that ends without a crash loses nothing: the WAL writer flushes
- * what it committed.  Order holds: an ordered key's next delivery is claimed
- * only after the outcome before it is recorded, and that claim commits
- * synchronously, so the outcome is durable before the next request leaves.
+ * recorded before it.  So what a server crash (kill -9 of any process
+ * included) can lose is the outcomes of the last moments with no claim
+ * flushed after them, and the last claim, whose requests had just left:
+ * their deliveries are still claimed and taken over, or due again, or
+ * their events are read again, and they are sent again, as requests cut
+ * off in flight are.  A worker that ends without a crash (an error,
+ * pg_terminate_backend) loses nothing: the WAL writer flushes what it
+ * committed.  Order holds: an ordered key's next delivery is claimed only
+ * after the outcome before it is recorded, and that claim is flushed
+ * before its requests leave, so the outcome is durable first.
  */
 static void
 commit_without_waiting(void)
@@ -1318,15 +1326,23 @@ commit_without_waiting(void)
 }
 
 /*
- * Make the last claim durable (commit_without_waiting), once its requests
- * have left: the fsync then overlaps their round trip instead of coming
- * before it.  A claim that took nothing is left to the WAL writer.
+ * Make the last claim durable once its requests have left, as its commit
+ * would have before (commit_without_waiting): flushed, and received by a
+ * synchronous standby, unless synchronous_commit (the setting's own value)
+ * asks for neither.  The fsync then overlaps the requests' round trip
+ * instead of coming before it.  A claim that started nothing is left to
+ * the WAL writer.  A claim of an ordered delivery was flushed before its
+ * requests left, whatever the setting (queue_claim): this changes nothing.
  */
 void
 queue_flush_claim(bool sent)
 {
-	if (sent && unflushed_claim_end != InvalidXLogRecPtr)
+	if (sent && unflushed_claim_end != InvalidXLogRecPtr &&
+		synchronous_commit > SYNCHRONOUS_COMMIT_OFF)
+	{
 		XLogFlush(unflushed_claim_end);
+		SyncRepWaitForLSN(unflushed_claim_end, true);
+	}
 	unflushed_claim_end = InvalidXLogRecPtr;
 }
 

@@ -3,7 +3,11 @@
 # receiver is killed (immediate stop) and its standby promoted: every event
 # committed on the primary is delivered at least once, by the promoted
 # node.  No delivery worker runs on the standby before its promotion, and
-# nothing reaches the receiver while only the standby is up.
+# nothing reaches the receiver while only the standby is up.  Duplicates
+# come only from the requests in flight at the kill and, since a claim of
+# unordered deliveries waits for the standby only once its requests have
+# started (README, "At least once"), from the outcomes recorded since the
+# claim before it: each at most the endpoint's max_in_flight.
 use strict;
 use warnings;
 
@@ -129,7 +133,8 @@ is(scalar @missing, 0, 'the receiver saw every committed event at least once (di
 my $dups = 0;
 $dups += $seen{$_} - 1 for grep { $seen{$_} } @ids;
 diag("$dups duplicate request(s) over " . scalar(@ids) . ' events');
-cmp_ok($dups, '<=', $CAP, "duplicates only among the $CAP requests in flight at the kill");
+cmp_ok($dups, '<=', 2 * $CAP,
+	"duplicates only among the $CAP requests in flight at the kill and the outcomes the standby had not received");
 
 assert_server_intact($standby, $started, 'after promotion');
 canary_arrives($standby, 'postgres', $r, 'after promotion');
