@@ -55,8 +55,7 @@ static SPIPlanPtr next_due_unordered_plan = NULL;
  * the snapshot that made its rows)?  The claim and the next-due query leave
  * out their ordered arm when none is.  An endpoint made ordered or active
  * later wakes the worker when its change commits
- * (webhook._endpoints_after_update), and the next claim reads again; a
- * claim that does not read assumes one is (read_new_events).
+ * (webhook._endpoints_after_update), and the next claim reads again.
  */
 static bool ordered_endpoints = true;
 
@@ -882,25 +881,20 @@ take_made_claimed(HeapTuple tuple, TupleDesc desc, void *arg)
 
 /*
  * What the read may claim itself (reader.c, fan_out_head): at most limit
- * rows of this worker's endpoints, within their free slots; nothing when
- * the claim statement is to run (claim_all), so that it takes the oldest
- * due rows first.
+ * rows of this worker's endpoints, within their free slots.
  */
 static void
-read_claim_arguments(ReaderClaim *rc, int limit, bool claim_all, const EndpointLoadSnapshot *load,
-					 dlist_head *out)
+read_claim_arguments(ReaderClaim *rc, int limit, const EndpointLoadSnapshot *load, dlist_head *out)
 {
-	dlist_head	none;
 	Datum	   *ids;
 	Datum	   *counts;
 	Datum	   *tokens;
 	bool	   *tokens_null;
 	int			n_busy;
 
-	dlist_init(&none);
-	n_busy = busy_endpoints(load, &none, &ids, &counts, &tokens, &tokens_null);
+	n_busy = busy_endpoints(load, out, &ids, &counts, &tokens, &tokens_null);
 	memset(rc, 0, sizeof(*rc));
-	rc->enabled = limit > 0 && !claim_all;
+	rc->enabled = limit > 0;
 	rc->limit = limit;
 	rc->default_cap = webhook_max_in_flight_per_endpoint;
 	rc->workers = n_workers;
@@ -939,11 +933,11 @@ claim_due(int limit, dlist_head *out, const EndpointLoadSnapshot *load, int n_he
  * whole batch, since the rows are for all of them.
  */
 static int
-read_page_size(int limit, bool backlog)
+read_page_size(int limit)
 {
 	if (n_workers > 1)
 		return webhook_batch_size;
-	return schedule_read_page(limit, rows_per_event, webhook_batch_size, backlog);
+	return schedule_read_page(limit, rows_per_event, webhook_batch_size);
 }
 
 /*
@@ -958,19 +952,10 @@ read_new_events(int limit, dlist_head *out, const EndpointLoadSnapshot *load,
 				QueueClaimTurn *t, int *left)
 {
 	ReaderClaim rc;
-	int			page = read_page_size(limit, t->backlog);
 
 	*left = 0;
-	t->events_read = 0;
-	t->more_events = page == 0;
-	if (page == 0)
-	{
-		/* Not read again: claim with the arm any ordered endpoint needs. */
-		ordered_endpoints = true;
-		return 0;
-	}
-	read_claim_arguments(&rc, limit, t->claim_all, load, out);
-	t->events_read = reader_read_events(page, &ordered_endpoints, &t->more_events, &rc);
+	read_claim_arguments(&rc, limit, load, out);
+	t->events_read = reader_read_events(read_page_size(limit), &ordered_endpoints, &t->more_events, &rc);
 	rows_per_event = schedule_rows_per_event(rows_per_event, t->events_read, rc.made);
 	*left = rc.left;
 	return rc.n_claimed;
@@ -998,17 +983,20 @@ claims_ordered(dlist_head *claimed)
  * limit.  The rows read may be for other workers' endpoints: they are
  * woken once the rows are committed.
  *
- * The claim statement runs only when the worker says something besides new
- * events may be due (t->claim_all: a retry's time came, outcomes freed a
- * slot, the worker just started, the last claim filled its limit, or
- * neither the claim statement nor the next-due query looked at due rows
- * for SCHEDULE_CLAIM_SWEEP_MS), and then the read makes nothing claimed,
- * so that the claim takes the oldest due rows first; or when the read
+ * The read makes rows already claimed as first attempts, where the claim
+ * statement could take nothing older for their endpoint: at full rate that
+ * saves the claim's UPDATE of each row, and at one event per turn the claim
+ * statement.  The claim statement runs after it when the worker says
+ * something besides new events may be due (t->claim_all: a retry's time
+ * came, outcomes freed a slot, the worker just started, the last claim
+ * statement filled its limit, or neither the claim statement nor the
+ * next-due query looked at due rows for SCHEDULE_CLAIM_SWEEP_MS), and then
+ * the read takes at most half the room, so that the oldest due rows of
+ * other endpoints get the rest however busy the read is; or when the read
  * claimed nothing, left rows of this worker's endpoints to it, or more
  * events may wait.  What a commit of another kind made due (retry(),
  * replay(), an endpoint's update) wakes the worker: its turn reads no new
- * event, so the claim statement runs.  At one event per turn, that saves
- * the claim statement; at full rate, the claim's UPDATE of each row.
+ * event, so the claim statement runs.
  *
  * Returns how many were claimed, or -1 without touching the queue when the
  * extension is not there at our version (*state says why).
@@ -1035,8 +1023,8 @@ queue_claim(int limit, dlist_head *out, const EndpointLoadSnapshot *load,
 	 * the claim that takes the rows it makes.  Any of the database's workers
 	 * may read; the rows may be for other workers' endpoints.
 	 */
-	n = read_new_events(limit, out, load, t, &left);
-	t->claim_again = t->claim_all && n >= limit;
+	n = read_new_events(t->claim_all ? limit / 2 : limit, out, load, t, &left);
+	t->claim_again = false;
 	t->claimed_due = (t->claim_all || n == 0 || left > 0 || t->more_events) && n < limit;
 	if (t->claimed_due)
 	{

@@ -18,7 +18,6 @@ extern ExtensionState queue_start(void);
 typedef struct QueueClaimTurn
 {
 	bool		claim_all;		/* something besides new events may be due */
-	bool		backlog;		/* the last claim statement filled its limit */
 	int			events_read;	/* returned: new events read */
 	bool		more_events;	/* returned: more new events may wait */
 	bool		claim_again;	/* returned: this claim filled its limit */

@@ -284,23 +284,21 @@ schedule_rows_per_event(double mean, int events, int rows)
 /*
  * How many new events one worker reads in a turn: about as many as make
  * the rows it has room to send (limit), at rows_per_event rows each, so
- * that at full rate the read makes its rows already claimed instead of a
- * backlog for the claim statement to update one by one; at most batch,
- * at least one, and none while the last claim statement filled its limit
- * (backlog: it has older rows to send first).  Reading less loses
- * nothing: the window's cursor keeps the rest for the next turn.
+ * that at full rate the read makes its rows already claimed instead of
+ * leaving rows to the claim statement to update one by one.  Rounded down
+ * (a row left over would hold its endpoint's newer rows back from the next
+ * read, for the claim statement), but at least one event, and at most
+ * batch.  Reading less loses nothing: the window's cursor keeps the rest
+ * for the next turn.
  */
 int
-schedule_read_page(int limit, double rows_per_event, int batch, bool backlog)
+schedule_read_page(int limit, double rows_per_event, int batch)
 {
 	double		per_event = rows_per_event > 1.0 ? rows_per_event : 1.0;
-	double		rows_room = limit / per_event;
-	int			page = (int) rows_room;
 
-	if (backlog)
-		return 0;
-	if (page < rows_room)
-		page++;
+	/* The running mean only nears a whole number: allow for that. */
+	int			page = (int) (limit / per_event + 0.01);
+
 	if (page > batch)
 		return batch;
 	return page < 1 ? 1 : page;

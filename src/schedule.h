@@ -120,7 +120,7 @@ extern int64_t schedule_record_at(int64_t record_at, int64_t now, int n_held, in
 								  bool may_free);
 
 extern double schedule_rows_per_event(double mean, int events, int rows);
-extern int	schedule_read_page(int limit, double rows_per_event, int batch, bool backlog);
+extern int	schedule_read_page(int limit, double rows_per_event, int batch);
 
 /* A rate-limited endpoint's token bucket (schedule_refill). */
 typedef struct TokenBucket

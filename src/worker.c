@@ -66,10 +66,9 @@ typedef struct WorkerState
 	bool		need_claim;		/* something may be claimable: claim when
 								 * there is room */
 	bool		claim_all;		/* besides new events, something else may be
-								 * due: run the claim statement too
+								 * due (the last claim statement filled its
+								 * limit, say): run the claim statement first
 								 * (queue_claim) */
-	bool		backlog;		/* the last claim statement filled its limit:
-								 * claim before reading more (queue_claim) */
 	TimestampTz unswept_since;	/* claim turns since then have not looked at
 								 * due rows (0: none yet; claim_sweep_due) */
 	bool		gated;			/* the extension is at another version: run no
@@ -535,7 +534,6 @@ claim_and_send(WorkerState *s)
 	s->throttle_wake = c.load.throttle_wake;
 	c.s = s;
 	c.turn.claim_all = s->claim_all || claim_sweep_due(s, began);
-	c.turn.backlog = s->backlog;
 	if (!run_guarded(claim_batch, &c))
 	{
 		drop_unsent(&c.batch);
@@ -548,7 +546,7 @@ claim_and_send(WorkerState *s)
 		return;
 	}
 	s->errors = 0;
-	s->claim_all = s->backlog = c.turn.claim_again;
+	s->claim_all = c.turn.claim_again;
 	if (c.turn.claimed_due)
 		s->unswept_since = began;
 	queue_flush_claim(send_claimed(s, &c.batch) > 0);

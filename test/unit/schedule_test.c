@@ -251,21 +251,22 @@ test_times(void)
 
 /*
  * The read's page (schedule_read_page): as many events as make the rows
- * the worker has room for, within [1, batch], none behind a backlog; and
- * the mean of rows per event it sizes by.
+ * the worker has room for, rounded down, within [1, batch]; and the mean
+ * of rows per event it sizes by.
  */
 static void
 test_read_page(void)
 {
 	double		mean = 1.0;
 
-	expect_int("read page: one row an event, the room", schedule_read_page(100, 1.0, 500, false), 100);
-	expect_int("read page: ten rows an event, a tenth", schedule_read_page(100, 10.0, 500, false), 10);
-	expect_int("read page: rounded up", schedule_read_page(101, 10.0, 500, false), 11);
-	expect_int("read page: never more than a batch", schedule_read_page(512, 1.0, 500, false), 500);
-	expect_int("read page: events that make no rows, a room's worth", schedule_read_page(64, 0.0, 500, false), 64);
-	expect_int("read page: at least one event", schedule_read_page(1, 1000.0, 500, false), 1);
-	expect_int("read page: none behind a backlog", schedule_read_page(100, 10.0, 500, true), 0);
+	expect_int("read page: one row an event, the room", schedule_read_page(100, 1.0, 500), 100);
+	expect_int("read page: ten rows an event, a tenth", schedule_read_page(100, 10.0, 500), 10);
+	expect_int("read page: rounded down, no row left over", schedule_read_page(109, 10.0, 500), 10);
+	expect_int("read page: a mean just under a whole number makes no row too many",
+			   schedule_read_page(500, 9.97, 500), 50);
+	expect_int("read page: never more than a batch", schedule_read_page(512, 1.0, 500), 500);
+	expect_int("read page: events that make no rows, a room's worth", schedule_read_page(64, 0.0, 500), 64);
+	expect_int("read page: at least one event", schedule_read_page(1, 1000.0, 500), 1);
 
 	expect("rows per event: a read of none says nothing", schedule_rows_per_event(3.0, 0, 0) == 3.0);
 	for (int i = 0; i < 20; i++)
