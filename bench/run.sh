@@ -7,7 +7,7 @@
 # throwaway PostgreSQL 15 cluster (default settings, fsync on) in a temporary
 # directory with both preloaded, starts bench/receiver.c on 127.0.0.1, runs the
 # phases (1 throughput with send() included, 1b pg_net, 2 receiver ceiling,
-# 3 latency, 4 enqueue cost against a Hasura-style trigger and the floor,
+# 2b a bare libcurl client's ceiling, 3 latency, 4 enqueue cost against a Hasura-style trigger and the floor,
 # 5 worker memory, 6 fan-out, 7 isolation, 1d content filters, 1e ordering
 # per key, 8 scheduled events, 9 Citus with one and two worker nodes), prints a markdown table and writes
 # it to bench/results.md.  Everything goes through the extension's public API:
@@ -119,6 +119,7 @@ make -s
 make -s install
 mkdir -p bench/tmp
 cc -O2 -o bench/tmp/receiver bench/receiver.c
+cc -O2 -o bench/tmp/curl_client bench/curl_client.c -lcurl
 
 run_as=()
 user=$(id -un)
@@ -274,6 +275,7 @@ cpu_end() {
   o1=$(ours_ticks)
   read -r b1 a1 < <(sys_ticks)
   wall=$(calc "$t1 - $cpu_t0")
+  cpu_worker_s=$(calc "($w1 - $cpu_w0) / $clk_tck")
   other=$(calc "int(100 * (($b1 - $cpu_b0) - ($o1 - $cpu_o0)) / ($a1 - $cpu_a0))")
   [ "$other" -lt 0 ] && other=0
   if [ "${2:-}" != quiet ]; then
@@ -471,6 +473,7 @@ throughput() {
   tp_wal=$(q "SELECT pg_wal_lsn_diff('$wal1', '$wal0')")
   tp_rate=$(calc "$tp_done / ($t1 - $t0)")
   tp_send_s=$(calc "$t_sent - $t0")
+  tp_worker_us=$(calc "1e6 * $cpu_worker_s / $N_TP")
   echo "delivered $tp_done in $(fmt1 "$(calc "$t1 - $t0")") s: $(fmt_int "$tp_rate")/s; failed deliveries $tp_failed, failed attempts $tp_err; receiver got $((rc1 - rc0)) requests"
 }
 
@@ -479,6 +482,9 @@ phase="1. Throughput"
 step "1. throughput: $(fmt_int "$TP_EVENTS") events × $N_TP_EP endpoints = $(fmt_int "$N_TP") deliveries, send() included"
 throughput tp "phase 1"
 row "1. Throughput" "deliveries/s with send() included: $(fmt_int "$TP_EVENTS") events (~${body_len}-byte bodies, standard signing) × $N_TP_EP endpoints subscribed to one type = $(fmt_int "$N_TP") deliveries; send() in transactions of $(fmt_int "$TP_TX") events from $TP_CLIENTS pgbench clients (all committed after $(fmt1 "$tp_send_s") s); first send → last completed_at" "$(fmt_int "$tp_rate")/s" "≥ 15,000/s" "$(judge "$tp_rate" '>=' 15000)"
+row "1. Throughput" "the delivery worker's CPU (user and system) per delivery" "$(fmt_int "$tp_worker_us") µs" "—" "—"
+# later phases run throughput again: phase 1's own figures, for the ceilings
+tp1_rate=$tp_rate; tp1_worker_us=$tp_worker_us
 row "1. Throughput" "failed deliveries / failed attempts (receiver got $(fmt_int $((rc1 - rc0))) requests)" "$tp_failed / $tp_err" "0" "$(judge "$((tp_failed + tp_err))" '==' 0)"
 row "1. Throughput" "writes per delivery, send() and the worker together: rows inserted + updated + deleted in webhook.* tables (of which inserted / updated), and WAL bytes" "$(printf '%.2f' "$(calc "($w1_rows - $w0_rows) / $N_TP")") rows ($(printf '%.2f' "$(calc "($w1_ins - $w0_ins) / $N_TP")") / $(printf '%.2f' "$(calc "($w1_upd - $w0_upd) / $N_TP")")), $(fmt_int "$(calc "$tp_wal / $N_TP")") B WAL" "—" "—"
 deactivate_all
@@ -633,7 +639,7 @@ EOF
   if [ -n "$wrk_rate" ]; then
     echo "wrk: $(fmt_int "$wrk_rate") req/s"
     row "2. Receiver ceiling" "wrk -t1 -c64 -d${WRK_S}s POSTing the same ${body_len}-byte body to bench/receiver" "$(fmt_int "$wrk_rate") req/s" "—" "—"
-    row "2. Receiver ceiling" "phase 1 throughput as a share of that ceiling" "$(calc "int(100 * $tp_rate / $wrk_rate + 0.5)")%" "—" "—"
+    row "2. Receiver ceiling" "phase 1 throughput as a share of that ceiling" "$(calc "int(100 * $tp1_rate / $wrk_rate + 0.5)")%" "—" "—"
   else
     cat "$dir/wrk.txt"
     row "2. Receiver ceiling" "wrk -t1 -c64 -d${WRK_S}s" "wrk failed" "—" "—"
@@ -641,6 +647,31 @@ EOF
 else
   echo "wrk not installed: skipped"
   row "2. Receiver ceiling" "wrk -t1 -c64 -d${WRK_S}s" "skipped: wrk not installed" "—" "—"
+fi
+
+# ================================================================ 2b. libcurl ceiling
+# The library the worker sends with, alone: phase 1's requests (same body,
+# receiver, ten URLs, 512 in flight) from bench/curl_client.c, with no
+# database, signing or log around it.  What the worker spends per delivery
+# beyond this client's CPU per request is the queue's and the log's share.
+phase="2b. libcurl ceiling"
+step "2b. a bare libcurl client: $(fmt_int "$N_TP") requests, 512 in flight"
+printf '%s' "$(q "SELECT webhook._event_body('bench.tp', bench_payload(1), now())")" > "$dir/body.json"
+rc0=$(rcount)
+cpu_begin
+curl_out=$(bench/tmp/curl_client "$base" "$dir/body.json" "$N_TP" 512 || true)
+cpu_end "phase 2b (libcurl client)" quiet
+rc1=$(rcount)
+read -r _ curl_n _ curl_failed _ curl_s _ curl_us <<< "$curl_out" || true
+if [ -n "${curl_us:-}" ] && [ "$(calc "($curl_s > 0)")" = 1 ]; then
+  curl_rate=$(calc "$curl_n / $curl_s")
+  echo "libcurl client: $curl_out ($(fmt_int "$curl_rate")/s); receiver got $((rc1 - rc0)) requests"
+  row "2b. libcurl ceiling" "bench/curl_client.c: $(fmt_int "$curl_n") POSTs of phase 1's body with headers like the worker's, 512 in flight over 10 URLs, keep-alive, on one libcurl multi handle; no database, signing or log (failed: $curl_failed)" "$(fmt_int "$curl_rate")/s" "—" "—"
+  row "2b. libcurl ceiling" "its CPU per request / the delivery worker's per delivery in phase 1" "$(fmt_int "$curl_us") / $(fmt_int "$tp1_worker_us") µs" "—" "—"
+  row "2b. libcurl ceiling" "phase 1 throughput as a share of this client's" "$(calc "int(100 * $tp1_rate / $curl_rate + 0.5)")%" "—" "—"
+else
+  echo "libcurl client failed: $curl_out"
+  row "2b. libcurl ceiling" "bench/curl_client.c" "failed" "—" "—"
 fi
 
 # ================================================================ 3. latency
