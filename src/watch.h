@@ -4,8 +4,9 @@
  *		emit, a watch's options, and the helpers each file needs of the ones
  *		below it.  The files call only downward, bottom first:
  *		watch_condition.c reads a watch's condition; watch_def.c says what a
- *		watch is (operations, owners, columns, its row); watch_trigger.c turns
- *		a statement's changed rows into events; watch_options.c checks a
+ *		watch is (operations, owners, columns, its row); watch_payload.c makes
+ *		the common watch's INSERT and DELETE payloads in C; watch_trigger.c
+ *		turns a statement's changed rows into events; watch_options.c checks a
  *		watch's options into a WatchDef; watch_ddl.c keeps the watch's
  *		triggers (creation, dependencies, dump and restore); watch.c is the
  *		SQL API (webhook.watch(), unwatch()).
@@ -87,6 +88,12 @@ extern bool watch_remove(Oid relid);
 /* watch_condition.c */
 extern Node *watch_parse_condition(Relation rel, const char *text, List **rtable);
 extern char *watch_deparse_condition(Relation rel, const char *stored);
+
+/* watch_payload.c */
+struct TriggerData;
+struct EventWriter;
+extern bool watch_payload_write(struct TriggerData *trigdata, const char *operation,
+								const WatchOptions *opts, struct EventWriter *w);
 
 /* watch_trigger.c */
 extern void watch_dry_run(Relation rel, const WatchDef *def, bool restored);

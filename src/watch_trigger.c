@@ -575,7 +575,8 @@ select_changed_rows(const TriggerData *trigdata, int op, const WatchOptions *opt
 }
 
 /*
- * Write the statement's events: the payload query's rows go straight into
+ * Write the statement's events: made in C for the common watch
+ * (watch_payload.c), or else the payload query's rows, straight into
  * webhook.events.  The watch was read, and the events are written, as the
  * extension's owner; the rows are selected as the table's owner.  A schema
  * older than the library (before ALTER EXTENSION webhook UPDATE) takes its
@@ -600,7 +601,8 @@ emit_events(TriggerData *trigdata, int op, const WatchOptions *opts, Oid webhook
 		return;
 	}
 	SetUserIdAndSecContext(table_owner, restricted);
-	select_changed_rows(trigdata, op, opts, event_writer_receiver(&w));
+	if (!watch_payload_write(trigdata, watch_ops[op].event, opts, &w))
+		select_changed_rows(trigdata, op, opts, event_writer_receiver(&w));
 	SetUserIdAndSecContext(webhook_owner, sec_context | SECURITY_LOCAL_USERID_CHANGE);
 
 	/* The catalogue may have changed since watch() checked the type. */

@@ -1,0 +1,121 @@
+-- The payloads and ordering keys that the watch trigger makes in C (an
+-- INSERT or DELETE of a watch with no condition, src/watch_payload.c) are
+-- those of its payload query (any watch with a condition) to the byte: the
+-- same rows go into a table of each kind, for keys of many types, excluded
+-- columns, dropped and generated columns, explicit keys and none.
+-- Everything runs in a transaction that is rolled back.
+\set SHOW_CONTEXT never
+
+BEGIN;
+CREATE SCHEMA regress_wp;
+CREATE TYPE regress_wp.mood AS ENUM ('sad', 'happy');
+CREATE DOMAIN regress_wp.positive AS integer CHECK (VALUE > 0);
+
+-- One pair of tables per key type: _c takes the C path, _q the query.
+CREATE TABLE regress_wp.keys (n integer, type text, v1 text, v2 text);
+INSERT INTO regress_wp.keys VALUES
+    (1, 'integer', '1', '2'), (2, 'bigint', '9007199254740993', '-4'),
+    (3, 'boolean', 'true', 'false'), (4, 'text', 'a:b', 'ü "quoted"'),
+    (5, 'varchar(10)', 'v1', 'v2'), (6, 'char(4)', 'ab', 'abcd'),
+    (7, 'numeric', '1.50', '-0.000'), (8, 'uuid', '0190a0c4-0000-7000-8000-000000000001',
+                                                  '0190a0c4-0000-7000-8000-000000000002'),
+    (9, 'timestamptz', '2026-01-02 03:04:05.678+00', 'infinity'), (10, 'date', '2026-02-28', '1999-12-31'),
+    (11, 'regress_wp.mood', 'sad', 'happy'), (12, 'regress_wp.positive', '7', '8'),
+    (13, 'double precision', '1e300', '0.1'), (14, 'jsonb', '{"b": 1, "a": [true, null]}', '"s"'),
+    (15, 'integer[]', '{1,2}', '{}'), (16, 'bytea', '\x00ff', ''), (17, 'inet', '10.0.0.1/8', '::1');
+
+DO $$
+DECLARE
+    k record;
+BEGIN
+    FOR k IN SELECT * FROM regress_wp.keys LOOP
+        EXECUTE format('CREATE TABLE regress_wp.t%s_c (k %s PRIMARY KEY, gone integer, note text, secret text,'
+                       ' doubled numeric GENERATED ALWAYS AS (length(note) * 2) STORED)', k.n, k.type);
+        EXECUTE format('ALTER TABLE regress_wp.t%s_c DROP COLUMN gone', k.n);
+        EXECUTE format('CREATE TABLE regress_wp.t%s_q (LIKE regress_wp.t%s_c INCLUDING ALL)', k.n, k.n);
+        PERFORM webhook.watch(format('regress_wp.t%s_c', k.n)::regclass, event_prefix => 'wp.c',
+                              exclude_columns => CASE WHEN k.n % 2 = 0 THEN '{secret}'::text[] END);
+        PERFORM webhook.watch(format('regress_wp.t%s_q', k.n)::regclass, event_prefix => 'wp.q', condition => 'true',
+                              exclude_columns => CASE WHEN k.n % 2 = 0 THEN '{secret}'::text[] END);
+        FOREACH k.type IN ARRAY ARRAY['c', 'q'] LOOP
+            EXECUTE format('INSERT INTO regress_wp.t%1$s_%2$s (k, note, secret) VALUES (%3$L, %5$L, %6$L), (%4$L, NULL, NULL)',
+                           k.n, k.type, k.v1, k.v2, E'tab\there \u00e9 "q" \\ ', 's3cret');
+            EXECUTE format('DELETE FROM regress_wp.t%1$s_%2$s WHERE k = %3$L', k.n, k.type, k.v2);
+        END LOOP;
+    END LOOP;
+END;
+$$;
+
+-- A key of its own column, a key of two columns, no key at all, and a
+-- table without a primary key.
+CREATE TABLE regress_wp.o_c (a integer, b text, c boolean);
+CREATE TABLE regress_wp.o_q (LIKE regress_wp.o_c);
+CREATE TABLE regress_wp.m_c (a integer, b text, c boolean);
+CREATE TABLE regress_wp.m_q (LIKE regress_wp.m_c);
+CREATE TABLE regress_wp.n_c (a integer PRIMARY KEY, b text, c boolean);
+CREATE TABLE regress_wp.n_q (LIKE regress_wp.n_c INCLUDING ALL);
+CREATE TABLE regress_wp.p_c (a integer, b text, c boolean);
+CREATE TABLE regress_wp.p_q (LIKE regress_wp.p_c);
+SELECT webhook.watch('regress_wp.o_c', event_prefix => 'wp.c', ordering_key => '{c}'),
+       webhook.watch('regress_wp.o_q', event_prefix => 'wp.q', ordering_key => '{c}', condition => 'true'),
+       webhook.watch('regress_wp.m_c', event_prefix => 'wp.c', ordering_key => '{b,a}'),
+       webhook.watch('regress_wp.m_q', event_prefix => 'wp.q', ordering_key => '{b,a}', condition => 'true'),
+       webhook.watch('regress_wp.n_c', event_prefix => 'wp.c', ordering_key => '{}'),
+       webhook.watch('regress_wp.n_q', event_prefix => 'wp.q', ordering_key => '{}', condition => 'true'),
+       webhook.watch('regress_wp.p_c', event_prefix => 'wp.c'),
+       webhook.watch('regress_wp.p_q', event_prefix => 'wp.q', condition => 'true');
+DO $$
+DECLARE
+    t text;
+BEGIN
+    FOREACH t IN ARRAY ARRAY['o_c', 'o_q', 'm_c', 'm_q', 'n_c', 'n_q', 'p_c', 'p_q'] LOOP
+        EXECUTE format('INSERT INTO regress_wp.%I VALUES (1, %L, true), (2, NULL, NULL), (3, %L, false)',
+                       t, 'x', 'y"z');
+        EXECUTE format('DELETE FROM regress_wp.%I WHERE a <> 1', t);
+    END LOOP;
+END;
+$$;
+
+-- Each C event has its query twin: the same type suffix, the same payload
+-- but for the table's name, the same key but for its prefix.
+CREATE TEMP TABLE wp_events AS
+SELECT split_part(event_type, '.', 2) AS path, split_part(event_type, '.', 3) AS op,
+       payload ->> 'table' AS tbl, regexp_replace(payload ->> 'table', '_[cq]$', '') AS pair,
+       payload, ordering_key
+  FROM webhook.events WHERE event_type LIKE 'wp.%';
+SELECT path, op, count(*) AS events FROM wp_events GROUP BY 1, 2 ORDER BY 1, 2;
+SELECT count(*) AS unmatched
+  FROM (SELECT pair, op, payload - 'table' AS payload,
+               regexp_replace(ordering_key, '^regress_wp\.[a-z0-9]+_c:', '') AS key
+          FROM wp_events WHERE path = 'c'
+        EXCEPT ALL
+        SELECT pair, op, payload - 'table',
+               regexp_replace(ordering_key, '^regress_wp\.[a-z0-9]+_q:', '')
+          FROM wp_events WHERE path = 'q') x;
+SELECT count(*) AS unmatched
+  FROM (SELECT pair, op, payload - 'table' AS payload,
+               regexp_replace(ordering_key, '^regress_wp\.[a-z0-9]+_q:', '') AS key
+          FROM wp_events WHERE path = 'q'
+        EXCEPT ALL
+        SELECT pair, op, payload - 'table',
+               regexp_replace(ordering_key, '^regress_wp\.[a-z0-9]+_c:', '')
+          FROM wp_events WHERE path = 'c') x;
+-- Each names its own table, and its key starts with it.
+SELECT count(*) FILTER (WHERE ordering_key NOT LIKE 'regress_wp.' || tbl || ':%') AS other_prefix,
+       count(*) FILTER (WHERE ordering_key IS NULL) AS no_key,
+       count(*) FILTER (WHERE payload ->> 'schema' <> 'regress_wp') AS other_schema
+  FROM wp_events;
+-- A sample of the C path's payloads and keys, as written.
+SELECT op, payload, ordering_key FROM wp_events
+ WHERE path = 'c' AND pair IN ('t3', 't6', 't9', 't11', 't17', 'o', 'n')
+ ORDER BY pair, op, payload::text;
+-- The C path is taken where it should be, and only there.
+SET client_min_messages = debug2;
+INSERT INTO regress_wp.t1_c (k) VALUES (100);
+INSERT INTO regress_wp.t1_q (k) VALUES (100);
+INSERT INTO regress_wp.m_c (a) VALUES (100);
+DELETE FROM regress_wp.p_c WHERE a = 1;
+UPDATE regress_wp.t1_c SET note = 'u' WHERE k = 100;
+RESET client_min_messages;
+
+ROLLBACK;
