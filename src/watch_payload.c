@@ -1,12 +1,13 @@
 /*
  * watch_payload.c
- *		The payloads of a watch's INSERT and DELETE events, made in C from the
- *		statement's transition table, for the common watch: no condition, and
- *		an ordering key of at most one column.  They are the payload query's
- *		(watch_trigger.c) to the byte, without its cost: a one-row INSERT
- *		into a watched table paid more for planning and running that query
- *		than for making its event.  Any other watch, and every UPDATE (whose
- *		old and new images are paired), takes the query.
+ *		The payloads of a watch's events, made in C from the statement's
+ *		transition tables, for the common watch: no condition, no columns
+ *		filter, and an ordering key of at most one column.  They are the
+ *		payload query's (watch_trigger.c) to the byte, without its cost: a
+ *		one-row INSERT into a watched table paid more for planning and running
+ *		that query than for making its event.  Any other watch takes the
+ *		query, and so does an UPDATE whose old and new images do not pair up
+ *		(see payload_query).
  *
  * The caller runs this as the table's owner, as it runs the query: the
  * column types' output functions run as the owner.
@@ -36,7 +37,7 @@
 /* How one statement's rows become payloads and keys. */
 typedef struct RowPayload
 {
-	const char *operation;		/* INSERT or DELETE */
+	const char *operation;		/* INSERT, UPDATE or DELETE */
 	char	   *schema;			/* of the watched table (opts->relid) */
 	char	   *table;
 	FmgrInfo	to_jsonb;		/* to_jsonb(row), told the row's type */
@@ -115,8 +116,8 @@ key_cast(RowPayload *p, Oid type, Oid collation)
 
 /*
  * Set up a statement's payloads; false when the payload query must make
- * them (an UPDATE, a condition, a key of several columns, a key type whose
- * cast to text this does not make).
+ * them (a condition, a columns filter, a key of several columns, a key
+ * type whose cast to text this does not make).
  */
 static bool
 row_payload_init(RowPayload *p, Relation rel, const char *operation, const WatchOptions *opts)
@@ -124,7 +125,7 @@ row_payload_init(RowPayload *p, Relation rel, const char *operation, const Watch
 	AttrNumber	key;
 	Form_pg_attribute att;
 
-	if ((strcmp(operation, "INSERT") != 0 && strcmp(operation, "DELETE") != 0) || opts->condition != NULL)
+	if (opts->condition != NULL || opts->columns != (Datum) 0)
 		return false;
 	key = key_column(rel, opts);
 	if (key < 0)
@@ -207,71 +208,108 @@ push_pair(JsonbParseState **state, const char *key, const char *string, Jsonb *n
 	pushJsonbValue(state, WJB_VALUE, &v);
 }
 
-/*
- * One row's payload, as jsonb_build_object('operation', ..., 'schema', ...,
- * 'table', ..., 'record', ..., 'old_record', ...) makes it: the row's image
- * is to_jsonb(row) less the excluded columns, under record for an INSERT
- * and old_record for a DELETE.
- */
-static Datum
-row_payload(RowPayload *p, TupleTableSlot *slot)
+/* A row's image: to_jsonb(row) less the excluded columns. */
+static Jsonb *
+row_image(RowPayload *p, TupleTableSlot *slot)
 {
 	Datum		image = FunctionCall1(&p->to_jsonb, ExecFetchSlotHeapTupleDatum(slot));
-	Jsonb	   *row;
-	bool		insert = strcmp(p->operation, "INSERT") == 0;
-	JsonbParseState *state = NULL;
-	JsonbValue *res;
 
 	if (p->exclude != (Datum) 0)
 		image = DirectFunctionCall2(jsonb_delete_array, image, p->exclude);
-	row = DatumGetJsonbP(image);
+	return DatumGetJsonbP(image);
+}
+
+/*
+ * One event's payload, as jsonb_build_object('operation', ..., 'schema',
+ * ..., 'table', ..., 'record', ..., 'old_record', ...) makes it: the new
+ * row's image under record, the old one's under old_record (NULL: none).
+ */
+static Datum
+event_payload(RowPayload *p, Jsonb *record, Jsonb *old_record)
+{
+	JsonbParseState *state = NULL;
+	JsonbValue *res;
+
 	pushJsonbValue(&state, WJB_BEGIN_OBJECT, NULL);
 	push_pair(&state, "operation", p->operation, NULL);
 	push_pair(&state, "schema", p->schema, NULL);
 	push_pair(&state, "table", p->table, NULL);
-	push_pair(&state, "record", NULL, insert ? row : NULL);
-	push_pair(&state, "old_record", NULL, insert ? NULL : row);
+	push_pair(&state, "record", NULL, record);
+	push_pair(&state, "old_record", NULL, old_record);
 	res = pushJsonbValue(&state, WJB_END_OBJECT, NULL);
 	return JsonbPGetDatum(JsonbValueToJsonb(res));
 }
 
+/* A transition table, read from its start through a read pointer of its own. */
+static TupleTableSlot *
+start_reading(Tuplestorestate *rows, Relation rel)
+{
+	/* Other triggers of the statement may read the same table. */
+	tuplestore_select_read_pointer(rows, tuplestore_alloc_read_pointer(rows, EXEC_FLAG_REWIND));
+	tuplestore_rescan(rows);
+	return MakeSingleTupleTableSlot(RelationGetDescr(rel), &TTSOpsMinimalTuple);
+}
+
 /*
- * Write the events of a statement's INSERT or DELETE into w, straight from
- * its transition table; returns false, having written nothing, when the
- * payload query must make them (row_payload_init).  Every row is an event:
- * with no condition, the query selects them all.
+ * Write one event per changed row into w: of an INSERT, its new row; of a
+ * DELETE, its old one; of an UPDATE, each pair of old and new rows, taken
+ * in the order the tables hold them, that changed something the payload
+ * shows (a pair whose images are equal emits nothing, as in the query).
+ * Each row's values are freed before the next.
+ */
+static void
+write_events(RowPayload *p, Tuplestorestate *new_rows, Tuplestorestate *old_rows, Relation rel,
+			 EventWriter *w)
+{
+	TupleTableSlot *new_slot = new_rows ? start_reading(new_rows, rel) : NULL;
+	TupleTableSlot *old_slot = old_rows ? start_reading(old_rows, rel) : NULL;
+	MemoryContext per_row = AllocSetContextCreate(CurrentMemoryContext, "webhook watch row",
+												  ALLOCSET_DEFAULT_SIZES);
+
+	while ((new_slot == NULL || tuplestore_gettupleslot(new_rows, true, false, new_slot)) &&
+		   (old_slot == NULL || tuplestore_gettupleslot(old_rows, true, false, old_slot)))
+	{
+		MemoryContext oldcontext = MemoryContextSwitchTo(per_row);
+		Jsonb	   *record = new_slot ? row_image(p, new_slot) : NULL;
+		Jsonb	   *old_record = old_slot ? row_image(p, old_slot) : NULL;
+
+		if (record == NULL || old_record == NULL ||
+			!DatumGetBool(DirectFunctionCall2(jsonb_eq, JsonbPGetDatum(record), JsonbPGetDatum(old_record))))
+			event_writer_add(w, event_payload(p, record, old_record), false,
+							 row_key(p, new_slot ? new_slot : old_slot), NULL);
+		MemoryContextSwitchTo(oldcontext);
+		MemoryContextReset(per_row);
+	}
+	MemoryContextDelete(per_row);
+	if (new_slot)
+		ExecDropSingleTupleTableSlot(new_slot);
+	if (old_slot)
+		ExecDropSingleTupleTableSlot(old_slot);
+}
+
+/*
+ * Write the events of a statement into w, straight from its transition
+ * tables; returns false, having written nothing, when the payload query
+ * must make them (row_payload_init, or an UPDATE whose tables are not of
+ * equal length: its pairs cannot be told).  With no condition, every
+ * changed row is an event, as the query selects them all.
  */
 bool
 watch_payload_write(struct TriggerData *trigdata, const char *operation, const WatchOptions *opts,
 					struct EventWriter *w)
 {
-	Relation	rel = trigdata->tg_relation;
-	Tuplestorestate *rows = strcmp(operation, "INSERT") == 0 ? trigdata->tg_newtable : trigdata->tg_oldtable;
+	Tuplestorestate *new_rows = strcmp(operation, "DELETE") != 0 ? trigdata->tg_newtable : NULL;
+	Tuplestorestate *old_rows = strcmp(operation, "INSERT") != 0 ? trigdata->tg_oldtable : NULL;
 	RowPayload	p;
-	TupleTableSlot *slot;
-	MemoryContext per_row;
-	MemoryContext oldcontext;
-	int			readptr;
 
-	if (rows == NULL || !row_payload_init(&p, rel, operation, opts))
+	if ((new_rows == NULL && old_rows == NULL) ||
+		(strcmp(operation, "UPDATE") == 0 &&
+		 (new_rows == NULL || old_rows == NULL ||
+		  tuplestore_tuple_count(new_rows) != tuplestore_tuple_count(old_rows))) ||
+		!row_payload_init(&p, trigdata->tg_relation, operation, opts))
 		return false;
 	elog(DEBUG2, "webhook watch of table %s: payloads made without the payload query",
 		 watch_table_name(opts->relid));
-
-	/* A read pointer of its own: other triggers may read the same table. */
-	readptr = tuplestore_alloc_read_pointer(rows, EXEC_FLAG_REWIND);
-	tuplestore_select_read_pointer(rows, readptr);
-	tuplestore_rescan(rows);
-	slot = MakeSingleTupleTableSlot(RelationGetDescr(rel), &TTSOpsMinimalTuple);
-	per_row = AllocSetContextCreate(CurrentMemoryContext, "webhook watch row", ALLOCSET_DEFAULT_SIZES);
-	while (tuplestore_gettupleslot(rows, true, false, slot))
-	{
-		oldcontext = MemoryContextSwitchTo(per_row);
-		event_writer_add(w, row_payload(&p, slot), false, row_key(&p, slot), NULL);
-		MemoryContextSwitchTo(oldcontext);
-		MemoryContextReset(per_row);
-	}
-	MemoryContextDelete(per_row);
-	ExecDropSingleTupleTableSlot(slot);
+	write_events(&p, new_rows, old_rows, trigdata->tg_relation, w);
 	return true;
 }
