@@ -92,6 +92,7 @@ extern char *watch_deparse_condition(Relation rel, const char *stored);
 /* watch_payload.c */
 struct TriggerData;
 struct EventWriter;
+extern List *watch_key_columns(Relation rel, const WatchOptions *opts);
 extern bool watch_payload_write(struct TriggerData *trigdata, const char *operation,
 								const WatchOptions *opts, struct EventWriter *w);
 

@@ -9,18 +9,23 @@
  *		query, and so does an UPDATE whose old and new images do not pair up
  *		(see payload_query).
  *
- * The caller runs this as the table's owner, as it runs the query: the
- * column types' output functions run as the owner.
+ * The caller runs this as the table's owner, as it runs the query, and it
+ * runs as SPI runs the query: after a CommandCounterIncrement, under a
+ * fresh snapshot.  The key's cast to text is the expression the parser
+ * makes of "value::text", evaluated by the executor, so that a cast
+ * function's privileges, strictness and NULL result count as in the query.
  */
 #include "postgres.h"
 
 #include "access/sysattr.h"
+#include "access/xact.h"
 #include "catalog/pg_type.h"
 #include "commands/trigger.h"
 #include "executor/executor.h"
 #include "executor/tuptable.h"
 #include "fmgr.h"
 #include "lib/stringinfo.h"
+#include "miscadmin.h"
 #include "nodes/makefuncs.h"
 #include "parser/parse_coerce.h"
 #include "utils/builtins.h"
@@ -29,6 +34,7 @@
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/rel.h"
+#include "utils/snapmgr.h"
 #include "utils/tuplestore.h"
 
 #include "enqueue.h"
@@ -42,105 +48,81 @@ typedef struct RowPayload
 	char	   *table;
 	FmgrInfo	to_jsonb;		/* to_jsonb(row), told the row's type */
 	Datum		exclude;		/* text[] of columns left out, or 0 */
-	AttrNumber	key_attnum;		/* the key's column in the row, or 0: none */
-	CoercionPathType key_path;	/* how the key's value becomes text */
-	FmgrInfo	key_fn;			/* its cast function or output function */
-	Oid			key_collation;
-	char	   *key_prefix;		/* '<schema>.<table>:' */
+	ExprState  *key;			/* the key column ::text, or NULL: no key */
+	ExprContext *key_context;	/* its scan tuple is the row */
+	text	   *key_prefix;		/* '<schema>.<table>:' */
 } RowPayload;
 
 /*
- * The column of the row that keys its events, or 0 when none does; -1 when
- * the key has several columns (the query makes those).  The key is the
- * watch's ordering_key, or else the table's primary key, as
- * ordering_key_expr (watch_trigger.c) reads it.
+ * The names of the columns that key a watched row's events: the watch's
+ * ordering_key, or else the table's primary key (NIL: none).  rel is the
+ * table written to (a Citus shard has its table's names).  The payload
+ * query (ordering_key_expr, watch_trigger.c) and this file read the same.
  */
-static AttrNumber
-key_column(Relation rel, const WatchOptions *opts)
+List *
+watch_key_columns(Relation rel, const WatchOptions *opts)
 {
 	List	   *names = NIL;
+	Bitmapset  *pk;
+	int			k = -1;
 
 	if (opts->ordering_key != (Datum) 0)
-		names = watch_column_names(opts->relid, opts->ordering_key);
-	else
-	{
-		Bitmapset  *pk = RelationGetIndexAttrBitmap(rel, INDEX_ATTR_BITMAP_PRIMARY_KEY);
-		int			k = -1;
-
-		while ((k = bms_next_member(pk, k)) >= 0)
-			names = lappend(names, NameStr(TupleDescAttr(RelationGetDescr(rel),
-														 k + FirstLowInvalidHeapAttributeNumber - 1)->attname));
-	}
-	if (names == NIL)
-		return 0;
-	if (list_length(names) > 1)
-		return -1;
-	return get_attnum(RelationGetRelid(rel), linitial(names));
+		return watch_column_names(opts->relid, opts->ordering_key);
+	pk = RelationGetIndexAttrBitmap(rel, INDEX_ATTR_BITMAP_PRIMARY_KEY);
+	while ((k = bms_next_member(pk, k)) >= 0)
+		names = lappend(names, NameStr(TupleDescAttr(RelationGetDescr(rel),
+													 k + FirstLowInvalidHeapAttributeNumber - 1)->attname));
+	return names;
 }
 
 /*
- * How a key column's value becomes text, as "value::text" makes it: a cast
- * function of one argument, the type's output function, or the value itself
- * (a type binary-coercible to text).  False for any other cast.
+ * The expression "key::text" over the row, as the query has it, ready to
+ * run; false when the query must make the key (several columns, or a name
+ * the row does not have).  p->key stays NULL when nothing keys the events.
  */
 static bool
-key_cast(RowPayload *p, Oid type, Oid collation)
+key_expression(RowPayload *p, Relation rel, const WatchOptions *opts)
 {
-	Oid			base = getBaseType(type);
-	Oid			func = InvalidOid;
+	List	   *names = watch_key_columns(rel, opts);
+	AttrNumber	attnum;
+	Form_pg_attribute att;
+	Node	   *cast;
 
-	p->key_collation = collation;
-	p->key_path = find_coercion_pathway(TEXTOID, base, COERCION_EXPLICIT, &func);
-	switch (p->key_path)
-	{
-		case COERCION_PATH_RELABELTYPE:
-			return true;
-		case COERCION_PATH_FUNC:
-			if (get_func_nargs(func) != 1)
-				return false;
-			fmgr_info(func, &p->key_fn);
-			return true;
-		case COERCION_PATH_COERCEVIAIO:
-			{
-				Oid			output;
-				bool		varlena;
-
-				getTypeOutputInfo(base, &output, &varlena);
-				fmgr_info(output, &p->key_fn);
-				return true;
-			}
-		default:
-			return false;
-	}
+	if (names == NIL)
+		return true;
+	if (list_length(names) > 1)
+		return false;
+	attnum = get_attnum(RelationGetRelid(rel), linitial(names));
+	if (attnum <= 0)
+		return false;
+	att = TupleDescAttr(RelationGetDescr(rel), attnum - 1);
+	cast = coerce_to_target_type(NULL,
+								 (Node *) makeVar(1, attnum, att->atttypid, att->atttypmod, att->attcollation, 0),
+								 att->atttypid, TEXTOID, -1, COERCION_EXPLICIT, COERCE_EXPLICIT_CAST, -1);
+	if (cast == NULL)
+		return false;
+	p->key_context = CreateStandaloneExprContext();
+	p->key = ExecInitExpr((Expr *) cast, NULL);
+	return true;
 }
 
 /*
  * Set up a statement's payloads; false when the payload query must make
- * them (a condition, a columns filter, a key of several columns, a key
- * type whose cast to text this does not make).
+ * them (a condition, a columns filter, a key of several columns).
  */
 static bool
 row_payload_init(RowPayload *p, Relation rel, const char *operation, const WatchOptions *opts)
 {
-	AttrNumber	key;
-	Form_pg_attribute att;
+	char	   *prefix;
 
-	if (opts->condition != NULL || opts->columns != (Datum) 0)
+	memset(p, 0, sizeof(*p));
+	if (opts->condition != NULL || opts->columns != (Datum) 0 || !key_expression(p, rel, opts))
 		return false;
-	key = key_column(rel, opts);
-	if (key < 0)
-		return false;
-	p->key_attnum = key;
-	if (key > 0)
-	{
-		att = TupleDescAttr(RelationGetDescr(rel), key - 1);
-		if (!key_cast(p, att->atttypid, att->attcollation))
-			return false;
-	}
 	p->operation = operation;
 	p->schema = get_namespace_name(get_rel_namespace(opts->relid));
 	p->table = get_rel_name(opts->relid);
-	p->key_prefix = psprintf("%s:", quote_qualified_identifier(p->schema, p->table));
+	prefix = psprintf("%s:", quote_qualified_identifier(p->schema, p->table));
+	p->key_prefix = cstring_to_text(prefix);
 	p->exclude = opts->exclude_columns ? watch_column_names_array(opts->relid, opts->exclude_columns) : (Datum) 0;
 
 	/* to_jsonb() reads its argument's type from its call. */
@@ -158,26 +140,23 @@ row_key(RowPayload *p, TupleTableSlot *slot)
 {
 	bool		isnull;
 	Datum		value;
-	char	   *s;
+	text	   *v;
+	text	   *key;
+	size_t		prefix_len = VARSIZE_ANY_EXHDR(p->key_prefix);
 
-	if (p->key_attnum == 0)
+	if (p->key == NULL)
 		return NULL;
-	value = slot_getattr(slot, p->key_attnum, &isnull);
+	ResetExprContext(p->key_context);
+	p->key_context->ecxt_scantuple = slot;
+	value = ExecEvalExprSwitchContext(p->key, p->key_context, &isnull);
 	if (isnull)
 		return NULL;
-	switch (p->key_path)
-	{
-		case COERCION_PATH_RELABELTYPE:
-			s = TextDatumGetCString(value);
-			break;
-		case COERCION_PATH_FUNC:
-			s = TextDatumGetCString(FunctionCall1Coll(&p->key_fn, p->key_collation, value));
-			break;
-		default:
-			s = OutputFunctionCall(&p->key_fn, value);
-			break;
-	}
-	return cstring_to_text(psprintf("%s%s", p->key_prefix, s));
+	v = DatumGetTextPP(value);
+	key = palloc(VARHDRSZ + prefix_len + VARSIZE_ANY_EXHDR(v));
+	SET_VARSIZE(key, VARHDRSZ + prefix_len + VARSIZE_ANY_EXHDR(v));
+	memcpy(VARDATA(key), VARDATA_ANY(p->key_prefix), prefix_len);
+	memcpy(VARDATA(key) + prefix_len, VARDATA_ANY(v), VARSIZE_ANY_EXHDR(v));
+	return key;
 }
 
 /* A string or a nested jsonb as a value to push into an object. */
@@ -250,6 +229,13 @@ start_reading(Tuplestorestate *rows, Relation rel)
 	return MakeSingleTupleTableSlot(RelationGetDescr(rel), &TTSOpsMinimalTuple);
 }
 
+/* Say which watch an error of its payloads came from, as the query's do. */
+static void
+payload_error_callback(void *arg)
+{
+	errcontext("webhook watch of table %s", (const char *) arg);
+}
+
 /*
  * Write one event per changed row into w: of an INSERT, its new row; of a
  * DELETE, its old one; of an UPDATE, each pair of old and new rows, taken
@@ -273,10 +259,15 @@ write_events(RowPayload *p, Tuplestorestate *new_rows, Tuplestorestate *old_rows
 		Jsonb	   *record = new_slot ? row_image(p, new_slot) : NULL;
 		Jsonb	   *old_record = old_slot ? row_image(p, old_slot) : NULL;
 
+		CHECK_FOR_INTERRUPTS();
 		if (record == NULL || old_record == NULL ||
 			!DatumGetBool(DirectFunctionCall2(jsonb_eq, JsonbPGetDatum(record), JsonbPGetDatum(old_record))))
-			event_writer_add(w, event_payload(p, record, old_record), false,
-							 row_key(p, new_slot ? new_slot : old_slot), NULL);
+		{
+			Datum		payload = event_payload(p, record, old_record);
+			text	   *key = row_key(p, new_slot ? new_slot : old_slot);
+
+			event_writer_add(w, payload, false, key, NULL);
+		}
 		MemoryContextSwitchTo(oldcontext);
 		MemoryContextReset(per_row);
 	}
@@ -292,7 +283,8 @@ write_events(RowPayload *p, Tuplestorestate *new_rows, Tuplestorestate *old_rows
  * tables; returns false, having written nothing, when the payload query
  * must make them (row_payload_init, or an UPDATE whose tables are not of
  * equal length: its pairs cannot be told).  With no condition, every
- * changed row is an event, as the query selects them all.
+ * changed row is an event, as the query selects them all.  It runs as SPI
+ * would run the query: after the statement's changes, under a new snapshot.
  */
 bool
 watch_payload_write(struct TriggerData *trigdata, const char *operation, const WatchOptions *opts,
@@ -301,6 +293,7 @@ watch_payload_write(struct TriggerData *trigdata, const char *operation, const W
 	Tuplestorestate *new_rows = strcmp(operation, "DELETE") != 0 ? trigdata->tg_newtable : NULL;
 	Tuplestorestate *old_rows = strcmp(operation, "INSERT") != 0 ? trigdata->tg_oldtable : NULL;
 	RowPayload	p;
+	ErrorContextCallback errcallback;
 
 	if ((new_rows == NULL && old_rows == NULL) ||
 		(strcmp(operation, "UPDATE") == 0 &&
@@ -310,6 +303,17 @@ watch_payload_write(struct TriggerData *trigdata, const char *operation, const W
 		return false;
 	elog(DEBUG2, "webhook watch of table %s: payloads made without the payload query",
 		 watch_table_name(opts->relid));
+
+	errcallback.callback = payload_error_callback;
+	errcallback.arg = watch_table_name(opts->relid);
+	errcallback.previous = error_context_stack;
+	error_context_stack = &errcallback;
+	CommandCounterIncrement();
+	PushActiveSnapshot(GetTransactionSnapshot());
 	write_events(&p, new_rows, old_rows, trigdata->tg_relation, w);
+	PopActiveSnapshot();
+	error_context_stack = errcallback.previous;
+	if (p.key_context)
+		FreeExprContext(p.key_context, true);
 	return true;
 }

@@ -133,28 +133,17 @@ row_image(const char *alias, const char *present, const char *excl)
  * for several columns their values as a JSON array ('...:[v1, v2]', so that
  * no two keys read alike): one row's events go in order on ordered
  * endpoints, and different rows in parallel.  A single column that is NULL
- * gives no key.  The key columns are
- * the watch's ordering_key, or else the table's primary key; NULL (the
- * endpoint's own sequence) when there are none.
+ * gives no key.  The key columns are the watch's ordering_key, or else the
+ * table's primary key (watch_key_columns); NULL (the endpoint's own
+ * sequence) when there are none.
  */
 static char *
 ordering_key_expr(Relation rel, const WatchOptions *opts, const char *alias)
 {
-	List	   *names = NIL;
+	List	   *names = watch_key_columns(rel, opts);
 	StringInfoData e;
 	ListCell   *lc;
 
-	if (opts->ordering_key != (Datum) 0)
-		names = watch_column_names(opts->relid, opts->ordering_key);
-	else
-	{
-		Bitmapset  *pk = RelationGetIndexAttrBitmap(rel, INDEX_ATTR_BITMAP_PRIMARY_KEY);
-		int			k = -1;
-
-		while ((k = bms_next_member(pk, k)) >= 0)
-			names = lappend(names, NameStr(TupleDescAttr(RelationGetDescr(rel),
-														 k + FirstLowInvalidHeapAttributeNumber - 1)->attname));
-	}
 	if (names == NIL)
 		return "NULL::pg_catalog.text";
 	initStringInfo(&e);

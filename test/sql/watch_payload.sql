@@ -51,8 +51,28 @@ BEGIN
 END;
 $$;
 
--- A key of its own column, a key of two columns, no key at all, and a
--- table without a primary key.
+-- A key of its own column, a key of two columns, no key at all, a table
+-- without a primary key, a key whose cast to text is a function of the
+-- user's (called on NULL too, and returning NULL for some values), and a
+-- partitioned table whose partition has its columns in another order.
+CREATE TYPE regress_wp.pair AS (x integer, y integer);
+CREATE FUNCTION regress_wp.pair_text(p regress_wp.pair) RETURNS text LANGUAGE plpgsql IMMUTABLE
+AS $$ BEGIN RETURN CASE WHEN p IS NULL THEN 'none' WHEN p.x = 0 THEN NULL ELSE p.x || '/' || p.y END; END; $$;
+CREATE CAST (regress_wp.pair AS text) WITH FUNCTION regress_wp.pair_text(regress_wp.pair);
+CREATE TABLE regress_wp.u_c (a integer, b text, c boolean, p regress_wp.pair);
+CREATE TABLE regress_wp.u_q (LIKE regress_wp.u_c);
+CREATE TABLE regress_wp.v_c (a integer, b text, c boolean) PARTITION BY LIST (c);
+CREATE TABLE regress_wp.v_c1 (c boolean, gone integer, b text, a integer);
+ALTER TABLE regress_wp.v_c1 DROP COLUMN gone;
+ALTER TABLE regress_wp.v_c ATTACH PARTITION regress_wp.v_c1 FOR VALUES IN (true, false);
+CREATE TABLE regress_wp.v_c2 PARTITION OF regress_wp.v_c DEFAULT;
+CREATE TABLE regress_wp.v_q (a integer, b text, c boolean) PARTITION BY LIST (c);
+CREATE TABLE regress_wp.v_q1 PARTITION OF regress_wp.v_q FOR VALUES IN (true, false);
+CREATE TABLE regress_wp.v_q2 PARTITION OF regress_wp.v_q DEFAULT;
+SELECT webhook.watch('regress_wp.u_c', event_prefix => 'wp.c', ordering_key => '{p}'),
+       webhook.watch('regress_wp.u_q', event_prefix => 'wp.q', ordering_key => '{p}', condition => 'true'),
+       webhook.watch('regress_wp.v_c', event_prefix => 'wp.c', ordering_key => '{b}'),
+       webhook.watch('regress_wp.v_q', event_prefix => 'wp.q', ordering_key => '{b}', condition => 'true');
 CREATE TABLE regress_wp.o_c (a integer, b text, c boolean);
 CREATE TABLE regress_wp.o_q (LIKE regress_wp.o_c);
 CREATE TABLE regress_wp.m_c (a integer, b text, c boolean);
@@ -73,9 +93,12 @@ DO $$
 DECLARE
     t text;
 BEGIN
-    FOREACH t IN ARRAY ARRAY['o_c', 'o_q', 'm_c', 'm_q', 'n_c', 'n_q', 'p_c', 'p_q'] LOOP
-        EXECUTE format('INSERT INTO regress_wp.%I VALUES (1, %L, true), (2, NULL, NULL), (3, %L, false)',
+    FOREACH t IN ARRAY ARRAY['o_c', 'o_q', 'm_c', 'm_q', 'n_c', 'n_q', 'p_c', 'p_q', 'u_c', 'u_q', 'v_c', 'v_q'] LOOP
+        EXECUTE format('INSERT INTO regress_wp.%I (a, b, c) VALUES (1, %L, true), (2, NULL, NULL), (3, %L, false)',
                        t, 'x', 'y"z');
+        IF t LIKE 'u_%' THEN
+            EXECUTE format('UPDATE regress_wp.%I SET p = ROW(a - 1, a * 10)::regress_wp.pair WHERE a <> 2', t);
+        END IF;
         EXECUTE format('UPDATE regress_wp.%I SET b = b || %L, c = NOT c', t, '+');
         EXECUTE format('DELETE FROM regress_wp.%I WHERE a <> 1', t);
     END LOOP;
@@ -113,7 +136,7 @@ SELECT count(*) FILTER (WHERE ordering_key NOT LIKE 'regress_wp.' || tbl || ':%'
   FROM wp_events;
 -- A sample of the C path's payloads and keys, as written.
 SELECT op, payload, ordering_key FROM wp_events
- WHERE path = 'c' AND pair IN ('t3', 't6', 't17', 'o')
+ WHERE path = 'c' AND pair IN ('t3', 't6', 't17', 'o', 'u', 'v')
  ORDER BY pair, op, payload::text;
 -- The C path is taken where it should be, and only there.
 SET client_min_messages = debug2;
@@ -121,6 +144,7 @@ INSERT INTO regress_wp.t1_c (k) VALUES (100);
 INSERT INTO regress_wp.t1_q (k) VALUES (100);
 INSERT INTO regress_wp.m_c (a) VALUES (100);
 DELETE FROM regress_wp.p_c WHERE a = 1;
+DELETE FROM regress_wp.v_c WHERE a = 1;
 UPDATE regress_wp.t1_c SET note = 'u' WHERE k = 100;
 UPDATE regress_wp.t1_q SET note = 'u' WHERE k = 100;
 RESET client_min_messages;
