@@ -149,4 +149,31 @@ UPDATE regress_wp.t1_c SET note = 'u' WHERE k = 100;
 UPDATE regress_wp.t1_q SET note = 'u' WHERE k = 100;
 RESET client_min_messages;
 
+-- The key's cast runs with the table owner's rights on both paths: an
+-- owner that may not execute the cast function cannot write the table.
+CREATE ROLE regress_wp_owner NOLOGIN;
+GRANT USAGE ON SCHEMA webhook, regress_wp TO regress_wp_owner;
+CREATE TABLE regress_wp.r_c (a integer, p regress_wp.pair);
+CREATE TABLE regress_wp.r_q (LIKE regress_wp.r_c);
+ALTER TABLE regress_wp.r_c OWNER TO regress_wp_owner;
+ALTER TABLE regress_wp.r_q OWNER TO regress_wp_owner;
+SET ROLE regress_wp_owner;
+SELECT webhook.watch('regress_wp.r_c', event_prefix => 'wp.c', ordering_key => '{p}'),
+       webhook.watch('regress_wp.r_q', event_prefix => 'wp.q', ordering_key => '{p}', condition => 'true');
+RESET ROLE;
+REVOKE EXECUTE ON FUNCTION regress_wp.pair_text(regress_wp.pair) FROM PUBLIC;
+SET ROLE regress_wp_owner;
+SAVEPOINT s;
+INSERT INTO regress_wp.r_c VALUES (1, ROW(1, 2));
+ROLLBACK TO SAVEPOINT s;
+INSERT INTO regress_wp.r_q VALUES (1, ROW(1, 2));
+ROLLBACK TO SAVEPOINT s;
+RESET ROLE;
+GRANT EXECUTE ON FUNCTION regress_wp.pair_text(regress_wp.pair) TO regress_wp_owner;
+SET ROLE regress_wp_owner;
+INSERT INTO regress_wp.r_c VALUES (1, ROW(1, 2));
+INSERT INTO regress_wp.r_q VALUES (1, ROW(1, 2));
+RESET ROLE;
+SELECT event_type, ordering_key FROM webhook.events WHERE payload ->> 'table' IN ('r_c', 'r_q') ORDER BY 1;
+
 ROLLBACK;
