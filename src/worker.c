@@ -98,10 +98,12 @@ typedef struct WorkerState
 
 static WebhookDbStats *my_stats = NULL;
 
-/* The worker waits between turns (sleep_until_needed): SIGTERM may wait too. */
+/* The worker waits between turns (sleep_until_needed): SIGTERM ends the wait. */
 static volatile sig_atomic_t sleeping = false;
 
-/* SIGTERM came while it waited: stop after the wait (worker_stop). */
+/*
+ * SIGTERM came: stop after the wait, or after the turn (worker_stop).
+ */
 static volatile sig_atomic_t stop_requested = false;
 
 /*
@@ -112,26 +114,29 @@ static volatile sig_atomic_t stop_requested = false;
 #define STOP_GRACE_MS 1000
 
 /*
- * SIGTERM (a fast or smart shutdown, pg_terminate_backend).  While the
- * worker waits between turns, it stops when the wait ends, after recording
- * what it holds (worker_stop).  At any other moment, as with die() in any
- * background worker, it ends at once and the transaction it runs with it.
- * Once it is stopping, another SIGTERM changes nothing: the postmaster
- * sends each child two (to the process, then to its process group), and
- * the stop's grace bounds it anyway.
+ * SIGTERM (a fast or smart shutdown, pg_terminate_backend): stop, after
+ * recording the outcomes the worker holds (worker_stop), so that the next
+ * worker sends again only the requests still in flight.  While it waits
+ * between turns, the wait ends.  In one of its transactions, that
+ * transaction is cancelled, as a cancel request would (the worker survives
+ * it, and the outcomes it was recording are still held): a statement
+ * waiting for a lock does not hold the stop up.  Between transactions, the
+ * turn goes on to its end, which is short.  Once it is stopping, another
+ * SIGTERM changes nothing: the postmaster sends each child two (to the
+ * process, then to its process group), and the stop's grace bounds it.
  */
 static void
 worker_sigterm(SIGNAL_ARGS)
 {
 	int			save_errno = errno;
 
-	if (sleeping || stop_requested)
+	if (!sleeping && !stop_requested && IsTransactionOrTransactionBlock())
 	{
-		stop_requested = true;
-		SetLatch(MyLatch);
+		QueryCancelPending = true;
+		InterruptPending = true;
 	}
-	else
-		die(postgres_signal_arg);
+	stop_requested = true;
+	SetLatch(MyLatch);
 	errno = save_errno;
 }
 
@@ -175,6 +180,8 @@ drop_idle_cancel(void)
 	if (QueryCancelPending && !IsTransactionOrTransactionBlock())
 	{
 		QueryCancelPending = false;
+		if (stop_requested)
+			return;
 		ereport(LOG,
 				(errcode(ERRCODE_QUERY_CANCELED),
 				 errmsg("webhook delivery worker ignored a cancel request between transactions")));
@@ -199,7 +206,9 @@ run_guarded(void (*fn) (void *), void *arg)
 	PG_CATCH();
 	{
 		MemoryContextSwitchTo(cxt);
-		EmitErrorReport();
+		/* The cancel that SIGTERM sends is no error (worker_sigterm). */
+		if (!stop_requested || geterrcode() != ERRCODE_QUERY_CANCELED)
+			EmitErrorReport();
 		FlushErrorState();
 		AbortCurrentTransaction();
 		pgstat_report_activity(STATE_IDLE, NULL);
@@ -495,9 +504,10 @@ claim_sweep_due(WorkerState *s, TimestampTz now)
 }
 
 /*
- * Forget the deliveries a failed claim transaction had taken (the read
- * takes its rows before the claim statement runs): their claims rolled
- * back with it, and the next claim takes them again.
+ * Forget deliveries taken but not sent: a failed claim transaction's (the
+ * read takes its rows before the claim statement runs), whose claims rolled
+ * back with it, so that the next claim takes them again; or a stopping
+ * worker's, whose claims the next worker takes over.
  */
 static void
 drop_unsent(dlist_head *batch)
@@ -546,6 +556,17 @@ claim_and_send(WorkerState *s)
 		return;
 	}
 	s->errors = 0;
+
+	/*
+	 * Stopping: what was just claimed is not sent.  Its claims are taken over
+	 * by the next worker, which sends it once; sent now, its requests would
+	 * be cut off in flight and sent again.
+	 */
+	if (stop_requested)
+	{
+		drop_unsent(&c.batch);
+		return;
+	}
 	s->claim_all = c.turn.claim_again;
 	if (c.turn.claimed_due)
 		s->unswept_since = began;
@@ -794,7 +815,7 @@ stop_grace_over(void)
 }
 
 /*
- * SIGTERM came while the worker waited: record what it holds, within
+ * SIGTERM came (worker_sigterm): record what the worker holds, within
  * STOP_GRACE_MS, then end as die() ends any background worker (the same
  * message, and the launcher starts it again unless the server is shutting
  * down).
@@ -915,7 +936,7 @@ webhook_worker_main(Datum main_arg)
 		MemoryContextSwitchTo(loop_cxt);
 		begin_turn(&s);
 		note_due_times(&s);
-		if (s.need_claim && room_to_claim(&s) && GetCurrentTimestamp() >= s.claim_after)
+		if (s.need_claim && room_to_claim(&s) && GetCurrentTimestamp() >= s.claim_after && !stop_requested)
 			claim_and_send(&s);
 		sleep_until_needed(&s);
 		if (stop_requested)

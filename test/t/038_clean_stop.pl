@@ -39,10 +39,12 @@ sub count_sql
 }
 
 # Send $N events of $type, wait until the worker holds their successes
-# unrecorded, stop it with $stop, and check that each went out once.
+# unrecorded, stop it with $stop, and check that each went out once
+# ($extra: requests $stop itself makes the worker send).
 sub stop_while_held
 {
-	my ($type, $stop) = @_;
+	my ($type, $stop, $extra) = @_;
+	$extra //= 0;
 	my $before = scalar @{ requests($r) };
 	my $counted = succeeded_by_worker();
 
@@ -66,7 +68,7 @@ sub stop_while_held
 		$N, "$type: one attempt each, logged once");
 	# A delivery left claimed would have been sent again before it counted
 	# as succeeded: the receiver has seen everything it ever will of these.
-	is(scalar @{ requests($r) }, $before + $N, "$type: nothing was sent twice");
+	is(scalar @{ requests($r) }, $before + $N + $extra, "$type: nothing was sent twice");
 }
 
 stop_while_held(
@@ -106,6 +108,44 @@ stop_while_held(
 			qr/\[$pid\] FATAL:  terminating background worker "webhook delivery worker" due to administrator command/,
 			'stop.terminate: the worker ended with the usual FATAL');
 	});
+
+# The stop reaches the worker inside one of its transactions: its read of
+# new events waits for a lock on webhook.queue_positions that another
+# session holds.  The transaction is cancelled, and the successes it holds
+# are still recorded before it goes (they were lost with it before: the
+# next worker sent them all again).  The record needs no lock held here.
+stop_while_held(
+	'stop.in_transaction',
+	sub {
+		my $pid = worker_pid($node);
+		my $log_offset = -s $node->logfile;
+		my $bg = $node->background_psql('postgres');
+		$bg->query_safe('BEGIN; LOCK TABLE webhook.queue_positions IN ACCESS EXCLUSIVE MODE');
+		$node->safe_psql('postgres', "SELECT webhook.send('stop.late', '{}')");
+		ok( poll_until(
+				$node, 'postgres',
+				"SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity
+				  WHERE pid = $pid AND wait_event_type = 'Lock' AND state = 'active'",
+				'1', 60),
+			'stop.in_transaction: stopped while its read waits for the lock');
+		ok( poll_until(
+				$node, 'postgres',
+				"SELECT count(*) FROM pg_stat_activity
+				  WHERE backend_type = 'webhook delivery worker' AND pid <> $pid",
+				'1', 60),
+			'stop.in_transaction: a new worker started');
+		$bg->query_safe('ROLLBACK');
+		$bg->quit;
+		ok(poll_until($node, 'postgres', count_sql('stop.late', "d.status = 'succeeded'"), 1, 60),
+			'stop.in_transaction: the event its read waited for is delivered after');
+		my $log = slurp_file($node->logfile, $log_offset);
+		like(
+			$log,
+			qr/\[$pid\] FATAL:  terminating background worker "webhook delivery worker" due to administrator command/,
+			'stop.in_transaction: the worker ended with the usual FATAL');
+		unlike($log, qr/\[$pid\] ERROR/, 'stop.in_transaction: the cancelled read is not reported as an error');
+	},
+	1);
 
 # With no delay, nothing is held: each turn's outcomes are recorded at once.
 $node->append_conf('postgresql.conf', 'webhook.record_delay_ms = 0');
