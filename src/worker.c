@@ -102,8 +102,13 @@ static WebhookDbStats *my_stats = NULL;
 static volatile sig_atomic_t sleeping = false;
 
 /*
- * SIGTERM came: stop after the wait, or after the turn (worker_stop).
+ * The worker runs its claim, its record or its next-due query: statements
+ * of its own that a cancel ends cleanly (run_guarded rolls back, and the
+ * outcomes being recorded stay held).  SIGTERM cancels them (worker_sigterm).
  */
+static volatile sig_atomic_t cancellable = false;
+
+/* SIGTERM came: stop after the wait, or after the cancelled transaction. */
 static volatile sig_atomic_t stop_requested = false;
 
 /*
@@ -114,14 +119,15 @@ static volatile sig_atomic_t stop_requested = false;
 #define STOP_GRACE_MS 1000
 
 /*
- * SIGTERM (a fast or smart shutdown, pg_terminate_backend): stop, after
- * recording the outcomes the worker holds (worker_stop), so that the next
- * worker sends again only the requests still in flight.  While it waits
- * between turns, the wait ends.  In one of its transactions, that
- * transaction is cancelled, as a cancel request would (the worker survives
- * it, and the outcomes it was recording are still held): a statement
- * waiting for a lock does not hold the stop up.  Between transactions, the
- * turn goes on to its end, which is short.  Once it is stopping, another
+ * SIGTERM (a fast or smart shutdown, pg_terminate_backend).  While the
+ * worker waits between turns, or runs one of its cancellable transactions,
+ * it stops after recording what it holds (worker_stop), so that the next
+ * worker sends again only the requests still in flight: the wait ends, or
+ * the transaction is cancelled, as a cancel request would end it (a
+ * statement waiting for a lock does not hold the stop up).  At any other
+ * moment (starting up, a transform, a wait for a synchronous standby,
+ * housekeeping) it ends at once, as die() ends any background worker, and
+ * the next worker sends what it held again.  Once it is stopping, another
  * SIGTERM changes nothing: the postmaster sends each child two (to the
  * process, then to its process group), and the stop's grace bounds it.
  */
@@ -130,11 +136,13 @@ worker_sigterm(SIGNAL_ARGS)
 {
 	int			save_errno = errno;
 
-	if (!sleeping && !stop_requested && IsTransactionOrTransactionBlock())
+	if (cancellable && !stop_requested)
 	{
 		QueryCancelPending = true;
 		InterruptPending = true;
 	}
+	else if (!sleeping && !stop_requested)
+		die(postgres_signal_arg);
 	stop_requested = true;
 	SetLatch(MyLatch);
 	errno = save_errno;
@@ -215,6 +223,24 @@ run_guarded(void (*fn) (void *), void *arg)
 		ok = false;
 	}
 	PG_END_TRY();
+	return ok;
+}
+
+/*
+ * run_guarded for a transaction that SIGTERM may cancel (worker_sigterm),
+ * and none once the worker is stopping: it then only records, in
+ * worker_stop.
+ */
+static bool
+run_cancellable(void (*fn) (void *), void *arg)
+{
+	bool		ok;
+
+	if (stop_requested)
+		return false;
+	cancellable = true;
+	ok = run_guarded(fn, arg);
+	cancellable = false;
 	return ok;
 }
 
@@ -468,7 +494,7 @@ schedule_next_claim(WorkerState *s, int claimed, int events_read, TimestampTz cl
 	endpoint_load_snapshot(&a.load);
 	s->throttle_wake = a.load.throttle_wake;
 	a.rates = palloc(sizeof(double) * Max(a.load.n_saturated, 1));
-	if (!run_guarded(find_next_due, &a))
+	if (!run_cancellable(find_next_due, &a))
 	{
 		s->retry_at = backoff_after_error(&s->errors);
 		return;
@@ -544,7 +570,7 @@ claim_and_send(WorkerState *s)
 	s->throttle_wake = c.load.throttle_wake;
 	c.s = s;
 	c.turn.claim_all = s->claim_all || claim_sweep_due(s, began);
-	if (!run_guarded(claim_batch, &c))
+	if (!run_cancellable(claim_batch, &c))
 	{
 		drop_unsent(&c.batch);
 		s->retry_at = backoff_after_error(&s->errors);
@@ -666,10 +692,11 @@ record_batch(void *arg)
 
 /*
  * Record outcomes batch by batch and free what was recorded.  Returns how
- * many are left unrecorded (they move to the front, in order).
+ * many are left unrecorded (they move to the front, in order).  leaving:
+ * the worker is stopping, and this recording is not to be cancelled.
  */
 static int
-record_finished(Delivery **finished, int n)
+record_finished(Delivery **finished, int n, bool leaving)
 {
 	bool	   *recorded = palloc0(sizeof(bool) * Max(n, 1));
 	int			kept = 0;
@@ -678,7 +705,7 @@ record_finished(Delivery **finished, int n)
 	{
 		RecordBatch batch = {finished + start, Min(webhook_batch_size, n - start), recorded + start};
 
-		if (!run_guarded(record_batch, &batch))
+		if (!(leaving ? run_guarded(record_batch, &batch) : run_cancellable(record_batch, &batch)))
 			memset(batch.recorded, 0, sizeof(bool) * batch.n);
 	}
 	for (int i = 0; i < n; i++)
@@ -766,7 +793,7 @@ record_outcomes(WorkerState *s)
 	may_free = record_may_free_claims(s, s->finished, s->n_finished);
 	if (record_gather(s, may_free))
 		return;
-	s->n_finished = record_finished(s->finished, s->n_finished);
+	s->n_finished = record_finished(s->finished, s->n_finished, s->leaving);
 	if (may_free || s->n_finished > 0)
 		s->need_claim = s->claim_all = true;
 
@@ -783,7 +810,7 @@ record_outcomes(WorkerState *s)
 	}
 	s->record_at = 0;
 	s->record_errors = 0;
-	if (s->leaving)
+	if (s->leaving || stop_requested)
 		return;
 	if (!run_guarded(housekeeping, &had_failures))
 		s->retry_at = backoff_after_error(&s->errors);
@@ -823,6 +850,8 @@ stop_grace_over(void)
 static void
 worker_stop(WorkerState *s)
 {
+	/* A cancel that came as a transaction ended must not cut this short. */
+	drop_idle_cancel();
 	enable_timeout_after(RegisterTimeout(USER_TIMEOUT, stop_grace_over), STOP_GRACE_MS);
 	record_before_leaving(s);
 	die(SIGTERM);
