@@ -38,6 +38,24 @@ sub count_sql
 	         WHERE e.event_type = '$type' AND $cond";
 }
 
+# The worker $pid, stopped, is replaced by a new one, and it ended as die()
+# ends a background worker, not as if it had finished (the launcher would
+# not start it again then).
+sub replaced_after_fatal
+{
+	my ($pid, $log_offset, $label) = @_;
+	ok( poll_until(
+			$node, 'postgres',
+			"SELECT count(*) FROM pg_stat_activity
+			  WHERE backend_type = 'webhook delivery worker' AND pid <> $pid",
+			'1', 60),
+		"$label: a new worker started");
+	like(
+		slurp_file($node->logfile, $log_offset),
+		qr/\[$pid\] FATAL:  terminating background worker "webhook delivery worker" due to administrator command/,
+		"$label: the worker ended with the usual FATAL");
+}
+
 # Send $N events of $type, wait until the worker holds their successes
 # unrecorded, stop it with $stop, and check that each went out once
 # ($extra: requests $stop itself makes the worker send).
@@ -95,18 +113,7 @@ stop_while_held(
 		my $pid = worker_pid($node);
 		my $log_offset = -s $node->logfile;
 		$node->safe_psql('postgres', "SELECT pg_terminate_backend($pid)");
-		ok( poll_until(
-				$node, 'postgres',
-				"SELECT count(*) FROM pg_stat_activity
-				  WHERE backend_type = 'webhook delivery worker' AND pid <> $pid",
-				'1', 60),
-			'stop.terminate: a new worker started');
-		# It ended as die() ends a background worker, not as if it had
-		# finished (the launcher would not start it again then).
-		like(
-			slurp_file($node->logfile, $log_offset),
-			qr/\[$pid\] FATAL:  terminating background worker "webhook delivery worker" due to administrator command/,
-			'stop.terminate: the worker ended with the usual FATAL');
+		replaced_after_fatal($pid, $log_offset, 'stop.terminate');
 	});
 
 # The stop reaches the worker inside one of its transactions: its read of
@@ -128,22 +135,13 @@ stop_while_held(
 				  WHERE pid = $pid AND wait_event_type = 'Lock' AND state = 'active'",
 				'1', 60),
 			'stop.in_transaction: stopped while its read waits for the lock');
-		ok( poll_until(
-				$node, 'postgres',
-				"SELECT count(*) FROM pg_stat_activity
-				  WHERE backend_type = 'webhook delivery worker' AND pid <> $pid",
-				'1', 60),
-			'stop.in_transaction: a new worker started');
+		replaced_after_fatal($pid, $log_offset, 'stop.in_transaction');
 		$bg->query_safe('ROLLBACK');
 		$bg->quit;
 		ok(poll_until($node, 'postgres', count_sql('stop.late', "d.status = 'succeeded'"), 1, 60),
 			'stop.in_transaction: the event its read waited for is delivered after');
-		my $log = slurp_file($node->logfile, $log_offset);
-		like(
-			$log,
-			qr/\[$pid\] FATAL:  terminating background worker "webhook delivery worker" due to administrator command/,
-			'stop.in_transaction: the worker ended with the usual FATAL');
-		unlike($log, qr/\[$pid\] ERROR/, 'stop.in_transaction: the cancelled read is not reported as an error');
+		unlike(slurp_file($node->logfile, $log_offset),
+			qr/\[$pid\] ERROR/, 'stop.in_transaction: the cancelled read is not reported as an error');
 	},
 	1);
 
