@@ -1356,11 +1356,6 @@ queue_record(Delivery **done, int n, bool *recorded)
 			recorded[i] = true;
 		n_recorded = n;
 	}
-	else if (edata->sqlerrcode == ERRCODE_QUERY_CANCELED)
-	{
-		/* A cancel (or a stop: worker.c) ends the recording, not one row. */
-		ReThrowError(edata);
-	}
 	else
 	{
 		ereport(WARNING,

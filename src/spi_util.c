@@ -71,7 +71,10 @@ webhook_execute_by_probes(SPIPlanPtr plan, Datum *values, const char *nulls, boo
 
 /*
  * Run fn in a subtransaction and return the error it raised, or NULL, so
- * that one row's failure rolls back that row's work only.
+ * that one row's failure rolls back that row's work only.  A cancel (a
+ * user's, or the worker's own stop: worker.c) is no row's failure: it is
+ * raised again, once the subtransaction is gone, and ends the caller's
+ * work as well, rather than letting it go on row by row.
  */
 ErrorData *
 webhook_try_in_subtransaction(void (*fn) (void *), void *arg)
@@ -97,5 +100,7 @@ webhook_try_in_subtransaction(void (*fn) (void *), void *arg)
 	PG_END_TRY();
 	MemoryContextSwitchTo(cxt);
 	CurrentResourceOwner = owner;
+	if (edata != NULL && edata->sqlerrcode == ERRCODE_QUERY_CANCELED)
+		ReThrowError(edata);
 	return edata;
 }
