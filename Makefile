@@ -6,7 +6,7 @@ EXTVERSION = 0.9.0
 MODULE_big = webhook
 OBJS = src/module.o src/shmem.o src/launcher.o src/worker.o src/queue.o src/http.o \
        src/signing.o src/signature.o src/url_policy.o src/url_rules.o src/header_rules.o \
-       src/event_checks.o src/waitset.o src/ids.o src/netguard.o src/wake.o \
+       src/event_checks.o src/http_io.o src/ids.o src/netguard.o src/wake.o \
        src/watch.o src/watch_condition.o src/watch_def.o src/watch_options.o src/watch_trigger.o src/watch_payload.o src/watch_lookup.o src/watch_ddl.o src/sealing.o src/master_key.o src/endpoint_secrets.o src/endpoint_tls.o src/transform.o \
        src/compat.o src/proxy.o src/proxy_rules.o src/oauth.o src/endpoint_oauth.o \
        src/schedule.o src/error_classes.o src/endpoint_load.o src/spi_util.o src/version_gate.o \
@@ -24,7 +24,7 @@ DATA_built = sql/$(EXTENSION)--$(EXTVERSION).sql
 DATA = sql/$(EXTENSION)--0.1.0.sql sql/$(EXTENSION)--0.2.0.sql sql/$(EXTENSION)--0.3.0.sql sql/$(EXTENSION)--0.4.0.sql sql/$(EXTENSION)--0.5.0.sql sql/$(EXTENSION)--0.6.0.sql sql/$(EXTENSION)--0.7.0.sql sql/$(EXTENSION)--0.8.0.sql $(wildcard sql/$(EXTENSION)--*--*.sql)
 PGFILEDESC = "webhook - transactional outgoing webhooks"
 
-SHLIB_LINK = -lcurl -lcrypto
+SHLIB_LINK = -lcurl -lcrypto -pthread
 PG_CPPFLAGS = -I$(srcdir)/src
 PG_CPPFLAGS += -DWEBHOOK_EXTVERSION='"$(EXTVERSION)"'
 

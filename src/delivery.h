@@ -114,6 +114,8 @@ typedef struct Delivery
 
 	/* the request */
 	CURL	   *easy;
+	struct Delivery *io_next;	/* in the network thread's queues (http_io.c) */
+	CURLcode	io_result;		/* how libcurl ended the transfer */
 	struct curl_slist *request_headers;
 	TimestampTz attempted_at;
 	instr_time	started;

@@ -1,13 +1,11 @@
 /*
  * http.c
- *		All requests of a delivery worker go through one libcurl multi handle.
- *		Its sockets, the worker's latch and postmaster death share one
- *		WaitEventSet (waitset.c), so the worker sleeps until one of them needs
- *		it and never waits where it cannot see an interrupt.
- *
- * libcurl callbacks never ereport or palloc: an error there would longjmp
- * through libcurl.  They only copy bytes and set fields, which the worker
- * reads after curl returns.
+ *		The delivery worker's requests: each is prepared here (headers,
+ *		signature, options), moved by the worker's network thread, which owns
+ *		the libcurl multi handle (http_io.c), and classified here when it
+ *		comes back.  The worker sleeps in one WaitEventSet with its latch,
+ *		postmaster death and the thread's signal that requests finished, so
+ *		it never waits where it cannot see an interrupt.
  */
 #include "postgres.h"
 
@@ -21,28 +19,18 @@
 #include "utils/wait_event.h"
 
 #include "http.h"
+#include "http_io.h"
 #include "netguard.h"
 #include "oauth.h"
 #include "proxy.h"
 #include "request_format.h"
 #include "schedule.h"
 #include "url_policy.h"
-#include "waitset.h"
 #include "webhook.h"
 
-#define MAX_OCCURRED_EVENTS 512
-#define RESPONSE_READ_LIMIT (1024 * 1024)	/* stop reading bodies beyond this */
-#define RESPONSE_HEADERS_LIMIT (64 * 1024)	/* refuse responses with more
-											 * header bytes */
-
-static CURLM *multi = NULL;
 static long max_connections = 1000; /* sockets curl may open at once */
-static int	n_in_flight = 0;
-
-
-static long curl_timeout_ms = -1;	/* what curl's timer callback asked for */
-static int	curl_running = 0;	/* transfers curl last said were running */
-static instr_time curl_timer_set_at;
+static int	n_in_flight = 0;	/* started, not yet taken back */
+static WaitEventSet *wait_set = NULL;
 
 /*
  * Easy handles of finished requests, reset and kept for the next ones: a
@@ -52,113 +40,9 @@ static instr_time curl_timer_set_at;
 static CURL *easy_pool[EASY_POOL_MAX];
 static int	n_pooled = 0;
 
+static bool policy_changed = false; /* pooled connections predate the policy */
 static NetGuardPolicy policy;
 static bool policy_valid = false;
-static bool policy_changed = false; /* pooled connections predate the policy */
-
-/* Remember when curl next wants to be called without socket activity. */
-static int
-timer_callback(CURLM *m, long timeout_ms, void *userp)
-{
-	curl_timeout_ms = timeout_ms;
-	INSTR_TIME_SET_CURRENT(curl_timer_set_at);
-	return 0;
-}
-
-/*
- * Refuse to connect to addresses the network policy forbids.  This runs for
- * the address curl resolved and is about to connect to, so a DNS name that
- * points somewhere private (or is rebound to) is caught.  Through a proxy,
- * that address is the proxy's: webhook.proxy, a superuser's choice, is let
- * through; an endpoint's own proxy is checked like a receiver (proxy.c).
- */
-static curl_socket_t
-open_socket_callback(void *clientp, curlsocktype purpose, struct curl_sockaddr *address)
-{
-	Delivery   *d = (Delivery *) clientp;
-	const char *klass;
-
-	if (d->proxy_trusted)
-		return socket(address->family, address->socktype, address->protocol);
-	if (!policy_valid)
-	{
-		d->blocked_class = "invalid webhook.allowed_networks";
-		return CURL_SOCKET_BAD;
-	}
-	klass = netguard_check(&policy, &address->addr);
-	if (klass != NULL)
-	{
-		d->blocked_class = klass;
-		return CURL_SOCKET_BAD;
-	}
-	return socket(address->family, address->socktype, address->protocol);
-}
-
-/* Keep the first bytes of the response for the log; drop the rest. */
-static size_t
-write_callback(char *ptr, size_t size, size_t nmemb, void *userdata)
-{
-	Delivery   *d = (Delivery *) userdata;
-	size_t		n = size * nmemb;
-
-	if (d->response_len < d->response_cap)
-	{
-		size_t		keep = Min(n, d->response_cap - d->response_len);
-
-		memcpy(d->response + d->response_len, ptr, keep);
-		d->response_len += keep;
-	}
-	d->response_seen += n;
-	if (d->response_seen > RESPONSE_READ_LIMIT)
-	{
-		/* The status is known; a huge body is not worth the bandwidth. */
-		d->response_cut = true;
-		return CURL_WRITEFUNC_ERROR;
-	}
-	return n;
-}
-
-/* Pick Retry-After out of the response headers. */
-static size_t
-header_callback(char *buffer, size_t size, size_t nitems, void *userdata)
-{
-	Delivery   *d = (Delivery *) userdata;
-	size_t		n = size * nitems;
-
-	d->header_bytes += n;
-	if (d->header_bytes > RESPONSE_HEADERS_LIMIT)
-	{
-		d->headers_too_large = true;
-		return 0;				/* abort the transfer */
-	}
-	if (n > 12 && pg_strncasecmp(buffer, "retry-after:", 12) == 0)
-	{
-		char		value[64];
-		size_t		len = Min(n - 12, sizeof(value) - 1);
-		char	   *p = value;
-		char	   *end;
-		long		seconds;
-
-		memcpy(value, buffer + 12, len);
-		value[len] = '\0';
-		while (*p == ' ' || *p == '\t')
-			p++;
-		while (len > 0 && (value[len - 1] == '\r' || value[len - 1] == '\n' || value[len - 1] == ' '))
-			value[--len] = '\0';
-		seconds = strtol(p, &end, 10);
-		if (end != p && *end == '\0' && seconds >= 0)
-			d->retry_after_s = (int) Min(seconds, INT_MAX);
-		else
-		{
-			time_t		when = curl_getdate(p, NULL);
-
-			/* In time_t, so that a date decades ahead cannot wrap around. */
-			if (when > 0)
-				d->retry_after_s = (int) Min(Max(when - time(NULL), 0), INT_MAX);
-		}
-	}
-	return n;
-}
 
 /* An easy handle for a new request: a pooled one, or a new one. */
 static CURL *
@@ -168,9 +52,10 @@ take_easy(void)
 }
 
 /*
- * Give back the easy handle of a finished request, removed from the multi
- * handle: reset to the default options (its connection stays in the multi
- * handle's pool), or freed when the pool is full.
+ * Give back the easy handle of a finished request, which the network
+ * thread removed from the multi handle: reset to the default options (its
+ * connection stays in the multi handle's pool), or freed when the pool is
+ * full.
  */
 static void
 give_back_easy(CURL *e)
@@ -185,34 +70,16 @@ give_back_easy(CURL *e)
 }
 
 /*
- * A multi handle owns the connection pool; a new one starts with none, and
- * with no easy handle that served under the old one.
+ * No connection opened so far is used again: the network thread replaces
+ * the multi handle, which owns them, and no easy handle that served under
+ * the old one is kept.  Only while nothing is in flight.
  */
 static void
-recreate_multi(void)
+fresh_connections(void)
 {
 	while (n_pooled > 0)
 		curl_easy_cleanup(easy_pool[--n_pooled]);
-	if (multi)
-		curl_multi_cleanup(multi);
-	waitset_reset();
-	curl_timeout_ms = -1;
-	curl_running = 0;
-	multi = curl_multi_init();
-	if (multi == NULL)
-		ereport(ERROR,
-				(errcode(ERRCODE_OUT_OF_MEMORY),
-				 errmsg("could not create a libcurl multi handle")));
-	curl_multi_setopt(multi, CURLMOPT_SOCKETFUNCTION, waitset_socket_callback);
-	curl_multi_setopt(multi, CURLMOPT_TIMERFUNCTION, timer_callback);
-	curl_multi_setopt(multi, CURLMOPT_PIPELINING, CURLPIPE_MULTIPLEX);
-	curl_multi_setopt(multi, CURLMOPT_MAXCONNECTS, (long) webhook_max_in_flight);
-
-	/*
-	 * Beyond this many sockets, requests wait in curl's queue rather than
-	 * fail.
-	 */
-	curl_multi_setopt(multi, CURLMOPT_MAX_TOTAL_CONNECTIONS, (long) max_connections);
+	http_io_fresh_connections();
 }
 
 /*
@@ -232,12 +99,13 @@ http_reload_policy(void)
 				 errmsg("invalid webhook.allowed_networks: %s", errbuf),
 				 errhint("Requests to non-public addresses are refused until it is fixed.")));
 	if (valid != policy_valid || (valid && memcmp(&fresh, &policy, sizeof(policy)) != 0))
-		policy_changed = multi != NULL;
+		policy_changed = wait_set != NULL;
 	/* A new webhook.proxy: connections to the old one are not reused either. */
 	if (proxy_setting_changed())
-		policy_changed = multi != NULL;
+		policy_changed = wait_set != NULL;
 	policy = fresh;
 	policy_valid = valid;
+	http_io_set_policy(&policy, policy_valid);
 }
 
 /*
@@ -265,7 +133,10 @@ size_connection_pool(void)
 	}
 }
 
-/* One multi handle for the life of the worker, and the first policy. */
+/*
+ * The first policy, the network thread and the worker's wait: its latch,
+ * postmaster death, and the thread's signal that requests finished.
+ */
 void
 http_init(void)
 {
@@ -274,10 +145,12 @@ http_init(void)
 		ereport(ERROR,
 				(errcode(ERRCODE_INTERNAL_ERROR),
 				 errmsg("could not initialize libcurl")));
-	/* Two sockets per request covers happy-eyeballs connects. */
-	waitset_init(2 * 10000 + 16);
-	recreate_multi();
 	http_reload_policy();
+	http_io_start(max_connections);
+	wait_set = CreateWaitEventSet(TopMemoryContext, 3);
+	AddWaitEventToSet(wait_set, WL_LATCH_SET, PGINVALID_SOCKET, MyLatch, NULL);
+	AddWaitEventToSet(wait_set, WL_EXIT_ON_PM_DEATH, PGINVALID_SOCKET, NULL, NULL);
+	AddWaitEventToSet(wait_set, WL_SOCKET_READABLE, http_io_done_fd(), NULL, NULL);
 }
 
 /*
@@ -370,15 +243,9 @@ configure_transfer(Delivery *d)
 		curl_easy_setopt(e, CURLOPT_FORBID_REUSE, 1L);
 	}
 	curl_easy_setopt(e, CURLOPT_TCP_NODELAY, 1L);
-	curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, write_callback);
-	curl_easy_setopt(e, CURLOPT_WRITEDATA, d);
-	curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, header_callback);
-	curl_easy_setopt(e, CURLOPT_HEADERDATA, d);
-	curl_easy_setopt(e, CURLOPT_OPENSOCKETFUNCTION, open_socket_callback);
-	curl_easy_setopt(e, CURLOPT_OPENSOCKETDATA, d);
-	curl_easy_setopt(e, CURLOPT_CLOSESOCKETFUNCTION, waitset_close_callback);
 	curl_easy_setopt(e, CURLOPT_ERRORBUFFER, d->curl_error);
-	curl_easy_setopt(e, CURLOPT_PRIVATE, d);
+	/* The network thread's callbacks, which fill fields of d. */
+	http_io_configure(d);
 	if (d->auth_username)
 	{
 		curl_easy_setopt(e, CURLOPT_HTTPAUTH, (long) CURLAUTH_BASIC);
@@ -432,7 +299,11 @@ configure_tls(Delivery *d)
 	}
 }
 
-/* Build a delivery's request and hand it to curl. */
+/*
+ * Build a delivery's request and queue it for the network thread, which
+ * starts it when woken (http_send_now, or the worker's next wait).  From
+ * then on only the thread touches d, until http_next_done returns it.
+ */
 void
 http_start(Delivery *d)
 {
@@ -441,7 +312,7 @@ http_start(Delivery *d)
 	/* Connections opened under an older policy must not be reused. */
 	if (policy_changed && n_in_flight == 0)
 	{
-		recreate_multi();
+		fresh_connections();
 		policy_changed = false;
 	}
 
@@ -462,101 +333,51 @@ http_start(Delivery *d)
 	configure_transfer(d);
 	configure_tls(d);
 	d->curl_error[0] = '\0';
-
-	if (curl_multi_add_handle(multi, d->easy) != CURLM_OK)
-		ereport(ERROR,
-				(errcode(ERRCODE_INTERNAL_ERROR),
-				 errmsg("could not add a request to libcurl")));
-	n_in_flight++;
 	MemoryContextSwitchTo(old);
-}
 
-/* Milliseconds until curl's timer fires, -1 for none. */
-static long
-curl_timer_remaining(void)
-{
-	instr_time	now;
-	long		elapsed;
-
-	if (curl_timeout_ms < 0)
-		return -1;
-	INSTR_TIME_SET_CURRENT(now);
-	INSTR_TIME_SUBTRACT(now, curl_timer_set_at);
-	elapsed = (long) INSTR_TIME_GET_MILLISEC(now);
-	return Max(curl_timeout_ms - elapsed, 0);
+	http_io_submit(d);
+	n_in_flight++;
 }
 
 /*
- * Let curl act on a socket or its timer, and note how many transfers it
- * still runs: fewer than were started means some finished, to be taken
- * (http_next_done) before the worker sleeps again.
- */
-static void
-curl_act(curl_socket_t fd, int flags)
-{
-	/* Failing, curl may not say: then no wait is cut short for it. */
-	if (curl_multi_socket_action(multi, fd, flags, &curl_running) != CURLM_OK)
-		curl_running = n_in_flight;
-}
-
-/* Let curl act on its timer if it has fired (or asked to run at once). */
-static void
-run_due_timer(void)
-{
-	if (curl_timeout_ms >= 0 && curl_timer_remaining() == 0)
-	{
-		curl_timeout_ms = -1;
-		curl_act(CURL_SOCKET_TIMEOUT, 0);
-	}
-}
-
-/*
- * Sleep until the latch is set, a socket is ready, curl's timer fires or
- * timeout_ms passes (-1: no limit), and let curl act on what happened.
+ * Sleep until the latch is set, requests finish or timeout_ms passes (-1:
+ * no limit); not at all while finished requests wait to be taken.  The
+ * network thread is woken first for requests queued since the last wake.
  * Returns true when the latch was set.
  */
 bool
 http_wait(long timeout_ms)
 {
-	WaitEvent	occurred[MAX_OCCURRED_EVENTS];
-	long		curl_ms = curl_timer_remaining();
-	long		wait_ms = timeout_ms;
+	WaitEvent	occurred[3];
 	int			n;
-	bool		latch_set;
+	bool		latch_set = false;
 
-	if (curl_ms >= 0 && (wait_ms < 0 || curl_ms < wait_ms))
-		wait_ms = curl_ms;
-	/* Transfers that finished outside a wait (http_send_now) are taken now. */
-	if (curl_running < n_in_flight)
-		wait_ms = 0;
-
-	n = waitset_wait(wait_ms, occurred, MAX_OCCURRED_EVENTS, &latch_set);
+	http_io_kick();
+	if (http_io_has_done())
+		timeout_ms = 0;
+	n = WaitEventSetWait(wait_set, timeout_ms, occurred, lengthof(occurred), PG_WAIT_EXTENSION);
 	for (int i = 0; i < n; i++)
 	{
-		int			flags = 0;
-
-		if (occurred[i].events & WL_SOCKET_READABLE)
-			flags |= CURL_CSELECT_IN;
-		if (occurred[i].events & WL_SOCKET_WRITEABLE)
-			flags |= CURL_CSELECT_OUT;
-		curl_act(occurred[i].fd, flags);
+		if (occurred[i].events & WL_LATCH_SET)
+		{
+			ResetLatch(MyLatch);
+			latch_set = true;
+		}
+		else if (occurred[i].events & WL_SOCKET_READABLE)
+			http_io_clear_done_fd();
 	}
-
-	run_due_timer();
 	return latch_set;
 }
 
 /*
- * Start the requests just added (http_start) now.  libcurl begins a new
- * transfer when its timer fires, at the next wait; the worker may run a
- * transaction before that (the next-due query), and every request would
- * wait for it.  A fast receiver may answer within this call: the next
- * wait then does not sleep (curl_running).
+ * Start the requests just queued (http_start) now, rather than at the next
+ * wait: the worker may run a transaction before that (the next-due query),
+ * and every request would wait for it.
  */
 void
 http_send_now(void)
 {
-	run_due_timer();
+	http_io_kick();
 }
 
 /* The error class of a transfer that libcurl ended with an error. */
@@ -636,7 +457,7 @@ classify_result(Delivery *d, CURLcode code)
 	if (d->headers_too_large)
 	{
 		d->error_class = ERROR_CLASS_TOO_LARGE;
-		d->error = psprintf("response headers exceed %d bytes", RESPONSE_HEADERS_LIMIT);
+		d->error = psprintf("response headers exceed %d bytes", HTTP_RESPONSE_HEADERS_LIMIT);
 		return;
 	}
 	if (d->blocked_class)
@@ -657,48 +478,28 @@ describe_result(Delivery *d, CURLcode code)
 	proxy_describe_error(d);
 }
 
-/* The next finished request, with status and error filled in; NULL if none. */
+/*
+ * The next finished request, with status and error filled in; NULL if
+ * none.  Its easy handle goes back to the pool.
+ */
 Delivery *
 http_next_done(void)
 {
-	CURLMsg    *msg;
-	int			queued;
+	Delivery   *d = http_io_take_done();
+	MemoryContext old;
 
-	while ((msg = curl_multi_info_read(multi, &queued)) != NULL)
-	{
-		Delivery   *d;
-		instr_time	now;
-		MemoryContext old;
+	if (d == NULL)
+		return NULL;
+	old = MemoryContextSwitchTo(d->cxt);
+	describe_result(d, d->io_result);
+	MemoryContextSwitchTo(old);
 
-		if (msg->msg != CURLMSG_DONE)
-			continue;
-		curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **) &d);
-		curl_easy_getinfo(msg->easy_handle, CURLINFO_RESPONSE_CODE, &d->status_code);
-		{
-			curl_off_t	uploaded = 0;
-			long		header_bytes = 0;
-
-			curl_easy_getinfo(msg->easy_handle, CURLINFO_SIZE_UPLOAD_T, &uploaded);
-			curl_easy_getinfo(msg->easy_handle, CURLINFO_REQUEST_SIZE, &header_bytes);
-			d->bytes_sent = (uint64) uploaded + (uint64) header_bytes;
-		}
-		INSTR_TIME_SET_CURRENT(now);
-		INSTR_TIME_SUBTRACT(now, d->started);
-		d->duration_ms = INSTR_TIME_GET_MILLISEC(now);
-
-		old = MemoryContextSwitchTo(d->cxt);
-		describe_result(d, msg->data.result);
-		MemoryContextSwitchTo(old);
-
-		curl_multi_remove_handle(multi, d->easy);
-		give_back_easy(d->easy);
-		curl_slist_free_all(d->request_headers);
-		d->easy = NULL;
-		d->request_headers = NULL;
-		n_in_flight--;
-		return d;
-	}
-	return NULL;
+	give_back_easy(d->easy);
+	curl_slist_free_all(d->request_headers);
+	d->easy = NULL;
+	d->request_headers = NULL;
+	n_in_flight--;
+	return d;
 }
 
 /* Requests handed to curl and not yet finished. */

@@ -1,0 +1,492 @@
+/*
+ * http_io.c
+ *		The delivery worker's network thread.  It owns the libcurl multi
+ *		handle: it adds the requests that the worker's main thread prepared
+ *		(http.c), lets libcurl move them, and hands back the finished ones.
+ *		libcurl and the kernel's socket work were 40% of the worker's time
+ *		per delivery in one thread; here they run beside the main thread's
+ *		reading, signing and recording, on another core.
+ *
+ * What makes a thread safe inside a PostgreSQL backend:
+ * - It runs no PostgreSQL code: no palloc, no ereport, no latch, no shared
+ *   memory, no setting.  It calls libcurl, pthreads and libc only.  Its
+ *   libcurl callbacks copy bytes into fields of the Delivery, which the main
+ *   thread allocated beforehand and does not touch until the request comes
+ *   back through the finished queue.
+ * - It blocks every signal, so that PostgreSQL's handlers run in the main
+ *   thread, as they expect.
+ * - The threads share only what is below, under io_lock (the queues and
+ *   the multi handle's replacement) or policy_lock (the network policy).
+ * - It is stopped and joined before the process exits (before_shmem_exit),
+ *   so that no exit handler (OpenSSL's among them) runs under it.
+ *
+ * The main thread still sleeps in a WaitEventSet with its latch (http.c);
+ * the thread wakes it through an eventfd when finished requests wait, and
+ * the main thread wakes the thread through curl_multi_wakeup.
+ */
+#include "postgres.h"
+
+#include <pthread.h>
+#include <signal.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include "storage/ipc.h"
+
+#include "http_io.h"
+
+/* The thread's longest sleep: it is woken for everything it must do. */
+#define IO_IDLE_POLL_MS (24 * 3600 * 1000)
+
+/* Deliveries in the order they came, linked through io_next. */
+typedef struct IoQueue
+{
+	Delivery   *head;
+	Delivery   *tail;
+	int			n;
+} IoQueue;
+
+static pthread_mutex_t io_lock = PTHREAD_MUTEX_INITIALIZER;
+static IoQueue submitted;		/* prepared, not yet added to libcurl */
+static IoQueue finished;		/* done, not yet taken by the main thread */
+static bool fresh_requested = false;	/* replace the multi handle first */
+static bool stopping = false;
+static CURLM *multi = NULL;		/* replaced by the thread, woken by the main
+								 * thread: both under io_lock */
+static long io_max_connections = 1000;
+
+static pthread_mutex_t policy_lock = PTHREAD_MUTEX_INITIALIZER;
+static NetGuardPolicy io_policy;
+static bool io_policy_valid = false;
+
+/* Not shared: the main thread's own. */
+static pthread_t io_thread;
+static int	done_fd = -1;
+static bool kick_needed = false;
+
+/* Append d to q. */
+static void
+queue_push(IoQueue *q, Delivery *d)
+{
+	d->io_next = NULL;
+	if (q->tail)
+		q->tail->io_next = d;
+	else
+		q->head = d;
+	q->tail = d;
+	q->n++;
+}
+
+/* Take every delivery out of q, in order. */
+static Delivery *
+queue_take_all(IoQueue *q)
+{
+	Delivery   *all = q->head;
+
+	q->head = q->tail = NULL;
+	q->n = 0;
+	return all;
+}
+
+/*
+ * A multi handle, which owns the connection pool.  Beyond max connections
+ * sockets, requests wait in libcurl's queue rather than fail.
+ */
+static CURLM *
+new_multi(void)
+{
+	CURLM	   *m = curl_multi_init();
+
+	if (m == NULL)
+		return NULL;
+	curl_multi_setopt(m, CURLMOPT_PIPELINING, CURLPIPE_MULTIPLEX);
+	curl_multi_setopt(m, CURLMOPT_MAXCONNECTS, io_max_connections);
+	curl_multi_setopt(m, CURLMOPT_MAX_TOTAL_CONNECTIONS, io_max_connections);
+	return m;
+}
+
+/*
+ * Refuse to connect to addresses the network policy forbids.  This runs for
+ * the address curl resolved and is about to connect to, so a DNS name that
+ * points somewhere private (or is rebound to) is caught.  Through a proxy,
+ * that address is the proxy's: webhook.proxy, a superuser's choice, is let
+ * through; an endpoint's own proxy is checked like a receiver (proxy.c).
+ */
+static curl_socket_t
+open_socket_callback(void *clientp, curlsocktype purpose, struct curl_sockaddr *address)
+{
+	Delivery   *d = (Delivery *) clientp;
+	const char *klass = NULL;
+
+	if (!d->proxy_trusted)
+	{
+		pthread_mutex_lock(&policy_lock);
+		if (!io_policy_valid)
+			klass = HTTP_INVALID_POLICY;
+		else
+			klass = netguard_check(&io_policy, &address->addr);
+		pthread_mutex_unlock(&policy_lock);
+	}
+	if (klass != NULL)
+	{
+		d->blocked_class = klass;
+		return CURL_SOCKET_BAD;
+	}
+	return socket(address->family, address->socktype, address->protocol);
+}
+
+/* Keep the first bytes of the response for the log; drop the rest. */
+static size_t
+write_callback(char *ptr, size_t size, size_t nmemb, void *userdata)
+{
+	Delivery   *d = (Delivery *) userdata;
+	size_t		n = size * nmemb;
+
+	if (d->response_len < d->response_cap)
+	{
+		size_t		keep = Min(n, d->response_cap - d->response_len);
+
+		memcpy(d->response + d->response_len, ptr, keep);
+		d->response_len += keep;
+	}
+	d->response_seen += n;
+	if (d->response_seen > HTTP_RESPONSE_READ_LIMIT)
+	{
+		/* The status is known; a huge body is not worth the bandwidth. */
+		d->response_cut = true;
+		return CURL_WRITEFUNC_ERROR;
+	}
+	return n;
+}
+
+/* The seconds a Retry-After value asks for (seconds or a date), or -1. */
+static int
+retry_after_seconds(const char *value)
+{
+	char	   *end;
+	long		seconds = strtol(value, &end, 10);
+	time_t		when;
+
+	if (end != value && *end == '\0' && seconds >= 0)
+		return (int) Min(seconds, INT_MAX);
+	when = curl_getdate(value, NULL);
+	/* In time_t, so that a date decades ahead cannot wrap around. */
+	if (when > 0)
+		return (int) Min(Max(when - time(NULL), 0), INT_MAX);
+	return -1;
+}
+
+/* Count the response's header bytes, and pick Retry-After out of them. */
+static size_t
+header_callback(char *buffer, size_t size, size_t nitems, void *userdata)
+{
+	Delivery   *d = (Delivery *) userdata;
+	size_t		n = size * nitems;
+
+	d->header_bytes += n;
+	if (d->header_bytes > HTTP_RESPONSE_HEADERS_LIMIT)
+	{
+		d->headers_too_large = true;
+		return 0;				/* abort the transfer */
+	}
+	if (n > 12 && pg_strncasecmp(buffer, "retry-after:", 12) == 0)
+	{
+		char		value[64];
+		size_t		len = Min(n - 12, sizeof(value) - 1);
+		char	   *p = value;
+		int			seconds;
+
+		memcpy(value, buffer + 12, len);
+		value[len] = '\0';
+		while (*p == ' ' || *p == '\t')
+			p++;
+		while (len > 0 && (value[len - 1] == '\r' || value[len - 1] == '\n' || value[len - 1] == ' '))
+			value[--len] = '\0';
+		seconds = retry_after_seconds(p);
+		if (seconds >= 0)
+			d->retry_after_s = seconds;
+	}
+	return n;
+}
+
+/*
+ * The callbacks of a transfer, which run in the thread and only fill
+ * fields of its delivery.
+ */
+void
+http_io_configure(Delivery *d)
+{
+	CURL	   *e = d->easy;
+
+	curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, write_callback);
+	curl_easy_setopt(e, CURLOPT_WRITEDATA, d);
+	curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, header_callback);
+	curl_easy_setopt(e, CURLOPT_HEADERDATA, d);
+	curl_easy_setopt(e, CURLOPT_OPENSOCKETFUNCTION, open_socket_callback);
+	curl_easy_setopt(e, CURLOPT_OPENSOCKETDATA, d);
+	curl_easy_setopt(e, CURLOPT_PRIVATE, d);
+}
+
+/*
+ * In the thread: hand the requests just submitted to libcurl.  One libcurl
+ * refuses ends at once, as a failed transfer.
+ */
+static void
+add_submitted(Delivery *d, IoQueue *done)
+{
+	while (d != NULL)
+	{
+		Delivery   *next = d->io_next;
+
+		if (curl_multi_add_handle(multi, d->easy) != CURLM_OK)
+		{
+			d->io_result = CURLE_FAILED_INIT;
+			queue_push(done, d);
+		}
+		d = next;
+	}
+}
+
+/* In the thread: take the transfers libcurl finished, with their outcome. */
+static void
+collect_finished(IoQueue *done)
+{
+	CURLMsg    *msg;
+	int			queued;
+
+	while ((msg = curl_multi_info_read(multi, &queued)) != NULL)
+	{
+		Delivery   *d;
+		curl_off_t	uploaded = 0;
+		long		header_bytes = 0;
+		instr_time	now;
+
+		if (msg->msg != CURLMSG_DONE)
+			continue;
+		curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **) &d);
+		d->io_result = msg->data.result;
+		curl_easy_getinfo(d->easy, CURLINFO_RESPONSE_CODE, &d->status_code);
+		curl_easy_getinfo(d->easy, CURLINFO_SIZE_UPLOAD_T, &uploaded);
+		curl_easy_getinfo(d->easy, CURLINFO_REQUEST_SIZE, &header_bytes);
+		d->bytes_sent = (uint64) uploaded + (uint64) header_bytes;
+		INSTR_TIME_SET_CURRENT(now);
+		INSTR_TIME_SUBTRACT(now, d->started);
+		d->duration_ms = INSTR_TIME_GET_MILLISEC(now);
+		curl_multi_remove_handle(multi, d->easy);
+		queue_push(done, d);
+	}
+}
+
+/*
+ * In the thread: pass finished requests to the main thread, and wake it
+ * when the queue was empty (otherwise it has not taken the earlier ones
+ * yet, and knows that more wait).
+ */
+static void
+hand_back(IoQueue *done)
+{
+	bool		was_empty;
+	uint64		one = 1;
+
+	if (done->n == 0)
+		return;
+	pthread_mutex_lock(&io_lock);
+	was_empty = finished.n == 0;
+	if (finished.tail)
+		finished.tail->io_next = done->head;
+	else
+		finished.head = done->head;
+	finished.tail = done->tail;
+	finished.n += done->n;
+	pthread_mutex_unlock(&io_lock);
+	memset(done, 0, sizeof(*done));
+	/* It fails only when the counter is full: readable already. */
+	if (was_empty && write(done_fd, &one, sizeof(one)) < 0)
+		return;
+}
+
+/*
+ * The thread: take what the main thread submitted (after a new connection
+ * pool, if asked for), let libcurl move every transfer, hand back the
+ * finished ones, and sleep in libcurl until a socket, libcurl's timer or
+ * the main thread (curl_multi_wakeup) needs it.
+ */
+static void *
+io_main(void *arg)
+{
+	for (;;)
+	{
+		IoQueue		done = {0};
+		Delivery   *batch;
+		int			running;
+
+		pthread_mutex_lock(&io_lock);
+		if (stopping)
+		{
+			pthread_mutex_unlock(&io_lock);
+			break;
+		}
+		if (fresh_requested)
+		{
+			CURLM	   *m = new_multi();
+
+			/* Nothing is in flight: the main thread asks only then. */
+			if (m != NULL)
+			{
+				curl_multi_cleanup(multi);
+				multi = m;
+			}
+			fresh_requested = false;
+		}
+		batch = queue_take_all(&submitted);
+		pthread_mutex_unlock(&io_lock);
+
+		add_submitted(batch, &done);
+		curl_multi_perform(multi, &running);
+		collect_finished(&done);
+		hand_back(&done);
+		curl_multi_poll(multi, NULL, 0, IO_IDLE_POLL_MS, NULL);
+	}
+	return NULL;
+}
+
+/* Stop the thread and wait for it, before the process's exit handlers. */
+static void
+stop_at_exit(int code, Datum arg)
+{
+	pthread_mutex_lock(&io_lock);
+	stopping = true;
+	curl_multi_wakeup(multi);
+	pthread_mutex_unlock(&io_lock);
+	(void) pthread_join(io_thread, NULL);
+}
+
+/*
+ * Start the thread, with every signal blocked in it, and the multi handle
+ * it owns.  After curl_global_init, which is not thread-safe.
+ */
+void
+http_io_start(long max_connections)
+{
+	sigset_t	all;
+	sigset_t	old;
+	int			rc;
+
+	io_max_connections = max_connections;
+	done_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	if (done_fd < 0)
+		ereport(ERROR,
+				(errcode_for_file_access(),
+				 errmsg("could not create an eventfd for the network thread: %m")));
+	multi = new_multi();
+	if (multi == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_OUT_OF_MEMORY),
+				 errmsg("could not create a libcurl multi handle")));
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
+	rc = pthread_create(&io_thread, NULL, io_main, NULL);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (rc != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_RESOURCES),
+				 errmsg("could not start the delivery worker's network thread: %s", strerror(rc))));
+	before_shmem_exit(stop_at_exit, (Datum) 0);
+}
+
+/* The network policy that connections are checked against from now on. */
+void
+http_io_set_policy(const NetGuardPolicy *policy, bool valid)
+{
+	pthread_mutex_lock(&policy_lock);
+	io_policy = *policy;
+	io_policy_valid = valid;
+	pthread_mutex_unlock(&policy_lock);
+}
+
+/*
+ * Queue a prepared request; the thread takes it when woken (http_io_kick),
+ * so that a batch costs one wake-up.
+ */
+void
+http_io_submit(Delivery *d)
+{
+	pthread_mutex_lock(&io_lock);
+	queue_push(&submitted, d);
+	pthread_mutex_unlock(&io_lock);
+	kick_needed = true;
+}
+
+/* Wake the thread if requests were queued since it was last woken. */
+void
+http_io_kick(void)
+{
+	if (!kick_needed)
+		return;
+	pthread_mutex_lock(&io_lock);
+	curl_multi_wakeup(multi);
+	pthread_mutex_unlock(&io_lock);
+	kick_needed = false;
+}
+
+/*
+ * Open no connection of the old pool again: the thread replaces the multi
+ * handle before it adds the next request.  Only while nothing is in flight.
+ */
+void
+http_io_fresh_connections(void)
+{
+	pthread_mutex_lock(&io_lock);
+	fresh_requested = true;
+	pthread_mutex_unlock(&io_lock);
+	kick_needed = true;
+}
+
+/* The next finished request, or NULL. */
+Delivery *
+http_io_take_done(void)
+{
+	Delivery   *d;
+
+	pthread_mutex_lock(&io_lock);
+	d = finished.head;
+	if (d)
+	{
+		finished.head = d->io_next;
+		if (finished.head == NULL)
+			finished.tail = NULL;
+		finished.n--;
+	}
+	pthread_mutex_unlock(&io_lock);
+	return d;
+}
+
+/* Do finished requests wait to be taken? */
+bool
+http_io_has_done(void)
+{
+	bool		any;
+
+	pthread_mutex_lock(&io_lock);
+	any = finished.n > 0;
+	pthread_mutex_unlock(&io_lock);
+	return any;
+}
+
+/* The descriptor that becomes readable when finished requests wait. */
+pgsocket
+http_io_done_fd(void)
+{
+	return done_fd;
+}
+
+/* Reset that descriptor, before the finished queue is emptied. */
+void
+http_io_clear_done_fd(void)
+{
+	uint64		count;
+
+	/* It fails only when the counter is zero: nothing to reset. */
+	if (read(done_fd, &count, sizeof(count)) < 0)
+		return;
+}
