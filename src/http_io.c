@@ -27,6 +27,7 @@
 #include "postgres.h"
 
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
@@ -417,7 +418,12 @@ http_io_submit(Delivery *d)
 	kick_needed = true;
 }
 
-/* Wake the thread if requests were queued since it was last woken. */
+/*
+ * Wake the thread if requests were queued since it was last woken, and
+ * let it run now: the scheduler tends to wake it on this core, where it
+ * would wait for the worker's next transaction, a quarter of a
+ * millisecond added to every request's latency.
+ */
 void
 http_io_kick(void)
 {
@@ -427,6 +433,7 @@ http_io_kick(void)
 	curl_multi_wakeup(multi);
 	pthread_mutex_unlock(&io_lock);
 	kick_needed = false;
+	sched_yield();
 }
 
 /*
