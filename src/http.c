@@ -380,6 +380,17 @@ http_send_now(void)
 	http_io_kick();
 }
 
+/*
+ * Move no request any more: the worker is going, and records what finished
+ * (http_next_done) knowing that nothing else was answered since.  Requests
+ * still out are the next worker's to send.
+ */
+void
+http_stop(void)
+{
+	http_io_stop();
+}
+
 /* The error class of a transfer that libcurl ended with an error. */
 static WebhookErrorClass
 curl_error_class(CURLcode code)

@@ -13,6 +13,7 @@ extern void http_reload_policy(void);
 extern void http_start(Delivery *d);
 extern bool http_wait(long timeout_ms);
 extern void http_send_now(void);
+extern void http_stop(void);
 extern Delivery *http_next_done(void);
 extern int	http_in_flight(void);
 

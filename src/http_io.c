@@ -8,8 +8,9 @@
  *		reading, signing and recording, on another core.
  *
  * What makes a thread safe inside a PostgreSQL backend:
- * - It runs no PostgreSQL code: no palloc, no ereport, no latch, no shared
- *   memory, no setting.  It calls libcurl, pthreads and libc only.  Its
+ * - It runs no PostgreSQL backend code: no palloc, no ereport, no latch, no
+ *   shared memory, no setting.  It calls libcurl, pthreads, libc and pure
+ *   functions of PostgreSQL's port library (pg_strncasecmp) only.  Its
  *   libcurl callbacks copy bytes into fields of the Delivery, which the main
  *   thread allocated beforehand and does not touch until the request comes
  *   back through the finished queue.
@@ -17,8 +18,11 @@
  *   thread, as they expect.
  * - The threads share only what is below, under io_lock (the queues and
  *   the multi handle's replacement) or policy_lock (the network policy).
+ *   The main thread makes every multi handle; the thread only uses them.
  * - It is stopped and joined before the process exits (before_shmem_exit),
- *   so that no exit handler (OpenSSL's among them) runs under it.
+ *   so that no exit handler (OpenSSL's among them) runs under it; and
+ *   before a stopping worker's last recording, so that what it records is
+ *   all that was sent (http_io_stop).
  *
  * The main thread still sleeps in a WaitEventSet with its latch (http.c);
  * the thread wakes it through an eventfd when finished requests wait, and
@@ -33,6 +37,8 @@
 #include <unistd.h>
 
 #include "storage/ipc.h"
+
+#include "webhook.h"
 
 #include "http_io.h"
 
@@ -50,11 +56,10 @@ typedef struct IoQueue
 static pthread_mutex_t io_lock = PTHREAD_MUTEX_INITIALIZER;
 static IoQueue submitted;		/* prepared, not yet added to libcurl */
 static IoQueue finished;		/* done, not yet taken by the main thread */
-static bool fresh_requested = false;	/* replace the multi handle first */
+static CURLM *fresh_multi = NULL;	/* use this one from the next request on */
 static bool stopping = false;
 static CURLM *multi = NULL;		/* replaced by the thread, woken by the main
 								 * thread: both under io_lock */
-static long io_max_connections = 1000;
 
 static pthread_mutex_t policy_lock = PTHREAD_MUTEX_INITIALIZER;
 static NetGuardPolicy io_policy;
@@ -62,8 +67,10 @@ static bool io_policy_valid = false;
 
 /* Not shared: the main thread's own. */
 static pthread_t io_thread;
+static bool started = false;
 static int	done_fd = -1;
 static bool kick_needed = false;
+static long io_max_connections = 1000;
 
 /* Append d to q. */
 static void
@@ -90,8 +97,10 @@ queue_take_all(IoQueue *q)
 }
 
 /*
- * A multi handle, which owns the connection pool.  Beyond max connections
- * sockets, requests wait in libcurl's queue rather than fail.
+ * In the main thread: a multi handle, which owns the connection pool,
+ * keeping as many idle connections as requests may be in flight.  Beyond
+ * io_max_connections sockets, requests wait in libcurl's queue rather than
+ * fail.
  */
 static CURLM *
 new_multi(void)
@@ -99,9 +108,11 @@ new_multi(void)
 	CURLM	   *m = curl_multi_init();
 
 	if (m == NULL)
-		return NULL;
+		ereport(ERROR,
+				(errcode(ERRCODE_OUT_OF_MEMORY),
+				 errmsg("could not create a libcurl multi handle")));
 	curl_multi_setopt(m, CURLMOPT_PIPELINING, CURLPIPE_MULTIPLEX);
-	curl_multi_setopt(m, CURLMOPT_MAXCONNECTS, io_max_connections);
+	curl_multi_setopt(m, CURLMOPT_MAXCONNECTS, (long) webhook_max_in_flight);
 	curl_multi_setopt(m, CURLMOPT_MAX_TOTAL_CONNECTIONS, io_max_connections);
 	return m;
 }
@@ -239,9 +250,13 @@ add_submitted(Delivery *d, IoQueue *done)
 	{
 		Delivery   *next = d->io_next;
 
-		if (curl_multi_add_handle(multi, d->easy) != CURLM_OK)
+		CURLMcode	rc = curl_multi_add_handle(multi, d->easy);
+
+		if (rc != CURLM_OK)
 		{
 			d->io_result = CURLE_FAILED_INIT;
+			snprintf(d->curl_error, CURL_ERROR_SIZE, "could not add the request to libcurl: %s",
+					 curl_multi_strerror(rc));
 			queue_push(done, d);
 		}
 		d = next;
@@ -307,8 +322,8 @@ hand_back(IoQueue *done)
 }
 
 /*
- * The thread: take what the main thread submitted (after a new connection
- * pool, if asked for), let libcurl move every transfer, hand back the
+ * The thread: take what the main thread submitted (through a new multi
+ * handle, if it made one), let libcurl move every transfer, hand back the
  * finished ones, and sleep in libcurl until a socket, libcurl's timer or
  * the main thread (curl_multi_wakeup) needs it.
  */
@@ -319,6 +334,7 @@ io_main(void *arg)
 	{
 		IoQueue		done = {0};
 		Delivery   *batch;
+		CURLM	   *old = NULL;
 		int			running;
 
 		pthread_mutex_lock(&io_lock);
@@ -327,21 +343,21 @@ io_main(void *arg)
 			pthread_mutex_unlock(&io_lock);
 			break;
 		}
-		if (fresh_requested)
+		if (fresh_multi)
 		{
-			CURLM	   *m = new_multi();
-
-			/* Nothing is in flight: the main thread asks only then. */
-			if (m != NULL)
-			{
-				curl_multi_cleanup(multi);
-				multi = m;
-			}
-			fresh_requested = false;
+			old = multi;
+			multi = fresh_multi;
+			fresh_multi = NULL;
 		}
 		batch = queue_take_all(&submitted);
 		pthread_mutex_unlock(&io_lock);
 
+		/*
+		 * Nothing is in flight on the old one (the main thread asks only
+		 * then): closing its idle connections holds up no one.
+		 */
+		if (old)
+			curl_multi_cleanup(old);
 		add_submitted(batch, &done);
 		curl_multi_perform(multi, &running);
 		collect_finished(&done);
@@ -351,20 +367,34 @@ io_main(void *arg)
 	return NULL;
 }
 
-/* Stop the thread and wait for it, before the process's exit handlers. */
-static void
-stop_at_exit(int code, Datum arg)
+/*
+ * Stop the thread and wait for it: nothing is sent or finished any more,
+ * and what finished waits in the queue.  It returns within one pass of
+ * its loop: libcurl resolves names asynchronously (checked at start).
+ */
+void
+http_io_stop(void)
 {
+	if (!started)
+		return;
 	pthread_mutex_lock(&io_lock);
 	stopping = true;
 	curl_multi_wakeup(multi);
 	pthread_mutex_unlock(&io_lock);
 	(void) pthread_join(io_thread, NULL);
+	started = false;
+}
+
+/* Before the process's exit handlers, OpenSSL's among them. */
+static void
+stop_at_exit(int code, Datum arg)
+{
+	http_io_stop();
 }
 
 /*
  * Start the thread, with every signal blocked in it, and the multi handle
- * it owns.  After curl_global_init, which is not thread-safe.
+ * it uses.  After curl_global_init, which is not thread-safe.
  */
 void
 http_io_start(long max_connections)
@@ -373,6 +403,12 @@ http_io_start(long max_connections)
 	sigset_t	old;
 	int			rc;
 
+	/* A name lookup inside libcurl's loop would hold up a stop. */
+	if (!(curl_version_info(CURLVERSION_NOW)->features & CURL_VERSION_ASYNCHDNS))
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("libcurl resolves host names synchronously"),
+				 errhint("Install a libcurl built with the threaded resolver or c-ares.")));
 	io_max_connections = max_connections;
 	done_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
 	if (done_fd < 0)
@@ -380,19 +416,19 @@ http_io_start(long max_connections)
 				(errcode_for_file_access(),
 				 errmsg("could not create an eventfd for the network thread: %m")));
 	multi = new_multi();
-	if (multi == NULL)
-		ereport(ERROR,
-				(errcode(ERRCODE_OUT_OF_MEMORY),
-				 errmsg("could not create a libcurl multi handle")));
+	before_shmem_exit(stop_at_exit, (Datum) 0);
 	sigfillset(&all);
 	pthread_sigmask(SIG_SETMASK, &all, &old);
 	rc = pthread_create(&io_thread, NULL, io_main, NULL);
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	if (rc != 0)
+	{
+		errno = rc;
 		ereport(ERROR,
 				(errcode(ERRCODE_INSUFFICIENT_RESOURCES),
-				 errmsg("could not start the delivery worker's network thread: %s", strerror(rc))));
-	before_shmem_exit(stop_at_exit, (Datum) 0);
+				 errmsg("could not start the delivery worker's network thread: %m")));
+	}
+	started = true;
 }
 
 /* The network policy that connections are checked against from now on. */
@@ -437,15 +473,22 @@ http_io_kick(void)
 }
 
 /*
- * Open no connection of the old pool again: the thread replaces the multi
- * handle before it adds the next request.  Only while nothing is in flight.
+ * Open no connection of the old pool again: the thread takes a new multi
+ * handle before it adds the next request.  Only while nothing is in
+ * flight.  One made earlier and not yet taken is never used: it goes.
  */
 void
 http_io_fresh_connections(void)
 {
+	CURLM	   *m = new_multi();
+	CURLM	   *unused;
+
 	pthread_mutex_lock(&io_lock);
-	fresh_requested = true;
+	unused = fresh_multi;
+	fresh_multi = m;
 	pthread_mutex_unlock(&io_lock);
+	if (unused)
+		curl_multi_cleanup(unused);
 	kick_needed = true;
 }
 

@@ -17,6 +17,7 @@
 #define HTTP_INVALID_POLICY "invalid webhook.allowed_networks"
 
 extern void http_io_start(long max_connections);
+extern void http_io_stop(void);
 extern void http_io_set_policy(const NetGuardPolicy *policy, bool valid);
 extern void http_io_configure(Delivery *d);
 extern void http_io_submit(Delivery *d);

@@ -828,6 +828,8 @@ static void
 record_before_leaving(WorkerState *s)
 {
 	s->leaving = true;
+	/* What it records is then all that was sent: nothing moves after. */
+	http_stop();
 	(void) http_wait(0);
 	record_outcomes(s);
 }
