@@ -25,15 +25,21 @@
  *   all that was sent (http_io_stop).
  *
  * The main thread still sleeps in a WaitEventSet with its latch (http.c);
- * the thread wakes it through an eventfd when finished requests wait, and
- * the main thread wakes the thread through curl_multi_wakeup.
+ * the thread wakes it through an eventfd (done_fd) when finished requests
+ * wait.  The thread sleeps in an epoll set of its own with the sockets
+ * libcurl watches and another eventfd (kick_fd), which the main thread
+ * writes when it queued requests or wants the thread to stop.  libcurl's
+ * socket interface acts only on the sockets that are ready, so a pass
+ * costs what happened, not the number of requests in flight.
  */
 #include "postgres.h"
 
 #include <pthread.h>
 #include <sched.h>
 #include <signal.h>
+#include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "storage/ipc.h"
@@ -42,8 +48,8 @@
 
 #include "http_io.h"
 
-/* The thread's longest sleep: it is woken for everything it must do. */
-#define IO_IDLE_POLL_MS (24 * 3600 * 1000)
+/* Socket events taken from the epoll set per pass. */
+#define IO_MAX_EVENTS 256
 
 /* Deliveries in the order they came, linked through io_next. */
 typedef struct IoQueue
@@ -58,17 +64,25 @@ static IoQueue submitted;		/* prepared, not yet added to libcurl */
 static IoQueue finished;		/* done, not yet taken by the main thread */
 static CURLM *fresh_multi = NULL;	/* use this one from the next request on */
 static bool stopping = false;
-static CURLM *multi = NULL;		/* replaced by the thread, woken by the main
-								 * thread: both under io_lock */
+static CURLM *multi = NULL;		/* the thread's; replaced by it, under
+								 * io_lock */
 
 static pthread_mutex_t policy_lock = PTHREAD_MUTEX_INITIALIZER;
 static NetGuardPolicy io_policy;
 static bool io_policy_valid = false;
 
-/* Not shared: the main thread's own. */
+/* Made before the thread starts; each is written by one side, read by the other. */
+static int	done_fd = -1;		/* the thread signals finished requests */
+static int	kick_fd = -1;		/* the main thread signals submissions */
+static int	epoll_fd = -1;		/* the thread's: kick_fd and libcurl's
+								 * sockets */
+
+/* The thread's own: when libcurl's timer fires (µs, monotonic), or -1. */
+static int64 timer_due_us = -1;
+
+/* The main thread's own. */
 static pthread_t io_thread;
 static bool started = false;
-static int	done_fd = -1;
 static bool kick_needed = false;
 static long io_max_connections = 1000;
 
@@ -96,6 +110,59 @@ queue_take_all(IoQueue *q)
 	return all;
 }
 
+/* Monotonic time in microseconds, for libcurl's timer. */
+static int64
+now_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64) ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+/*
+ * In the thread: apply libcurl's wish for a socket to the epoll set.  A
+ * socket libcurl already closed left the set by itself; one whose number
+ * came back is added anew.
+ */
+static int
+socket_callback(CURL *easy, curl_socket_t fd, int what, void *userp, void *socketp)
+{
+	struct epoll_event ev;
+
+	if (what == CURL_POLL_REMOVE)
+	{
+		(void) epoll_ctl(epoll_fd, EPOLL_CTL_DEL, fd, NULL);
+		return 0;
+	}
+	memset(&ev, 0, sizeof(ev));
+	ev.events = ((what & CURL_POLL_IN) ? EPOLLIN : 0) | ((what & CURL_POLL_OUT) ? EPOLLOUT : 0);
+	ev.data.fd = fd;
+	if (epoll_ctl(epoll_fd, EPOLL_CTL_MOD, fd, &ev) != 0 && errno == ENOENT)
+		(void) epoll_ctl(epoll_fd, EPOLL_CTL_ADD, fd, &ev);
+	return 0;
+}
+
+/* In the thread: remember when libcurl wants to act without a socket. */
+static int
+timer_callback(CURLM *m, long timeout_ms, void *userp)
+{
+	timer_due_us = timeout_ms < 0 ? -1 : now_us() + (int64) timeout_ms * 1000;
+	return 0;
+}
+
+/* In the thread: milliseconds until libcurl's timer, 0 if due, -1 if none. */
+static int
+timer_wait_ms(void)
+{
+	int64		left;
+
+	if (timer_due_us < 0)
+		return -1;
+	left = timer_due_us - now_us();
+	return left <= 0 ? 0 : (int) Min((left + 999) / 1000, INT_MAX);
+}
+
 /*
  * In the main thread: a multi handle, which owns the connection pool,
  * keeping as many idle connections as requests may be in flight.  Beyond
@@ -111,6 +178,8 @@ new_multi(void)
 		ereport(ERROR,
 				(errcode(ERRCODE_OUT_OF_MEMORY),
 				 errmsg("could not create a libcurl multi handle")));
+	curl_multi_setopt(m, CURLMOPT_SOCKETFUNCTION, socket_callback);
+	curl_multi_setopt(m, CURLMOPT_TIMERFUNCTION, timer_callback);
 	curl_multi_setopt(m, CURLMOPT_PIPELINING, CURLPIPE_MULTIPLEX);
 	curl_multi_setopt(m, CURLMOPT_MAXCONNECTS, (long) webhook_max_in_flight);
 	curl_multi_setopt(m, CURLMOPT_MAX_TOTAL_CONNECTIONS, io_max_connections);
@@ -321,21 +390,61 @@ hand_back(IoQueue *done)
 		return;
 }
 
+/* In the thread: let libcurl act on the sockets epoll found ready. */
+static void
+act_on_sockets(struct epoll_event *events, int n)
+{
+	int			running;
+
+	for (int i = 0; i < n; i++)
+	{
+		uint32		ev = events[i].events;
+		int			flags = 0;
+
+		if (events[i].data.fd == kick_fd)
+		{
+			uint64		count;
+
+			/*
+			 * Only resets the counter (it fails only when that is zero): the
+			 * next pass looks at the queue.
+			 */
+			if (read(kick_fd, &count, sizeof(count)) <= 0)
+				count = 0;
+			continue;
+		}
+		if (ev & (EPOLLIN | EPOLLHUP))
+			flags |= CURL_CSELECT_IN;
+		if (ev & EPOLLOUT)
+			flags |= CURL_CSELECT_OUT;
+		if (ev & EPOLLERR)
+			flags |= CURL_CSELECT_ERR;
+		curl_multi_socket_action(multi, events[i].data.fd, flags, &running);
+	}
+	if (timer_due_us >= 0 && timer_wait_ms() == 0)
+	{
+		timer_due_us = -1;
+		curl_multi_socket_action(multi, CURL_SOCKET_TIMEOUT, 0, &running);
+	}
+}
+
 /*
  * The thread: take what the main thread submitted (through a new multi
- * handle, if it made one), let libcurl move every transfer, hand back the
- * finished ones, and sleep in libcurl until a socket, libcurl's timer or
- * the main thread (curl_multi_wakeup) needs it.
+ * handle, if it made one), sleep until a socket, libcurl's timer or the
+ * main thread needs it (not at all when requests were just added: their
+ * timer is due), let libcurl act, and hand back the finished requests.
  */
 static void *
 io_main(void *arg)
 {
+	struct epoll_event events[IO_MAX_EVENTS];
+
 	for (;;)
 	{
 		IoQueue		done = {0};
 		Delivery   *batch;
 		CURLM	   *old = NULL;
-		int			running;
+		int			n;
 
 		pthread_mutex_lock(&io_lock);
 		if (stopping)
@@ -359,12 +468,23 @@ io_main(void *arg)
 		if (old)
 			curl_multi_cleanup(old);
 		add_submitted(batch, &done);
-		curl_multi_perform(multi, &running);
+		n = epoll_wait(epoll_fd, events, IO_MAX_EVENTS, timer_wait_ms());
+		act_on_sockets(events, Max(n, 0));
 		collect_finished(&done);
 		hand_back(&done);
-		curl_multi_poll(multi, NULL, 0, IO_IDLE_POLL_MS, NULL);
 	}
 	return NULL;
+}
+
+/* Wake the thread: it looks at the queue and at stopping. */
+static void
+kick_thread(void)
+{
+	uint64		one = 1;
+
+	/* It fails only when the counter is full: the thread wakes anyway. */
+	if (write(kick_fd, &one, sizeof(one)) < 0)
+		return;
 }
 
 /*
@@ -379,8 +499,8 @@ http_io_stop(void)
 		return;
 	pthread_mutex_lock(&io_lock);
 	stopping = true;
-	curl_multi_wakeup(multi);
 	pthread_mutex_unlock(&io_lock);
+	kick_thread();
 	(void) pthread_join(io_thread, NULL);
 	started = false;
 }
@@ -390,6 +510,31 @@ static void
 stop_at_exit(int code, Datum arg)
 {
 	http_io_stop();
+}
+
+/*
+ * The descriptors the threads signal each other through, and the thread's
+ * epoll set, which watches kick_fd from the start.
+ */
+static void
+open_descriptors(void)
+{
+	struct epoll_event ev;
+
+	done_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	kick_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	epoll_fd = epoll_create1(EPOLL_CLOEXEC);
+	if (done_fd < 0 || kick_fd < 0 || epoll_fd < 0)
+		ereport(ERROR,
+				(errcode_for_file_access(),
+				 errmsg("could not create the network thread's descriptors: %m")));
+	memset(&ev, 0, sizeof(ev));
+	ev.events = EPOLLIN;
+	ev.data.fd = kick_fd;
+	if (epoll_ctl(epoll_fd, EPOLL_CTL_ADD, kick_fd, &ev) != 0)
+		ereport(ERROR,
+				(errcode_for_file_access(),
+				 errmsg("could not watch the network thread's eventfd: %m")));
 }
 
 /*
@@ -410,11 +555,7 @@ http_io_start(long max_connections)
 				 errmsg("libcurl resolves host names synchronously"),
 				 errhint("Install a libcurl built with the threaded resolver or c-ares.")));
 	io_max_connections = max_connections;
-	done_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-	if (done_fd < 0)
-		ereport(ERROR,
-				(errcode_for_file_access(),
-				 errmsg("could not create an eventfd for the network thread: %m")));
+	open_descriptors();
 	multi = new_multi();
 	before_shmem_exit(stop_at_exit, (Datum) 0);
 	sigfillset(&all);
@@ -465,9 +606,7 @@ http_io_kick(void)
 {
 	if (!kick_needed)
 		return;
-	pthread_mutex_lock(&io_lock);
-	curl_multi_wakeup(multi);
-	pthread_mutex_unlock(&io_lock);
+	kick_thread();
 	kick_needed = false;
 	sched_yield();
 }

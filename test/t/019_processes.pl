@@ -144,6 +144,27 @@ check_processes('setup', 'd');
 	is(launcher_pid(), $lpid, 'cancelled launcher: still the same process');
 }
 
+# --- the network thread blocks every signal; the worker's own thread takes them -
+{
+	my $wpid = worker_pid($node, 'd');
+	my %blocked;
+	for my $status (glob("/proc/$wpid/task/*/status"))
+	{
+		my ($tid) = $status =~ m{/task/(\d+)/};
+		open(my $fh, '<', $status) or next;
+		my ($mask) = map { /^SigBlk:\s*([0-9a-f]+)/ ? $1 : () } <$fh>;
+		close $fh;
+		$blocked{$tid} = hex(substr($mask, -8)) if defined $mask;
+	}
+	# SIGHUP, SIGINT, SIGUSR1, SIGUSR2, SIGTERM and SIGURG: bits 0, 1, 9, 11, 14, 22.
+	my $signals = (1 << 0) | (1 << 1) | (1 << 9) | (1 << 11) | (1 << 14) | (1 << 22);
+	my @threads = grep { $_ != $wpid } keys %blocked;
+	ok(@threads >= 1, 'the worker runs a network thread');
+	is(scalar(grep { ($blocked{$_} & $signals) != $signals } @threads), 0,
+		'every other thread of the worker blocks SIGHUP, SIGINT, SIGUSR1, SIGUSR2, SIGTERM and SIGURG');
+	is($blocked{$wpid} & (1 << 14), 0, 'the worker\'s own thread takes SIGTERM');
+}
+
 # --- #12: a restarted launcher adopts the running worker ----------------------
 {
 	$node->safe_psql('d',
