@@ -243,6 +243,10 @@ configure_transfer(Delivery *d)
 		curl_easy_setopt(e, CURLOPT_FORBID_REUSE, 1L);
 	}
 	curl_easy_setopt(e, CURLOPT_TCP_NODELAY, 1L);
+	/* A transfer that times out during a lookup does not wait for it. */
+#if LIBCURL_VERSION_NUM >= 0x075700
+	curl_easy_setopt(e, CURLOPT_QUICK_EXIT, 1L);
+#endif
 	curl_easy_setopt(e, CURLOPT_ERRORBUFFER, d->curl_error);
 	/* The network thread's callbacks, which fill fields of d. */
 	http_io_configure(d);
@@ -490,6 +494,26 @@ describe_result(Delivery *d, CURLcode code)
 }
 
 /*
+ * Say when the network thread could not watch sockets since the last time:
+ * their requests wait for their timeout.
+ */
+static void
+warn_of_unwatched_sockets(void)
+{
+	static uint32 warned = 0;
+	uint32		failures = http_io_watch_failures();
+
+	if (failures == warned)
+		return;
+	ereport(WARNING,
+			(errcode(ERRCODE_INSUFFICIENT_RESOURCES),
+			 errmsg("the delivery worker could not watch %u sockets", failures - warned),
+			 errdetail("Their requests end at their timeout."),
+			 errhint("Raise the kernel's fs.epoll.max_user_watches.")));
+	warned = failures;
+}
+
+/*
  * The next finished request, with status and error filled in; NULL if
  * none.  Its easy handle goes back to the pool.
  */
@@ -501,6 +525,7 @@ http_next_done(void)
 
 	if (d == NULL)
 		return NULL;
+	warn_of_unwatched_sockets();
 	old = MemoryContextSwitchTo(d->cxt);
 	describe_result(d, d->io_result);
 	MemoryContextSwitchTo(old);

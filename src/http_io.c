@@ -42,6 +42,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "port/atomics.h"
 #include "storage/ipc.h"
 
 #include "webhook.h"
@@ -64,21 +65,25 @@ static IoQueue submitted;		/* prepared, not yet added to libcurl */
 static IoQueue finished;		/* done, not yet taken by the main thread */
 static CURLM *fresh_multi = NULL;	/* use this one from the next request on */
 static bool stopping = false;
-static CURLM *multi = NULL;		/* the thread's; replaced by it, under
-								 * io_lock */
+static CURLM *multi = NULL;		/* the thread's; replaced by it, under io_lock */
 
 static pthread_mutex_t policy_lock = PTHREAD_MUTEX_INITIALIZER;
 static NetGuardPolicy io_policy;
 static bool io_policy_valid = false;
 
-/* Made before the thread starts; each is written by one side, read by the other. */
+/* Made before the thread starts. */
 static int	done_fd = -1;		/* the thread signals finished requests */
 static int	kick_fd = -1;		/* the main thread signals submissions */
-static int	epoll_fd = -1;		/* the thread's: kick_fd and libcurl's
-								 * sockets */
+static int	epoll_fd = -1;		/* the thread's: kick_fd and libcurl's sockets */
 
-/* The thread's own: when libcurl's timer fires (µs, monotonic), or -1. */
-static int64 timer_due_us = -1;
+/* Sockets the thread could not watch (the main thread warns of them). */
+static pg_atomic_uint32 watch_failures;
+
+/* The thread's own. */
+static int64 timer_due_us = -1; /* when libcurl's timer fires (µs,
+								 * monotonic), or -1 */
+static bool socket_removed = false; /* libcurl let go of a socket during this
+									 * pass */
 
 /* The main thread's own. */
 static pthread_t io_thread;
@@ -133,20 +138,33 @@ socket_callback(CURL *easy, curl_socket_t fd, int what, void *userp, void *socke
 	if (what == CURL_POLL_REMOVE)
 	{
 		(void) epoll_ctl(epoll_fd, EPOLL_CTL_DEL, fd, NULL);
+		socket_removed = true;
 		return 0;
 	}
 	memset(&ev, 0, sizeof(ev));
 	ev.events = ((what & CURL_POLL_IN) ? EPOLLIN : 0) | ((what & CURL_POLL_OUT) ? EPOLLOUT : 0);
 	ev.data.fd = fd;
-	if (epoll_ctl(epoll_fd, EPOLL_CTL_MOD, fd, &ev) != 0 && errno == ENOENT)
-		(void) epoll_ctl(epoll_fd, EPOLL_CTL_ADD, fd, &ev);
+
+	/*
+	 * A socket left unwatched (the kernel's max_user_watches reached) makes
+	 * its request wait for its timeout; failing here would fail the whole
+	 * multi handle.
+	 */
+	if (epoll_ctl(epoll_fd, EPOLL_CTL_MOD, fd, &ev) != 0 &&
+		(errno != ENOENT || epoll_ctl(epoll_fd, EPOLL_CTL_ADD, fd, &ev) != 0))
+		pg_atomic_fetch_add_u32(&watch_failures, 1);
 	return 0;
 }
 
-/* In the thread: remember when libcurl wants to act without a socket. */
+/*
+ * In the thread: remember when libcurl wants to act without a socket.  A
+ * multi handle being closed after a swap has no say.
+ */
 static int
 timer_callback(CURLM *m, long timeout_ms, void *userp)
 {
+	if (m != multi)
+		return 0;
 	timer_due_us = timeout_ms < 0 ? -1 : now_us() + (int64) timeout_ms * 1000;
 	return 0;
 }
@@ -390,13 +408,21 @@ hand_back(IoQueue *done)
 		return;
 }
 
-/* In the thread: let libcurl act on the sockets epoll found ready. */
+/*
+ * In the thread: let libcurl act on the sockets epoll found ready.  Once
+ * libcurl let go of a socket, the rest of the events wait for the next
+ * pass (the set is level-triggered): one of them may name a socket closed
+ * meanwhile whose number a new connection took, and its stale error flag
+ * would fail a new request.  An error or hang-up is passed on as libcurl's
+ * own poll loop does, so that libcurl finds out what it was.
+ */
 static void
 act_on_sockets(struct epoll_event *events, int n)
 {
 	int			running;
 
-	for (int i = 0; i < n; i++)
+	socket_removed = false;
+	for (int i = 0; i < n && !socket_removed; i++)
 	{
 		uint32		ev = events[i].events;
 		int			flags = 0;
@@ -413,9 +439,9 @@ act_on_sockets(struct epoll_event *events, int n)
 				count = 0;
 			continue;
 		}
-		if (ev & (EPOLLIN | EPOLLHUP))
+		if (ev & (EPOLLIN | EPOLLHUP | EPOLLERR))
 			flags |= CURL_CSELECT_IN;
-		if (ev & EPOLLOUT)
+		if (ev & (EPOLLOUT | EPOLLHUP | EPOLLERR))
 			flags |= CURL_CSELECT_OUT;
 		if (ev & EPOLLERR)
 			flags |= CURL_CSELECT_ERR;
@@ -490,7 +516,9 @@ kick_thread(void)
 /*
  * Stop the thread and wait for it: nothing is sent or finished any more,
  * and what finished waits in the queue.  It returns within one pass of
- * its loop: libcurl resolves names asynchronously (checked at start).
+ * its loop: libcurl resolves names asynchronously (checked at start), and
+ * a transfer that ends during a lookup does not wait for it (QUICK_EXIT,
+ * http.c).
  */
 void
 http_io_stop(void)
@@ -548,13 +576,17 @@ http_io_start(long max_connections)
 	sigset_t	old;
 	int			rc;
 
-	/* A name lookup inside libcurl's loop would hold up a stop. */
+	/*
+	 * A name lookup inside libcurl's loop would hold up every request and a
+	 * stop.
+	 */
 	if (!(curl_version_info(CURLVERSION_NOW)->features & CURL_VERSION_ASYNCHDNS))
 		ereport(ERROR,
 				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
 				 errmsg("libcurl resolves host names synchronously"),
 				 errhint("Install a libcurl built with the threaded resolver or c-ares.")));
 	io_max_connections = max_connections;
+	pg_atomic_init_u32(&watch_failures, 0);
 	open_descriptors();
 	multi = new_multi();
 	before_shmem_exit(stop_at_exit, (Datum) 0);
@@ -648,6 +680,13 @@ http_io_take_done(void)
 	}
 	pthread_mutex_unlock(&io_lock);
 	return d;
+}
+
+/* How many sockets the thread could not watch so far. */
+uint32
+http_io_watch_failures(void)
+{
+	return pg_atomic_read_u32(&watch_failures);
 }
 
 /* Do finished requests wait to be taken? */

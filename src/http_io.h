@@ -25,6 +25,7 @@ extern void http_io_kick(void);
 extern void http_io_fresh_connections(void);
 extern Delivery *http_io_take_done(void);
 extern bool http_io_has_done(void);
+extern uint32 http_io_watch_failures(void);
 extern pgsocket http_io_done_fd(void);
 extern void http_io_clear_done_fd(void);
 
