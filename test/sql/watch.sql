@@ -907,6 +907,21 @@ BEGIN
     END LOOP;
 END $$;
 SELECT webhook.watch('regress_watch.probe', event_prefix => 'probe.second', operations => '{insert}');
+-- VACUUM FULL keeps the row versions that a snapshot taken before the
+-- unwatches may still see (the worker's read, an autovacuum ANALYZE): wait
+-- until no other backend holds one.
+SELECT set_config('regress_watch.after_unwatch', pg_current_xact_id()::text, false) IS NOT NULL AS noted;
+DO $$
+BEGIN
+    FOR i IN 1..600 LOOP
+        PERFORM pg_stat_clear_snapshot();
+        EXIT WHEN NOT EXISTS (
+            SELECT 1 FROM pg_stat_activity a
+             WHERE a.pid <> pg_backend_pid() AND a.backend_xmin IS NOT NULL
+               AND age(a.backend_xmin) > age(current_setting('regress_watch.after_unwatch')::xid));
+        PERFORM pg_sleep(0.1);
+    END LOOP;
+END $$;
 VACUUM FULL webhook.table_watches;
 SELECT pg_relation_size('webhook.table_watches') <= current_setting('block_size')::int AS one_page;
 INSERT INTO regress_watch.probe VALUES (2);
